@@ -1,0 +1,1 @@
+//! examples: classic servers built on netlib.

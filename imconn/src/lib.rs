@@ -1,0 +1,1 @@
+//! imconn: buffered TeamTalk connections over netlib (filled by the "pdu + imconn" issue).

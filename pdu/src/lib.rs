@@ -1,0 +1,1 @@
+//! pdu: the TeamTalk frame (filled by the "pdu + imconn" issue).

@@ -1,0 +1,1 @@
+//! servers: login_server and msg_server (filled by the servers issue).
