@@ -1,0 +1,125 @@
+//! Socket handlers and the table that owns them.
+//!
+//! A [`Handler`] is TeamTalk's `callback_t` plus `callback_data`: the object
+//! that receives a socket's events. Handlers are owned by the dispatcher and
+//! taken out of their slot while they run, so a callback can do anything
+//! through the [`Context`] - including closing its own socket or replacing its
+//! own handler - without `RefCell` borrow panics.
+//!
+//! One handler may serve many sockets: accepted sockets start with their
+//! listener's handler (TeamTalk's behaviour until `NETLIB_OPT_SET_CALLBACK`),
+//! so a server can keep all its connections in one object. The table counts
+//! how many sockets use each handler and drops it when the last one closes.
+
+use crate::context::Context;
+use crate::event::Event;
+use crate::handle::Handle;
+
+/// Receives the events of the sockets it is attached to.
+///
+/// Closures of the right shape are handlers too:
+///
+/// ```
+/// use netlib::{Context, Event, Handle};
+/// let handler = |ctx: &mut Context, h: Handle, ev: Event| {
+///     if let Event::Read = ev {
+///         let mut buf = [0u8; 4096];
+///         while let Ok(n) = ctx.recv(h, &mut buf) {
+///             if n == 0 { break; }
+///             let _ = ctx.send(h, &buf[..n]);
+///         }
+///     }
+/// };
+/// # let _: Box<dyn netlib::Handler> = Box::new(handler);
+/// ```
+pub trait Handler: 'static {
+    /// Called on the dispatcher's thread for every event of socket `handle`.
+    fn on_event(&mut self, ctx: &mut Context, handle: Handle, event: Event);
+}
+
+impl<F> Handler for F
+where
+    F: FnMut(&mut Context, Handle, Event) + 'static,
+{
+    fn on_event(&mut self, ctx: &mut Context, handle: Handle, event: Event) {
+        self(ctx, handle, event)
+    }
+}
+
+/// Index into the handler table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HandlerId(pub(crate) u32);
+
+struct HandlerSlot {
+    /// `None` while the handler runs, or when the slot is free.
+    handler: Option<Box<dyn Handler>>,
+    /// Sockets using this handler.
+    refs: u32,
+    running: bool,
+}
+
+/// Reference-counted storage for handlers.
+#[derive(Default)]
+pub(crate) struct HandlerTable {
+    slots: Vec<HandlerSlot>,
+    free: Vec<u32>,
+}
+
+impl HandlerTable {
+    /// Stores a handler with one reference.
+    pub(crate) fn insert(&mut self, handler: Box<dyn Handler>) -> HandlerId {
+        let slot = HandlerSlot {
+            handler: Some(handler),
+            refs: 1,
+            running: false,
+        };
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                HandlerId(i)
+            }
+            None => {
+                self.slots.push(slot);
+                HandlerId((self.slots.len() - 1) as u32)
+            }
+        }
+    }
+
+    pub(crate) fn add_ref(&mut self, id: HandlerId) {
+        self.slots[id.0 as usize].refs += 1;
+    }
+
+    /// Drops one reference; the handler is dropped with the last one (after
+    /// it returns, if it is running now).
+    pub(crate) fn release(&mut self, id: HandlerId) {
+        let slot = &mut self.slots[id.0 as usize];
+        slot.refs = slot.refs.saturating_sub(1);
+        if slot.refs == 0 && !slot.running {
+            let dropped = slot.handler.take();
+            self.free.push(id.0);
+            drop(dropped);
+        }
+    }
+
+    /// Takes the handler out to run it. `None` if it is already running
+    /// (a handler is never re-entered) or gone.
+    pub(crate) fn take(&mut self, id: HandlerId) -> Option<Box<dyn Handler>> {
+        let slot = self.slots.get_mut(id.0 as usize)?;
+        let handler = slot.handler.take()?;
+        slot.running = true;
+        Some(handler)
+    }
+
+    /// Puts a handler back after it ran, or drops it if its last socket
+    /// closed meanwhile.
+    pub(crate) fn put_back(&mut self, id: HandlerId, handler: Box<dyn Handler>) {
+        let slot = &mut self.slots[id.0 as usize];
+        slot.running = false;
+        if slot.refs == 0 {
+            self.free.push(id.0);
+            drop(handler);
+        } else {
+            slot.handler = Some(handler);
+        }
+    }
+}

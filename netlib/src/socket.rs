@@ -1,0 +1,224 @@
+//! `BaseSocket`: one socket's state machine and the system calls that create it.
+//!
+//! TeamTalk's `CBaseSocket` kept a state (idle, listening, connecting,
+//! connected, closing) but ignored it: sending while connecting or listening
+//! twice silently did nothing. Here every operation checks the state and the
+//! dispatcher returns [`Error::InvalidState`](crate::Error::InvalidState).
+//!
+//! ```text
+//!   Idle --listen--> Listening --close--> Closing --Close event--> (slot freed)
+//!   Idle --connect--> Connecting --Confirm--> Connected --close/EOF/error--> Closing
+//! ```
+//!
+//! Sockets are created with `socket2` so the options TeamTalk set by hand
+//! (SO_REUSEADDR, non-blocking, TCP_NODELAY) and the ones it lacked
+//! (SO_REUSEPORT, IPv6-only, a configurable backlog) are set before
+//! `bind`/`listen`/`connect`, then handed to mio. Owned by the dispatcher; only
+//! its thread touches them.
+
+use crate::handler::HandlerId;
+use crate::timer::TimerId;
+use mio::net::{TcpListener, TcpStream};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The life cycle of a socket (TeamTalk's `SOCKET_STATE_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketState {
+    /// Created with [`Context::create_socket`](crate::Context::create_socket),
+    /// not yet listening or connecting.
+    Idle,
+    /// Accepting connections.
+    Listening,
+    /// A non-blocking connect is in progress.
+    Connecting,
+    /// Connected; data may flow.
+    Connected,
+    /// Closed; its [`Close`](crate::Event::Close) event is about to be delivered.
+    Closing,
+}
+
+/// How to listen. `ListenOptions::default()` is right for a public server port.
+#[derive(Debug, Clone)]
+pub struct ListenOptions {
+    /// Length of the kernel's accept queue. Default 1024 (TeamTalk used 64).
+    pub backlog: i32,
+    /// SO_REUSEADDR, so a restarted server can bind while old connections sit
+    /// in TIME_WAIT. Default true.
+    pub reuse_address: bool,
+    /// SO_REUSEPORT, so several loops (threads or processes) can listen on the
+    /// same port and the kernel spreads connections. Default false.
+    pub reuse_port: bool,
+    /// For IPv6 addresses: accept IPv6 only (true) or also IPv4-mapped (false).
+    /// `None` keeps the system default.
+    pub ipv6_only: Option<bool>,
+    /// TCP_NODELAY on accepted sockets. Default true.
+    pub nodelay: bool,
+    /// Accepted sockets report end-of-stream as [`Event::ReadClosed`](crate::Event::ReadClosed)
+    /// and stay open for sending. Default false (end-of-stream closes).
+    pub half_close: bool,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            backlog: 1024,
+            reuse_address: true,
+            reuse_port: false,
+            ipv6_only: None,
+            nodelay: true,
+            half_close: false,
+        }
+    }
+}
+
+/// How to connect. `ConnectOptions::default()`: no timeout, TCP_NODELAY on.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Give up with [`CloseReason::TimedOut`](crate::CloseReason::TimedOut)
+    /// if the connection is not established within this time.
+    pub timeout: Option<Duration>,
+    /// TCP_NODELAY. Default true.
+    pub nodelay: bool,
+    /// Bind to this local address first (for example to spread source
+    /// addresses over 127.0.0.x). Default none.
+    pub bind: Option<SocketAddr>,
+    /// Report end-of-stream as [`Event::ReadClosed`](crate::Event::ReadClosed)
+    /// instead of closing. Default false.
+    pub half_close: bool,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            timeout: None,
+            nodelay: true,
+            bind: None,
+            half_close: false,
+        }
+    }
+}
+
+/// The kernel object behind a socket, if it has one yet.
+pub(crate) enum Io {
+    None,
+    Listener(TcpListener),
+    Stream(TcpStream),
+}
+
+/// Everything the dispatcher knows about one open socket.
+pub(crate) struct SocketEntry {
+    pub(crate) state: SocketState,
+    pub(crate) io: Io,
+    pub(crate) handler: HandlerId,
+    pub(crate) peer: Option<SocketAddr>,
+    /// The kernel may hold unread data (edge seen, WouldBlock not yet).
+    pub(crate) readable: bool,
+    /// A send hit WouldBlock; deliver Write on the next writable edge.
+    pub(crate) want_write: bool,
+    /// The owner asked not to be told about incoming data for now.
+    pub(crate) read_paused: bool,
+    /// End-of-stream seen on a half-close socket.
+    pub(crate) read_closed: bool,
+    pub(crate) half_close: bool,
+    /// Queued for a Read in the next turn (budget cut or unread data).
+    pub(crate) read_again_queued: bool,
+    /// Connect timeout or accept-resume timer owned by the dispatcher.
+    pub(crate) internal_timer: Option<TimerId>,
+    /// Listener options kept for accepted sockets.
+    pub(crate) accept_nodelay: bool,
+    pub(crate) accept_half_close: bool,
+    /// Accepting is paused after EMFILE/ENFILE until a timer resumes it.
+    pub(crate) accept_paused: bool,
+}
+
+impl SocketEntry {
+    pub(crate) fn new(handler: HandlerId, state: SocketState, io: Io) -> Self {
+        SocketEntry {
+            state,
+            io,
+            handler,
+            peer: None,
+            readable: false,
+            want_write: false,
+            read_paused: false,
+            read_closed: false,
+            half_close: false,
+            read_again_queued: false,
+            internal_timer: None,
+            accept_nodelay: true,
+            accept_half_close: false,
+            accept_paused: false,
+        }
+    }
+
+    pub(crate) fn stream(&self) -> Option<&TcpStream> {
+        match &self.io {
+            Io::Stream(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Wants a Read event now: data may be waiting and nobody paused it.
+    pub(crate) fn read_pending(&self) -> bool {
+        self.state == SocketState::Connected
+            && self.readable
+            && !self.read_paused
+            && !self.read_closed
+    }
+}
+
+/// Creates a bound, listening, non-blocking socket.
+pub(crate) fn bind_listener(addr: SocketAddr, opts: &ListenOptions) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(opts.reuse_address)?;
+    if opts.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        if let Some(only) = opts.ipv6_only {
+            socket.set_only_v6(only)?;
+        }
+    }
+    socket.set_nonblocking(true)?;
+    socket.set_cloexec(true)?;
+    socket.bind(&SockAddr::from(addr))?;
+    socket.listen(opts.backlog)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Starts a non-blocking connect. `Ok` means in progress or already
+/// connected; an error from `connect` itself is returned as `Err` so the
+/// dispatcher can report it through the same Close path as a late failure.
+pub(crate) fn start_connect(
+    addr: SocketAddr,
+    opts: &ConnectOptions,
+) -> io::Result<(TcpStream, Option<io::Error>)> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.set_cloexec(true)?;
+    if opts.nodelay {
+        socket.set_tcp_nodelay(true)?;
+    }
+    if let Some(local) = opts.bind {
+        socket.bind(&SockAddr::from(local))?;
+    }
+    let failure = match socket.connect(&SockAddr::from(addr)) {
+        Ok(()) => None,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => None,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        Err(e) => Some(e),
+    };
+    Ok((TcpStream::from_std(socket.into()), failure))
+}
+
+/// Is this accept error a shortage of descriptors or memory, after which
+/// accepting again at once would spin?
+pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}
