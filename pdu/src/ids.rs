@@ -1,0 +1,254 @@
+//! Service and command ids as plain `u16` constants, for `match` arms on a header.
+//!
+//! The header carries ids as bare numbers, and handlers dispatch on them:
+//!
+//! ```
+//! use pdu::{cid, sid, Header};
+//!
+//! fn route(h: &Header) -> &'static str {
+//!     match (h.service_id, h.command_id) {
+//!         (sid::OTHER, cid::other::HEARTBEAT) => "heartbeat",
+//!         (sid::LOGIN, cid::login::REQ_USERLOGIN) => "login",
+//!         (sid::MSG, cid::msg::DATA) => "message",
+//!         _ => "unknown",
+//!     }
+//! }
+//! assert_eq!(route(&Header::new(sid::MSG, cid::msg::DATA)), "message");
+//! ```
+//!
+//! The values are TeamTalk's, from `IM.BaseDefine.proto` (`ServiceID`,
+//! `LoginCmdID`, `MessageCmdID`, `OtherCmdID`); the same values also exist as
+//! protobuf enums in [`crate::proto`], and a unit test keeps the two in step.
+//! A command id's high byte is its service id.
+
+/// Service ids (`IM.BaseDefine.ServiceID`): the header's `service_id` field.
+pub mod sid {
+    /// `SID_LOGIN`: login server and user login on the message server.
+    pub const LOGIN: u16 = 0x0001;
+    /// `SID_BUDDY_LIST`: friend lists and user info.
+    pub const BUDDY_LIST: u16 = 0x0002;
+    /// `SID_MSG`: messages between users.
+    pub const MSG: u16 = 0x0003;
+    /// `SID_GROUP`: group messages.
+    pub const GROUP: u16 = 0x0004;
+    /// `SID_FILE`: file transfer.
+    pub const FILE: u16 = 0x0005;
+    /// `SID_SWITCH_SERVICE`: peer-to-peer command relay.
+    pub const SWITCH_SERVICE: u16 = 0x0006;
+    /// `SID_OTHER`: heartbeats and server-to-server traffic.
+    pub const OTHER: u16 = 0x0007;
+    /// `SID_INTERNAL`: reserved for servers.
+    pub const INTERNAL: u16 = 0x0008;
+}
+
+/// Command ids, grouped by service: the header's `command_id` field.
+pub mod cid {
+    /// Commands of [`sid::LOGIN`](super::sid::LOGIN) (`IM.BaseDefine.LoginCmdID`).
+    pub mod login {
+        /// `CID_LOGIN_REQ_MSGSERVER`: client asks the login server for a message
+        /// server ([`ImMsgServReq`](crate::proto::ImMsgServReq)).
+        pub const MSG_SERV_REQ: u16 = 0x0101;
+        /// `CID_LOGIN_RES_MSGSERVER`: the login server's answer
+        /// ([`ImMsgServRsp`](crate::proto::ImMsgServRsp)).
+        pub const MSG_SERV_RSP: u16 = 0x0102;
+        /// `CID_LOGIN_REQ_USERLOGIN`: user login on the message server
+        /// ([`ImLoginReq`](crate::proto::ImLoginReq)).
+        pub const REQ_USERLOGIN: u16 = 0x0103;
+        /// `CID_LOGIN_RES_USERLOGIN`: login result
+        /// ([`ImLoginRes`](crate::proto::ImLoginRes)).
+        pub const RES_USERLOGIN: u16 = 0x0104;
+        /// `CID_LOGIN_REQ_LOGINOUT`: logout request
+        /// ([`ImLogoutReq`](crate::proto::ImLogoutReq)).
+        pub const REQ_LOGINOUT: u16 = 0x0105;
+        /// `CID_LOGIN_RES_LOGINOUT`: logout result
+        /// ([`ImLogoutRsp`](crate::proto::ImLogoutRsp)).
+        pub const RES_LOGINOUT: u16 = 0x0106;
+        /// `CID_LOGIN_KICK_USER`: the server kicks a session
+        /// ([`ImKickUser`](crate::proto::ImKickUser)).
+        pub const KICK_USER: u16 = 0x0107;
+    }
+
+    /// Commands of [`sid::MSG`](super::sid::MSG) (`IM.BaseDefine.MessageCmdID`).
+    pub mod msg {
+        /// `CID_MSG_DATA`: a message ([`ImMsgData`](crate::proto::ImMsgData)).
+        pub const DATA: u16 = 0x0301;
+        /// `CID_MSG_DATA_ACK`: the server stored a message
+        /// ([`ImMsgDataAck`](crate::proto::ImMsgDataAck)).
+        pub const DATA_ACK: u16 = 0x0302;
+        /// `CID_MSG_READ_ACK`: the recipient read messages
+        /// ([`ImMsgDataReadAck`](crate::proto::ImMsgDataReadAck)).
+        pub const READ_ACK: u16 = 0x0303;
+        /// `CID_MSG_READ_NOTIFY`: tells the sender's other sessions about a read.
+        pub const READ_NOTIFY: u16 = 0x0304;
+        /// `CID_MSG_TIME_REQUEST`: client asks for the server time.
+        pub const TIME_REQUEST: u16 = 0x0305;
+        /// `CID_MSG_TIME_RESPONSE`: the server time.
+        pub const TIME_RESPONSE: u16 = 0x0306;
+    }
+
+    /// Commands of [`sid::OTHER`](super::sid::OTHER) (`IM.BaseDefine.OtherCmdID`).
+    pub mod other {
+        /// `CID_OTHER_HEARTBEAT`: keep-alive, echoed by the peer
+        /// ([`ImHeartBeat`](crate::proto::ImHeartBeat)).
+        pub const HEARTBEAT: u16 = 0x0701;
+        /// `CID_OTHER_STOP_RECV_PACKET`.
+        pub const STOP_RECV_PACKET: u16 = 0x0702;
+        /// `CID_OTHER_VALIDATE_REQ`: message server asks the DB proxy to check a
+        /// password.
+        pub const VALIDATE_REQ: u16 = 0x0703;
+        /// `CID_OTHER_VALIDATE_RSP`.
+        pub const VALIDATE_RSP: u16 = 0x0704;
+        /// `CID_OTHER_ROLE_SET`.
+        pub const ROLE_SET: u16 = 0x0707;
+        /// `CID_OTHER_ONLINE_USER_INFO`.
+        pub const ONLINE_USER_INFO: u16 = 0x0708;
+        /// `CID_OTHER_MSG_SERV_INFO`: a message server registers with the login
+        /// server ([`ImMsgServInfo`](crate::proto::ImMsgServInfo)).
+        pub const MSG_SERV_INFO: u16 = 0x0709;
+        /// `CID_OTHER_USER_STATUS_UPDATE`.
+        pub const USER_STATUS_UPDATE: u16 = 0x070a;
+        /// `CID_OTHER_USER_CNT_UPDATE`: a message server reports a user arriving
+        /// or leaving ([`ImUserCntUpdate`](crate::proto::ImUserCntUpdate)).
+        pub const USER_CNT_UPDATE: u16 = 0x070b;
+        /// `CID_OTHER_SERVER_KICK_USER`.
+        pub const SERVER_KICK_USER: u16 = 0x070d;
+    }
+}
+
+/// TeamTalk's name for a (service, command) pair, for log lines; `None` for ids
+/// this crate does not name.
+///
+/// ```
+/// use pdu::{cid, sid};
+///
+/// assert_eq!(pdu::ids::command_name(sid::OTHER, cid::other::HEARTBEAT), Some("CID_OTHER_HEARTBEAT"));
+/// assert_eq!(pdu::ids::command_name(sid::MSG, 0x7777), None);
+/// ```
+pub fn command_name(service_id: u16, command_id: u16) -> Option<&'static str> {
+    let name = match (service_id, command_id) {
+        (sid::LOGIN, cid::login::MSG_SERV_REQ) => "CID_LOGIN_REQ_MSGSERVER",
+        (sid::LOGIN, cid::login::MSG_SERV_RSP) => "CID_LOGIN_RES_MSGSERVER",
+        (sid::LOGIN, cid::login::REQ_USERLOGIN) => "CID_LOGIN_REQ_USERLOGIN",
+        (sid::LOGIN, cid::login::RES_USERLOGIN) => "CID_LOGIN_RES_USERLOGIN",
+        (sid::LOGIN, cid::login::REQ_LOGINOUT) => "CID_LOGIN_REQ_LOGINOUT",
+        (sid::LOGIN, cid::login::RES_LOGINOUT) => "CID_LOGIN_RES_LOGINOUT",
+        (sid::LOGIN, cid::login::KICK_USER) => "CID_LOGIN_KICK_USER",
+        (sid::MSG, cid::msg::DATA) => "CID_MSG_DATA",
+        (sid::MSG, cid::msg::DATA_ACK) => "CID_MSG_DATA_ACK",
+        (sid::MSG, cid::msg::READ_ACK) => "CID_MSG_READ_ACK",
+        (sid::MSG, cid::msg::READ_NOTIFY) => "CID_MSG_READ_NOTIFY",
+        (sid::MSG, cid::msg::TIME_REQUEST) => "CID_MSG_TIME_REQUEST",
+        (sid::MSG, cid::msg::TIME_RESPONSE) => "CID_MSG_TIME_RESPONSE",
+        (sid::OTHER, cid::other::HEARTBEAT) => "CID_OTHER_HEARTBEAT",
+        (sid::OTHER, cid::other::STOP_RECV_PACKET) => "CID_OTHER_STOP_RECV_PACKET",
+        (sid::OTHER, cid::other::VALIDATE_REQ) => "CID_OTHER_VALIDATE_REQ",
+        (sid::OTHER, cid::other::VALIDATE_RSP) => "CID_OTHER_VALIDATE_RSP",
+        (sid::OTHER, cid::other::ROLE_SET) => "CID_OTHER_ROLE_SET",
+        (sid::OTHER, cid::other::ONLINE_USER_INFO) => "CID_OTHER_ONLINE_USER_INFO",
+        (sid::OTHER, cid::other::MSG_SERV_INFO) => "CID_OTHER_MSG_SERV_INFO",
+        (sid::OTHER, cid::other::USER_STATUS_UPDATE) => "CID_OTHER_USER_STATUS_UPDATE",
+        (sid::OTHER, cid::other::USER_CNT_UPDATE) => "CID_OTHER_USER_CNT_UPDATE",
+        (sid::OTHER, cid::other::SERVER_KICK_USER) => "CID_OTHER_SERVER_KICK_USER",
+        _ => return None,
+    };
+    Some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{LoginCmdId, MessageCmdId, OtherCmdId, ServiceId};
+
+    #[test]
+    fn constants_match_the_protobuf_enums() {
+        assert_eq!(i32::from(sid::LOGIN), ServiceId::SidLogin as i32);
+        assert_eq!(i32::from(sid::BUDDY_LIST), ServiceId::SidBuddyList as i32);
+        assert_eq!(i32::from(sid::MSG), ServiceId::SidMsg as i32);
+        assert_eq!(i32::from(sid::GROUP), ServiceId::SidGroup as i32);
+        assert_eq!(i32::from(sid::FILE), ServiceId::SidFile as i32);
+        assert_eq!(
+            i32::from(sid::SWITCH_SERVICE),
+            ServiceId::SidSwitchService as i32
+        );
+        assert_eq!(i32::from(sid::OTHER), ServiceId::SidOther as i32);
+        assert_eq!(i32::from(sid::INTERNAL), ServiceId::SidInternal as i32);
+
+        let login = [
+            (cid::login::MSG_SERV_REQ, LoginCmdId::CidLoginReqMsgserver),
+            (cid::login::MSG_SERV_RSP, LoginCmdId::CidLoginResMsgserver),
+            (cid::login::REQ_USERLOGIN, LoginCmdId::CidLoginReqUserlogin),
+            (cid::login::RES_USERLOGIN, LoginCmdId::CidLoginResUserlogin),
+            (cid::login::REQ_LOGINOUT, LoginCmdId::CidLoginReqLoginout),
+            (cid::login::RES_LOGINOUT, LoginCmdId::CidLoginResLoginout),
+            (cid::login::KICK_USER, LoginCmdId::CidLoginKickUser),
+        ];
+        for (value, variant) in login {
+            assert_eq!(i32::from(value), variant as i32, "{variant:?}");
+        }
+        let msg = [
+            (cid::msg::DATA, MessageCmdId::CidMsgData),
+            (cid::msg::DATA_ACK, MessageCmdId::CidMsgDataAck),
+            (cid::msg::READ_ACK, MessageCmdId::CidMsgReadAck),
+            (cid::msg::READ_NOTIFY, MessageCmdId::CidMsgReadNotify),
+            (cid::msg::TIME_REQUEST, MessageCmdId::CidMsgTimeRequest),
+            (cid::msg::TIME_RESPONSE, MessageCmdId::CidMsgTimeResponse),
+        ];
+        for (value, variant) in msg {
+            assert_eq!(i32::from(value), variant as i32, "{variant:?}");
+        }
+        let other = [
+            (cid::other::HEARTBEAT, OtherCmdId::CidOtherHeartbeat),
+            (
+                cid::other::STOP_RECV_PACKET,
+                OtherCmdId::CidOtherStopRecvPacket,
+            ),
+            (cid::other::VALIDATE_REQ, OtherCmdId::CidOtherValidateReq),
+            (cid::other::VALIDATE_RSP, OtherCmdId::CidOtherValidateRsp),
+            (cid::other::ROLE_SET, OtherCmdId::CidOtherRoleSet),
+            (
+                cid::other::ONLINE_USER_INFO,
+                OtherCmdId::CidOtherOnlineUserInfo,
+            ),
+            (cid::other::MSG_SERV_INFO, OtherCmdId::CidOtherMsgServInfo),
+            (
+                cid::other::USER_STATUS_UPDATE,
+                OtherCmdId::CidOtherUserStatusUpdate,
+            ),
+            (
+                cid::other::USER_CNT_UPDATE,
+                OtherCmdId::CidOtherUserCntUpdate,
+            ),
+            (
+                cid::other::SERVER_KICK_USER,
+                OtherCmdId::CidOtherServerKickUser,
+            ),
+        ];
+        for (value, variant) in other {
+            assert_eq!(i32::from(value), variant as i32, "{variant:?}");
+        }
+    }
+
+    #[test]
+    fn the_values_the_servers_rely_on() {
+        assert_eq!((sid::LOGIN, sid::MSG, sid::OTHER), (1, 3, 7));
+        assert_eq!(cid::login::MSG_SERV_REQ, 0x0101);
+        assert_eq!(cid::login::KICK_USER, 0x0107);
+        assert_eq!(cid::msg::DATA, 0x0301);
+        assert_eq!(cid::msg::READ_ACK, 0x0303);
+        assert_eq!(cid::other::HEARTBEAT, 0x0701);
+        assert_eq!(cid::other::MSG_SERV_INFO, 0x0709);
+        assert_eq!(cid::other::USER_CNT_UPDATE, 0x070b);
+    }
+
+    #[test]
+    fn every_named_command_belongs_to_its_service() {
+        for service in 0..=0x0008u16 {
+            for low in 0..=0xffu16 {
+                let command = (service << 8) | low;
+                if command_name(service, command).is_some() {
+                    assert_eq!(command >> 8, service);
+                }
+            }
+        }
+    }
+}
