@@ -1,1 +1,3 @@
 //! examples: classic servers built on netlib.
+
+pub mod memcached;

@@ -1,0 +1,98 @@
+//! The limits a memcached server runs under, in one place.
+//!
+//! Every limit that protects the process from a client is explicit here and
+//! has a default that is safe on a public port (DESIGN.md: "Limits are
+//! explicit and configurable"). The server binary fills this from its command
+//! line (`-m` megabytes, `-I` item size, `-t` threads, `-c` connections).
+
+/// memcached's default item size limit (`-I`): 1 MiB.
+pub const DEFAULT_ITEM_SIZE_MAX: usize = 1024 * 1024;
+
+/// memcached's default memory limit (`-m 64`).
+pub const DEFAULT_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The longest command line memcached waits for before giving up on a
+/// client: 2048 bytes without a newline closes the connection.
+pub const DEFAULT_MAX_LINE: usize = 2048;
+
+/// Settings for a [`Store`](super::Store) and the sessions that use it.
+///
+/// ```
+/// use examples::memcached::Config;
+/// let config = Config { shards: 4, ..Config::with_memory_megabytes(128) };
+/// assert_eq!(config.memory_limit, 128 * 1024 * 1024);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Total bytes of items to keep before evicting (`-m`, in bytes here).
+    /// 0 means no limit. Items are measured the way memcached measures them
+    /// (see [`item_size`](super::item_size)).
+    pub memory_limit: usize,
+    /// The largest item, header and key included (`-I`). Larger values get
+    /// `SERVER_ERROR object too large for cache`.
+    pub item_size_max: usize,
+    /// How many independently locked shards the store is split into; one per
+    /// reactor thread is a good start. The store may use fewer: each shard
+    /// gets `memory_limit / shards` bytes and must be able to hold at least
+    /// two maximum-size items, or a large item could never be stored.
+    pub shards: usize,
+    /// Reactor threads, reported by `stats` as `threads` (`-t`).
+    pub threads: usize,
+    /// Connection limit, reported by `stats` as `max_connections` (`-c`).
+    /// The network layer enforces it.
+    pub max_connections: usize,
+    /// Longest command line, `\r` included and `\n` excluded. A longer line
+    /// closes the connection.
+    pub max_line: usize,
+    /// Longest `get`/`gets` line. memcached lets multi-gets grow without
+    /// bound; here they are bounded, but far above `max_line`.
+    pub max_multiget_line: usize,
+    /// Once a session's pending output reaches this many bytes it stops
+    /// taking new commands until the caller has written some out, so a client
+    /// that pipelines requests without reading replies cannot grow it.
+    pub output_high_water: usize,
+    /// Largest single get/gets/gat/gats reply. Past it the reply becomes
+    /// `SERVER_ERROR out of memory writing get response`, as memcached's
+    /// does when it runs out of response buffers.
+    pub max_get_response: usize,
+}
+
+impl Config {
+    /// The defaults with a memory limit of `megabytes` MiB, as `-m` takes it.
+    pub fn with_memory_megabytes(megabytes: usize) -> Self {
+        Config {
+            memory_limit: megabytes.saturating_mul(1024 * 1024),
+            ..Config::default()
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            item_size_max: DEFAULT_ITEM_SIZE_MAX,
+            shards: 1,
+            threads: 1,
+            max_connections: 1024,
+            max_line: DEFAULT_MAX_LINE,
+            max_multiget_line: 1024 * 1024,
+            output_high_water: 4 * 1024 * 1024,
+            max_get_response: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_memcached() {
+        let c = Config::default();
+        assert_eq!(c.memory_limit, 64 << 20);
+        assert_eq!(c.item_size_max, 1 << 20);
+        assert_eq!(c.max_line, 2048);
+        assert_eq!(Config::with_memory_megabytes(1).memory_limit, 1 << 20);
+    }
+}

@@ -1,0 +1,69 @@
+//! The protocol and storage core of a memcached-compatible server.
+//!
+//! This module is the part of the memcached example that has nothing to do
+//! with sockets: it proves that `netlib` can carry a real, widely used
+//! protocol by keeping the protocol itself free of any I/O. A network layer
+//! (built on `netlib`, written separately) owns the sockets and drives this
+//! module with bytes:
+//!
+//! - [`Store`] is the cache: sharded, each shard a hash table with its own
+//!   LRU list and memory budget behind its own lock. One `Arc<Store>` is
+//!   shared by every reactor thread (`-t N`).
+//! - [`Session`] is one connection's protocol state machine: feed it input,
+//!   it appends replies to an output buffer and reports how much input it
+//!   consumed. It is single-threaded and owned by the connection.
+//! - [`Clock`] gives the store wall-clock seconds, injectable so expiry is
+//!   tested without sleeping.
+//! - [`Config`] holds every limit (memory, item size, line length, output
+//!   high-water mark), with memcached's defaults.
+//!
+//! The wire protocol is memcached 1.6's ASCII protocol (`doc/protocol.txt`,
+//! `proto_text.c`), reply strings included, so stock clients and
+//! libmemcached's `memcapable -a` can talk to it. The binary and meta
+//! protocols are not implemented.
+//!
+//! # Driving a session from a network layer
+//!
+//! ```
+//! use std::sync::Arc;
+//! use examples::memcached::{Config, Progress, Session, Store, SystemClock};
+//!
+//! let store = Arc::new(Store::new(&Config::default(), Arc::new(SystemClock)));
+//!
+//! // On accept:
+//! store.counters().connection_opened();
+//! let mut session = Session::new();
+//! let mut inbuf: Vec<u8> = Vec::new();
+//! let mut outbuf: Vec<u8> = Vec::new();
+//!
+//! // On readable: append what was read, let the session eat what it can.
+//! inbuf.extend_from_slice(b"set a 0 0 1\r\n1\r\nincr a 41\r\n");
+//! let (used, progress) = session.process(&store, &inbuf, &mut outbuf);
+//! inbuf.drain(..used);
+//! assert_eq!(outbuf, b"STORED\r\n42\r\n");
+//! match progress {
+//!     Progress::Continue => {}   // wait for more input
+//!     Progress::OutputFull => {} // write outbuf, then call process again
+//!     Progress::Close(_) => {}   // write outbuf, then close
+//! }
+//!
+//! // On close:
+//! store.counters().connection_closed();
+//! ```
+
+mod clock;
+mod config;
+mod protocol;
+mod shard;
+mod stats;
+mod store;
+mod text;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Config, DEFAULT_ITEM_SIZE_MAX, DEFAULT_MAX_LINE, DEFAULT_MEMORY_LIMIT};
+pub use protocol::{CloseReason, Progress, Session, VERSION};
+pub use stats::{Counter, Counters, LocalCounters, COUNTERS};
+pub use store::{
+    expiry_deadline, is_valid_key, item_size, DeltaError, ItemStats, ItemView, NewItem, Store,
+    StoreMode, StoreOutcome, KEY_MAX_LENGTH, MAX_RELATIVE_EXPTIME,
+};

@@ -1,0 +1,697 @@
+//! One shard of the cache: a chained hash table and an LRU list threaded
+//! through a single slab of entries, kept under a byte budget.
+//!
+//! This is memcached's `assoc.c` + `items.c` in miniature. Every item is one
+//! slot in `entries`; the slot holds the item's single heap allocation (key
+//! followed by value), its metadata, the index of the next slot in its hash
+//! bucket, and its neighbours in the LRU list. Slots are addressed by `u32`
+//! index, so the table needs no per-item allocation besides the data, no
+//! `unsafe`, and no second copy of the key.
+//!
+//! A shard is single-threaded; [`Store`](super::Store) wraps each one in a
+//! `Mutex` and picks the shard by key hash, so callers pass in the hash they
+//! already computed. All time is passed in as `now` (unix seconds) so that the
+//! shard never reads a clock and tests can drive it precisely.
+
+use super::store::{item_size, DeltaError, ItemView, NewItem, StoreMode, StoreOutcome};
+
+/// "No slot": the end of a bucket chain, free list or LRU list.
+const NIL: u32 = u32::MAX;
+
+/// Grow the bucket array when items exceed this many per bucket on average
+/// (memcached expands at 1.5).
+const LOAD_FACTOR_NUM: usize = 3;
+const LOAD_FACTOR_DEN: usize = 2;
+
+/// Initial number of hash buckets (a power of two).
+const INITIAL_BUCKETS: usize = 64;
+
+/// One slot: a live item, or a free slot on the free list (`key_len == 0`).
+#[derive(Debug)]
+struct Entry {
+    /// Key bytes then value bytes: the item's only allocation.
+    data: Box<[u8]>,
+    key_len: u32,
+    flags: u32,
+    hash: u64,
+    cas: u64,
+    /// Absolute unix second at which the item dies; 0 = never.
+    exptime: u64,
+    /// Unix second of the last store or modification (for delayed flush).
+    time: u64,
+    /// Next slot in the same bucket, or in the free list.
+    chain: u32,
+    /// LRU neighbours: `prev` is more recently used.
+    prev: u32,
+    next: u32,
+}
+
+impl Entry {
+    fn key(&self) -> &[u8] {
+        &self.data[..self.key_len as usize]
+    }
+
+    fn value(&self) -> &[u8] {
+        &self.data[self.key_len as usize..]
+    }
+
+    fn is_live(&self) -> bool {
+        self.key_len != 0
+    }
+
+    fn size(&self) -> usize {
+        item_size(
+            self.key_len as usize,
+            self.flags,
+            self.data.len() - self.key_len as usize,
+        )
+    }
+
+    fn is_expired(&self, now: u64) -> bool {
+        self.exptime != 0 && self.exptime <= now
+    }
+}
+
+/// Counts a shard keeps for `stats`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ShardCounts {
+    /// Items stored since start (or `stats reset`).
+    pub(crate) total_items: u64,
+    /// Live items removed from the LRU tail to make room.
+    pub(crate) evictions: u64,
+    /// Expired items removed from the LRU tail to make room.
+    pub(crate) reclaimed: u64,
+}
+
+/// A hash table + LRU under a memory budget. See the module docs.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    entries: Vec<Entry>,
+    free: u32,
+    buckets: Vec<u32>,
+    len: usize,
+    /// Most recently used live slot.
+    head: u32,
+    /// Least recently used live slot: the next eviction victim.
+    tail: u32,
+    /// Sum of [`item_size`] over live items.
+    used: usize,
+    budget: usize,
+    /// CAS uniques are `seq * stride + offset`: unique across shards without
+    /// sharing a counter between threads.
+    cas_seq: u64,
+    cas_stride: u64,
+    cas_offset: u64,
+    /// A pending `flush_all <delay>`: at this second, everything stored at or
+    /// before it goes.
+    flush_at: Option<u64>,
+    pub(crate) counts: ShardCounts,
+}
+
+impl Shard {
+    /// An empty shard allowed `budget` bytes of items, numbered `index` of
+    /// `shards` (for CAS uniqueness).
+    pub(crate) fn new(budget: usize, index: usize, shards: usize) -> Self {
+        Shard {
+            entries: Vec::new(),
+            free: NIL,
+            buckets: vec![NIL; INITIAL_BUCKETS],
+            len: 0,
+            head: NIL,
+            tail: NIL,
+            used: 0,
+            budget,
+            cas_seq: 0,
+            cas_stride: shards.max(1) as u64,
+            cas_offset: index as u64,
+            flush_at: None,
+            counts: ShardCounts::default(),
+        }
+    }
+
+    /// Live items (expired ones not yet noticed included, as in memcached).
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes of live items, by [`item_size`].
+    pub(crate) fn used(&self) -> usize {
+        self.used
+    }
+
+    /// The byte budget.
+    #[cfg(test)]
+    pub(crate) fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Applies a due delayed flush. Every operation calls this first.
+    pub(crate) fn maintain(&mut self, now: u64) {
+        if let Some(at) = self.flush_at {
+            if at <= now {
+                self.flush_at = None;
+                for idx in 0..self.entries.len() {
+                    let e = &self.entries[idx];
+                    if e.is_live() && e.time <= at {
+                        self.unlink(idx as u32);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Looks up a key and calls `visit` on it if present. `touch` sets a new
+    /// absolute expiry first (gat); an item that the touch expires is handed
+    /// to `visit` once and then removed, as memcached does.
+    pub(crate) fn get<R>(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        touch: Option<u64>,
+        now: u64,
+        visit: impl FnOnce(ItemView<'_>) -> R,
+    ) -> Option<R> {
+        let idx = self.find(hash, key, now)?;
+        if let Some(exptime) = touch {
+            self.entries[idx as usize].exptime = exptime;
+        }
+        self.lru_to_front(idx);
+        let e = &self.entries[idx as usize];
+        let result = visit(ItemView {
+            key: e.key(),
+            value: e.value(),
+            flags: e.flags,
+            cas: e.cas,
+            exptime: e.exptime,
+        });
+        if self.entries[idx as usize].is_expired(now) {
+            self.unlink(idx);
+        }
+        Some(result)
+    }
+
+    /// Sets a new absolute expiry on a present key.
+    pub(crate) fn touch(&mut self, hash: u64, key: &[u8], exptime: u64, now: u64) -> bool {
+        self.get(hash, key, Some(exptime), now, |_| ()).is_some()
+    }
+
+    /// Removes a key if present.
+    pub(crate) fn delete(&mut self, hash: u64, key: &[u8], now: u64) -> bool {
+        match self.find(hash, key, now) {
+            Some(idx) => {
+                self.unlink(idx);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs a storage command (memcached's `do_store_item`).
+    pub(crate) fn store(
+        &mut self,
+        hash: u64,
+        mode: StoreMode,
+        item: NewItem,
+        item_size_max: usize,
+        now: u64,
+    ) -> StoreOutcome {
+        let old = self.find(hash, item.key(), now);
+        match (mode, old) {
+            (StoreMode::Add, Some(idx)) => {
+                // add leaves the value alone but still counts as a use.
+                self.lru_to_front(idx);
+                StoreOutcome::NotStored
+            }
+            (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
+                StoreOutcome::NotStored
+            }
+            (StoreMode::Cas(_), None) => StoreOutcome::NotFound,
+            (StoreMode::Cas(unique), Some(idx)) if self.entries[idx as usize].cas != unique => {
+                StoreOutcome::Exists
+            }
+            (StoreMode::Append | StoreMode::Prepend, Some(idx)) => {
+                let old = &self.entries[idx as usize];
+                let added = item.value();
+                let old_value = old.value();
+                let combined_len = old_value.len() + added.len();
+                if item_size(old.key_len as usize, old.flags, combined_len) > item_size_max {
+                    return StoreOutcome::NotStored;
+                }
+                let mut data = Vec::with_capacity(old.key_len as usize + combined_len);
+                data.extend_from_slice(old.key());
+                if mode == StoreMode::Append {
+                    data.extend_from_slice(old_value);
+                    data.extend_from_slice(added);
+                } else {
+                    data.extend_from_slice(added);
+                    data.extend_from_slice(old_value);
+                }
+                // Appending keeps the old item's flags and expiry.
+                let (flags, exptime) = (old.flags, old.exptime);
+                let key_len = old.key_len;
+                self.unlink(idx);
+                self.insert(hash, data.into_boxed_slice(), key_len, flags, exptime, now)
+            }
+            (_, old) => {
+                if let Some(idx) = old {
+                    self.unlink(idx);
+                }
+                let (data, key_len, flags, exptime) = item.into_parts();
+                self.insert(hash, data, key_len, flags, exptime, now)
+            }
+        }
+    }
+
+    /// incr/decr (memcached's `do_add_delta`): unsigned 64-bit, incr wraps,
+    /// decr stops at 0. A shorter result is written in place and padded with
+    /// spaces, exactly as memcached does ("10" decr 1 reads back as "9 ").
+    pub(crate) fn delta(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        incr: bool,
+        delta: u64,
+        now: u64,
+    ) -> Result<u64, DeltaError> {
+        let idx = self.find(hash, key, now).ok_or(DeltaError::NotFound)?;
+        let e = &self.entries[idx as usize];
+        let value = e.value();
+        if value.is_empty() {
+            return Err(DeltaError::NonNumeric);
+        }
+        let current = super::text::parse_u64(value).ok_or(DeltaError::NonNumeric)?;
+        let result = if incr {
+            current.wrapping_add(delta)
+        } else {
+            current.saturating_sub(delta)
+        };
+        let mut buf = [0u8; 20];
+        let digits = super::text::format_u64(result, &mut buf);
+        if digits.len() <= value.len() {
+            let cas = self.next_cas();
+            let e = &mut self.entries[idx as usize];
+            let key_len = e.key_len as usize;
+            let (num, pad) = e.data[key_len..].split_at_mut(digits.len());
+            num.copy_from_slice(digits);
+            pad.fill(b' ');
+            e.cas = cas;
+            e.time = now;
+            self.lru_to_front(idx);
+        } else {
+            let (flags, exptime, key_len) = (e.flags, e.exptime, e.key_len);
+            let mut data = Vec::with_capacity(key_len as usize + digits.len());
+            data.extend_from_slice(e.key());
+            data.extend_from_slice(digits);
+            self.unlink(idx);
+            if self.insert(hash, data.into_boxed_slice(), key_len, flags, exptime, now)
+                != StoreOutcome::Stored
+            {
+                return Err(DeltaError::OutOfMemory);
+            }
+        }
+        Ok(result)
+    }
+
+    /// `flush_all`: `None` empties the shard now; `Some(at)` schedules a
+    /// flush of everything stored at or before second `at`, replacing any
+    /// earlier schedule (memcached keeps one `oldest_live` too).
+    pub(crate) fn flush(&mut self, at: Option<u64>, now: u64) {
+        match at {
+            None => {
+                self.flush_at = None;
+                self.clear();
+            }
+            Some(at) => {
+                self.flush_at = Some(at);
+                self.maintain(now);
+            }
+        }
+    }
+
+    /// Drops every item.
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.free = NIL;
+        self.buckets.fill(NIL);
+        self.len = 0;
+        self.head = NIL;
+        self.tail = NIL;
+        self.used = 0;
+    }
+
+    fn next_cas(&mut self) -> u64 {
+        self.cas_seq += 1;
+        self.cas_seq * self.cas_stride + self.cas_offset
+    }
+
+    fn bucket_of(&self, hash: u64) -> usize {
+        hash as usize & (self.buckets.len() - 1)
+    }
+
+    /// The live slot holding `key`, removing it instead if it has expired.
+    fn find(&mut self, hash: u64, key: &[u8], now: u64) -> Option<u32> {
+        let mut idx = self.buckets[self.bucket_of(hash)];
+        while idx != NIL {
+            let e = &self.entries[idx as usize];
+            if e.hash == hash && e.key() == key {
+                if e.is_expired(now) {
+                    self.unlink(idx);
+                    return None;
+                }
+                return Some(idx);
+            }
+            idx = e.chain;
+        }
+        None
+    }
+
+    /// Links a new item at the head of the LRU, evicting from the tail to
+    /// make room. An item already expired is not linked at all (memcached
+    /// would link it and never return it; dropping it frees the memory now).
+    fn insert(
+        &mut self,
+        hash: u64,
+        data: Box<[u8]>,
+        key_len: u32,
+        flags: u32,
+        exptime: u64,
+        now: u64,
+    ) -> StoreOutcome {
+        if exptime != 0 && exptime <= now {
+            return StoreOutcome::Stored;
+        }
+        let size = item_size(key_len as usize, flags, data.len() - key_len as usize);
+        if !self.make_room(size, now) {
+            return StoreOutcome::OutOfMemory;
+        }
+        let cas = self.next_cas();
+        let bucket = self.bucket_of(hash);
+        let entry = Entry {
+            data,
+            key_len,
+            flags,
+            hash,
+            cas,
+            exptime,
+            time: now,
+            chain: self.buckets[bucket],
+            prev: NIL,
+            next: NIL,
+        };
+        let idx = if self.free != NIL {
+            let idx = self.free;
+            self.free = self.entries[idx as usize].chain;
+            self.entries[idx as usize] = entry;
+            idx
+        } else {
+            self.entries.push(entry);
+            (self.entries.len() - 1) as u32
+        };
+        self.buckets[bucket] = idx;
+        self.lru_push_front(idx);
+        self.len += 1;
+        self.used += size;
+        self.counts.total_items += 1;
+        if self.len * LOAD_FACTOR_DEN > self.buckets.len() * LOAD_FACTOR_NUM {
+            self.grow();
+        }
+        StoreOutcome::Stored
+    }
+
+    /// Evicts from the LRU tail until `size` more bytes fit. False if the
+    /// item could never fit in this shard's budget.
+    fn make_room(&mut self, size: usize, now: u64) -> bool {
+        if size > self.budget {
+            return false;
+        }
+        while self.used + size > self.budget && self.tail != NIL {
+            let victim = self.tail;
+            if self.entries[victim as usize].is_expired(now) {
+                self.counts.reclaimed += 1;
+            } else {
+                self.counts.evictions += 1;
+            }
+            self.unlink(victim);
+        }
+        true
+    }
+
+    /// Removes a live slot from its bucket and the LRU and frees it.
+    fn unlink(&mut self, idx: u32) {
+        let bucket = self.bucket_of(self.entries[idx as usize].hash);
+        let next_in_chain = self.entries[idx as usize].chain;
+        if self.buckets[bucket] == idx {
+            self.buckets[bucket] = next_in_chain;
+        } else {
+            let mut cur = self.buckets[bucket];
+            while cur != NIL {
+                let chain = self.entries[cur as usize].chain;
+                if chain == idx {
+                    self.entries[cur as usize].chain = next_in_chain;
+                    break;
+                }
+                cur = chain;
+            }
+        }
+        self.lru_remove(idx);
+        let size = self.entries[idx as usize].size();
+        self.used -= size;
+        self.len -= 1;
+        let e = &mut self.entries[idx as usize];
+        e.data = Box::default();
+        e.key_len = 0;
+        e.chain = self.free;
+        self.free = idx;
+    }
+
+    /// Doubles the bucket array and re-chains every live slot.
+    fn grow(&mut self) {
+        let new_len = self.buckets.len() * 2;
+        self.buckets.clear();
+        self.buckets.resize(new_len, NIL);
+        let mask = new_len - 1;
+        for idx in 0..self.entries.len() {
+            if self.entries[idx].is_live() {
+                let bucket = self.entries[idx].hash as usize & mask;
+                self.entries[idx].chain = self.buckets[bucket];
+                self.buckets[bucket] = idx as u32;
+            }
+        }
+    }
+
+    fn lru_push_front(&mut self, idx: u32) {
+        let old_head = self.head;
+        {
+            let e = &mut self.entries[idx as usize];
+            e.prev = NIL;
+            e.next = old_head;
+        }
+        if old_head != NIL {
+            self.entries[old_head as usize].prev = idx;
+        } else {
+            self.tail = idx;
+        }
+        self.head = idx;
+    }
+
+    fn lru_remove(&mut self, idx: u32) {
+        let (prev, next) = {
+            let e = &self.entries[idx as usize];
+            (e.prev, e.next)
+        };
+        if prev != NIL {
+            self.entries[prev as usize].next = next;
+        } else {
+            self.head = next;
+        }
+        if next != NIL {
+            self.entries[next as usize].prev = prev;
+        } else {
+            self.tail = prev;
+        }
+    }
+
+    fn lru_to_front(&mut self, idx: u32) {
+        if self.head != idx {
+            self.lru_remove(idx);
+            self.lru_push_front(idx);
+        }
+    }
+
+    /// Keys from most to least recently used (tests only).
+    #[cfg(test)]
+    fn lru_keys(&self) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        let mut idx = self.head;
+        while idx != NIL {
+            keys.push(self.entries[idx as usize].key().to_vec());
+            idx = self.entries[idx as usize].next;
+        }
+        keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+    const MAX: usize = 1 << 20;
+
+    /// A deliberately weak hash so that tests exercise bucket chains.
+    fn h(key: &[u8]) -> u64 {
+        key.iter().map(|&b| u64::from(b)).sum()
+    }
+
+    fn item(key: &str, value: &str) -> NewItem {
+        NewItem::new(key.as_bytes(), value.as_bytes(), 0, 0).expect("valid key")
+    }
+
+    fn set(shard: &mut Shard, key: &str, value: &str) -> StoreOutcome {
+        shard.store(
+            h(key.as_bytes()),
+            StoreMode::Set,
+            item(key, value),
+            MAX,
+            NOW,
+        )
+    }
+
+    fn get(shard: &mut Shard, key: &str, now: u64) -> Option<String> {
+        shard.get(h(key.as_bytes()), key.as_bytes(), None, now, |v| {
+            String::from_utf8_lossy(v.value).into_owned()
+        })
+    }
+
+    #[test]
+    fn set_get_delete_through_shared_buckets() {
+        let mut s = Shard::new(usize::MAX, 0, 1);
+        // "ab" and "ba" hash alike under `h`, so they share a chain.
+        assert_eq!(set(&mut s, "ab", "1"), StoreOutcome::Stored);
+        assert_eq!(set(&mut s, "ba", "2"), StoreOutcome::Stored);
+        assert_eq!(get(&mut s, "ab", NOW).as_deref(), Some("1"));
+        assert_eq!(get(&mut s, "ba", NOW).as_deref(), Some("2"));
+        assert!(s.delete(h(b"ab"), b"ab", NOW));
+        assert!(!s.delete(h(b"ab"), b"ab", NOW));
+        assert_eq!(get(&mut s, "ba", NOW).as_deref(), Some("2"));
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn table_grows_and_reuses_slots() {
+        let mut s = Shard::new(usize::MAX, 0, 1);
+        for i in 0..1000 {
+            let key = format!("key{i}");
+            let hash = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            s.store(hash, StoreMode::Set, item(&key, "v"), MAX, NOW);
+        }
+        assert_eq!(s.len(), 1000);
+        assert!(s.buckets.len() >= 1000 * 2 / 3);
+        for i in 0..1000 {
+            let key = format!("key{i}");
+            let hash = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            assert!(s.get(hash, key.as_bytes(), None, NOW, |_| ()).is_some());
+            assert!(s.delete(hash, key.as_bytes(), NOW));
+        }
+        assert_eq!((s.len(), s.used()), (0, 0));
+        let slots = s.entries.len();
+        set(&mut s, "again", "v");
+        assert_eq!(s.entries.len(), slots, "a freed slot is reused");
+    }
+
+    #[test]
+    fn lru_order_follows_use() {
+        let mut s = Shard::new(usize::MAX, 0, 1);
+        set(&mut s, "a", "1");
+        set(&mut s, "b", "1");
+        set(&mut s, "c", "1");
+        assert_eq!(
+            s.lru_keys(),
+            vec![b"c".to_vec(), b"b".to_vec(), b"a".to_vec()]
+        );
+        get(&mut s, "a", NOW);
+        assert_eq!(
+            s.lru_keys(),
+            vec![b"a".to_vec(), b"c".to_vec(), b"b".to_vec()]
+        );
+        // add on an existing key counts as a use.
+        s.store(h(b"b"), StoreMode::Add, item("b", "2"), MAX, NOW);
+        assert_eq!(s.lru_keys()[0], b"b".to_vec());
+    }
+
+    #[test]
+    fn eviction_takes_the_least_recently_used() {
+        let one = item_size(1, 0, 10);
+        let mut s = Shard::new(one * 3, 0, 1);
+        for k in ["a", "b", "c"] {
+            set(&mut s, k, "0123456789");
+        }
+        get(&mut s, "a", NOW);
+        set(&mut s, "d", "0123456789");
+        assert_eq!(get(&mut s, "b", NOW), None, "b was least recently used");
+        assert!(get(&mut s, "a", NOW).is_some());
+        assert_eq!(s.counts.evictions, 1);
+        assert!(s.used() <= s.budget());
+    }
+
+    #[test]
+    fn expired_tail_is_reclaimed_not_evicted() {
+        let one = item_size(1, 0, 10);
+        let mut s = Shard::new(one * 2, 0, 1);
+        let short = NewItem::new(b"a", b"0123456789", 0, NOW + 5).expect("key");
+        s.store(h(b"a"), StoreMode::Set, short, MAX, NOW);
+        set(&mut s, "b", "0123456789");
+        s.store(
+            h(b"c"),
+            StoreMode::Set,
+            item("c", "0123456789"),
+            MAX,
+            NOW + 10,
+        );
+        assert_eq!(s.counts.reclaimed, 1);
+        assert_eq!(s.counts.evictions, 0);
+    }
+
+    #[test]
+    fn too_big_for_the_budget_is_out_of_memory() {
+        let mut s = Shard::new(100, 0, 1);
+        let big = "x".repeat(200);
+        assert_eq!(set(&mut s, "k", &big), StoreOutcome::OutOfMemory);
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn cas_uniques_are_distinct_across_shards() {
+        let mut a = Shard::new(usize::MAX, 0, 2);
+        let mut b = Shard::new(usize::MAX, 1, 2);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10 {
+            assert!(seen.insert(a.next_cas()));
+            assert!(seen.insert(b.next_cas()));
+        }
+    }
+
+    #[test]
+    fn delayed_flush_removes_only_older_items() {
+        let mut s = Shard::new(usize::MAX, 0, 1);
+        set(&mut s, "old", "1");
+        s.flush(Some(NOW + 10), NOW);
+        assert!(get(&mut s, "old", NOW + 9).is_some());
+        s.store(h(b"new"), StoreMode::Set, item("new", "1"), MAX, NOW + 11);
+        s.maintain(NOW + 11);
+        assert_eq!(get(&mut s, "old", NOW + 11), None);
+        assert!(get(&mut s, "new", NOW + 11).is_some());
+    }
+
+    #[test]
+    fn in_place_decr_pads_with_spaces() {
+        let mut s = Shard::new(usize::MAX, 0, 1);
+        set(&mut s, "n", "10");
+        let before = s.used();
+        assert_eq!(s.delta(h(b"n"), b"n", false, 1, NOW), Ok(9));
+        assert_eq!(get(&mut s, "n", NOW).as_deref(), Some("9 "));
+        assert_eq!(s.used(), before);
+        assert_eq!(s.delta(h(b"n"), b"n", true, 91, NOW), Ok(100));
+        assert_eq!(get(&mut s, "n", NOW).as_deref(), Some("100"));
+    }
+}
