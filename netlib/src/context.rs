@@ -63,9 +63,14 @@ impl Default for Config {
     }
 }
 
+/// A timer callback.
+pub(crate) type TimerFn = Box<dyn FnMut(&mut Context, TimerId)>;
+/// Work deferred on the loop thread itself.
+type LocalTask = Box<dyn FnOnce(&mut Context)>;
+
 /// Work the dispatcher schedules on its timer queue.
 pub(crate) enum TimerTask {
-    Callback(Box<dyn FnMut(&mut Context, TimerId)>),
+    Callback(TimerFn),
     Socket(Handle),
     ConnectTimeout(Handle),
     ResumeAccept(Handle),
@@ -90,7 +95,7 @@ pub struct Context {
     pending: VecDeque<(Handle, Event)>,
     /// Sockets to offer a Read in the next turn.
     pub(crate) read_again: Vec<Handle>,
-    deferred: VecDeque<Box<dyn FnOnce(&mut Context)>>,
+    deferred: VecDeque<LocalTask>,
     pub(crate) task_buf: Vec<Task>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) stop_flag: bool,

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The project's test command (README.md points here): installs what the tests
+# need on a fresh Debian machine, then runs every test in the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages used by integration tests, installed only when missing.
+need_apt=()
+for bin_pkg in "memcached:memcached" "memccapable:libmemcached-tools"; do
+    bin=${bin_pkg%%:*}; pkg=${bin_pkg##*:}
+    command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ] && [ "${NETLIB_SKIP_INSTALL:-0}" != 1 ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq || true
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" \
+        || echo "warning: could not install ${need_apt[*]}; tests that need them will fail" >&2
+fi
+python3 -c 'import pymemcache' 2>/dev/null || python3 -m pip install -q pymemcache \
+    || echo "warning: could not install pymemcache" >&2
+
+cargo test --workspace --all-targets
+cargo test --workspace --doc
