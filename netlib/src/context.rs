@@ -19,7 +19,7 @@
 use crate::error::{Error, Result};
 use crate::event::{CloseReason, Event};
 use crate::handle::Handle;
-use crate::handler::{Handler, HandlerId, HandlerTable};
+use crate::handler::{Handler, HandlerId, HandlerRef, HandlerTable};
 use crate::hooks::{HookId, Hooks};
 use crate::poster::{Poster, Shared, Task};
 use crate::socket::{
@@ -74,6 +74,7 @@ pub(crate) enum TimerTask {
     Socket(Handle),
     ConnectTimeout(Handle),
     ResumeAccept(Handle),
+    Handler(HandlerRef),
 }
 
 struct Slot {
@@ -207,6 +208,18 @@ impl Context {
                 })
             })
             .collect()
+    }
+
+    /// Runs the `on_timer` of a registered handler, if it is alive and idle.
+    pub(crate) fn deliver_handler_timer(&mut self, r: HandlerRef, id: TimerId) -> bool {
+        let Some(hid) = self.handlers.resolve(r) else {
+            return false;
+        };
+        if let Some(mut handler) = self.handlers.take(hid) {
+            handler.on_timer(self, id);
+            self.handlers.put_back(hid, handler);
+        }
+        true
     }
 
     pub(crate) fn new_socket_with(&mut self, handler: HandlerId, state: SocketState) -> Handle {
@@ -391,6 +404,97 @@ impl Context {
             self.handlers.release(id);
         }
         Ok(handles)
+    }
+
+    /// Registers a handler that lives until [`remove_handler`](Self::remove_handler),
+    /// independent of sockets; attach sockets to it with
+    /// [`listen_with`](Self::listen_with), [`connect_with`](Self::connect_with)
+    /// and [`attach`](Self::attach).
+    pub fn add_handler<H: Handler>(&mut self, handler: H) -> HandlerRef {
+        let id = self.handlers.insert(Box::new(handler));
+        self.handlers.reference(id)
+    }
+
+    /// Drops the registration of a handler; it is dropped once no socket
+    /// uses it. False if the reference is stale.
+    pub fn remove_handler(&mut self, r: HandlerRef) -> bool {
+        match self.handlers.resolve(r) {
+            Some(id) => {
+                self.handlers.release(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn socket_for(&mut self, r: HandlerRef) -> Result<Handle> {
+        let id = self.handlers.resolve(r).ok_or(Error::InvalidHandle)?;
+        self.handlers.add_ref(id);
+        Ok(self.new_socket_with(id, SocketState::Idle))
+    }
+
+    /// [`listen`](Self::listen) with a registered handler.
+    pub fn listen_with(
+        &mut self,
+        addr: SocketAddr,
+        opts: &ListenOptions,
+        r: HandlerRef,
+    ) -> Result<Handle> {
+        let h = self.socket_for(r)?;
+        if let Err(e) = self.listen_on(h, addr, opts) {
+            self.free_slot(h);
+            return Err(e);
+        }
+        Ok(h)
+    }
+
+    /// [`connect`](Self::connect) with a registered handler.
+    pub fn connect_with(
+        &mut self,
+        addr: SocketAddr,
+        opts: &ConnectOptions,
+        r: HandlerRef,
+    ) -> Result<Handle> {
+        let h = self.socket_for(r)?;
+        if let Err(e) = self.connect_on(h, addr, opts) {
+            self.free_slot(h);
+            return Err(e);
+        }
+        Ok(h)
+    }
+
+    /// Hands socket `h` to a registered handler.
+    pub fn attach(&mut self, h: Handle, r: HandlerRef) -> Result<()> {
+        self.open_entry(h)?;
+        let id = self.handlers.resolve(r).ok_or(Error::InvalidHandle)?;
+        self.handlers.add_ref(id);
+        self.replace_handler(h, id)
+    }
+
+    /// A reference to the handler serving `h`, usable with
+    /// [`with_handler`](Self::with_handler), timers and `attach`.
+    pub fn handler_of(&self, h: Handle) -> Result<HandlerRef> {
+        let e = self.entry(h).ok_or(Error::InvalidHandle)?;
+        Ok(self.handlers.reference(e.handler))
+    }
+
+    /// Calls `f` with the handler `r` as its concrete type `H` - how a
+    /// posted closure (say, a result from a worker thread) reaches the
+    /// object that owns the connections. `None` if the reference is stale,
+    /// the handler is of another type, or it is the one running now (a
+    /// handler already has itself).
+    pub fn with_handler<H: Handler, R>(
+        &mut self,
+        r: HandlerRef,
+        f: impl FnOnce(&mut H, &mut Context) -> R,
+    ) -> Option<R> {
+        let id = self.handlers.resolve(r)?;
+        let mut handler = self.handlers.take(id)?;
+        let out = (handler.as_mut() as &mut dyn std::any::Any)
+            .downcast_mut::<H>()
+            .map(|typed| f(typed, self));
+        self.handlers.put_back(id, handler);
+        out
     }
 
     /// Makes an idle socket listen on `addr`. Listening twice, or on a socket
@@ -811,6 +915,20 @@ impl Context {
     /// accept pauses) included.
     pub fn timer_count(&self) -> usize {
         self.timers.len()
+    }
+
+    /// Calls [`Handler::on_timer`] of registered handler `r` after `delay`,
+    /// then every `repeat` if given. Stops when the handler is gone.
+    pub fn add_handler_timer(
+        &mut self,
+        r: HandlerRef,
+        delay: Duration,
+        repeat: Option<Duration>,
+    ) -> Result<TimerId> {
+        self.handlers.resolve(r).ok_or(Error::InvalidHandle)?;
+        Ok(self
+            .timers
+            .insert(Instant::now() + delay, repeat, TimerTask::Handler(r)))
     }
 
     /// Cancels a timer (`netlib_delete_timer`); true if it was live. A timer

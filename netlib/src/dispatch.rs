@@ -371,6 +371,12 @@ fn fire_timers(ctx: &mut Context) {
                 }
                 TimerTask::ConnectTimeout(h)
             }
+            TimerTask::Handler(r) => {
+                if !ctx.deliver_handler_timer(r, id) {
+                    ctx.timers.cancel(id);
+                }
+                TimerTask::Handler(r)
+            }
             TimerTask::ResumeAccept(h) => {
                 if let Some(entry) = ctx.entry_mut(h) {
                     if entry.internal_timer == Some(id) {

@@ -14,6 +14,8 @@
 use crate::context::Context;
 use crate::event::Event;
 use crate::handle::Handle;
+use crate::timer::TimerId;
+use std::any::Any;
 
 /// Receives the events of the sockets it is attached to.
 ///
@@ -32,9 +34,15 @@ use crate::handle::Handle;
 /// };
 /// # let _: Box<dyn netlib::Handler> = Box::new(handler);
 /// ```
-pub trait Handler: 'static {
+pub trait Handler: Any {
     /// Called on the dispatcher's thread for every event of socket `handle`.
     fn on_event(&mut self, ctx: &mut Context, handle: Handle, event: Event);
+
+    /// Called when a timer added with
+    /// [`Context::add_handler_timer`](crate::Context::add_handler_timer) fires.
+    fn on_timer(&mut self, ctx: &mut Context, id: TimerId) {
+        let _ = (ctx, id);
+    }
 }
 
 impl<F> Handler for F
@@ -50,12 +58,25 @@ where
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HandlerId(pub(crate) u32);
 
+/// A handler registered with [`Context::add_handler`](crate::Context::add_handler):
+/// it stays alive, whether or not sockets use it, until
+/// [`Context::remove_handler`](crate::Context::remove_handler). Lets one
+/// object serve listeners and outgoing connections made at different times
+/// (a server and its reconnecting links), receive its own timers, and be
+/// reached by posted closures. Generation-tagged like [`Handle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HandlerRef {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
 struct HandlerSlot {
     /// `None` while the handler runs, or when the slot is free.
     handler: Option<Box<dyn Handler>>,
     /// Sockets using this handler.
     refs: u32,
     running: bool,
+    generation: u32,
 }
 
 /// Reference-counted storage for handlers.
@@ -68,21 +89,45 @@ pub(crate) struct HandlerTable {
 impl HandlerTable {
     /// Stores a handler with one reference.
     pub(crate) fn insert(&mut self, handler: Box<dyn Handler>) -> HandlerId {
-        let slot = HandlerSlot {
-            handler: Some(handler),
-            refs: 1,
-            running: false,
-        };
         match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = slot;
+                let slot = &mut self.slots[i as usize];
+                slot.handler = Some(handler);
+                slot.refs = 1;
+                slot.running = false;
                 HandlerId(i)
             }
             None => {
-                self.slots.push(slot);
+                self.slots.push(HandlerSlot {
+                    handler: Some(handler),
+                    refs: 1,
+                    running: false,
+                    generation: 0,
+                });
                 HandlerId((self.slots.len() - 1) as u32)
             }
         }
+    }
+
+    /// The pinned reference of a live handler.
+    pub(crate) fn reference(&self, id: HandlerId) -> HandlerRef {
+        HandlerRef {
+            index: id.0,
+            generation: self.slots[id.0 as usize].generation,
+        }
+    }
+
+    /// Resolves a reference if its handler is still alive.
+    pub(crate) fn resolve(&self, r: HandlerRef) -> Option<HandlerId> {
+        let slot = self.slots.get(r.index as usize)?;
+        (slot.generation == r.generation && slot.refs > 0).then_some(HandlerId(r.index))
+    }
+
+    fn free_slot(&mut self, index: u32) -> Option<Box<dyn Handler>> {
+        let slot = &mut self.slots[index as usize];
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(index);
+        slot.handler.take()
     }
 
     pub(crate) fn add_ref(&mut self, id: HandlerId) {
@@ -95,9 +140,7 @@ impl HandlerTable {
         let slot = &mut self.slots[id.0 as usize];
         slot.refs = slot.refs.saturating_sub(1);
         if slot.refs == 0 && !slot.running {
-            let dropped = slot.handler.take();
-            self.free.push(id.0);
-            drop(dropped);
+            drop(self.free_slot(id.0));
         }
     }
 
@@ -115,11 +158,9 @@ impl HandlerTable {
     pub(crate) fn put_back(&mut self, id: HandlerId, handler: Box<dyn Handler>) {
         let slot = &mut self.slots[id.0 as usize];
         slot.running = false;
+        slot.handler = Some(handler);
         if slot.refs == 0 {
-            self.free.push(id.0);
-            drop(handler);
-        } else {
-            slot.handler = Some(handler);
+            drop(self.free_slot(id.0));
         }
     }
 }

@@ -80,7 +80,7 @@ pub use dispatch::EventDispatch;
 pub use error::{Error, Result};
 pub use event::{CloseReason, Event, OsError};
 pub use handle::Handle;
-pub use handler::Handler;
+pub use handler::{Handler, HandlerRef};
 pub use hooks::HookId;
 pub use poster::Poster;
 pub use socket::{ConnectOptions, ListenOptions, SocketState};

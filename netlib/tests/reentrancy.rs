@@ -301,3 +301,86 @@ fn handler_replaces_itself() {
         rec.borrow().data.get(&h).is_some_and(|v| v == b"echo me")
     });
 }
+
+/// A registered handler outlives its sockets, serves listeners and
+/// connections made later, gets its own timers, and is reachable from posted
+/// closures by type.
+#[test]
+fn registered_handler_serves_sockets_timers_and_posted_closures() {
+    struct Server {
+        events: Vec<Event>,
+        ticks: u32,
+        posted: u32,
+    }
+    impl netlib::Handler for Server {
+        fn on_event(&mut self, ctx: &mut Context, h: Handle, ev: Event) {
+            self.events.push(ev);
+            echo(ctx, h, ev);
+        }
+        fn on_timer(&mut self, ctx: &mut Context, id: netlib::TimerId) {
+            self.ticks += 1;
+            if self.ticks == 3 {
+                ctx.cancel_timer(id);
+            }
+        }
+    }
+    let mut d = EventDispatch::new().unwrap();
+    let ctx = d.context();
+    let server = ctx.add_handler(Server {
+        events: vec![],
+        ticks: 0,
+        posted: 0,
+    });
+    let l = ctx
+        .listen_with(localhost(), &ListenOptions::default(), server)
+        .unwrap();
+    let addr = ctx.local_addr(l).unwrap();
+    let c = ctx
+        .connect_with(addr, &ConnectOptions::default(), server)
+        .unwrap();
+    assert_eq!(ctx.handler_of(c).unwrap(), server);
+    ctx.add_handler_timer(
+        server,
+        Duration::from_millis(1),
+        Some(Duration::from_millis(1)),
+    )
+    .unwrap();
+    let poster = d.poster();
+    std::thread::spawn(move || {
+        poster
+            .post(move |ctx| {
+                ctx.with_handler(server, |s: &mut Server, _| s.posted += 1)
+                    .unwrap();
+            })
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    let done = Rc::new(Cell::new(false));
+    let until = std::time::Instant::now() + Duration::from_millis(30);
+    run_until(&mut d, "timers and events", || {
+        std::time::Instant::now() > until || done.get()
+    });
+    let ctx = d.context();
+    ctx.close(l).unwrap();
+    ctx.close(c).unwrap();
+    d.run_once(Some(Duration::ZERO)).unwrap();
+    let ctx = d.context();
+    let (ticks, posted, events) = ctx
+        .with_handler(server, |s: &mut Server, _| {
+            (s.ticks, s.posted, s.events.clone())
+        })
+        .expect("handler outlives its sockets while registered");
+    assert_eq!(ticks, 3);
+    assert_eq!(posted, 1);
+    assert!(events.contains(&Event::Confirm));
+    assert!(events.iter().any(|e| matches!(e, Event::Connect { .. })));
+    assert!(
+        ctx.with_handler(server, |_: &mut fn(&mut Context, Handle, Event), _| ())
+            .is_none(),
+        "wrong type"
+    );
+    assert!(ctx.remove_handler(server));
+    assert!(!ctx.remove_handler(server));
+    assert!(ctx.with_handler(server, |_: &mut Server, _| ()).is_none());
+}
