@@ -1,0 +1,215 @@
+//! # pingpong - muduo's throughput benchmark
+//!
+//! The client opens `--sessions` connections and sends one `--block` of bytes
+//! on each; from then on both sides send back whatever they receive, so every
+//! connection keeps one block in flight. After `--seconds` the client stops
+//! and prints the bytes it read per second. The server is the plain
+//! [`EchoServer`].
+//!
+//! Both sides are kept lean because this is what gets compared with other
+//! libraries (tokio): TCP_NODELAY, one 64 KiB read buffer per loop reused for
+//! every connection, bytes written straight through to the kernel, and no
+//! allocation per event.
+//!
+//! ```text
+//! pingpong server [--host 127.0.0.1] [--port 2008]
+//! pingpong client --connect 127.0.0.1:2008 [--sessions 100] [--block 16384] [--seconds 10]
+//! ```
+
+use examples::cli::{self, Flags};
+use examples::conns::ConnTable;
+use examples::echo::{EchoServer, READ_CHUNK};
+use imconn::{BufferedConn, Limits};
+use netlib::{
+    CloseReason, ConnectOptions, Context, Event, EventDispatch, Handle, Handler, ListenOptions,
+    TimerId,
+};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: pingpong server [--host H] [--port P]
+       pingpong client --connect ADDR [--sessions N] [--block BYTES] [--seconds S]";
+
+fn main() -> ExitCode {
+    cli::init_logging();
+    let flags = Flags::from_env(USAGE);
+    let result = match flags.positional().first().map(String::as_str) {
+        Some("server") => server(flags.listen_addr(2008)),
+        Some("client") => {
+            let addr: SocketAddr = flags
+                .value("connect")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| flags.fail("client needs --connect ADDR"));
+            client(
+                addr,
+                flags.get("sessions", 100),
+                flags.get("block", 16384),
+                flags.seconds("seconds", 10.0),
+            )
+        }
+        _ => flags.fail("say `server` or `client`"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pingpong: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    let mut dispatch = EventDispatch::new()?;
+    let ctx = dispatch.context();
+    let opts = ListenOptions {
+        nodelay: true,
+        ..ListenOptions::default()
+    };
+    let listener = ctx.listen(addr, &opts, EchoServer::new())?;
+    cli::announce(ctx.local_addr(listener)?);
+    dispatch.run()?;
+    Ok(())
+}
+
+/// Every client session, served by one handler.
+struct Client {
+    conns: ConnTable<BufferedConn>,
+    buf: Box<[u8]>,
+    block: Vec<u8>,
+    sessions: usize,
+    connected: usize,
+    duration: Duration,
+    started: Option<Instant>,
+    bytes_read: u64,
+    messages_read: u64,
+    error: Option<String>,
+}
+
+impl Client {
+    fn on_read(&mut self, ctx: &mut Context, h: Handle) {
+        let Some(conn) = self.conns.get_mut(h) else {
+            return;
+        };
+        while let Ok(n @ 1..) = ctx.recv(h, &mut self.buf) {
+            self.bytes_read += n as u64;
+            self.messages_read += 1;
+            match conn.send(ctx, &self.buf[..n]) {
+                Ok(status) if status.queued > 0 => {
+                    let _ = ctx.pause_read(h);
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+impl Handler for Client {
+    fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
+        match event {
+            Event::Confirm => {
+                let limits = Limits {
+                    read_chunk: READ_CHUNK,
+                    ..Limits::default()
+                };
+                let mut conn = BufferedConn::new(ctx, h, limits);
+                if conn.send(ctx, &self.block).is_err() {
+                    return;
+                }
+                self.conns.insert(h, conn);
+                self.connected += 1;
+                if self.connected == self.sessions {
+                    log::info!("all {} sessions connected", self.sessions);
+                    // Measure from here, so connection setup is not counted.
+                    self.started = Some(Instant::now());
+                    if let Ok(r) = ctx.handler_of(h) {
+                        let _ = ctx.add_handler_timer(r, self.duration, None);
+                    }
+                }
+            }
+            Event::Read => self.on_read(ctx, h),
+            Event::Write => {
+                if let Some(conn) = self.conns.get_mut(h) {
+                    if let Ok(status) = conn.flush(ctx) {
+                        if status.queued == 0 {
+                            let _ = ctx.resume_read(h);
+                        }
+                    }
+                }
+            }
+            Event::Close(reason) => {
+                self.conns.remove(h);
+                if reason != CloseReason::Shutdown {
+                    self.error
+                        .get_or_insert_with(|| format!("a session closed: {reason}"));
+                    ctx.stop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context, _id: TimerId) {
+        let secs = self
+            .started
+            .map_or(self.duration, |t| t.elapsed())
+            .as_secs_f64();
+        let mib = self.bytes_read as f64 / (1024.0 * 1024.0);
+        println!(
+            "pingpong: {} sessions, {} byte blocks, {:.2} s: {} bytes read, {} reads, \
+             average read {} bytes, {:.1} MiB/s",
+            self.sessions,
+            self.block.len(),
+            secs,
+            self.bytes_read,
+            self.messages_read,
+            self.bytes_read / self.messages_read.max(1),
+            mib / secs
+        );
+        ctx.stop();
+    }
+}
+
+fn client(
+    addr: SocketAddr,
+    sessions: usize,
+    block: usize,
+    duration: Duration,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if sessions == 0 || block == 0 {
+        return Err("--sessions and --block must be positive".into());
+    }
+    let mut dispatch = EventDispatch::new()?;
+    let ctx = dispatch.context();
+    let r = ctx.add_handler(Client {
+        conns: ConnTable::new(),
+        buf: vec![0; READ_CHUNK].into_boxed_slice(),
+        block: (0..block).map(|i| (i % 128) as u8).collect(),
+        sessions,
+        connected: 0,
+        duration,
+        started: None,
+        bytes_read: 0,
+        messages_read: 0,
+        error: None,
+    });
+    let opts = ConnectOptions {
+        nodelay: true,
+        timeout: Some(Duration::from_secs(10)),
+        ..ConnectOptions::default()
+    };
+    for _ in 0..sessions {
+        ctx.connect_with(addr, &opts, r)?;
+    }
+    dispatch.run()?;
+    match dispatch
+        .context()
+        .with_handler(r, |c: &mut Client, _| c.error.take())
+    {
+        Some(None) => Ok(()),
+        Some(Some(e)) => Err(e.into()),
+        None => Err("client state lost".into()),
+    }
+}
