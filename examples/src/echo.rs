@@ -48,23 +48,50 @@ impl EchoServer {
     }
 
     fn on_read(&mut self, ctx: &mut Context, h: Handle) {
-        let Some(conn) = self.conns.get_mut(h) else {
-            return;
-        };
-        // Until WouldBlock, end-of-stream (Close follows) or the read budget.
-        while let Ok(n @ 1..) = ctx.recv(h, &mut self.buf) {
-            self.bytes += n as u64;
-            match conn.send(ctx, &self.buf[..n]) {
-                Ok(status) if status.queued > 0 => {
-                    // The peer is not keeping up: stop reading it until the
-                    // queue drains (Event::Write), so its echo stays bounded.
-                    let _ = ctx.pause_read(h);
-                    return;
-                }
-                Ok(_) => {}
-                Err(_) => return, // closed; its Close event follows
-            }
+        if let Some(conn) = self.conns.get_mut(h) {
+            self.bytes += echo_readable(ctx, conn, &mut self.buf);
         }
+    }
+}
+
+/// Sends back what socket `conn` has to read, through `buf`; returns the
+/// bytes echoed. Stops reading the socket when the kernel does not take the
+/// echo; [`echo_writable`] resumes it once the queue drained.
+pub fn echo_readable(ctx: &mut Context, conn: &mut BufferedConn, buf: &mut [u8]) -> u64 {
+    let h = conn.handle();
+    let mut total = 0;
+    // Until WouldBlock, end-of-stream (Close follows) or the read budget.
+    while let Ok(n @ 1..) = ctx.recv(h, buf) {
+        total += n as u64;
+        match conn.send(ctx, &buf[..n]) {
+            Ok(status) if status.queued > 0 => {
+                // The peer is not keeping up: stop reading it until the queue
+                // drains, so its echo stays bounded by one read chunk.
+                let _ = ctx.pause_read(h);
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break, // closed; its Close event follows
+        }
+    }
+    total
+}
+
+/// On [`Event::Write`]: sends queued output and resumes reading once it is
+/// all gone.
+pub fn echo_writable(ctx: &mut Context, conn: &mut BufferedConn) {
+    if let Ok(status) = conn.flush(ctx) {
+        if status.queued == 0 {
+            let _ = ctx.resume_read(conn.handle());
+        }
+    }
+}
+
+/// [`Limits`] for echoing connections: the default caps, big read chunks.
+pub fn echo_limits() -> Limits {
+    Limits {
+        read_chunk: READ_CHUNK,
+        ..Limits::default()
     }
 }
 
@@ -72,20 +99,13 @@ impl Handler for EchoServer {
     fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
         match event {
             Event::Connect { .. } => {
-                let limits = Limits {
-                    read_chunk: READ_CHUNK,
-                    ..Limits::default()
-                };
-                self.conns.insert(h, BufferedConn::new(ctx, h, limits));
+                self.conns
+                    .insert(h, BufferedConn::new(ctx, h, echo_limits()));
             }
             Event::Read => self.on_read(ctx, h),
             Event::Write => {
                 if let Some(conn) = self.conns.get_mut(h) {
-                    if let Ok(status) = conn.flush(ctx) {
-                        if status.queued == 0 {
-                            let _ = ctx.resume_read(h);
-                        }
-                    }
+                    echo_writable(ctx, conn);
                 }
             }
             Event::Close(reason) => {

@@ -4,3 +4,4 @@ pub mod cli;
 pub mod conns;
 pub mod echo;
 pub mod memcached;
+pub mod wheel;

@@ -18,8 +18,8 @@
 
 use examples::cli::{self, Flags};
 use examples::conns::ConnTable;
-use examples::echo::{EchoServer, READ_CHUNK};
-use imconn::{BufferedConn, Limits};
+use examples::echo::{echo_limits, echo_readable, echo_writable, EchoServer, READ_CHUNK};
+use imconn::BufferedConn;
 use netlib::{
     CloseReason, ConnectOptions, Context, Event, EventDispatch, Handle, Handler, ListenOptions,
     TimerId,
@@ -82,39 +82,14 @@ struct Client {
     duration: Duration,
     started: Option<Instant>,
     bytes_read: u64,
-    messages_read: u64,
     error: Option<String>,
-}
-
-impl Client {
-    fn on_read(&mut self, ctx: &mut Context, h: Handle) {
-        let Some(conn) = self.conns.get_mut(h) else {
-            return;
-        };
-        while let Ok(n @ 1..) = ctx.recv(h, &mut self.buf) {
-            self.bytes_read += n as u64;
-            self.messages_read += 1;
-            match conn.send(ctx, &self.buf[..n]) {
-                Ok(status) if status.queued > 0 => {
-                    let _ = ctx.pause_read(h);
-                    return;
-                }
-                Ok(_) => {}
-                Err(_) => return,
-            }
-        }
-    }
 }
 
 impl Handler for Client {
     fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
         match event {
             Event::Confirm => {
-                let limits = Limits {
-                    read_chunk: READ_CHUNK,
-                    ..Limits::default()
-                };
-                let mut conn = BufferedConn::new(ctx, h, limits);
+                let mut conn = BufferedConn::new(ctx, h, echo_limits());
                 if conn.send(ctx, &self.block).is_err() {
                     return;
                 }
@@ -129,14 +104,14 @@ impl Handler for Client {
                     }
                 }
             }
-            Event::Read => self.on_read(ctx, h),
+            Event::Read => {
+                if let Some(conn) = self.conns.get_mut(h) {
+                    self.bytes_read += echo_readable(ctx, conn, &mut self.buf);
+                }
+            }
             Event::Write => {
                 if let Some(conn) = self.conns.get_mut(h) {
-                    if let Ok(status) = conn.flush(ctx) {
-                        if status.queued == 0 {
-                            let _ = ctx.resume_read(h);
-                        }
-                    }
+                    echo_writable(ctx, conn);
                 }
             }
             Event::Close(reason) => {
@@ -158,14 +133,11 @@ impl Handler for Client {
             .as_secs_f64();
         let mib = self.bytes_read as f64 / (1024.0 * 1024.0);
         println!(
-            "pingpong: {} sessions, {} byte blocks, {:.2} s: {} bytes read, {} reads, \
-             average read {} bytes, {:.1} MiB/s",
+            "pingpong: {} sessions, {} byte blocks, {:.2} s: {} bytes read, {:.1} MiB/s",
             self.sessions,
             self.block.len(),
             secs,
             self.bytes_read,
-            self.messages_read,
-            self.bytes_read / self.messages_read.max(1),
             mib / secs
         );
         ctx.stop();
@@ -192,7 +164,6 @@ fn client(
         duration,
         started: None,
         bytes_read: 0,
-        messages_read: 0,
         error: None,
     });
     let opts = ConnectOptions {
