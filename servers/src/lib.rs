@@ -1,6 +1,13 @@
 //! # servers - TeamTalk's login_server and msg_server on netlib
 //!
 //! - [`config`]: TeamTalk-style `.conf` files with `--Key value` overrides;
+//! - [`msg`]: the message server (logins, routing with acks, offline queues,
+//!   registration with login_servers);
+//! - [`users`]: the accounts file;
+//! - [`client`]: a blocking TeamTalk client, used by `im_client` and tests;
 //! - [`runtime`]: logging, address announcement, signal handling.
 pub mod config;
+pub mod client;
+pub mod msg;
 pub mod runtime;
+pub mod users;

@@ -1,0 +1,213 @@
+//! A small blocking TeamTalk client: ask a login_server for a msg_server,
+//! log in, send and receive messages with acknowledgements.
+//!
+//! Used by the `im_client` tool and by the end-to-end tests. It is a
+//! client, one connection per thread, so plain blocking sockets with
+//! timeouts keep it simple; the servers are the event-driven side.
+
+use pdu::proto::{
+    ClientType, ImHeartBeat, ImLoginReq, ImLoginRes, ImMsgData, ImMsgDataAck, ImMsgServReq,
+    ImMsgServRsp, MsgType, SessionType, UserStatType,
+};
+use pdu::{cid, sid, FrameDecoder, Header, Message, Pdu};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+/// One connection speaking TeamTalk frames.
+pub struct ImClient {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    seq: u16,
+    /// The logged-in user's id (0 before login).
+    pub user_id: u32,
+    /// Message ids the server acknowledged for messages we sent.
+    pub acked: Vec<u32>,
+    last_send: Instant,
+}
+
+/// Asks a login_server (client port) which msg_server to use.
+pub fn query_msg_server(login: SocketAddr, timeout: Duration) -> io::Result<SocketAddr> {
+    let mut c = ImClient::connect(login, timeout)?;
+    c.send_pdu(sid::LOGIN, cid::login::MSG_SERV_REQ, &ImMsgServReq {})?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pdu = c.recv_pdu(deadline)?;
+        if pdu.command_id() != cid::login::MSG_SERV_RSP {
+            continue;
+        }
+        let rsp: ImMsgServRsp = pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
+        if rsp.result_code != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("login_server refused: result {}", rsp.result_code),
+            ));
+        }
+        let ip = rsp.prior_ip.unwrap_or_default();
+        let port = rsp.port.unwrap_or(0);
+        return format!("{ip}:{port}")
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| invalid("no address in IMMsgServRsp"));
+    }
+}
+
+impl ImClient {
+    /// Connects with `timeout` for connecting and for each read.
+    pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<ImClient> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_nodelay(true)?;
+        Ok(ImClient {
+            stream,
+            buf: Vec::new(),
+            seq: 0,
+            user_id: 0,
+            acked: Vec::new(),
+            last_send: Instant::now(),
+        })
+    }
+
+    /// The raw stream (tests send garbage through it).
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Sends one frame; returns its sequence number.
+    pub fn send_pdu<M: Message>(&mut self, service: u16, command: u16, msg: &M) -> io::Result<u16> {
+        self.seq = self.seq.wrapping_add(1);
+        let header = Header::new(service, command).with_seq_num(self.seq);
+        let pdu = Pdu::from_message(header, msg).map_err(|e| invalid(e.to_string()))?;
+        self.stream.write_all(pdu.as_bytes())?;
+        self.last_send = Instant::now();
+        Ok(self.seq)
+    }
+
+    /// Reads the next frame, waiting until `deadline`.
+    pub fn recv_pdu(&mut self, deadline: Instant) -> io::Result<Pdu> {
+        let decoder = FrameDecoder::new();
+        loop {
+            if let Some(frame) = decoder.decode(&self.buf).map_err(|e| invalid(e.to_string()))? {
+                let pdu = frame.to_pdu();
+                let n = pdu.frame_len();
+                self.buf.drain(..n);
+                return Ok(pdu);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "no frame in time"));
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            let mut chunk = [0u8; 16 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection")),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "no frame in time"))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Logs in; `Ok` carries the server's answer, whatever its result code.
+    pub fn login(&mut self, user: &str, password: &str, mobile: bool, timeout: Duration) -> io::Result<ImLoginRes> {
+        let req = ImLoginReq {
+            user_name: user.into(),
+            password: password.into(),
+            online_status: UserStatType::UserStatusOnline as i32,
+            client_type: if mobile { ClientType::Android } else { ClientType::Windows } as i32,
+            client_version: Some(concat!("netlib-im_client/", env!("CARGO_PKG_VERSION")).into()),
+        };
+        self.send_pdu(sid::LOGIN, cid::login::REQ_USERLOGIN, &req)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pdu = self.recv_pdu(deadline)?;
+            if pdu.command_id() == cid::login::RES_USERLOGIN {
+                let res: ImLoginRes = pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
+                if res.result_code == 0 {
+                    self.user_id = res.user_info.as_ref().map_or(0, |u| u.user_id);
+                }
+                return Ok(res);
+            }
+        }
+    }
+
+    /// Sends a text message to user `to`; the ack arrives later (see
+    /// [`wait_ack`](Self::wait_ack)).
+    pub fn send_text(&mut self, to: u32, text: &str) -> io::Result<u16> {
+        let msg = ImMsgData {
+            from_user_id: self.user_id,
+            to_session_id: to,
+            msg_id: 0,
+            create_time: 0,
+            msg_type: MsgType::SingleText as i32,
+            msg_data: text.as_bytes().to_vec(),
+            attach_data: None,
+        };
+        self.send_pdu(sid::MSG, cid::msg::DATA, &msg)
+    }
+
+    /// Sends a heartbeat if nothing was sent for `every`.
+    pub fn heartbeat_if_idle(&mut self, every: Duration) -> io::Result<()> {
+        if self.last_send.elapsed() >= every {
+            self.send_pdu(sid::OTHER, cid::other::HEARTBEAT, &ImHeartBeat {})?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the next incoming message, acking it; records acks of our
+    /// own messages on the way. `Ok(None)` when `deadline` passes.
+    pub fn next_message(&mut self, deadline: Instant) -> io::Result<Option<ImMsgData>> {
+        loop {
+            let pdu = match self.recv_pdu(deadline) {
+                Ok(p) => p,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            match (pdu.service_id(), pdu.command_id()) {
+                (sid::MSG, cid::msg::DATA) => {
+                    let msg: ImMsgData = pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
+                    let ack = ImMsgDataAck {
+                        user_id: self.user_id,
+                        session_id: msg.from_user_id,
+                        msg_id: msg.msg_id,
+                        session_type: SessionType::Single as i32,
+                    };
+                    self.send_pdu(sid::MSG, cid::msg::DATA_ACK, &ack)?;
+                    return Ok(Some(msg));
+                }
+                (sid::MSG, cid::msg::DATA_ACK) => {
+                    let ack: ImMsgDataAck = pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
+                    self.acked.push(ack.msg_id);
+                }
+                (sid::LOGIN, cid::login::KICK_USER) => {
+                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "kicked: logged in elsewhere"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits until the server acknowledged `count` of our messages.
+    pub fn wait_acks(&mut self, count: usize, deadline: Instant) -> io::Result<()> {
+        while self.acked.len() < count {
+            let pdu = self.recv_pdu(deadline)?;
+            if pdu.command_id() == cid::msg::DATA_ACK {
+                let ack: ImMsgDataAck = pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
+                self.acked.push(ack.msg_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the ack of the last message sent.
+    pub fn wait_ack(&mut self, deadline: Instant) -> io::Result<u32> {
+        let n = self.acked.len() + 1;
+        self.wait_acks(n, deadline)?;
+        Ok(self.acked[n - 1])
+    }
+}
