@@ -1,6 +1,7 @@
 //! examples: classic servers built on netlib.
 
 pub mod cli;
+pub mod codec;
 pub mod conns;
 pub mod echo;
 pub mod memcached;
