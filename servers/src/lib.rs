@@ -1,6 +1,7 @@
 //! # servers - TeamTalk's login_server and msg_server on netlib
 //!
 //! - [`config`]: TeamTalk-style `.conf` files with `--Key value` overrides;
+//! - [`login`]: the login server (msg_server registry, client and HTTP lookups);
 //! - [`msg`]: the message server (logins, routing with acks, offline queues,
 //!   registration with login_servers);
 //! - [`users`]: the accounts file;
@@ -8,6 +9,7 @@
 //! - [`runtime`]: logging, address announcement, signal handling.
 pub mod config;
 pub mod client;
+pub mod login;
 pub mod msg;
 pub mod runtime;
 pub mod users;
