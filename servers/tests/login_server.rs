@@ -432,11 +432,11 @@ fn http_incomplete_request_is_closed_at_the_deadline() {
 
 #[test]
 fn idle_clients_are_closed_but_heartbeats_keep_them() {
-    let login = LoginServer::start(&["--ClientTimeoutMs", "300"]);
+    let login = LoginServer::start(&["--ClientTimeoutMs", "500"]);
     let mut idle = connect(login.client);
     let mut busy = connect(login.client);
     let started = Instant::now();
-    while started.elapsed() < Duration::from_millis(800) {
+    while started.elapsed() < Duration::from_millis(1200) {
         send(
             &mut busy,
             sid::OTHER,
@@ -553,4 +553,17 @@ fn links_that_never_register_are_dropped() {
     }
     assert!(closed, "an unregistered link is closed at the deadline");
     assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+#[test]
+fn a_link_sending_a_bad_frame_loses_only_its_entry() {
+    let login = LoginServer::start(&[]);
+    let mut bad = FakeMsgServer::register(&login, 8001, 0, 10);
+    let _good = FakeMsgServer::register(&login, 8002, 3, 10);
+    eventually("bad one chosen first", || login.pick() == Ok(8001));
+    bad.link
+        .write_all(&[0, 0, 0, 3, 0, 1, 0, 0, 0, 7, 7, 9, 0, 0, 0, 0])
+        .unwrap();
+    assert!(closed_within(&mut bad.link, Duration::from_secs(3)));
+    eventually("only the good one left", || login.pick() == Ok(8002));
 }
