@@ -5,4 +5,5 @@ pub mod codec;
 pub mod conns;
 pub mod echo;
 pub mod memcached;
+pub mod sudoku;
 pub mod wheel;
