@@ -370,13 +370,13 @@ impl BufferedConn {
     }
 
     /// Closes once queued output is sent: half-closes after the drain, and
-    /// the peer's end-of-stream then completes the close.
+    /// the peer's end-of-stream completes the close. Never an immediate
+    /// `close`, even with nothing queued: closing a socket that still holds
+    /// unread input makes the kernel send a reset, and the peer could lose
+    /// the reply just sent. A peer that never closes its side is left to the
+    /// connection's idle deadline.
     pub fn close_after_flush(&mut self, ctx: &mut Context) {
-        if self.out_buf.is_empty() {
-            self.force_close(ctx);
-        } else {
-            self.shutdown(ctx);
-        }
+        self.shutdown(ctx);
     }
 }
 

@@ -90,7 +90,10 @@ impl ImClient {
     pub fn recv_pdu(&mut self, deadline: Instant) -> io::Result<Pdu> {
         let decoder = FrameDecoder::new();
         loop {
-            if let Some(frame) = decoder.decode(&self.buf).map_err(|e| invalid(e.to_string()))? {
+            if let Some(frame) = decoder
+                .decode(&self.buf)
+                .map_err(|e| invalid(e.to_string()))?
+            {
                 let pdu = frame.to_pdu();
                 let n = pdu.frame_len();
                 self.buf.drain(..n);
@@ -103,9 +106,19 @@ impl ImClient {
             self.stream.set_read_timeout(Some(left))?;
             let mut chunk = [0u8; 16 * 1024];
             match self.stream.read(&mut chunk) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection")),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "server closed the connection",
+                    ))
+                }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "no frame in time"))
                 }
                 Err(e) => return Err(e),
@@ -114,12 +127,22 @@ impl ImClient {
     }
 
     /// Logs in; `Ok` carries the server's answer, whatever its result code.
-    pub fn login(&mut self, user: &str, password: &str, mobile: bool, timeout: Duration) -> io::Result<ImLoginRes> {
+    pub fn login(
+        &mut self,
+        user: &str,
+        password: &str,
+        mobile: bool,
+        timeout: Duration,
+    ) -> io::Result<ImLoginRes> {
         let req = ImLoginReq {
             user_name: user.into(),
             password: password.into(),
             online_status: UserStatType::UserStatusOnline as i32,
-            client_type: if mobile { ClientType::Android } else { ClientType::Windows } as i32,
+            client_type: if mobile {
+                ClientType::Android
+            } else {
+                ClientType::Windows
+            } as i32,
             client_version: Some(concat!("netlib-im_client/", env!("CARGO_PKG_VERSION")).into()),
         };
         self.send_pdu(sid::LOGIN, cid::login::REQ_USERLOGIN, &req)?;
@@ -181,11 +204,15 @@ impl ImClient {
                     return Ok(Some(msg));
                 }
                 (sid::MSG, cid::msg::DATA_ACK) => {
-                    let ack: ImMsgDataAck = pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
+                    let ack: ImMsgDataAck =
+                        pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
                     self.acked.push(ack.msg_id);
                 }
                 (sid::LOGIN, cid::login::KICK_USER) => {
-                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "kicked: logged in elsewhere"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "kicked: logged in elsewhere",
+                    ));
                 }
                 _ => {}
             }

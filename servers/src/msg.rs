@@ -228,7 +228,13 @@ impl ImConn for MsgConn {
     }
 }
 
-fn reply<M: Message>(cx: &mut ImCtx<'_, MsgConn>, request: &PduRef<'_>, sid: u16, cid: u16, msg: &M) {
+fn reply<M: Message>(
+    cx: &mut ImCtx<'_, MsgConn>,
+    request: &PduRef<'_>,
+    sid: u16,
+    cid: u16,
+    msg: &M,
+) {
     let header = Header::new(sid, cid).with_seq_num(request.seq_num());
     let _ = cx.send_pdu(&header, msg);
 }
@@ -242,14 +248,24 @@ impl ClientConn {
             }
             (sid::LOGIN, cid::login::REQ_USERLOGIN, false) => self.login(cx, &pdu),
             (sid::LOGIN, cid::login::REQ_LOGINOUT, true) => {
-                reply(cx, &pdu, sid::LOGIN, cid::login::RES_LOGINOUT, &ImLogoutRsp { result_code: 0 });
+                reply(
+                    cx,
+                    &pdu,
+                    sid::LOGIN,
+                    cid::login::RES_LOGINOUT,
+                    &ImLogoutRsp { result_code: 0 },
+                );
                 cx.close_after_flush();
             }
             (sid::MSG, cid::msg::DATA, true) => {
                 if self.take_token(cx.shared.settings.rate_limit) {
                     self.message(cx, &pdu);
                 } else {
-                    log::warn!("{} {:?} closed: over the message rate limit", cx.handle(), cx.peer());
+                    log::warn!(
+                        "{} {:?} closed: over the message rate limit",
+                        cx.handle(),
+                        cx.peer()
+                    );
                     cx.close();
                 }
             }
@@ -265,7 +281,11 @@ impl ClientConn {
                     "{} {:?} closed: command {s:#x}/{c:#x} {}",
                     cx.handle(),
                     cx.peer(),
-                    if logged_in { "not supported" } else { "before login" }
+                    if logged_in {
+                        "not supported"
+                    } else {
+                        "before login"
+                    }
                 );
                 cx.close();
             }
@@ -275,7 +295,8 @@ impl ClientConn {
     fn take_token(&mut self, rate: u32) -> bool {
         let now = Instant::now();
         let rate = f64::from(rate.max(1));
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(2.0 * rate);
+        self.tokens =
+            (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(2.0 * rate);
         self.refilled = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -291,8 +312,17 @@ impl ClientConn {
             cx.close();
             return;
         };
-        let Some(user) = cx.shared.settings.users.authenticate(&req.user_name, &req.password) else {
-            log::info!("{} login of {:?} refused: wrong credentials", cx.handle(), req.user_name);
+        let Some(user) = cx
+            .shared
+            .settings
+            .users
+            .authenticate(&req.user_name, &req.password)
+        else {
+            log::info!(
+                "{} login of {:?} refused: wrong credentials",
+                cx.handle(),
+                req.user_name
+            );
             let res = ImLoginRes {
                 server_time: unix_now(),
                 result_code: ResultType::RefuseReasonDbValidateFailed as i32,
@@ -312,7 +342,12 @@ impl ClientConn {
             .get(user_id)
             .iter()
             .copied()
-            .filter(|h| cx.shared.sessions.get(h).is_some_and(|s| s.mobile == mobile))
+            .filter(|h| {
+                cx.shared
+                    .sessions
+                    .get(h)
+                    .is_some_and(|s| s.mobile == mobile)
+            })
             .collect();
         for old in same_class {
             log::info!("user {user_id} logged in again: kicking {old}");
@@ -320,7 +355,12 @@ impl ClientConn {
                 user_id,
                 kick_reason: KickReasonType::KickReasonDuplicateUser as i32,
             };
-            let _ = cx.conns.send_pdu(cx.ctx, old, &Header::new(sid::LOGIN, cid::login::KICK_USER), &kick);
+            let _ = cx.conns.send_pdu(
+                cx.ctx,
+                old,
+                &Header::new(sid::LOGIN, cid::login::KICK_USER),
+                &kick,
+            );
             cx.conns.close_after_flush(cx.ctx, old);
             // The old session stops receiving at once; its unacked
             // deliveries go back to the queue on close.
@@ -356,7 +396,10 @@ impl ClientConn {
             user_action: USER_CNT_INC,
             user_id,
         };
-        cx.send_pdu_to_links(&Header::new(sid::OTHER, cid::other::USER_CNT_UPDATE), &update);
+        cx.send_pdu_to_links(
+            &Header::new(sid::OTHER, cid::other::USER_CNT_UPDATE),
+            &update,
+        );
         // Messages that waited while the user was offline.
         if let Some(queue) = cx.shared.offline.remove(&user_id) {
             for msg in queue {
@@ -367,7 +410,11 @@ impl ClientConn {
 
     fn message(&mut self, cx: &mut ImCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         let Ok(mut msg) = pdu.decode_body::<ImMsgData>() else {
-            log::warn!("{} {:?} closed: undecodable message", cx.handle(), cx.peer());
+            log::warn!(
+                "{} {:?} closed: undecodable message",
+                cx.handle(),
+                cx.peer()
+            );
             cx.close();
             return;
         };
@@ -383,11 +430,20 @@ impl ClientConn {
         // Receiver's connections plus the sender's other ones.
         let mut targets: Vec<Handle> = cx.shared.online.get(to).to_vec();
         if to != session.user_id {
-            targets.extend(cx.shared.online.get(session.user_id).iter().filter(|t| **t != h));
+            targets.extend(
+                cx.shared
+                    .online
+                    .get(session.user_id)
+                    .iter()
+                    .filter(|t| **t != h),
+            );
         }
         let receiver_online = !cx.shared.online.get(to).is_empty();
         if !receiver_online && !cx.shared.store_offline(to, msg.clone()) {
-            log::warn!("offline queue of user {to} full: message from {} refused", session.user_id);
+            log::warn!(
+                "offline queue of user {to} full: message from {} refused",
+                session.user_id
+            );
             return; // not acknowledged: the sender may retry
         }
         cx.shared.next_msg_id = cx.shared.next_msg_id.wrapping_add(1).max(1);
@@ -409,7 +465,11 @@ impl ClientConn {
 fn deliver(cx: &mut ImCtx<'_, MsgConn>, to: Handle, msg: ImMsgData) {
     let header = Header::new(sid::MSG, cid::msg::DATA);
     let _ = cx.send_pdu_to(to, &header, &msg);
-    cx.shared.pending.entry(to).or_default().insert(msg.msg_id, msg);
+    cx.shared
+        .pending
+        .entry(to)
+        .or_default()
+        .insert(msg.msg_id, msg);
 }
 
 /// Moves a closed connection's unacknowledged deliveries to the user's
@@ -441,12 +501,18 @@ fn logout(cx: &mut ImCtx<'_, MsgConn>, reason: CloseReason) {
         user_action: USER_CNT_DEC,
         user_id: session.user_id,
     };
-    cx.send_pdu_to_links(&Header::new(sid::OTHER, cid::other::USER_CNT_UPDATE), &update);
+    cx.send_pdu_to_links(
+        &Header::new(sid::OTHER, cid::other::USER_CNT_UPDATE),
+        &update,
+    );
 }
 
 /// Starts msg_server on `ctx`: listeners, login_server links, stats timer.
 /// Returns the server handle and the bound client addresses.
-pub fn start(ctx: &mut Context, settings: Settings) -> netlib::Result<(HandlerRef, Vec<SocketAddr>)> {
+pub fn start(
+    ctx: &mut Context,
+    settings: Settings,
+) -> netlib::Result<(HandlerRef, Vec<SocketAddr>)> {
     let client_config = ConnConfig {
         timeouts: settings.client_timeouts,
         ..ConnConfig::client()
@@ -461,7 +527,10 @@ pub fn start(ctx: &mut Context, settings: Settings) -> netlib::Result<(HandlerRe
     let stats_interval = settings.stats_interval;
     let server = ImServer::<MsgConn>::register(ctx, MsgState::new(settings), move |state, _| {
         if state.client_conns >= state.settings.max_conns {
-            log::warn!("connection refused: MaxConnCnt {} reached", state.settings.max_conns);
+            log::warn!(
+                "connection refused: MaxConnCnt {} reached",
+                state.settings.max_conns
+            );
             return None;
         }
         Some((

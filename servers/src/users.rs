@@ -76,7 +76,8 @@ impl Users {
             let id = id
                 .parse()
                 .map_err(|e| format!("line {}: bad user id {id:?}: {e}", n + 1))?;
-            let hash = unhex(hash).ok_or_else(|| format!("line {}: hash must be 64 hex digits", n + 1))?;
+            let hash =
+                unhex(hash).ok_or_else(|| format!("line {}: hash must be 64 hex digits", n + 1))?;
             by_name.insert(
                 name.to_string(),
                 User {
@@ -101,7 +102,10 @@ impl Users {
         let user = self.by_name.get(name)?;
         let given = digest(&user.salt, password);
         // Compare without an early exit.
-        let diff = given.iter().zip(user.hash.iter()).fold(0u8, |d, (a, b)| d | (a ^ b));
+        let diff = given
+            .iter()
+            .zip(user.hash.iter())
+            .fold(0u8, |d, (a, b)| d | (a ^ b));
         (diff == 0).then_some(user)
     }
 
@@ -122,7 +126,11 @@ mod tests {
 
     #[test]
     fn authenticates_against_salted_hashes() {
-        let text = format!("# demo\n{}\n{}\n", user_line(1, "alice", "s1", "pw1"), user_line(2, "bob", "s2", "pw2"));
+        let text = format!(
+            "# demo\n{}\n{}\n",
+            user_line(1, "alice", "s1", "pw1"),
+            user_line(2, "bob", "s2", "pw2")
+        );
         let users = Users::parse(&text).unwrap();
         assert_eq!(users.authenticate("alice", "pw1").map(|u| u.id), Some(1));
         assert!(users.authenticate("alice", "pw2").is_none());

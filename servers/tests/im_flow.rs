@@ -1,0 +1,290 @@
+//! End to end: the real login_server and msg_server binaries on ephemeral
+//! loopback ports, driven by the blocking client from `servers::client`.
+
+use servers::client::{query_msg_server, ImClient};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+
+/// A server process, killed when dropped.
+struct Proc {
+    child: Child,
+    listens: Vec<(String, SocketAddr)>,
+}
+
+impl Proc {
+    fn start(bin: &str, args: &[&str], expect: usize) -> Proc {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("NETLIB_TEST_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut listens = Vec::new();
+        while listens.len() < expect {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("LISTEN ") {
+                let (name, addr) = rest.split_once(' ').unwrap();
+                listens.push((name.to_string(), addr.parse().unwrap()));
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Proc { child, listens }
+    }
+
+    fn addr(&self, name: &str) -> SocketAddr {
+        self.listens.iter().find(|(n, _)| n == name).unwrap().1
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn login_server(msg_port: u16) -> Proc {
+    let port = msg_port.to_string();
+    Proc::start(
+        env!("CARGO_BIN_EXE_login_server"),
+        &[
+            "--ClientPort",
+            "0",
+            "--HttpPort",
+            "0",
+            "--MsgServerPort",
+            &port,
+        ],
+        3,
+    )
+}
+
+fn users_file() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/conf/users.txt").to_string()
+}
+
+fn msg_server(login: Option<SocketAddr>, extra: &[&str]) -> Proc {
+    let users = users_file();
+    let mut args = vec![
+        "--ListenPort",
+        "0",
+        "--UsersFile",
+        &users,
+        "--LinkRetryMinMs",
+        "100",
+    ];
+    let (ip, port);
+    if let Some(l) = login {
+        ip = l.ip().to_string();
+        port = l.port().to_string();
+        args.extend(["--LoginServerIP1", &ip, "--LoginServerPort1", &port]);
+    }
+    args.extend(extra);
+    Proc::start(env!("CARGO_BIN_EXE_msg_server"), &args, 1)
+}
+
+fn logged_in(addr: SocketAddr, user: &str, password: &str, mobile: bool) -> ImClient {
+    let mut c = ImClient::connect(addr, T).unwrap();
+    let res = c.login(user, password, mobile, T).unwrap();
+    assert_eq!(res.result_code, 0, "login of {user}");
+    c
+}
+
+fn assert_closed(c: &mut ImClient) {
+    let s = c.stream();
+    s.set_read_timeout(Some(T)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue, // frames sent before the close
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("expected close, got {e}"),
+        }
+    }
+}
+
+#[test]
+fn two_users_exchange_a_thousand_messages_in_order_with_acks() {
+    let msg = msg_server(None, &[]);
+    let addr = msg.addr("client");
+    let mut alice = logged_in(addr, "alice", "alice123", false);
+    let mut bob = logged_in(addr, "bob", "bob123", false);
+    let receiver = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut got = Vec::new();
+        while got.len() < 1000 {
+            let m = bob
+                .next_message(deadline)
+                .unwrap()
+                .expect("message in time");
+            assert_eq!(m.from_user_id, 1);
+            got.push(String::from_utf8(m.msg_data).unwrap());
+        }
+        // And one back.
+        bob.send_text(1, "thanks").unwrap();
+        bob.wait_ack(Instant::now() + T).unwrap();
+        got
+    });
+    for i in 0..1000 {
+        alice.send_text(2, &format!("message {i}")).unwrap();
+    }
+    alice
+        .wait_acks(1000, Instant::now() + Duration::from_secs(30))
+        .unwrap();
+    let mut ids = alice.acked.clone();
+    ids.dedup();
+    assert_eq!(ids.len(), 1000, "every message acked once");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase");
+    let got = receiver.join().unwrap();
+    let want: Vec<String> = (0..1000).map(|i| format!("message {i}")).collect();
+    assert_eq!(got, want);
+    let back = alice.next_message(Instant::now() + T).unwrap().unwrap();
+    assert_eq!(back.msg_data, b"thanks");
+}
+
+#[test]
+fn offline_user_gets_messages_at_login() {
+    let msg = msg_server(None, &[]);
+    let addr = msg.addr("client");
+    let mut alice = logged_in(addr, "alice", "alice123", false);
+    for i in 0..5 {
+        alice
+            .send_text(3, &format!("while you were out {i}"))
+            .unwrap();
+    }
+    alice.wait_acks(5, Instant::now() + T).unwrap();
+    let mut carol = logged_in(addr, "carol", "carol123", false);
+    for i in 0..5 {
+        let m = carol
+            .next_message(Instant::now() + T)
+            .unwrap()
+            .expect("queued message");
+        assert_eq!(m.msg_data, format!("while you were out {i}").as_bytes());
+    }
+}
+
+/// A delivery not acked before its connection drops is delivered again at
+/// the next login: nothing acknowledged to the sender is lost.
+#[test]
+fn unacked_deliveries_survive_a_dropped_connection() {
+    let msg = msg_server(None, &[]);
+    let addr = msg.addr("client");
+    let mut alice = logged_in(addr, "alice", "alice123", false);
+    let mut bob = logged_in(addr, "bob", "bob123", false);
+    alice.send_text(2, "do not lose me").unwrap();
+    alice.wait_ack(Instant::now() + T).unwrap();
+    // Bob's connection receives it but never acks, then dies.
+    let mut frame = [0u8; 16];
+    bob.stream().set_read_timeout(Some(T)).unwrap();
+    bob.stream().read_exact(&mut frame).unwrap();
+    drop(bob);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut bob = logged_in(addr, "bob", "bob123", false);
+    let m = bob
+        .next_message(Instant::now() + T)
+        .unwrap()
+        .expect("redelivered");
+    assert_eq!(m.msg_data, b"do not lose me");
+}
+
+#[test]
+fn wrong_password_gets_result_6_and_is_closed() {
+    let msg = msg_server(None, &[]);
+    let mut c = ImClient::connect(msg.addr("client"), T).unwrap();
+    let res = c.login("alice", "not-her-password", false, T).unwrap();
+    assert_eq!(res.result_code, 6);
+    assert_closed(&mut c);
+}
+
+#[test]
+fn command_before_login_closes_the_connection() {
+    let msg = msg_server(None, &[]);
+    let mut c = ImClient::connect(msg.addr("client"), T).unwrap();
+    c.send_text(2, "sneaky").unwrap();
+    assert_closed(&mut c);
+}
+
+#[test]
+fn no_login_within_the_deadline_closes_the_connection() {
+    let msg = msg_server(None, &["--LoginTimeoutMs", "300"]);
+    let mut c = ImClient::connect(msg.addr("client"), T).unwrap();
+    let start = Instant::now();
+    assert_closed(&mut c);
+    assert!(start.elapsed() >= Duration::from_millis(300));
+}
+
+#[test]
+fn duplicate_login_kicks_the_older_session() {
+    let msg = msg_server(None, &[]);
+    let addr = msg.addr("client");
+    let mut first = logged_in(addr, "alice", "alice123", false);
+    let mut mobile = logged_in(addr, "alice", "alice123", true);
+    let _second = logged_in(addr, "alice", "alice123", false);
+    let err = first.next_message(Instant::now() + T).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted, "{err}");
+    assert_closed(&mut first);
+    // The mobile session is another client class: it stays.
+    mobile.send_text(2, "still here").unwrap();
+    mobile.wait_ack(Instant::now() + T).unwrap();
+}
+
+#[test]
+fn malformed_frame_closes_only_the_offender() {
+    let msg = msg_server(None, &[]);
+    let addr = msg.addr("client");
+    let mut alice = logged_in(addr, "alice", "alice123", false);
+    let mut bob = logged_in(addr, "bob", "bob123", false);
+    let mut bad = logged_in(addr, "carol", "carol123", false);
+    // A header declaring a 3-byte frame.
+    bad.stream()
+        .write_all(&[0, 0, 0, 3, 0, 1, 0, 0, 0, 3, 3, 1, 0, 0, 0, 0])
+        .unwrap();
+    assert_closed(&mut bad);
+    alice.send_text(2, "unaffected").unwrap();
+    alice.wait_ack(Instant::now() + T).unwrap();
+    let m = bob.next_message(Instant::now() + T).unwrap().unwrap();
+    assert_eq!(m.msg_data, b"unaffected");
+}
+
+/// login_server killed and restarted while msg_server runs: msg_server
+/// re-registers and clients get its address again.
+#[test]
+fn login_server_restart_msg_server_reregisters() {
+    let login = login_server(0);
+    let msg_port = login.addr("msg_server");
+    let msg = msg_server(Some(msg_port), &[]);
+    let msg_addr = msg.addr("client");
+    let wait_for_registration = |login: &Proc| {
+        let deadline = Instant::now() + T;
+        loop {
+            match query_msg_server(login.addr("client"), T) {
+                Ok(a) => return a,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => panic!("msg_server never registered: {e}"),
+            }
+        }
+    };
+    assert_eq!(wait_for_registration(&login), msg_addr);
+    drop(login); // kill -9
+    let login = login_server(msg_port.port());
+    assert_eq!(wait_for_registration(&login), msg_addr);
+    // And the whole path works: ask, connect, log in.
+    let addr = query_msg_server(login.addr("client"), T).unwrap();
+    logged_in(addr, "alice", "alice123", false);
+}
