@@ -1,10 +1,21 @@
-//! The protocol and storage core of a memcached-compatible server.
+//! A memcached-compatible server on netlib.
 //!
-//! This module is the part of the memcached example that has nothing to do
-//! with sockets: it proves that `netlib` can carry a real, widely used
-//! protocol by keeping the protocol itself free of any I/O. A network layer
-//! (built on `netlib`, written separately) owns the sockets and drives this
-//! module with bytes:
+//! It proves that `netlib` can carry a real, widely used text protocol:
+//! stock clients, libmemcached's `memcapable -a` conformance test and the
+//! `memaslap` load generator all talk to it. The protocol and the cache know
+//! nothing of sockets; the network layer owns the sockets and drives them
+//! with bytes:
+//!
+//! - [`server`] starts N reactor threads (`-t N`), each an
+//!   [`EventDispatch`](netlib::EventDispatch) listening on the same port with
+//!   `SO_REUSEPORT`, over one shared [`Store`]; `worker` is the netlib
+//!   handler of one thread and `connection` the read → process → write cycle
+//!   of one client.
+//! - [`cli`] turns memcached's command-line flags into a
+//!   [`ServerConfig`](server::ServerConfig); `src/bin/memcached.rs` (the
+//!   `netlib-memcached` binary) is just `cli` + `server`.
+//!
+//! The socket-free core:
 //!
 //! - [`Store`] is the cache: sharded, each shard a hash table with its own
 //!   LRU list and memory budget behind its own lock. One `Arc<Store>` is
@@ -51,13 +62,17 @@
 //! store.counters().connection_closed();
 //! ```
 
+pub mod cli;
 mod clock;
 mod config;
+mod connection;
 mod protocol;
+pub mod server;
 mod shard;
 mod stats;
 mod store;
 mod text;
+mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, DEFAULT_ITEM_SIZE_MAX, DEFAULT_MAX_LINE, DEFAULT_MEMORY_LIMIT};

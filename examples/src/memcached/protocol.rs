@@ -22,10 +22,10 @@
 //! included: `noreply` silences error replies too; a malformed storage line
 //! leaves its data block to be read as a command; the command name decides
 //! how many arguments are allowed and any other count is a bare `ERROR`.
-//! Three places are stricter than memcached 1.6 because libmemcached's
-//! `memcapable -a` conformance test requires it (and memcached 1.4 did it):
-//! `version` and `quit` take no arguments, and `verbosity noreply` (no level)
-//! is an error rather than a silent no-op. Meta commands (`mg`, `ms`, ...) are
+//! `version` and `quit` ignore extra arguments and `verbosity noreply` (no
+//! level) is silent, as in memcached 1.6; libmemcached's `memcapable -a`
+//! expects exactly that from a server whose version starts with 1.6 (it
+//! wants errors only from older ones). Meta commands (`mg`, `ms`, ...) are
 //! not implemented and answer `ERROR`.
 //!
 //! A session belongs to one connection and one thread; it shares nothing but
@@ -302,21 +302,13 @@ impl Session {
             b"flush_all" => self.flush_all(store, Args::collect(tokens), now, out),
             b"stats" => self.stats(store, Args::collect(tokens), now, out),
             b"verbosity" => verbosity(store, Args::collect(tokens), out),
+            // memcached 1.6 ignores any arguments of these two.
             b"version" => {
-                if Args::collect(tokens).len() == 0 {
-                    out.extend_from_slice(b"VERSION ");
-                    out.extend_from_slice(VERSION.as_bytes());
-                    out.extend_from_slice(b"\r\n");
-                } else {
-                    out.extend_from_slice(ERROR);
-                }
+                out.extend_from_slice(b"VERSION ");
+                out.extend_from_slice(VERSION.as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
-            b"quit" => {
-                if Args::collect(tokens).len() == 0 {
-                    return Some(CloseReason::Quit);
-                }
-                out.extend_from_slice(ERROR);
-            }
+            b"quit" => return Some(CloseReason::Quit),
             b"shutdown" => out.extend_from_slice(NO_SHUTDOWN),
             _ => out.extend_from_slice(ERROR),
         }
@@ -649,13 +641,14 @@ impl Session {
     }
 }
 
-/// verbosity <level> [noreply]. The level is required (see module docs).
+/// verbosity <level> [noreply]. Like memcached 1.6, a lone `noreply` is
+/// taken as the level, fails to parse, and the error is silenced.
 fn verbosity(store: &Store, args: Args<'_>, out: &mut Vec<u8>) {
     if !(1..=2).contains(&args.len()) {
         out.extend_from_slice(ERROR);
         return;
     }
-    let noreply = args.len() == 2 && args.last_is_noreply();
+    let noreply = args.last_is_noreply();
     match parse_u32(args.get(0)) {
         Some(level) => {
             store.set_verbosity(level.min(MAX_VERBOSITY));

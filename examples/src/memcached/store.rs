@@ -58,10 +58,24 @@ pub fn item_size(key_len: usize, flags: u32, value_len: usize) -> usize {
 }
 
 /// Whether `key` is a key memcached's text protocol can carry: 1 to 250
-/// bytes, none of them a control character or space. Bytes above 0x7f are
-/// fine, so UTF-8 keys work.
+/// bytes, none of them a space, a newline or NUL.
+///
+/// The protocol document asks clients not to send control characters, but
+/// memcached only splits lines on spaces and reads keys as C strings, and
+/// clients rely on that: `memaslap` puts `0x10` bytes in its keys. So every
+/// other byte is accepted, UTF-8 included.
+///
+/// ```
+/// use examples::memcached::is_valid_key;
+/// assert!(is_valid_key(b"user:42"));
+/// assert!(is_valid_key(b"\x10\x10memaslap"));
+/// assert!(!is_valid_key(b"two words"));
+/// assert!(!is_valid_key(&[b'k'; 251]));
+/// ```
 pub fn is_valid_key(key: &[u8]) -> bool {
-    !key.is_empty() && key.len() <= KEY_MAX_LENGTH && key.iter().all(|&b| b > b' ' && b != 0x7f)
+    !key.is_empty()
+        && key.len() <= KEY_MAX_LENGTH
+        && key.iter().all(|&b| !matches!(b, b' ' | b'\n' | 0))
 }
 
 /// Converts a client's exptime into an absolute unix second (0 = never),
@@ -488,8 +502,12 @@ mod tests {
         assert!(!is_valid_key(&[b'k'; 251]));
         assert!(!is_valid_key(b""));
         assert!(!is_valid_key(b"a b"));
-        assert!(!is_valid_key(b"a\tb"));
-        assert!(!is_valid_key(b"a\x7f"));
+        assert!(!is_valid_key(b"a\nb"));
+        assert!(!is_valid_key(b"a\0b"));
+        // memcached takes control characters (memaslap sends 0x10).
+        assert!(is_valid_key(b"a\tb"));
+        assert!(is_valid_key(b"a\x7f"));
+        assert!(is_valid_key(b"\x10\x10k"));
         assert!(NewItem::new(b"bad key", b"v", 0, 0).is_none());
         assert!(NewItem::from_buffer(b"k".to_vec(), 2, 0, 0).is_none());
     }

@@ -1,0 +1,80 @@
+//! `netlib-memcached`: a memcached-compatible server on netlib.
+//!
+//! ```text
+//! netlib-memcached -p 11211 -l 127.0.0.1 -m 64 -c 1024 -t 2 -v
+//! ```
+//!
+//! The flags are memcached's (see `examples::memcached::cli`); `-t N` runs N
+//! reactor threads on one port with `SO_REUSEPORT`. With `-p 0` the server
+//! picks a free port; `--port-file=PATH` writes it to PATH once listening,
+//! so scripts and tests need not guess a free port. The process runs until
+//! killed; a cache has nothing to save.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use examples::memcached::cli::{self, Command, Options, USAGE};
+use examples::memcached::server::Server;
+use examples::memcached::VERSION;
+
+fn main() -> ExitCode {
+    let options = match cli::parse(std::env::args().skip(1)) {
+        Ok(Command::Run(options)) => options,
+        Ok(Command::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!(
+                "netlib-memcached {} (memcached {VERSION} text protocol)",
+                env!("CARGO_PKG_VERSION")
+            );
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("netlib-memcached: {e}\n{USAGE}");
+            return ExitCode::from(64); // EX_USAGE
+        }
+    };
+    init_logging(options.verbosity);
+    match serve(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("netlib-memcached: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `-v` info, `-vv` debug, `-vvv` trace; warnings and errors always.
+/// `RUST_LOG`, when set, wins.
+fn init_logging(verbosity: u8) {
+    let level = match verbosity {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp_millis()
+        .init();
+}
+
+fn serve(options: Options) -> Result<(), Box<dyn std::error::Error>> {
+    let server = Server::start(options.server)?;
+    server
+        .store()
+        .set_verbosity(u32::from(options.verbosity.min(2)));
+    if let Some(path) = &options.port_file {
+        // Write then rename, so a reader never sees a half-written file.
+        let port = server.local_addrs()[0].port();
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        writeln!(file, "{port}")?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+    }
+    server.wait()?;
+    Ok(())
+}
