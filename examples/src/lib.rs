@@ -5,5 +5,7 @@ pub mod codec;
 pub mod conns;
 pub mod echo;
 pub mod memcached;
+pub mod relay;
+pub mod socks;
 pub mod sudoku;
 pub mod wheel;
