@@ -250,6 +250,11 @@ impl Context {
     /// frees its slot afterwards.
     pub(crate) fn flush_pending(&mut self) {
         while let Some((h, event)) = self.pending.pop_front() {
+            if let Event::Close(_) = event {
+                // End-of-stream leaves the socket open until here, so the
+                // callback that saw it could still answer.
+                self.teardown(h);
+            }
             self.deliver(h, event);
             if let Event::Close(_) = event {
                 self.free_slot(h);
@@ -284,11 +289,20 @@ impl Context {
 
     /// Closes `h` now and queues its Close event. No-op if already closing.
     pub(crate) fn close_with(&mut self, h: Handle, reason: CloseReason) {
+        if self.teardown(h) {
+            log::trace!("netlib: {h} closing: {reason}");
+            self.pending.push_back((h, Event::Close(reason)));
+        }
+    }
+
+    /// Deregisters and closes the descriptor of `h`; false if it was
+    /// already closing.
+    fn teardown(&mut self, h: Handle) -> bool {
         let Some(entry) = self.entry_mut(h) else {
-            return;
+            return false;
         };
         if entry.state == SocketState::Closing {
-            return;
+            return false;
         }
         entry.state = SocketState::Closing;
         let io = std::mem::replace(&mut entry.io, Io::None);
@@ -305,8 +319,7 @@ impl Context {
         if let Some(timer) = timer {
             self.timers.cancel(timer);
         }
-        log::trace!("netlib: {h} closing: {reason}");
-        self.pending.push_back((h, Event::Close(reason)));
+        true
     }
 
     pub(crate) fn has_immediate_work(&self) -> bool {
@@ -656,8 +669,10 @@ impl Context {
     /// Reads into `buf` (`netlib_recv`).
     ///
     /// `Ok(n > 0)`: data. `Ok(0)`: end-of-stream (or an empty `buf`); the
-    /// socket then closes with [`CloseReason::PeerClosed`] after the current
-    /// callback, or for half-close sockets an [`Event::ReadClosed`] follows.
+    /// socket then closes with [`CloseReason::PeerClosed`] when the current
+    /// callback returns - until then it may still send, so a request that
+    /// arrived with the peer's FIN can be answered - or for half-close
+    /// sockets an [`Event::ReadClosed`] follows and the socket stays open.
     /// [`Error::WouldBlock`]: nothing more now - the kernel buffer is empty,
     /// or this Read event's byte budget is spent (the socket is offered again
     /// next turn). A hard error closes the socket and is returned.
@@ -696,7 +711,12 @@ impl Context {
                         entry.read_closed = true;
                         self.pending.push_back((h, Event::ReadClosed));
                     } else {
-                        self.close_with(h, CloseReason::PeerClosed);
+                        // Closed after the current callback returns: a
+                        // request that came with the FIN can still be
+                        // answered (the kernel sends the reply, then FIN).
+                        entry.read_closed = true;
+                        self.pending
+                            .push_back((h, Event::Close(CloseReason::PeerClosed)));
                     }
                     return Ok(0);
                 }

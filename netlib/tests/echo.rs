@@ -351,3 +351,42 @@ fn socket_options_read_back() {
     ctx.set_keepalive(h, None).unwrap();
     assert!(!ctx.keepalive(h).unwrap());
 }
+
+/// A request that arrives together with the peer's FIN can still be
+/// answered from the Read callback that sees the end-of-stream.
+#[test]
+fn request_arriving_with_fin_can_be_answered() {
+    let mut d = EventDispatch::new().unwrap();
+    let rec: Shared = Rc::default();
+    let l = d
+        .context()
+        .listen(localhost(), &ListenOptions::default(), {
+            let rec = rec.clone();
+            move |ctx: &mut Context, h: Handle, ev: Event| {
+                recorder(rec.clone())(ctx, h, ev);
+                if ev == Event::Read {
+                    let got = rec.borrow().data.get(&h).cloned().unwrap_or_default();
+                    if !got.is_empty() {
+                        // recorder drained to end-of-stream already
+                        ctx.send(h, b"reply:").unwrap();
+                        ctx.send(h, &got).unwrap();
+                    }
+                }
+            }
+        })
+        .unwrap();
+    let addr = d.context().local_addr(l).unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"question").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    run_until(&mut d, "close", || !rec.borrow().closed.is_empty());
+    assert_eq!(
+        *rec.borrow().closed.values().next().unwrap(),
+        CloseReason::PeerClosed
+    );
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "reply:question");
+}
