@@ -7,8 +7,8 @@
 //! - [`users`]: the accounts file;
 //! - [`client`]: a blocking TeamTalk client, used by `im_client` and tests;
 //! - [`runtime`]: logging, address announcement, signal handling.
-pub mod config;
 pub mod client;
+pub mod config;
 pub mod login;
 pub mod msg;
 pub mod runtime;
