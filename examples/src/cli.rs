@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use examples::cli::Flags;
-//! let flags = Flags::parse(["--port", "0", "--pool=4", "--verbose", "client"].map(String::from));
+//! let flags = Flags::parse(["client", "--port", "0", "--pool=4", "--verbose"].map(String::from));
 //! assert_eq!(flags.get("port", 7u16), 0);
 //! assert_eq!(flags.get("pool", 1usize), 4);
 //! assert!(flags.has("verbose"));

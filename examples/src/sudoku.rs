@@ -10,7 +10,8 @@
 //! ```
 //! use examples::sudoku::{parse_line, solve, Request};
 //! let puzzle = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
-//! let req = parse_line(format!("x:{puzzle}").as_bytes()).unwrap();
+//! let line = format!("x:{puzzle}");
+//! let req = parse_line(line.as_bytes()).unwrap();
 //! assert_eq!(req.id, Some(&b"x"[..]));
 //! let solved = solve(&req.cells).unwrap();
 //! assert!(solved.starts_with(b"534678912"));
