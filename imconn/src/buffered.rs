@@ -218,6 +218,28 @@ impl BufferedConn {
         status
     }
 
+    /// Reads one chunk into `buf` (for codecs that decode from a shared
+    /// scratch buffer). `None` when nothing more comes now: would-block,
+    /// end-of-stream or an error (the Close event says which).
+    pub fn recv_chunk(&mut self, ctx: &mut Context, buf: &mut [u8]) -> Option<usize> {
+        if self.closed {
+            return None;
+        }
+        match ctx.recv(self.handle, buf) {
+            Ok(0) => None,
+            Ok(n) => {
+                self.bytes_in += n as u64;
+                self.last_recv = Instant::now();
+                Some(n)
+            }
+            Err(Error::WouldBlock) => None,
+            Err(_) => {
+                self.closed = true;
+                None
+            }
+        }
+    }
+
     /// Sends `data`: straight to the kernel when nothing is queued, the rest
     /// into the queue.
     pub fn send(&mut self, ctx: &mut Context, data: &[u8]) -> Result<SendStatus, SendError> {

@@ -110,12 +110,59 @@ pub trait ImConn: Sized + 'static {
 
 /// Reads available data and dispatches every complete frame - the default
 /// [`ImConn::on_read`], callable from overrides.
+///
+/// Data is read into one scratch buffer shared by the server's connections,
+/// and frames are decoded straight out of it; only a partial frame left at
+/// the end of a read is copied into the connection's own input buffer. So
+/// steady traffic of whole frames allocates nothing, and an idle connection
+/// holds no input buffer at all.
 pub fn read_frames<C: ImConn>(conn: &mut C, cx: &mut ImCtx<'_, C>) {
-    cx.io.fill(cx.ctx);
     let decoder = FrameDecoder::with_max_frame_len(cx.meta.config.max_frame_len);
-    // Take the buffer out so frames can borrow it while hooks use `cx`.
-    let buf = std::mem::take(&mut cx.io.in_buf);
-    let mut frames = decoder.frames(buf.as_slice());
+    let mut scratch = std::mem::take(&mut cx.conns.read_buf);
+    if scratch.len() < READ_CHUNK {
+        scratch.resize(READ_CHUNK, 0);
+    }
+    while !cx.io.is_closed() {
+        let Some(n) = cx.io.recv_chunk(cx.ctx, &mut scratch) else {
+            break;
+        };
+        if cx.io.in_buf.is_empty() {
+            match dispatch_frames(conn, cx, &decoder, &scratch[..n]) {
+                Some(used) if used < n && !cx.io.is_closed() => {
+                    cx.io.in_buf.extend_from_slice(&scratch[used..n]);
+                }
+                Some(_) => {}
+                None => break,
+            }
+        } else {
+            cx.io.in_buf.extend_from_slice(&scratch[..n]);
+            let buf = std::mem::take(&mut cx.io.in_buf);
+            let used = dispatch_frames(conn, cx, &decoder, buf.as_slice());
+            cx.io.in_buf = buf;
+            match used {
+                Some(used) => cx.io.in_buf.consume(used),
+                None => break,
+            }
+            if cx.io.in_buf.is_empty() {
+                cx.io.in_buf.release();
+            }
+        }
+    }
+    cx.conns.read_buf = scratch;
+}
+
+/// Bytes read per system call into the shared scratch buffer.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Hands every whole frame in `data` to `handle_pdu`. Returns the bytes
+/// used, or `None` when the connection was closed (malformed frame).
+fn dispatch_frames<C: ImConn>(
+    conn: &mut C,
+    cx: &mut ImCtx<'_, C>,
+    decoder: &FrameDecoder,
+    data: &[u8],
+) -> Option<usize> {
+    let mut frames = decoder.frames(data);
     for frame in &mut frames {
         match frame {
             Ok(pdu) => {
@@ -132,16 +179,11 @@ pub fn read_frames<C: ImConn>(conn: &mut C, cx: &mut ImCtx<'_, C>) {
                     cx.peer()
                 );
                 cx.io.force_close(cx.ctx);
-                break;
+                return None;
             }
         }
     }
-    let consumed = frames.consumed();
-    cx.io.in_buf = buf;
-    cx.io.in_buf.consume(consumed);
-    if cx.io.in_buf.is_empty() {
-        cx.io.in_buf.release();
-    }
+    Some(frames.consumed())
 }
 
 /// Framework bookkeeping of one connection.
@@ -169,6 +211,11 @@ struct Slot<C> {
 pub struct ConnTable<C> {
     slots: Vec<Option<Slot<C>>>,
     len: usize,
+    /// Scratch space shared by all connections (one loop runs one hook at
+    /// a time): what reads land in, and what frames are encoded into before
+    /// the write-through send.
+    read_buf: Vec<u8>,
+    encode_buf: Vec<u8>,
 }
 
 impl<C> Default for ConnTable<C> {
@@ -176,6 +223,8 @@ impl<C> Default for ConnTable<C> {
         ConnTable {
             slots: Vec::new(),
             len: 0,
+            read_buf: Vec::new(),
+            encode_buf: Vec::new(),
         }
     }
 }
@@ -253,8 +302,21 @@ impl<C: ImConn> ConnTable<C> {
         header: &Header,
         msg: &M,
     ) -> Result<SendStatus, SendError> {
-        let slot = self.slot_mut(h).ok_or(SendError::Closed)?;
-        send_pdu_on(ctx, &mut slot.io, &mut slot.meta, header, msg)
+        let i = h.index() as usize;
+        let slot = self
+            .slots
+            .get_mut(i)
+            .and_then(Option::as_mut)
+            .filter(|s| s.handle == h)
+            .ok_or(SendError::Closed)?;
+        send_pdu_on(
+            ctx,
+            &mut slot.io,
+            &mut slot.meta,
+            &mut self.encode_buf,
+            header,
+            msg,
+        )
     }
 
     /// Sends an already encoded frame (for forwarding) on `h`.
@@ -292,20 +354,26 @@ fn note_high_water(meta: &mut Meta, status: SendStatus) {
     }
 }
 
+/// Encodes into the shared scratch buffer, then sends write-through: the
+/// kernel usually takes it all and nothing is allocated or queued.
 fn send_pdu_on<M: Message>(
     ctx: &mut Context,
     io: &mut BufferedConn,
     meta: &mut Meta,
+    encode_buf: &mut Vec<u8>,
     header: &Header,
     msg: &M,
 ) -> Result<SendStatus, SendError> {
-    let encoded = io.send_encoded(ctx, |out| {
-        Pdu::encode_message_into(out, header, msg).map(|_| ())
-    })?;
-    let status = encoded.map_err(|e| {
+    encode_buf.clear();
+    if let Err(e) = Pdu::encode_message_into(encode_buf, header, msg) {
         log::error!("imconn: cannot encode frame: {e}");
-        SendError::Closed
-    })?;
+        return Err(SendError::Closed);
+    }
+    let status = io.send(ctx, encode_buf)?;
+    if encode_buf.capacity() > 1024 * 1024 {
+        // One huge frame should not pin a huge scratch buffer.
+        *encode_buf = Vec::new();
+    }
     io.frames_out += 1;
     note_high_water(meta, status);
     Ok(status)
@@ -357,7 +425,14 @@ impl<C: ImConn> ImCtx<'_, C> {
         header: &Header,
         msg: &M,
     ) -> Result<SendStatus, SendError> {
-        send_pdu_on(self.ctx, self.io, self.meta, header, msg)
+        send_pdu_on(
+            self.ctx,
+            self.io,
+            self.meta,
+            &mut self.conns.encode_buf,
+            header,
+            msg,
+        )
     }
 
     /// Sends an encoded frame on this connection.
@@ -619,6 +694,12 @@ impl<C: ImConn> ImServer<C> {
     }
 
     fn on_policy_timer(&mut self, ctx: &mut Context, h: Handle) {
+        let mut scratch = std::mem::take(&mut self.conns.encode_buf);
+        self.policy_check(ctx, h, &mut scratch);
+        self.conns.encode_buf = scratch;
+    }
+
+    fn policy_check(&mut self, ctx: &mut Context, h: Handle, scratch: &mut Vec<u8>) {
         let Some(slot) = self.conns.slot_mut(h) else {
             return;
         };
@@ -647,7 +728,8 @@ impl<C: ImConn> ImServer<C> {
             }
             Due::Heartbeat => {
                 let header = Header::new(sid::OTHER, cid::other::HEARTBEAT);
-                let _ = send_pdu_on(ctx, &mut slot.io, &mut slot.meta, &header, &ImHeartBeat {});
+                let (io, meta) = (&mut slot.io, &mut slot.meta);
+                let _ = send_pdu_on(ctx, io, meta, scratch, &header, &ImHeartBeat {});
             }
             Due::Nothing => {}
         }
