@@ -1,7 +1,7 @@
 //! End to end: the real login_server and msg_server binaries on ephemeral
 //! loopback ports, driven by the blocking client from `servers::client`.
 
-use servers::client::{query_msg_server, ImClient};
+use servers::client::{query_msg_server, query_msg_server_http, ImClient};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -284,7 +284,8 @@ fn login_server_restart_msg_server_reregisters() {
     drop(login); // kill -9
     let login = login_server(msg_port.port());
     assert_eq!(wait_for_registration(&login), msg_addr);
-    // And the whole path works: ask, connect, log in.
+    // And the whole path works: ask (over TCP and HTTP), connect, log in.
     let addr = query_msg_server(login.addr("client"), T).unwrap();
+    assert_eq!(query_msg_server_http(login.addr("http"), T).unwrap(), addr);
     logged_in(addr, "alice", "alice123", false);
 }

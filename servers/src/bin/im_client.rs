@@ -4,6 +4,7 @@
 //! im_client --login 127.0.0.1:8008 --user alice --password alice123 send 2 "hello bob"
 //! im_client --login 127.0.0.1:8008 --user bob --password bob123 recv --count 1 --timeout 10
 //! im_client --login 127.0.0.1:8008 --user bob --password bob123          # interactive
+//! im_client --http 127.0.0.1:8080 --user bob --password bob123 recv     # ask over HTTP
 //! im_client adduser 4 dave s4lt dave123        # prints a users-file line
 //! ```
 //!
@@ -12,7 +13,7 @@
 //! <text>` lines from stdin and prints incoming messages with sender and
 //! time; a lost connection sends it back through the login_server.
 
-use servers::client::{query_msg_server, ImClient};
+use servers::client::{query_msg_server, query_msg_server_http, ImClient};
 use std::io::{self, BufRead};
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -23,6 +24,7 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 
 struct Opts {
     login: SocketAddr,
+    http: Option<SocketAddr>,
     msg_server: Option<SocketAddr>,
     user: String,
     password: String,
@@ -32,7 +34,7 @@ struct Opts {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: im_client [--login HOST:PORT] [--msg-server HOST:PORT] --user NAME --password PW [--mobile] \
+        "usage: im_client [--login HOST:PORT | --http HOST:PORT | --msg-server HOST:PORT] --user NAME --password PW [--mobile] \
          [send <user id> <text> | recv [--count N] [--timeout S] | chat]\n       im_client adduser <id> <name> <salt> <password>"
     );
     std::process::exit(2)
@@ -41,6 +43,7 @@ fn usage() -> ! {
 fn parse(args: Vec<String>) -> Opts {
     let mut o = Opts {
         login: "127.0.0.1:8008".parse().unwrap_or_else(|_| usage()),
+        http: None,
         msg_server: None,
         user: String::new(),
         password: String::new(),
@@ -52,6 +55,7 @@ fn parse(args: Vec<String>) -> Opts {
         let mut val = || it.next().unwrap_or_else(|| usage());
         match a.as_str() {
             "--login" => o.login = val().parse().unwrap_or_else(|_| usage()),
+            "--http" => o.http = Some(val().parse().unwrap_or_else(|_| usage())),
             "--msg-server" => o.msg_server = Some(val().parse().unwrap_or_else(|_| usage())),
             "--user" => o.user = val(),
             "--password" => o.password = val(),
@@ -67,9 +71,10 @@ fn parse(args: Vec<String>) -> Opts {
 
 /// Finds a msg_server and logs in.
 fn session(o: &Opts) -> io::Result<ImClient> {
-    let addr = match o.msg_server {
-        Some(a) => a,
-        None => query_msg_server(o.login, TIMEOUT)?,
+    let addr = match (o.msg_server, o.http) {
+        (Some(a), _) => a,
+        (None, Some(http)) => query_msg_server_http(http, TIMEOUT)?,
+        (None, None) => query_msg_server(o.login, TIMEOUT)?,
     };
     let mut c = ImClient::connect(addr, TIMEOUT)?;
     let res = c.login(&o.user, &o.password, o.mobile, TIMEOUT)?;
