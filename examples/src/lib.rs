@@ -6,6 +6,7 @@ pub mod conns;
 pub mod echo;
 pub mod memcached;
 pub mod relay;
+pub mod roundtrip;
 pub mod socks;
 pub mod sudoku;
 pub mod wheel;
