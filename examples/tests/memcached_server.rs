@@ -141,3 +141,17 @@ fn an_endless_line_closes_only_that_connection() {
     assert!(good.line().starts_with("VERSION "));
     assert!(server.is_alive());
 }
+
+#[test]
+fn requests_that_arrive_with_the_fin_are_answered() {
+    let server = ServerProcess::start(&[]);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(b"set a 0 0 1\r\nx\r\nget a\r\n").unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).unwrap();
+    assert_eq!(all, b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n");
+}
