@@ -699,6 +699,11 @@ impl Context {
         if limit == 0 {
             return Ok(0);
         }
+        if !entry.readable {
+            // Drained since the last edge: the kernel would say EAGAIN, and
+            // edge-triggered epoll reports new data with a new edge.
+            return Err(Error::WouldBlock);
+        }
         let Io::Stream(stream) = &entry.io else {
             return Err(Error::InvalidHandle);
         };
@@ -721,6 +726,13 @@ impl Context {
                     return Ok(0);
                 }
                 Ok(n) => {
+                    // A short read of a stream socket emptied the kernel
+                    // buffer (as tokio assumes on Linux): skip the read that
+                    // would only return EAGAIN. Not once the peer's FIN was
+                    // reported - no new edge would announce end-of-stream.
+                    if n < limit && !entry.hangup_seen {
+                        entry.readable = false;
+                    }
                     if let Some((_, left)) = &mut self.read_budget {
                         if budget.is_some() {
                             *left -= n;

@@ -220,6 +220,9 @@ fn on_connected_event(ctx: &mut Context, h: Handle, event: &MioEvent) {
     if event.is_readable() || event.is_read_closed() || event.is_error() {
         entry.readable = true;
     }
+    if event.is_read_closed() || event.is_error() {
+        entry.hangup_seen = true;
+    }
     let write_ready = event.is_writable() && entry.want_write;
     if write_ready {
         entry.want_write = false;
@@ -274,6 +277,7 @@ fn finish_connect(ctx: &mut Context, h: Handle, event: &MioEvent) {
             if event.is_readable() || event.is_read_closed() {
                 if let Some(entry) = ctx.entry_mut(h) {
                     entry.readable = true;
+                    entry.hangup_seen |= event.is_read_closed();
                     if entry.read_pending() {
                         ctx.dispatch_read(h);
                     }

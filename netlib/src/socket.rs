@@ -114,8 +114,12 @@ pub(crate) struct SocketEntry {
     pub(crate) io: Io,
     pub(crate) handler: HandlerId,
     pub(crate) peer: Option<SocketAddr>,
-    /// The kernel may hold unread data (edge seen, WouldBlock not yet).
+    /// The kernel may hold unread data (edge seen, and neither WouldBlock
+    /// nor a short read since).
     pub(crate) readable: bool,
+    /// The peer's FIN (or an error) was reported: no further edge will come,
+    /// so a short read must not be taken as "drained".
+    pub(crate) hangup_seen: bool,
     /// A send hit WouldBlock; deliver Write on the next writable edge.
     pub(crate) want_write: bool,
     /// The owner asked not to be told about incoming data for now.
@@ -142,6 +146,7 @@ impl SocketEntry {
             handler,
             peer: None,
             readable: false,
+            hangup_seen: false,
             want_write: false,
             read_paused: false,
             read_closed: false,
