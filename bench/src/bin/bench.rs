@@ -1,0 +1,656 @@
+//! The benchmark driver: runs every scenario against its comparators in one
+//! run and rewrites `BENCH.md` and `bench/pingpong.svg`.
+//!
+//! ```text
+//! bench all [--seconds 5] [--reps 3] [--out BENCH.md] [--svg bench/pingpong.svg]
+//! ```
+//!
+//! It expects the binaries of this crate and `pingpong` (examples) next to
+//! itself (`scripts/bench.sh` builds them). Servers run on core 0 and load
+//! generators on core 1 (`taskset`) when there are two cores. Server CPU is
+//! utime + stime from `/proc/<pid>/stat` over the client's run; system calls
+//! come from `strace -c -f -p PID` on a separate, shorter run; allocations
+//! from a counting global allocator inside each server.
+
+use plotters::prelude::*;
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+struct Opts {
+    seconds: f64,
+    reps: usize,
+    out: PathBuf,
+    svg: PathBuf,
+    bin: PathBuf,
+    pin: bool,
+    strace: bool,
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn free_addr() -> Res<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+fn cpu_ticks(pid: u32) -> Res<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = &stat[stat.rfind(')').ok_or("bad stat")? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Ok(f[11].parse::<u64>()? + f[12].parse::<u64>()?)
+}
+
+fn clk_tck() -> f64 {
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if s.is_empty() {
+        f64::NAN
+    } else {
+        s[s.len() / 2]
+    }
+}
+
+fn min(v: &[f64]) -> f64 {
+    v.iter().cloned().fold(f64::INFINITY, f64::min)
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// `median (min..max)` with `prec` decimals.
+fn mm(v: &[f64], prec: usize) -> String {
+    format!(
+        "{:.p$} ({:.p$}..{:.p$})",
+        median(v),
+        min(v),
+        max(v),
+        p = prec
+    )
+}
+
+struct Server {
+    child: Child,
+    stats: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(o: &Opts, name: &str) -> Res<Server> {
+        let addr = free_addr()?;
+        let stats =
+            std::env::temp_dir().join(format!("bench-allocs-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&stats);
+        let mut cmd = pinned(o, 0, &o.bin.join(name));
+        cmd.arg(addr.to_string()).arg(&stats);
+        let child = cmd.stdout(Stdio::null()).spawn()?;
+        let t = Instant::now();
+        while TcpStream::connect(addr).is_err() || !stats.exists() {
+            if t.elapsed() > Duration::from_secs(10) {
+                return Err(format!("{name} did not start").into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(Server { child, stats, addr })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn allocs(&self) -> u64 {
+        std::fs::read_to_string(&self.stats)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stats);
+    }
+}
+
+fn pinned(o: &Opts, core: usize, prog: &Path) -> Command {
+    if o.pin {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(core.to_string()).arg(prog);
+        c.env("RUST_LOG", "warn");
+        c
+    } else {
+        let mut c = Command::new(prog);
+        c.env("RUST_LOG", "warn");
+        c
+    }
+}
+
+/// One measured client run against `server`: client stdout, server CPU
+/// seconds, and server allocations from `alloc_from` after the start to the end.
+fn measure(
+    o: &Opts,
+    server: &Server,
+    client: &str,
+    args: &[String],
+    alloc_from: f64,
+) -> Res<(String, f64, u64, f64)> {
+    let c0 = cpu_ticks(server.pid())?;
+    let mut cmd = pinned(o, 1, &o.bin.join(client));
+    cmd.args(args).stdout(Stdio::piped());
+    let start = Instant::now();
+    let child = cmd.spawn()?;
+    std::thread::sleep(Duration::from_secs_f64(alloc_from));
+    let a0 = server.allocs();
+    let t_a0 = start.elapsed().as_secs_f64();
+    let out = child.wait_with_output()?;
+    let total = start.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(120));
+    let a1 = server.allocs();
+    let c1 = cpu_ticks(server.pid())?;
+    if !out.status.success() {
+        return Err(format!("{client} {args:?} failed").into());
+    }
+    let window = ((total - t_a0) / total).clamp(0.0, 1.0);
+    Ok((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        (c1 - c0) as f64 / clk_tck(),
+        a1.saturating_sub(a0),
+        window,
+    ))
+}
+
+/// Total system calls of `pid` (all threads) while `client` runs.
+fn count_syscalls(o: &Opts, server: &Server, client: &str, args: &[String]) -> Res<(u64, String)> {
+    let out = std::env::temp_dir().join(format!("bench-strace-{}", std::process::id()));
+    let mut st = Command::new("strace")
+        .args(["-c", "-f", "-o"])
+        .arg(&out)
+        .arg("-p")
+        .arg(server.pid().to_string())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let mut cmd = pinned(o, 1, &o.bin.join(client));
+    let res = cmd.args(args).stdout(Stdio::piped()).output()?;
+    unsafe {
+        libc::kill(st.id() as i32, libc::SIGINT);
+    }
+    st.wait()?;
+    let text = std::fs::read_to_string(&out)?;
+    let _ = std::fs::remove_file(&out);
+    let total = text
+        .lines()
+        .find(|l| l.trim_end().ends_with("total"))
+        .and_then(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // % time, seconds, usecs/call, calls, [errors], "total"
+            f.get(3).and_then(|s| s.parse().ok())
+        })
+        .ok_or("no total in strace output")?;
+    Ok((total, String::from_utf8_lossy(&res.stdout).into_owned()))
+}
+
+fn field(out: &str, name: &str) -> Res<f64> {
+    let f: Vec<&str> = out.split_whitespace().collect();
+    let i = f
+        .iter()
+        .position(|w| *w == name)
+        .ok_or_else(|| format!("no {name} in {out:?}"))?;
+    Ok(f[i + 1].trim_end_matches(',').parse()?)
+}
+
+fn sh(cmd: &str) -> String {
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    format!("{:.2}x", a / b)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
+// ---------------------------------------------------------------- pingpong
+
+const PP_SERVERS: [(&str, &str); 2] = [
+    ("netlib", "netlib_pingpong_server"),
+    ("tokio", "tokio_pingpong_server"),
+];
+
+struct PpPoint {
+    block: usize,
+    sessions: usize,
+    mibs: [Vec<f64>; 2],
+    cpu_gib: [Vec<f64>; 2],
+    allocs_rt: [Vec<f64>; 2],
+}
+
+fn pingpong_args(addr: SocketAddr, sessions: usize, block: usize, secs: f64) -> Vec<String> {
+    vec![
+        "client".into(),
+        "--connect".into(),
+        addr.to_string(),
+        "--sessions".into(),
+        sessions.to_string(),
+        "--block".into(),
+        block.to_string(),
+        "--seconds".into(),
+        secs.to_string(),
+    ]
+}
+
+fn pingpong(o: &Opts, md: &mut String) -> Res<Vec<PpPoint>> {
+    let mut points = Vec::new();
+    for block in [16384usize, 4096] {
+        for sessions in [1usize, 10, 100, 1000] {
+            let mut p = PpPoint {
+                block,
+                sessions,
+                mibs: Default::default(),
+                cpu_gib: Default::default(),
+                allocs_rt: Default::default(),
+            };
+            for _ in 0..o.reps {
+                for (i, (_, bin)) in PP_SERVERS.iter().enumerate() {
+                    let s = Server::start(o, bin)?;
+                    let args = pingpong_args(s.addr, sessions, block, o.seconds);
+                    let (out, cpu, allocs, window) = measure(o, &s, "pingpong", &args, 1.0)?;
+                    let bytes = parse_bytes_read(&out)?;
+                    let mib = out
+                        .split(',')
+                        .next_back()
+                        .and_then(|s| s.split_whitespace().next())
+                        .and_then(|s| s.parse::<f64>().ok())
+                        .ok_or("no MiB/s")?;
+                    p.mibs[i].push(mib);
+                    p.cpu_gib[i].push(cpu / (bytes / (1u64 << 30) as f64));
+                    let rts = bytes / block as f64 * window;
+                    p.allocs_rt[i].push(allocs as f64 / rts.max(1.0));
+                }
+            }
+            eprintln!(
+                "pingpong {block} B x {sessions}: netlib {:.1} MiB/s, tokio {:.1} MiB/s",
+                median(&p.mibs[0]),
+                median(&p.mibs[1])
+            );
+            points.push(p);
+        }
+    }
+    writeln!(md, "## 1. pingpong\n")?;
+    writeln!(md, "muduo's pingpong: each side echoes what it receives, TCP_NODELAY, fixed duration {} s, {} repetitions (servers interleaved). Client: `pingpong client` (examples, netlib) for both servers. MiB/s is what the client read per second; CPU/GiB is server utime+stime over the whole client run divided by the bytes it echoed. Allocations per round trip (one block echoed) are counted in the server from 1 s into the run to its end.\n", o.seconds, o.reps)?;
+    writeln!(md, "| block | sessions | netlib MiB/s | tokio MiB/s | ratio | netlib CPU s/GiB | tokio CPU s/GiB | ratio | throughput >= 1.0x | CPU <= 0.8x |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|")?;
+    for p in &points {
+        let tr = median(&p.mibs[0]) / median(&p.mibs[1]);
+        let cr = median(&p.cpu_gib[0]) / median(&p.cpu_gib[1]);
+        writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.2}x | {} | {} | {:.2}x | {} | {} |",
+            p.block,
+            p.sessions,
+            mm(&p.mibs[0], 1),
+            mm(&p.mibs[1], 1),
+            tr,
+            mm(&p.cpu_gib[0], 3),
+            mm(&p.cpu_gib[1], 3),
+            cr,
+            verdict(tr >= 1.0),
+            verdict(cr <= 0.8)
+        )?;
+    }
+    writeln!(md, "\n![pingpong throughput](bench/pingpong.svg)\n")?;
+    writeln!(
+        md,
+        "Server allocations per round trip (median over repetitions):\n"
+    )?;
+    writeln!(md, "| block | sessions | netlib | tokio |")?;
+    writeln!(md, "|---|---|---|---|")?;
+    for p in &points {
+        writeln!(
+            md,
+            "| {} | {} | {:.4} | {:.4} |",
+            p.block,
+            p.sessions,
+            median(&p.allocs_rt[0]),
+            median(&p.allocs_rt[1])
+        )?;
+    }
+    if o.strace {
+        writeln!(md, "\nSystem calls (strace -c -f -p on the server, 100 sessions, 16 KiB blocks, 2 s; strace slows the server, so its throughput here is not comparable):\n")?;
+        writeln!(
+            md,
+            "| server | syscalls | MiB moved | syscalls per 16 KiB block |"
+        )?;
+        writeln!(md, "|---|---|---|---|")?;
+        let mut per = [0.0; 2];
+        for (i, (name, bin)) in PP_SERVERS.iter().enumerate() {
+            let s = Server::start(o, bin)?;
+            let args = pingpong_args(s.addr, 100, 16384, 2.0);
+            let (calls, out) = count_syscalls(o, &s, "pingpong", &args)?;
+            let bytes = parse_bytes_read(&out)?;
+            per[i] = calls as f64 / (bytes / 16384.0);
+            writeln!(
+                md,
+                "| {name} | {calls} | {:.1} | {:.3} |",
+                bytes / 1048576.0,
+                per[i]
+            )?;
+        }
+        writeln!(
+            md,
+            "\nnetlib / tokio syscalls per block: {}\n",
+            ratio(per[0], per[1])
+        )?;
+    }
+    Ok(points)
+}
+
+fn parse_bytes_read(out: &str) -> Res<f64> {
+    // "pingpong: N sessions, B byte blocks, S s: X bytes read, Y MiB/s"
+    let i = out.find(" bytes read").ok_or("no bytes read")?;
+    let head = &out[..i];
+    let num = head.rsplit(' ').next().ok_or("no number")?;
+    Ok(num.parse()?)
+}
+
+fn plot(o: &Opts, points: &[PpPoint]) -> Res<()> {
+    let ymax = points
+        .iter()
+        .flat_map(|p| [median(&p.mibs[0]), median(&p.mibs[1])])
+        .fold(0.0, f64::max)
+        * 1.15;
+    let root = SVGBackend::new(&o.svg, (800, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("pingpong throughput vs sessions", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((1f64..1000f64).log_scale(), 0f64..ymax)?;
+    chart
+        .configure_mesh()
+        .x_desc("sessions")
+        .y_desc("MiB/s (median)")
+        .draw()?;
+    let styles = [
+        ("netlib 16 KiB", 16384, 0, RED),
+        ("tokio 16 KiB", 16384, 1, BLUE),
+        ("netlib 4 KiB", 4096, 0, MAGENTA),
+        ("tokio 4 KiB", 4096, 1, CYAN),
+    ];
+    for (label, block, i, color) in styles {
+        let data: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|p| p.block == block)
+            .map(|p| (p.sessions as f64, median(&p.mibs[i])))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(data.clone(), color.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        chart.draw_series(
+            data.iter()
+                .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- PDU echo
+
+const PDU_SERVERS: [(&str, &str, &str); 3] = [
+    ("netlib ImServer", "pdu_echo_server", "teamtalk"),
+    (
+        "tokio + LengthDelimitedCodec",
+        "tokio_pdu_echo_server",
+        "teamtalk",
+    ),
+    (
+        "message-io FramedTcp",
+        "messageio_pdu_echo_server",
+        "message-io",
+    ),
+];
+
+fn pdu_args(o: &Opts, addr: SocketAddr, framing: &str, secs: f64) -> Vec<String> {
+    let _ = o;
+    [
+        "--connect",
+        &addr.to_string(),
+        "--conns",
+        "100",
+        "--inflight",
+        "16",
+        "--warmup",
+        "1",
+        "--seconds",
+        &secs.to_string(),
+        "--framing",
+        framing,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn pdu_echo(o: &Opts, md: &mut String) -> Res<()> {
+    let n = PDU_SERVERS.len();
+    let mut fps = vec![Vec::new(); n];
+    let mut cpu_us = vec![Vec::new(); n];
+    let mut p50 = vec![Vec::new(); n];
+    let mut p99 = vec![Vec::new(); n];
+    let mut p999 = vec![Vec::new(); n];
+    let mut allocs = vec![Vec::new(); n];
+    for _ in 0..o.reps {
+        for (i, (_, bin, framing)) in PDU_SERVERS.iter().enumerate() {
+            let s = Server::start(o, bin)?;
+            let args = pdu_args(o, s.addr, framing, o.seconds);
+            let (out, cpu, a, _) = measure(o, &s, "pdu_echo_client", &args, 1.1)?;
+            let frames = field(&out, "frames")?;
+            fps[i].push(field(&out, "fps")?);
+            p50[i].push(field(&out, "p50_us")?);
+            p99[i].push(field(&out, "p99_us")?);
+            p999[i].push(field(&out, "p999_us")?);
+            // CPU over warm-up + measurement; frames only over measurement:
+            // scale frames by the ratio of the two windows.
+            let all_frames = frames * (1.0 + o.seconds) / o.seconds;
+            cpu_us[i].push(cpu * 1e6 / all_frames);
+            allocs[i].push(a as f64 / frames);
+        }
+    }
+    for i in 0..n {
+        eprintln!(
+            "pdu echo {}: {:.0} frames/s",
+            PDU_SERVERS[i].0,
+            median(&fps[i])
+        );
+    }
+    let mut sys = vec![f64::NAN; n];
+    if o.strace {
+        for (i, (_, bin, framing)) in PDU_SERVERS.iter().enumerate() {
+            let s = Server::start(o, bin)?;
+            let mut args = pdu_args(o, s.addr, framing, 2.0);
+            args[7] = "0.1".into();
+            let (calls, out) = count_syscalls(o, &s, "pdu_echo_client", &args)?;
+            let frames = field(&out, "frames")? * 2.1 / 2.0;
+            sys[i] = calls as f64 / frames;
+        }
+    }
+    writeln!(md, "## 2. PDU echo\n")?;
+    writeln!(md, "TeamTalk frames (16-byte header, 64-byte body), 100 connections, 16 frames in flight each, 1 s warm-up then {} s measured, {} repetitions. Load generator: `pdu_echo_client` (netlib; answers all frames of one read with one write; latency = send to echo received, hdrhistogram, includes queueing behind the 15 other frames in flight). message-io's FramedTcp has its own framing (varint length), so against it each TeamTalk frame is prefixed by one length byte. CPU per frame = server utime+stime over the client run / frames echoed. Syscalls per frame from a separate 2 s run under `strace -c -f -p` (throughput under strace is lower; the count per frame is what matters).\n", o.seconds, o.reps)?;
+    writeln!(md, "| server | frames/s | p50 µs | p99 µs | p999 µs | CPU µs/frame | syscalls/frame | allocs/frame |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+    for i in 0..n {
+        writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {:.3} | {:.4} |",
+            PDU_SERVERS[i].0,
+            mm(&fps[i], 0),
+            mm(&p50[i], 0),
+            mm(&p99[i], 0),
+            mm(&p999[i], 0),
+            mm(&cpu_us[i], 3),
+            sys[i],
+            median(&allocs[i])
+        )?;
+    }
+    let fr = median(&fps[0]) / median(&fps[1]);
+    let cr = median(&cpu_us[0]) / median(&cpu_us[1]);
+    let sr = sys[0] / sys[1];
+    writeln!(md, "\nRatios netlib / tokio-util: frames/s {fr:.2}x (target >= 1.3x: {}), CPU per frame {cr:.2}x (target <= 0.7x: {}), syscalls per frame {sr:.2}x (target <= 0.7x: {}).", verdict(fr >= 1.3), verdict(cr <= 0.7), verdict(sr <= 0.7))?;
+    writeln!(md, "Ratios netlib / message-io: frames/s {:.2}x, CPU per frame {:.2}x, syscalls per frame {:.2}x.\n",
+        median(&fps[0]) / median(&fps[2]), median(&cpu_us[0]) / median(&cpu_us[2]), sys[0] / sys[2])?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- timers
+
+fn timers(o: &Opts, md: &mut String) -> Res<()> {
+    let sizes = [1_000usize, 100_000, 1_000_000];
+    let mut r: Vec<[Vec<f64>; 3]> = vec![Default::default(); sizes.len()];
+    for _ in 0..o.reps {
+        let out = pinned(o, 0, &o.bin.join("timers")).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        for (i, line) in text.lines().enumerate().take(sizes.len()) {
+            r[i][0].push(field(line, "schedule_ns")?);
+            r[i][1].push(field(line, "cancel_ns")?);
+            r[i][2].push(field(line, "fire_ns")?);
+        }
+    }
+    writeln!(md, "## 4. Timers\n")?;
+    writeln!(md, "`timers` (netlib `Context::add_timer` / `cancel_timer` / firing by `run_once`), one-shot boxed callbacks with scattered due times, {} repetitions, ns per timer:\n", o.reps)?;
+    writeln!(md, "| timers | schedule ns | cancel ns | fire ns |")?;
+    writeln!(md, "|---|---|---|---|")?;
+    for (i, n) in sizes.iter().enumerate() {
+        writeln!(
+            md,
+            "| {n} | {} | {} | {} |",
+            mm(&r[i][0], 1),
+            mm(&r[i][1], 1),
+            mm(&r[i][2], 1)
+        )?;
+    }
+    writeln!(md)?;
+    Ok(())
+}
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let what = args.first().cloned().unwrap_or_else(|| "all".into());
+    let exe = std::env::current_exe()?;
+    let o = Opts {
+        seconds: arg(&args, "--seconds").map_or(Ok(5.0), |v| v.parse())?,
+        reps: arg(&args, "--reps").map_or(Ok(3), |v| v.parse())?,
+        out: arg(&args, "--out")
+            .unwrap_or_else(|| "BENCH.md".into())
+            .into(),
+        svg: arg(&args, "--svg")
+            .unwrap_or_else(|| "bench/pingpong.svg".into())
+            .into(),
+        bin: exe.parent().ok_or("no exe dir")?.to_path_buf(),
+        pin: std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
+            && Command::new("taskset").arg("-V").output().is_ok(),
+        strace: Command::new("strace").arg("-V").output().is_ok(),
+    };
+    bench::raise_nofile(65536);
+    let load_before = sh("cat /proc/loadavg");
+    let started = Instant::now();
+    let mut body = String::new();
+    let run = |name: &str| what == "all" || what == name;
+    let mut pp = None;
+    if run("pingpong") {
+        pp = Some(pingpong(&o, &mut body)?);
+    }
+    if run("pdu") {
+        pdu_echo(&o, &mut body)?;
+    }
+    if run("timers") {
+        timers(&o, &mut body)?;
+    }
+    if let Some(points) = &pp {
+        plot(&o, points)?;
+    }
+    let load_after = sh("cat /proc/loadavg");
+    let mut md = String::new();
+    writeln!(md, "# netlib benchmarks\n")?;
+    writeln!(md, "Produced by `scripts/bench.sh` (`bench {what} --seconds {} --reps {}`); every figure below is what that run printed. Medians with min..max over the repetitions; ratios are netlib / comparator, measured in the same run, interleaved.\n", o.seconds, o.reps)?;
+    writeln!(md, "## Machine\n")?;
+    writeln!(
+        md,
+        "- CPU: {}, {} logical cores",
+        sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'"),
+        sh("nproc")
+    )?;
+    writeln!(md, "- kernel: {}", sh("uname -r"))?;
+    writeln!(
+        md,
+        "- {}; netlib commit {}",
+        sh("rustc -V"),
+        sh("git rev-parse --short HEAD")
+    )?;
+    writeln!(md, "- load average before / after: {} / {} (the machine is shared with other engineers' builds; a high load makes every figure noisier)", load_before, load_after)?;
+    writeln!(
+        md,
+        "- pinning: {}",
+        if o.pin {
+            "servers on core 0, load generators on core 1 (taskset)"
+        } else {
+            "none (fewer than 2 cores or no taskset)"
+        }
+    )?;
+    writeln!(
+        md,
+        "- strace: {}",
+        if o.strace {
+            sh("strace -V | head -1")
+        } else {
+            "not installed: syscall columns are NaN".into()
+        }
+    )?;
+    writeln!(
+        md,
+        "- total run time: {:.0} s\n",
+        started.elapsed().as_secs_f64()
+    )?;
+    writeln!(md, "## Commands\n")?;
+    writeln!(md, "```sh\nscripts/bench.sh            # = cargo build --release -p bench -p examples --bins; target/release/bench all\n# each measurement, PORT a free loopback port:\ntaskset -c 0 netlib_pingpong_server 127.0.0.1:PORT STATS   # or tokio_pingpong_server\ntaskset -c 1 pingpong client --connect 127.0.0.1:PORT --sessions N --block B --seconds {s}\ntaskset -c 0 pdu_echo_server 127.0.0.1:PORT STATS          # or tokio_pdu_echo_server, messageio_pdu_echo_server\ntaskset -c 1 pdu_echo_client --connect 127.0.0.1:PORT --conns 100 --inflight 16 --warmup 1 --seconds {s} [--framing message-io]\nstrace -c -f -p SERVER_PID   # separate 2 s runs\ntaskset -c 0 timers 1000 100000 1000000\n```\n", s = o.seconds)?;
+    md.push_str(&body);
+    writeln!(md, "## Not measured in this run\n")?;
+    writeln!(md, "- 3. connection scale (10k/50k/100k idle ImConn connections) and 5. IM routing (im_bench against msg_server): not implemented yet.\n")?;
+    std::fs::write(&o.out, md)?;
+    eprintln!("wrote {}", o.out.display());
+    Ok(())
+}

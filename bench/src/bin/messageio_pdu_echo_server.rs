@@ -1,0 +1,27 @@
+//! The comparator from message-io: a `FramedTcp` echo server. FramedTcp has
+//! its own framing (a varint length before each message), so the client
+//! runs with `--framing message-io`: each TeamTalk frame goes out prefixed
+//! by its varint length (one byte for an 80-byte frame).
+//!
+//! `messageio_pdu_echo_server ADDR [ALLOC_STATS_FILE]`
+
+use bench::CountingAlloc;
+use message_io::network::{NetEvent, Transport};
+use message_io::node::{self, NodeEvent};
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+fn main() -> std::io::Result<()> {
+    let (addr, stats) = bench::server_args();
+    bench::raise_nofile(65536);
+    bench::publish_allocs(stats);
+    let (handler, listener) = node::split::<()>();
+    handler.network().listen(Transport::FramedTcp, addr)?;
+    listener.for_each(move |event| {
+        if let NodeEvent::Network(NetEvent::Message(endpoint, data)) = event {
+            handler.network().send(endpoint, data);
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! Our pingpong server: the examples crate's `EchoServer` (the server of
+//! `pingpong`), with a counting allocator.
+//!
+//! `netlib_pingpong_server ADDR [ALLOC_STATS_FILE]`
+
+use bench::CountingAlloc;
+use examples::echo::EchoServer;
+use netlib::{EventDispatch, ListenOptions};
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (addr, stats) = bench::server_args();
+    bench::raise_nofile(65536);
+    bench::publish_allocs(stats);
+    let mut dispatch = EventDispatch::new()?;
+    let opts = ListenOptions {
+        nodelay: true,
+        ..ListenOptions::default()
+    };
+    dispatch.context().listen(addr, &opts, EchoServer::new())?;
+    dispatch.run()?;
+    Ok(())
+}

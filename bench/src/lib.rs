@@ -1,0 +1,90 @@
+//! Shared pieces of the benchmark binaries: a counting global allocator, a
+//! stats thread that publishes its count, and the PDU-echo frame layout.
+//!
+//! Everything here is benchmark-only; nothing in netlib, imconn or pdu
+//! depends on this crate.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Counts every allocation (and reallocation) made through it.
+pub struct CountingAlloc;
+
+/// Allocations (alloc + realloc) so far.
+pub static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+/// Writes the allocation count to `path` every 50 ms from a background
+/// thread (the same in every server, so its cost cancels out). The driver
+/// reads it before and after a run.
+pub fn publish_allocs(path: Option<String>) {
+    let Some(path) = path else { return };
+    std::thread::spawn(move || {
+        let tmp = format!("{path}.tmp");
+        loop {
+            let n = ALLOCS.load(Ordering::Relaxed);
+            if std::fs::write(&tmp, n.to_string()).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+}
+
+/// The listen address (first argument) and optional stats path (second).
+pub fn server_args() -> (std::net::SocketAddr, Option<String>) {
+    let mut args = std::env::args().skip(1);
+    let addr = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| "127.0.0.1:2008".parse().unwrap());
+    (addr, args.next())
+}
+
+/// Body bytes of a PDU-echo frame.
+pub const BODY_LEN: usize = 64;
+/// Whole TeamTalk frame: 16-byte header + body.
+pub const FRAME_LEN: usize = pdu::HEADER_LEN + BODY_LEN;
+
+/// Raises RLIMIT_NOFILE to `want` (soft and, when permitted, hard).
+pub fn raise_nofile(want: u64) -> u64 {
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        if r.rlim_cur >= want {
+            return r.rlim_cur;
+        }
+        let mut n = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: want.max(r.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &n) != 0 {
+            n.rlim_cur = r.rlim_max;
+            n.rlim_max = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &n);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur
+    }
+}
