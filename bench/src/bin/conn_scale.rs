@@ -1,0 +1,111 @@
+//! Connection scale: N idle connections held by one netlib loop.
+//!
+//! ```text
+//! conn_scale server ADDR          # ImServer, heartbeat + idle deadlines armed
+//! conn_scale client ADDR N        # opens N connections, prints "connected N", then idles
+//! ```
+//!
+//! The client spreads its source addresses over 127.0.0.2.. (30 000
+//! connections each) to get past the ephemeral port range. Both raise
+//! RLIMIT_NOFILE. The driver (`bench conn_scale`) reads the server's RSS and
+//! CPU time from /proc.
+
+use imconn::{ConnConfig, ImConn, ImCtx, ImServer, Timeouts};
+use netlib::{EventDispatch, ListenOptions};
+use pdu::PduRef;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+struct Idle;
+
+impl ImConn for Idle {
+    type Shared = ();
+    fn handle_pdu(&mut self, _cx: &mut ImCtx<'_, Self>, _pdu: PduRef<'_>) {}
+}
+
+fn server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    bench::raise_nofile(200_000);
+    let mut dispatch = EventDispatch::new()?;
+    let ctx = dispatch.context();
+    let config = ConnConfig {
+        // Heartbeat and idle deadlines armed on every connection, as on a
+        // server link; long enough not to fire during the measurement.
+        timeouts: Timeouts {
+            heartbeat: Some(Duration::from_secs(300)),
+            idle: Some(Duration::from_secs(600)),
+            login: None,
+        },
+        ..ConnConfig::client()
+    };
+    let server = ImServer::<Idle>::register(ctx, (), move |_, _| Some((Idle, config)));
+    let opts = ListenOptions {
+        backlog: 4096,
+        ..ListenOptions::default()
+    };
+    ctx.listen_with(addr, &opts, server)?;
+    dispatch.run()?;
+    Ok(())
+}
+
+fn client(addr: SocketAddr, n: usize) -> Result<(), Box<dyn std::error::Error>> {
+    bench::raise_nofile(n as u64 + 1000);
+    let mut socks = Vec::with_capacity(n);
+    for i in 0..n {
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        if fd < 0 {
+            return Err(format!("socket: {}", std::io::Error::last_os_error()).into());
+        }
+        let src = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2 + (i / 30_000) as u8), 0);
+        let dst = match addr {
+            SocketAddr::V4(a) => a,
+            SocketAddr::V6(_) => return Err("IPv4 only".into()),
+        };
+        for (a, bind) in [(src, true), (dst, false)] {
+            let sa = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            let p = &sa as *const libc::sockaddr_in as *const libc::sockaddr;
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let r = unsafe {
+                if bind {
+                    libc::bind(fd, p, len)
+                } else {
+                    libc::connect(fd, p, len)
+                }
+            };
+            if r != 0 {
+                return Err(format!(
+                    "{} #{i}: {}",
+                    if bind { "bind" } else { "connect" },
+                    std::io::Error::last_os_error()
+                )
+                .into());
+            }
+        }
+        socks.push(fd);
+    }
+    println!("connected {n}");
+    std::io::stdout().flush()?;
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let addr: SocketAddr = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .ok_or("usage: conn_scale server ADDR | conn_scale client ADDR N")?;
+    match args.first().map(String::as_str) {
+        Some("server") => server(addr),
+        Some("client") => client(addr, args.get(2).ok_or("client needs N")?.parse()?),
+        _ => Err("say server or client".into()),
+    }
+}
