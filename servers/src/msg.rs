@@ -16,7 +16,7 @@
 
 use crate::config::{Config, ConfigError};
 use crate::users::Users;
-use imconn::{Backoff, ConnConfig, ImConn, ImCtx, ImServer, Timeouts, UserMap};
+use imconn::{Backoff, ConnConfig, ImConn, ImCtx, ImServer, Limits, Timeouts, UserMap};
 use netlib::{CloseReason, Context, Handle, HandlerRef, ListenOptions};
 use pdu::proto::{
     ClientType, ImHeartBeat, ImKickUser, ImLoginReq, ImLoginRes, ImLogoutRsp, ImMsgData,
@@ -49,6 +49,11 @@ pub struct Settings {
     pub link_timeouts: Timeouts,
     /// First reconnect delay of login_server links (`LinkRetryMinMs`).
     pub link_retry_min: Duration,
+    /// Output queued for one client connection beyond which it is closed
+    /// (`ClientOutputMaxBytes`): a client that stops reading cannot make the
+    /// server hold more for it. Its unacked deliveries go back to its
+    /// offline queue.
+    pub client_output_max: usize,
     /// Messages kept per offline user (`OfflineQueueMax`).
     pub offline_max: usize,
     /// Messages per second a connection may send, with a burst of twice that
@@ -106,6 +111,7 @@ impl Settings {
                 login: None,
             },
             link_retry_min: ms("LinkRetryMinMs", 1_000)?,
+            client_output_max: c.get_or("ClientOutputMaxBytes", 16 * 1024 * 1024)?,
             offline_max: c.get_or("OfflineQueueMax", 10_000)?,
             rate_limit: c.get_or("MsgRateLimit", 1_000)?,
             stats_interval: Duration::from_secs(c.get_or("StatsIntervalSec", 60)?),
@@ -515,6 +521,11 @@ pub fn start(
 ) -> netlib::Result<(HandlerRef, Vec<SocketAddr>)> {
     let client_config = ConnConfig {
         timeouts: settings.client_timeouts,
+        limits: Limits {
+            high_water: settings.client_output_max / 2,
+            hard_cap: settings.client_output_max,
+            ..Limits::default()
+        },
         ..ConnConfig::client()
     };
     let link_config = ConnConfig {

@@ -1,0 +1,228 @@
+//! What the reliability tests (`hostile.rs`, `faults.rs`) share: server
+//! processes started on ephemeral ports (their `LISTEN <name> <addr>` lines,
+//! as in `im_flow.rs`), their resident memory and CPU time from `/proc`, a
+//! users file with many accounts, and a few client helpers.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use servers::client::ImClient;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Read and connect timeout of the helpers.
+pub const T: Duration = Duration::from_secs(10);
+
+/// A server process, killed (SIGKILL) when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub listens: Vec<(String, SocketAddr)>,
+}
+
+impl Proc {
+    /// Starts `bin` and waits for `expect` LISTEN lines.
+    pub fn start(bin: &str, args: &[&str], expect: usize) -> Proc {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("NETLIB_TEST_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut listens = Vec::new();
+        while listens.len() < expect {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("LISTEN ") {
+                let (name, addr) = rest.split_once(' ').unwrap();
+                listens.push((name.to_string(), addr.parse().unwrap()));
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Proc { child, listens }
+    }
+
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.listens.iter().find(|(n, _)| n == name).unwrap().1
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory in KiB (`VmRSS`).
+    pub fn rss_kb(&self) -> u64 {
+        rss_kb(self.pid())
+    }
+
+    /// User + system CPU time in clock ticks (`/proc/<pid>/stat`).
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after.split(' ').collect();
+        // Fields 14 and 15 of stat(5); `after` starts at field 3.
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    }
+
+    /// Open file descriptors of the process.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Still running?
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `VmRSS` of `pid` in KiB.
+pub fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+pub fn login_server(msg_port: u16, extra: &[&str]) -> Proc {
+    let port = msg_port.to_string();
+    let mut args = vec![
+        "--ClientPort",
+        "0",
+        "--HttpPort",
+        "0",
+        "--MsgServerPort",
+        &port,
+    ];
+    args.extend(extra);
+    Proc::start(env!("CARGO_BIN_EXE_login_server"), &args, 3)
+}
+
+/// A users file with accounts `u1`..`u<n>` (ids 1..n, password `pw<id>`),
+/// in the target directory, named after `tag`.
+pub fn users_file(tag: &str, n: u32) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("users-{tag}-{}.txt", std::process::id()));
+    let mut text = String::new();
+    for id in 1..=n {
+        text.push_str(&servers::users::user_line(
+            id,
+            &format!("u{id}"),
+            &format!("s{id}"),
+            &format!("pw{id}"),
+        ));
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// msg_server with `users`, registering with `login` if given.
+pub fn msg_server(users: &std::path::Path, login: Option<SocketAddr>, extra: &[&str]) -> Proc {
+    let users = users.to_str().unwrap().to_string();
+    let mut args = vec![
+        "--ListenPort",
+        "0",
+        "--UsersFile",
+        &users,
+        "--LinkRetryMinMs",
+        "100",
+    ];
+    let (ip, port);
+    if let Some(l) = login {
+        ip = l.ip().to_string();
+        port = l.port().to_string();
+        args.extend(["--LoginServerIP1", &ip, "--LoginServerPort1", &port]);
+    }
+    args.extend(extra);
+    Proc::start(env!("CARGO_BIN_EXE_msg_server"), &args, 1)
+}
+
+/// User `id` of a [`users_file`], logged in.
+pub fn user(addr: SocketAddr, id: u32) -> ImClient {
+    let mut c = ImClient::connect(addr, T).unwrap();
+    let res = c
+        .login(&format!("u{id}"), &format!("pw{id}"), false, T)
+        .unwrap();
+    assert_eq!(res.result_code, 0, "login of u{id}");
+    c
+}
+
+/// Reads until end-of-stream or reset; panics if `within` passes first.
+/// Returns how long it took.
+pub fn wait_closed(s: &mut TcpStream, within: Duration) -> Duration {
+    let start = Instant::now();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let left = within.saturating_sub(start.elapsed());
+        assert!(!left.is_zero(), "still open after {within:?}");
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return start.elapsed(),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return start.elapsed(),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                continue
+            }
+            Err(e) => panic!("expected close, got {e}"),
+        }
+    }
+}
+
+/// Polls `f` every 20 ms until it holds or `within` passes.
+pub fn eventually(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `alice` (u1) sends to `bob` (u2) and it arrives, acked.
+pub fn still_chatting(alice: &mut ImClient, bob: &mut ImClient, text: &str) {
+    alice.send_text(bob.user_id, text).unwrap();
+    alice.wait_ack(Instant::now() + T).unwrap();
+    let m = bob
+        .next_message(Instant::now() + T)
+        .unwrap()
+        .expect("message delivered");
+    assert_eq!(m.msg_data, text.as_bytes());
+}
+
+/// Raises this process's soft descriptor limit to the hard one (children
+/// inherit it). Returns the new soft limit.
+pub fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    lim.rlim_cur
+}
