@@ -119,6 +119,9 @@ pub struct BufferedConn {
     pub frames_out: u64,
     above_high_water: bool,
     shutdown_pending: bool,
+    /// Sends are being collected elsewhere (imconn's reply batch); a
+    /// shutdown waits for [`send_corked_batch`](Self::send_corked_batch).
+    corked: bool,
     closed: bool,
 }
 
@@ -140,6 +143,7 @@ impl BufferedConn {
             frames_out: 0,
             above_high_water: false,
             shutdown_pending: false,
+            corked: false,
             closed: false,
         }
     }
@@ -246,6 +250,41 @@ impl BufferedConn {
         if self.closed || self.shutdown_pending {
             return Err(SendError::Closed);
         }
+        self.write_through(ctx, data)
+    }
+
+    /// Marks sends as collected by the caller until
+    /// [`send_corked_batch`](Self::send_corked_batch); a `shutdown` meanwhile
+    /// waits for the batch.
+    pub fn cork(&mut self) {
+        self.corked = true;
+    }
+
+    /// Ends a cork: sends the collected `batch` (which logically precedes
+    /// any shutdown requested meanwhile), then performs that shutdown once
+    /// the queue is empty.
+    pub fn send_corked_batch(
+        &mut self,
+        ctx: &mut Context,
+        batch: &[u8],
+    ) -> Result<SendStatus, SendError> {
+        self.corked = false;
+        if self.closed {
+            return Err(SendError::Closed);
+        }
+        let status = if batch.is_empty() {
+            self.status(false)
+        } else {
+            self.write_through(ctx, batch)?
+        };
+        if status.queued == 0 && self.shutdown_pending {
+            self.shutdown_pending = false;
+            let _ = ctx.shutdown_write(self.handle);
+        }
+        Ok(status)
+    }
+
+    fn write_through(&mut self, ctx: &mut Context, data: &[u8]) -> Result<SendStatus, SendError> {
         let mut written = 0;
         if self.out_buf.is_empty() {
             match ctx.send(self.handle, data) {
@@ -374,7 +413,7 @@ impl BufferedConn {
         if self.closed {
             return;
         }
-        if self.out_buf.is_empty() {
+        if self.out_buf.is_empty() && !self.corked {
             let _ = ctx.shutdown_write(self.handle);
         } else {
             self.shutdown_pending = true;
