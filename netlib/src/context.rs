@@ -647,7 +647,16 @@ impl Context {
                     entry.want_write = true;
                     break;
                 }
-                Ok(n) => sent += n,
+                Ok(n) => {
+                    sent += n;
+                    if sent < buf.len() {
+                        // A short write filled the kernel buffer; retrying
+                        // would only return EAGAIN. Edge-triggered epoll
+                        // reports the space when it frees up.
+                        entry.want_write = true;
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     entry.want_write = true;
                     break;

@@ -25,6 +25,9 @@ pub(crate) struct Shared {
     waker: mio::Waker,
     stop_requested: AtomicBool,
     running: AtomicBool,
+    /// Set by every post (under the lock), cleared by the loop before it
+    /// takes the queue.
+    has_tasks: AtomicBool,
 }
 
 struct Queue {
@@ -43,6 +46,7 @@ impl Shared {
             waker,
             stop_requested: AtomicBool::new(false),
             running: AtomicBool::new(false),
+            has_tasks: AtomicBool::new(false),
         }
     }
 
@@ -55,6 +59,10 @@ impl Shared {
     /// Moves the posted tasks into `out` (which must be empty). Returns
     /// whether there were any.
     pub(crate) fn take_tasks(&self, out: &mut Vec<Task>) -> bool {
+        // The loop asks every turn; skip the lock when nothing was posted.
+        if !self.has_tasks.swap(false, Ordering::AcqRel) {
+            return false;
+        }
         let mut q = self.lock();
         std::mem::swap(&mut q.tasks, out);
         !out.is_empty()
@@ -118,6 +126,7 @@ impl Poster {
             }
             let was_empty = q.tasks.is_empty();
             q.tasks.push(Box::new(task));
+            self.shared.has_tasks.store(true, Ordering::Release);
             was_empty
         };
         if was_empty {
