@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # System packages used by integration tests, installed only when missing.
 need_apt=()
 for bin_pkg in "memcached:memcached" "memccapable:libmemcached-tools" \
-        "nc:netcat-openbsd" "socat:socat" "curl:curl" "wrk:wrk"; do
+        "nc:netcat-openbsd" "socat:socat" "curl:curl" "wrk:wrk" \
+        "ip:iproute2" "nft:nftables"; do
     bin=${bin_pkg%%:*}; pkg=${bin_pkg##*:}
     command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

@@ -24,8 +24,15 @@ pub struct Proc {
 impl Proc {
     /// Starts `bin` and waits for `expect` LISTEN lines.
     pub fn start(bin: &str, args: &[&str], expect: usize) -> Proc {
-        let mut child = Command::new(bin)
-            .args(args)
+        let mut cmd = Command::new(bin);
+        cmd.args(args);
+        Proc::start_cmd(cmd, expect)
+    }
+
+    /// Starts a prepared command (e.g. with a `pre_exec` or behind
+    /// `ip netns exec`) and waits for `expect` LISTEN lines.
+    pub fn start_cmd(mut cmd: Command, expect: usize) -> Proc {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(if std::env::var_os("NETLIB_TEST_LOGS").is_some() {
                 Stdio::inherit()
@@ -225,4 +232,48 @@ pub fn raise_nofile() -> u64 {
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
     }
     lim.rlim_cur
+}
+
+/// A command for `bin` whose descriptor limit (soft and hard) is `nofile`.
+pub fn with_nofile(bin: &str, args: &[&str], nofile: u64) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(bin);
+    cmd.args(args);
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the
+    // parent; it runs in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: nofile as libc::rlim_t,
+                rlim_max: nofile as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Established TCP connections in this network namespace whose local port
+/// is `port` (the accepted side of connections to a listener on `port`).
+pub fn established_on(port: u16) -> usize {
+    let mut n = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f
+                .get(1)
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) && f.get(3) == Some(&"01") {
+                n += 1;
+            }
+        }
+    }
+    n
 }
