@@ -4,6 +4,8 @@
 #
 #   scripts/bench.sh                    # 5 s per point, 3 repetitions
 #   SECONDS_PER_POINT=2 REPS=1 scripts/bench.sh   # a quick look
+#   scripts/bench.sh im                 # only scenario 5 (IM routing): rewrites
+#                                       # that section of BENCH.md, keeps the rest
 #
 # Needs: cargo, taskset (util-linux) for pinning on 2+ cores, strace for the
 # system-call columns (apt-get install strace; without it they read NaN).
@@ -14,5 +16,6 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 echo "building (release)..." >&2
 CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -q -p bench --bins
 CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -q -p examples --bin pingpong
+CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -q -p servers --bin msg_server
 exec "$TARGET_DIR/release/bench" "${1:-all}" --seconds "${SECONDS_PER_POINT:-5}" --reps "${REPS:-3}" \
     --out BENCH.md --svg bench/pingpong.svg
