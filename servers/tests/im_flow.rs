@@ -1,60 +1,16 @@
 //! End to end: the real login_server and msg_server binaries on ephemeral
-//! loopback ports, driven by the blocking client from `servers::client`.
+//! loopback ports (started through `common::Proc`), driven by the blocking
+//! client from `servers::client`.
 
+mod common;
+
+use common::Proc;
 use servers::client::{query_msg_server, query_msg_server_http, ImClient};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(10);
-
-/// A server process, killed when dropped.
-struct Proc {
-    child: Child,
-    listens: Vec<(String, SocketAddr)>,
-}
-
-impl Proc {
-    fn start(bin: &str, args: &[&str], expect: usize) -> Proc {
-        let mut child = Command::new(bin)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("NETLIB_TEST_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut listens = Vec::new();
-        while listens.len() < expect {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("LISTEN ") {
-                let (name, addr) = rest.split_once(' ').unwrap();
-                listens.push((name.to_string(), addr.parse().unwrap()));
-            }
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Proc { child, listens }
-    }
-
-    fn addr(&self, name: &str) -> SocketAddr {
-        self.listens.iter().find(|(n, _)| n == name).unwrap().1
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn login_server(msg_port: u16) -> Proc {
     let port = msg_port.to_string();

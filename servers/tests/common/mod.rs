@@ -1,6 +1,6 @@
-//! What the reliability tests (`hostile.rs`, `faults.rs`) share: server
-//! processes started on ephemeral ports (their `LISTEN <name> <addr>` lines,
-//! as in `im_flow.rs`), their resident memory and CPU time from `/proc`, a
+//! What the end-to-end and reliability tests (`im_flow.rs`, `hostile.rs`,
+//! `faults.rs`, `exhaustion.rs`) share: server processes started on
+//! ephemeral ports (read from their `LISTEN <name> <addr>` lines), their resident memory and CPU time from `/proc`, a
 //! users file with many accounts, and a few client helpers.
 
 #![allow(dead_code)] // each test file uses its own subset
