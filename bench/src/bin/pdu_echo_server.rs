@@ -1,16 +1,12 @@
 //! Our PDU-echo server on `ImServer`: every TeamTalk frame that arrives is
-//! sent back unchanged.
-//!
-//! `handle_pdu` appends each frame to a server-wide scratch buffer and the
-//! `on_read` override sends what one read produced in a single write, so a
-//! burst of frames costs one system call, not one per frame. (ImServer has
-//! no built-in write batching: `ImCtx::send_frame` per frame would be one
-//! `sendto` per frame.)
+//! sent back unchanged, written the way a user would write it. imconn's own
+//! reply batching (see `imconn::read_frames`) sends what one read produced
+//! in a single write.
 //!
 //! `pdu_echo_server ADDR [ALLOC_STATS_FILE]`
 
 use bench::CountingAlloc;
-use imconn::{read_frames, ConnConfig, ImConn, ImCtx, ImServer, Timeouts};
+use imconn::{ConnConfig, ImConn, ImCtx, ImServer, Timeouts};
 use netlib::{EventDispatch, ListenOptions};
 use pdu::PduRef;
 use std::time::Duration;
@@ -21,21 +17,10 @@ static GLOBAL: CountingAlloc = CountingAlloc;
 struct Echo;
 
 impl ImConn for Echo {
-    /// Frames to echo from the current read.
-    type Shared = Vec<u8>;
+    type Shared = ();
 
     fn handle_pdu(&mut self, cx: &mut ImCtx<'_, Self>, pdu: PduRef<'_>) {
-        cx.shared.extend_from_slice(pdu.as_bytes());
-    }
-
-    fn on_read(&mut self, cx: &mut ImCtx<'_, Self>) {
-        read_frames(self, cx);
-        if !cx.shared.is_empty() {
-            let out = std::mem::take(cx.shared);
-            let _ = cx.send_frame(&out);
-            *cx.shared = out;
-            cx.shared.clear();
-        }
+        let _ = cx.send_frame(pdu.as_bytes());
     }
 }
 
@@ -54,9 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         ..ConnConfig::client()
     };
-    let server = ImServer::<Echo>::register(ctx, Vec::with_capacity(64 * 1024), move |_, _| {
-        Some((Echo, config))
-    });
+    let server = ImServer::<Echo>::register(ctx, (), move |_, _| Some((Echo, config)));
     let opts = ListenOptions {
         nodelay: true,
         ..ListenOptions::default()
