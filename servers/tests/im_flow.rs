@@ -12,44 +12,15 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(10);
 
-fn login_server(msg_port: u16) -> Proc {
-    let port = msg_port.to_string();
-    Proc::start(
-        env!("CARGO_BIN_EXE_login_server"),
-        &[
-            "--ClientPort",
-            "0",
-            "--HttpPort",
-            "0",
-            "--MsgServerPort",
-            &port,
-        ],
-        3,
-    )
-}
+/// The demo accounts (alice/alice123 = 1, bob/bob123 = 2, carol/carol123 = 3).
+const DEMO_USERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/users.txt");
 
-fn users_file() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/conf/users.txt").to_string()
+fn login_server(msg_port: u16) -> Proc {
+    common::login_server(msg_port, &[])
 }
 
 fn msg_server(login: Option<SocketAddr>, extra: &[&str]) -> Proc {
-    let users = users_file();
-    let mut args = vec![
-        "--ListenPort",
-        "0",
-        "--UsersFile",
-        &users,
-        "--LinkRetryMinMs",
-        "100",
-    ];
-    let (ip, port);
-    if let Some(l) = login {
-        ip = l.ip().to_string();
-        port = l.port().to_string();
-        args.extend(["--LoginServerIP1", &ip, "--LoginServerPort1", &port]);
-    }
-    args.extend(extra);
-    Proc::start(env!("CARGO_BIN_EXE_msg_server"), &args, 1)
+    common::msg_server(std::path::Path::new(DEMO_USERS), login, extra)
 }
 
 fn logged_in(addr: SocketAddr, user: &str, password: &str, mobile: bool) -> ImClient {
