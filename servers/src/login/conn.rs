@@ -168,10 +168,10 @@ fn handle_client_pdu(answered: &mut bool, cx: &mut ImCtx<'_, LoginConn>, pdu: Pd
             log::debug!("login: client {:?} -> {rsp:?}", cx.peer());
             *answered = true;
             if cx.send_pdu(&header, &rsp).is_ok() {
-                // TeamTalk closes after answering; half-close so the answer is
-                // not lost to a reset, and let the client's end-of-stream (or
-                // a short linger) finish the close.
-                cx.io.shutdown(cx.ctx);
+                // TeamTalk closes after answering: half-close once the answer
+                // is out, and let the client's end-of-stream (or a short
+                // linger) finish the close.
+                cx.close_after_flush();
                 let idle = cx.shared.client_config.timeouts.idle;
                 cx.set_timeouts(Timeouts {
                     heartbeat: None,
