@@ -193,14 +193,14 @@ fn stale_handle_never_aliases_a_reused_slot() {
     assert_eq!(ctx.state(new), Some(SocketState::Listening));
 }
 
-/// A connect that fails at once (here: the address family has no route)
-/// is reported through Close, like a late failure, so callers retry along
-/// one path.
+/// A connect whose failure comes back from the kernel right away (port 0
+/// is refused) is reported through Close like any other failure, so callers
+/// retry along one path. Whether Linux fails it inside `connect()` or on the
+/// first event, the handle and the Close event are the same.
 #[test]
 fn synchronous_connect_failure_is_reported_as_close() {
     let mut d = EventDispatch::new().unwrap();
     let rec: Shared = Rc::default();
-    // Port 0 cannot be connected to; Linux fails the connect at once.
     let h = d
         .context()
         .connect(
