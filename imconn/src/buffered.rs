@@ -15,22 +15,23 @@
 //! - `shutdown` half-closes after the queue drains; `force_close` drops it.
 //!
 //! It is plain state plus functions that take the netlib [`Context`]: it owns
-//! no socket and registers no callback, so any handler can embed it (the
-//! examples use it with their own codecs; [`ImConn`](crate::ImConn) adds PDU
-//! framing and heartbeats on top).
+//! no socket and registers no callback. The connection
+//! [`Server`](crate::Server) keeps one per connection and adds framing,
+//! batching and deadlines on top.
 
 use netlib::{CloseReason, Context, Error, Handle};
 use pdu::SimpleBuffer;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// Output limits of one connection.
+/// Output limits of one connection. The defaults suit a public port: a
+/// peer that stops reading costs at most 4 MiB before it is closed.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Queued output at which [`SendStatus::high_water`] is reported once.
-    /// Default 64 MiB (muduo's default).
+    /// Default 1 MiB.
     pub high_water: usize,
-    /// Queued output beyond which the connection is closed. Default 256 MiB.
+    /// Queued output beyond which the connection is closed. Default 4 MiB.
     pub hard_cap: usize,
     /// Bytes asked of the input buffer per read system call. Default 64 KiB.
     pub read_chunk: usize,
@@ -39,8 +40,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            high_water: 64 * 1024 * 1024,
-            hard_cap: 256 * 1024 * 1024,
+            high_water: 1024 * 1024,
+            hard_cap: 4 * 1024 * 1024,
             read_chunk: 64 * 1024,
         }
     }
@@ -67,9 +68,13 @@ pub struct SendStatus {
     pub drained: bool,
 }
 
-/// Why a send failed. The connection is closed in every case.
+/// Why a send failed. The connection is closed in every case but
+/// [`SendError::Encode`].
 #[derive(Debug)]
 pub enum SendError {
+    /// The codec could not encode the item; nothing was sent and the
+    /// connection stays open.
+    Encode(crate::codec::EncodeError),
     /// The connection is closed or closing.
     Closed,
     /// The output queue would exceed [`Limits::hard_cap`]; the connection
@@ -85,6 +90,7 @@ pub enum SendError {
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            SendError::Encode(e) => write!(f, "cannot encode: {e}"),
             SendError::Closed => f.write_str("connection closed"),
             SendError::Overflow { queued } => {
                 write!(f, "output queue over its hard cap ({queued} bytes queued)")
@@ -105,15 +111,15 @@ pub struct BufferedConn {
     pub in_buf: SimpleBuffer,
     out_buf: SimpleBuffer,
     limits: Limits,
-    /// When data last arrived / was last handed to the kernel.
+    /// When data last arrived.
     pub last_recv: Instant,
     /// When data was last handed to the kernel.
     pub last_send: Instant,
-    /// Bytes received and sent so far.
+    /// Bytes received so far.
     pub bytes_in: u64,
-    /// Bytes sent so far.
+    /// Bytes handed to the kernel so far.
     pub bytes_out: u64,
-    /// Frames decoded and encoded so far (kept by the codec layer).
+    /// Frames decoded so far (kept by the codec layer).
     pub frames_in: u64,
     /// Frames sent so far (kept by the codec layer).
     pub frames_out: u64,

@@ -1,47 +1,71 @@
-//! # imconn - buffered TeamTalk connections over netlib
+//! # imconn - one connection layer for every protocol on netlib
 //!
-//! The layer TeamTalk's servers are written against (`CImConn`, `ServInfo`,
-//! the connection and user maps):
+//! TeamTalk's servers were written against `CImConn`: buffered connections
+//! with PDU framing, heartbeats and reconnecting server links. This crate is
+//! that layer made codec-generic, so every protocol of the workspace - the
+//! TeamTalk servers, memcached, chat, HTTP, the relays - uses one connection
+//! table, one buffering policy and one set of deadlines:
 //!
-//! - [`buffered`]: a connection's in/out buffers with write-through sends, a
-//!   high-water mark, a hard cap, half-close after drain - usable with any
-//!   codec;
-//! - [`server`]: the [`ImConn`] trait (implement `handle_pdu`, get framing,
-//!   queueing and deadlines by default) and [`ImServer`], the netlib handler
-//!   serving every connection of a server, accepted or outgoing, including
-//!   reconnecting links;
+//! - [`codec`]: the [`Codec`]/[`Encoder`] traits (decode keeps "incomplete"
+//!   apart from "invalid") and the raw, line and length-prefixed codecs;
+//!   [`pdu_codec`]: TeamTalk's PDU framing and [`ImServer`];
+//! - [`server`]: the [`Connection`] trait (implement `on_frame`, get
+//!   framing, batching, queueing and deadlines) and [`Server`], the netlib
+//!   handler serving every connection of a server, accepted or outgoing;
+//! - [`ctx`]: [`ConnCtx`], what a hook may do;
+//! - [`table`]: [`ConnTable`], the one connection table;
+//! - [`buffered`]: a connection's in/out buffers with write-through sends,
+//!   a high-water mark, a hard cap, half-close after drain;
 //! - [`policy`]: heartbeats, idle and login deadlines, reconnect backoff;
 //! - [`maps`]: user id to connections.
 //!
 //! ```
-//! use imconn::{ConnConfig, ImConn, ImCtx, ImServer};
+//! use imconn::{Accepted, ConnConfig, ConnCtx, Connection, ImServer, PduCodec, RawFrame};
 //! use netlib::{EventDispatch, ListenOptions};
-//! use pdu::{PduRef, Header};
+//! use pdu::PduRef;
 //!
 //! /// Echoes every frame back.
 //! struct Echo;
-//! impl ImConn for Echo {
+//! impl Connection for Echo {
+//!     type Codec = PduCodec;
 //!     type Shared = u64; // frames seen by the whole server
-//!     fn handle_pdu(&mut self, cx: &mut ImCtx<'_, Self>, pdu: PduRef<'_>) {
+//!     fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, pdu: PduRef<'_>) {
 //!         *cx.shared += 1;
-//!         let _ = cx.send_frame(pdu.as_bytes());
+//!         let _ = cx.send(RawFrame(pdu.as_bytes()));
 //!     }
 //! }
 //!
 //! let mut dispatch = EventDispatch::new().unwrap();
 //! let ctx = dispatch.context();
-//! let server = ImServer::<Echo>::register(ctx, 0, |_, _| Some((Echo, ConnConfig::client())));
+//! // TeamTalk's client deadlines: 15 s to log in, 120 s of silence.
+//! let server = ImServer::<Echo>::register(ctx, 0, |_, _: &Accepted| {
+//!     Some((Echo, ConnConfig::client()))
+//! });
 //! let listener = ctx
 //!     .listen_with("127.0.0.1:0".parse().unwrap(), &ListenOptions::default(), server)
 //!     .unwrap();
 //! # let _ = listener;
 //! ```
+#![warn(missing_docs)]
+
 pub mod buffered;
+pub mod codec;
+pub mod ctx;
+mod link;
 pub mod maps;
+pub mod pdu_codec;
 pub mod policy;
 pub mod server;
+pub mod table;
 
 pub use buffered::{BufferedConn, Limits, ReadStatus, SendError, SendStatus};
+pub use codec::{
+    Codec, DecodeError, EncodeError, Encoder, FrameTooLong, LengthCodec, LineCodec, LineTooLong,
+    RawCodec,
+};
+pub use ctx::ConnCtx;
 pub use maps::UserMap;
+pub use pdu_codec::{ImServer, PduCodec, RawFrame};
 pub use policy::{Backoff, Timeouts};
-pub use server::{read_frames, ConnConfig, ConnTable, ImConn, ImCtx, ImServer};
+pub use server::{Accepted, ConnConfig, Connection, Server, DEFAULT_MAX_FRAME};
+pub use table::ConnTable;

@@ -2,7 +2,7 @@
 //! (shared scratch buffer), decoding, `handle_pdu`, encoding a reply with
 //! `send_pdu` and the write-through send, counted on the loop thread.
 
-use imconn::{ConnConfig, ImConn, ImCtx, ImServer};
+use imconn::{ConnConfig, ConnCtx, Connection, ImServer, PduCodec};
 use netlib::{EventDispatch, ListenOptions};
 use pdu::proto::{ImMsgDataAck, SessionType};
 use pdu::{cid, sid, Header, Pdu, PduRef};
@@ -46,9 +46,10 @@ struct Counts {
     at_end: u64,
 }
 
-impl ImConn for Acker {
+impl Connection for Acker {
+    type Codec = PduCodec;
     type Shared = Counts;
-    fn handle_pdu(&mut self, cx: &mut ImCtx<'_, Self>, pdu: PduRef<'_>) {
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, pdu: PduRef<'_>) {
         let ack = ImMsgDataAck {
             user_id: 1,
             session_id: 2,

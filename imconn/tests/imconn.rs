@@ -1,7 +1,7 @@
 //! ImConn over real sockets: bulk exchange, byte-at-a-time frames, malformed
 //! frames, slow readers, heartbeats and idle timeouts, reconnecting links.
 
-use imconn::{Backoff, ConnConfig, ImConn, ImCtx, ImServer, Limits, Timeouts};
+use imconn::{Backoff, ConnConfig, ConnCtx, Connection, ImServer, Limits, PduCodec, Timeouts};
 use netlib::{CloseReason, EventDispatch, Handle, HandlerRef, ListenOptions};
 use pdu::{cid, sid, FrameDecoder, Header, Pdu, PduRef};
 use std::io::{Read, Write};
@@ -24,10 +24,11 @@ fn run_until(
 
 /// Echoes frames.
 struct Echo;
-impl ImConn for Echo {
+impl Connection for Echo {
+    type Codec = PduCodec;
     type Shared = ();
-    fn handle_pdu(&mut self, cx: &mut ImCtx<'_, Self>, pdu: PduRef<'_>) {
-        let _ = cx.send_frame(pdu.as_bytes());
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, pdu: PduRef<'_>) {
+        let _ = cx.send_bytes(pdu.as_bytes());
     }
 }
 
@@ -80,22 +81,23 @@ struct Tally {
     closed: u32,
 }
 const BULK: u32 = 100_000;
-impl ImConn for Counter {
+impl Connection for Counter {
+    type Codec = PduCodec;
     type Shared = Tally;
-    fn on_confirm(&mut self, cx: &mut ImCtx<'_, Self>) {
+    fn on_confirm(&mut self, cx: &mut ConnCtx<'_, Self>) {
         cx.shared.confirmed += 1;
         for i in 0..BULK {
-            cx.send_frame(&frame(i)).unwrap();
+            cx.send_bytes(&frame(i)).unwrap();
         }
     }
-    fn handle_pdu(&mut self, cx: &mut ImCtx<'_, Self>, pdu: PduRef<'_>) {
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, pdu: PduRef<'_>) {
         let n = u32::from_be_bytes(pdu.body().try_into().unwrap_or([0xff; 4]));
         if n != cx.shared.next || pdu.command_id() != cid::msg::DATA {
             cx.shared.bad += 1;
         }
         cx.shared.next += 1;
     }
-    fn on_close(&mut self, cx: &mut ImCtx<'_, Self>, _reason: CloseReason) {
+    fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, _reason: CloseReason) {
         cx.shared.closed += 1;
     }
 }
@@ -204,12 +206,13 @@ struct PushStats {
     max_queued: usize,
     closed: Option<CloseReason>,
 }
-impl ImConn for Pusher {
+impl Connection for Pusher {
+    type Codec = PduCodec;
     type Shared = PushStats;
-    fn on_connect(&mut self, cx: &mut ImCtx<'_, Self>) {
+    fn on_connect(&mut self, cx: &mut ConnCtx<'_, Self>) {
         cx.add_timer(Duration::from_millis(1), Some(Duration::from_millis(1)));
     }
-    fn on_timer(&mut self, cx: &mut ImCtx<'_, Self>, _id: netlib::TimerId) {
+    fn on_timer(&mut self, cx: &mut ConnCtx<'_, Self>, _id: netlib::TimerId) {
         let body = vec![0u8; 256 * 1024];
         if let Ok(status) = cx.send_pdu(
             &Header::new(sid::MSG, cid::msg::DATA),
@@ -221,11 +224,11 @@ impl ImConn for Pusher {
             cx.shared.max_queued = cx.shared.max_queued.max(status.queued);
         }
     }
-    fn on_high_water(&mut self, cx: &mut ImCtx<'_, Self>, queued: usize) {
+    fn on_high_water(&mut self, cx: &mut ConnCtx<'_, Self>, queued: usize) {
         cx.shared.high_water.push(queued);
     }
-    fn handle_pdu(&mut self, _cx: &mut ImCtx<'_, Self>, _pdu: PduRef<'_>) {}
-    fn on_close(&mut self, cx: &mut ImCtx<'_, Self>, reason: CloseReason) {
+    fn on_frame(&mut self, _cx: &mut ConnCtx<'_, Self>, _pdu: PduRef<'_>) {}
+    fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
         cx.shared.closed = Some(reason);
     }
 }
@@ -342,12 +345,13 @@ struct LinkLog {
     attempts: Vec<Instant>,
     confirms: u32,
 }
-impl ImConn for LinkConn {
+impl Connection for LinkConn {
+    type Codec = PduCodec;
     type Shared = LinkLog;
-    fn on_confirm(&mut self, cx: &mut ImCtx<'_, Self>) {
+    fn on_confirm(&mut self, cx: &mut ConnCtx<'_, Self>) {
         cx.shared.confirms += 1;
     }
-    fn handle_pdu(&mut self, _cx: &mut ImCtx<'_, Self>, _pdu: PduRef<'_>) {}
+    fn on_frame(&mut self, _cx: &mut ConnCtx<'_, Self>, _pdu: PduRef<'_>) {}
 }
 
 #[test]
@@ -413,17 +417,18 @@ fn link_retries_with_growing_delays_and_reconnects() {
 fn send_to_another_connection_from_a_hook() {
     // A two-member relay: whatever one client sends reaches the other.
     struct Relay;
-    impl ImConn for Relay {
+    impl Connection for Relay {
+        type Codec = PduCodec;
         type Shared = Vec<Handle>;
-        fn on_connect(&mut self, cx: &mut ImCtx<'_, Self>) {
+        fn on_connect(&mut self, cx: &mut ConnCtx<'_, Self>) {
             let h = cx.handle();
             cx.shared.push(h);
         }
-        fn handle_pdu(&mut self, cx: &mut ImCtx<'_, Self>, pdu: PduRef<'_>) {
+        fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, pdu: PduRef<'_>) {
             let me = cx.handle();
             let others: Vec<Handle> = cx.shared.iter().copied().filter(|h| *h != me).collect();
             for h in others {
-                cx.conns.send_frame(cx.ctx, h, pdu.as_bytes()).unwrap();
+                cx.send_bytes_to(h, pdu.as_bytes()).unwrap();
             }
         }
     }

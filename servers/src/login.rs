@@ -143,8 +143,9 @@ fn listen(
 /// assert_ne!(bound.http[0].port(), 0);
 /// ```
 pub fn start(ctx: &mut Context, settings: &LoginSettings) -> Result<Listening, LoginError> {
-    let pdu_server =
-        ImServer::<LoginConn>::register(ctx, LoginState::new(settings), |s, l| s.accept(l));
+    let pdu_server = ImServer::<LoginConn>::register(ctx, LoginState::new(settings), |s, a| {
+        s.accept(a.listener)
+    });
     let (client_handles, client) = listen(ctx, "client", &settings.client_addrs, pdu_server)?;
     let (link_handles, msg_server) =
         listen(ctx, "msg_server", &settings.msg_server_addrs, pdu_server)?;

@@ -16,7 +16,9 @@
 
 use crate::config::{Config, ConfigError};
 use crate::users::Users;
-use imconn::{Backoff, ConnConfig, ImConn, ImCtx, ImServer, Limits, Timeouts, UserMap};
+use imconn::{
+    Backoff, ConnConfig, ConnCtx, Connection, ImServer, Limits, PduCodec, Timeouts, UserMap,
+};
 use netlib::{CloseReason, Context, Handle, HandlerRef, ListenOptions};
 use pdu::proto::{
     ClientType, ImHeartBeat, ImKickUser, ImLoginReq, ImLoginRes, ImLogoutRsp, ImMsgData,
@@ -207,37 +209,38 @@ pub struct ClientConn {
     refilled: Instant,
 }
 
-impl ImConn for MsgConn {
+impl Connection for MsgConn {
+    type Codec = PduCodec;
     type Shared = MsgState;
 
-    fn on_connect(&mut self, cx: &mut ImCtx<'_, Self>) {
+    fn on_connect(&mut self, cx: &mut ConnCtx<'_, Self>) {
         cx.shared.client_conns += 1;
     }
 
-    fn on_confirm(&mut self, cx: &mut ImCtx<'_, Self>) {
+    fn on_confirm(&mut self, cx: &mut ConnCtx<'_, Self>) {
         // (Re)registering tells a restarted login_server the live counts.
         let info = cx.shared.serv_info();
         let header = Header::new(sid::OTHER, cid::other::MSG_SERV_INFO);
         let _ = cx.send_pdu(&header, &info);
     }
 
-    fn handle_pdu(&mut self, cx: &mut ImCtx<'_, Self>, pdu: PduRef<'_>) {
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, pdu: PduRef<'_>) {
         match self {
             MsgConn::LoginLink => {
                 // login_server only sends heartbeats on the link; traffic
                 // itself keeps the link's idle deadline away.
             }
-            MsgConn::Client(client) => client.handle_pdu(cx, pdu),
+            MsgConn::Client(client) => client.on_frame(cx, pdu),
         }
     }
 
-    fn on_write_complete(&mut self, cx: &mut ImCtx<'_, Self>) {
+    fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
         if let Some(user) = drainer_user(cx.shared, cx.handle()) {
             drain_backlog(cx, user);
         }
     }
 
-    fn on_close(&mut self, cx: &mut ImCtx<'_, Self>, reason: CloseReason) {
+    fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
         if let MsgConn::Client(_) = self {
             cx.shared.client_conns = cx.shared.client_conns.saturating_sub(1);
             logout(cx, reason);
@@ -246,7 +249,7 @@ impl ImConn for MsgConn {
 }
 
 fn reply<M: Message>(
-    cx: &mut ImCtx<'_, MsgConn>,
+    cx: &mut ConnCtx<'_, MsgConn>,
     request: &PduRef<'_>,
     sid: u16,
     cid: u16,
@@ -257,7 +260,7 @@ fn reply<M: Message>(
 }
 
 impl ClientConn {
-    fn handle_pdu(&mut self, cx: &mut ImCtx<'_, MsgConn>, pdu: PduRef<'_>) {
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, MsgConn>, pdu: PduRef<'_>) {
         let logged_in = cx.shared.sessions.contains_key(&cx.handle());
         match (pdu.service_id(), pdu.command_id(), logged_in) {
             (sid::OTHER, cid::other::HEARTBEAT, _) => {
@@ -327,7 +330,7 @@ impl ClientConn {
         }
     }
 
-    fn login(&mut self, cx: &mut ImCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
+    fn login(&mut self, cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         let Ok(req) = pdu.decode_body::<ImLoginReq>() else {
             log::warn!("{} {:?} closed: undecodable login", cx.handle(), cx.peer());
             cx.close();
@@ -376,13 +379,8 @@ impl ClientConn {
                 user_id,
                 kick_reason: KickReasonType::KickReasonDuplicateUser as i32,
             };
-            let _ = cx.conns.send_pdu(
-                cx.ctx,
-                old,
-                &Header::new(sid::LOGIN, cid::login::KICK_USER),
-                &kick,
-            );
-            cx.conns.close_after_flush(cx.ctx, old);
+            let _ = cx.send_pdu_to(old, &Header::new(sid::LOGIN, cid::login::KICK_USER), &kick);
+            cx.close_conn_after_flush(old);
             // The old session stops receiving at once; its unacked
             // deliveries go back to the queue on close.
             cx.shared.online.remove(user_id, old);
@@ -434,7 +432,7 @@ impl ClientConn {
         }
     }
 
-    fn message(&mut self, cx: &mut ImCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
+    fn message(&mut self, cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         let Ok(mut msg) = pdu.decode_body::<ImMsgData>() else {
             log::warn!(
                 "{} {:?} closed: undecodable message",
@@ -511,7 +509,7 @@ fn drainer_user(state: &MsgState, h: Handle) -> Option<u32> {
 /// Feeds `user`'s backlog to its draining connection while fewer than
 /// `BACKLOG_WINDOW` deliveries are unacknowledged and its output queue is
 /// below a quarter of the output cap.
-fn drain_backlog(cx: &mut ImCtx<'_, MsgConn>, user: u32) {
+fn drain_backlog(cx: &mut ConnCtx<'_, MsgConn>, user: u32) {
     let Some(&h) = cx.shared.draining.get(&user) else {
         return;
     };
@@ -519,9 +517,9 @@ fn drain_backlog(cx: &mut ImCtx<'_, MsgConn>, user: u32) {
     loop {
         let in_flight = cx.shared.pending.get(&h).map_or(0, |p| p.len());
         let queued = if h == cx.handle() {
-            cx.io.queued()
+            cx.queued()
         } else {
-            match cx.conns.io(h) {
+            match cx.io_of(h) {
                 Some(io) => io.queued(),
                 None => return,
             }
@@ -539,7 +537,7 @@ fn drain_backlog(cx: &mut ImCtx<'_, MsgConn>, user: u32) {
 }
 
 /// Sends `msg` to connection `to` and keeps it pending until acked.
-fn deliver(cx: &mut ImCtx<'_, MsgConn>, to: Handle, msg: ImMsgData) {
+fn deliver(cx: &mut ConnCtx<'_, MsgConn>, to: Handle, msg: ImMsgData) {
     let header = Header::new(sid::MSG, cid::msg::DATA);
     let _ = cx.send_pdu_to(to, &header, &msg);
     let pending = cx.shared.pending.entry(to).or_default();
@@ -549,7 +547,7 @@ fn deliver(cx: &mut ImCtx<'_, MsgConn>, to: Handle, msg: ImMsgData) {
         if to == cx.handle() {
             cx.close();
         } else {
-            cx.conns.close(cx.ctx, to);
+            cx.close_conn(to);
         }
     }
 }
@@ -570,7 +568,7 @@ fn requeue_pending(state: &mut MsgState, h: Handle, user_id: u32) {
     }
 }
 
-fn logout(cx: &mut ImCtx<'_, MsgConn>, reason: CloseReason) {
+fn logout(cx: &mut ConnCtx<'_, MsgConn>, reason: CloseReason) {
     let h = cx.handle();
     let Some(session) = cx.shared.sessions.remove(&h) else {
         cx.shared.pending.remove(&h);

@@ -10,7 +10,7 @@
 //! RLIMIT_NOFILE. The driver (`bench conn_scale`) reads the server's RSS and
 //! CPU time from /proc.
 
-use imconn::{ConnConfig, ImConn, ImCtx, ImServer, Timeouts};
+use imconn::{ConnConfig, ConnCtx, Connection, ImServer, PduCodec, Timeouts};
 use netlib::{EventDispatch, ListenOptions};
 use pdu::PduRef;
 use std::io::Write;
@@ -19,9 +19,10 @@ use std::time::Duration;
 
 struct Idle;
 
-impl ImConn for Idle {
+impl Connection for Idle {
+    type Codec = PduCodec;
     type Shared = ();
-    fn handle_pdu(&mut self, _cx: &mut ImCtx<'_, Self>, _pdu: PduRef<'_>) {}
+    fn on_frame(&mut self, _cx: &mut ConnCtx<'_, Self>, _pdu: PduRef<'_>) {}
 }
 
 fn server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {

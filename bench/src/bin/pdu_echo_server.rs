@@ -6,7 +6,7 @@
 //! `pdu_echo_server ADDR [ALLOC_STATS_FILE]`
 
 use bench::CountingAlloc;
-use imconn::{ConnConfig, ImConn, ImCtx, ImServer, Timeouts};
+use imconn::{ConnConfig, ConnCtx, Connection, ImServer, PduCodec, Timeouts};
 use netlib::{EventDispatch, ListenOptions};
 use pdu::PduRef;
 use std::time::Duration;
@@ -16,11 +16,12 @@ static GLOBAL: CountingAlloc = CountingAlloc;
 
 struct Echo;
 
-impl ImConn for Echo {
+impl Connection for Echo {
+    type Codec = PduCodec;
     type Shared = ();
 
-    fn handle_pdu(&mut self, cx: &mut ImCtx<'_, Self>, pdu: PduRef<'_>) {
-        let _ = cx.send_frame(pdu.as_bytes());
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, pdu: PduRef<'_>) {
+        let _ = cx.send_bytes(pdu.as_bytes());
     }
 }
 

@@ -23,7 +23,7 @@
 
 use super::registry::{MsgServerEntry, Refusal, Registry};
 use super::settings::LoginSettings;
-use imconn::{ConnConfig, ImConn, ImCtx, Limits, Timeouts};
+use imconn::{ConnConfig, ConnCtx, Connection, Limits, PduCodec, Timeouts};
 use netlib::{CloseReason, Handle};
 use pdu::proto::{ImMsgServInfo, ImMsgServReq, ImMsgServRsp, ImUserCntUpdate, ResultType};
 use pdu::{cid, sid, Header, Message, PduRef};
@@ -67,7 +67,7 @@ impl LoginState {
                     idle: Some(settings.client_timeout),
                     login: None,
                 },
-                max_frame_len: settings.max_frame_len,
+                max_frame: settings.max_frame_len as usize,
             },
             link_config: ConnConfig {
                 timeouts: Timeouts {
@@ -76,7 +76,7 @@ impl LoginState {
                     // "Logged in" means registered with IMMsgServInfo.
                     login: Some(settings.msg_server_timeout),
                 },
-                max_frame_len: settings.max_frame_len,
+                max_frame: settings.max_frame_len as usize,
                 ..ConnConfig::server_link()
             },
         }
@@ -124,17 +124,18 @@ pub enum LoginConn {
     MsgServer,
 }
 
-impl ImConn for LoginConn {
+impl Connection for LoginConn {
+    type Codec = PduCodec;
     type Shared = LoginState;
 
-    fn handle_pdu(&mut self, cx: &mut ImCtx<'_, Self>, pdu: PduRef<'_>) {
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, pdu: PduRef<'_>) {
         match self {
             LoginConn::Client { answered } => handle_client_pdu(answered, cx, pdu),
             LoginConn::MsgServer => handle_link_pdu(cx, pdu),
         }
     }
 
-    fn on_close(&mut self, cx: &mut ImCtx<'_, Self>, reason: CloseReason) {
+    fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
         match self {
             LoginConn::Client { .. } => {
                 cx.shared.clients = cx.shared.clients.saturating_sub(1);
@@ -153,7 +154,7 @@ impl ImConn for LoginConn {
     }
 }
 
-fn handle_client_pdu(answered: &mut bool, cx: &mut ImCtx<'_, LoginConn>, pdu: PduRef<'_>) {
+fn handle_client_pdu(answered: &mut bool, cx: &mut ConnCtx<'_, LoginConn>, pdu: PduRef<'_>) {
     match (pdu.service_id(), pdu.command_id()) {
         (sid::OTHER, cid::other::HEARTBEAT) => {}
         (sid::LOGIN, cid::login::MSG_SERV_REQ) if !*answered => {
@@ -211,7 +212,7 @@ pub fn msg_serv_rsp(choice: Result<&MsgServerEntry, Refusal>) -> ImMsgServRsp {
     }
 }
 
-fn decode<M: Message + Default>(cx: &mut ImCtx<'_, LoginConn>, pdu: &PduRef<'_>) -> Option<M> {
+fn decode<M: Message + Default>(cx: &mut ConnCtx<'_, LoginConn>, pdu: &PduRef<'_>) -> Option<M> {
     match pdu.decode_body::<M>() {
         Ok(m) => Some(m),
         Err(e) => {
@@ -226,7 +227,7 @@ fn decode<M: Message + Default>(cx: &mut ImCtx<'_, LoginConn>, pdu: &PduRef<'_>)
     }
 }
 
-fn handle_link_pdu(cx: &mut ImCtx<'_, LoginConn>, pdu: PduRef<'_>) {
+fn handle_link_pdu(cx: &mut ConnCtx<'_, LoginConn>, pdu: PduRef<'_>) {
     match (pdu.service_id(), pdu.command_id()) {
         (sid::OTHER, cid::other::HEARTBEAT) => {}
         (sid::OTHER, cid::other::MSG_SERV_INFO) => {
