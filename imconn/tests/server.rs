@@ -285,9 +285,9 @@ fn regression_high_water_reported_when_another_connections_hook_sends() {
 struct NeverComplete;
 impl Codec for NeverComplete {
     type Frame<'a> = ();
-    fn decode<'a>(
+    fn decode(
         &mut self,
-        _src: &'a [u8],
+        _src: &[u8],
         _max_frame: usize,
     ) -> Result<Option<((), usize)>, DecodeError> {
         Ok(None)
