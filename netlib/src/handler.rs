@@ -12,6 +12,7 @@
 //! how many sockets use each handler and drops it when the last one closes.
 
 use crate::context::Context;
+use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::handle::Handle;
 use crate::timer::TimerId;
@@ -162,5 +163,89 @@ impl HandlerTable {
         if slot.refs == 0 {
             drop(self.free_slot(id.0));
         }
+    }
+}
+
+// ----- the Context API for handlers ------------------------------------
+
+impl Context {
+    /// Registers a handler that lives until [`remove_handler`](Self::remove_handler),
+    /// independent of sockets; attach sockets to it with
+    /// [`listen_with`](Self::listen_with), [`connect_with`](Self::connect_with)
+    /// and [`attach`](Self::attach).
+    pub fn add_handler<H: Handler>(&mut self, handler: H) -> HandlerRef {
+        let id = self.handlers.insert(Box::new(handler));
+        self.handlers.reference(id)
+    }
+
+    /// Drops the registration of a handler; it is dropped once no socket
+    /// uses it. False if the reference is stale.
+    pub fn remove_handler(&mut self, r: HandlerRef) -> bool {
+        match self.handlers.resolve(r) {
+            Some(id) => {
+                self.handlers.release(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Hands socket `h` to a registered handler.
+    pub fn attach(&mut self, h: Handle, r: HandlerRef) -> Result<()> {
+        self.open_entry(h)?;
+        let id = self.handlers.resolve(r).ok_or(Error::InvalidHandle)?;
+        self.handlers.add_ref(id);
+        self.replace_handler(h, id)
+    }
+
+    /// A reference to the handler serving `h`, usable with
+    /// [`with_handler`](Self::with_handler), timers and `attach`.
+    pub fn handler_of(&self, h: Handle) -> Result<HandlerRef> {
+        let e = self.entry(h).ok_or(Error::InvalidHandle)?;
+        Ok(self.handlers.reference(e.handler))
+    }
+
+    /// Calls `f` with the handler `r` as its concrete type `H` - how a
+    /// posted closure (say, a result from a worker thread) reaches the
+    /// object that owns the connections. `None` if the reference is stale,
+    /// the handler is of another type, or it is the one running now (a
+    /// handler already has itself).
+    pub fn with_handler<H: Handler, R>(
+        &mut self,
+        r: HandlerRef,
+        f: impl FnOnce(&mut H, &mut Context) -> R,
+    ) -> Option<R> {
+        let id = self.handlers.resolve(r)?;
+        let mut handler = self.handlers.take(id)?;
+        let out = (handler.as_mut() as &mut dyn std::any::Any)
+            .downcast_mut::<H>()
+            .map(|typed| f(typed, self));
+        self.handlers.put_back(id, handler);
+        out
+    }
+
+    /// Hands `h` to a new handler (`NETLIB_OPT_SET_CALLBACK`); later events go
+    /// there. Typically called for an accepted socket in its
+    /// [`Event::Connect`].
+    pub fn set_handler<H: Handler>(&mut self, h: Handle, handler: H) -> Result<()> {
+        self.open_entry(h)?;
+        let id = self.handlers.insert(Box::new(handler));
+        self.replace_handler(h, id)
+    }
+
+    /// Makes `h` share the handler of `other`, so one object can serve
+    /// sockets created separately (say, a server's outgoing links).
+    pub fn share_handler(&mut self, h: Handle, other: Handle) -> Result<()> {
+        self.open_entry(h)?;
+        let id = self.open_entry(other)?.handler;
+        self.handlers.add_ref(id);
+        self.replace_handler(h, id)
+    }
+
+    pub(crate) fn replace_handler(&mut self, h: Handle, id: HandlerId) -> Result<()> {
+        let entry = self.open_entry(h)?;
+        let old = std::mem::replace(&mut entry.handler, id);
+        self.handlers.release(old);
+        Ok(())
     }
 }

@@ -65,13 +65,19 @@
 #![warn(missing_docs)]
 
 mod context;
+mod delivery;
 mod dispatch;
 mod error;
 mod event;
 mod handle;
 mod handler;
 mod hooks;
+mod io;
+mod open;
+mod options;
 mod poster;
+mod schedule;
+mod slots;
 mod socket;
 mod timer;
 
