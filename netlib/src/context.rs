@@ -30,7 +30,7 @@
 //! [`Poster`] to reach it from elsewhere.
 
 use crate::event::Event;
-use crate::handle::Handle;
+use crate::handle::{next_loop_id, Handle};
 use crate::handler::{HandlerRef, HandlerTable};
 use crate::hooks::Hooks;
 use crate::poster::{Poster, Shared, Task};
@@ -57,6 +57,11 @@ pub struct Config {
     /// until an event or timer. TeamTalk's loop woke every 100 ms; set this
     /// if loop hooks must run periodically while idle. Default `None`.
     pub max_wait: Option<Duration>,
+    /// Most deferred closures, and separately most posted closures, run in
+    /// one loop turn; the rest run in the next turns (without sleeping in
+    /// between), so closures that keep queueing more cannot starve I/O and
+    /// timers. Default 1024.
+    pub task_batch: usize,
 }
 
 impl Default for Config {
@@ -66,6 +71,7 @@ impl Default for Config {
             read_budget: 256 * 1024,
             accept_pause: Duration::from_millis(100),
             max_wait: None,
+            task_batch: 1024,
         }
     }
 }
@@ -99,32 +105,40 @@ pub struct Context {
     /// Sockets to offer a Read in the next turn.
     pub(crate) read_again: Vec<Handle>,
     pub(crate) deferred: VecDeque<LocalTask>,
+    /// Scratch buffer swapped with the posters' queue.
     pub(crate) task_buf: Vec<Task>,
+    /// Posted tasks taken from the posters' queue, not yet run.
+    pub(crate) posted: VecDeque<Task>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) stop_flag: bool,
     pub(crate) config: Config,
     /// The socket whose Read is being delivered and the bytes it may still read.
     pub(crate) read_budget: Option<(Handle, usize)>,
+    /// This loop's process-wide unique id, carried by its handles.
+    pub(crate) loop_id: u32,
 }
 
 impl Context {
     pub(crate) fn new(poll: Poll, shared: Arc<Shared>, config: Config) -> Context {
+        let loop_id = next_loop_id();
         Context {
             poll,
             slots: Vec::new(),
             free_slots: Vec::new(),
             open_sockets: 0,
-            handlers: HandlerTable::default(),
+            handlers: HandlerTable::new(loop_id),
             timers: TimerQueue::new(),
             hooks: Hooks::default(),
             pending: VecDeque::new(),
             read_again: Vec::new(),
             deferred: VecDeque::new(),
             task_buf: Vec::new(),
+            posted: VecDeque::new(),
             shared,
             stop_flag: false,
             config,
             read_budget: None,
+            loop_id,
         }
     }
 
@@ -144,5 +158,11 @@ impl Context {
     /// Whether the loop is running and not stopping (`netlib_is_running`).
     pub fn is_running(&self) -> bool {
         self.poster().is_running()
+    }
+
+    /// This loop's id, unique in the process; every [`Handle`] and
+    /// [`HandlerRef`] it creates carries it ([`Handle::loop_id`]).
+    pub fn loop_id(&self) -> u32 {
+        self.loop_id
     }
 }

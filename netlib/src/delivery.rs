@@ -8,8 +8,12 @@
 //! never re-entered.
 //!
 //! Deferred ([`Context::defer`]) and posted ([`Poster::post`](crate::Poster::post))
-//! closures run FIFO after the turn's I/O, timers and hooks, until none are
-//! left; a closure queued while the queue drains runs in the same turn.
+//! closures run FIFO after the turn's I/O, timers and hooks, in bounded
+//! batches: at most [`Config::task_batch`](crate::Config::task_batch) of each
+//! per turn, so a closure that re-queues itself forever, or a thread that
+//! posts faster than the loop drains, cannot starve I/O and timers. A closure
+//! queued while the queue drains is never lost: it runs later in the same
+//! batch or in the next turn, whose poll does not sleep.
 //!
 //! Thread: the loop's own.
 
@@ -19,6 +23,9 @@ use crate::handle::Handle;
 use crate::handler::HandlerRef;
 use crate::socket::{Io, SocketState};
 use crate::timer::TimerId;
+
+/// Rounds of deferred closures run at shutdown before the rest is dropped.
+const SHUTDOWN_ROUNDS: usize = 64;
 
 impl Context {
     /// Runs the handler of `h` for `event`. Non-Close events for a closing
@@ -62,12 +69,23 @@ impl Context {
     }
 
     /// Delivers a Read under the per-event byte budget; whatever is left
-    /// unread is offered again next turn.
+    /// unread is offered again next turn - if the handler read at all. A
+    /// handler that made no `recv` call is taken as not interested until the
+    /// next edge: offering it the Read every turn would spin the loop at
+    /// full CPU with a zero poll timeout.
     pub(crate) fn dispatch_read(&mut self, h: Handle) {
+        if let Some(e) = self.entry_mut(h) {
+            e.recv_called = false;
+        }
         self.read_budget = Some((h, self.config.read_budget));
         self.deliver(h, Event::Read);
         self.read_budget = None;
-        self.queue_read_again(h);
+        match self.entry(h) {
+            Some(e) if !e.recv_called && e.read_pending() => {
+                log::debug!("netlib: {h} ignored Read; not offered again until new data arrives");
+            }
+            _ => self.queue_read_again(h),
+        }
         self.flush_pending();
     }
 
@@ -127,32 +145,82 @@ impl Context {
         true
     }
 
+    /// Whether the next poll must not sleep: work is already waiting.
     pub(crate) fn has_immediate_work(&self) -> bool {
-        !self.read_again.is_empty() || !self.pending.is_empty() || !self.deferred.is_empty()
+        !self.read_again.is_empty()
+            || !self.pending.is_empty()
+            || !self.deferred.is_empty()
+            || !self.posted.is_empty()
     }
 
-    /// Runs deferred closures and posted tasks until none are left; tasks
-    /// queued meanwhile run in the same turn.
+    /// One turn's share of deferred closures and posted tasks: at most
+    /// [`Config::task_batch`](crate::Config::task_batch) of each, oldest
+    /// first. What is left (including closures queued while these ran) runs
+    /// in the next turns, whose polls do not sleep.
     pub(crate) fn run_tasks(&mut self) {
-        loop {
-            let mut ran = false;
-            while let Some(task) = self.deferred.pop_front() {
-                task(self);
-                self.flush_pending();
-                ran = true;
-            }
-            let mut tasks = std::mem::take(&mut self.task_buf);
-            if self.shared.take_tasks(&mut tasks) {
-                for task in tasks.drain(..) {
-                    task(self);
-                    self.flush_pending();
-                }
-                ran = true;
-            }
-            self.task_buf = tasks;
-            if !ran {
+        let batch = self.config.task_batch.max(1);
+        self.run_deferred(batch);
+        self.run_posted(batch);
+    }
+
+    /// Runs up to `limit` deferred closures.
+    fn run_deferred(&mut self, limit: usize) {
+        for _ in 0..limit {
+            let Some(task) = self.deferred.pop_front() else {
+                return;
+            };
+            task(self);
+            self.flush_pending();
+        }
+    }
+
+    /// Runs up to `limit` posted tasks. The backlog is refilled from the
+    /// posters' queue only once it is empty, so tasks keep their order.
+    fn run_posted(&mut self, limit: usize) {
+        for _ in 0..limit {
+            if self.posted.is_empty() && !self.take_posted() {
                 return;
             }
+            let Some(task) = self.posted.pop_front() else {
+                return;
+            };
+            task(self);
+            self.flush_pending();
+        }
+    }
+
+    /// Moves everything posted so far into the backlog; false if nothing
+    /// was. Both buffers keep their capacity, so this does not allocate in
+    /// steady state.
+    fn take_posted(&mut self) -> bool {
+        let mut tasks = std::mem::take(&mut self.task_buf);
+        let any = self.shared.take_tasks(&mut tasks);
+        self.posted.extend(tasks.drain(..));
+        self.task_buf = tasks;
+        any
+    }
+
+    /// Runs what is queued when the loop shuts down. Posts are refused by
+    /// now, so every posted task already accepted runs; deferred closures
+    /// get a bounded number of rounds (a closure that re-defers itself
+    /// forever must not hang shutdown), and any still queued after that are
+    /// dropped with a warning.
+    pub(crate) fn drain_tasks(&mut self) {
+        let batch = self.config.task_batch.max(1);
+        for _ in 0..SHUTDOWN_ROUNDS {
+            self.run_posted(usize::MAX);
+            self.run_deferred(batch);
+            if self.deferred.is_empty() && self.posted.is_empty() {
+                return;
+            }
+        }
+        self.run_posted(usize::MAX);
+        if !self.deferred.is_empty() {
+            log::warn!(
+                "netlib: dropping {} deferred closures at shutdown (they keep deferring more)",
+                self.deferred.len()
+            );
+            self.deferred.clear();
         }
     }
 

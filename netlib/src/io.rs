@@ -87,6 +87,7 @@ impl Context {
             _ => None,
         };
         let entry = self.open_entry(h)?;
+        entry.recv_called = true;
         if entry.state != SocketState::Connected {
             return Err(Error::InvalidState {
                 op: "recv",
@@ -138,10 +139,17 @@ impl Context {
                     if n < limit && !entry.hangup_seen {
                         entry.readable = false;
                     }
+                    let more = entry.readable;
                     if let Some((_, left)) = &mut self.read_budget {
                         if budget.is_some() {
                             *left -= n;
                         }
+                    }
+                    if budget.is_none() && more {
+                        // Read outside its Read event (say, from a deferred
+                        // closure) and not drained: offer the rest, as a Read
+                        // that stopped early would be.
+                        self.queue_read_again(h);
                     }
                     return Ok(n);
                 }
@@ -160,7 +168,16 @@ impl Context {
 
     /// Closes the socket now (`netlib_close`). Its [`Event::Close`] with
     /// [`CloseReason::Local`] is delivered after the current callback; no
-    /// other event follows. Unsent data in the kernel is still sent.
+    /// other event follows.
+    ///
+    /// What the peer sees depends on the receive side: if all input was
+    /// read, the kernel still sends what it holds of our output, then FIN.
+    /// If unread input is still in the kernel's receive buffer, closing
+    /// makes the kernel send RST at once and discard unsent output - the
+    /// peer may get `ECONNRESET` instead of our last reply. To answer and
+    /// then close, read to end-of-stream (or [`Error::WouldBlock`]) first,
+    /// or use [`shutdown_write`](Self::shutdown_write) and close once the
+    /// peer has closed too.
     pub fn close(&mut self, h: Handle) -> Result<()> {
         self.open_entry(h)?;
         self.close_with(h, CloseReason::Local);

@@ -115,7 +115,7 @@ impl Context {
     }
 
     pub(crate) fn socket_for(&mut self, r: HandlerRef) -> Result<Handle> {
-        let id = self.handlers.resolve(r).ok_or(Error::InvalidHandle)?;
+        let id = self.resolve_handler(r)?;
         self.handlers.add_ref(id);
         Ok(self.new_socket_with(id, SocketState::Idle))
     }

@@ -16,25 +16,23 @@ use std::time::Duration;
 impl Context {
     /// The remote address (`NETLIB_OPT_GET_REMOTE_IP`/`_PORT`).
     pub fn peer_addr(&self, h: Handle) -> Result<SocketAddr> {
-        self.entry(h)
-            .and_then(|e| e.peer)
-            .ok_or(Error::InvalidHandle)
+        self.entry_or_err(h)?.peer.ok_or(Error::InvalidHandle)
     }
 
     /// The local address (`NETLIB_OPT_GET_LOCAL_IP`/`_PORT`).
     pub fn local_addr(&self, h: Handle) -> Result<SocketAddr> {
-        match self.entry(h).map(|e| &e.io) {
-            Some(Io::Listener(l)) => Ok(l.local_addr()?),
-            Some(Io::Stream(s)) => Ok(s.local_addr()?),
-            _ => Err(Error::InvalidHandle),
+        match &self.entry_or_err(h)?.io {
+            Io::Listener(l) => Ok(l.local_addr()?),
+            Io::Stream(s) => Ok(s.local_addr()?),
+            Io::None => Err(Error::InvalidHandle),
         }
     }
 
     pub(crate) fn sock_ref(&self, h: Handle) -> Result<SockRef<'_>> {
-        match self.entry(h).map(|e| &e.io) {
-            Some(Io::Listener(l)) => Ok(SockRef::from(l)),
-            Some(Io::Stream(s)) => Ok(SockRef::from(s)),
-            _ => Err(Error::InvalidHandle),
+        match &self.entry_or_err(h)?.io {
+            Io::Listener(l) => Ok(SockRef::from(l)),
+            Io::Stream(s) => Ok(SockRef::from(s)),
+            Io::None => Err(Error::InvalidHandle),
         }
     }
 

@@ -7,7 +7,7 @@
 //! Thread: the loop's own; reached through `&mut Context`.
 
 use crate::context::{Context, TimerTask};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::handle::Handle;
 use crate::handler::HandlerRef;
 use crate::hooks::HookId;
@@ -68,7 +68,7 @@ impl Context {
         delay: Duration,
         repeat: Option<Duration>,
     ) -> Result<TimerId> {
-        self.handlers.resolve(r).ok_or(Error::InvalidHandle)?;
+        self.resolve_handler(r)?;
         Ok(self
             .timers
             .insert(Instant::now() + delay, repeat, TimerTask::Handler(r)))

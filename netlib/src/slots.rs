@@ -22,6 +22,9 @@ pub(crate) struct Slot {
 
 impl Context {
     pub(crate) fn entry(&self, h: Handle) -> Option<&SocketEntry> {
+        if h.loop_id != self.loop_id {
+            return None;
+        }
         let slot = self.slots.get(h.index as usize)?;
         if slot.generation != h.generation {
             return None;
@@ -30,6 +33,9 @@ impl Context {
     }
 
     pub(crate) fn entry_mut(&mut self, h: Handle) -> Option<&mut SocketEntry> {
+        if h.loop_id != self.loop_id {
+            return None;
+        }
         let slot = self.slots.get_mut(h.index as usize)?;
         if slot.generation != h.generation {
             return None;
@@ -37,8 +43,25 @@ impl Context {
         slot.entry.as_mut()
     }
 
+    /// The entry of `h`, or why there is none: [`Error::WrongLoop`] for a
+    /// handle of another loop, [`Error::InvalidHandle`] for a stale one.
+    pub(crate) fn entry_or_err(&self, h: Handle) -> Result<&SocketEntry> {
+        self.check_loop(h.loop_id)?;
+        self.entry(h).ok_or(Error::InvalidHandle)
+    }
+
+    /// [`Error::WrongLoop`] unless `loop_id` is this loop's.
+    pub(crate) fn check_loop(&self, loop_id: u32) -> Result<()> {
+        if loop_id == self.loop_id {
+            Ok(())
+        } else {
+            Err(Error::WrongLoop)
+        }
+    }
+
     /// The entry of an open (not closing) socket.
     pub(crate) fn open_entry(&mut self, h: Handle) -> Result<&mut SocketEntry> {
+        self.check_loop(h.loop_id)?;
         match self.entry_mut(h) {
             Some(e) if e.state != SocketState::Closing => Ok(e),
             _ => Err(Error::InvalidHandle),
@@ -53,6 +76,7 @@ impl Context {
             return Handle {
                 index,
                 generation: slot.generation,
+                loop_id: self.loop_id,
             };
         }
         self.slots.push(Slot {
@@ -62,6 +86,7 @@ impl Context {
         Handle {
             index: (self.slots.len() - 1) as u32,
             generation: 0,
+            loop_id: self.loop_id,
         }
     }
 
@@ -98,6 +123,7 @@ impl Context {
                 (e.state != SocketState::Closing).then_some(Handle {
                     index: i as u32,
                     generation: slot.generation,
+                    loop_id: self.loop_id,
                 })
             })
             .collect()

@@ -129,6 +129,10 @@ pub(crate) struct SocketEntry {
     pub(crate) half_close: bool,
     /// Queued for a Read in the next turn (budget cut or unread data).
     pub(crate) read_again_queued: bool,
+    /// `recv` was called since the current Read delivery began. A handler
+    /// that never calls it is not offered the Read again until a new edge
+    /// (otherwise the loop would spin on a socket nobody reads).
+    pub(crate) recv_called: bool,
     /// Connect timeout or accept-resume timer owned by the dispatcher.
     pub(crate) internal_timer: Option<TimerId>,
     /// Listener options kept for accepted sockets.
@@ -152,6 +156,7 @@ impl SocketEntry {
             read_closed: false,
             half_close: false,
             read_again_queued: false,
+            recv_called: false,
             internal_timer: None,
             accept_nodelay: true,
             accept_half_close: false,
