@@ -130,7 +130,17 @@ impl Context {
                 state: entry.state,
             });
         }
-        let mut listener = bind_listener(addr, opts)?;
+        let listener = bind_listener(addr, opts)?;
+        self.install_listener(h, listener, opts)
+    }
+
+    /// Registers a bound, listening socket as `h`'s.
+    fn install_listener(
+        &mut self,
+        h: Handle,
+        mut listener: mio::net::TcpListener,
+        opts: &ListenOptions,
+    ) -> Result<()> {
         self.poll
             .registry()
             .register(&mut listener, h.token(), Interest::READABLE)?;
@@ -140,6 +150,67 @@ impl Context {
         entry.accept_nodelay = opts.nodelay;
         entry.accept_half_close = opts.half_close;
         Ok(())
+    }
+
+    /// Serves a listening socket bound elsewhere - by
+    /// [`bind_reuseport`](crate::bind_reuseport) for a
+    /// [`LoopGroup`](crate::LoopGroup), or inherited from a pre-forking
+    /// master process. Like [`listen`](Self::listen) otherwise: accepted
+    /// connections arrive as [`Event::Connect`](crate::Event::Connect) on
+    /// handles served by `handler`. The socket is made non-blocking; of
+    /// `opts` only the options for accepted sockets (`nodelay`,
+    /// `half_close`) apply, since it is already bound and listening.
+    ///
+    /// ```
+    /// use netlib::{Context, EventDispatch, ListenOptions};
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = l.local_addr()?;
+    /// let mut dispatch = EventDispatch::new()?;
+    /// let ctx = dispatch.context();
+    /// let h = ctx.adopt_listener(l, &ListenOptions::default(), |_: &mut Context, _, _| {})?;
+    /// assert_eq!(ctx.local_addr(h)?, addr);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn adopt_listener<H: Handler>(
+        &mut self,
+        listener: std::net::TcpListener,
+        opts: &ListenOptions,
+        handler: H,
+    ) -> Result<Handle> {
+        let h = self.create_socket(handler);
+        self.adopt_on(h, listener, opts)
+    }
+
+    /// [`adopt_listener`](Self::adopt_listener) with a registered handler.
+    pub fn adopt_listener_with(
+        &mut self,
+        listener: std::net::TcpListener,
+        opts: &ListenOptions,
+        r: HandlerRef,
+    ) -> Result<Handle> {
+        let h = self.socket_for(r)?;
+        self.adopt_on(h, listener, opts)
+    }
+
+    fn adopt_on(
+        &mut self,
+        h: Handle,
+        listener: std::net::TcpListener,
+        opts: &ListenOptions,
+    ) -> Result<Handle> {
+        let installed = listener
+            .set_nonblocking(true)
+            .map_err(Error::from)
+            .and_then(|()| {
+                self.install_listener(h, mio::net::TcpListener::from_std(listener), opts)
+            });
+        match installed {
+            Ok(()) => Ok(h),
+            Err(e) => {
+                self.free_slot(h);
+                Err(e)
+            }
+        }
     }
 
     /// Starts connecting to `addr` (`netlib_connect`). Completion arrives as
