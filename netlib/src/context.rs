@@ -47,7 +47,7 @@ pub struct Config {
     /// How many readiness events one `epoll_wait` may return. Default 1024.
     pub events_capacity: usize,
     /// Bytes one socket may read per [`Event::Read`] before `recv` reports
-    /// [`Error::WouldBlock`] and the socket waits for the next turn, so one
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock) and the socket waits for the next turn, so one
     /// busy peer cannot starve the others. Default 256 KiB.
     pub read_budget: usize,
     /// How long a listener stops accepting after running out of descriptors

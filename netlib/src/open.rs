@@ -26,7 +26,7 @@ impl Context {
     }
 
     /// Listens on `addr` (`netlib_listen`). Accepted connections arrive as
-    /// [`Event::Connect`] on new handles served by `handler`.
+    /// [`Event::Connect`](crate::Event::Connect) on new handles served by `handler`.
     ///
     /// ```
     /// use netlib::{EventDispatch, ListenOptions};
@@ -214,7 +214,7 @@ impl Context {
     }
 
     /// Starts connecting to `addr` (`netlib_connect`). Completion arrives as
-    /// [`Event::Confirm`], failure as [`Event::Close`] with the reason - also
+    /// [`Event::Confirm`](crate::Event::Confirm), failure as [`Event::Close`](crate::Event::Close) with the reason - also
     /// when `connect` fails at once, so callers have a single failure path.
     /// `Err` only when no socket could be created at all.
     pub fn connect<H: Handler>(

@@ -40,7 +40,7 @@ impl Context {
         )
     }
 
-    /// Delivers [`Event::Timer`] to the handler of `h` after `delay`, then
+    /// Delivers [`Event::Timer`](crate::Event::Timer) to the handler of `h` after `delay`, then
     /// every `repeat` if given. Stops by itself when the socket closes.
     pub fn add_socket_timer(
         &mut self,
@@ -60,7 +60,7 @@ impl Context {
         self.timers.len()
     }
 
-    /// Calls [`Handler::on_timer`] of registered handler `r` after `delay`,
+    /// Calls [`Handler::on_timer`](crate::Handler::on_timer) of registered handler `r` after `delay`,
     /// then every `repeat` if given. Stops when the handler is gone.
     pub fn add_handler_timer(
         &mut self,
