@@ -4,33 +4,11 @@
 //! Everything here is benchmark-only; nothing in netlib, imconn or pdu
 //! depends on this crate.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Counts every allocation (and reallocation) made through it.
-pub struct CountingAlloc;
-
-/// Allocations (alloc + realloc) so far.
-pub static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        System.alloc_zeroed(layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
+/// The workspace's counting global allocator (see the `alloc-count` crate);
+/// each server binary installs it and publishes [`alloc_count::total_allocs`].
+pub use alloc_count::CountingAlloc;
 
 /// Writes the allocation count to `path` every 50 ms from a background
 /// thread (the same in every server, so its cost cancels out). The driver
@@ -40,7 +18,7 @@ pub fn publish_allocs(path: Option<String>) {
     std::thread::spawn(move || {
         let tmp = format!("{path}.tmp");
         loop {
-            let n = ALLOCS.load(Ordering::Relaxed);
+            let n = alloc_count::total_allocs();
             if std::fs::write(&tmp, n.to_string()).is_ok() {
                 let _ = std::fs::rename(&tmp, &path);
             }
@@ -66,6 +44,8 @@ pub const FRAME_LEN: usize = pdu::HEADER_LEN + BODY_LEN;
 
 /// Raises RLIMIT_NOFILE to `want` (soft and, when permitted, hard).
 pub fn raise_nofile(want: u64) -> u64 {
+    // SAFETY: getrlimit/setrlimit only read or write the local `rlimit`
+    // structs whose valid pointers we pass.
     unsafe {
         let mut r = libc::rlimit {
             rlim_cur: 0,

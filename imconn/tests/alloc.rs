@@ -6,33 +6,10 @@ use imconn::{ConnConfig, ConnCtx, Connection, ImServer, PduCodec};
 use netlib::{EventDispatch, ListenOptions};
 use pdu::proto::{ImMsgDataAck, SessionType};
 use pdu::{cid, sid, Header, Pdu, PduRef};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator; only counts on the side.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: alloc_count::CountingAlloc = alloc_count::CountingAlloc;
 
 const WARMUP: u64 = 1_000;
 const MEASURED: u64 = 10_000;
@@ -61,10 +38,10 @@ impl Connection for Acker {
         let c = &mut *cx.shared;
         c.frames += 1;
         if c.frames == WARMUP {
-            c.at_warmup = ALLOCS.with(|a| a.get());
+            c.at_warmup = alloc_count::thread_allocs();
         }
         if c.frames == WARMUP + MEASURED {
-            c.at_end = ALLOCS.with(|a| a.get());
+            c.at_end = alloc_count::thread_allocs();
             cx.ctx.stop();
         }
     }

@@ -10,7 +10,10 @@
 //!    left with unread data last turn;
 //! 3. fire due timers;
 //! 4. run loop hooks;
-//! 5. run deferred and posted closures until none are left.
+//! 5. run deferred and posted closures, FIFO, at most
+//!    [`Config::task_batch`] of each; the rest run next turn, whose poll
+//!    then does not sleep (so closures that keep queueing more cannot starve
+//!    I/O and timers).
 //!
 //! mio is edge-triggered: the dispatcher remembers that a socket may hold
 //! unread data until `recv` sees `WouldBlock`, so a handler that stops early
@@ -167,7 +170,7 @@ impl EventDispatch {
         self.shut_down = true;
         let ctx = &mut self.ctx;
         ctx.shared.close();
-        ctx.run_tasks();
+        ctx.drain_tasks();
         // Closures run by Close handlers may open sockets again; a few passes
         // settle it without looping forever.
         for _ in 0..4 {
@@ -179,7 +182,7 @@ impl EventDispatch {
                 ctx.close_with(h, CloseReason::Shutdown);
                 ctx.flush_pending();
             }
-            ctx.run_tasks();
+            ctx.drain_tasks();
         }
         drop(ctx.timers.drain());
         ctx.hooks.clear();
@@ -197,7 +200,7 @@ impl Drop for EventDispatch {
 }
 
 fn handle_io_event(ctx: &mut Context, event: &MioEvent) {
-    let h = Handle::from_token(event.token());
+    let h = Handle::from_token(event.token(), ctx.loop_id);
     let Some(entry) = ctx.entry_mut(h) else {
         return; // stale: the socket closed and its slot may be reused
     };

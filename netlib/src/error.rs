@@ -22,6 +22,10 @@ pub enum Error {
         /// The state the socket was in.
         state: SocketState,
     },
+    /// The [`Handle`](crate::Handle) or [`HandlerRef`](crate::HandlerRef)
+    /// belongs to another loop (say, another loop of a
+    /// [`LoopGroup`](crate::LoopGroup)); it names nothing on this one.
+    WrongLoop,
     /// The dispatcher has shut down (or is shutting down); posted work is refused.
     Stopped,
     /// An error from the operating system.
@@ -43,6 +47,7 @@ impl fmt::Display for Error {
             Error::InvalidState { op, state } => {
                 write!(f, "cannot {op} a socket in state {state:?}")
             }
+            Error::WrongLoop => f.write_str("handle belongs to another event loop"),
             Error::Stopped => f.write_str("event dispatcher has stopped"),
             Error::Io(e) => write!(f, "i/o error: {e}"),
         }

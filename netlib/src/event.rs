@@ -32,7 +32,9 @@ pub enum Event {
     /// [`Context::recv`](crate::Context::recv) until it reports
     /// [`Error::WouldBlock`](crate::Error::WouldBlock); what is left unread
     /// (for example because the read budget ran out) is announced again in the
-    /// next loop turn without waiting for more data to arrive.
+    /// next loop turn without waiting for more data to arrive - provided the
+    /// handler called `recv` at all; one that ignores the event hears of the
+    /// socket again only when new data arrives.
     Read,
     /// A send that could not complete earlier may now make progress.
     Write,

@@ -12,6 +12,7 @@
 //! how many sockets use each handler and drops it when the last one closes.
 
 use crate::context::Context;
+use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::handle::Handle;
 use crate::timer::TimerId;
@@ -63,30 +64,44 @@ pub(crate) struct HandlerId(pub(crate) u32);
 /// [`Context::remove_handler`](crate::Context::remove_handler). Lets one
 /// object serve listeners and outgoing connections made at different times
 /// (a server and its reconnecting links), receive its own timers, and be
-/// reached by posted closures. Generation-tagged like [`Handle`].
+/// reached by posted closures. Generation-tagged like [`Handle`], and tagged
+/// with its loop: used on another loop it is [`Error::WrongLoop`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HandlerRef {
     pub(crate) index: u32,
     pub(crate) generation: u32,
+    pub(crate) loop_id: u32,
 }
 
 struct HandlerSlot {
     /// `None` while the handler runs, or when the slot is free.
     handler: Option<Box<dyn Handler>>,
-    /// Sockets using this handler.
+    /// Sockets using this handler, plus one while it is registered.
     refs: u32,
+    /// Registered with `add_handler` and not yet removed: that registration
+    /// holds one of `refs`, which `unregister` gives back exactly once.
+    registered: bool,
     running: bool,
     generation: u32,
 }
 
 /// Reference-counted storage for handlers.
-#[derive(Default)]
 pub(crate) struct HandlerTable {
     slots: Vec<HandlerSlot>,
     free: Vec<u32>,
+    loop_id: u32,
 }
 
 impl HandlerTable {
+    /// An empty table of loop `loop_id`.
+    pub(crate) fn new(loop_id: u32) -> HandlerTable {
+        HandlerTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+            loop_id,
+        }
+    }
+
     /// Stores a handler with one reference.
     pub(crate) fn insert(&mut self, handler: Box<dyn Handler>) -> HandlerId {
         match self.free.pop() {
@@ -94,6 +109,7 @@ impl HandlerTable {
                 let slot = &mut self.slots[i as usize];
                 slot.handler = Some(handler);
                 slot.refs = 1;
+                slot.registered = false;
                 slot.running = false;
                 HandlerId(i)
             }
@@ -101,6 +117,7 @@ impl HandlerTable {
                 self.slots.push(HandlerSlot {
                     handler: Some(handler),
                     refs: 1,
+                    registered: false,
                     running: false,
                     generation: 0,
                 });
@@ -109,16 +126,45 @@ impl HandlerTable {
         }
     }
 
+    /// Stores a handler whose one reference is its registration.
+    pub(crate) fn register(&mut self, handler: Box<dyn Handler>) -> HandlerId {
+        let id = self.insert(handler);
+        self.slots[id.0 as usize].registered = true;
+        id
+    }
+
+    /// Gives back the registration's reference of `r`, once. False for a
+    /// stale reference, one already unregistered, or a handler that was never
+    /// registered (one a socket owns, say from `handler_of`): releasing
+    /// then would take a reference a live socket holds and free the handler
+    /// under it.
+    pub(crate) fn unregister(&mut self, r: HandlerRef) -> bool {
+        let Some(id) = self.resolve(r) else {
+            return false;
+        };
+        let slot = &mut self.slots[id.0 as usize];
+        if !slot.registered {
+            return false;
+        }
+        slot.registered = false;
+        self.release(id);
+        true
+    }
+
     /// The pinned reference of a live handler.
     pub(crate) fn reference(&self, id: HandlerId) -> HandlerRef {
         HandlerRef {
             index: id.0,
             generation: self.slots[id.0 as usize].generation,
+            loop_id: self.loop_id,
         }
     }
 
     /// Resolves a reference if its handler is still alive.
     pub(crate) fn resolve(&self, r: HandlerRef) -> Option<HandlerId> {
+        if r.loop_id != self.loop_id {
+            return None;
+        }
         let slot = self.slots.get(r.index as usize)?;
         (slot.generation == r.generation && slot.refs > 0).then_some(HandlerId(r.index))
     }
@@ -162,5 +208,94 @@ impl HandlerTable {
         if slot.refs == 0 {
             drop(self.free_slot(id.0));
         }
+    }
+}
+
+// ----- the Context API for handlers ------------------------------------
+
+impl Context {
+    /// Registers a handler that lives until [`remove_handler`](Self::remove_handler),
+    /// independent of sockets; attach sockets to it with
+    /// [`listen_with`](Self::listen_with), [`connect_with`](Self::connect_with)
+    /// and [`attach`](Self::attach).
+    pub fn add_handler<H: Handler>(&mut self, handler: H) -> HandlerRef {
+        let id = self.handlers.register(Box::new(handler));
+        self.handlers.reference(id)
+    }
+
+    /// The live handler `r` names: [`Error::WrongLoop`] for a reference of
+    /// another loop, [`Error::InvalidHandle`] for a stale one.
+    pub(crate) fn resolve_handler(&self, r: HandlerRef) -> Result<HandlerId> {
+        self.check_loop(r.loop_id)?;
+        self.handlers.resolve(r).ok_or(Error::InvalidHandle)
+    }
+
+    /// Drops the registration of a handler; it is dropped once no socket
+    /// uses it. True only the first time for a live registration: false if
+    /// the reference is stale, of another loop, already removed (the
+    /// handler may live on for its sockets), or names a handler that was
+    /// never registered (such as one from [`handler_of`](Self::handler_of)).
+    /// Never frees a handler that sockets still use.
+    pub fn remove_handler(&mut self, r: HandlerRef) -> bool {
+        self.handlers.unregister(r)
+    }
+
+    /// Hands socket `h` to a registered handler.
+    pub fn attach(&mut self, h: Handle, r: HandlerRef) -> Result<()> {
+        self.open_entry(h)?;
+        let id = self.resolve_handler(r)?;
+        self.handlers.add_ref(id);
+        self.replace_handler(h, id)
+    }
+
+    /// A reference to the handler serving `h`, usable with
+    /// [`with_handler`](Self::with_handler), timers and `attach`.
+    pub fn handler_of(&self, h: Handle) -> Result<HandlerRef> {
+        let e = self.entry_or_err(h)?;
+        Ok(self.handlers.reference(e.handler))
+    }
+
+    /// Calls `f` with the handler `r` as its concrete type `H` - how a
+    /// posted closure (say, a result from a worker thread) reaches the
+    /// object that owns the connections. `None` if the reference is stale,
+    /// the handler is of another type, or it is the one running now (a
+    /// handler already has itself).
+    pub fn with_handler<H: Handler, R>(
+        &mut self,
+        r: HandlerRef,
+        f: impl FnOnce(&mut H, &mut Context) -> R,
+    ) -> Option<R> {
+        let id = self.handlers.resolve(r)?;
+        let mut handler = self.handlers.take(id)?;
+        let out = (handler.as_mut() as &mut dyn std::any::Any)
+            .downcast_mut::<H>()
+            .map(|typed| f(typed, self));
+        self.handlers.put_back(id, handler);
+        out
+    }
+
+    /// Hands `h` to a new handler (`NETLIB_OPT_SET_CALLBACK`); later events go
+    /// there. Typically called for an accepted socket in its
+    /// [`Event::Connect`].
+    pub fn set_handler<H: Handler>(&mut self, h: Handle, handler: H) -> Result<()> {
+        self.open_entry(h)?;
+        let id = self.handlers.insert(Box::new(handler));
+        self.replace_handler(h, id)
+    }
+
+    /// Makes `h` share the handler of `other`, so one object can serve
+    /// sockets created separately (say, a server's outgoing links).
+    pub fn share_handler(&mut self, h: Handle, other: Handle) -> Result<()> {
+        self.open_entry(h)?;
+        let id = self.open_entry(other)?.handler;
+        self.handlers.add_ref(id);
+        self.replace_handler(h, id)
+    }
+
+    pub(crate) fn replace_handler(&mut self, h: Handle, id: HandlerId) -> Result<()> {
+        let entry = self.open_entry(h)?;
+        let old = std::mem::replace(&mut entry.handler, id);
+        self.handlers.release(old);
+        Ok(())
     }
 }

@@ -18,6 +18,14 @@
 //! may close its own socket, send on others, cancel its own timer or stop the
 //! loop. Other threads reach the loop only through a [`Poster`].
 //!
+//! ## More cores: one loop per thread
+//!
+//! A [`LoopGroup`] runs `n` dispatchers, one per thread, set up by an `init`
+//! closure on each loop's own thread; [`bind_reuseport`] and
+//! [`Context::adopt_listener`] let them share one listening port. Handles are
+//! tagged with their loop: used on another loop they are
+//! [`Error::WrongLoop`], never another loop's socket.
+//!
 //! ## Example: an echo server
 //!
 //! ```
@@ -65,13 +73,20 @@
 #![warn(missing_docs)]
 
 mod context;
+mod delivery;
 mod dispatch;
 mod error;
 mod event;
+mod group;
 mod handle;
 mod handler;
 mod hooks;
+mod io;
+mod open;
+mod options;
 mod poster;
+mod schedule;
+mod slots;
 mod socket;
 mod timer;
 
@@ -79,9 +94,10 @@ pub use context::{Config, Context};
 pub use dispatch::EventDispatch;
 pub use error::{Error, Result};
 pub use event::{CloseReason, Event, OsError};
+pub use group::{GroupError, InitError, LoopGroup};
 pub use handle::Handle;
 pub use handler::{Handler, HandlerRef};
 pub use hooks::HookId;
 pub use poster::Poster;
-pub use socket::{ConnectOptions, ListenOptions, SocketState};
+pub use socket::{bind_reuseport, ConnectOptions, ListenOptions, SocketState};
 pub use timer::TimerId;

@@ -3,10 +3,12 @@
 //! A [`Poster`] is the only part of a dispatcher that is `Send`: it holds the
 //! queue of posted closures and the mio [`Waker`](mio::Waker) that interrupts
 //! `epoll_wait`. Closures run on the loop thread, in the order each sender
-//! posted them, after the current batch of I/O events. A closure posted while
-//! posted closures are running runs in the same turn (the seeds describe a
-//! relay that deadlocked because such a late callback waited for an event that
-//! never came).
+//! posted them, after the current batch of I/O events, at most
+//! [`Config::task_batch`](crate::Config::task_batch) per turn so a flood of
+//! posts cannot starve I/O and timers. A closure posted while posted closures
+//! are running is never lost: it runs in the same turn or the next, whose
+//! poll does not sleep (the seeds describe a relay that deadlocked because
+//! such a late callback waited for an event that never came).
 //!
 //! The queue is a mutex-protected `Vec`; the loop swaps it out in one lock, so
 //! posting threads and the loop hold the lock only for a push or a swap. The

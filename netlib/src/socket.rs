@@ -129,6 +129,10 @@ pub(crate) struct SocketEntry {
     pub(crate) half_close: bool,
     /// Queued for a Read in the next turn (budget cut or unread data).
     pub(crate) read_again_queued: bool,
+    /// `recv` was called since the current Read delivery began. A handler
+    /// that never calls it is not offered the Read again until a new edge
+    /// (otherwise the loop would spin on a socket nobody reads).
+    pub(crate) recv_called: bool,
     /// Connect timeout or accept-resume timer owned by the dispatcher.
     pub(crate) internal_timer: Option<TimerId>,
     /// Listener options kept for accepted sockets.
@@ -152,6 +156,7 @@ impl SocketEntry {
             read_closed: false,
             half_close: false,
             read_again_queued: false,
+            recv_called: false,
             internal_timer: None,
             accept_nodelay: true,
             accept_half_close: false,
@@ -177,6 +182,57 @@ impl SocketEntry {
 
 /// Creates a bound, listening, non-blocking socket.
 pub(crate) fn bind_listener(addr: SocketAddr, opts: &ListenOptions) -> io::Result<TcpListener> {
+    Ok(TcpListener::from_std(bind_std(addr, opts)?))
+}
+
+/// Binds `n` listening sockets to the same address with SO_REUSEPORT, so
+/// that `n` loops (threads of a [`LoopGroup`](crate::LoopGroup), or
+/// processes) can each accept on one and the kernel spreads incoming
+/// connections over them. If `addr` has port 0 the first bind picks the
+/// port and the others bind to it. Serve each with
+/// [`Context::adopt_listener`](crate::Context::adopt_listener).
+///
+/// `opts` applies to every socket; SO_REUSEPORT is set whatever
+/// `opts.reuse_port` says. The sockets are non-blocking and close-on-exec
+/// (clear that to pass them to a child process). `n == 0` is an
+/// `InvalidInput` error. Callable from any thread.
+///
+/// ```
+/// let ls = netlib::bind_reuseport(
+///     "127.0.0.1:0".parse().unwrap(),
+///     3,
+///     &netlib::ListenOptions::default(),
+/// )?;
+/// let port = ls[0].local_addr()?.port();
+/// assert!(ls.iter().all(|l| l.local_addr().unwrap().port() == port));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn bind_reuseport(
+    addr: SocketAddr,
+    n: usize,
+    opts: &ListenOptions,
+) -> io::Result<Vec<std::net::TcpListener>> {
+    if n == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bind_reuseport: zero listeners asked for",
+        ));
+    }
+    let opts = ListenOptions {
+        reuse_port: true,
+        ..opts.clone()
+    };
+    let first = bind_std(addr, &opts)?;
+    let addr = first.local_addr()?;
+    let mut all = Vec::with_capacity(n);
+    all.push(first);
+    for _ in 1..n {
+        all.push(bind_std(addr, &opts)?);
+    }
+    Ok(all)
+}
+
+fn bind_std(addr: SocketAddr, opts: &ListenOptions) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(opts.reuse_address)?;
     if opts.reuse_port {
@@ -191,7 +247,7 @@ pub(crate) fn bind_listener(addr: SocketAddr, opts: &ListenOptions) -> io::Resul
     socket.set_cloexec(true)?;
     socket.bind(&SockAddr::from(addr))?;
     socket.listen(opts.backlog)?;
-    Ok(TcpListener::from_std(socket.into()))
+    Ok(socket.into())
 }
 
 /// Starts a non-blocking connect. `Ok` means in progress or already

@@ -392,6 +392,8 @@ unsafe impl BufMut for SimpleBuffer {
         isize::MAX as usize - self.len()
     }
 
+    // SAFETY: (the caller's contract) `cnt` bytes of `chunk_mut` were
+    // initialised; `commit` clamps `cnt` to the spare room anyway.
     unsafe fn advance_mut(&mut self, cnt: usize) {
         self.commit(cnt);
     }

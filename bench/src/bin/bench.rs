@@ -54,6 +54,7 @@ fn cpu_ticks(pid: u32) -> Res<u64> {
 }
 
 fn clk_tck() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
 
@@ -192,6 +193,7 @@ fn count_syscalls(o: &Opts, server: &Server, client: &str, args: &[String]) -> R
     std::thread::sleep(Duration::from_millis(500));
     let mut cmd = pinned(o, 1, &o.bin.join(client));
     let res = cmd.args(args).stdout(Stdio::piped()).output()?;
+    // SAFETY: kill(2) takes no pointers; at worst it signals nobody.
     unsafe {
         libc::kill(st.id() as i32, libc::SIGINT);
     }

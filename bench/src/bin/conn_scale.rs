@@ -53,6 +53,7 @@ fn client(addr: SocketAddr, n: usize) -> Result<(), Box<dyn std::error::Error>> 
     bench::raise_nofile(n as u64 + 1000);
     let mut socks = Vec::with_capacity(n);
     for i in 0..n {
+        // SAFETY: socket(2) takes no pointers; a negative result is checked.
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
         if fd < 0 {
             return Err(format!("socket: {}", std::io::Error::last_os_error()).into());
@@ -73,6 +74,8 @@ fn client(addr: SocketAddr, n: usize) -> Result<(), Box<dyn std::error::Error>> 
             };
             let p = &sa as *const libc::sockaddr_in as *const libc::sockaddr;
             let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            // SAFETY: `p` points to `sa`, a live sockaddr_in of `len` bytes,
+            // and `fd` is a socket this function owns.
             let r = unsafe {
                 if bind {
                     libc::bind(fd, p, len)

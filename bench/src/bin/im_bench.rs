@@ -174,6 +174,8 @@ fn opts() -> ConnectOptions {
 }
 
 fn self_cpu() -> f64 {
+    // SAFETY: `rusage` is plain old data, so all-zero is a valid value, and
+    // getrusage writes only into the local struct we point it at.
     unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();
         libc::getrusage(libc::RUSAGE_SELF, &mut ru);
@@ -191,6 +193,7 @@ fn proc_cpu(pid: u32) -> f64 {
     };
     let f: Vec<&str> = stat[i + 2..].split_whitespace().collect();
     let ticks: u64 = f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+    // SAFETY: sysconf only reads a configuration value.
     ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
 
@@ -747,6 +750,8 @@ impl Drop for ServerProc {
 }
 
 fn pin_self(core: usize) {
+    // SAFETY: `cpu_set_t` is plain old data (all-zero is valid); the CPU_*
+    // macros and sched_setaffinity touch only the local set, whose size we pass.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_ZERO(&mut set);

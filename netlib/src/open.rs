@@ -1,0 +1,302 @@
+//! Creating sockets: listeners, outgoing connections, accepted streams.
+//!
+//! Every socket starts here: a slot in the table, a handler (new, shared
+//! with a listener, or registered), a kernel socket registered with the
+//! loop's `mio::Poll`. Failures leave no half-made socket behind: the slot is
+//! freed without a Close event, and the error is returned.
+//!
+//! Thread: the loop's own; reached through `&mut Context`.
+
+use crate::context::{Context, TimerTask};
+use crate::error::{Error, Result};
+use crate::event::CloseReason;
+use crate::handle::Handle;
+use crate::handler::{Handler, HandlerRef};
+use crate::socket::{bind_listener, start_connect, ConnectOptions, Io, ListenOptions, SocketState};
+use mio::Interest;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+impl Context {
+    /// Creates a socket in state [`SocketState::Idle`] served by `handler`;
+    /// then [`listen_on`](Self::listen_on) or [`connect_on`](Self::connect_on).
+    pub fn create_socket<H: Handler>(&mut self, handler: H) -> Handle {
+        let id = self.handlers.insert(Box::new(handler));
+        self.new_socket_with(id, SocketState::Idle)
+    }
+
+    /// Listens on `addr` (`netlib_listen`). Accepted connections arrive as
+    /// [`Event::Connect`](crate::Event::Connect) on new handles served by `handler`.
+    ///
+    /// ```
+    /// use netlib::{EventDispatch, ListenOptions};
+    /// let mut dispatch = EventDispatch::new().unwrap();
+    /// let ctx = dispatch.context();
+    /// let listener = ctx
+    ///     .listen("127.0.0.1:0".parse().unwrap(), &ListenOptions::default(), |_ctx: &mut netlib::Context, _h, _ev| {})
+    ///     .unwrap();
+    /// assert!(ctx.local_addr(listener).unwrap().port() != 0);
+    /// ```
+    pub fn listen<H: Handler>(
+        &mut self,
+        addr: SocketAddr,
+        opts: &ListenOptions,
+        handler: H,
+    ) -> Result<Handle> {
+        let h = self.create_socket(handler);
+        if let Err(e) = self.listen_on(h, addr, opts) {
+            self.free_slot(h);
+            return Err(e);
+        }
+        Ok(h)
+    }
+
+    /// Listens on every address in `addrs` with one shared handler (TeamTalk's
+    /// `;`-separated listen lists). Fails as a whole: on error no listener is
+    /// left open.
+    pub fn listen_all<H: Handler>(
+        &mut self,
+        addrs: &[SocketAddr],
+        opts: &ListenOptions,
+        handler: H,
+    ) -> Result<Vec<Handle>> {
+        let id = self.handlers.insert(Box::new(handler));
+        let mut handles = Vec::with_capacity(addrs.len());
+        for (i, addr) in addrs.iter().enumerate() {
+            if i > 0 {
+                self.handlers.add_ref(id);
+            }
+            let h = self.new_socket_with(id, SocketState::Idle);
+            if let Err(e) = self.listen_on(h, *addr, opts) {
+                self.free_slot(h);
+                for h in handles {
+                    self.close_with(h, CloseReason::Local);
+                    self.pending.retain(|(p, _)| *p != h);
+                    self.free_slot(h);
+                }
+                return Err(e);
+            }
+            handles.push(h);
+        }
+        if addrs.is_empty() {
+            self.handlers.release(id);
+        }
+        Ok(handles)
+    }
+
+    /// [`listen`](Self::listen) with a registered handler.
+    pub fn listen_with(
+        &mut self,
+        addr: SocketAddr,
+        opts: &ListenOptions,
+        r: HandlerRef,
+    ) -> Result<Handle> {
+        let h = self.socket_for(r)?;
+        if let Err(e) = self.listen_on(h, addr, opts) {
+            self.free_slot(h);
+            return Err(e);
+        }
+        Ok(h)
+    }
+
+    /// [`connect`](Self::connect) with a registered handler.
+    pub fn connect_with(
+        &mut self,
+        addr: SocketAddr,
+        opts: &ConnectOptions,
+        r: HandlerRef,
+    ) -> Result<Handle> {
+        let h = self.socket_for(r)?;
+        if let Err(e) = self.connect_on(h, addr, opts) {
+            self.free_slot(h);
+            return Err(e);
+        }
+        Ok(h)
+    }
+
+    pub(crate) fn socket_for(&mut self, r: HandlerRef) -> Result<Handle> {
+        let id = self.resolve_handler(r)?;
+        self.handlers.add_ref(id);
+        Ok(self.new_socket_with(id, SocketState::Idle))
+    }
+
+    /// Makes an idle socket listen on `addr`. Listening twice, or on a socket
+    /// that connects, is [`Error::InvalidState`].
+    pub fn listen_on(&mut self, h: Handle, addr: SocketAddr, opts: &ListenOptions) -> Result<()> {
+        let entry = self.open_entry(h)?;
+        if entry.state != SocketState::Idle {
+            return Err(Error::InvalidState {
+                op: "listen",
+                state: entry.state,
+            });
+        }
+        let listener = bind_listener(addr, opts)?;
+        self.install_listener(h, listener, opts)
+    }
+
+    /// Registers a bound, listening socket as `h`'s.
+    fn install_listener(
+        &mut self,
+        h: Handle,
+        mut listener: mio::net::TcpListener,
+        opts: &ListenOptions,
+    ) -> Result<()> {
+        self.poll
+            .registry()
+            .register(&mut listener, h.token(), Interest::READABLE)?;
+        let entry = self.open_entry(h)?;
+        entry.io = Io::Listener(listener);
+        entry.state = SocketState::Listening;
+        entry.accept_nodelay = opts.nodelay;
+        entry.accept_half_close = opts.half_close;
+        Ok(())
+    }
+
+    /// Serves a listening socket bound elsewhere - by
+    /// [`bind_reuseport`](crate::bind_reuseport) for a
+    /// [`LoopGroup`](crate::LoopGroup), or inherited from a pre-forking
+    /// master process. Like [`listen`](Self::listen) otherwise: accepted
+    /// connections arrive as [`Event::Connect`](crate::Event::Connect) on
+    /// handles served by `handler`. The socket is made non-blocking; of
+    /// `opts` only the options for accepted sockets (`nodelay`,
+    /// `half_close`) apply, since it is already bound and listening.
+    ///
+    /// ```
+    /// use netlib::{Context, EventDispatch, ListenOptions};
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = l.local_addr()?;
+    /// let mut dispatch = EventDispatch::new()?;
+    /// let ctx = dispatch.context();
+    /// let h = ctx.adopt_listener(l, &ListenOptions::default(), |_: &mut Context, _, _| {})?;
+    /// assert_eq!(ctx.local_addr(h)?, addr);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn adopt_listener<H: Handler>(
+        &mut self,
+        listener: std::net::TcpListener,
+        opts: &ListenOptions,
+        handler: H,
+    ) -> Result<Handle> {
+        let h = self.create_socket(handler);
+        self.adopt_on(h, listener, opts)
+    }
+
+    /// [`adopt_listener`](Self::adopt_listener) with a registered handler.
+    pub fn adopt_listener_with(
+        &mut self,
+        listener: std::net::TcpListener,
+        opts: &ListenOptions,
+        r: HandlerRef,
+    ) -> Result<Handle> {
+        let h = self.socket_for(r)?;
+        self.adopt_on(h, listener, opts)
+    }
+
+    fn adopt_on(
+        &mut self,
+        h: Handle,
+        listener: std::net::TcpListener,
+        opts: &ListenOptions,
+    ) -> Result<Handle> {
+        let installed = listener
+            .set_nonblocking(true)
+            .map_err(Error::from)
+            .and_then(|()| {
+                self.install_listener(h, mio::net::TcpListener::from_std(listener), opts)
+            });
+        match installed {
+            Ok(()) => Ok(h),
+            Err(e) => {
+                self.free_slot(h);
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts connecting to `addr` (`netlib_connect`). Completion arrives as
+    /// [`Event::Confirm`](crate::Event::Confirm), failure as [`Event::Close`](crate::Event::Close) with the reason - also
+    /// when `connect` fails at once, so callers have a single failure path.
+    /// `Err` only when no socket could be created at all.
+    pub fn connect<H: Handler>(
+        &mut self,
+        addr: SocketAddr,
+        opts: &ConnectOptions,
+        handler: H,
+    ) -> Result<Handle> {
+        let h = self.create_socket(handler);
+        if let Err(e) = self.connect_on(h, addr, opts) {
+            self.free_slot(h);
+            return Err(e);
+        }
+        Ok(h)
+    }
+
+    /// Starts connecting an idle socket; see [`connect`](Self::connect).
+    pub fn connect_on(&mut self, h: Handle, addr: SocketAddr, opts: &ConnectOptions) -> Result<()> {
+        let entry = self.open_entry(h)?;
+        if entry.state != SocketState::Idle {
+            return Err(Error::InvalidState {
+                op: "connect",
+                state: entry.state,
+            });
+        }
+        let (mut stream, failure) = start_connect(addr, opts)?;
+        self.poll.registry().register(
+            &mut stream,
+            h.token(),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let timer = match (&failure, opts.timeout) {
+            (None, Some(t)) => Some(self.timers.insert(
+                Instant::now() + t,
+                None,
+                TimerTask::ConnectTimeout(h),
+            )),
+            _ => None,
+        };
+        let entry = self.open_entry(h)?;
+        entry.io = Io::Stream(stream);
+        entry.state = SocketState::Connecting;
+        entry.peer = Some(addr);
+        entry.half_close = opts.half_close;
+        entry.internal_timer = timer;
+        if let Some(e) = failure {
+            log::debug!("netlib: {h} connect to {addr} failed at once: {e}");
+            self.close_with(h, CloseReason::from_io(&e));
+        }
+        Ok(())
+    }
+
+    /// Registers an accepted stream under a new handle sharing the
+    /// listener's handler.
+    pub(crate) fn adopt_accepted(
+        &mut self,
+        listener: Handle,
+        mut stream: mio::net::TcpStream,
+        peer: SocketAddr,
+    ) -> Option<Handle> {
+        let l = self.entry(listener)?;
+        let (handler, nodelay, half_close) = (l.handler, l.accept_nodelay, l.accept_half_close);
+        if nodelay {
+            if let Err(e) = stream.set_nodelay(true) {
+                log::warn!("netlib: TCP_NODELAY on connection from {peer}: {e}");
+            }
+        }
+        self.handlers.add_ref(handler);
+        let h = self.new_socket_with(handler, SocketState::Connected);
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            h.token(),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::error!("netlib: cannot register connection from {peer}: {e}");
+            self.free_slot(h);
+            return None;
+        }
+        let entry = self.entry_mut(h)?;
+        entry.io = Io::Stream(stream);
+        entry.peer = Some(peer);
+        entry.half_close = half_close;
+        Some(h)
+    }
+}
