@@ -13,6 +13,8 @@
 //!   framing, batching, queueing and deadlines) and [`Server`], the netlib
 //!   handler serving every connection of a server, accepted or outgoing;
 //! - [`ctx`]: [`ConnCtx`], what a hook may do;
+//! - [`group`]: [`ServerGroup`], a server on every loop of a netlib loop
+//!   group (one loop per thread, one shared port);
 //! - [`table`]: [`ConnTable`], the one connection table;
 //! - [`buffered`]: a connection's in/out buffers with write-through sends,
 //!   a high-water mark, a hard cap, half-close after drain;
@@ -51,6 +53,7 @@
 pub mod buffered;
 pub mod codec;
 pub mod ctx;
+pub mod group;
 mod link;
 pub mod maps;
 pub mod pdu_codec;
@@ -64,6 +67,7 @@ pub use codec::{
     RawCodec,
 };
 pub use ctx::ConnCtx;
+pub use group::ServerGroup;
 pub use maps::UserMap;
 pub use pdu_codec::{ImServer, PduCodec, RawFrame};
 pub use policy::{Backoff, Timeouts};
