@@ -3,6 +3,7 @@
 //!
 //! Everything here is benchmark-only; nothing in netlib, imconn or pdu
 //! depends on this crate.
+#![warn(missing_docs)]
 
 use std::time::Duration;
 

@@ -7,6 +7,7 @@
 //! - [`users`]: the accounts file;
 //! - [`client`]: a blocking TeamTalk client, used by `im_client` and tests;
 //! - [`runtime`]: logging, address announcement, signal handling.
+#![warn(missing_docs)]
 pub mod client;
 pub mod config;
 pub mod login;
