@@ -21,37 +21,59 @@
 //! chat client --connect 127.0.0.1:2010
 //! ```
 
-use examples::cli::{self, Flags};
+use clap::{Parser, Subcommand};
+use examples::cli;
 use examples::codec::{LengthCodec, HEADER_LEN};
 use examples::conns::ConnTable;
 use imconn::{BufferedConn, Limits};
 use netlib::{ConnectOptions, Context, Event, EventDispatch, Handle, Handler, ListenOptions};
 use std::io::{BufRead, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: chat server [--host H] [--port P] [--max-queue BYTES] [--max-message BYTES]
-       chat client --connect ADDR";
+/// Length-prefixed broadcast chat; slow readers are disconnected.
+#[derive(Parser)]
+#[command(name = "chat")]
+struct Args {
+    #[command(subcommand)]
+    role: Role,
+    /// Largest message body in bytes
+    #[arg(long, global = true, default_value_t = 64 * 1024, value_parser = cli::positive::<usize>)]
+    max_message: usize,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Run the chat server
+    Server {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        /// Port to listen on, 0 for any free port
+        #[arg(long, default_value_t = 2010)]
+        port: u16,
+        /// Unsent bytes a member may have queued before it is disconnected
+        #[arg(long, default_value_t = 1 << 20, value_parser = cli::positive::<usize>)]
+        max_queue: usize,
+    },
+    /// Send stdin's lines, print what others say
+    Client {
+        /// The chat server
+        #[arg(long, value_name = "ADDR", value_parser = cli::socket_addr)]
+        connect: SocketAddr,
+    },
+}
 
 fn main() -> ExitCode {
+    let args = Args::parse();
     cli::init_logging();
-    let flags = Flags::from_env(USAGE);
-    let max_message = flags.get("max-message", 64 * 1024);
-    let result = match flags.positional().first().map(String::as_str) {
-        Some("server") => server(
-            flags.listen_addr(2010),
-            flags.get("max-queue", 1 << 20),
-            max_message,
-        ),
-        Some("client") => {
-            let addr: SocketAddr = flags
-                .value("connect")
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_else(|| flags.fail("client needs --connect ADDR"));
-            client(addr, max_message)
-        }
-        _ => flags.fail("say `server` or `client`"),
+    let result = match args.role {
+        Role::Server {
+            host,
+            port,
+            max_queue,
+        } => server(cli::listen_addr(host, port), max_queue, args.max_message),
+        Role::Client { connect } => client(connect, args.max_message),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
