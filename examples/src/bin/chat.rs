@@ -117,7 +117,7 @@ impl ChatServer {
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    log::warn!("disconnecting {:?}: {e}", conn.peer());
+                    log::warn!("disconnecting {}: {e}", cli::addr_or_unknown(conn.peer()));
                     conn.force_close(ctx);
                     return;
                 }
@@ -133,8 +133,8 @@ impl ChatServer {
             match member.send(ctx, &self.frame) {
                 Ok(status) if status.queued > self.max_queue => {
                     log::warn!(
-                        "disconnecting slow member {:?}: {} bytes unsent, over the {} byte limit",
-                        member.peer(),
+                        "disconnecting slow member {}: {} bytes unsent, over the {} byte limit",
+                        cli::addr_or_unknown(member.peer()),
                         status.queued,
                         self.max_queue
                     );
@@ -158,7 +158,7 @@ impl Handler for ChatServer {
                     read_chunk: 64 * 1024,
                 };
                 let conn = BufferedConn::new(ctx, h, limits);
-                log::info!("{:?} joined", conn.peer());
+                log::info!("{} joined", cli::addr_or_unknown(conn.peer()));
                 self.members.insert(h, conn);
             }
             Event::Read => self.on_read(ctx, h),
@@ -170,8 +170,8 @@ impl Handler for ChatServer {
             Event::Close(reason) => {
                 if let Some(conn) = self.members.remove(h) {
                     log::info!(
-                        "{:?} left ({reason}) after {} messages in, {} out",
-                        conn.peer(),
+                        "{} left ({reason}) after {} messages in, {} out",
+                        cli::addr_or_unknown(conn.peer()),
                         conn.frames_in,
                         conn.frames_out
                     );
@@ -229,7 +229,7 @@ impl Handler for ChatClient {
         match event {
             Event::Confirm => {
                 let conn = BufferedConn::new(ctx, h, Limits::default());
-                println!("connected to {:?}", conn.peer());
+                println!("connected to {}", cli::addr_or_unknown(conn.peer()));
                 self.conn = Some(conn);
             }
             Event::Read => {

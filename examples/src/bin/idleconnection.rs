@@ -102,7 +102,11 @@ impl Handler for IdleEcho {
                 continue; // closed meanwhile
             };
             if conn.stamp == Some(tick) {
-                log::info!("closing {:?}: idle for {:?}", conn.io.peer(), self.idle);
+                log::info!(
+                    "closing {}: idle for {:?}",
+                    cli::addr_or_unknown(conn.io.peer()),
+                    self.idle
+                );
                 conn.io.force_close(ctx);
             }
         }

@@ -139,7 +139,10 @@ impl Handler for RoundtripServer {
     fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
         match event {
             Event::Connect { .. } => {
-                log::info!("roundtrip: connection from {:?}", ctx.peer_addr(h).ok());
+                log::info!(
+                    "roundtrip: connection from {}",
+                    cli::addr_or_unknown(ctx.peer_addr(h).ok())
+                );
                 self.conns
                     .insert(h, BufferedConn::new(ctx, h, Limits::default()));
             }

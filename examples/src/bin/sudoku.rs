@@ -187,7 +187,7 @@ impl Sudoku {
             conn.io.in_buf.consume(nl + 1);
             if !self.reply.is_empty() {
                 if let Err(e) = conn.io.send(ctx, &self.reply) {
-                    log::warn!("{:?}: {e}", conn.io.peer());
+                    log::warn!("{}: {e}", cli::addr_or_unknown(conn.io.peer()));
                     return;
                 }
             }
@@ -202,7 +202,7 @@ impl Sudoku {
             conn.in_flight -= 1;
             if !conn.closing && !conn.io.is_closed() {
                 if let Err(e) = conn.io.send(ctx, line) {
-                    log::warn!("{:?}: {e}", conn.io.peer());
+                    log::warn!("{}: {e}", cli::addr_or_unknown(conn.io.peer()));
                 }
             }
             conn.finish_if_done(ctx);
@@ -213,7 +213,10 @@ impl Sudoku {
         let Some(conn) = self.conns.get_mut(h) else {
             return;
         };
-        log::info!("bad request from {:?}: {why}", conn.io.peer());
+        log::info!(
+            "bad request from {}: {why}",
+            cli::addr_or_unknown(conn.io.peer())
+        );
         conn.io.in_buf.clear();
         if conn.io.send(ctx, b"Bad Request!\r\n").is_ok() {
             conn.close_when_sent(ctx);
