@@ -7,7 +7,7 @@
 //! second. The server answers from that cached sample:
 //!
 //! - `/` - an HTML overview that refreshes itself, with the chart;
-//! - `/cpu.svg` - the CPU chart, an SVG polyline drawn by the server;
+//! - `/cpu.svg` - the CPU chart, SVG drawn by the server with `plotters`;
 //! - `/metrics` - Prometheus text (`process_cpu_seconds_total`,
 //!   `process_resident_memory_bytes`, `process_threads`,
 //!   `process_open_fds`, ...), ready to be scraped.
