@@ -4,8 +4,11 @@
 # with two im_client processes and stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p servers
+echo "==> building login_server, msg_server and im_client (cargo build --release -p servers;"
+echo "    the first build compiles every dependency and takes a minute or two)"
+cargo build --release -p servers
 bin=target/release
+echo "==> starting login_server and msg_server on loopback (free ports)"
 tmp=$(mktemp -d)
 cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -26,6 +29,7 @@ echo "msg_server:   clients $(port_of "$tmp/msg.out" client)"
 sleep 0.3   # let the msg_server register with the login_server
 echo "GET /msg_server -> $(curl -s "http://$login_http/msg_server" || echo '(curl not installed)')"
 
+echo "==> bob waits for a message; alice sends him one"
 $bin/im_client --login "$login_client" --user bob --password bob123 recv --count 1 --timeout 10 &
 bob=$!
 sleep 0.5
