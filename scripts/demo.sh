@@ -15,7 +15,7 @@ trap cleanup EXIT
 
 # Port 0 everywhere: the servers print the ports they got.
 $bin/login_server --ClientPort 0 --HttpPort 0 --MsgServerPort 0 >"$tmp/login.out" 2>"$tmp/login.log" &
-for _ in $(seq 100); do [ "$(grep -c ^LISTEN "$tmp/login.out" 2>/dev/null)" -ge 3 ] && break; sleep 0.05; done
+for _ in $(seq 100); do [ "$(cat "$tmp/login.out" 2>/dev/null | grep -c ^LISTEN)" -ge 3 ] && break; sleep 0.05; done
 port_of() { awk -v n="$2" '$1=="LISTEN" && $2==n {print $3}' "$1" | head -1; }
 login_client=$(port_of "$tmp/login.out" client)
 login_http=$(port_of "$tmp/login.out" http)
