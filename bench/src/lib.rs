@@ -28,14 +28,21 @@ pub fn publish_allocs(path: Option<String>) {
     });
 }
 
-/// The listen address (first argument) and optional stats path (second).
+/// The command line every benchmark server takes: `SERVER [ADDR] [STATS]`.
+#[derive(clap::Parser)]
+struct ServerArgs {
+    /// Address to listen on
+    #[arg(default_value = "127.0.0.1:2008")]
+    addr: std::net::SocketAddr,
+    /// File to keep the process's allocation count in (updated every 50 ms)
+    stats: Option<String>,
+}
+
+/// The listen address (first argument) and optional stats path (second);
+/// `--help` describes them, anything else is an error (exit 2).
 pub fn server_args() -> (std::net::SocketAddr, Option<String>) {
-    let mut args = std::env::args().skip(1);
-    let addr = args
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| "127.0.0.1:2008".parse().unwrap());
-    (addr, args.next())
+    let args: ServerArgs = clap::Parser::parse();
+    (args.addr, args.stats)
 }
 
 /// Body bytes of a PDU-echo frame.

@@ -1,119 +1,70 @@
-//! The command-line plumbing every example binary shares: a tiny flag parser,
-//! logging setup, and the `listening on ADDR` line tests read.
+//! The command-line plumbing every example binary shares: value parsers for
+//! [`clap`], logging setup, and the `listening on ADDR` line tests read.
 //!
-//! Flags are `--name value` or `--name=value`; a flag given without a value
-//! (followed by another flag or nothing) reads as `true`. Anything not starting
-//! with `--` is a positional argument. Bad values print the usage and exit with
-//! status 2 - these are teaching binaries, not libraries.
+//! Each binary declares its flags with `#[derive(clap::Parser)]`, so `--help`
+//! prints them (exit 0) and an unknown flag or a bad value is an error naming
+//! it (exit 2) - `echo --prot 3000` does not fall back to the default port.
 //!
 //! ```
-//! use examples::cli::Flags;
-//! let flags = Flags::parse(["client", "--port", "0", "--pool=4", "--verbose"].map(String::from));
-//! assert_eq!(flags.get("port", 7u16), 0);
-//! assert_eq!(flags.get("pool", 1usize), 4);
-//! assert!(flags.has("verbose"));
-//! assert_eq!(flags.positional(), ["client"]);
+//! use clap::Parser;
+//! use examples::cli::{listen_addr, seconds};
+//! use std::time::Duration;
+//!
+//! #[derive(Parser)]
+//! struct Args {
+//!     #[arg(long, default_value = "127.0.0.1")]
+//!     host: std::net::IpAddr,
+//!     #[arg(long, default_value_t = 7)]
+//!     port: u16,
+//!     #[arg(long, default_value = "8", value_parser = seconds)]
+//!     idle: Duration,
+//! }
+//! let args = Args::try_parse_from(["x", "--port", "0", "--idle=0.5"]).unwrap();
+//! assert_eq!(listen_addr(args.host, args.port).to_string(), "127.0.0.1:0");
+//! assert_eq!(args.idle, Duration::from_millis(500));
+//! assert!(Args::try_parse_from(["x", "--prot", "3000"]).is_err());
 //! ```
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Parsed `--name value` flags and positional arguments.
-#[derive(Debug, Default)]
-pub struct Flags {
-    named: HashMap<String, String>,
-    positional: Vec<String>,
-    usage: String,
+/// A duration in (fractional) seconds: `0.5`, `8`.
+pub fn seconds(value: &str) -> Result<Duration, String> {
+    let secs: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number of seconds"))?;
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!("`{value}` is not a duration (seconds >= 0)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
-impl Flags {
-    /// Parses the process arguments; `usage` is printed on bad input.
-    pub fn from_env(usage: &str) -> Flags {
-        let mut flags = Flags::parse(std::env::args().skip(1));
-        flags.usage = usage.to_string();
-        if flags.has("help") {
-            println!("{usage}");
-            std::process::exit(0);
-        }
-        flags
+/// A number above zero: `--sessions`, `--size`, `--max-conns`.
+pub fn positive<T: FromStr + PartialOrd + Default>(value: &str) -> Result<T, String> {
+    match value.trim().parse::<T>() {
+        Ok(n) if n > T::default() => Ok(n),
+        _ => Err(format!("`{value}` is not a positive whole number")),
     }
+}
 
-    /// Parses `args` (without the program name).
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Flags {
-        let mut flags = Flags::default();
-        let mut args = args.into_iter().peekable();
-        while let Some(arg) = args.next() {
-            let Some(name) = arg.strip_prefix("--") else {
-                flags.positional.push(arg);
-                continue;
-            };
-            let (name, value) = match name.split_once('=') {
-                Some((n, v)) => (n.to_string(), v.to_string()),
-                None => {
-                    let value = match args.peek() {
-                        Some(next) if !next.starts_with("--") => args.next().unwrap_or_default(),
-                        _ => "true".to_string(),
-                    };
-                    (name.to_string(), value)
-                }
-            };
-            flags.named.insert(name, value);
-        }
-        flags
+/// A socket address, by number or by name: `127.0.0.1:2007`, `localhost:8000`.
+pub fn socket_addr(value: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = value.parse() {
+        return Ok(addr);
     }
+    value
+        .to_socket_addrs()
+        .map_err(|e| format!("`{value}` is not HOST:PORT ({e})"))?
+        .next()
+        .ok_or_else(|| format!("`{value}` has no address"))
+}
 
-    /// Whether `--name` was given (with any value but `false`).
-    pub fn has(&self, name: &str) -> bool {
-        self.named.get(name).is_some_and(|v| v != "false")
-    }
-
-    /// The raw value of `--name`.
-    pub fn value(&self, name: &str) -> Option<&str> {
-        self.named.get(name).map(String::as_str)
-    }
-
-    /// The value of `--name` parsed as `T`, or `default` when absent.
-    pub fn get<T: FromStr>(&self, name: &str, default: T) -> T {
-        match self.named.get(name) {
-            None => default,
-            Some(v) => v
-                .parse()
-                .unwrap_or_else(|_| self.fail(&format!("bad value for --{name}: {v:?}"))),
-        }
-    }
-
-    /// A duration flag in (fractional) seconds: `--idle 0.5`.
-    pub fn seconds(&self, name: &str, default: f64) -> Duration {
-        let secs: f64 = self.get(name, default);
-        if !(secs.is_finite() && secs >= 0.0) {
-            self.fail(&format!("bad duration for --{name}: {secs}"));
-        }
-        Duration::from_secs_f64(secs)
-    }
-
-    /// The listen address from `--host` (default 127.0.0.1) and `--port`.
-    pub fn listen_addr(&self, default_port: u16) -> SocketAddr {
-        let host = self.value("host").unwrap_or("127.0.0.1");
-        let port: u16 = self.get("port", default_port);
-        format!("{host}:{port}")
-            .parse()
-            .or_else(|_| format!("[{host}]:{port}").parse())
-            .unwrap_or_else(|_| self.fail(&format!("bad --host {host:?}")))
-    }
-
-    /// Arguments that are not flags.
-    pub fn positional(&self) -> &[String] {
-        &self.positional
-    }
-
-    /// Prints `msg` and the usage, then exits with status 2.
-    pub fn fail(&self, msg: &str) -> ! {
-        eprintln!("error: {msg}\n\n{}", self.usage);
-        std::process::exit(2)
-    }
+/// The address `--host` and `--port` name.
+pub fn listen_addr(host: IpAddr, port: u16) -> SocketAddr {
+    SocketAddr::new(host, port)
 }
 
 /// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
@@ -131,33 +82,42 @@ pub fn announce(addr: SocketAddr) {
     let _ = out.flush();
 }
 
+/// Formats an address that may be unknown (a socket already gone) for
+/// people: `127.0.0.1:2010` or `?`, never `Some(..)`.
+pub fn addr_or_unknown(addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "?".to_string(), |a| a.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Flags {
-        Flags::parse(args.iter().map(|s| s.to_string()))
+    #[test]
+    fn seconds_accepts_fractions_and_rejects_the_rest() {
+        assert_eq!(seconds("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(seconds("8"), Ok(Duration::from_secs(8)));
+        assert!(seconds("-1").is_err());
+        assert!(seconds("NaN").is_err());
+        assert!(seconds("soon").unwrap_err().contains("soon"));
     }
 
     #[test]
-    fn flag_without_value_is_true() {
-        let f = parse(&["--a", "--b", "x"]);
-        assert!(f.has("a"));
-        assert_eq!(f.value("b"), Some("x"));
-        assert!(!f.has("c"));
+    fn socket_addrs_by_number_and_name() {
+        assert_eq!(
+            socket_addr("127.0.0.1:9").unwrap().to_string(),
+            "127.0.0.1:9"
+        );
+        assert_eq!(socket_addr("[::1]:9").unwrap().to_string(), "[::1]:9");
+        assert!(socket_addr("localhost:9").unwrap().ip().is_loopback());
+        assert!(socket_addr("nowhere").is_err());
     }
 
     #[test]
-    fn listen_addr_defaults_to_loopback() {
-        let f = parse(&["--port", "0"]);
-        assert_eq!(f.listen_addr(9).to_string(), "127.0.0.1:0");
-        let f = parse(&["--host", "::1"]);
-        assert_eq!(f.listen_addr(9).to_string(), "[::1]:9");
-    }
-
-    #[test]
-    fn seconds_accepts_fractions() {
-        let f = parse(&["--idle", "0.25"]);
-        assert_eq!(f.seconds("idle", 8.0), Duration::from_millis(250));
+    fn addresses_print_plainly() {
+        assert_eq!(
+            addr_or_unknown(Some("127.0.0.1:2010".parse().unwrap())),
+            "127.0.0.1:2010"
+        );
+        assert_eq!(addr_or_unknown(None), "?");
     }
 }

@@ -122,8 +122,18 @@ fn overview_links_the_chart_and_the_chart_is_svg() {
     assert_eq!(code, 200);
     assert_eq!(content_type, "image/svg+xml");
     assert!(svg.starts_with("<svg"), "{svg}");
-    assert!(svg.contains("<polyline"), "{svg}");
     assert!(svg.trim_end().ends_with("</svg>"));
+    // The samples are one polyline in the series colour (the axes are
+    // polylines too, in black), with a point per sample taken so far.
+    let series = svg
+        .split("<polyline")
+        .skip(1)
+        .map(|tag| tag.split("/>").next().unwrap())
+        .find(|tag| tag.contains("stroke=\"#1F77B4\""))
+        .unwrap_or_else(|| panic!("no line of samples in {svg}"));
+    let points = series.split("points=\"").nth(1).unwrap();
+    let points = points.split('"').next().unwrap().split_whitespace().count();
+    assert!(points >= 2, "{series}");
 }
 
 #[test]

@@ -7,7 +7,11 @@
 //!
 //! Every key can be overridden on the command line with `--Key value` or
 //! `--Key=value`; `-c FILE`/`--config FILE` names the file. With no file
-//! the servers run on loopback defaults.
+//! the servers run on loopback defaults. Each server declares the keys it
+//! reads ([`Key`]); [`Config::from_command_line`] answers `-h`/`--help` with
+//! them and their defaults, and refuses a key it does not know. A value that
+//! does not parse (a bad port, a bad number, an empty address list) is an
+//! error naming the key and the value - never a panic.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,6 +35,68 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// A key a server reads: its name, its default as text, and what it means.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    /// The name, as in the file and after `--`. A name ending in `N` stands
+    /// for a numbered family: `LoginServerIPN` matches `LoginServerIP1`,
+    /// `LoginServerIP2`, ...
+    pub name: &'static str,
+    /// The default, as shown by `--help` (empty: none).
+    pub default: &'static str,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+impl Key {
+    /// Whether `name` is this key (or a member of its numbered family).
+    pub fn matches(&self, name: &str) -> bool {
+        if name == self.name {
+            return true;
+        }
+        match self.name.strip_suffix('N') {
+            Some(stem) if !stem.is_empty() => name
+                .strip_prefix(stem)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+            _ => false,
+        }
+    }
+}
+
+/// What a server's command line asks for.
+#[derive(Debug, Clone)]
+pub enum CommandLine {
+    /// Run with this configuration.
+    Run(Config),
+    /// Print [`help`] and exit 0.
+    Help,
+}
+
+/// The `--help` text of a server: usage, then every key with its default.
+pub fn help(program: &str, about: &str, keys: &[Key]) -> String {
+    let mut text = format!(
+        "{about}\n\nUsage: {program} [-c FILE] [--Key value]...\n\n\
+         Options:\n  -c, --config FILE  read Key=Value lines from FILE (TeamTalk's format)\n  \
+         --Key value        set Key, overriding the file (also --Key=value)\n  \
+         -h, --help         print this help\n\nKeys:\n"
+    );
+    let width = keys.iter().map(|k| k.name.len()).max().unwrap_or(0);
+    for k in keys {
+        let default = if k.default.is_empty() {
+            String::new()
+        } else {
+            format!(" [default: {}]", k.default)
+        };
+        text.push_str(&format!(
+            "  {:width$}  {}{default}\n",
+            k.name,
+            k.help,
+            width = width
+        ));
+    }
+    text
+}
 
 impl Config {
     /// Parses the text of a configuration file.
@@ -101,6 +167,56 @@ impl Config {
         Ok((config, positional))
     }
 
+    /// Parses a server's arguments: `-h`/`--help`, `-c FILE`, and
+    /// `--Key value` overrides of the keys in `keys`. A key given on the
+    /// command line that is not in `keys`, a positional argument or a
+    /// missing value is an error; keys in the file that the server does not
+    /// read are reported on stderr and otherwise ignored (TeamTalk's files
+    /// carry keys for servers not ported here).
+    pub fn from_command_line(args: &[String], keys: &[Key]) -> Result<CommandLine, ConfigError> {
+        if args.iter().any(|a| a == "-h" || a == "--help") {
+            return Ok(CommandLine::Help);
+        }
+        let (config, positional) = Config::from_args(args)?;
+        if let Some(p) = positional.first() {
+            return Err(ConfigError(format!(
+                "unexpected argument {p:?} (keys are given as --Key value)"
+            )));
+        }
+        let known = |name: &str| keys.iter().any(|k| k.matches(name));
+        let mut i = 0;
+        while i < args.len() {
+            let arg = &args[i];
+            if arg == "-c" || arg == "--config" {
+                i += 2;
+                continue;
+            }
+            if let Some(flag) = arg.strip_prefix("--") {
+                let name = flag.split_once('=').map_or(flag, |(k, _)| k);
+                if !known(name) {
+                    let hint = keys
+                        .iter()
+                        .find(|k| k.name.eq_ignore_ascii_case(name))
+                        .map(|k| format!(" (did you mean --{}?)", k.name))
+                        .unwrap_or_default();
+                    return Err(ConfigError(format!(
+                        "unknown key --{name}{hint}; --help lists the keys"
+                    )));
+                }
+                if !flag.contains('=') {
+                    i += 1;
+                }
+            }
+            i += 1;
+        }
+        for key in config.values.keys() {
+            if !known(key) {
+                eprintln!("warning: ignoring unknown key {key:?} in the configuration file");
+            }
+        }
+        Ok(CommandLine::Run(config))
+    }
+
     /// Sets a value.
     pub fn set(&mut self, key: &str, value: &str) {
         self.values.insert(key.to_string(), value.to_string());
@@ -121,7 +237,7 @@ impl Config {
             None => Ok(default),
             Some(v) => v
                 .parse()
-                .map_err(|e| ConfigError(format!("{key}={v:?}: {e}"))),
+                .map_err(|e| ConfigError(format!("bad value for {key}: {v:?} ({e})"))),
         }
     }
 
@@ -144,12 +260,18 @@ impl Config {
         default_port: u16,
     ) -> Result<Vec<std::net::SocketAddr>, ConfigError> {
         let port: u16 = self.get_or(port_key, default_port)?;
-        self.list_or(ip_key, "127.0.0.1")
-            .iter()
+        let ips = self.list_or(ip_key, "127.0.0.1");
+        if ips.is_empty() {
+            return Err(ConfigError(format!(
+                "bad value for {ip_key}: {:?} (no address in the list)",
+                self.get(ip_key).unwrap_or("")
+            )));
+        }
+        ips.iter()
             .map(|ip| {
                 let ip: std::net::IpAddr = ip
                     .parse()
-                    .map_err(|e| ConfigError(format!("{ip_key}={ip:?}: {e}")))?;
+                    .map_err(|e| ConfigError(format!("bad value for {ip_key}: {ip:?} ({e})")))?;
                 Ok(std::net::SocketAddr::new(ip, port))
             })
             .collect()
@@ -174,6 +296,49 @@ mod tests {
         assert_eq!(addrs.len(), 2);
         assert!(Config::parse("no equals sign").is_err());
         assert!(c.get_or::<u16>("msfs", 1).is_err());
+    }
+
+    #[test]
+    fn bad_values_name_key_and_value() {
+        let c = Config::parse("ListenIP=;\nListenPort=70000\nOther=1.2.3\n").unwrap();
+        let e = c.listen_addrs("ListenIP", "Missing", 1).unwrap_err().0;
+        assert!(e.contains("ListenIP") && e.contains("\";\""), "{e}");
+        let e = c.listen_addrs("Other", "Missing", 1).unwrap_err().0;
+        assert!(e.contains("Other") && e.contains("1.2.3"), "{e}");
+        let e = c.get_or::<u16>("ListenPort", 1).unwrap_err().0;
+        assert!(e.contains("ListenPort") && e.contains("70000"), "{e}");
+    }
+
+    #[test]
+    fn command_line_knows_its_keys() {
+        const KEYS: &[Key] = &[
+            Key {
+                name: "Port",
+                default: "1",
+                help: "a port",
+            },
+            Key {
+                name: "ServerN",
+                default: "",
+                help: "numbered",
+            },
+        ];
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let run = |a: &[&str]| Config::from_command_line(&args(a), KEYS);
+        assert!(matches!(run(&["--help"]), Ok(CommandLine::Help)));
+        let Ok(CommandLine::Run(c)) = run(&["--Port", "2", "--Server12=x"]) else {
+            panic!()
+        };
+        assert_eq!(c.get("Port"), Some("2"));
+        assert_eq!(c.get("Server12"), Some("x"));
+        let e = run(&["--port", "2"]).unwrap_err().0;
+        assert!(e.contains("--port") && e.contains("--Port"), "{e}");
+        assert!(run(&["--Server", "x"]).is_err());
+        assert!(run(&["--ServerX", "x"]).is_err());
+        assert!(run(&["stray"]).unwrap_err().0.contains("stray"));
+        assert!(run(&["--Port"]).unwrap_err().0.contains("needs a value"));
+        let h = help("srv", "A server.", KEYS);
+        assert!(h.contains("Port") && h.contains("[default: 1]"), "{h}");
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! until the receiving connection acks them and go back to the receiver's
 //! offline queue if that connection closes first.
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Key};
 use crate::users::Users;
 use imconn::{
     Backoff, ConnConfig, ConnCtx, Connection, ImServer, Limits, PduCodec, Timeouts, UserMap,
@@ -69,7 +69,11 @@ impl Settings {
     /// Reads TeamTalk's `msgserver.conf` keys; everything has a loopback default.
     pub fn from_config(c: &Config) -> Result<Settings, ConfigError> {
         let listen = c.listen_addrs("ListenIP", "ListenPort", 8000)?;
-        let first_ip = c.list_or("ListenIP", "127.0.0.1")[0].clone();
+        // listen_addrs refuses an empty list, so there is a first address.
+        let first_ip = listen
+            .first()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
         let mut login_servers = Vec::new();
         for i in 1.. {
             let (Some(ip), Some(port)) = (
@@ -82,7 +86,11 @@ impl Settings {
             let addr = addr
                 .parse::<SocketAddr>()
                 .or_else(|_| format!("[{ip}]:{port}").parse())
-                .map_err(|e| ConfigError(format!("LoginServer{i} {addr:?}: {e}")))?;
+                .map_err(|e| {
+                    ConfigError(format!(
+                        "bad value for LoginServerIP{i}/LoginServerPort{i}: {addr:?} ({e})"
+                    ))
+                })?;
             login_servers.push(addr);
         }
         let users = match c.get("UsersFile") {
@@ -93,7 +101,12 @@ impl Settings {
             }
         };
         let ms = |key: &str, default: u64| -> Result<Duration, ConfigError> {
-            Ok(Duration::from_millis(c.get_or(key, default)?))
+            match c.get_or(key, default)? {
+                0 => Err(ConfigError(format!(
+                    "bad value for {key}: \"0\" (must be above 0)"
+                ))),
+                ms => Ok(Duration::from_millis(ms)),
+            }
         };
         Ok(Settings {
             ip1: c.get("IpAddr1").unwrap_or(&first_ip).to_string(),
@@ -116,10 +129,107 @@ impl Settings {
             client_output_max: c.get_or("ClientOutputMaxBytes", 16 * 1024 * 1024)?,
             offline_max: c.get_or("OfflineQueueMax", 10_000)?,
             rate_limit: c.get_or("MsgRateLimit", 1_000)?,
-            stats_interval: Duration::from_secs(c.get_or("StatsIntervalSec", 60)?),
+            stats_interval: match c.get_or("StatsIntervalSec", 60)? {
+                0 => {
+                    return Err(ConfigError(
+                        "bad value for StatsIntervalSec: \"0\" (must be above 0)".into(),
+                    ))
+                }
+                secs => Duration::from_secs(secs),
+            },
         })
     }
 }
+
+/// Every key [`Settings::from_config`] reads, with its default, for
+/// `msg_server --help` and for refusing unknown `--Key` flags.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "ListenIP",
+        default: "127.0.0.1",
+        help: "';'-separated addresses for clients",
+    },
+    Key {
+        name: "ListenPort",
+        default: "8000",
+        help: "client port",
+    },
+    Key {
+        name: "IpAddr1",
+        default: "first ListenIP",
+        help: "address login_servers hand to clients",
+    },
+    Key {
+        name: "IpAddr2",
+        default: "first ListenIP",
+        help: "second address handed to clients",
+    },
+    Key {
+        name: "MaxConnCnt",
+        default: "10000",
+        help: "most client connections",
+    },
+    Key {
+        name: "LoginServerIPN",
+        default: "",
+        help: "login_server N to register with (N = 1, 2, ...)",
+    },
+    Key {
+        name: "LoginServerPortN",
+        default: "",
+        help: "its port",
+    },
+    Key {
+        name: "UsersFile",
+        default: "",
+        help: "accounts file (servers/src/users.rs); none: nobody can log in",
+    },
+    Key {
+        name: "LoginTimeoutMs",
+        default: "15000",
+        help: "close a client not logged in within this",
+    },
+    Key {
+        name: "ClientIdleMs",
+        default: "120000",
+        help: "close a client silent this long",
+    },
+    Key {
+        name: "LinkHeartbeatMs",
+        default: "5000",
+        help: "heartbeat a quiet login_server link",
+    },
+    Key {
+        name: "LinkIdleMs",
+        default: "30000",
+        help: "drop a login_server link silent this long",
+    },
+    Key {
+        name: "LinkRetryMinMs",
+        default: "1000",
+        help: "first reconnect delay of a login_server link",
+    },
+    Key {
+        name: "ClientOutputMaxBytes",
+        default: "16777216",
+        help: "close a client with more unsent output than this",
+    },
+    Key {
+        name: "OfflineQueueMax",
+        default: "10000",
+        help: "messages kept per offline user",
+    },
+    Key {
+        name: "MsgRateLimit",
+        default: "1000",
+        help: "messages per second per connection (burst: twice that)",
+    },
+    Key {
+        name: "StatsIntervalSec",
+        default: "60",
+        help: "how often to log statistics",
+    },
+];
 
 /// A logged-in session.
 #[derive(Debug, Clone, Copy)]
@@ -282,9 +392,9 @@ impl ClientConn {
                     self.message(cx, &pdu);
                 } else {
                     log::warn!(
-                        "{} {:?} closed: over the message rate limit",
+                        "{} {} closed: over the message rate limit",
                         cx.handle(),
-                        cx.peer()
+                        crate::runtime::addr_or_unknown(cx.peer())
                     );
                     cx.close();
                 }
@@ -302,9 +412,9 @@ impl ClientConn {
             }
             (s, c, logged_in) => {
                 log::warn!(
-                    "{} {:?} closed: command {s:#x}/{c:#x} {}",
+                    "{} {} closed: command {s:#x}/{c:#x} {}",
                     cx.handle(),
-                    cx.peer(),
+                    crate::runtime::addr_or_unknown(cx.peer()),
                     if logged_in {
                         "not supported"
                     } else {
@@ -332,7 +442,11 @@ impl ClientConn {
 
     fn login(&mut self, cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         let Ok(req) = pdu.decode_body::<ImLoginReq>() else {
-            log::warn!("{} {:?} closed: undecodable login", cx.handle(), cx.peer());
+            log::warn!(
+                "{} {} closed: undecodable login",
+                cx.handle(),
+                crate::runtime::addr_or_unknown(cx.peer())
+            );
             cx.close();
             return;
         };
@@ -400,7 +514,10 @@ impl ClientConn {
         }
         cx.shared.sessions.insert(h, Session { user_id, mobile });
         cx.shared.online.add(user_id, h);
-        log::info!("{h} {:?} logged in as {name} ({user_id})", cx.peer());
+        log::info!(
+            "{h} {} logged in as {name} ({user_id})",
+            crate::runtime::addr_or_unknown(cx.peer())
+        );
         let res = ImLoginRes {
             server_time: unix_now(),
             result_code: ResultType::RefuseReasonNone as i32,
@@ -435,9 +552,9 @@ impl ClientConn {
     fn message(&mut self, cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         let Ok(mut msg) = pdu.decode_body::<ImMsgData>() else {
             log::warn!(
-                "{} {:?} closed: undecodable message",
+                "{} {} closed: undecodable message",
                 cx.handle(),
-                cx.peer()
+                crate::runtime::addr_or_unknown(cx.peer())
             );
             cx.close();
             return;

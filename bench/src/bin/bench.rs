@@ -35,11 +35,25 @@ struct Opts {
     strace: bool,
 }
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
+/// Runs the benchmark scenarios and rewrites BENCH.md and the pingpong chart.
+#[derive(clap::Parser)]
+#[command(name = "bench")]
+struct Args {
+    /// Scenario to run
+    #[arg(default_value = "all", value_parser = ["all", "pingpong", "pdu", "timers", "conn_scale", "im"])]
+    what: String,
+    /// Seconds per measured point
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Repetitions per point (the median is reported)
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// The report to (re)write
+    #[arg(long, default_value = "BENCH.md")]
+    out: PathBuf,
+    /// The pingpong chart to write
+    #[arg(long, default_value = "bench/pingpong.svg")]
+    svg: PathBuf,
 }
 
 fn free_addr() -> Res<SocketAddr> {
@@ -823,18 +837,14 @@ fn splice_im(old: &str, section: &str) -> String {
 }
 
 fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let what = args.first().cloned().unwrap_or_else(|| "all".into());
+    let args = <Args as clap::Parser>::parse();
+    let what = args.what;
     let exe = std::env::current_exe()?;
     let o = Opts {
-        seconds: arg(&args, "--seconds").map_or(Ok(5.0), |v| v.parse())?,
-        reps: arg(&args, "--reps").map_or(Ok(3), |v| v.parse())?,
-        out: arg(&args, "--out")
-            .unwrap_or_else(|| "BENCH.md".into())
-            .into(),
-        svg: arg(&args, "--svg")
-            .unwrap_or_else(|| "bench/pingpong.svg".into())
-            .into(),
+        seconds: args.seconds,
+        reps: args.reps,
+        out: args.out,
+        svg: args.svg,
         bin: exe.parent().ok_or("no exe dir")?.to_path_buf(),
         pin: std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
             && Command::new("taskset").arg("-V").output().is_ok(),

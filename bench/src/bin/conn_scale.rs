@@ -101,15 +101,27 @@ fn client(addr: SocketAddr, n: usize) -> Result<(), Box<dyn std::error::Error>> 
     }
 }
 
+/// Connection scale: N idle connections held by one netlib loop.
+#[derive(clap::Parser)]
+#[command(name = "conn_scale")]
+enum Args {
+    /// ImServer with heartbeat and idle deadlines armed
+    Server {
+        /// Address to listen on
+        addr: SocketAddr,
+    },
+    /// Open N connections, print "connected N", then idle
+    Client {
+        /// The conn_scale server
+        addr: SocketAddr,
+        /// Connections to open
+        n: usize,
+    },
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let addr: SocketAddr = args
-        .get(1)
-        .and_then(|a| a.parse().ok())
-        .ok_or("usage: conn_scale server ADDR | conn_scale client ADDR N")?;
-    match args.first().map(String::as_str) {
-        Some("server") => server(addr),
-        Some("client") => client(addr, args.get(2).ok_or("client needs N")?.parse()?),
-        _ => Err("say server or client".into()),
+    match <Args as clap::Parser>::parse() {
+        Args::Server { addr } => server(addr),
+        Args::Client { addr, n } => client(addr, n),
     }
 }

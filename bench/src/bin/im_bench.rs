@@ -770,32 +770,44 @@ fn main() {
     }
 }
 
+/// A load generator for msg_server: N users, a ladder of message rates.
+#[derive(clap::Parser)]
+#[command(name = "im_bench")]
+struct Args {
+    /// Users, each logged in on its own connection (at least 2)
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..))]
+    users: u32,
+    /// Target messages per second, one ladder step each
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,2000,5000,10000,20000,30000,50000,70000,100000,150000,200000"
+    )]
+    rates: Vec<u64>,
+    /// Seconds per ladder step
+    #[arg(long, default_value_t = 5.0)]
+    step_secs: f64,
+    /// Seconds to wait for stragglers after each step
+    #[arg(long, default_value_t = 2.0)]
+    drain_secs: f64,
+    /// msg_server binary [default: the one next to im_bench]
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// Do not pin the server and the load generator to separate cores
+    #[arg(long)]
+    no_pin: bool,
+}
+
 fn run() -> Res<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let get = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let users: u32 = get("--users").map_or(Ok(1000), |v| v.parse())?;
-    if users < 2 {
-        return Err("--users must be at least 2".into());
-    }
-    let rates: Vec<u64> = get("--rates")
-        .unwrap_or_else(|| {
-            "1000,2000,5000,10000,20000,30000,50000,70000,100000,150000,200000".into()
-        })
-        .split(',')
-        .map(|s| s.trim().parse())
-        .collect::<Result<_, _>>()?;
-    let step_secs: f64 = get("--step-secs").map_or(Ok(5.0), |v| v.parse())?;
-    let drain_secs: f64 = get("--drain-secs").map_or(Ok(2.0), |v| v.parse())?;
+    let args = <Args as clap::Parser>::parse();
+    let users = args.users;
+    let rates = args.rates;
+    let (step_secs, drain_secs) = (args.step_secs, args.drain_secs);
     let exe = std::env::current_exe()?;
-    let server: PathBuf = get("--server")
-        .map(PathBuf::from)
+    let server: PathBuf = args
+        .server
         .unwrap_or_else(|| exe.with_file_name("msg_server"));
-    let pin = !args.iter().any(|a| a == "--no-pin")
+    let pin = !args.no_pin
         && std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
         && Command::new("taskset").arg("-V").output().is_ok();
     let nofile = bench::raise_nofile(u64::MAX);

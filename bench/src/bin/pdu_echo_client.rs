@@ -185,25 +185,42 @@ impl Handler for Client {
     }
 }
 
+/// PDU echo load: `--conns` connections with `--inflight` frames each.
+#[derive(clap::Parser)]
+#[command(name = "pdu_echo_client")]
+struct Args {
+    /// The echo server
+    #[arg(long, value_name = "ADDR")]
+    connect: SocketAddr,
+    /// Connections
+    #[arg(long, default_value_t = 100)]
+    conns: usize,
+    /// Frames in flight per connection
+    #[arg(long, default_value_t = 16)]
+    inflight: usize,
+    /// Seconds before measuring
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Seconds measured
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Frame format
+    #[arg(long, default_value = "teamtalk", value_parser = ["teamtalk", "message-io"])]
+    framing: String,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let get = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let addr: SocketAddr = get("--connect")
-        .and_then(|a| a.parse().ok())
-        .ok_or("usage: pdu_echo_client --connect ADDR [--conns N] [--inflight N] [--warmup S] [--seconds S] [--framing teamtalk|message-io]")?;
-    let conns: usize = get("--conns").map_or(Ok(100), |v| v.parse())?;
-    let inflight: usize = get("--inflight").map_or(Ok(16), |v| v.parse())?;
-    let warmup: f64 = get("--warmup").map_or(Ok(1.0), |v| v.parse())?;
-    let seconds: f64 = get("--seconds").map_or(Ok(5.0), |v| v.parse())?;
-    let prefix = match get("--framing").as_deref() {
-        None | Some("teamtalk") => 0,
-        Some("message-io") => 1,
-        Some(other) => return Err(format!("unknown framing {other}").into()),
+    let Args {
+        connect: addr,
+        conns,
+        inflight,
+        warmup,
+        seconds,
+        framing,
+    } = clap::Parser::parse();
+    let prefix = match framing.as_str() {
+        "message-io" => 1,
+        _ => 0,
     };
     bench::raise_nofile(65536);
 

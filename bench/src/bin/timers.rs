@@ -52,11 +52,16 @@ fn one(n: usize) -> Result<(f64, f64, f64), Box<dyn std::error::Error>> {
     Ok((schedule, cancel, fire))
 }
 
+/// Timer cost: schedule, cancel and fire N timers on one dispatcher.
+#[derive(clap::Parser)]
+#[command(name = "timers")]
+struct Args {
+    /// Timer counts to measure [default: 1000 100000 1000000]
+    sizes: Vec<usize>,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse())
-        .collect::<Result<_, _>>()?;
+    let mut sizes = <Args as clap::Parser>::parse().sizes;
     if sizes.is_empty() {
         sizes = vec![1_000, 100_000, 1_000_000];
     }

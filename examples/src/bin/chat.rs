@@ -21,37 +21,59 @@
 //! chat client --connect 127.0.0.1:2010
 //! ```
 
-use examples::cli::{self, Flags};
+use clap::{Parser, Subcommand};
+use examples::cli;
 use examples::codec::{LengthCodec, HEADER_LEN};
 use examples::conns::ConnTable;
 use imconn::{BufferedConn, Limits};
 use netlib::{ConnectOptions, Context, Event, EventDispatch, Handle, Handler, ListenOptions};
 use std::io::{BufRead, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: chat server [--host H] [--port P] [--max-queue BYTES] [--max-message BYTES]
-       chat client --connect ADDR";
+/// Length-prefixed broadcast chat; slow readers are disconnected.
+#[derive(Parser)]
+#[command(name = "chat")]
+struct Args {
+    #[command(subcommand)]
+    role: Role,
+    /// Largest message body in bytes
+    #[arg(long, global = true, default_value_t = 64 * 1024, value_parser = cli::positive::<usize>)]
+    max_message: usize,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Run the chat server
+    Server {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        /// Port to listen on, 0 for any free port
+        #[arg(long, default_value_t = 2010)]
+        port: u16,
+        /// Unsent bytes a member may have queued before it is disconnected
+        #[arg(long, default_value_t = 1 << 20, value_parser = cli::positive::<usize>)]
+        max_queue: usize,
+    },
+    /// Send stdin's lines, print what others say
+    Client {
+        /// The chat server
+        #[arg(long, value_name = "ADDR", value_parser = cli::socket_addr)]
+        connect: SocketAddr,
+    },
+}
 
 fn main() -> ExitCode {
+    let args = Args::parse();
     cli::init_logging();
-    let flags = Flags::from_env(USAGE);
-    let max_message = flags.get("max-message", 64 * 1024);
-    let result = match flags.positional().first().map(String::as_str) {
-        Some("server") => server(
-            flags.listen_addr(2010),
-            flags.get("max-queue", 1 << 20),
-            max_message,
-        ),
-        Some("client") => {
-            let addr: SocketAddr = flags
-                .value("connect")
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_else(|| flags.fail("client needs --connect ADDR"));
-            client(addr, max_message)
-        }
-        _ => flags.fail("say `server` or `client`"),
+    let result = match args.role {
+        Role::Server {
+            host,
+            port,
+            max_queue,
+        } => server(cli::listen_addr(host, port), max_queue, args.max_message),
+        Role::Client { connect } => client(connect, args.max_message),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,7 +117,7 @@ impl ChatServer {
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    log::warn!("disconnecting {:?}: {e}", conn.peer());
+                    log::warn!("disconnecting {}: {e}", cli::addr_or_unknown(conn.peer()));
                     conn.force_close(ctx);
                     return;
                 }
@@ -111,8 +133,8 @@ impl ChatServer {
             match member.send(ctx, &self.frame) {
                 Ok(status) if status.queued > self.max_queue => {
                     log::warn!(
-                        "disconnecting slow member {:?}: {} bytes unsent, over the {} byte limit",
-                        member.peer(),
+                        "disconnecting slow member {}: {} bytes unsent, over the {} byte limit",
+                        cli::addr_or_unknown(member.peer()),
                         status.queued,
                         self.max_queue
                     );
@@ -136,7 +158,7 @@ impl Handler for ChatServer {
                     read_chunk: 64 * 1024,
                 };
                 let conn = BufferedConn::new(ctx, h, limits);
-                log::info!("{:?} joined", conn.peer());
+                log::info!("{} joined", cli::addr_or_unknown(conn.peer()));
                 self.members.insert(h, conn);
             }
             Event::Read => self.on_read(ctx, h),
@@ -148,8 +170,8 @@ impl Handler for ChatServer {
             Event::Close(reason) => {
                 if let Some(conn) = self.members.remove(h) {
                     log::info!(
-                        "{:?} left ({reason}) after {} messages in, {} out",
-                        conn.peer(),
+                        "{} left ({reason}) after {} messages in, {} out",
+                        cli::addr_or_unknown(conn.peer()),
                         conn.frames_in,
                         conn.frames_out
                     );
@@ -207,7 +229,7 @@ impl Handler for ChatClient {
         match event {
             Event::Confirm => {
                 let conn = BufferedConn::new(ctx, h, Limits::default());
-                println!("connected to {:?}", conn.peer());
+                println!("connected to {}", cli::addr_or_unknown(conn.peer()));
                 self.conn = Some(conn);
             }
             Event::Read => {

@@ -16,28 +16,43 @@
 //!
 //! Try it with a real client: `nc 127.0.0.1 2007`.
 
-use examples::cli::{self, Flags};
+use clap::Parser;
+use examples::cli;
 use examples::echo::EchoServer;
 use imconn::{BufferedConn, Limits};
 use netlib::{ConnectOptions, Context, Event, EventDispatch, Handle, Handler, ListenOptions};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Instant;
 
-const USAGE: &str = "usage: echo [--host H] [--port P]
-       echo --connect ADDR [--count N] [--size BYTES]";
+/// Echo server (RFC 862 over TCP), or with --connect a client that checks
+/// every round trip.
+#[derive(Parser)]
+#[command(name = "echo")]
+struct Args {
+    /// Address to listen on (server)
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to listen on, 0 for any free port (server)
+    #[arg(long, default_value_t = 2007)]
+    port: u16,
+    /// Run as a client of the echo server at ADDR
+    #[arg(long, value_name = "ADDR", value_parser = cli::socket_addr)]
+    connect: Option<SocketAddr>,
+    /// Messages to send, one at a time (client)
+    #[arg(long, default_value_t = 1000, requires = "connect", value_parser = cli::positive::<u32>)]
+    count: u32,
+    /// Bytes per message (client)
+    #[arg(long, default_value_t = 64, requires = "connect", value_parser = cli::positive::<usize>)]
+    size: usize,
+}
 
 fn main() -> ExitCode {
+    let args = Args::parse();
     cli::init_logging();
-    let flags = Flags::from_env(USAGE);
-    let result = match flags.value("connect") {
-        Some(addr) => {
-            let addr: SocketAddr = addr
-                .parse()
-                .unwrap_or_else(|_| flags.fail("bad --connect address"));
-            client(addr, flags.get("count", 1000), flags.get("size", 64))
-        }
-        None => server(flags.listen_addr(2007)),
+    let result = match args.connect {
+        Some(addr) => client(addr, args.count, args.size),
+        None => server(cli::listen_addr(args.host, args.port)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

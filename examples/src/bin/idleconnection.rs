@@ -18,16 +18,34 @@
 //!
 //! `--idle` and `--tick` take fractions of a second, so a test can use 0.5/0.1.
 
-use examples::cli::{self, Flags};
+use clap::Parser;
+use examples::cli;
 use examples::conns::ConnTable;
 use examples::echo::{echo_limits, echo_readable, echo_writable, READ_CHUNK};
 use examples::wheel::TimingWheel;
 use imconn::BufferedConn;
 use netlib::{Context, Event, EventDispatch, Handle, Handler, ListenOptions, TimerId};
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: idleconnection [--host H] [--port P] [--idle SECONDS] [--tick SECONDS]";
+/// An echo server that closes connections idle for --idle seconds.
+#[derive(Parser)]
+#[command(name = "idleconnection")]
+struct Args {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to listen on, 0 for any free port
+    #[arg(long, default_value_t = 2009)]
+    port: u16,
+    /// Close a connection after this many seconds without data
+    #[arg(long, default_value = "8", value_parser = cli::seconds)]
+    idle: Duration,
+    /// Resolution of the timing wheel, in seconds
+    #[arg(long, default_value = "1", value_parser = cli::seconds)]
+    tick: Duration,
+}
 
 struct Conn {
     io: BufferedConn,
@@ -84,7 +102,11 @@ impl Handler for IdleEcho {
                 continue; // closed meanwhile
             };
             if conn.stamp == Some(tick) {
-                log::info!("closing {:?}: idle for {:?}", conn.io.peer(), self.idle);
+                log::info!(
+                    "closing {}: idle for {:?}",
+                    cli::addr_or_unknown(conn.io.peer()),
+                    self.idle
+                );
                 conn.io.force_close(ctx);
             }
         }
@@ -92,13 +114,18 @@ impl Handler for IdleEcho {
 }
 
 fn main() -> ExitCode {
-    cli::init_logging();
-    let flags = Flags::from_env(USAGE);
-    let idle = flags.seconds("idle", 8.0);
-    let tick = flags.seconds("tick", 1.0);
+    let args = Args::parse();
+    let (idle, tick) = (args.idle, args.tick);
     if tick.is_zero() || idle < tick {
-        flags.fail("need 0 < --tick <= --idle");
+        use clap::CommandFactory;
+        Args::command()
+            .error(
+                clap::error::ErrorKind::ValueValidation,
+                "need 0 < --tick <= --idle",
+            )
+            .exit();
     }
+    cli::init_logging();
     let slots = (idle.as_secs_f64() / tick.as_secs_f64()).ceil() as usize;
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let mut dispatch = EventDispatch::new()?;
@@ -110,8 +137,11 @@ fn main() -> ExitCode {
             expired: Vec::new(),
             idle,
         });
-        let listener =
-            ctx.listen_with(flags.listen_addr(2009), &ListenOptions::default(), server)?;
+        let listener = ctx.listen_with(
+            cli::listen_addr(args.host, args.port),
+            &ListenOptions::default(),
+            server,
+        )?;
         ctx.add_handler_timer(server, tick, Some(tick))?;
         cli::announce(ctx.local_addr(listener)?);
         log::info!("closing connections idle for {idle:?} ({slots} buckets of {tick:?})");

@@ -13,17 +13,13 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use examples::memcached::cli::{self, Command, Options, USAGE};
+use examples::memcached::cli::{self, Command, Options};
 use examples::memcached::server::Server;
 use examples::memcached::VERSION;
 
 fn main() -> ExitCode {
-    let options = match cli::parse(std::env::args().skip(1)) {
+    let options = match cli::parse(std::env::args_os().skip(1)) {
         Ok(Command::Run(options)) => options,
-        Ok(Command::Help) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
         Ok(Command::Version) => {
             println!(
                 "netlib-memcached {} (memcached {VERSION} text protocol)",
@@ -31,10 +27,8 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
-            eprintln!("netlib-memcached: {e}\n{USAGE}");
-            return ExitCode::from(64); // EX_USAGE
-        }
+        // Help (exit 0) or a bad command line naming the flag (exit 2).
+        Err(e) => e.exit(),
     };
     init_logging(options.verbosity);
     match serve(options) {

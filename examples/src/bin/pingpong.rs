@@ -16,7 +16,8 @@
 //! pingpong client --connect 127.0.0.1:2008 [--sessions 100] [--block 16384] [--seconds 10]
 //! ```
 
-use examples::cli::{self, Flags};
+use clap::{Parser, Subcommand};
+use examples::cli;
 use examples::conns::ConnTable;
 use examples::echo::{echo_limits, echo_readable, echo_writable, EchoServer, READ_CHUNK};
 use imconn::BufferedConn;
@@ -24,31 +25,57 @@ use netlib::{
     CloseReason, ConnectOptions, Context, Event, EventDispatch, Handle, Handler, ListenOptions,
     TimerId,
 };
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: pingpong server [--host H] [--port P]
-       pingpong client --connect ADDR [--sessions N] [--block BYTES] [--seconds S]";
+/// muduo's pingpong throughput benchmark.
+#[derive(Parser)]
+#[command(name = "pingpong")]
+struct Args {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Echo everything back
+    Server {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        /// Port to listen on, 0 for any free port
+        #[arg(long, default_value_t = 2008)]
+        port: u16,
+    },
+    /// Keep one block in flight per session and print MiB/s
+    Client {
+        /// The pingpong server
+        #[arg(long, value_name = "ADDR", value_parser = cli::socket_addr)]
+        connect: SocketAddr,
+        /// Concurrent connections
+        #[arg(long, default_value_t = 100, value_parser = cli::positive::<usize>)]
+        sessions: usize,
+        /// Bytes in flight per connection
+        #[arg(long, default_value_t = 16384, value_parser = cli::positive::<usize>)]
+        block: usize,
+        /// How long to run, in seconds
+        #[arg(long, default_value = "10", value_parser = cli::seconds)]
+        seconds: Duration,
+    },
+}
 
 fn main() -> ExitCode {
+    let args = Args::parse();
     cli::init_logging();
-    let flags = Flags::from_env(USAGE);
-    let result = match flags.positional().first().map(String::as_str) {
-        Some("server") => server(flags.listen_addr(2008)),
-        Some("client") => {
-            let addr: SocketAddr = flags
-                .value("connect")
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_else(|| flags.fail("client needs --connect ADDR"));
-            client(
-                addr,
-                flags.get("sessions", 100),
-                flags.get("block", 16384),
-                flags.seconds("seconds", 10.0),
-            )
-        }
-        _ => flags.fail("say `server` or `client`"),
+    let result = match args.role {
+        Role::Server { host, port } => server(cli::listen_addr(host, port)),
+        Role::Client {
+            connect,
+            sessions,
+            block,
+            seconds,
+        } => client(connect, sessions, block, seconds),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

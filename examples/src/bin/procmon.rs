@@ -7,7 +7,7 @@
 //! second. The server answers from that cached sample:
 //!
 //! - `/` - an HTML overview that refreshes itself, with the chart;
-//! - `/cpu.svg` - the CPU chart, an SVG polyline drawn by the server;
+//! - `/cpu.svg` - the CPU chart, SVG drawn by the server with `plotters`;
 //! - `/metrics` - Prometheus text (`process_cpu_seconds_total`,
 //!   `process_resident_memory_bytes`, `process_threads`,
 //!   `process_open_fds`, ...), ready to be scraped.
@@ -24,32 +24,61 @@
 //! browser. Watching another user's process needs the rights to read its
 //! `/proc/PID/fd` and `/proc/PID/io`; without them those lines are left out.
 
-use examples::cli::{self, Flags};
+use clap::{CommandFactory, Parser};
+use examples::cli;
 use examples::http::{HttpConfig, HttpServer};
 use examples::procmon::Monitor;
 use netlib::{EventDispatch, ListenOptions};
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: procmon [--pid PID] [--host H] [--port P] [--interval SECONDS] \
-[--timeout SECONDS] [--max-conns N]";
+/// One process's /proc state over HTTP: an HTML page, a CPU chart, /metrics.
+#[derive(Parser)]
+#[command(name = "procmon")]
+struct Args {
+    /// The process to watch [default: procmon itself]
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to listen on, 0 for any free port
+    #[arg(long, default_value_t = 2013)]
+    port: u16,
+    /// Seconds between samples (at least 0.01)
+    #[arg(long, default_value = "1", value_parser = cli::seconds)]
+    interval: Duration,
+    /// Close HTTP connections idle or slow for this many seconds
+    #[arg(long, default_value = "10", value_parser = cli::seconds)]
+    timeout: Duration,
+    /// Most HTTP connections served at once
+    #[arg(long, default_value_t = 1024, value_parser = cli::positive::<usize>)]
+    max_conns: usize,
+}
+
+fn usage_error(message: &str) -> ! {
+    Args::command()
+        .error(clap::error::ErrorKind::ValueValidation, message)
+        .exit()
+}
 
 fn main() -> ExitCode {
-    cli::init_logging();
-    let flags = Flags::from_env(USAGE);
-    let pid: u32 = flags.get("pid", std::process::id());
-    let interval = flags.seconds("interval", 1.0);
+    let args = Args::parse();
+    let pid = args.pid.unwrap_or_else(std::process::id);
+    let interval = args.interval;
     if interval < Duration::from_millis(10) {
-        flags.fail("--interval must be at least 0.01 s");
+        usage_error("--interval must be at least 0.01 s");
     }
     let config = HttpConfig {
-        timeout: flags.seconds("timeout", 10.0),
-        max_conns: flags.get("max-conns", 1024),
+        timeout: args.timeout,
+        max_conns: args.max_conns,
         ..HttpConfig::default()
     };
     if config.timeout.is_zero() {
-        flags.fail("--timeout must be positive");
+        usage_error("--timeout must be positive");
     }
+    cli::init_logging();
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let monitor = Monitor::new(pid)
             .map_err(|e| format!("cannot read /proc/{pid}: {e}"))?
@@ -57,8 +86,11 @@ fn main() -> ExitCode {
         let mut dispatch = EventDispatch::new()?;
         let ctx = dispatch.context();
         let server = ctx.add_handler(HttpServer::new(monitor, config));
-        let listener =
-            ctx.listen_with(flags.listen_addr(2013), &ListenOptions::default(), server)?;
+        let listener = ctx.listen_with(
+            cli::listen_addr(args.host, args.port),
+            &ListenOptions::default(),
+            server,
+        )?;
         // The sampling timer; HttpServer hands it to the Monitor.
         ctx.add_handler_timer(server, interval, Some(interval))?;
         let addr = ctx.local_addr(listener)?;

@@ -25,7 +25,8 @@
 //! run does not finish within `--timeout` (default: the sending time plus
 //! 10 s).
 
-use examples::cli::{self, Flags};
+use clap::{Parser, Subcommand};
+use examples::cli;
 use examples::conns::ConnTable;
 use examples::echo::echo_writable;
 use examples::roundtrip::{stamp_frames, wall_clock_us, Frame, Sample, Summary, FRAME_LEN};
@@ -34,36 +35,62 @@ use netlib::{
     ConnectOptions, Context, Event, EventDispatch, Handle, Handler, ListenOptions, TimerId,
 };
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: roundtrip server [--host H] [--port P]
-       roundtrip client --connect ADDR [--count N] [--interval-ms MS] [--timeout SECONDS]";
+/// Round-trip time and clock offset between two hosts (muduo's roundtrip).
+#[derive(Parser)]
+#[command(name = "roundtrip")]
+struct Args {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Stamp every 16-byte frame with this host's time and send it back
+    Server {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        /// Port to listen on, 0 for any free port
+        #[arg(long, default_value_t = 2012)]
+        port: u16,
+    },
+    /// Send time frames and print round trip and offset per reply
+    Client {
+        /// The roundtrip server
+        #[arg(long, value_name = "ADDR", value_parser = cli::socket_addr)]
+        connect: SocketAddr,
+        /// Frames to send
+        #[arg(long, default_value_t = 10, value_parser = cli::positive::<u32>)]
+        count: u32,
+        /// Milliseconds between frames
+        #[arg(long, default_value_t = 200, value_parser = cli::positive::<u64>)]
+        interval_ms: u64,
+        /// Give up after this many seconds [default: sending time + 10]
+        #[arg(long, value_parser = cli::seconds)]
+        timeout: Option<Duration>,
+    },
+}
 
 fn main() -> ExitCode {
+    let args = Args::parse();
     cli::init_logging();
-    let flags = Flags::from_env(USAGE);
-    let result = match flags.positional().first().map(String::as_str) {
-        Some("server") => server(flags.listen_addr(2012)),
-        Some("client") => {
-            let addr: SocketAddr = flags
-                .value("connect")
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_else(|| flags.fail("client needs --connect ADDR"));
-            let count: u32 = flags.get("count", 10);
-            let interval = Duration::from_millis(flags.get("interval-ms", 200));
-            if count == 0 || interval.is_zero() {
-                flags.fail("--count and --interval-ms must be positive");
-            }
+    let result = match args.role {
+        Role::Server { host, port } => server(cli::listen_addr(host, port)),
+        Role::Client {
+            connect,
+            count,
+            interval_ms,
+            timeout,
+        } => {
+            let interval = Duration::from_millis(interval_ms);
             let sending = interval.saturating_mul(count);
-            let timeout = match flags.value("timeout") {
-                Some(_) => flags.seconds("timeout", 0.0),
-                None => sending + Duration::from_secs(10),
-            };
-            client(addr, count, interval, timeout)
+            let timeout = timeout.unwrap_or(sending + Duration::from_secs(10));
+            client(connect, count, interval, timeout)
         }
-        _ => flags.fail("say `server` or `client`"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,7 +139,10 @@ impl Handler for RoundtripServer {
     fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
         match event {
             Event::Connect { .. } => {
-                log::info!("roundtrip: connection from {:?}", ctx.peer_addr(h).ok());
+                log::info!(
+                    "roundtrip: connection from {}",
+                    cli::addr_or_unknown(ctx.peer_addr(h).ok())
+                );
                 self.conns
                     .insert(h, BufferedConn::new(ctx, h, Limits::default()));
             }

@@ -13,17 +13,32 @@
 //! curl --socks4a 127.0.0.1:1080 http://localhost:8000/
 //! ```
 
-use examples::cli::{self, Flags};
+use clap::Parser;
+use examples::cli;
 use examples::relay::{Mode, Relay};
 use netlib::{EventDispatch, ListenOptions};
+use std::net::IpAddr;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: socks4a [--host H] [--port P] [--high-water BYTES]";
+/// A SOCKS4/SOCKS4a proxy with backpressure and half-close.
+#[derive(Parser)]
+#[command(name = "socks4a")]
+struct Args {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to listen on, 0 for any free port
+    #[arg(long, default_value_t = 1080)]
+    port: u16,
+    /// Stop reading a side while the other side has this many bytes queued
+    #[arg(long, default_value_t = 1 << 20, value_parser = cli::positive::<usize>)]
+    high_water: usize,
+}
 
 fn main() -> ExitCode {
+    let args = Args::parse();
     cli::init_logging();
-    let flags = Flags::from_env(USAGE);
-    let high_water = flags.get("high-water", 1 << 20);
+    let high_water = args.high_water;
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let mut dispatch = EventDispatch::new()?;
         let poster = dispatch.poster();
@@ -34,7 +49,7 @@ fn main() -> ExitCode {
             half_close: true,
             ..ListenOptions::default()
         };
-        let listener = ctx.listen_with(flags.listen_addr(1080), &opts, me)?;
+        let listener = ctx.listen_with(cli::listen_addr(args.host, args.port), &opts, me)?;
         cli::announce(ctx.local_addr(listener)?);
         dispatch.run()?;
         Ok(())

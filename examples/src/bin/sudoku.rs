@@ -26,16 +26,36 @@
 //! printf '1:53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79\r\n' | nc -q1 127.0.0.1 9981
 //! ```
 
-use examples::cli::{self, Flags};
+use clap::Parser;
+use examples::cli;
 use examples::conns::ConnTable;
 use examples::sudoku::{answer, parse_line, write_reply, MAX_LINE};
 use imconn::{BufferedConn, Limits};
 use netlib::{Context, Event, EventDispatch, Handle, Handler, HandlerRef, ListenOptions, Poster};
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::{mpsc, Arc, Mutex};
 
-const USAGE: &str =
-    "usage: sudoku [--host H] [--port P] [--threads N] [--max-pending N] [--max-output BYTES]";
+/// A sudoku solver service that sheds load instead of queueing without bound.
+#[derive(Parser)]
+#[command(name = "sudoku")]
+struct Args {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to listen on, 0 for any free port
+    #[arg(long, default_value_t = 9981)]
+    port: u16,
+    /// Compute threads; 0 solves on the event loop
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Puzzles waiting for the pool before new ones get ServerTooBusy
+    #[arg(long, default_value_t = 1000)]
+    max_pending: usize,
+    /// Unsent bytes of a connection before its requests get ServerTooBusy
+    #[arg(long, default_value_t = 1 << 20, value_parser = cli::positive::<usize>)]
+    max_output: usize,
+}
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -167,7 +187,7 @@ impl Sudoku {
             conn.io.in_buf.consume(nl + 1);
             if !self.reply.is_empty() {
                 if let Err(e) = conn.io.send(ctx, &self.reply) {
-                    log::warn!("{:?}: {e}", conn.io.peer());
+                    log::warn!("{}: {e}", cli::addr_or_unknown(conn.io.peer()));
                     return;
                 }
             }
@@ -182,7 +202,7 @@ impl Sudoku {
             conn.in_flight -= 1;
             if !conn.closing && !conn.io.is_closed() {
                 if let Err(e) = conn.io.send(ctx, line) {
-                    log::warn!("{:?}: {e}", conn.io.peer());
+                    log::warn!("{}: {e}", cli::addr_or_unknown(conn.io.peer()));
                 }
             }
             conn.finish_if_done(ctx);
@@ -193,7 +213,10 @@ impl Sudoku {
         let Some(conn) = self.conns.get_mut(h) else {
             return;
         };
-        log::info!("bad request from {:?}: {why}", conn.io.peer());
+        log::info!(
+            "bad request from {}: {why}",
+            cli::addr_or_unknown(conn.io.peer())
+        );
         conn.io.in_buf.clear();
         if conn.io.send(ctx, b"Bad Request!\r\n").is_ok() {
             conn.close_when_sent(ctx);
@@ -252,9 +275,9 @@ impl Handler for Sudoku {
 }
 
 fn main() -> ExitCode {
+    let args = Args::parse();
     cli::init_logging();
-    let flags = Flags::from_env(USAGE);
-    let threads: usize = flags.get("threads", 2);
+    let threads = args.threads;
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let mut dispatch = EventDispatch::new()?;
         let poster = dispatch.poster();
@@ -269,8 +292,8 @@ fn main() -> ExitCode {
             poster,
             me: None,
             pending: 0,
-            max_pending: flags.get("max-pending", 1000),
-            max_output: flags.get("max-output", 1 << 20),
+            max_pending: args.max_pending,
+            max_output: args.max_output,
             reply: Vec::new(),
             requests: 0,
             shed: 0,
@@ -282,7 +305,7 @@ fn main() -> ExitCode {
             half_close: true,
             ..ListenOptions::default()
         };
-        let listener = ctx.listen_with(flags.listen_addr(9981), &opts, me)?;
+        let listener = ctx.listen_with(cli::listen_addr(args.host, args.port), &opts, me)?;
         cli::announce(ctx.local_addr(listener)?);
         match threads {
             0 => log::info!("solving on the event loop"),

@@ -15,24 +15,40 @@
 //! `--stats` prints the bytes queued in the relay (now, and the most any one
 //! connection held) at that interval, on stdout.
 
-use examples::cli::{self, Flags};
+use clap::Parser;
+use examples::cli;
 use examples::relay::{Mode, Relay};
 use netlib::{EventDispatch, ListenOptions};
 use std::io::Write;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
 
-const USAGE: &str =
-    "usage: tcprelay --to HOST:PORT [--host H] [--port P] [--high-water BYTES] [--stats SECONDS]";
+/// Forwards every connection to one backend, with backpressure both ways.
+#[derive(Parser)]
+#[command(name = "tcprelay")]
+struct Args {
+    /// The backend every connection is relayed to
+    #[arg(long, value_name = "HOST:PORT", value_parser = cli::socket_addr)]
+    to: SocketAddr,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to listen on, 0 for any free port
+    #[arg(long, default_value_t = 2011)]
+    port: u16,
+    /// Stop reading a side while the other side has this many bytes queued
+    #[arg(long, default_value_t = 1 << 20, value_parser = cli::positive::<usize>)]
+    high_water: usize,
+    /// Print the bytes queued every SECONDS (1 when given without a value)
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1", value_parser = cli::seconds)]
+    stats: Option<Duration>,
+}
 
 fn main() -> ExitCode {
+    let args = Args::parse();
     cli::init_logging();
-    let flags = Flags::from_env(USAGE);
-    let to: SocketAddr = flags
-        .value("to")
-        .and_then(|t| t.to_socket_addrs().ok()?.next())
-        .unwrap_or_else(|| flags.fail("need --to HOST:PORT"));
-    let high_water = flags.get("high-water", 1 << 20);
+    let (to, high_water) = (args.to, args.high_water);
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let mut dispatch = EventDispatch::new()?;
         let poster = dispatch.poster();
@@ -43,10 +59,10 @@ fn main() -> ExitCode {
             half_close: true,
             ..ListenOptions::default()
         };
-        let listener = ctx.listen_with(flags.listen_addr(2011), &opts, me)?;
+        let listener = ctx.listen_with(cli::listen_addr(args.host, args.port), &opts, me)?;
         cli::announce(ctx.local_addr(listener)?);
-        if flags.has("stats") {
-            ctx.add_repeating_timer(flags.seconds("stats", 1.0), move |ctx, _| {
+        if let Some(every) = args.stats.filter(|d| !d.is_zero()) {
+            ctx.add_repeating_timer(every, move |ctx, _| {
                 ctx.with_handler(me, |r: &mut Relay, _| {
                     let mut out = std::io::stdout().lock();
                     let (now, peak) = (r.queued(), r.peak_queued());

@@ -13,40 +13,68 @@
 //! | `--port-file=<path>` | (none) | write the bound port there once listening |
 //! | `-h`, `-V` | help, version | same |
 //!
-//! Parsing is a pure function of the arguments, so it is unit-tested here
-//! and `main` only acts on the result.
+//! The flags are declared with [`clap`], so `-h` prints them (exit 0) and an
+//! unknown option or a bad value is an error naming it (exit 2). Parsing is a
+//! pure function of the arguments, so it is unit-tested here and `main` only
+//! acts on the result.
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+
+use clap::error::ErrorKind;
+use clap::{ArgAction, CommandFactory, Parser};
 
 use super::config::{Config, DEFAULT_ITEM_SIZE_MAX};
 use super::server::{ServerConfig, DEFAULT_PORT};
 
-/// The usage text printed by `-h`.
-pub const USAGE: &str = "\
-usage: netlib-memcached [options]
-  -p, --port=<num>           TCP port to listen on (default: 11211; 0: any free port)
-  -l, --listen=<addr>        interfaces to listen on, comma separated (default: 0.0.0.0)
-                             an entry may be host, ip, ip:port or [ipv6]:port
-  -m, --memory-limit=<num>   item memory in megabytes (default: 64)
-  -c, --conn-limit=<num>     max simultaneous connections (default: 1024)
-  -I, --max-item-size=<num>  max item size, k/m suffixes (default: 1m, min: 1k, max: 1024m)
-  -t, --threads=<num>        reactor threads sharing the port (default: 1)
-  -v, --verbose              verbose (-v info, -vv debug, -vvv trace; RUST_LOG overrides)
-  -U, --udp-port=0           UDP is not supported; only 0 is accepted
-      --port-file=<path>     write the bound TCP port to <path> once listening
-  -h, --help                 print this help and exit
-  -V, --version              print version and exit
-";
+/// memcached's flags, as clap sees them.
+#[derive(Parser, Debug)]
+#[command(
+    name = "netlib-memcached",
+    about = "A memcached-compatible server (text protocol) on netlib",
+    disable_version_flag = true
+)]
+struct Flags {
+    /// TCP port to listen on (0: any free port)
+    #[arg(short, long, value_name = "num", default_value_t = DEFAULT_PORT)]
+    port: u16,
+    /// Interfaces to listen on, comma separated [default: 0.0.0.0];
+    /// an entry may be host, ip, ip:port or [ipv6]:port
+    #[arg(short, long, value_name = "addr", value_delimiter = ',', action = ArgAction::Append)]
+    listen: Vec<String>,
+    /// Item memory in megabytes
+    #[arg(short, long = "memory-limit", value_name = "num", default_value_t = 64)]
+    memory_limit: usize,
+    /// Max simultaneous connections
+    #[arg(short, long = "conn-limit", value_name = "num", default_value_t = Config::default().max_connections,
+          value_parser = at_least_one)]
+    conn_limit: usize,
+    /// Max item size, k/m suffixes (min: 1k, max: 1024m) [default: 1m]
+    #[arg(short = 'I', long = "max-item-size", value_name = "num", value_parser = parse_size)]
+    max_item_size: Option<usize>,
+    /// Reactor threads sharing the port (1 to 256)
+    #[arg(short, long, value_name = "num", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
+    /// Verbose (-v info, -vv debug, -vvv trace; RUST_LOG overrides)
+    #[arg(short, long, action = ArgAction::Count)]
+    verbose: u8,
+    /// UDP is not supported; only 0 is accepted
+    #[arg(short = 'U', long = "udp-port", value_name = "0", value_parser = udp_off)]
+    udp_port: Option<u16>,
+    /// Write the bound TCP port to <path> once listening
+    #[arg(long = "port-file", value_name = "path")]
+    port_file: Option<PathBuf>,
+    /// Print version and exit
+    #[arg(short = 'V', long, action = ArgAction::SetTrue)]
+    version: bool,
+}
 
 /// What the command line asks for.
 #[derive(Debug, Clone)]
 pub enum Command {
     /// Run the server.
     Run(Options),
-    /// Print [`USAGE`] and exit.
-    Help,
     /// Print the version and exit.
     Version,
 }
@@ -62,23 +90,9 @@ pub struct Options {
     pub port_file: Option<PathBuf>,
 }
 
-/// A command line that cannot be run, with the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
-fn usage_error<T>(message: impl Into<String>) -> Result<T, UsageError> {
-    Err(UsageError(message.into()))
-}
-
-/// Parses the arguments after the program name.
+/// Parses the arguments after the program name. `-h` and bad command lines
+/// come back as a [`clap::Error`], whose `exit()` prints them and exits with
+/// 0 (help) or 2 (error).
 ///
 /// ```
 /// use examples::memcached::cli::{parse, Command};
@@ -90,101 +104,37 @@ fn usage_error<T>(message: impl Into<String>) -> Result<T, UsageError> {
 /// assert_eq!(options.verbosity, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn parse<I, S>(args: I) -> Result<Command, UsageError>
+pub fn parse<I, S>(args: I) -> Result<Command, clap::Error>
 where
     I: IntoIterator<Item = S>,
-    S: Into<String>,
+    S: Into<std::ffi::OsString> + Clone,
 {
-    let mut args = args.into_iter().map(Into::into);
-    let mut port = DEFAULT_PORT;
-    let mut listen: Vec<String> = Vec::new();
-    let mut memory_mb: usize = 64;
-    let mut item_size = DEFAULT_ITEM_SIZE_MAX;
-    let mut max_connections = Config::default().max_connections;
-    let mut threads = 1;
-    let mut verbosity: u8 = 0;
-    let mut port_file = None;
-
-    while let Some(arg) = args.next() {
-        // Split into a flag name and an inline value, if any:
-        // --name=value, --name, -xVALUE, -x, -vvv.
-        let (flag, inline) = if let Some(long) = arg.strip_prefix("--") {
-            match long.split_once('=') {
-                Some((name, value)) => (long_to_short(name)?, Some(value.to_string())),
-                None => (long_to_short(long)?, None),
-            }
-        } else if let Some(short) = arg.strip_prefix('-') {
-            let mut chars = short.chars();
-            let Some(c) = chars.next().filter(|c| "plmcItvUhV".contains(*c)) else {
-                return usage_error(format!("unknown option '{arg}'"));
-            };
-            let rest = chars.as_str();
-            (c, (!rest.is_empty()).then(|| rest.to_string()))
-        } else {
-            return usage_error(format!("unexpected argument '{arg}'"));
-        };
-        match flag {
-            'h' => return Ok(Command::Help),
-            'V' => return Ok(Command::Version),
-            'v' => {
-                // -v, -vv, -vvv; --verbose counts once.
-                let extra = inline.as_deref().unwrap_or("");
-                if !extra.chars().all(|c| c == 'v') {
-                    return usage_error(format!("unknown option '{arg}'"));
-                }
-                verbosity = verbosity.saturating_add(1 + extra.len() as u8);
-                continue;
-            }
-            _ => {}
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => match args.next() {
-                Some(v) => v,
-                None => return usage_error(format!("option '{arg}' needs a value")),
-            },
-        };
-        match flag {
-            'p' => port = number(&value, "port")?,
-            'l' => listen.extend(value.split(',').map(str::to_string)),
-            'm' => memory_mb = number(&value, "memory limit")?,
-            'c' => {
-                max_connections = number(&value, "connection limit")?;
-                if max_connections == 0 {
-                    return usage_error("connection limit must be at least 1");
-                }
-            }
-            'I' => item_size = parse_size(&value)?,
-            't' => {
-                threads = number(&value, "threads")?;
-                if !(1..=256).contains(&threads) {
-                    return usage_error("threads must be between 1 and 256");
-                }
-            }
-            'U' => {
-                if number::<u16>(&value, "UDP port")? != 0 {
-                    return usage_error("UDP is not supported; use -U 0");
-                }
-            }
-            'P' => port_file = Some(PathBuf::from(value)),
-            _ => return usage_error(format!("unknown option '{arg}'")),
-        }
+    let argv = std::iter::once(std::ffi::OsString::from("netlib-memcached"))
+        .chain(args.into_iter().map(Into::into));
+    let flags = Flags::try_parse_from(argv)?;
+    if flags.version {
+        return Ok(Command::Version);
     }
-
+    let fail = |message: String| Flags::command().error(ErrorKind::ValueValidation, message);
+    let item_size = flags.max_item_size.unwrap_or(DEFAULT_ITEM_SIZE_MAX);
     if !(1024..=1024 * 1024 * 1024).contains(&item_size) {
-        return usage_error("item size must be between 1k and 1024m");
+        return Err(fail("item size must be between 1k and 1024m".into()));
     }
-    let memory_limit = memory_mb.saturating_mul(1024 * 1024);
+    let memory_limit = flags.memory_limit.saturating_mul(1024 * 1024);
     if memory_limit != 0 && item_size > memory_limit / 2 {
-        return usage_error("cannot set item size limit higher than 1/2 of memory max");
+        return Err(fail(
+            "cannot set item size limit higher than 1/2 of memory max".into(),
+        ));
     }
+    let mut listen = flags.listen;
     if listen.is_empty() {
         listen.push("0.0.0.0".to_string());
     }
     let mut addrs = Vec::new();
     for entry in &listen {
-        addrs.extend(resolve(entry, port)?);
+        addrs.extend(resolve(entry, flags.port).map_err(fail)?);
     }
+    let threads = usize::from(flags.threads);
     Ok(Command::Run(Options {
         server: ServerConfig {
             listen: addrs,
@@ -192,44 +142,40 @@ where
             cache: Config {
                 memory_limit,
                 item_size_max: item_size,
-                max_connections,
+                max_connections: flags.conn_limit,
                 threads,
                 ..Config::default()
             },
         },
-        verbosity,
-        port_file,
+        verbosity: flags.verbose,
+        port_file: flags.port_file,
     }))
 }
 
-/// Maps a long option to its short letter; `P` stands for `--port-file`,
-/// which memcached does not have.
-fn long_to_short(name: &str) -> Result<char, UsageError> {
-    Ok(match name {
-        "port" => 'p',
-        "listen" => 'l',
-        "memory-limit" => 'm',
-        "conn-limit" => 'c',
-        "max-item-size" => 'I',
-        "threads" => 't',
-        "verbose" => 'v',
-        "udp-port" => 'U',
-        "port-file" => 'P',
-        "help" => 'h',
-        "version" => 'V',
-        _ => return usage_error(format!("unknown option '--{name}'")),
-    })
+fn at_least_one(value: &str) -> Result<usize, String> {
+    match value.trim().parse() {
+        Ok(0) => Err("connection limit must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("invalid connection limit '{value}'")),
+    }
 }
 
-fn number<T: std::str::FromStr>(value: &str, what: &str) -> Result<T, UsageError> {
+fn udp_off(value: &str) -> Result<u16, String> {
+    match value.trim().parse() {
+        Ok(0) => Ok(0),
+        _ => Err("UDP is not supported; use -U 0".into()),
+    }
+}
+
+fn number<T: std::str::FromStr>(value: &str, what: &str) -> Result<T, String> {
     value
         .trim()
         .parse()
-        .or_else(|_| usage_error(format!("invalid {what} '{value}'")))
+        .map_err(|_| format!("invalid {what} '{value}'"))
 }
 
 /// `-I`: bytes, or a number with a `k`/`m` suffix (either case).
-fn parse_size(value: &str) -> Result<usize, UsageError> {
+fn parse_size(value: &str) -> Result<usize, String> {
     let lower = value.trim().to_ascii_lowercase();
     let (digits, unit) = match lower.strip_suffix('k') {
         Some(d) => (d, 1024),
@@ -240,11 +186,11 @@ fn parse_size(value: &str) -> Result<usize, UsageError> {
     };
     let n: usize = number(digits, "item size")?;
     n.checked_mul(unit)
-        .ok_or_else(|| UsageError(format!("item size '{value}' is too large")))
+        .ok_or_else(|| format!("item size '{value}' is too large"))
 }
 
 /// One `-l` entry: `ip`, `ip:port`, `[ipv6]`, `[ipv6]:port` or a host name.
-fn resolve(entry: &str, port: u16) -> Result<Vec<SocketAddr>, UsageError> {
+fn resolve(entry: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     let entry = entry.trim();
     if let Ok(addr) = entry.parse::<SocketAddr>() {
         return Ok(vec![addr]);
@@ -264,12 +210,12 @@ fn resolve(entry: &str, port: u16) -> Result<Vec<SocketAddr>, UsageError> {
         Ok(addrs) => {
             let addrs: Vec<_> = addrs.collect();
             if addrs.is_empty() {
-                usage_error(format!("'{entry}' has no address"))
+                Err(format!("'{entry}' has no address"))
             } else {
                 Ok(addrs)
             }
         }
-        Err(e) => usage_error(format!("cannot resolve '{entry}': {e}")),
+        Err(e) => Err(format!("cannot resolve '{entry}': {e}")),
     }
 }
 
@@ -286,7 +232,10 @@ mod tests {
 
     fn error(args: &[&str]) -> String {
         match parse(args.iter().copied()) {
-            Err(UsageError(message)) => message,
+            Err(e) => {
+                assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
+                e.to_string()
+            }
             other => panic!("{args:?} should fail: {other:?}"),
         }
     }
@@ -363,26 +312,46 @@ mod tests {
         assert!(error(&["-I", "2000m", "-m", "4096"]).contains("between"));
         assert!(error(&["-I", "40m"]).contains("1/2 of memory"));
         assert!(error(&["-I", "x"]).contains("invalid item size"));
+        assert!(error(&["-I", "40m"]).contains("1/2 of memory"));
     }
 
     #[test]
     fn bad_command_lines_say_why() {
-        assert!(error(&["-p"]).contains("needs a value"));
-        assert!(error(&["-p", "70000"]).contains("invalid port"));
-        assert!(error(&["-t", "0"]).contains("threads"));
+        assert!(error(&["-p"]).contains("a value is required"));
+        assert!(error(&["-p", "70000"]).contains("70000"));
+        assert!(error(&["-t", "0"]).contains("--threads"));
         assert!(error(&["-c", "0"]).contains("at least 1"));
         assert!(error(&["-U", "11211"]).contains("UDP"));
-        assert!(error(&["-x"]).contains("unknown option"));
-        assert!(error(&["-P", "/tmp/pid"]).contains("unknown option"));
-        assert!(error(&["-"]).contains("unknown option"));
-        assert!(error(&["--frobnicate"]).contains("unknown option"));
-        assert!(error(&["-vx"]).contains("unknown option"));
-        assert!(error(&["stray"]).contains("unexpected argument"));
+        assert!(error(&["-x"]).contains("unexpected argument '-x'"));
+        assert!(error(&["-P", "/tmp/pid"]).contains("unexpected argument '-P'"));
+        assert!(error(&["-"]).contains("unexpected argument"));
+        assert!(error(&["--frobnicate"]).contains("unexpected argument '--frobnicate'"));
+        assert!(error(&["-vx"]).contains("unexpected argument"));
+        assert!(error(&["stray"]).contains("unexpected argument 'stray'"));
     }
 
     #[test]
     fn help_and_version() {
-        assert!(matches!(parse(["-h"]), Ok(Command::Help)));
+        let help = parse(["-h"]).unwrap_err();
+        assert_eq!(help.exit_code(), 0);
+        let text = help.to_string();
+        for flag in [
+            "-p, --port",
+            "-l, --listen",
+            "-m, --memory-limit",
+            "-c, --conn-limit",
+        ] {
+            assert!(text.contains(flag), "{flag} missing from help:\n{text}");
+        }
+        for flag in [
+            "-I, --max-item-size",
+            "-t, --threads",
+            "-U, --udp-port",
+            "--port-file",
+        ] {
+            assert!(text.contains(flag), "{flag} missing from help:\n{text}");
+        }
         assert!(matches!(parse(["--version"]), Ok(Command::Version)));
+        assert!(matches!(parse(["-V"]), Ok(Command::Version)));
     }
 }

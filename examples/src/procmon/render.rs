@@ -1,6 +1,7 @@
 //! The three pages procmon serves, rendered from a [`Monitor`]'s latest
-//! sample: an HTML overview, the CPU chart as SVG drawn by hand (one
-//! `<polyline>` over a grid), and Prometheus' text exposition format.
+//! sample: an HTML overview, the CPU chart as SVG (drawn with `plotters`:
+//! one `<polyline>` of the samples over a labelled grid), and Prometheus'
+//! text exposition format.
 //!
 //! Pure functions of the monitor's state; the monitor caches their output
 //! until the next sample, so a burst of requests renders each page once.
@@ -235,89 +236,107 @@ pub fn html(m: &Monitor) -> String {
 pub const CHART_W: u32 = 680;
 /// Chart height in pixels.
 pub const CHART_H: u32 = 260;
-const LEFT: f64 = 55.0;
-const RIGHT: f64 = 25.0;
-const TOP: f64 = 30.0;
-const BOTTOM: f64 = 40.0;
 
-/// The CPU chart: `history` (percent, oldest first, one reading per
-/// `interval`) as a polyline, newest at the right edge. The vertical scale
-/// is 0-100 %, stretched in steps of 100 % when a multi-threaded process
-/// uses more than one core.
+/// The CPU chart, drawn with `plotters` on its SVG backend: `history`
+/// (percent, oldest first, one reading per `interval`) as a line over the
+/// last `capacity` intervals, newest at the right edge ("now"). The
+/// vertical scale is 0-100 %, stretched in steps of 100 % when a
+/// multi-threaded process uses more than one core.
 pub fn cpu_svg(history: &History, interval: Duration, title: &str) -> String {
-    let plot_w = f64::from(CHART_W) - LEFT - RIGHT;
-    let plot_h = f64::from(CHART_H) - TOP - BOTTOM;
+    let mut out = String::with_capacity(history.len() * 12 + 4096);
+    let failure = draw_cpu_chart(&mut out, history, interval, title)
+        .err()
+        .map(|e| e.to_string());
+    if let Some(e) = failure {
+        // Drawing into a String cannot fail for I/O reasons; should plotters
+        // refuse anyway, serve a valid (empty) chart that says why.
+        out = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{CHART_W}\" height=\"{CHART_H}\">\
+             <text x=\"10\" y=\"20\">chart failed: {}</text></svg>\n",
+            escape_html(&e)
+        );
+    }
+    out
+}
+
+/// The colour of the CPU line.
+const SERIES_COLOR: plotters::style::RGBColor = plotters::style::RGBColor(0x1f, 0x77, 0xb4);
+
+fn draw_cpu_chart<'a>(
+    out: &'a mut String,
+    history: &History,
+    interval: Duration,
+    title: &str,
+) -> Result<(), Box<dyn std::error::Error + 'a>> {
+    use plotters::prelude::*;
+
     let top_value = history
         .max()
         .map_or(100.0, |m| ((m / 100.0).ceil() * 100.0).max(100.0));
     let slots = history.capacity().max(2);
-    let window = interval.saturating_mul(u32::try_from(slots - 1).unwrap_or(u32::MAX));
-    let mut out = String::with_capacity(history.len() * 14 + 2048);
-    let _ = writeln!(
-        out,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{CHART_W}\" height=\"{CHART_H}\" \
-         viewBox=\"0 0 {CHART_W} {CHART_H}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{LEFT}\" y=\"18\" font-size=\"14\">CPU % of {} - last {}</text>",
-        escape_html(title),
-        fmt_span(window)
-    );
-    // Horizontal grid, labelled.
-    for i in 0..=4 {
-        let value = top_value * f64::from(i) / 4.0;
-        let y = TOP + plot_h * (1.0 - f64::from(i) / 4.0);
-        let _ = writeln!(
-            out,
-            "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#555\">{value:.0}%</text>",
-            LEFT + plot_w,
-            LEFT - 6.0,
-            y + 4.0
-        );
-    }
-    // Time axis: oldest possible reading at the left, now at the right.
-    let axis_y = TOP + plot_h + 18.0;
-    for (x, label) in [
-        (LEFT, format!("-{}", fmt_span(window))),
-        (LEFT + plot_w / 2.0, format!("-{}", fmt_span(window / 2))),
-        (LEFT + plot_w, "now".to_string()),
-    ] {
-        let _ = writeln!(
-            out,
-            "<text x=\"{x:.1}\" y=\"{axis_y:.1}\" text-anchor=\"middle\" fill=\"#555\">{label}</text>"
-        );
-    }
+    let step = interval.as_secs_f64();
+    let window_secs = step * (slots - 1) as f64;
+    let window = Duration::from_secs_f64(window_secs);
+
+    let root = SVGBackend::with_string(out, (CHART_W, CHART_H)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("CPU % of {title} - last {}", fmt_span(window)),
+            ("sans-serif", 15),
+        )
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(48)
+        // Both axes in chart units - x: the fraction of the window (1 is
+        // now), y: quarters of the scale - so the grid falls on -window,
+        // -window/2, now and on every 25 % of the scale.
+        .build_cartesian_2d(0.0..1.0, 0.0..4.0)?;
+    chart
+        .configure_mesh()
+        .max_light_lines(0)
+        .bold_line_style(RGBColor(221, 221, 221))
+        .x_labels(3)
+        .y_labels(5)
+        .x_label_formatter(&|x: &f64| {
+            let ago = (1.0 - x) * window_secs;
+            if ago < 1e-9 {
+                "now".to_string()
+            } else {
+                format!("-{}", fmt_span(Duration::from_secs_f64(ago)))
+            }
+        })
+        .y_label_formatter(&|y: &f64| format!("{:.0}%", y * top_value / 4.0))
+        .draw()?;
+
     let n = history.len();
-    if n < 2 {
-        let _ = writeln!(
-            out,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#888\">collecting samples...</text>",
-            LEFT + plot_w / 2.0,
-            TOP + plot_h / 2.0
-        );
-    }
+    let first = (slots - n.min(slots)) as f64;
+    let points = history.iter().enumerate().map(|(i, value)| {
+        let x = (first + i as f64) / (slots - 1) as f64;
+        (x, 4.0 * value.clamp(0.0, top_value) / top_value)
+    });
     if n > 0 {
-        out.push_str("<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"");
-        let step = plot_w / (slots - 1) as f64;
-        for (i, value) in history.iter().enumerate() {
-            let x = LEFT + step * (slots - n + i) as f64;
-            let y = TOP + plot_h * (1.0 - (value / top_value).clamp(0.0, 1.0));
-            let _ = write!(out, "{x:.1},{y:.1} ");
-        }
-        out.push_str("\"/>\n");
+        chart.draw_series(LineSeries::new(points, SERIES_COLOR.stroke_width(2)))?;
+    }
+    let (w, h) = (CHART_W as i32, CHART_H as i32);
+    if n < 2 {
+        root.draw(&Text::new(
+            "collecting samples...",
+            (w / 2 - 60, h / 2),
+            ("sans-serif", 13)
+                .into_font()
+                .color(&RGBColor(136, 136, 136)),
+        ))?;
     }
     if let Some(last) = history.last() {
-        let _ = writeln!(
-            out,
-            "<text x=\"{:.1}\" y=\"18\" text-anchor=\"end\">now {last:.1}%</text>",
-            LEFT + plot_w
-        );
+        root.draw(&Text::new(
+            format!("now {last:.1}%"),
+            (w - 90, 12),
+            ("sans-serif", 12).into_font(),
+        ))?;
     }
-    let _ = writeln!(
-        out,
-        "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{plot_w:.1}\" height=\"{plot_h:.1}\" fill=\"none\" stroke=\"#999\"/>\n</svg>"
-    );
-    out
+    root.present()?;
+    Ok(())
 }
 
 // ----- Prometheus -------------------------------------------------------
@@ -561,36 +580,87 @@ mod tests {
         assert_eq!(fmt_span(Duration::from_secs(30)), "30 s");
     }
 
+    /// The `points` of every `<polyline>` in `svg` drawn in the series
+    /// colour (axes and ticks are polylines too), as pixel pairs.
+    fn polylines(svg: &str) -> Vec<Vec<(f64, f64)>> {
+        svg.split("<polyline")
+            .skip(1)
+            .filter(|tag| {
+                tag.split("/>")
+                    .next()
+                    .unwrap()
+                    .contains("stroke=\"#1F77B4\"")
+            })
+            .map(|tag| {
+                let points = tag.split("points=\"").nth(1).unwrap();
+                let points = points.split('"').next().unwrap();
+                points
+                    .split_whitespace()
+                    .map(|p| {
+                        let (x, y) = p.split_once(',').unwrap();
+                        (x.parse().unwrap(), y.parse().unwrap())
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The texts of the `<text>` elements in `svg`.
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .map(|t| {
+                let body = t.split_once('>').unwrap().1;
+                body.split("</text>").next().unwrap().trim().to_string()
+            })
+            .collect()
+    }
+
     #[test]
     fn chart_is_svg_with_one_polyline_scaled_past_one_core() {
         let mut h = History::with_capacity(600);
         let empty = cpu_svg(&h, Duration::from_secs(1), "x<y");
-        assert!(empty.starts_with("<svg"));
+        assert!(empty.trim_start().starts_with("<svg"), "{empty}");
         assert!(empty.contains("collecting samples"));
         assert!(empty.contains("x&lt;y"));
-        assert!(!empty.contains("<polyline"));
+        assert!(polylines(&empty).is_empty(), "{empty}");
         for i in 0..700 {
             h.push(f64::from(i % 250));
         }
         let svg = cpu_svg(&h, Duration::from_secs(1), "busy");
         assert!(svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<polyline").count(), 1);
-        assert!(svg.contains(">300%<"), "scale stretched to 300 %");
-        assert!(svg.contains("-10 min"));
-        let points = svg
-            .split("points=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap();
-        assert_eq!(points.split_whitespace().count(), 600);
-        // Every point lies inside the plot.
-        for p in points.split_whitespace() {
-            let (x, y) = p.split_once(',').unwrap();
-            let (x, y): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
-            assert!((LEFT..=f64::from(CHART_W) - RIGHT).contains(&x), "{p}");
-            assert!((TOP..=f64::from(CHART_H) - BOTTOM).contains(&y), "{p}");
+        let labels = texts(&svg);
+        for label in ["0%", "150%", "300%", "-10 min", "-5 min", "now"] {
+            assert!(labels.iter().any(|l| l == label), "{label} in {labels:?}");
         }
+        let lines = polylines(&svg);
+        assert_eq!(lines.len(), 1, "one line of samples: {svg}");
+        let points = &lines[0];
+        assert_eq!(points.len(), 600, "one point per kept sample");
+        // Inside the chart, oldest at the left.
+        for &(x, y) in points {
+            assert!((0.0..=f64::from(CHART_W)).contains(&x), "{x},{y}");
+            assert!((0.0..=f64::from(CHART_H)).contains(&y), "{x},{y}");
+        }
+        assert!(points.windows(2).all(|w| w[0].0 <= w[1].0), "x grows");
+        // Point k is reading 100 + k, of (100 + k) % 250 %: the last is
+        // 199 %, point 150 is 0 % - drawn lower (a larger y).
+        assert!(points[599].1 < points[150].1, "199 % is drawn above 0 %");
+    }
+
+    #[test]
+    fn a_few_samples_sit_at_the_right_edge() {
+        let mut h = History::with_capacity(600);
+        h.push(10.0);
+        h.push(20.0);
+        h.push(30.0);
+        let svg = cpu_svg(&h, Duration::from_secs(1), "idle");
+        let lines = polylines(&svg);
+        assert_eq!(lines.len(), 1, "{svg}");
+        assert_eq!(lines[0].len(), 3);
+        assert!(lines[0][0].0 > f64::from(CHART_W) * 0.8, "{:?}", lines[0]);
+        let labels = texts(&svg);
+        assert!(labels.iter().any(|l| l == "100%"), "{labels:?}");
+        assert!(labels.iter().any(|l| l == "now 30.0%"), "{labels:?}");
     }
 }

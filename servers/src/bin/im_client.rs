@@ -13,60 +13,101 @@
 //! <text>` lines from stdin and prints incoming messages with sender and
 //! time; a lost connection sends it back through the login_server.
 
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand};
 use servers::client::{query_msg_server, query_msg_server_http, ImClient};
 use std::io::{self, BufRead};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const HEARTBEAT: Duration = Duration::from_secs(5);
 
+/// A command-line TeamTalk client: finds a msg_server through a
+/// login_server, logs in, sends and receives messages.
+#[derive(Parser)]
+#[command(name = "im_client")]
 struct Opts {
+    /// login_server's client port, asked for a msg_server
+    #[arg(long, global = true, value_name = "HOST:PORT", default_value = "127.0.0.1:8008", value_parser = addr)]
     login: SocketAddr,
+    /// Ask login_server's HTTP port instead (GET /msg_server)
+    #[arg(long, global = true, value_name = "HOST:PORT", value_parser = addr)]
     http: Option<SocketAddr>,
+    /// Skip the login_server: log in at this msg_server
+    #[arg(long, global = true, value_name = "HOST:PORT", value_parser = addr)]
     msg_server: Option<SocketAddr>,
-    user: String,
+    /// Account name (users file)
+    #[arg(long, global = true)]
+    user: Option<String>,
+    /// Account password
+    #[arg(long, global = true, default_value = "")]
     password: String,
+    /// Log in as a mobile client
+    #[arg(long, global = true)]
     mobile: bool,
-    rest: Vec<String>,
+    /// What to do [default: chat]
+    #[command(subcommand)]
+    command: Option<Cmd>,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: im_client [--login HOST:PORT | --http HOST:PORT | --msg-server HOST:PORT] --user NAME --password PW [--mobile] \
-         [send <user id> <text> | recv [--count N] [--timeout S] | chat]\n       im_client adduser <id> <name> <salt> <password>"
-    );
-    std::process::exit(2)
+#[derive(Subcommand)]
+enum Cmd {
+    /// Send one message and wait for the server's ack
+    Send {
+        /// Receiver's user id
+        to: u32,
+        /// The message (several words are joined with spaces)
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Print incoming messages until --count arrived
+    Recv {
+        /// Messages to wait for
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Give up after this many seconds (exit 1)
+        #[arg(long, default_value = "10", value_parser = seconds)]
+        timeout: Duration,
+    },
+    /// Interactive: `send <user id> <text>` lines from stdin, messages to stdout
+    Chat,
+    /// Print a users-file line for an account
+    Adduser {
+        id: u32,
+        name: String,
+        salt: String,
+        password: String,
+    },
 }
 
-fn parse(args: Vec<String>) -> Opts {
-    let mut o = Opts {
-        login: "127.0.0.1:8008".parse().unwrap_or_else(|_| usage()),
-        http: None,
-        msg_server: None,
-        user: String::new(),
-        password: String::new(),
-        mobile: false,
-        rest: Vec::new(),
-    };
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().unwrap_or_else(|| usage());
-        match a.as_str() {
-            "--login" => o.login = val().parse().unwrap_or_else(|_| usage()),
-            "--http" => o.http = Some(val().parse().unwrap_or_else(|_| usage())),
-            "--msg-server" => o.msg_server = Some(val().parse().unwrap_or_else(|_| usage())),
-            "--user" => o.user = val(),
-            "--password" => o.password = val(),
-            "--mobile" => o.mobile = true,
-            _ => {
-                o.rest.push(a);
-                o.rest.extend(it.by_ref());
-            }
-        }
+fn addr(value: &str) -> Result<SocketAddr, String> {
+    value
+        .to_socket_addrs()
+        .map_err(|e| format!("`{value}` is not HOST:PORT ({e})"))?
+        .next()
+        .ok_or_else(|| format!("`{value}` has no address"))
+}
+
+fn seconds(value: &str) -> Result<Duration, String> {
+    match value.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!("`{value}` is not a number of seconds")),
     }
-    o
+}
+
+/// The account name, or a usage error (exit 2) when `--user` is missing.
+fn user(o: &Opts) -> &str {
+    match o.user.as_deref() {
+        Some(u) if !u.is_empty() => u,
+        _ => Opts::command()
+            .error(
+                ErrorKind::MissingRequiredArgument,
+                "--user NAME is required (and --password PW)",
+            )
+            .exit(),
+    }
 }
 
 /// Finds a msg_server and logs in.
@@ -77,7 +118,7 @@ fn session(o: &Opts) -> io::Result<ImClient> {
         (None, None) => query_msg_server(o.login, TIMEOUT)?,
     };
     let mut c = ImClient::connect(addr, TIMEOUT)?;
-    let res = c.login(&o.user, &o.password, o.mobile, TIMEOUT)?;
+    let res = c.login(user(o), &o.password, o.mobile, TIMEOUT)?;
     if res.result_code != 0 {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -101,26 +142,31 @@ fn print_message(m: &pdu::proto::ImMsgData) {
 }
 
 fn main() {
+    let o = Opts::parse();
     let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .try_init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("adduser") {
-        let [_, id, name, salt, password] = &args[..] else {
-            usage()
-        };
-        let id: u32 = id.parse().unwrap_or_else(|_| usage());
-        println!("{}", servers::users::user_line(id, name, salt, password));
-        return;
-    }
-    let o = parse(args);
-    if o.user.is_empty() {
-        usage();
-    }
-    let result = match o.rest.first().map(String::as_str) {
-        Some("send") => send(&o),
-        Some("recv") => recv(&o),
-        Some("chat") | None => chat(&o),
-        _ => usage(),
+    let result = match &o.command {
+        Some(Cmd::Adduser {
+            id,
+            name,
+            salt,
+            password,
+        }) => {
+            println!("{}", servers::users::user_line(*id, name, salt, password));
+            return;
+        }
+        Some(Cmd::Send { to, text }) => {
+            user(&o);
+            send(&o, *to, &text.join(" "))
+        }
+        Some(Cmd::Recv { count, timeout }) => {
+            user(&o);
+            recv(&o, *count, *timeout)
+        }
+        Some(Cmd::Chat) | None => {
+            user(&o);
+            chat(&o)
+        }
     };
     if let Err(e) = result {
         eprintln!("im_client: {e}");
@@ -128,11 +174,7 @@ fn main() {
     }
 }
 
-fn send(o: &Opts) -> io::Result<()> {
-    let (Some(to), Some(text)) = (o.rest.get(1), o.rest.get(2)) else {
-        usage()
-    };
-    let to: u32 = to.parse().unwrap_or_else(|_| usage());
+fn send(o: &Opts, to: u32, text: &str) -> io::Result<()> {
     let mut c = session(o)?;
     c.send_text(to, text)?;
     let id = c.wait_ack(Instant::now() + TIMEOUT)?;
@@ -140,18 +182,7 @@ fn send(o: &Opts) -> io::Result<()> {
     Ok(())
 }
 
-fn recv(o: &Opts) -> io::Result<()> {
-    let mut count = 1usize;
-    let mut timeout = TIMEOUT;
-    let mut it = o.rest.iter().skip(1);
-    while let Some(a) = it.next() {
-        let v = it.next().unwrap_or_else(|| usage());
-        match a.as_str() {
-            "--count" => count = v.parse().unwrap_or_else(|_| usage()),
-            "--timeout" => timeout = Duration::from_secs_f64(v.parse().unwrap_or_else(|_| usage())),
-            _ => usage(),
-        }
-    }
+fn recv(o: &Opts, count: usize, timeout: Duration) -> io::Result<()> {
     let deadline = Instant::now() + timeout;
     let mut got = 0;
     let mut client: Option<ImClient> = None;
@@ -205,7 +236,7 @@ fn chat(o: &Opts) -> io::Result<()> {
             Some(c) => c,
             None => match session(o) {
                 Ok(c) => {
-                    eprintln!("logged in as {} (id {})", o.user, c.user_id);
+                    eprintln!("logged in as {} (id {})", user(o), c.user_id);
                     client.insert(c)
                 }
                 Err(e) => {

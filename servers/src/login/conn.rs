@@ -159,14 +159,20 @@ fn handle_client_pdu(answered: &mut bool, cx: &mut ConnCtx<'_, LoginConn>, pdu: 
         (sid::OTHER, cid::other::HEARTBEAT) => {}
         (sid::LOGIN, cid::login::MSG_SERV_REQ) if !*answered => {
             if pdu.decode_body::<ImMsgServReq>().is_err() {
-                log::warn!("login: client {:?} sent a bad IMMsgServReq", cx.peer());
+                log::warn!(
+                    "login: client {} sent a bad IMMsgServReq",
+                    crate::runtime::addr_or_unknown(cx.peer())
+                );
                 cx.close();
                 return;
             }
             let rsp = msg_serv_rsp(cx.shared.registry.choose());
             let header =
                 Header::new(sid::LOGIN, cid::login::MSG_SERV_RSP).with_seq_num(pdu.seq_num());
-            log::debug!("login: client {:?} -> {rsp:?}", cx.peer());
+            log::debug!(
+                "login: client {} -> {rsp:?}",
+                crate::runtime::addr_or_unknown(cx.peer())
+            );
             *answered = true;
             if cx.send_pdu(&header, &rsp).is_ok() {
                 // TeamTalk closes after answering: half-close once the answer
@@ -184,8 +190,8 @@ fn handle_client_pdu(answered: &mut bool, cx: &mut ConnCtx<'_, LoginConn>, pdu: 
         (sid::LOGIN, cid::login::MSG_SERV_REQ) => {} // already answered, closing
         (service, command) => {
             log::warn!(
-                "login: client {:?} sent command {service:#06x}/{command:#06x} ({}), closing",
-                cx.peer(),
+                "login: client {} sent command {service:#06x}/{command:#06x} ({}), closing",
+                crate::runtime::addr_or_unknown(cx.peer()),
                 pdu::ids::command_name(service, command).unwrap_or("unknown")
             );
             cx.close();
@@ -217,8 +223,8 @@ fn decode<M: Message + Default>(cx: &mut ConnCtx<'_, LoginConn>, pdu: &PduRef<'_
         Ok(m) => Some(m),
         Err(e) => {
             log::warn!(
-                "login: msg_server {:?} sent an undecodable {:#06x}, closing: {e}",
-                cx.peer(),
+                "login: msg_server {} sent an undecodable {:#06x}, closing: {e}",
+                crate::runtime::addr_or_unknown(cx.peer()),
                 pdu.command_id()
             );
             cx.close();
@@ -249,7 +255,10 @@ fn handle_link_pdu(cx: &mut ConnCtx<'_, LoginConn>, pdu: PduRef<'_>) {
                     cx.set_logged_in();
                 }
                 Err(e) => {
-                    log::warn!("login: msg_server {:?} rejected: {e}", cx.peer());
+                    log::warn!(
+                        "login: msg_server {} rejected: {e}",
+                        crate::runtime::addr_or_unknown(cx.peer())
+                    );
                     cx.close();
                 }
             }
@@ -264,14 +273,14 @@ fn handle_link_pdu(cx: &mut ConnCtx<'_, LoginConn>, pdu: PduRef<'_>) {
                 .update_count(cx.handle(), update.user_action)
             {
                 Some(count) => log::debug!(
-                    "login: msg_server {:?} user {} action {}: {count} users",
-                    cx.peer(),
+                    "login: msg_server {} user {} action {}: {count} users",
+                    crate::runtime::addr_or_unknown(cx.peer()),
                     update.user_id,
                     update.user_action
                 ),
                 None => log::warn!(
-                    "login: msg_server {:?} sent IMUserCntUpdate action {} before registering or with an unknown action; ignored",
-                    cx.peer(),
+                    "login: msg_server {} sent IMUserCntUpdate action {} before registering or with an unknown action; ignored",
+                    crate::runtime::addr_or_unknown(cx.peer()),
                     update.user_action
                 ),
             }
@@ -279,8 +288,8 @@ fn handle_link_pdu(cx: &mut ConnCtx<'_, LoginConn>, pdu: PduRef<'_>) {
         (service, command) => {
             // A newer msg_server may send more; TeamTalk logged and ignored.
             log::debug!(
-                "login: msg_server {:?} sent unhandled command {service:#06x}/{command:#06x}",
-                cx.peer()
+                "login: msg_server {} sent unhandled command {service:#06x}/{command:#06x}",
+                crate::runtime::addr_or_unknown(cx.peer())
             );
         }
     }

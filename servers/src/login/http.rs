@@ -236,7 +236,10 @@ impl HttpServer {
             Ok(None) => return, // wait for more (or the deadline)
             Ok(Some(req)) => self.answer(ctx, &req),
             Err(bad) => {
-                log::warn!("login: http {h} {:?} bad request: {bad:?}", conn.io.peer());
+                log::warn!(
+                    "login: http {h} {} bad request: {bad:?}",
+                    crate::runtime::addr_or_unknown(conn.io.peer())
+                );
                 response(
                     "400 Bad Request",
                     "text/plain; charset=utf-8",
@@ -292,8 +295,8 @@ impl Handler for HttpServer {
                 if let Some(conn) = self.conns.get_mut(&h) {
                     if conn.deadline == Some(id) {
                         log::info!(
-                            "login: http {h} {:?} closed: no complete exchange within {:?}",
-                            conn.io.peer(),
+                            "login: http {h} {} closed: no complete exchange within {:?}",
+                            crate::runtime::addr_or_unknown(conn.io.peer()),
                             self.timeout
                         );
                         conn.io.force_close(ctx);

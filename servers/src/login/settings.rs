@@ -29,7 +29,7 @@
 //! | `MsgServerTimeoutMs` | 30000 | drop a msg_server link silent this long |
 //! | `MaxFrameBytes` | 65536 | largest PDU accepted on either TCP port |
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Key};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -64,6 +64,91 @@ pub struct LoginSettings {
     pub max_frame_len: u32,
 }
 
+/// Every key [`LoginSettings::from_config`] reads, with its default, for
+/// `login_server --help` and for refusing unknown `--Key` flags.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "ClientListenIP",
+        default: "127.0.0.1",
+        help: "';'-separated addresses for clients (TCP, PDUs)",
+    },
+    Key {
+        name: "ClientPort",
+        default: "8008",
+        help: "client port",
+    },
+    Key {
+        name: "HttpListenIP",
+        default: "127.0.0.1",
+        help: "addresses for GET /msg_server",
+    },
+    Key {
+        name: "HttpPort",
+        default: "8080",
+        help: "HTTP port",
+    },
+    Key {
+        name: "MsgServerListenIP",
+        default: "127.0.0.1",
+        help: "addresses message servers register on",
+    },
+    Key {
+        name: "MsgServerPort",
+        default: "8100",
+        help: "message server port",
+    },
+    Key {
+        name: "msfs",
+        default: "http://127.0.0.1:8700/",
+        help: "file server URL returned over HTTP",
+    },
+    Key {
+        name: "discovery",
+        default: "http://127.0.0.1/api/discovery",
+        help: "discovery URL returned over HTTP",
+    },
+    Key {
+        name: "ClientTimeoutMs",
+        default: "120000",
+        help: "close a client silent this long",
+    },
+    Key {
+        name: "MaxClientConns",
+        default: "10000",
+        help: "refuse client connections beyond this",
+    },
+    Key {
+        name: "HttpTimeoutMs",
+        default: "10000",
+        help: "a request must be complete (and answered) within this",
+    },
+    Key {
+        name: "HttpMaxRequestBytes",
+        default: "8192",
+        help: "larger request heads get 400",
+    },
+    Key {
+        name: "MaxHttpConns",
+        default: "10000",
+        help: "refuse HTTP connections beyond this",
+    },
+    Key {
+        name: "MsgServerHeartbeatMs",
+        default: "5000",
+        help: "heartbeat a quiet msg_server link",
+    },
+    Key {
+        name: "MsgServerTimeoutMs",
+        default: "30000",
+        help: "drop a msg_server link silent this long",
+    },
+    Key {
+        name: "MaxFrameBytes",
+        default: "65536",
+        help: "largest PDU accepted on either TCP port",
+    },
+];
+
 impl Default for LoginSettings {
     fn default() -> Self {
         LoginSettings::from_config(&Config::default()).expect("defaults are valid")
@@ -73,7 +158,9 @@ impl Default for LoginSettings {
 fn millis(config: &Config, key: &str, default_ms: u64) -> Result<Duration, ConfigError> {
     let ms: u64 = config.get_or(key, default_ms)?;
     if ms == 0 {
-        return Err(ConfigError(format!("{key} must be above 0")));
+        return Err(ConfigError(format!(
+            "bad value for {key}: \"0\" (must be above 0)"
+        )));
     }
     Ok(Duration::from_millis(ms))
 }
