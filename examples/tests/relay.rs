@@ -210,3 +210,137 @@ fn a_fast_sender_and_a_slow_reader_keep_relay_memory_bounded() {
         "relay memory grew by {grown} KiB"
     );
 }
+
+/// The last `stats:` line's peak, once the relay has printed a few.
+fn peak_queued_from_stats(relay: &Proc) -> usize {
+    relay.expect_line("stats:", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(200));
+    std::iter::from_fn(|| relay.lines.try_recv().ok())
+        .filter(|l| l.starts_with("stats:"))
+        .last()
+        .expect("a stats line after the transfer")
+        .split("peak ")
+        .nth(1)
+        .and_then(|p| p.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("peak in stats line")
+}
+
+#[test]
+fn a_fast_backend_and_a_slow_client_are_held_back_too() {
+    // The other direction: the backend floods, the client reads slowly.
+    const TOTAL: usize = 16 << 20;
+    const HIGH_WATER: usize = 1 << 20;
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let to = backend.local_addr().unwrap().to_string();
+    let sender = std::thread::spawn(move || {
+        let (mut s, _) = backend.accept().unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
+        let chunk = vec![5u8; 1 << 20];
+        for _ in 0..TOTAL / chunk.len() {
+            s.write_all(&chunk).unwrap();
+        }
+        s.shutdown(Shutdown::Write).unwrap();
+        // Reads the client's end-of-stream before closing.
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    let relay = Proc::start(
+        TCPRELAY,
+        &[
+            "--port",
+            "0",
+            "--to",
+            &to,
+            "--high-water",
+            &HIGH_WATER.to_string(),
+            "--stats",
+            "0.05",
+        ],
+    );
+    let mut s = relay.connect();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        match s.read(&mut buf).unwrap() {
+            0 => break,
+            n => total += n,
+        }
+        std::thread::sleep(Duration::from_micros(500)); // a slow reader
+    }
+    assert_eq!(
+        total, TOTAL,
+        "the client got everything, then end-of-stream"
+    );
+    s.shutdown(Shutdown::Write).unwrap();
+    sender.join().unwrap();
+    let peak_queued = peak_queued_from_stats(&relay);
+    eprintln!("tcprelay, backend to client: peak queued {peak_queued} bytes");
+    assert!(
+        peak_queued >= HIGH_WATER / 2,
+        "the reader was not slow enough to test anything"
+    );
+    assert!(
+        peak_queued < HIGH_WATER + 64 * 1024,
+        "queued {peak_queued} bytes"
+    );
+}
+
+#[test]
+fn socks_carries_early_bytes_and_half_close_from_the_backend() {
+    // The backend answers the first bytes, finishes its direction, and
+    // still reads what the client sends afterwards.
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = backend.local_addr().unwrap().port();
+    let backend = std::thread::spawn(move || {
+        let (mut s, _) = backend.accept().unwrap();
+        let mut ping = [0u8; 4];
+        s.read_exact(&mut ping).unwrap();
+        assert_eq!(&ping, b"ping");
+        s.write_all(b"pong").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        rest
+    });
+    let proxy = Proc::start(SOCKS, &["--port", "0"]);
+    let mut s = proxy.connect();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The request and the first bytes in one write, before the reply.
+    let mut req = vec![4, 1];
+    req.extend_from_slice(&port.to_be_bytes());
+    req.extend_from_slice(&[127, 0, 0, 1, b'u', 0]);
+    req.extend_from_slice(b"ping");
+    s.write_all(&req).unwrap();
+    let mut reply = [0u8; 8];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[1], 0x5a);
+    let mut pong = Vec::new();
+    s.read_to_end(&mut pong).unwrap(); // the backend's end-of-stream arrives
+    assert_eq!(pong, b"pong");
+    // The client's direction is still open.
+    s.write_all(b"after the backend finished").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(backend.join().unwrap(), b"after the backend finished");
+}
+
+#[test]
+fn socks_refuses_when_the_backend_is_unreachable() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let proxy = Proc::start(SOCKS, &["--port", "0"]);
+    let mut s = proxy.connect();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut req = vec![4, 1];
+    req.extend_from_slice(&port.to_be_bytes());
+    req.extend_from_slice(&[127, 0, 0, 1, 0]);
+    s.write_all(&req).unwrap();
+    let mut reply = [0u8; 8];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[1], 0x5b);
+    assert_eq!(s.read(&mut reply).unwrap_or(0), 0, "not closed");
+}

@@ -23,9 +23,9 @@ use crate::buffered::{BufferedConn, SendError, SendStatus};
 use crate::codec::Encoder;
 use crate::link::Links;
 use crate::policy::Timeouts;
-use crate::server::Connection;
+use crate::server::{ConnConfig, Connection};
 use crate::table::{ConnState, ConnTable, SCRATCH_KEEP};
-use netlib::{Context, Handle, HandlerRef, TimerId};
+use netlib::{ConnectOptions, Context, Handle, HandlerRef, TimerId};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -44,6 +44,11 @@ pub struct ConnCtx<'a, C: Connection> {
     pub(crate) me: HandlerRef,
     /// Replies to this connection are collected in `conns.reply_buf`.
     pub(crate) batching: bool,
+    /// The server's codec, cloned for connections opened from a hook.
+    pub(crate) proto: &'a C::Codec,
+    /// [`pause_read`](Self::pause_read) was called: the current read batch
+    /// stops before the next read.
+    pub(crate) read_paused: bool,
 }
 
 impl<C: Connection> ConnCtx<'_, C> {
@@ -193,14 +198,59 @@ impl<C: Connection> ConnCtx<'_, C> {
     }
 
     /// Stops reading this connection (backpressure); input waits in the
-    /// kernel until [`resume_read`](Self::resume_read).
+    /// kernel until [`resume_read`](Self::resume_read). Called from
+    /// [`on_frame`](crate::Connection::on_frame) it also ends the read batch
+    /// being dispatched: nothing more is read from the socket (frames
+    /// already read are still delivered), so a relay stops within one read
+    /// chunk of its mark.
     pub fn pause_read(&mut self) {
+        self.read_paused = true;
         let _ = self.ctx.pause_read(self.cur.handle);
     }
 
     /// Resumes reading this connection.
     pub fn resume_read(&mut self) {
+        self.read_paused = false;
         let _ = self.ctx.resume_read(self.cur.handle);
+    }
+
+    /// Opens an outgoing connection to `addr` served by this server, with
+    /// `conn` as its object - what a proxy does for the client whose hook
+    /// runs. Same contract as [`Server::connect`](crate::Server::connect):
+    /// success reaches the new connection's
+    /// [`on_confirm`](crate::Connection::on_confirm), failure its
+    /// [`on_close`](crate::Connection::on_close) with the reason; `Err`
+    /// only when no socket could be created (then `conn` is dropped).
+    pub fn connect(
+        &mut self,
+        addr: SocketAddr,
+        opts: &ConnectOptions,
+        conn: C,
+        config: ConnConfig,
+    ) -> netlib::Result<Handle> {
+        crate::server::start_connect(
+            self.ctx, self.conns, self.proto, self.me, addr, opts, conn, config,
+        )
+    }
+
+    /// Half-closes connection `h` (this one included) once its queued
+    /// output is sent: its peer reads end-of-stream, and `h` keeps
+    /// receiving. A relay does this to one side when the other side's peer
+    /// finished sending ([`on_read_closed`](crate::Connection::on_read_closed)).
+    /// Further sends to `h` fail. False if `h` is not open.
+    pub fn shutdown_conn(&mut self, h: Handle) -> bool {
+        if h == self.cur.handle {
+            self.flush_batch();
+            self.cur.io.shutdown(self.ctx);
+            return true;
+        }
+        match self.conns.slot_mut(h) {
+            Some(slot) => {
+                slot.state.io.shutdown(self.ctx);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Marks the connection logged in: its login deadline no longer applies.

@@ -17,7 +17,8 @@
 //!   heartbeat when quiet, a close when the peer is silent, a login
 //!   deadline. `ConnConfig::default()` has none; TeamTalk's come with
 //!   [`ConnConfig::client`] and [`ConnConfig::server_link`];
-//! - reconnecting links ([`Server::add_link`]);
+//! - reconnecting links ([`Server::add_link`]) and one-off outgoing
+//!   connections ([`Server::connect`], [`ConnCtx::connect`] from a hook);
 //! - the server-wide state ([`Connection::Shared`]).
 //!
 //! While a connection's hook runs, its object is taken out of the table and
@@ -127,7 +128,8 @@ pub trait Connection: Sized + 'static {
         let _ = cx;
     }
 
-    /// An outgoing connection (a link) completed.
+    /// An outgoing connection (a link, or one opened with
+    /// [`Server::connect`] / [`ConnCtx::connect`]) completed.
     fn on_confirm(&mut self, cx: &mut ConnCtx<'_, Self>) {
         let _ = cx;
     }
@@ -316,6 +318,36 @@ impl<C: Connection> Server<C> {
         index
     }
 
+    /// Opens an outgoing connection to `addr` with `conn` as its object (a
+    /// one-off connection, not a reconnecting link: nothing is retried).
+    /// Completion reaches `conn`'s [`on_confirm`](Connection::on_confirm);
+    /// a failed connect - refused, unreachable, `opts.timeout` passed -
+    /// reaches its [`on_close`](Connection::on_close) with the reason, also
+    /// when the kernel refuses at once, so there is one failure path. `Err`
+    /// only when no socket could be created at all (then `conn` is
+    /// dropped). Nothing may be sent before `on_confirm`. From inside a
+    /// hook, use [`ConnCtx::connect`].
+    pub fn connect(
+        &mut self,
+        ctx: &mut Context,
+        addr: SocketAddr,
+        opts: &ConnectOptions,
+        conn: C,
+        config: ConnConfig,
+    ) -> netlib::Result<Handle> {
+        let me = self.me.ok_or(netlib::Error::InvalidHandle)?;
+        start_connect(
+            ctx,
+            &mut self.conns,
+            &self.codec,
+            me,
+            addr,
+            opts,
+            conn,
+            config,
+        )
+    }
+
     /// Handle of link `index` while it is connected.
     pub fn link_handle(&self, index: usize) -> Option<Handle> {
         let link = self.links.list.get(index)?;
@@ -395,6 +427,8 @@ impl<C: Connection> Server<C> {
             links: &mut self.links,
             me,
             batching: false,
+            proto: &self.codec,
+            read_paused: false,
         };
         f(&mut slot.conn, &mut cx);
         Some(slot)
@@ -543,6 +577,39 @@ impl<C: Connection> Server<C> {
     }
 }
 
+/// Starts an outgoing connection and enters it in the table, waiting for
+/// its Confirm (or Close).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start_connect<C: Connection>(
+    ctx: &mut Context,
+    conns: &mut ConnTable<C>,
+    codec: &C::Codec,
+    me: HandlerRef,
+    addr: SocketAddr,
+    opts: &ConnectOptions,
+    conn: C,
+    config: ConnConfig,
+) -> netlib::Result<Handle> {
+    let h = ctx.connect_with(addr, opts, me)?;
+    conns.insert(Slot {
+        conn,
+        state: ConnState {
+            handle: h,
+            io: BufferedConn::new(ctx, h, config.limits),
+            meta: Meta {
+                config,
+                connected_at: Instant::now(),
+                connected: false,
+                logged_in: config.timeouts.login.is_none(),
+                policy_timer: None,
+                link: None,
+            },
+            codec: codec.clone(),
+        },
+    });
+    Ok(h)
+}
+
 fn peer(io: &BufferedConn) -> String {
     io.peer()
         .map_or_else(|| "(unknown peer)".to_string(), |p| p.to_string())
@@ -588,7 +655,8 @@ fn read_input<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) {
         scratch.resize(READ_CHUNK, 0);
     }
     let max_frame = cx.cur.meta.config.max_frame;
-    while !cx.cur.io.is_closed() {
+    cx.read_paused = false;
+    while !cx.cur.io.is_closed() && !cx.read_paused {
         let Some(n) = cx.cur.io.recv_chunk(cx.ctx, &mut scratch) else {
             break;
         };

@@ -3,10 +3,11 @@
 //! A client sends a SOCKS4 CONNECT request naming an IPv4 address, or a
 //! SOCKS4a one naming a host; the proxy connects there, answers "granted"
 //! (or "rejected"), and from then on relays bytes both ways with the same
-//! backpressure and half-close as `tcprelay` ([`Relay`]). Requests longer
-//! than 128 bytes are rejected. Host names are resolved on a thread of their
-//! own - `getaddrinfo` blocks, and the event loop must not - and the result
-//! is posted back to the loop.
+//! backpressure and half-close as `tcprelay` (both are
+//! [`examples::relay`]: an imconn connection server with the raw codec).
+//! Requests longer than 128 bytes are rejected. Host names are resolved on
+//! a thread of their own - `getaddrinfo` blocks, and the event loop must
+//! not - and the result is posted back to the loop.
 //!
 //! ```text
 //! socks4a [--host 127.0.0.1] [--port 1080] [--high-water 1048576]
@@ -15,7 +16,7 @@
 
 use clap::Parser;
 use examples::cli;
-use examples::relay::{Mode, Relay};
+use examples::relay::{self, Mode};
 use netlib::{EventDispatch, ListenOptions};
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -41,10 +42,8 @@ fn main() -> ExitCode {
     let high_water = args.high_water;
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let mut dispatch = EventDispatch::new()?;
-        let poster = dispatch.poster();
         let ctx = dispatch.context();
-        let me = ctx.add_handler(Relay::new(Mode::Socks, high_water, poster));
-        ctx.with_handler(me, |r: &mut Relay, _| r.set_self(me));
+        let me = relay::register(ctx, Mode::Socks, high_water);
         let opts = ListenOptions {
             half_close: true,
             ..ListenOptions::default()

@@ -17,7 +17,7 @@
 
 use clap::Parser;
 use examples::cli;
-use examples::relay::{Mode, Relay};
+use examples::relay::{self, Mode, Relay};
 use netlib::{EventDispatch, ListenOptions};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -51,10 +51,8 @@ fn main() -> ExitCode {
     let (to, high_water) = (args.to, args.high_water);
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let mut dispatch = EventDispatch::new()?;
-        let poster = dispatch.poster();
         let ctx = dispatch.context();
-        let me = ctx.add_handler(Relay::new(Mode::Fixed(to), high_water, poster));
-        ctx.with_handler(me, |r: &mut Relay, _| r.set_self(me));
+        let me = relay::register(ctx, Mode::Fixed(to), high_water);
         let opts = ListenOptions {
             half_close: true,
             ..ListenOptions::default()
@@ -65,7 +63,7 @@ fn main() -> ExitCode {
             ctx.add_repeating_timer(every, move |ctx, _| {
                 ctx.with_handler(me, |r: &mut Relay, _| {
                     let mut out = std::io::stdout().lock();
-                    let (now, peak) = (r.queued(), r.peak_queued());
+                    let (now, peak) = (relay::queued(r), relay::peak_queued(r));
                     let _ = writeln!(out, "stats: queued {now} bytes, peak {peak} bytes");
                 });
             });
