@@ -44,6 +44,9 @@ pub struct ConnCtx<'a, C: Connection> {
     pub(crate) me: HandlerRef,
     /// Replies to this connection are collected in `conns.reply_buf`.
     pub(crate) batching: bool,
+    /// [`pause_read`](Self::pause_read) was called in this hook: the read
+    /// in progress stops at once.
+    pub(crate) read_paused: bool,
 }
 
 impl<C: Connection> ConnCtx<'_, C> {
@@ -193,13 +196,19 @@ impl<C: Connection> ConnCtx<'_, C> {
     }
 
     /// Stops reading this connection (backpressure); input waits in the
-    /// kernel until [`resume_read`](Self::resume_read).
+    /// kernel until [`resume_read`](Self::resume_read). Called from
+    /// [`on_frame`](crate::Connection::on_frame), it also ends the read in
+    /// progress: frames already read are still dispatched, but nothing more
+    /// is taken from the kernel (an echo that backs up holds one read chunk,
+    /// not a whole read budget).
     pub fn pause_read(&mut self) {
+        self.read_paused = true;
         let _ = self.ctx.pause_read(self.cur.handle);
     }
 
     /// Resumes reading this connection.
     pub fn resume_read(&mut self) {
+        self.read_paused = false;
         let _ = self.ctx.resume_read(self.cur.handle);
     }
 

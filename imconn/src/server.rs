@@ -316,6 +316,45 @@ impl<C: Connection> Server<C> {
         index
     }
 
+    /// Opens one outgoing connection to `addr`, served by this server like
+    /// an accepted one: [`Connection::on_confirm`] when it completes,
+    /// [`Connection::on_close`] when it ends - or when the connect fails
+    /// (refused, timed out), which is reported only there. It is not
+    /// reconnected (for that, see [`add_link`](Self::add_link)): clients and
+    /// load generators open their sessions with it. Deadlines in `config`
+    /// start at the confirm; no login deadline applies.
+    pub fn connect(
+        &mut self,
+        ctx: &mut Context,
+        addr: SocketAddr,
+        opts: &ConnectOptions,
+        conn: C,
+        config: ConnConfig,
+    ) -> netlib::Result<Handle> {
+        let me = self.me.ok_or(netlib::Error::InvalidHandle)?;
+        let h = ctx.connect_with(addr, opts, me)?;
+        let meta = Meta {
+            config,
+            connected_at: Instant::now(),
+            connected: false,
+            logged_in: true,
+            policy_timer: None,
+            link: None,
+        };
+        let io = BufferedConn::new(ctx, h, config.limits);
+        let codec = self.codec.clone();
+        self.conns.insert(Slot {
+            conn,
+            state: ConnState {
+                handle: h,
+                io,
+                meta,
+                codec,
+            },
+        });
+        Ok(h)
+    }
+
     /// Handle of link `index` while it is connected.
     pub fn link_handle(&self, index: usize) -> Option<Handle> {
         let link = self.links.list.get(index)?;
@@ -395,6 +434,7 @@ impl<C: Connection> Server<C> {
             links: &mut self.links,
             me,
             batching: false,
+            read_paused: false,
         };
         f(&mut slot.conn, &mut cx);
         Some(slot)
@@ -588,7 +628,7 @@ fn read_input<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) {
         scratch.resize(READ_CHUNK, 0);
     }
     let max_frame = cx.cur.meta.config.max_frame;
-    while !cx.cur.io.is_closed() {
+    while !cx.cur.io.is_closed() && !cx.read_paused {
         let Some(n) = cx.cur.io.recv_chunk(cx.ctx, &mut scratch) else {
             break;
         };

@@ -17,7 +17,7 @@
 //! Try it with a real client: `nc 127.0.0.1 2007`.
 
 use examples::cli::{self, Flags};
-use examples::echo::EchoServer;
+use examples::echo;
 use imconn::{BufferedConn, Limits};
 use netlib::{ConnectOptions, Context, Event, EventDispatch, Handle, Handler, ListenOptions};
 use std::net::SocketAddr;
@@ -51,7 +51,8 @@ fn main() -> ExitCode {
 fn server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
     let mut dispatch = EventDispatch::new()?;
     let ctx = dispatch.context();
-    let listener = ctx.listen(addr, &ListenOptions::default(), EchoServer::new())?;
+    let server = echo::register(ctx);
+    let listener = ctx.listen_with(addr, &ListenOptions::default(), server)?;
     cli::announce(ctx.local_addr(listener)?);
     dispatch.run()?;
     Ok(())
