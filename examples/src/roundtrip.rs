@@ -236,7 +236,10 @@ mod tests {
         let (frame, used) = codec.decode(&garbage, 64).unwrap().unwrap();
         assert_eq!((frame, used), (&[0xAA; FRAME_LEN], FRAME_LEN));
         let (_, used2) = codec.decode(&garbage[used..], 64).unwrap().unwrap();
-        assert!(codec.decode(&garbage[used + used2..], 64).unwrap().is_none());
+        assert!(codec
+            .decode(&garbage[used + used2..], 64)
+            .unwrap()
+            .is_none());
         let mut out = Vec::new();
         let stamped = Frame {
             server_us: 5,

@@ -224,8 +224,16 @@ fn a_member_that_stops_reading_is_disconnected_while_others_keep_receiving() {
         body[..4].copy_from_slice(&i.to_be_bytes());
         sender.write_all(&frame(&body)).unwrap();
     }
-    assert_eq!(listener.join().unwrap(), BEFORE + AFTER, "a member missed messages");
-    assert_eq!(own.join().unwrap(), BEFORE + AFTER, "the sender missed its own");
+    assert_eq!(
+        listener.join().unwrap(),
+        BEFORE + AFTER,
+        "a member missed messages"
+    );
+    assert_eq!(
+        own.join().unwrap(),
+        BEFORE + AFTER,
+        "the sender missed its own"
+    );
     let elapsed = start.elapsed();
     assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
 }

@@ -155,9 +155,7 @@ fn server(
         members: Vec::new(),
         frame: Vec::with_capacity(max_frame),
     };
-    let chat = Server::<Member>::register(ctx, room, move |_, _: &Accepted| {
-        Some((Member, config))
-    });
+    let chat = Server::<Member>::register(ctx, room, move |_, _: &Accepted| Some((Member, config)));
     let listener = ctx.listen_with(addr, &ListenOptions::default(), chat)?;
     cli::announce(ctx.local_addr(listener)?);
     dispatch.run()?;

@@ -175,7 +175,10 @@ fn client(
         ..ConnectOptions::default()
     };
     ctx.with_handler(r, |s: &mut Server<Session>, ctx| {
-        (0..sessions).try_for_each(|_| s.connect(ctx, addr, &opts, Session, echo_config()).map(drop))
+        (0..sessions).try_for_each(|_| {
+            s.connect(ctx, addr, &opts, Session, echo_config())
+                .map(drop)
+        })
     })
     .ok_or("client state lost")??;
     dispatch.run()?;

@@ -34,8 +34,8 @@
 use examples::cli::{self, Flags};
 use examples::sudoku::{answer, parse_line, write_reply, MAX_LINE};
 use imconn::{
-    Accepted, Codec, ConnConfig, ConnCtx, Connection, DecodeError, EncodeError, Encoder, LineCodec,
-    Limits, Server,
+    Accepted, Codec, ConnConfig, ConnCtx, Connection, DecodeError, EncodeError, Encoder, Limits,
+    LineCodec, Server,
 };
 use netlib::{CloseReason, Context, EventDispatch, Handle, ListenOptions, Poster};
 use std::process::ExitCode;
@@ -156,9 +156,10 @@ impl Connection for Conn {
         if self.closing {
             return;
         }
-        let request = match line.map_err(|e| e.to_string()).and_then(|line| {
-            parse_line(line).map_err(|e| format!("{e:?}"))
-        }) {
+        let request = match line
+            .map_err(|e| e.to_string())
+            .and_then(|line| parse_line(line).map_err(|e| format!("{e:?}")))
+        {
             Ok(r) => r,
             Err(why) => return self.bad_request(cx, &why),
         };
