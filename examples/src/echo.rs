@@ -1,119 +1,91 @@
-//! [`EchoServer`]: send back whatever arrives - the server of the `echo` and
-//! `pingpong` examples.
+//! [`Echo`]: send back whatever arrives - the server of the `echo` and
+//! `pingpong` examples, an [`imconn::Server`] with [`RawCodec`].
 //!
-//! It is written to be benchmarked (muduo's pingpong test compares it with
-//! other libraries), so the data path does no per-event allocation: one
-//! read buffer serves every connection, bytes go from `recv` straight to
-//! [`BufferedConn::send`], which writes through to the kernel and queues only
-//! what the kernel did not take. A connection with queued output stops being
-//! read until the queue drains, so a peer that sends without reading holds at
-//! most one read chunk of server memory, not everything it ever sent.
+//! The connection server does the I/O: it reads into one scratch buffer
+//! shared by every connection and hands each read to
+//! [`on_frame`](Connection::on_frame) as it arrived; [`echo_frame`] sends it
+//! back with [`ConnCtx::send_bytes`], which collects the replies to one read
+//! and writes them through to the kernel in one system call, queueing only
+//! what the kernel did not take. Nothing on this path allocates per event
+//! (muduo's pingpong test compares it with other libraries).
+//!
+//! Backpressure: when the kernel did not take an echo, the connection stops
+//! being read - at once, the rest of the read waits in the kernel - until
+//! its queue drains ([`on_write_complete`](Connection::on_write_complete)).
+//! A peer that sends without reading holds at most a read chunk or two of
+//! server memory, not everything it ever sent.
 
-use crate::conns::ConnTable;
-use imconn::{BufferedConn, Limits};
-use netlib::{Context, Event, Handle, Handler};
+use imconn::{Accepted, ConnConfig, ConnCtx, Connection, Limits, RawCodec, Server};
+use netlib::{Context, HandlerRef};
 
 /// Bytes asked of the kernel per `recv`. Large reads mean few system calls
 /// when a peer streams.
 pub const READ_CHUNK: usize = 64 * 1024;
 
-/// The echo handler; attach it to a listener. One instance serves every
-/// accepted connection.
-pub struct EchoServer {
-    conns: ConnTable<BufferedConn>,
-    buf: Box<[u8]>,
+/// An echoing connection. The server's shared state counts the bytes echoed.
+#[derive(Debug, Default)]
+pub struct Echo;
+
+/// The echo server: one netlib handler serving every accepted connection.
+pub type EchoServer = Server<Echo>;
+
+impl Connection for Echo {
+    type Codec = RawCodec;
     /// Total bytes echoed, for logs and tests.
-    pub bytes: u64,
-}
+    type Shared = u64;
 
-impl Default for EchoServer {
-    fn default() -> Self {
-        EchoServer::new()
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, data: &[u8]) {
+        *cx.shared += echo_frame(cx, data);
+    }
+
+    fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        cx.resume_read();
     }
 }
 
-impl EchoServer {
-    /// A server with no connections.
-    pub fn new() -> EchoServer {
-        EchoServer {
-            conns: ConnTable::new(),
-            buf: vec![0; READ_CHUNK].into_boxed_slice(),
-            bytes: 0,
-        }
+/// Sends `data` back on the current connection and returns its length.
+/// Stops reading the connection when its output backs up in the process
+/// (the kernel did not take an earlier echo); resume it from
+/// [`Connection::on_write_complete`]. For any connection that echoes
+/// (`idleconnection` too).
+pub fn echo_frame<C: Connection>(cx: &mut ConnCtx<'_, C>, data: &[u8]) -> u64 {
+    if cx.send_bytes(data).is_err() {
+        return 0; // closed; its on_close follows
     }
-
-    /// Number of open connections.
-    pub fn connections(&self) -> usize {
-        self.conns.len()
+    // `io().queued()` is what the kernel refused; the reply batch of this
+    // read is not counted, it goes out when the read ends.
+    if cx.io().queued() > 0 {
+        // The peer is not keeping up: stop reading it until the queue
+        // drains, so its echo stays bounded by a read chunk or two.
+        cx.pause_read();
     }
+    data.len() as u64
+}
 
-    fn on_read(&mut self, ctx: &mut Context, h: Handle) {
-        if let Some(conn) = self.conns.get_mut(h) {
-            self.bytes += echo_readable(ctx, conn, &mut self.buf);
-        }
+/// The [`ConnConfig`] of echoing connections: default caps, no deadlines,
+/// reads of up to [`READ_CHUNK`] handed over whole.
+pub fn echo_config() -> ConnConfig {
+    ConnConfig {
+        limits: Limits {
+            read_chunk: READ_CHUNK,
+            ..Limits::default()
+        },
+        max_frame: READ_CHUNK,
+        ..ConnConfig::default()
     }
 }
 
-/// Sends back what socket `conn` has to read, through `buf`; returns the
-/// bytes echoed. Stops reading the socket when the kernel does not take the
-/// echo; [`echo_writable`] resumes it once the queue drained.
-pub fn echo_readable(ctx: &mut Context, conn: &mut BufferedConn, buf: &mut [u8]) -> u64 {
-    let h = conn.handle();
-    let mut total = 0;
-    // Until WouldBlock, end-of-stream (Close follows) or the read budget.
-    while let Ok(n @ 1..) = ctx.recv(h, buf) {
-        total += n as u64;
-        match conn.send(ctx, &buf[..n]) {
-            Ok(status) if status.queued > 0 => {
-                // The peer is not keeping up: stop reading it until the queue
-                // drains, so its echo stays bounded by one read chunk.
-                let _ = ctx.pause_read(h);
-                break;
-            }
-            Ok(_) => {}
-            Err(_) => break, // closed; its Close event follows
-        }
-    }
-    total
-}
-
-/// On [`Event::Write`]: sends queued output and resumes reading once it is
-/// all gone.
-pub fn echo_writable(ctx: &mut Context, conn: &mut BufferedConn) {
-    if let Ok(status) = conn.flush(ctx) {
-        if status.queued == 0 {
-            let _ = ctx.resume_read(conn.handle());
-        }
-    }
-}
-
-/// [`Limits`] for echoing connections: the default caps, big read chunks.
-pub fn echo_limits() -> Limits {
-    Limits {
-        read_chunk: READ_CHUNK,
-        ..Limits::default()
-    }
-}
-
-impl Handler for EchoServer {
-    fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
-        match event {
-            Event::Connect { .. } => {
-                self.conns
-                    .insert(h, BufferedConn::new(ctx, h, echo_limits()));
-            }
-            Event::Read => self.on_read(ctx, h),
-            Event::Write => {
-                if let Some(conn) = self.conns.get_mut(h) {
-                    echo_writable(ctx, conn);
-                }
-            }
-            Event::Close(reason) => {
-                if let Some(conn) = self.conns.remove(h) {
-                    imconn::buffered::log_close(h, conn.peer(), reason);
-                }
-            }
-            _ => {}
-        }
-    }
+/// Registers an echo server; listen with [`Context::listen_with`] and the
+/// returned reference.
+///
+/// ```
+/// use netlib::{EventDispatch, ListenOptions};
+/// let mut dispatch = EventDispatch::new().unwrap();
+/// let ctx = dispatch.context();
+/// let server = examples::echo::register(ctx);
+/// ctx.listen_with("127.0.0.1:0".parse().unwrap(), &ListenOptions::default(), server)
+///     .unwrap();
+/// ```
+pub fn register(ctx: &mut Context) -> HandlerRef {
+    EchoServer::register(ctx, 0, |_, _: &Accepted| Some((Echo, echo_config())))
 }

@@ -204,7 +204,7 @@ impl Side {
                 }
             }
             Err(e) => {
-                log::info!("refusing {:?}: {e:?}", cx.peer());
+                log::info!("refusing {}: {e:?}", crate::cli::addr_or_unknown(cx.peer()));
                 self.refuse(cx);
             }
         }
@@ -429,7 +429,10 @@ impl Connection for Side {
         } else {
             // The backend could not be reached: refuse the client.
             let peer = cx.io_of(p).and_then(|io| io.peer());
-            log::info!("backend of {peer:?} unreachable: {reason}");
+            log::info!(
+                "backend of {} unreachable: {reason}",
+                crate::cli::addr_or_unknown(peer)
+            );
             if matches!(cx.shared.mode, Mode::Socks) {
                 let _ = cx.send_bytes_to(p, &socks::reply(false));
             }

@@ -17,7 +17,8 @@
 //! The offset assumes the two legs take equally long; its error is at most
 //! half the round trip. Every frame is [`FRAME_LEN`] bytes: two big-endian
 //! `i64`s, microseconds since the Unix epoch. The stream has no other
-//! framing, so the server simply stamps each complete 16-byte unit it reads
+//! framing ([`FrameCodec`] cuts it into 16-byte units for the connection
+//! server), so the server simply stamps each complete unit it reads
 //! (whatever its content) and sends it back.
 //!
 //! These are wall-clock times on purpose: comparing two machines' clocks is
@@ -37,6 +38,7 @@
 //!
 //! [`Instant`]: std::time::Instant
 
+use imconn::{Codec, DecodeError, EncodeError, Encoder};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Bytes in a frame: client time, then server time.
@@ -74,28 +76,47 @@ impl Frame {
     }
 }
 
-/// The server's half: appends to `out` every complete frame at the start of
-/// `input`, with its server time set to `server_us`, and returns how many
-/// bytes of `input` it used (a multiple of [`FRAME_LEN`]; a partial frame at
-/// the end waits for the rest).
+/// The framing of the stream: every [`FRAME_LEN`] bytes are a frame,
+/// whatever they hold (decoded as the raw bytes, so a garbage frame is
+/// stamped and returned like any other); [`Frame`]s encode as
+/// [`Frame::to_bytes`]. The codec of both the server and the client.
 ///
 /// ```
-/// use examples::roundtrip::{stamp_frames, Frame, FRAME_LEN};
+/// use examples::roundtrip::{Frame, FrameCodec, FRAME_LEN};
+/// use imconn::{Codec, Encoder};
 /// let mut input = Frame { client_us: 7, server_us: 0 }.to_bytes().to_vec();
 /// input.extend_from_slice(&[1, 2, 3]); // the start of the next frame
+/// let (frame, used) = FrameCodec.decode(&input, 1024).unwrap().unwrap();
+/// assert_eq!(used, FRAME_LEN);
+/// // The server's half: stamp it and send it back.
+/// let reply = Frame { server_us: 99, ..Frame::from_bytes(frame) };
 /// let mut out = Vec::new();
-/// assert_eq!(stamp_frames(&input, 99, &mut out), FRAME_LEN);
+/// FrameCodec.encode(reply, &mut out).unwrap();
 /// assert_eq!(out, Frame { client_us: 7, server_us: 99 }.to_bytes());
+/// assert!(FrameCodec.decode(&input[used..], 1024).unwrap().is_none()); // partial
 /// ```
-pub fn stamp_frames(input: &[u8], server_us: i64, out: &mut Vec<u8>) -> usize {
-    let stamp = server_us.to_be_bytes();
-    let mut used = 0;
-    for frame in input.chunks_exact(FRAME_LEN) {
-        out.extend_from_slice(&frame[..8]);
-        out.extend_from_slice(&stamp);
-        used += FRAME_LEN;
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrameCodec;
+
+impl Codec for FrameCodec {
+    type Frame<'a> = &'a [u8; FRAME_LEN];
+
+    fn decode<'a>(
+        &mut self,
+        src: &'a [u8],
+        _max_frame: usize,
+    ) -> Result<Option<(&'a [u8; FRAME_LEN], usize)>, DecodeError> {
+        Ok(src
+            .first_chunk::<FRAME_LEN>()
+            .map(|frame| (frame, FRAME_LEN)))
     }
-    used
+}
+
+impl Encoder<Frame> for FrameCodec {
+    fn encode(&mut self, frame: Frame, dst: &mut Vec<u8>) -> Result<(), EncodeError> {
+        dst.extend_from_slice(&frame.to_bytes());
+        Ok(())
+    }
 }
 
 /// What one reply tells: round trip and clock offset, in microseconds.
@@ -208,16 +229,25 @@ mod tests {
     }
 
     #[test]
-    fn stamping_uses_whole_frames_only() {
-        let mut out = Vec::new();
-        assert_eq!(stamp_frames(&[0; 15], 1, &mut out), 0);
-        assert!(out.is_empty());
+    fn the_codec_takes_whole_frames_only() {
+        let mut codec = FrameCodec;
+        assert!(codec.decode(&[0; 15], 64).unwrap().is_none());
         let garbage = [0xAAu8; 40]; // two frames and a half
-        assert_eq!(stamp_frames(&garbage, 5, &mut out), 32);
-        assert_eq!(out.len(), 32);
-        let second = Frame::from_bytes(out[16..32].try_into().unwrap());
-        assert_eq!(second.server_us, 5);
-        assert_eq!(&out[16..24], &[0xAA; 8]);
+        let (frame, used) = codec.decode(&garbage, 64).unwrap().unwrap();
+        assert_eq!((frame, used), (&[0xAA; FRAME_LEN], FRAME_LEN));
+        let (_, used2) = codec.decode(&garbage[used..], 64).unwrap().unwrap();
+        assert!(codec
+            .decode(&garbage[used + used2..], 64)
+            .unwrap()
+            .is_none());
+        let mut out = Vec::new();
+        let stamped = Frame {
+            server_us: 5,
+            ..Frame::from_bytes(frame)
+        };
+        codec.encode(stamped, &mut out).unwrap();
+        assert_eq!(&out[..8], &[0xAA; 8]);
+        assert_eq!(Frame::from_bytes(out[..].try_into().unwrap()).server_us, 5);
     }
 
     #[test]

@@ -60,14 +60,15 @@ pub fn parse_line(line: &[u8]) -> Result<Request<'_>, BadRequest> {
     Ok(Request { id, cells })
 }
 
-/// Appends the reply line for `id` and `solution` (or `NoSolution`) to `out`.
+/// Appends the reply line for `id` and `body` (the solution, `NoSolution`,
+/// `ServerTooBusy`) to `out`, without its line end: the line codec
+/// (`imconn::LineCodec`) adds `\r\n` when it is sent.
 pub fn write_reply(out: &mut Vec<u8>, id: Option<&[u8]>, body: &[u8]) {
     if let Some(id) = id {
         out.extend_from_slice(id);
         out.push(b':');
     }
     out.extend_from_slice(body);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// The body of a reply to `cells`: 81 digits, or `NoSolution`.
@@ -217,7 +218,9 @@ mod tests {
     fn replies_carry_the_id() {
         let mut out = Vec::new();
         write_reply(&mut out, Some(b"7"), b"NoSolution");
+        assert_eq!(out, b"7:NoSolution");
+        out.clear();
         write_reply(&mut out, None, b"ServerTooBusy");
-        assert_eq!(out, b"7:NoSolution\r\nServerTooBusy\r\n");
+        assert_eq!(out, b"ServerTooBusy");
     }
 }

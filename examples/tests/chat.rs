@@ -176,3 +176,65 @@ fn the_chat_client_sends_stdin_and_prints_messages() {
         "client did not exit cleanly"
     );
 }
+
+/// The slow-consumer policy on its own (the default 1 MiB limit): a member
+/// that stops reading is disconnected by its own high-water hook although other
+/// members' messages did the sending, promptly, and the others keep
+/// receiving - also what is said after it left.
+#[test]
+fn a_member_that_stops_reading_is_disconnected_while_others_keep_receiving() {
+    const SIZE: usize = 8 * 1024;
+    // 16 MiB: past the limit and all that the kernels buffer on loopback.
+    const BEFORE: u32 = 2000;
+    const AFTER: u32 = 20;
+    let server = Proc::start(EXE, &["server", "--port", "0"]);
+    let start = Instant::now();
+
+    let slow = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    slow.set_recv_buffer_size(4096).unwrap();
+    slow.connect(&server.addr.into()).unwrap();
+    let mut slow: TcpStream = slow.into();
+    let listener = server.connect();
+    let listener = std::thread::spawn(move || receive_all(listener, BEFORE + AFTER));
+    let mut sender = server.connect();
+    let own = sender.try_clone().unwrap();
+    let own = std::thread::spawn(move || receive_all(own, BEFORE + AFTER));
+
+    let mut body = vec![b'y'; SIZE];
+    for i in 0..BEFORE {
+        body[..4].copy_from_slice(&i.to_be_bytes());
+        sender.write_all(&frame(&body)).unwrap();
+    }
+    // The slow member is gone: what the kernels held, then EOF or a reset.
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match slow.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("slow member still connected after {got} bytes: {e}"),
+        }
+    }
+    let sent = BEFORE as usize * (SIZE + 4);
+    assert!(got < sent / 2, "the slow member got {got} of {sent} bytes");
+
+    // The room goes on without it.
+    for i in BEFORE..BEFORE + AFTER {
+        body[..4].copy_from_slice(&i.to_be_bytes());
+        sender.write_all(&frame(&body)).unwrap();
+    }
+    assert_eq!(
+        listener.join().unwrap(),
+        BEFORE + AFTER,
+        "a member missed messages"
+    );
+    assert_eq!(
+        own.join().unwrap(),
+        BEFORE + AFTER,
+        "the sender missed its own"
+    );
+    let elapsed = start.elapsed();
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+}

@@ -1,10 +1,11 @@
-//! Our pingpong server: the examples crate's `EchoServer` (the server of
-//! `pingpong`), with a counting allocator.
+//! Our pingpong server: the examples crate's echo server (an
+//! `imconn::Server` with the raw codec, the server of `pingpong`), with a
+//! counting allocator.
 //!
 //! `netlib_pingpong_server ADDR [ALLOC_STATS_FILE]`
 
 use bench::CountingAlloc;
-use examples::echo::EchoServer;
+use examples::echo;
 use netlib::{EventDispatch, ListenOptions};
 
 #[global_allocator]
@@ -19,7 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         nodelay: true,
         ..ListenOptions::default()
     };
-    dispatch.context().listen(addr, &opts, EchoServer::new())?;
+    let ctx = dispatch.context();
+    let server = echo::register(ctx);
+    ctx.listen_with(addr, &opts, server)?;
     dispatch.run()?;
     Ok(())
 }

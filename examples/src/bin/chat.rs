@@ -12,9 +12,16 @@
 //! a member past it is disconnected with a log line, and everyone else
 //! carries on at full speed.
 //!
+//! Both sides are [`imconn::Server`]s with [`imconn::LengthCodec`]. The
+//! server encodes each message once and sends it to every member with
+//! `send_bytes_to`; the limit is each member's high-water mark, and its
+//! `on_high_water` hook - which runs on the member that fell behind, even
+//! though another member's message did the sending - disconnects it.
+//!
 //! The client sends each line of stdin as a message and prints each message
-//! received on a line of stdout. Stdin is read on its own thread, which posts
-//! the lines to the event loop (netlib's `Poster`).
+//! received on a line of stdout; its one connection is opened with
+//! `Server::connect`. Stdin is read on its own thread, which posts the lines
+//! to the event loop (netlib's `Poster`), where `Server::send_to` sends them.
 //!
 //! ```text
 //! chat server [--host 127.0.0.1] [--port 2010] [--max-queue 1048576] [--max-message 65536]
@@ -23,10 +30,9 @@
 
 use clap::{Parser, Subcommand};
 use examples::cli;
-use examples::codec::{LengthCodec, HEADER_LEN};
-use examples::conns::ConnTable;
-use imconn::{BufferedConn, Limits};
-use netlib::{ConnectOptions, Context, Event, EventDispatch, Handle, Handler, ListenOptions};
+use imconn::codec::LENGTH_HEADER_LEN;
+use imconn::{Accepted, ConnConfig, ConnCtx, Connection, Encoder, LengthCodec, Limits, Server};
+use netlib::{CloseReason, ConnectOptions, Context, EventDispatch, Handle, ListenOptions};
 use std::io::{BufRead, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -86,99 +92,60 @@ fn main() -> ExitCode {
 
 // ----- server ---------------------------------------------------------------
 
-struct ChatServer {
-    members: ConnTable<BufferedConn>,
-    codec: LengthCodec,
-    /// The frame being broadcast, encoded once for all members.
+/// A member of the room.
+struct Member;
+
+/// The room: who is in it, and the frame being broadcast, encoded once for
+/// all members.
+struct Room {
+    members: Vec<Handle>,
     frame: Vec<u8>,
-    max_queue: usize,
 }
 
-impl ChatServer {
-    fn on_read(&mut self, ctx: &mut Context, h: Handle) {
-        let Some(conn) = self.members.get_mut(h) else {
-            return;
-        };
-        conn.fill(ctx);
-        loop {
-            let Some(conn) = self.members.get_mut(h) else {
-                return;
-            };
-            if conn.is_closed() {
-                return; // disconnected by a broadcast below (slow reader too)
-            }
-            match self.codec.decode(conn.in_buf.as_slice()) {
-                Ok(Some((len, body))) => {
-                    self.frame.clear();
-                    LengthCodec::encode(&mut self.frame, body);
-                    conn.in_buf.consume(len);
-                    conn.frames_in += 1;
-                    self.broadcast(ctx);
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    log::warn!("disconnecting {}: {e}", cli::addr_or_unknown(conn.peer()));
-                    conn.force_close(ctx);
-                    return;
-                }
-            }
-        }
+impl Connection for Member {
+    type Codec = LengthCodec;
+    type Shared = Room;
+
+    fn on_connect(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        log::info!("{} joined", cli::addr_or_unknown(cx.peer()));
+        cx.shared.members.push(cx.handle());
     }
 
-    fn broadcast(&mut self, ctx: &mut Context) {
-        for (_, member) in self.members.iter_mut() {
-            if member.is_closed() {
-                continue;
-            }
-            match member.send(ctx, &self.frame) {
-                Ok(status) if status.queued > self.max_queue => {
-                    log::warn!(
-                        "disconnecting slow member {}: {} bytes unsent, over the {} byte limit",
-                        cli::addr_or_unknown(member.peer()),
-                        status.queued,
-                        self.max_queue
-                    );
-                    member.force_close(ctx);
-                }
-                Ok(_) => member.frames_out += 1,
-                Err(_) => {} // closed; its Close event follows
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, body: &[u8]) {
+        let mut frame = std::mem::take(&mut cx.shared.frame);
+        frame.clear();
+        if LengthCodec.encode(body, &mut frame).is_ok() {
+            for i in 0..cx.shared.members.len() {
+                let member = cx.shared.members[i];
+                // A member that fell too far behind hears of it in its own
+                // on_high_water, once this hook returns.
+                let _ = cx.send_bytes_to(member, &frame);
             }
         }
+        cx.shared.frame = frame;
     }
-}
 
-impl Handler for ChatServer {
-    fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
-        match event {
-            Event::Connect { .. } => {
-                let limits = Limits {
-                    high_water: self.max_queue,
-                    // Our own policy (above) acts first; this is a backstop.
-                    hard_cap: self.max_queue + 2 * (self.codec.max_body() + HEADER_LEN),
-                    read_chunk: 64 * 1024,
-                };
-                let conn = BufferedConn::new(ctx, h, limits);
-                log::info!("{} joined", cli::addr_or_unknown(conn.peer()));
-                self.members.insert(h, conn);
-            }
-            Event::Read => self.on_read(ctx, h),
-            Event::Write => {
-                if let Some(conn) = self.members.get_mut(h) {
-                    let _ = conn.flush(ctx);
-                }
-            }
-            Event::Close(reason) => {
-                if let Some(conn) = self.members.remove(h) {
-                    log::info!(
-                        "{} left ({reason}) after {} messages in, {} out",
-                        cli::addr_or_unknown(conn.peer()),
-                        conn.frames_in,
-                        conn.frames_out
-                    );
-                }
-            }
-            _ => {}
-        }
+    /// The slow-consumer policy: this member's unsent output passed the
+    /// limit - whichever member's message put it there.
+    fn on_high_water(&mut self, cx: &mut ConnCtx<'_, Self>, queued: usize) {
+        log::warn!(
+            "disconnecting slow member {:?}: {queued} bytes unsent, over the {} byte limit",
+            cx.peer(),
+            cx.io().limits().high_water - 1
+        );
+        cx.close();
+    }
+
+    fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
+        let me = cx.handle();
+        cx.shared.members.retain(|&h| h != me);
+        let io = cx.io();
+        log::info!(
+            "{:?} left ({reason}) after {} messages in, {} out",
+            io.peer(),
+            io.frames_in,
+            io.frames_out
+        );
     }
 }
 
@@ -189,13 +156,29 @@ fn server(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut dispatch = EventDispatch::new()?;
     let ctx = dispatch.context();
-    let chat = ChatServer {
-        members: ConnTable::new(),
-        codec: LengthCodec::new(max_message),
-        frame: Vec::with_capacity(max_message + HEADER_LEN),
-        max_queue,
+    let max_frame = max_message + LENGTH_HEADER_LEN;
+    let config = ConnConfig {
+        limits: Limits {
+            // Reported once the queue holds max_queue + 1 bytes: over it.
+            high_water: max_queue.saturating_add(1),
+            // A backstop: on_high_water acts when the sending hook returns,
+            // after a whole read of the sender (netlib's read budget, 256
+            // KiB by default) was broadcast.
+            hard_cap: max_queue
+                .saturating_mul(2)
+                .saturating_add(4 * max_frame)
+                .max(max_queue.saturating_add(512 * 1024)),
+            read_chunk: 64 * 1024,
+        },
+        max_frame,
+        ..ConnConfig::default()
     };
-    let listener = ctx.listen(addr, &ListenOptions::default(), chat)?;
+    let room = Room {
+        members: Vec::new(),
+        frame: Vec::with_capacity(max_frame),
+    };
+    let chat = Server::<Member>::register(ctx, room, move |_, _: &Accepted| Some((Member, config)));
+    let listener = ctx.listen_with(addr, &ListenOptions::default(), chat)?;
     cli::announce(ctx.local_addr(listener)?);
     dispatch.run()?;
     Ok(())
@@ -203,87 +186,69 @@ fn server(
 
 // ----- client ---------------------------------------------------------------
 
+/// The client's connection to the server.
 struct ChatClient {
-    conn: Option<BufferedConn>,
-    codec: LengthCodec,
-    frame: Vec<u8>,
+    connected: bool,
 }
 
-impl ChatClient {
-    /// Called on the loop with a line read from stdin by the stdin thread.
-    fn say(&mut self, ctx: &mut Context, line: &str) {
-        let Some(conn) = self.conn.as_mut() else {
-            log::warn!("not connected yet; dropped {line:?}");
-            return;
-        };
-        self.frame.clear();
-        LengthCodec::encode(&mut self.frame, line.as_bytes());
-        if let Err(e) = conn.send(ctx, &self.frame) {
-            log::error!("cannot send: {e}");
-        }
+impl Connection for ChatClient {
+    type Codec = LengthCodec;
+    type Shared = ();
+
+    fn on_confirm(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        self.connected = true;
+        println!(
+            "connected to {}",
+            cli::addr_or_unknown(cx.ctx.peer_addr(cx.handle()).ok())
+        );
+    }
+
+    fn on_frame(&mut self, _cx: &mut ConnCtx<'_, Self>, body: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", String::from_utf8_lossy(body));
+        let _ = out.flush();
+    }
+
+    fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
+        log::info!("disconnected: {reason}");
+        cx.ctx.stop();
     }
 }
 
-impl Handler for ChatClient {
-    fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
-        match event {
-            Event::Confirm => {
-                let conn = BufferedConn::new(ctx, h, Limits::default());
-                println!("connected to {}", cli::addr_or_unknown(conn.peer()));
-                self.conn = Some(conn);
-            }
-            Event::Read => {
-                let Some(conn) = self.conn.as_mut() else {
-                    return;
-                };
-                conn.fill(ctx);
-                let mut out = std::io::stdout().lock();
-                loop {
-                    match self.codec.decode(conn.in_buf.as_slice()) {
-                        Ok(Some((len, body))) => {
-                            let _ = writeln!(out, "{}", String::from_utf8_lossy(body));
-                            conn.in_buf.consume(len);
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            log::error!("bad frame from the server: {e}");
-                            conn.force_close(ctx);
-                            break;
-                        }
-                    }
-                }
-                let _ = out.flush();
-            }
-            Event::Write => {
-                if let Some(conn) = self.conn.as_mut() {
-                    let _ = conn.flush(ctx);
-                }
-            }
-            Event::Close(reason) => {
-                log::info!("disconnected: {reason}");
-                ctx.stop();
-            }
-            _ => {}
-        }
+/// Called on the loop with a line read from stdin by the stdin thread.
+fn say(client: &mut Server<ChatClient>, ctx: &mut Context, h: Handle, line: &str) {
+    if !client.conns().get(h).is_some_and(|c| c.connected) {
+        log::warn!("not connected yet; dropped {line:?}");
+        return;
+    }
+    if let Err(e) = client.send_to(ctx, h, line.as_bytes()) {
+        log::error!("cannot send: {e}");
     }
 }
 
 fn client(addr: SocketAddr, max_message: usize) -> Result<(), Box<dyn std::error::Error>> {
     let mut dispatch = EventDispatch::new()?;
     let ctx = dispatch.context();
-    let chat = ctx.add_handler(ChatClient {
-        conn: None,
-        codec: LengthCodec::new(max_message),
-        frame: Vec::new(),
-    });
-    ctx.connect_with(addr, &ConnectOptions::default(), chat)?;
+    let chat = Server::<ChatClient>::register(ctx, (), |_, _: &Accepted| None);
+    let config = ConnConfig {
+        max_frame: max_message + LENGTH_HEADER_LEN,
+        ..ConnConfig::default()
+    };
+    let conn = ChatClient { connected: false };
+    let h = ctx
+        .with_handler(chat, |s: &mut Server<ChatClient>, ctx| {
+            s.connect(ctx, addr, &ConnectOptions::default(), conn, config)
+        })
+        .ok_or("client state lost")??;
     let poster = dispatch.poster();
     // Blocking stdin reads stay off the loop: each line is posted to it.
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
             let posted = poster.post(move |ctx| {
-                ctx.with_handler(chat, |c: &mut ChatClient, ctx| c.say(ctx, &line));
+                ctx.with_handler(chat, |c: &mut Server<ChatClient>, ctx| {
+                    say(c, ctx, h, &line)
+                });
             });
             if posted.is_err() {
                 return; // the loop is gone
@@ -292,10 +257,10 @@ fn client(addr: SocketAddr, max_message: usize) -> Result<(), Box<dyn std::error
         // End of input: finish sending, then half-close; the server's close
         // of our connection stops the loop.
         let _ = poster.post(move |ctx| {
-            ctx.with_handler(chat, |c: &mut ChatClient, ctx| {
-                if let Some(conn) = c.conn.as_mut() {
-                    conn.shutdown(ctx);
-                } else {
+            ctx.with_handler(chat, |c: &mut Server<ChatClient>, ctx| {
+                if !c.conns().get(h).is_some_and(|c| c.connected)
+                    || !c.close_conn_after_flush(ctx, h)
+                {
                     ctx.stop();
                 }
             });

@@ -1,13 +1,17 @@
 //! # echo - the simplest server, and a client that checks it
 //!
 //! The server sends back every byte it receives (RFC 862 over TCP). It shows
-//! the basic shape of a netlib server: one handler object serving all
-//! accepted sockets, an [`imconn::BufferedConn`] per connection for output the
-//! kernel did not take, and backpressure - a client that sends without
-//! reading stops being read, instead of making the server buffer its echo.
+//! the basic shape of a server on netlib: an [`imconn::Server`] - one
+//! handler serving all accepted sockets, with their buffers - and a
+//! [`Connection`] with the raw codec that only says what to do with the
+//! bytes that arrived ([`examples::echo`]), and backpressure: a client that
+//! sends without reading stops being read, instead of making the server
+//! buffer its echo.
 //!
-//! The client opens one connection, sends `--count` messages of `--size`
-//! bytes one at a time, checks each echo and prints the average round trip.
+//! The client is a `Server` too, with one connection opened by
+//! `Server::connect` and a codec whose frames are exactly one message: it
+//! sends `--count` messages of `--size` bytes one at a time, checks each
+//! echo and prints the average round trip.
 //!
 //! ```text
 //! echo [--host 127.0.0.1] [--port 2007]                    # server
@@ -18,9 +22,9 @@
 
 use clap::Parser;
 use examples::cli;
-use examples::echo::EchoServer;
-use imconn::{BufferedConn, Limits};
-use netlib::{ConnectOptions, Context, Event, EventDispatch, Handle, Handler, ListenOptions};
+use examples::echo;
+use imconn::{Accepted, Codec, ConnConfig, ConnCtx, Connection, DecodeError, Server};
+use netlib::{CloseReason, ConnectOptions, Context, EventDispatch, ListenOptions};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -66,15 +70,35 @@ fn main() -> ExitCode {
 fn server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
     let mut dispatch = EventDispatch::new()?;
     let ctx = dispatch.context();
-    let listener = ctx.listen(addr, &ListenOptions::default(), EchoServer::new())?;
+    let server = echo::register(ctx);
+    let listener = ctx.listen_with(addr, &ListenOptions::default(), server)?;
     cli::announce(ctx.local_addr(listener)?);
     dispatch.run()?;
     Ok(())
 }
 
+/// Frames of exactly the message size: an echo is complete when that many
+/// bytes are back.
+#[derive(Debug, Clone, Copy)]
+struct Exactly(usize);
+
+impl Codec for Exactly {
+    type Frame<'a> = &'a [u8];
+
+    fn decode<'a>(
+        &mut self,
+        src: &'a [u8],
+        _max_frame: usize,
+    ) -> Result<Option<(&'a [u8], usize)>, DecodeError> {
+        Ok(src.get(..self.0).map(|echo| (echo, self.0)))
+    }
+}
+
 /// Sends one message, waits for its echo, repeats.
-struct Client {
-    conn: Option<BufferedConn>,
+struct Client;
+
+/// The run: the message in flight and the result.
+struct Run {
     message: Vec<u8>,
     remaining: u32,
     sent_at: Instant,
@@ -84,66 +108,61 @@ struct Client {
 }
 
 impl Client {
-    fn send_next(&mut self, ctx: &mut Context) {
-        let Some(conn) = self.conn.as_mut() else {
-            return;
-        };
+    fn send_next(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        let run = &mut *cx.shared;
         // Vary the content so a server that echoed stale bytes is caught.
-        let tag = self.done.to_be_bytes();
-        for (i, b) in self.message.iter_mut().enumerate() {
+        let tag = run.done.to_be_bytes();
+        for (i, b) in run.message.iter_mut().enumerate() {
             *b = tag[i % 4] ^ (i as u8);
         }
-        self.sent_at = Instant::now();
-        if conn.send(ctx, &self.message).is_err() {
-            self.fail(ctx, "send failed".into());
+        run.sent_at = Instant::now();
+        let message = std::mem::take(&mut run.message);
+        let sent = cx.send_bytes(&message);
+        cx.shared.message = message;
+        if sent.is_err() {
+            cx.shared.fail(cx.ctx, "send failed".into());
         }
-    }
-
-    fn fail(&mut self, ctx: &mut Context, why: String) {
-        self.error.get_or_insert(why);
-        ctx.stop();
     }
 }
 
-impl Handler for Client {
-    fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
-        match event {
-            Event::Confirm => {
-                self.conn = Some(BufferedConn::new(ctx, h, Limits::default()));
-                self.send_next(ctx);
-            }
-            Event::Read => {
-                let size = self.message.len();
-                let Some(conn) = self.conn.as_mut() else {
-                    return;
-                };
-                conn.fill(ctx);
-                if conn.in_buf.len() < size {
-                    return; // the echo is not complete yet
-                }
-                let same = conn.in_buf.as_slice()[..size] == self.message[..];
-                conn.in_buf.consume(size);
-                if !same || !conn.in_buf.is_empty() {
-                    return self.fail(ctx, "echo differs from what was sent".into());
-                }
-                self.total_rtt_us += self.sent_at.elapsed().as_micros();
-                self.done += 1;
-                self.remaining -= 1;
-                if self.remaining == 0 {
-                    return ctx.stop();
-                }
-                self.send_next(ctx);
-            }
-            Event::Write => {
-                if let Some(conn) = self.conn.as_mut() {
-                    let _ = conn.flush(ctx);
-                }
-            }
-            Event::Close(reason) if self.remaining > 0 => {
-                self.fail(ctx, format!("connection closed early: {reason}"));
-            }
-            _ => {}
+impl Connection for Client {
+    type Codec = Exactly;
+    type Shared = Run;
+
+    fn on_confirm(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        self.send_next(cx);
+    }
+
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, echo: &[u8]) {
+        let run = &mut *cx.shared;
+        if run.remaining == 0 || run.error.is_some() {
+            return;
         }
+        // Bytes the server added would start the next echo: caught there.
+        if echo != run.message {
+            return run.fail(cx.ctx, "echo differs from what was sent".into());
+        }
+        run.total_rtt_us += run.sent_at.elapsed().as_micros();
+        run.done += 1;
+        run.remaining -= 1;
+        if run.remaining == 0 {
+            return cx.ctx.stop();
+        }
+        self.send_next(cx);
+    }
+
+    fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
+        if cx.shared.remaining > 0 {
+            cx.shared
+                .fail(cx.ctx, format!("connection closed early: {reason}"));
+        }
+    }
+}
+
+impl Run {
+    fn fail(&mut self, ctx: &mut Context, why: String) {
+        self.error.get_or_insert(why);
+        ctx.stop();
     }
 }
 
@@ -152,8 +171,8 @@ fn client(addr: SocketAddr, count: u32, size: usize) -> Result<(), Box<dyn std::
         return Err("--count and --size must be positive".into());
     }
     let mut dispatch = EventDispatch::new()?;
-    let client = Client {
-        conn: None,
+    let ctx = dispatch.context();
+    let run = Run {
         message: vec![0; size],
         remaining: count,
         sent_at: Instant::now(),
@@ -161,15 +180,22 @@ fn client(addr: SocketAddr, count: u32, size: usize) -> Result<(), Box<dyn std::
         done: 0,
         error: None,
     };
-    let r = dispatch.context().add_handler(client);
-    dispatch
-        .context()
-        .connect_with(addr, &ConnectOptions::default(), r)?;
+    let r = Server::<Client>::register_with_codec(ctx, run, Exactly(size), |_, _: &Accepted| None);
+    let config = ConnConfig {
+        max_frame: size,
+        ..ConnConfig::default()
+    };
+    ctx.with_handler(r, |s: &mut Server<Client>, ctx| {
+        s.connect(ctx, addr, &ConnectOptions::default(), Client, config)
+    })
+    .ok_or("client state lost")??;
     dispatch.run()?;
     // The loop has stopped; the registered handler is still reachable.
-    let report = dispatch.context().with_handler(r, |c: &mut Client, _| {
-        (c.error.take(), c.done, c.total_rtt_us)
-    });
+    let report = dispatch
+        .context()
+        .with_handler(r, |s: &mut Server<Client>, _| {
+            (s.shared.error.take(), s.shared.done, s.shared.total_rtt_us)
+        });
     match report {
         Some((None, done, rtt)) => {
             println!(

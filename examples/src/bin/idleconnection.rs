@@ -7,10 +7,16 @@
 //!
 //! One timer per connection, reset on every message, would cost a heap
 //! operation per message. Instead a [`TimingWheel`] with one bucket per
-//! `--tick` turns on one repeating timer: receiving data drops the connection
-//! into the newest bucket (once per tick), and a connection whose last
-//! bucket falls off the wheel is closed. A connection is closed between
+//! `--tick` turns on one repeating loop timer: receiving data drops the
+//! connection into the newest bucket (once per tick), and a connection whose
+//! last bucket falls off the wheel is closed. A connection is closed between
 //! `idle - tick` and `idle` after its last data.
+//!
+//! The connections are an [`imconn::Server`] with the raw codec, echoing as
+//! [`examples::echo`] does; the wheel is the server's shared state, and the
+//! timer turns it through `Context::with_handler`. (imconn's own idle
+//! deadline, `Timeouts::idle`, keeps one timer per connection; this example
+//! shows the wheel instead.)
 //!
 //! ```text
 //! idleconnection [--host 127.0.0.1] [--port 2009] [--idle 8] [--tick 1]
@@ -20,11 +26,10 @@
 
 use clap::Parser;
 use examples::cli;
-use examples::conns::ConnTable;
-use examples::echo::{echo_limits, echo_readable, echo_writable, READ_CHUNK};
+use examples::echo::{echo_config, echo_frame};
 use examples::wheel::TimingWheel;
-use imconn::BufferedConn;
-use netlib::{Context, Event, EventDispatch, Handle, Handler, ListenOptions, TimerId};
+use imconn::{Accepted, ConnCtx, Connection, RawCodec, Server};
+use netlib::{Context, EventDispatch, Handle, ListenOptions};
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -47,70 +52,55 @@ struct Args {
     tick: Duration,
 }
 
-struct Conn {
-    io: BufferedConn,
-    /// The wheel tick in which data last arrived.
+/// An echoing connection and the wheel tick in which data last arrived.
+struct IdleConn {
     stamp: Option<u64>,
 }
 
-struct IdleEcho {
-    conns: ConnTable<Conn>,
+/// What the connections share: the wheel.
+struct Idle {
     wheel: TimingWheel<Handle>,
-    buf: Box<[u8]>,
     expired: Vec<Handle>,
     idle: Duration,
 }
 
-impl Handler for IdleEcho {
-    fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
-        match event {
-            Event::Connect { .. } => {
-                let mut conn = Conn {
-                    io: BufferedConn::new(ctx, h, echo_limits()),
-                    stamp: None,
-                };
-                // A client that connects and never sends is idle too.
-                self.wheel.touch(h, &mut conn.stamp);
-                self.conns.insert(h, conn);
-            }
-            Event::Read => {
-                if let Some(conn) = self.conns.get_mut(h) {
-                    if echo_readable(ctx, &mut conn.io, &mut self.buf) > 0 {
-                        self.wheel.touch(h, &mut conn.stamp);
-                    }
-                }
-            }
-            Event::Write => {
-                if let Some(conn) = self.conns.get_mut(h) {
-                    echo_writable(ctx, &mut conn.io);
-                }
-            }
-            Event::Close(reason) => {
-                if let Some(conn) = self.conns.remove(h) {
-                    imconn::buffered::log_close(h, conn.io.peer(), reason);
-                }
-            }
-            _ => {}
-        }
+impl Connection for IdleConn {
+    type Codec = RawCodec;
+    type Shared = Idle;
+
+    fn on_connect(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        // A client that connects and never sends is idle too.
+        cx.shared.wheel.touch(cx.handle(), &mut self.stamp);
     }
 
-    /// One tick of the wheel.
-    fn on_timer(&mut self, ctx: &mut Context, _id: TimerId) {
-        let tick = self.wheel.advance(&mut self.expired);
-        for h in self.expired.drain(..) {
-            let Some(conn) = self.conns.get_mut(h) else {
-                continue; // closed meanwhile
-            };
-            if conn.stamp == Some(tick) {
-                log::info!(
-                    "closing {}: idle for {:?}",
-                    cli::addr_or_unknown(conn.io.peer()),
-                    self.idle
-                );
-                conn.io.force_close(ctx);
-            }
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, data: &[u8]) {
+        cx.shared.wheel.touch(cx.handle(), &mut self.stamp);
+        echo_frame(cx, data);
+    }
+
+    fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        cx.resume_read();
+    }
+}
+
+/// One tick of the wheel: closes the connections whose last bucket fell off.
+fn turn_wheel(server: &mut Server<IdleConn>, ctx: &mut Context) {
+    let idle = &mut server.shared;
+    let tick = idle.wheel.advance(&mut idle.expired);
+    let mut expired = std::mem::take(&mut idle.expired);
+    for h in expired.drain(..) {
+        // Closed meanwhile, or touched since: not idle.
+        if server.conns().get(h).is_some_and(|c| c.stamp == Some(tick)) {
+            let peer = server.conns().io(h).and_then(|io| io.peer());
+            log::info!(
+                "closing {}: idle for {:?}",
+                cli::addr_or_unknown(peer),
+                server.shared.idle
+            );
+            server.close_conn(ctx, h);
         }
     }
+    server.shared.expired = expired;
 }
 
 fn main() -> ExitCode {
@@ -130,19 +120,22 @@ fn main() -> ExitCode {
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let mut dispatch = EventDispatch::new()?;
         let ctx = dispatch.context();
-        let server = ctx.add_handler(IdleEcho {
-            conns: ConnTable::new(),
+        let shared = Idle {
             wheel: TimingWheel::new(slots),
-            buf: vec![0; READ_CHUNK].into_boxed_slice(),
             expired: Vec::new(),
             idle,
+        };
+        let server = Server::<IdleConn>::register(ctx, shared, |_, _: &Accepted| {
+            Some((IdleConn { stamp: None }, echo_config()))
         });
         let listener = ctx.listen_with(
             cli::listen_addr(args.host, args.port),
             &ListenOptions::default(),
             server,
         )?;
-        ctx.add_handler_timer(server, tick, Some(tick))?;
+        ctx.add_repeating_timer(tick, move |ctx, _| {
+            ctx.with_handler(server, turn_wheel);
+        });
         cli::announce(ctx.local_addr(listener)?);
         log::info!("closing connections idle for {idle:?} ({slots} buckets of {tick:?})");
         dispatch.run()?;

@@ -4,12 +4,15 @@
 //! on each; from then on both sides send back whatever they receive, so every
 //! connection keeps one block in flight. After `--seconds` the client stops
 //! and prints the bytes it read per second. The server is the plain
-//! [`EchoServer`].
+//! [`examples::echo`] server.
 //!
-//! Both sides are kept lean because this is what gets compared with other
-//! libraries (tokio): TCP_NODELAY, one 64 KiB read buffer per loop reused for
-//! every connection, bytes written straight through to the kernel, and no
-//! allocation per event.
+//! Both sides are [`imconn::Server`]s with the raw codec - the client opens
+//! its sessions with `Server::connect` - and both echo with
+//! [`echo_frame`]. They are kept lean because this is what gets compared
+//! with other libraries (tokio): TCP_NODELAY, one 64 KiB read buffer per
+//! loop reused for every connection, the replies to a read written
+//! straight through to the kernel in one system call, and no allocation per
+//! event.
 //!
 //! ```text
 //! pingpong server [--host 127.0.0.1] [--port 2008]
@@ -18,13 +21,9 @@
 
 use clap::{Parser, Subcommand};
 use examples::cli;
-use examples::conns::ConnTable;
-use examples::echo::{echo_limits, echo_readable, echo_writable, EchoServer, READ_CHUNK};
-use imconn::BufferedConn;
-use netlib::{
-    CloseReason, ConnectOptions, Context, Event, EventDispatch, Handle, Handler, ListenOptions,
-    TimerId,
-};
+use examples::echo::{self, echo_config, echo_frame};
+use imconn::{Accepted, ConnCtx, Connection, RawCodec, Server};
+use netlib::{CloseReason, ConnectOptions, Context, EventDispatch, ListenOptions};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -93,16 +92,18 @@ fn server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
         nodelay: true,
         ..ListenOptions::default()
     };
-    let listener = ctx.listen(addr, &opts, EchoServer::new())?;
+    let server = echo::register(ctx);
+    let listener = ctx.listen_with(addr, &opts, server)?;
     cli::announce(ctx.local_addr(listener)?);
     dispatch.run()?;
     Ok(())
 }
 
-/// Every client session, served by one handler.
-struct Client {
-    conns: ConnTable<BufferedConn>,
-    buf: Box<[u8]>,
+/// One client session: echoes what comes back, like the server.
+struct Session;
+
+/// What the sessions share: the run's settings and its result.
+struct Run {
     block: Vec<u8>,
     sessions: usize,
     connected: usize,
@@ -112,48 +113,50 @@ struct Client {
     error: Option<String>,
 }
 
-impl Handler for Client {
-    fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
-        match event {
-            Event::Confirm => {
-                let mut conn = BufferedConn::new(ctx, h, echo_limits());
-                if conn.send(ctx, &self.block).is_err() {
-                    return;
-                }
-                self.conns.insert(h, conn);
-                self.connected += 1;
-                if self.connected == self.sessions {
-                    log::info!("all {} sessions connected", self.sessions);
-                    // Measure from here, so connection setup is not counted.
-                    self.started = Some(Instant::now());
-                    if let Ok(r) = ctx.handler_of(h) {
-                        let _ = ctx.add_handler_timer(r, self.duration, None);
-                    }
-                }
-            }
-            Event::Read => {
-                if let Some(conn) = self.conns.get_mut(h) {
-                    self.bytes_read += echo_readable(ctx, conn, &mut self.buf);
-                }
-            }
-            Event::Write => {
-                if let Some(conn) = self.conns.get_mut(h) {
-                    echo_writable(ctx, conn);
-                }
-            }
-            Event::Close(reason) => {
-                self.conns.remove(h);
-                if reason != CloseReason::Shutdown {
-                    self.error
-                        .get_or_insert_with(|| format!("a session closed: {reason}"));
-                    ctx.stop();
-                }
-            }
-            _ => {}
+impl Connection for Session {
+    type Codec = RawCodec;
+    type Shared = Run;
+
+    fn on_confirm(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        let block = std::mem::take(&mut cx.shared.block);
+        let sent = cx.send_bytes(&block);
+        cx.shared.block = block;
+        if sent.is_err() {
+            return;
+        }
+        let server = cx.server_ref();
+        let run = &mut *cx.shared;
+        run.connected += 1;
+        if run.connected == run.sessions {
+            log::info!("all {} sessions connected", run.sessions);
+            // Measure from here, so connection setup is not counted.
+            run.started = Some(Instant::now());
+            cx.ctx.add_timer(run.duration, move |ctx, _| {
+                ctx.with_handler(server, |s: &mut Server<Session>, ctx| s.shared.report(ctx));
+            });
         }
     }
 
-    fn on_timer(&mut self, ctx: &mut Context, _id: TimerId) {
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, data: &[u8]) {
+        cx.shared.bytes_read += echo_frame(cx, data);
+    }
+
+    fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        cx.resume_read();
+    }
+
+    fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
+        if reason != CloseReason::Shutdown {
+            cx.shared
+                .error
+                .get_or_insert_with(|| format!("a session closed: {reason}"));
+            cx.ctx.stop();
+        }
+    }
+}
+
+impl Run {
+    fn report(&mut self, ctx: &mut Context) {
         let secs = self
             .started
             .map_or(self.duration, |t| t.elapsed())
@@ -182,9 +185,7 @@ fn client(
     }
     let mut dispatch = EventDispatch::new()?;
     let ctx = dispatch.context();
-    let r = ctx.add_handler(Client {
-        conns: ConnTable::new(),
-        buf: vec![0; READ_CHUNK].into_boxed_slice(),
+    let run = Run {
         block: (0..block).map(|i| (i % 128) as u8).collect(),
         sessions,
         connected: 0,
@@ -192,19 +193,25 @@ fn client(
         started: None,
         bytes_read: 0,
         error: None,
-    });
+    };
+    // Sessions are only opened here: a refused one ends the run (on_close).
+    let r = Server::<Session>::register(ctx, run, |_, _: &Accepted| None);
     let opts = ConnectOptions {
         nodelay: true,
         timeout: Some(Duration::from_secs(10)),
         ..ConnectOptions::default()
     };
-    for _ in 0..sessions {
-        ctx.connect_with(addr, &opts, r)?;
-    }
+    ctx.with_handler(r, |s: &mut Server<Session>, ctx| {
+        (0..sessions).try_for_each(|_| {
+            s.connect(ctx, addr, &opts, Session, echo_config())
+                .map(drop)
+        })
+    })
+    .ok_or("client state lost")??;
     dispatch.run()?;
     match dispatch
         .context()
-        .with_handler(r, |c: &mut Client, _| c.error.take())
+        .with_handler(r, |s: &mut Server<Session>, _| s.shared.error.take())
     {
         Some(None) => Ok(()),
         Some(Some(e)) => Err(e.into()),

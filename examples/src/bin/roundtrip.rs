@@ -8,12 +8,14 @@
 //! one host and the offset stays within the round trip of zero; across
 //! hosts it shows how far apart their clocks are.
 //!
-//! The server answers every complete 16-byte unit it reads, whatever it
-//! holds; a peer that sends faster than it reads stops being read (as in
-//! `echo`), so it cannot make the server buffer without bound. The client is
-//! built on netlib too: a repeating handler timer sends, the Read event
-//! checks each reply against the frame it answers, and a one-shot timer
-//! bounds the whole run.
+//! Both sides are [`imconn::Server`]s with [`FrameCodec`], which cuts the
+//! stream into 16-byte frames. The server answers every complete frame it
+//! reads, whatever it holds, and the replies to one read go out in one
+//! write; a peer that sends faster than it reads stops being read (as in
+//! `echo`), so it cannot make the server buffer without bound. The client
+//! opens its one connection with `Server::connect`: a repeating timer of
+//! the connection sends, `on_frame` checks each reply against the frame it
+//! answers, and a one-shot loop timer bounds the whole run.
 //!
 //! ```text
 //! roundtrip server [--host 127.0.0.1] [--port 2012]
@@ -27,13 +29,9 @@
 
 use clap::{Parser, Subcommand};
 use examples::cli;
-use examples::conns::ConnTable;
-use examples::echo::echo_writable;
-use examples::roundtrip::{stamp_frames, wall_clock_us, Frame, Sample, Summary, FRAME_LEN};
-use imconn::{BufferedConn, Limits};
-use netlib::{
-    ConnectOptions, Context, Event, EventDispatch, Handle, Handler, ListenOptions, TimerId,
-};
+use examples::roundtrip::{wall_clock_us, Frame, FrameCodec, Sample, Summary, FRAME_LEN};
+use imconn::{Accepted, ConnConfig, ConnCtx, Connection, Server};
+use netlib::{CloseReason, ConnectOptions, Context, EventDispatch, ListenOptions, TimerId};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -103,73 +101,46 @@ fn main() -> ExitCode {
 
 // ----- server ---------------------------------------------------------------
 
-/// Stamps and returns every frame of every connection.
-struct RoundtripServer {
-    conns: ConnTable<BufferedConn>,
-    /// The replies to one read, built here and sent with one write.
-    out: Vec<u8>,
-}
+/// Stamps and returns every frame of its connection.
+struct Stamper;
 
-impl RoundtripServer {
-    fn on_read(&mut self, ctx: &mut Context, h: Handle) {
-        let Some(conn) = self.conns.get_mut(h) else {
-            return;
+impl Connection for Stamper {
+    type Codec = FrameCodec;
+    type Shared = ();
+
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, frame: &[u8; FRAME_LEN]) {
+        let reply = Frame {
+            server_us: wall_clock_us(),
+            ..Frame::from_bytes(frame)
         };
-        conn.fill(ctx);
-        // One timestamp per read: the frames in it arrived together.
-        let now = wall_clock_us();
-        self.out.clear();
-        let used = stamp_frames(conn.in_buf.as_slice(), now, &mut self.out);
-        conn.in_buf.consume(used);
-        if self.out.is_empty() {
-            return;
-        }
-        if let Ok(status) = conn.send(ctx, &self.out) {
-            if status.queued > 0 {
-                // The peer sends faster than it reads: stop reading it until
-                // its replies drain (echo_writable resumes), so what it sent
-                // waits in the kernel, not in this process.
-                let _ = ctx.pause_read(h);
-            }
+        // The replies to one read go out in one write.
+        if cx.send(reply).is_ok() && cx.io().queued() > 0 {
+            // The peer sends faster than it reads: stop reading it until
+            // its replies drain (on_write_complete), so what it sent waits
+            // in the kernel, not in this process.
+            cx.pause_read();
         }
     }
-}
 
-impl Handler for RoundtripServer {
-    fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
-        match event {
-            Event::Connect { .. } => {
-                log::info!(
-                    "roundtrip: connection from {}",
-                    cli::addr_or_unknown(ctx.peer_addr(h).ok())
-                );
-                self.conns
-                    .insert(h, BufferedConn::new(ctx, h, Limits::default()));
-            }
-            Event::Read => self.on_read(ctx, h),
-            Event::Write => {
-                if let Some(conn) = self.conns.get_mut(h) {
-                    echo_writable(ctx, conn);
-                }
-            }
-            Event::Close(reason) => {
-                if let Some(conn) = self.conns.remove(h) {
-                    imconn::buffered::log_close(h, conn.peer(), reason);
-                }
-            }
-            _ => {}
-        }
+    fn on_connect(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        log::info!(
+            "roundtrip: connection from {}",
+            cli::addr_or_unknown(cx.peer())
+        );
+    }
+
+    fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        cx.resume_read();
     }
 }
 
 fn server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
     let mut dispatch = EventDispatch::new()?;
     let ctx = dispatch.context();
-    let handler = RoundtripServer {
-        conns: ConnTable::new(),
-        out: Vec::new(),
-    };
-    let listener = ctx.listen(addr, &ListenOptions::default(), handler)?;
+    let handler = Server::<Stamper>::register(ctx, (), |_, _: &Accepted| {
+        Some((Stamper, ConnConfig::default()))
+    });
+    let listener = ctx.listen_with(addr, &ListenOptions::default(), handler)?;
     cli::announce(ctx.local_addr(listener)?);
     dispatch.run()?;
     Ok(())
@@ -177,9 +148,15 @@ fn server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
 
 // ----- client ---------------------------------------------------------------
 
-/// Sends a frame per tick and turns each reply into a [`Sample`].
-struct Client {
-    conn: Option<BufferedConn>,
+/// The client's connection: sends a frame per tick (a repeating timer of
+/// the connection) and turns each reply into a [`Sample`].
+struct Pinger {
+    /// The repeating send timer.
+    ticker: Option<TimerId>,
+}
+
+/// The run: settings, frames in flight and the result.
+struct Run {
     count: u32,
     sent: u32,
     interval: Duration,
@@ -187,73 +164,90 @@ struct Client {
     /// stamp (which the reply must carry back) and the monotonic send time.
     in_flight: VecDeque<(i64, Instant)>,
     summary: Summary,
-    ticker: Option<TimerId>,
-    deadline: Option<TimerId>,
     done: bool,
     error: Option<String>,
 }
 
-impl Client {
-    fn send_next(&mut self, ctx: &mut Context) {
-        let Some(conn) = self.conn.as_mut() else {
-            return;
-        };
-        if self.sent == self.count {
+impl Pinger {
+    fn send_next(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        let run = &mut *cx.shared;
+        if run.sent == run.count {
             return;
         }
         let now_us = wall_clock_us();
-        self.in_flight.push_back((now_us, Instant::now()));
+        run.in_flight.push_back((now_us, Instant::now()));
         let frame = Frame {
             client_us: now_us,
             server_us: 0,
         };
-        if let Err(e) = conn.send(ctx, &frame.to_bytes()) {
-            return self.fail(ctx, format!("send failed: {e}"));
+        if let Err(e) = cx.send(frame) {
+            return fail(cx, format!("send failed: {e}"));
         }
-        self.sent += 1;
-        if self.sent == self.count {
+        cx.shared.sent += 1;
+        if cx.shared.sent == cx.shared.count {
             if let Some(t) = self.ticker.take() {
-                ctx.cancel_timer(t);
+                cx.ctx.cancel_timer(t);
             }
         }
     }
+}
 
-    fn on_read(&mut self, ctx: &mut Context) {
-        let Some(conn) = self.conn.as_mut() else {
+impl Connection for Pinger {
+    type Codec = FrameCodec;
+    type Shared = Run;
+
+    fn on_confirm(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        self.send_next(cx);
+        if cx.shared.sent < cx.shared.count {
+            let interval = cx.shared.interval;
+            self.ticker = cx.add_timer(interval, Some(interval));
+        }
+    }
+
+    fn on_timer(&mut self, cx: &mut ConnCtx<'_, Self>, _id: TimerId) {
+        self.send_next(cx);
+    }
+
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, bytes: &[u8; FRAME_LEN]) {
+        let run = &mut *cx.shared;
+        if run.done || run.error.is_some() {
             return;
+        }
+        let now_us = wall_clock_us();
+        let reply = Frame::from_bytes(bytes);
+        let Some((sent_us, sent_at)) = run.in_flight.pop_front() else {
+            return fail(cx, "a reply to no frame sent".into());
         };
-        conn.fill(ctx);
-        while conn.in_buf.len() >= FRAME_LEN {
-            let mut bytes = [0u8; FRAME_LEN];
-            bytes.copy_from_slice(&conn.in_buf.as_slice()[..FRAME_LEN]);
-            conn.in_buf.consume(FRAME_LEN);
-            let now_us = wall_clock_us();
-            let reply = Frame::from_bytes(&bytes);
-            let Some((sent_us, sent_at)) = self.in_flight.pop_front() else {
-                return self.fail(ctx, "a reply to no frame sent".into());
-            };
-            if reply.client_us != sent_us {
-                return self.fail(
-                    ctx,
-                    format!("reply carries {} us, sent {sent_us} us", reply.client_us),
-                );
-            }
-            let rtt_us = i64::try_from(sent_at.elapsed().as_micros()).unwrap_or(i64::MAX);
-            let Some(sample) = Sample::new(reply, now_us, rtt_us) else {
-                return self.fail(ctx, format!("nonsense server time {}", reply.server_us));
-            };
-            self.summary.add(sample);
-            println!(
-                "sample {}: rtt {} us, offset {} us",
-                self.summary.count, sample.rtt_us, sample.offset_us
-            );
-            if self.summary.count == u64::from(self.count) {
-                self.finish(ctx);
-                return;
-            }
+        if reply.client_us != sent_us {
+            let why = format!("reply carries {} us, sent {sent_us} us", reply.client_us);
+            return fail(cx, why);
+        }
+        let rtt_us = i64::try_from(sent_at.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let Some(sample) = Sample::new(reply, now_us, rtt_us) else {
+            return fail(cx, format!("nonsense server time {}", reply.server_us));
+        };
+        run.summary.add(sample);
+        println!(
+            "sample {}: rtt {} us, offset {} us",
+            run.summary.count, sample.rtt_us, sample.offset_us
+        );
+        if run.summary.count == u64::from(run.count) {
+            run.finish(cx.ctx);
         }
     }
 
+    fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
+        if !cx.shared.done {
+            fail(cx, format!("connection closed early: {reason}"));
+        }
+    }
+}
+
+fn fail(cx: &mut ConnCtx<'_, Pinger>, why: String) {
+    cx.shared.fail(cx.ctx, why);
+}
+
+impl Run {
     fn finish(&mut self, ctx: &mut Context) {
         let s = &self.summary;
         println!(
@@ -276,46 +270,6 @@ impl Client {
     }
 }
 
-impl Handler for Client {
-    fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
-        match event {
-            Event::Confirm => {
-                self.conn = Some(BufferedConn::new(ctx, h, Limits::default()));
-                self.send_next(ctx);
-                if self.sent < self.count {
-                    if let Ok(me) = ctx.handler_of(h) {
-                        self.ticker = ctx
-                            .add_handler_timer(me, self.interval, Some(self.interval))
-                            .ok();
-                    }
-                }
-            }
-            Event::Read => self.on_read(ctx),
-            Event::Write => {
-                if let Some(conn) = self.conn.as_mut() {
-                    let _ = conn.flush(ctx);
-                }
-            }
-            Event::Close(reason) if !self.done => {
-                self.fail(ctx, format!("connection closed early: {reason}"));
-            }
-            _ => {}
-        }
-    }
-
-    fn on_timer(&mut self, ctx: &mut Context, id: TimerId) {
-        if Some(id) == self.ticker {
-            self.send_next(ctx);
-        } else if Some(id) == self.deadline {
-            let why = format!(
-                "timed out: {} of {} replies",
-                self.summary.count, self.count
-            );
-            self.fail(ctx, why);
-        }
-    }
-}
-
 fn client(
     addr: SocketAddr,
     count: u32,
@@ -324,29 +278,38 @@ fn client(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut dispatch = EventDispatch::new()?;
     let ctx = dispatch.context();
-    let r = ctx.add_handler(Client {
-        conn: None,
+    let run = Run {
         count,
         sent: 0,
         interval,
         in_flight: VecDeque::new(),
         summary: Summary::default(),
-        ticker: None,
-        deadline: None,
         done: false,
         error: None,
+    };
+    let r = Server::<Pinger>::register(ctx, run, |_, _: &Accepted| None);
+    ctx.add_timer(timeout, move |ctx, _| {
+        ctx.with_handler(r, |s: &mut Server<Pinger>, ctx| {
+            let why = format!(
+                "timed out: {} of {} replies",
+                s.shared.summary.count, s.shared.count
+            );
+            s.shared.fail(ctx, why);
+        });
     });
-    let deadline = ctx.add_handler_timer(r, timeout, None)?;
-    ctx.with_handler(r, |c: &mut Client, _| c.deadline = Some(deadline));
     let opts = ConnectOptions {
         timeout: Some(Duration::from_secs(10).min(timeout)),
         ..ConnectOptions::default()
     };
-    ctx.connect_with(addr, &opts, r)?;
+    let pinger = Pinger { ticker: None };
+    ctx.with_handler(r, |s: &mut Server<Pinger>, ctx| {
+        s.connect(ctx, addr, &opts, pinger, ConnConfig::default())
+    })
+    .ok_or("client state lost")??;
     dispatch.run()?;
     match dispatch
         .context()
-        .with_handler(r, |c: &mut Client, _| c.error.take())
+        .with_handler(r, |s: &mut Server<Pinger>, _| s.shared.error.take())
     {
         Some(None) => Ok(()),
         Some(Some(e)) => Err(e.into()),

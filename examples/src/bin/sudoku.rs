@@ -11,8 +11,13 @@
 //! - `--threads N` (the default, 2): the loop only does I/O and parsing;
 //!   puzzles go to N compute threads, and each answer is *posted back* to the
 //!   loop (`Poster::post` + `Context::with_handler`), which owns the
-//!   connections and sends it. Replies may come back out of order - hence
-//!   the ids.
+//!   connections and sends it (`Server::send_to`). Replies may come back out
+//!   of order - hence the ids.
+//!
+//! The connections are an [`imconn::Server`] with a line codec
+//! ([`imconn::LineCodec`], wrapped so that a line too long is answered
+//! before the connection closes); replies to the requests of one read go
+//! out in one write.
 //!
 //! Overload: a server that queues every request it reads answers later and
 //! later, and its queues eat memory, until it falls over. This one sheds
@@ -28,10 +33,12 @@
 
 use clap::Parser;
 use examples::cli;
-use examples::conns::ConnTable;
 use examples::sudoku::{answer, parse_line, write_reply, MAX_LINE};
-use imconn::{BufferedConn, Limits};
-use netlib::{Context, Event, EventDispatch, Handle, Handler, HandlerRef, ListenOptions, Poster};
+use imconn::{
+    Accepted, Codec, ConnConfig, ConnCtx, Connection, DecodeError, EncodeError, Encoder, Limits,
+    LineCodec, Server,
+};
+use netlib::{CloseReason, Context, EventDispatch, Handle, ListenOptions, Poster};
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::{mpsc, Arc, Mutex};
@@ -88,41 +95,73 @@ impl Pool {
     }
 }
 
+/// Lines, as [`LineCodec`] cuts them (at most [`MAX_LINE`] bytes and the
+/// line end); a line too long is a frame too, `Err`, so that it can be
+/// answered with `Bad Request!` before the connection is closed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Lines(LineCodec);
+
+impl Codec for Lines {
+    type Frame<'a> = Result<&'a [u8], DecodeError>;
+
+    fn decode<'a>(
+        &mut self,
+        src: &'a [u8],
+        max_frame: usize,
+    ) -> Result<Option<(Self::Frame<'a>, usize)>, DecodeError> {
+        Ok(match self.0.decode(src, max_frame) {
+            Ok(Some((line, used))) => Some((Ok(line), used)),
+            Ok(None) => None,
+            Err(too_long) => Some((Err(too_long), src.len())),
+        })
+    }
+}
+
+impl Encoder<&[u8]> for Lines {
+    fn encode(&mut self, line: &[u8], dst: &mut Vec<u8>) -> Result<(), EncodeError> {
+        self.0.encode(line, dst)
+    }
+}
+
 struct Conn {
-    io: BufferedConn,
     /// Puzzles of this connection on the pool.
     in_flight: usize,
     /// The client finished sending (half-close: we may still answer).
     eof: bool,
-    /// Nothing more to read or answer; close once the output is sent.
+    /// Nothing more to read or answer; closed once the output is sent.
     closing: bool,
 }
 
 impl Conn {
-    /// Closes now if all is sent, else once Event::Write drains the rest.
-    fn close_when_sent(&mut self, ctx: &mut Context) {
-        self.closing = true;
-        if self.io.queued() == 0 {
-            self.io.force_close(ctx);
-        } else {
-            let _ = ctx.pause_read(self.io.handle());
+    /// After the client's end-of-stream, close once every answer is out
+    /// (now, or on write-complete). Never called while a read is dispatched,
+    /// so `queued` is all there is to send.
+    fn finish_if_done(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        if self.eof && self.in_flight == 0 {
+            self.closing = true;
+            if cx.queued() == 0 {
+                cx.close();
+            }
         }
     }
 
-    /// After the client's end-of-stream, close once every answer is out.
-    fn finish_if_done(&mut self, ctx: &mut Context) {
-        if self.eof && self.in_flight == 0 && !self.closing {
-            self.close_when_sent(ctx);
-        }
+    fn bad_request(&mut self, cx: &mut ConnCtx<'_, Self>, why: &str) {
+        log::info!(
+            "bad request from {}: {why}",
+            cli::addr_or_unknown(cx.peer())
+        );
+        self.closing = true;
+        let _ = cx.send(&b"Bad Request!"[..]);
+        // Half-closes once the answer is out; the client's end-of-stream
+        // (on_read_closed) then closes.
+        cx.close_after_flush();
     }
 }
 
+/// The server's state, shared by its connections.
 struct Sudoku {
-    conns: ConnTable<Conn>,
     pool: Option<Pool>,
     poster: Poster,
-    /// This handler, for answers posted back from the pool.
-    me: Option<HandlerRef>,
     /// Puzzles handed to the pool and not answered yet.
     pending: usize,
     max_pending: usize,
@@ -132,146 +171,92 @@ struct Sudoku {
     shed: u64,
 }
 
-impl Sudoku {
-    fn on_read(&mut self, ctx: &mut Context, h: Handle) {
-        let Some(conn) = self.conns.get_mut(h) else {
+impl Connection for Conn {
+    type Codec = Lines;
+    type Shared = Sudoku;
+
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, line: Result<&[u8], DecodeError>) {
+        if self.closing {
             return;
+        }
+        let request = match line
+            .map_err(|e| e.to_string())
+            .and_then(|line| parse_line(line).map_err(|e| format!("{e:?}")))
+        {
+            Ok(r) => r,
+            Err(why) => return self.bad_request(cx, &why),
         };
-        conn.io.fill(ctx);
-        while let Some(conn) = self.conns.get_mut(h) {
-            if conn.closing || conn.io.is_closed() {
-                return;
-            }
-            let data = conn.io.in_buf.as_slice();
-            let Some(nl) = data.iter().take(MAX_LINE + 2).position(|&b| b == b'\n') else {
-                if data.len() > MAX_LINE + 1 {
-                    return self.bad_request(ctx, h, "line too long");
-                }
-                return; // incomplete
-            };
-            let line = &data[..nl];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let request = match parse_line(line) {
-                Ok(r) => r,
-                Err(e) => {
-                    let why = format!("{e:?}");
-                    return self.bad_request(ctx, h, &why);
-                }
-            };
-            self.requests += 1;
-            self.reply.clear();
-            let busy = conn.io.queued() > self.max_output
-                || (self.pool.is_some() && self.pending >= self.max_pending);
-            if busy {
-                self.shed += 1;
-                write_reply(&mut self.reply, request.id, b"ServerTooBusy");
-            } else if let (Some(pool), Some(me)) = (&self.pool, self.me) {
-                let id = request.id.map(<[u8]>::to_vec);
-                let cells = request.cells;
-                let poster = self.poster.clone();
-                let job: Job = Box::new(move || {
-                    let mut line = Vec::with_capacity(100);
-                    write_reply(&mut line, id.as_deref(), &answer(&cells));
-                    // Back to the loop, which owns the connection.
-                    let _ = poster.post(move |ctx| {
-                        ctx.with_handler(me, |s: &mut Sudoku, ctx| s.answered(ctx, h, &line));
-                    });
+        let (queued, me, h) = (cx.queued(), cx.server_ref(), cx.handle());
+        let s = &mut *cx.shared;
+        s.requests += 1;
+        s.reply.clear();
+        let busy = queued > s.max_output || (s.pool.is_some() && s.pending >= s.max_pending);
+        if busy {
+            s.shed += 1;
+            write_reply(&mut s.reply, request.id, b"ServerTooBusy");
+        } else if let Some(pool) = &s.pool {
+            let id = request.id.map(<[u8]>::to_vec);
+            let cells = request.cells;
+            let poster = s.poster.clone();
+            let job: Job = Box::new(move || {
+                let mut line = Vec::with_capacity(100);
+                write_reply(&mut line, id.as_deref(), &answer(&cells));
+                // Back to the loop, which owns the connection.
+                let _ = poster.post(move |ctx| {
+                    ctx.with_handler(me, |s: &mut Server<Conn>, ctx| answered(s, ctx, h, &line));
                 });
-                if pool.jobs.send(job).is_ok() {
-                    self.pending += 1;
-                    conn.in_flight += 1;
-                }
-            } else {
-                write_reply(&mut self.reply, request.id, &answer(&request.cells));
+            });
+            if pool.jobs.send(job).is_ok() {
+                s.pending += 1;
+                self.in_flight += 1;
             }
-            conn.io.in_buf.consume(nl + 1);
-            if !self.reply.is_empty() {
-                if let Err(e) = conn.io.send(ctx, &self.reply) {
-                    log::warn!("{}: {e}", cli::addr_or_unknown(conn.io.peer()));
-                    return;
-                }
+        } else {
+            write_reply(&mut s.reply, request.id, &answer(&request.cells));
+        }
+        if !cx.shared.reply.is_empty() {
+            let reply = std::mem::take(&mut cx.shared.reply);
+            if let Err(e) = cx.send(reply.as_slice()) {
+                log::warn!("{}: {e}", cli::addr_or_unknown(cx.peer()));
             }
+            cx.shared.reply = reply;
         }
     }
 
-    /// An answer from the pool, on the loop.
-    fn answered(&mut self, ctx: &mut Context, h: Handle, line: &[u8]) {
-        self.pending -= 1;
-        // The connection may have gone meanwhile; the handle then is stale.
-        if let Some(conn) = self.conns.get_mut(h) {
-            conn.in_flight -= 1;
-            if !conn.closing && !conn.io.is_closed() {
-                if let Err(e) = conn.io.send(ctx, line) {
-                    log::warn!("{}: {e}", cli::addr_or_unknown(conn.io.peer()));
-                }
-            }
-            conn.finish_if_done(ctx);
-        }
+    /// Answer what was asked before the end-of-stream, then close.
+    fn on_read_closed(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        self.eof = true;
+        self.finish_if_done(cx);
     }
 
-    fn bad_request(&mut self, ctx: &mut Context, h: Handle, why: &str) {
-        let Some(conn) = self.conns.get_mut(h) else {
-            return;
-        };
-        log::info!(
-            "bad request from {}: {why}",
-            cli::addr_or_unknown(conn.io.peer())
+    fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        self.finish_if_done(cx);
+    }
+
+    fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, _reason: CloseReason) {
+        let s = &cx.shared;
+        log::debug!(
+            "{} requests so far, {} shed, {} pending",
+            s.requests,
+            s.shed,
+            s.pending
         );
-        conn.io.in_buf.clear();
-        if conn.io.send(ctx, b"Bad Request!\r\n").is_ok() {
-            conn.close_when_sent(ctx);
-        }
     }
 }
 
-impl Handler for Sudoku {
-    fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
-        match event {
-            Event::Connect { .. } => {
-                let limits = Limits {
-                    high_water: self.max_output,
-                    hard_cap: self.max_output.saturating_mul(4),
-                    read_chunk: 64 * 1024,
-                };
-                let io = BufferedConn::new(ctx, h, limits);
-                let conn = Conn {
-                    io,
-                    in_flight: 0,
-                    eof: false,
-                    closing: false,
-                };
-                self.conns.insert(h, conn);
-            }
-            Event::Read => self.on_read(ctx, h),
-            // Answer what was asked before the end-of-stream, then close.
-            Event::ReadClosed => {
-                if let Some(conn) = self.conns.get_mut(h) {
-                    conn.eof = true;
-                    conn.finish_if_done(ctx);
-                }
-            }
-            Event::Write => {
-                if let Some(conn) = self.conns.get_mut(h) {
-                    let drained = conn.io.flush(ctx).is_ok_and(|s| s.queued == 0);
-                    if drained && conn.closing {
-                        conn.io.force_close(ctx);
-                    }
-                }
-            }
-            Event::Close(reason) => {
-                if let Some(conn) = self.conns.remove(h) {
-                    imconn::buffered::log_close(h, conn.io.peer(), reason);
-                }
-                log::debug!(
-                    "{} requests so far, {} shed, {} pending",
-                    self.requests,
-                    self.shed,
-                    self.pending
-                );
-            }
-            _ => {}
+/// An answer from the pool, on the loop.
+fn answered(server: &mut Server<Conn>, ctx: &mut Context, h: Handle, line: &[u8]) {
+    server.shared.pending -= 1;
+    // The connection may have gone meanwhile; the handle then is stale.
+    let Some(conn) = server.conns_mut().get_mut(h) else {
+        return;
+    };
+    conn.in_flight -= 1;
+    if !conn.closing {
+        if let Err(e) = server.send_to(ctx, h, line) {
+            log::warn!("{h}: {e}");
         }
     }
+    server.with_conn(ctx, h, |conn, cx| conn.finish_if_done(cx));
 }
 
 fn main() -> ExitCode {
@@ -286,19 +271,35 @@ fn main() -> ExitCode {
             0 => None,
             n => Some(Pool::new(n)?),
         };
-        let me = ctx.add_handler(Sudoku {
-            conns: ConnTable::new(),
+        let sudoku = Sudoku {
             pool,
             poster,
-            me: None,
             pending: 0,
             max_pending: args.max_pending,
             max_output: args.max_output,
             reply: Vec::new(),
             requests: 0,
             shed: 0,
+        };
+        let config = ConnConfig {
+            limits: Limits {
+                high_water: sudoku.max_output,
+                // A client that keeps sending without reading is closed.
+                hard_cap: sudoku.max_output.saturating_mul(4),
+                read_chunk: 64 * 1024,
+            },
+            // A line and its \r\n.
+            max_frame: MAX_LINE + 2,
+            ..ConnConfig::default()
+        };
+        let me = Server::<Conn>::register(ctx, sudoku, move |_, _: &Accepted| {
+            let conn = Conn {
+                in_flight: 0,
+                eof: false,
+                closing: false,
+            };
+            Some((conn, config))
         });
-        ctx.with_handler(me, |s: &mut Sudoku, _| s.me = Some(me));
         // half_close: a client may send its last request together with its
         // end-of-stream (`printf ... | nc`) and still expects the answer.
         let opts = ListenOptions {
