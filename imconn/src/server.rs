@@ -344,6 +344,7 @@ impl<C: Connection> Server<C> {
                     logged_in: true,
                     policy_timer: None,
                     link: Some(index),
+                    read_paused: false,
                 };
                 let io = BufferedConn::new(ctx, h, link.config.limits);
                 let codec = self.codec.clone();
@@ -491,6 +492,7 @@ impl<C: Connection> Server<C> {
                 logged_in: config.timeouts.login.is_none(),
                 policy_timer: None,
                 link: None,
+                read_paused: false,
             },
             codec: self.codec.clone(),
         };
@@ -588,7 +590,11 @@ fn read_input<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) {
         scratch.resize(READ_CHUNK, 0);
     }
     let max_frame = cx.cur.meta.config.max_frame;
-    while !cx.cur.io.is_closed() {
+    if !cx.cur.io.in_buf.is_empty() && !cx.cur.meta.read_paused {
+        // Input held back by `pause_read`: its frames come first.
+        dispatch_buffered(conn, cx);
+    }
+    while !cx.cur.io.is_closed() && !cx.cur.meta.read_paused {
         let Some(n) = cx.cur.io.recv_chunk(cx.ctx, &mut scratch) else {
             break;
         };
@@ -602,18 +608,14 @@ fn read_input<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) {
             }
         } else {
             cx.cur.io.in_buf.extend_from_slice(&scratch[..n]);
-            let buf = std::mem::take(&mut cx.cur.io.in_buf);
-            let used = dispatch_frames(conn, cx, buf.as_slice());
-            cx.cur.io.in_buf = buf;
-            match used {
-                Some(used) => cx.cur.io.in_buf.consume(used),
-                None => break,
-            }
-            if cx.cur.io.in_buf.is_empty() {
-                cx.cur.io.in_buf.release();
+            if !dispatch_buffered(conn, cx) {
+                break;
             }
         }
-        if cx.cur.io.in_buf.len() > max_frame && !cx.cur.io.is_closed() {
+        // Input held by a pause may hold whole frames; only an incomplete
+        // frame is bounded by `max_frame`.
+        if cx.cur.io.in_buf.len() > max_frame && !cx.cur.io.is_closed() && !cx.cur.meta.read_paused
+        {
             log::warn!(
                 "imconn: {} {} closed: incomplete frame over {max_frame} bytes",
                 cx.cur.handle,
@@ -628,7 +630,24 @@ fn read_input<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) {
     cx.flush_batch();
 }
 
-/// Hands every whole frame in `data` to `on_frame`. Returns the bytes
+/// Dispatches the frames in the connection's input buffer and keeps the
+/// rest; false when the connection was closed.
+fn dispatch_buffered<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) -> bool {
+    let buf = std::mem::take(&mut cx.cur.io.in_buf);
+    let used = dispatch_frames(conn, cx, buf.as_slice());
+    cx.cur.io.in_buf = buf;
+    let Some(used) = used else {
+        return false;
+    };
+    cx.cur.io.in_buf.consume(used);
+    if cx.cur.io.in_buf.is_empty() {
+        cx.cur.io.in_buf.release();
+    }
+    true
+}
+
+/// Hands every whole frame in `data` to `on_frame`, until the connection
+/// closes or pauses its reading. Returns the bytes
 /// used, or `None` when the connection was closed (invalid input).
 fn dispatch_frames<C: Connection>(
     conn: &mut C,
@@ -637,7 +656,7 @@ fn dispatch_frames<C: Connection>(
 ) -> Option<usize> {
     let max_frame = cx.cur.meta.config.max_frame;
     let mut used = 0;
-    while !cx.cur.io.is_closed() && used < data.len() {
+    while !cx.cur.io.is_closed() && !cx.cur.meta.read_paused && used < data.len() {
         match cx.cur.codec.decode(&data[used..], max_frame) {
             Ok(Some((_, 0))) => {
                 log::error!(
