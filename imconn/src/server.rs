@@ -161,6 +161,14 @@ pub trait Connection: Sized + 'static {
     fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
         let _ = (cx, reason);
     }
+
+    /// A timer added for the server's handler (with
+    /// [`Context::add_handler_timer`] and the reference
+    /// [`Server::register`] returned) fired: periodic work of the server as
+    /// a whole, not of one connection.
+    fn on_server_timer(shared: &mut Self::Shared, ctx: &mut Context, id: TimerId) {
+        let _ = (shared, ctx, id);
+    }
 }
 
 /// What the accept callback knows about a new connection.
@@ -728,6 +736,8 @@ impl<C: Connection> Handler for Server<C> {
     fn on_timer(&mut self, ctx: &mut Context, id: TimerId) {
         if let Some(index) = self.links.by_retry_timer(id) {
             self.connect_link(ctx, index);
+        } else {
+            C::on_server_timer(&mut self.shared, ctx, id);
         }
     }
 }

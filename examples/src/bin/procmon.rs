@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             .with_interval(interval);
         let mut dispatch = EventDispatch::new()?;
         let ctx = dispatch.context();
-        let server = ctx.add_handler(HttpServer::new(monitor, config));
+        let server = HttpServer::register(ctx, monitor, config);
         let listener =
             ctx.listen_with(flags.listen_addr(2013), &ListenOptions::default(), server)?;
         // The sampling timer; HttpServer hands it to the Monitor.
