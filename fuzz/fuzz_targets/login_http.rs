@@ -1,5 +1,6 @@
-//! Fuzz target: the login server's HTTP request head parser
-//! (`servers::login::http::parse_request`) over arbitrary bytes.
+//! Fuzz target: the workspace's HTTP request head parser
+//! (`imconn::http::parse_head`, which login_server's and procmon's HTTP
+//! sides decode with) over arbitrary bytes.
 //!
 //! Input layout: byte 0 picks the head limit (0..=255 * 64 bytes, so tiny
 //! limits are exercised too), the rest is what the peer sent.
@@ -13,7 +14,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use servers::login::http::parse_request;
+use imconn::http::parse_head as parse_request;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&limit, stream)) = data.split_first() else {

@@ -46,9 +46,6 @@ pub struct ConnCtx<'a, C: Connection> {
     pub(crate) batching: bool,
     /// The server's codec, cloned for connections opened from a hook.
     pub(crate) proto: &'a C::Codec,
-    /// [`pause_read`](Self::pause_read) was called: the current read batch
-    /// stops before the next read.
-    pub(crate) read_paused: bool,
 }
 
 impl<C: Connection> ConnCtx<'_, C> {
@@ -197,20 +194,23 @@ impl<C: Connection> ConnCtx<'_, C> {
         self.conns.close(self.ctx, h)
     }
 
-    /// Stops reading this connection (backpressure); input waits in the
-    /// kernel until [`resume_read`](Self::resume_read). Called from
-    /// [`on_frame`](crate::Connection::on_frame) it also ends the read batch
-    /// being dispatched: nothing more is read from the socket (frames
-    /// already read are still delivered), so a relay stops within one read
-    /// chunk of its mark.
+    /// Stops reading this connection (backpressure). Called from
+    /// [`on_frame`](crate::Connection::on_frame), it also stops the
+    /// dispatch of the frames already read: the next frame is not decoded,
+    /// and the rest of the input is kept (however many frames it holds)
+    /// until [`resume_read`](Self::resume_read). New input waits in the
+    /// kernel.
     pub fn pause_read(&mut self) {
-        self.read_paused = true;
+        self.cur.meta.read_paused = true;
         let _ = self.ctx.pause_read(self.cur.handle);
     }
 
-    /// Resumes reading this connection.
+    /// Resumes reading this connection: input held by
+    /// [`pause_read`](Self::pause_read) is dispatched first, then the
+    /// socket is read again (on the next turn of the loop if this hook is
+    /// not `on_frame`).
     pub fn resume_read(&mut self) {
-        self.read_paused = false;
+        self.cur.meta.read_paused = false;
         let _ = self.ctx.resume_read(self.cur.handle);
     }
 
@@ -251,6 +251,11 @@ impl<C: Connection> ConnCtx<'_, C> {
             }
             None => false,
         }
+    }
+
+    /// Whether [`pause_read`](Self::pause_read) is in force.
+    pub fn is_read_paused(&self) -> bool {
+        self.cur.meta.read_paused
     }
 
     /// Marks the connection logged in: its login deadline no longer applies.

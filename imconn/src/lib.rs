@@ -19,7 +19,8 @@
 //! - [`buffered`]: a connection's in/out buffers with write-through sends,
 //!   a high-water mark, a hard cap, half-close after drain;
 //! - [`policy`]: heartbeats, idle and login deadlines, reconnect backoff;
-//! - [`maps`]: user id to connections.
+//! - [`maps`]: user id to connections;
+//! - [`http`]: HTTP/1.1 requests as a codec, and responses.
 //!
 //! ```
 //! use imconn::{Accepted, ConnConfig, ConnCtx, Connection, ImServer, PduCodec, RawFrame};
@@ -54,6 +55,7 @@ pub mod buffered;
 pub mod codec;
 pub mod ctx;
 pub mod group;
+pub mod http;
 mod link;
 pub mod maps;
 pub mod pdu_codec;

@@ -163,6 +163,14 @@ pub trait Connection: Sized + 'static {
     fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
         let _ = (cx, reason);
     }
+
+    /// A timer added for the server's handler (with
+    /// [`Context::add_handler_timer`] and the reference
+    /// [`Server::register`] returned) fired: periodic work of the server as
+    /// a whole, not of one connection.
+    fn on_server_timer(shared: &mut Self::Shared, ctx: &mut Context, id: TimerId) {
+        let _ = (shared, ctx, id);
+    }
 }
 
 /// What the accept callback knows about a new connection.
@@ -376,6 +384,7 @@ impl<C: Connection> Server<C> {
                     logged_in: true,
                     policy_timer: None,
                     link: Some(index),
+                    read_paused: false,
                 };
                 let io = BufferedConn::new(ctx, h, link.config.limits);
                 let codec = self.codec.clone();
@@ -428,7 +437,6 @@ impl<C: Connection> Server<C> {
             me,
             batching: false,
             proto: &self.codec,
-            read_paused: false,
         };
         f(&mut slot.conn, &mut cx);
         Some(slot)
@@ -525,6 +533,7 @@ impl<C: Connection> Server<C> {
                 logged_in: config.timeouts.login.is_none(),
                 policy_timer: None,
                 link: None,
+                read_paused: false,
             },
             codec: self.codec.clone(),
         };
@@ -603,6 +612,7 @@ pub(crate) fn start_connect<C: Connection>(
                 logged_in: config.timeouts.login.is_none(),
                 policy_timer: None,
                 link: None,
+                read_paused: false,
             },
             codec: codec.clone(),
         },
@@ -655,8 +665,15 @@ fn read_input<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) {
         scratch.resize(READ_CHUNK, 0);
     }
     let max_frame = cx.cur.meta.config.max_frame;
-    cx.read_paused = false;
-    while !cx.cur.io.is_closed() && !cx.read_paused {
+    // netlib delivers Read only while the socket's reading is not paused,
+    // so a pause has been lifted - by this connection's `resume_read` or by
+    // another hook's `ctx.resume_read(h)` - and held input may flow again.
+    cx.cur.meta.read_paused = false;
+    if !cx.cur.io.in_buf.is_empty() {
+        // Input held back by `pause_read`: its frames come first.
+        dispatch_buffered(conn, cx);
+    }
+    while !cx.cur.io.is_closed() && !cx.cur.meta.read_paused {
         let Some(n) = cx.cur.io.recv_chunk(cx.ctx, &mut scratch) else {
             break;
         };
@@ -670,18 +687,14 @@ fn read_input<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) {
             }
         } else {
             cx.cur.io.in_buf.extend_from_slice(&scratch[..n]);
-            let buf = std::mem::take(&mut cx.cur.io.in_buf);
-            let used = dispatch_frames(conn, cx, buf.as_slice());
-            cx.cur.io.in_buf = buf;
-            match used {
-                Some(used) => cx.cur.io.in_buf.consume(used),
-                None => break,
-            }
-            if cx.cur.io.in_buf.is_empty() {
-                cx.cur.io.in_buf.release();
+            if !dispatch_buffered(conn, cx) {
+                break;
             }
         }
-        if cx.cur.io.in_buf.len() > max_frame && !cx.cur.io.is_closed() {
+        // Input held by a pause may hold whole frames; only an incomplete
+        // frame is bounded by `max_frame`.
+        if cx.cur.io.in_buf.len() > max_frame && !cx.cur.io.is_closed() && !cx.cur.meta.read_paused
+        {
             log::warn!(
                 "imconn: {} {} closed: incomplete frame over {max_frame} bytes",
                 cx.cur.handle,
@@ -696,7 +709,24 @@ fn read_input<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) {
     cx.flush_batch();
 }
 
-/// Hands every whole frame in `data` to `on_frame`. Returns the bytes
+/// Dispatches the frames in the connection's input buffer and keeps the
+/// rest; false when the connection was closed.
+fn dispatch_buffered<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) -> bool {
+    let buf = std::mem::take(&mut cx.cur.io.in_buf);
+    let used = dispatch_frames(conn, cx, buf.as_slice());
+    cx.cur.io.in_buf = buf;
+    let Some(used) = used else {
+        return false;
+    };
+    cx.cur.io.in_buf.consume(used);
+    if cx.cur.io.in_buf.is_empty() {
+        cx.cur.io.in_buf.release();
+    }
+    true
+}
+
+/// Hands every whole frame in `data` to `on_frame`, until the connection
+/// closes or pauses its reading. Returns the bytes
 /// used, or `None` when the connection was closed (invalid input).
 fn dispatch_frames<C: Connection>(
     conn: &mut C,
@@ -705,7 +735,7 @@ fn dispatch_frames<C: Connection>(
 ) -> Option<usize> {
     let max_frame = cx.cur.meta.config.max_frame;
     let mut used = 0;
-    while !cx.cur.io.is_closed() && used < data.len() {
+    while !cx.cur.io.is_closed() && !cx.cur.meta.read_paused && used < data.len() {
         match cx.cur.codec.decode(&data[used..], max_frame) {
             Ok(Some((_, 0))) => {
                 log::error!(
@@ -777,6 +807,8 @@ impl<C: Connection> Handler for Server<C> {
     fn on_timer(&mut self, ctx: &mut Context, id: TimerId) {
         if let Some(index) = self.links.by_retry_timer(id) {
             self.connect_link(ctx, index);
+        } else {
+            C::on_server_timer(&mut self.shared, ctx, id);
         }
     }
 }

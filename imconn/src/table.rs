@@ -29,6 +29,9 @@ pub(crate) struct Meta {
     pub(crate) policy_timer: Option<TimerId>,
     /// Index into the server's links when this is an outgoing link.
     pub(crate) link: Option<usize>,
+    /// [`ConnCtx::pause_read`](crate::ConnCtx::pause_read) is in force:
+    /// no frame is dispatched and nothing is read.
+    pub(crate) read_paused: bool,
 }
 
 /// Everything of a connection but its object: what a hook reaches through

@@ -152,7 +152,7 @@ pub fn start(ctx: &mut Context, settings: &LoginSettings) -> Result<Listening, L
     ctx.with_handler(pdu_server, |s: &mut ImServer<LoginConn>, _| {
         s.shared.set_listeners(client_handles, link_handles)
     });
-    let http_server = ctx.add_handler(http::HttpServer::new(pdu_server, settings));
+    let http_server = http::HttpServer::register(ctx, pdu_server, settings);
     let (_, http) = listen(ctx, "http", &settings.http_addrs, http_server)?;
     Ok(Listening {
         client,

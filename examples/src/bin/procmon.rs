@@ -85,7 +85,7 @@ fn main() -> ExitCode {
             .with_interval(interval);
         let mut dispatch = EventDispatch::new()?;
         let ctx = dispatch.context();
-        let server = ctx.add_handler(HttpServer::new(monitor, config));
+        let server = HttpServer::register(ctx, monitor, config);
         let listener = ctx.listen_with(
             cli::listen_addr(args.host, args.port),
             &ListenOptions::default(),

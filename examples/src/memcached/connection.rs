@@ -1,193 +1,232 @@
-//! One client connection: its buffers, and the read → process → write cycle
-//! that drives a [`Session`] from netlib events.
+//! One client connection on the imconn connection server: the
+//! [`Session`] driven by [`MemcachedCodec`] frames, the `-c` connection
+//! limit, and output backpressure.
 //!
-//! The protocol lives in [`Session`]; this file only moves bytes:
+//! The connection server ([`imconn::Server`], one per reactor thread) owns
+//! the sockets, the connection table, reading and batching; this file only
+//! says what a frame does:
 //!
-//! - **Read.** The worker hands every connection of its thread the same
-//!   scratch buffer to `recv` into. When nothing is left over from the last
-//!   read (the common case: one whole request per read) the session parses
-//!   straight out of the scratch buffer; only an unfinished command line is
-//!   copied into the connection's own `input`. Values are consumed as they
-//!   arrive (the session copies them into the item being built), so `input`
-//!   never holds more than one command line plus one read.
-//! - **Write.** Replies accumulate in `output` while the reads of one event
-//!   are processed, then go out in one `send`. What the kernel does not take
-//!   stays in `output` and reading pauses until [`Event::Write`] drains it,
-//!   like memcached, which does not read a connection while writing to it.
-//!   Reply memory is therefore bounded by the session's output high-water
-//!   mark plus one reply.
-//! - **Backpressure.** When the session stops at its high-water mark
-//!   ([`Progress::OutputFull`]) the connection stops reading, sends, and runs
-//!   the session again on the buffered input once the output has drained.
+//! - **Frames.** Each frame (a command, with its data block for storage
+//!   commands) runs through the session, which writes its reply straight
+//!   into the connection's outgoing batch (the codec encodes the session
+//!   run itself, so replies are not copied on the way). Replies to one read
+//!   go out in one `send`.
+//! - **Backpressure.** Once the output the kernel has not taken reaches
+//!   [`Config::output_high_water`], the connection pauses reading: no
+//!   further frame is run (the input already read is held) until the
+//!   output has drained. A client that pipelines requests without reading
+//!   replies therefore holds at most the high-water mark plus one batch of
+//!   replies.
 //! - **Close.** When the session asks to close (`quit`, an overlong line)
 //!   the output is sent first, then the socket is closed.
-//!
-//! A connection is owned by the worker of one reactor thread and only
-//! touched on that thread.
-//!
-//! [`Event::Write`]: netlib::Event::Write
+//! - **Limit.** Past the `-c` limit a client is told
+//!   `ERROR Too many open connections` and closed.
 
-use netlib::{Context, Handle};
-use pdu::SimpleBuffer;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use super::protocol::{CloseReason, Progress, Session};
+use imconn::{Accepted, ConnConfig, ConnCtx, Connection, EncodeError, Encoder, Limits};
+use netlib::CloseReason;
+
+use super::codec::MemcachedCodec;
+use super::config::Config;
+use super::protocol::{CloseReason as SessionClose, Session};
+use super::stats::Counter;
 use super::store::Store;
 
-/// Output capacity a connection keeps between requests; a larger buffer
-/// (left by a big value or multi-get) is given back once it has been sent,
-/// so a thousand idle connections do not each hold their largest reply.
-const OUTPUT_KEEP: usize = 16 * 1024;
+/// What a client over the connection limit reads before it is closed
+/// (memcached's reply with `maxconns_fast`, its default).
+const TOO_MANY_CONNECTIONS: &[u8] = b"ERROR Too many open connections\r\n";
 
-/// The state of one client connection. See the module docs.
+/// The server-wide cap on open client connections (`-c`), shared by every
+/// reactor thread.
+///
+/// ```
+/// use examples::memcached::server::ConnectionLimit;
+/// let limit = ConnectionLimit::new(1);
+/// assert!(limit.try_acquire());
+/// assert!(!limit.try_acquire());
+/// limit.release();
+/// assert!(limit.try_acquire());
+/// ```
 #[derive(Debug)]
-pub(crate) struct Connection {
-    handle: Handle,
-    session: Session,
-    /// Input the session has not consumed: the start of a command line.
-    input: SimpleBuffer,
-    /// Replies; `output[sent..]` has not been taken by the kernel yet.
-    output: Vec<u8>,
-    sent: usize,
-    /// The session stopped at its output high-water mark and must run again
-    /// on `input` once the output drains.
-    stalled: bool,
-    /// The session asked to close: close once the output is out.
-    closing: Option<CloseReason>,
-    /// Reads are paused (output waits for the kernel, or the session stalled).
-    read_paused: bool,
+pub struct ConnectionLimit {
+    open: AtomicUsize,
+    max: usize,
 }
 
-impl Connection {
-    /// A connection for the accepted socket `handle`.
-    pub(crate) fn new(handle: Handle) -> Connection {
-        Connection {
-            handle,
-            session: Session::new(),
-            input: SimpleBuffer::new(),
-            output: Vec::new(),
-            sent: 0,
-            stalled: false,
-            closing: None,
-            read_paused: false,
+impl ConnectionLimit {
+    /// A limit of `max` open connections.
+    pub fn new(max: usize) -> ConnectionLimit {
+        ConnectionLimit {
+            open: AtomicUsize::new(0),
+            max,
         }
     }
 
-    /// The socket this connection owns.
-    pub(crate) fn handle(&self) -> Handle {
-        self.handle
+    /// Takes a place; false if `max` connections are already open.
+    pub fn try_acquire(&self) -> bool {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
     }
 
-    /// [`Event::Read`](netlib::Event::Read): reads until the kernel has no
-    /// more (or the session cannot take more), processes, then sends.
-    pub(crate) fn on_read(&mut self, ctx: &mut Context, store: &Store, scratch: &mut [u8]) {
-        if self.closing.is_some() || self.read_paused {
+    /// Gives a place back.
+    pub fn release(&self) {
+        let _ = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(1))
+            });
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+}
+
+/// What the connections of one reactor thread share.
+pub(crate) struct Shared {
+    store: Arc<Store>,
+    limit: Arc<ConnectionLimit>,
+    config: ConnConfig,
+}
+
+impl Shared {
+    pub(crate) fn new(store: Arc<Store>, limit: Arc<ConnectionLimit>) -> Shared {
+        let config = conn_config(store.config());
+        Shared {
+            store,
+            limit,
+            config,
+        }
+    }
+
+    /// The cache.
+    pub(crate) fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+}
+
+/// The connection settings for a cache `config`: frames up to a whole
+/// request with its largest value, and an output hard cap well above the
+/// high-water mark at which reading pauses (one batch of replies, each at
+/// most one get response, may land after it).
+pub(crate) fn conn_config(config: &Config) -> ConnConfig {
+    let hard_cap = config
+        .output_high_water
+        .saturating_add(config.max_get_response.saturating_mul(2))
+        .saturating_add(1024 * 1024);
+    ConnConfig {
+        limits: Limits {
+            high_water: config.output_high_water,
+            hard_cap,
+            ..Limits::default()
+        },
+        max_frame: MemcachedCodec::max_frame(config),
+        ..ConnConfig::default()
+    }
+}
+
+/// The accept callback: a connection, or a refusal past the limit.
+pub(crate) fn accept(shared: &mut Shared, a: &Accepted) -> Option<(Client, ConnConfig)> {
+    let admitted = shared.limit.try_acquire();
+    if admitted {
+        shared.store.counters().connection_opened();
+        if let Some(peer) = a.peer {
+            log::debug!("memcached: {} accepted from {peer}", a.handle);
+        }
+    } else {
+        shared.store.counters().add(Counter::RejectedConnections, 1);
+        log::debug!("memcached: {} refused: too many open connections", a.handle);
+    }
+    let client = Client {
+        store: shared.store.clone(),
+        session: Session::new(),
+        admitted,
+        paused: false,
+    };
+    Some((client, shared.config))
+}
+
+/// One client. See the module docs.
+pub(crate) struct Client {
+    store: Arc<Store>,
+    session: Session,
+    /// False for a connection refused by the limit: it is told so and
+    /// closed, and never counted.
+    admitted: bool,
+    /// Reading is paused until the output drains.
+    paused: bool,
+}
+
+/// One session run, encoded straight into the connection's output.
+pub(crate) struct Run<'a> {
+    session: &'a mut Session,
+    store: &'a Store,
+    frame: &'a [u8],
+    close: &'a mut Option<SessionClose>,
+}
+
+impl Encoder<Run<'_>> for MemcachedCodec {
+    fn encode(&mut self, run: Run<'_>, dst: &mut Vec<u8>) -> Result<(), EncodeError> {
+        *run.close = run.session.process_frame(run.store, run.frame, dst);
+        Ok(())
+    }
+}
+
+impl Connection for Client {
+    type Codec = MemcachedCodec;
+    type Shared = Shared;
+
+    fn on_connect(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        if !self.admitted {
+            // A best-effort notice; the socket is new, so its buffer has room.
+            let _ = cx.send_bytes(TOO_MANY_CONNECTIONS);
+            cx.close_after_flush();
+        }
+    }
+
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, frame: &[u8]) {
+        if !self.admitted {
             return;
         }
-        loop {
-            match ctx.recv(self.handle, scratch) {
-                // End-of-stream: netlib closes the socket after this callback.
-                Ok(0) => break,
-                Ok(n) => {
-                    self.feed(store, &scratch[..n]);
-                    if self.stalled || self.closing.is_some() {
-                        break;
-                    }
-                }
-                Err(e) if e.is_would_block() => break,
-                // A hard error closed the socket; its Close event follows.
-                Err(_) => return,
-            }
-        }
-        self.flush(ctx, store);
-    }
-
-    /// [`Event::Write`](netlib::Event::Write): the kernel has room again.
-    pub(crate) fn on_write(&mut self, ctx: &mut Context, store: &Store) {
-        self.flush(ctx, store);
-    }
-
-    /// Runs the session over newly read bytes.
-    fn feed(&mut self, store: &Store, data: &[u8]) {
-        let progress = if self.input.is_empty() {
-            // Parse in place; keep only what the session left unconsumed.
-            let (used, progress) = self.session.process(store, data, &mut self.output);
-            if used < data.len() {
-                self.input.extend_from_slice(&data[used..]);
-            }
-            progress
-        } else {
-            self.input.extend_from_slice(data);
-            self.process_buffered(store)
+        let mut close = None;
+        let run = Run {
+            session: &mut self.session,
+            store: &self.store,
+            frame,
+            close: &mut close,
         };
-        self.note(progress);
-    }
-
-    /// Runs the session over the buffered input.
-    fn process_buffered(&mut self, store: &Store) -> Progress {
-        let (used, progress) = self
-            .session
-            .process(store, self.input.as_slice(), &mut self.output);
-        self.input.consume(used);
-        progress
-    }
-
-    fn note(&mut self, progress: Progress) {
-        match progress {
-            Progress::Continue => self.stalled = false,
-            Progress::OutputFull => self.stalled = true,
-            Progress::Close(reason) => self.closing = Some(reason),
-        }
-    }
-
-    /// Sends what the kernel takes; then pauses reading while output is
-    /// pending, or closes, or lets a stalled session continue, or resumes
-    /// reading.
-    fn flush(&mut self, ctx: &mut Context, store: &Store) {
-        let h = self.handle;
-        loop {
-            if self.sent < self.output.len() {
-                // `send` writes until the kernel stops taking bytes.
-                match ctx.send(h, &self.output[self.sent..]) {
-                    Ok(n) => self.sent += n,
-                    Err(e) if e.is_would_block() => {}
-                    // A hard error closed the socket; its Close event follows.
-                    Err(_) => return,
-                }
-                if self.sent < self.output.len() {
-                    self.pause(ctx);
-                    return;
-                }
-            }
-            self.sent = 0;
-            self.output.clear();
-            if self.output.capacity() > OUTPUT_KEEP {
-                self.output.shrink_to(OUTPUT_KEEP);
-            }
-            if let Some(reason) = self.closing {
-                log::debug!("memcached: {h} closing: {reason:?}");
-                let _ = ctx.close(h);
-                return;
-            }
-            if self.stalled {
-                // The output drained: let the session go on with what it
-                // has buffered before reading anything new. Each pass
-                // starts with empty output, so the session makes progress.
-                let progress = self.process_buffered(store);
-                self.note(progress);
-                continue;
-            }
-            if self.read_paused {
-                self.read_paused = false;
-                let _ = ctx.resume_read(h);
-            }
+        if cx.send(run).is_err() {
             return;
         }
+        if let Some(reason) = close {
+            log::debug!("memcached: {} closing: {reason:?}", cx.handle());
+            cx.close_after_flush();
+        } else if cx.io().queued() >= self.store.config().output_high_water {
+            self.paused = true;
+            cx.pause_read();
+        }
     }
 
-    fn pause(&mut self, ctx: &mut Context) {
-        if !self.read_paused {
-            self.read_paused = true;
-            let _ = ctx.pause_read(self.handle);
+    fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        if self.paused {
+            self.paused = false;
+            cx.resume_read();
+        }
+    }
+
+    fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
+        if self.admitted {
+            cx.shared.limit.release();
+            self.store.counters().connection_closed();
+            log::debug!("memcached: {} closed: {reason}", cx.handle());
+        } else {
+            log::trace!("memcached: {} closed: {reason}", cx.handle());
         }
     }
 }

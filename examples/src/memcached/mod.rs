@@ -8,9 +8,11 @@
 //!
 //! - [`server`] starts N reactor threads (`-t N`), each an
 //!   [`EventDispatch`](netlib::EventDispatch) listening on the same port with
-//!   `SO_REUSEPORT`, over one shared [`Store`]; `worker` is the netlib
-//!   handler of one thread and `connection` the read → process → write cycle
-//!   of one client.
+//!   `SO_REUSEPORT`, over one shared [`Store`]; each thread serves its
+//!   clients with an [`imconn::Server`], and `connection` says what one
+//!   client's frames do.
+//! - [`codec`] frames the protocol for the connection server: a command
+//!   line, with its data block for storage commands.
 //! - [`cli`] turns memcached's command-line flags into a
 //!   [`ServerConfig`](server::ServerConfig); `src/bin/memcached.rs` (the
 //!   `netlib-memcached` binary) is just `cli` + `server`.
@@ -64,6 +66,7 @@
 
 pub mod cli;
 mod clock;
+pub mod codec;
 mod config;
 mod connection;
 mod protocol;
@@ -72,7 +75,6 @@ mod shard;
 mod stats;
 mod store;
 mod text;
-mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, DEFAULT_ITEM_SIZE_MAX, DEFAULT_MAX_LINE, DEFAULT_MEMORY_LIMIT};

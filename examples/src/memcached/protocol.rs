@@ -177,6 +177,93 @@ enum Update {
     Cas,
 }
 
+impl Update {
+    fn from_command(command: &[u8]) -> Option<Update> {
+        Some(match command {
+            b"set" => Update::Set,
+            b"add" => Update::Add,
+            b"replace" => Update::Replace,
+            b"append" => Update::Append,
+            b"prepend" => Update::Prepend,
+            b"cas" => Update::Cas,
+            _ => return None,
+        })
+    }
+}
+
+/// A storage command line that passed memcached's checks: a data block of
+/// `length` bytes and `\r\n` follows it.
+struct UpdateLine<'a> {
+    mode: StoreMode,
+    noreply: bool,
+    key: &'a [u8],
+    flags: u32,
+    exptime: i32,
+    length: usize,
+}
+
+/// Why a storage command line was refused (no data block is read).
+enum BadUpdate {
+    /// A bare `ERROR`.
+    Arity,
+    /// `CLIENT_ERROR bad command line format`, unless `noreply`.
+    Format { noreply: bool },
+}
+
+/// Checks a storage command's arguments (memcached's
+/// `process_update_command` up to reading the data).
+fn parse_update<'a>(args: &Args<'a>, kind: Update) -> Result<UpdateLine<'a>, BadUpdate> {
+    let arity = if kind == Update::Cas { 5..=6 } else { 4..=5 };
+    if !arity.contains(&args.len()) {
+        return Err(BadUpdate::Arity);
+    }
+    let noreply = args.last_is_noreply();
+    let bad = BadUpdate::Format { noreply };
+    let key = args.get(0);
+    if !is_valid_key(key) {
+        return Err(bad);
+    }
+    let (Some(flags), Some(exptime), Some(length)) = (
+        parse_u32(args.get(1)),
+        parse_i32(args.get(2)),
+        parse_i32(args.get(3)),
+    ) else {
+        return Err(bad);
+    };
+    let mode = match kind {
+        Update::Set => StoreMode::Set,
+        Update::Add => StoreMode::Add,
+        Update::Replace => StoreMode::Replace,
+        Update::Append => StoreMode::Append,
+        Update::Prepend => StoreMode::Prepend,
+        Update::Cas => match parse_u64(args.get(4)) {
+            Some(unique) => StoreMode::Cas(unique),
+            None => return Err(bad),
+        },
+    };
+    if !(0..=i32::MAX - 2).contains(&length) {
+        return Err(bad);
+    }
+    Ok(UpdateLine {
+        mode,
+        noreply,
+        key,
+        flags,
+        exptime,
+        length: length as usize,
+    })
+}
+
+/// The bytes that follow `line` (without its terminator) as its data
+/// block, `\r\n` included: `Some` exactly when the session reads (or
+/// swallows) a data block after it. The codec frames requests with it.
+pub(crate) fn data_block_len(line: &[u8]) -> Option<usize> {
+    let mut tokens = Tokens::new(line);
+    let kind = Update::from_command(tokens.next()?)?;
+    let line = parse_update(&Args::collect(tokens), kind).ok()?;
+    Some(line.length + 2)
+}
+
 /// Which retrieval command a line asked for.
 #[derive(Debug, Clone, Copy)]
 struct Retrieve {
@@ -199,6 +286,36 @@ impl Session {
     /// pending item) as they arrive, so the caller never holds more than one
     /// command line plus one read's worth of input.
     pub fn process(&mut self, store: &Store, input: &[u8], out: &mut Vec<u8>) -> (usize, Progress) {
+        self.run(store, input, out, true)
+    }
+
+    /// Runs one frame of the [`MemcachedCodec`](super::codec::MemcachedCodec)
+    /// (a command line with its data block, part of a refused data block,
+    /// or the start of an overlong line), appending the reply to `out`
+    /// whatever `out` already holds: the caller bounds its output itself.
+    /// Returns why the connection must close, if it must.
+    pub(crate) fn process_frame(
+        &mut self,
+        store: &Store,
+        frame: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<CloseReason> {
+        match self.run(store, frame, out, false) {
+            (_, Progress::Close(reason)) => Some(reason),
+            (used, _) => {
+                debug_assert_eq!(used, frame.len(), "a frame is consumed whole");
+                None
+            }
+        }
+    }
+
+    fn run(
+        &mut self,
+        store: &Store,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        stop_at_high_water: bool,
+    ) -> (usize, Progress) {
         let out_start = out.len();
         let now = store.now();
         let config = store.config();
@@ -229,7 +346,7 @@ impl Session {
                     if rest.is_empty() {
                         break Progress::Continue;
                     }
-                    if out.len() >= config.output_high_water {
+                    if stop_at_high_water && out.len() >= config.output_high_water {
                         break Progress::OutputFull;
                     }
                     let limit = line_limit(rest, config);
@@ -289,12 +406,11 @@ impl Session {
             b"gets" => self.retrieve(store, tokens, kind(true, false), now, out),
             b"gat" => self.retrieve(store, tokens, kind(false, true), now, out),
             b"gats" => self.retrieve(store, tokens, kind(true, true), now, out),
-            b"set" => self.update(store, Args::collect(tokens), Update::Set, now, out),
-            b"add" => self.update(store, Args::collect(tokens), Update::Add, now, out),
-            b"replace" => self.update(store, Args::collect(tokens), Update::Replace, now, out),
-            b"append" => self.update(store, Args::collect(tokens), Update::Append, now, out),
-            b"prepend" => self.update(store, Args::collect(tokens), Update::Prepend, now, out),
-            b"cas" => self.update(store, Args::collect(tokens), Update::Cas, now, out),
+            b"set" | b"add" | b"replace" | b"append" | b"prepend" | b"cas" => {
+                if let Some(kind) = Update::from_command(command) {
+                    self.update(store, Args::collect(tokens), kind, now, out);
+                }
+            }
             b"incr" => self.arithmetic(store, Args::collect(tokens), true, now, out),
             b"decr" => self.arithmetic(store, Args::collect(tokens), false, now, out),
             b"touch" => self.touch(store, Args::collect(tokens), now, out),
@@ -379,44 +495,25 @@ impl Session {
     /// set, add, replace, append, prepend, cas: the command line
     /// (memcached's `process_update_command`). The data block follows.
     fn update(&mut self, store: &Store, args: Args<'_>, kind: Update, now: u64, out: &mut Vec<u8>) {
-        let arity = if kind == Update::Cas { 5..=6 } else { 4..=5 };
-        if !arity.contains(&args.len()) {
-            out.extend_from_slice(ERROR);
-            return;
-        }
-        let noreply = args.last_is_noreply();
-        let key = args.get(0);
-        if !is_valid_key(key) {
-            reply(out, noreply, BAD_FORMAT);
-            return;
-        }
-        let (Some(flags), Some(exptime), Some(length)) = (
-            parse_u32(args.get(1)),
-            parse_i32(args.get(2)),
-            parse_i32(args.get(3)),
-        ) else {
-            reply(out, noreply, BAD_FORMAT);
-            return;
+        let line = match parse_update(&args, kind) {
+            Ok(line) => line,
+            Err(BadUpdate::Arity) => {
+                out.extend_from_slice(ERROR);
+                return;
+            }
+            Err(BadUpdate::Format { noreply }) => {
+                reply(out, noreply, BAD_FORMAT);
+                return;
+            }
         };
-        let mode = match kind {
-            Update::Set => StoreMode::Set,
-            Update::Add => StoreMode::Add,
-            Update::Replace => StoreMode::Replace,
-            Update::Append => StoreMode::Append,
-            Update::Prepend => StoreMode::Prepend,
-            Update::Cas => match parse_u64(args.get(4)) {
-                Some(unique) => StoreMode::Cas(unique),
-                None => {
-                    reply(out, noreply, BAD_FORMAT);
-                    return;
-                }
-            },
-        };
-        if !(0..=i32::MAX - 2).contains(&length) {
-            reply(out, noreply, BAD_FORMAT);
-            return;
-        }
-        let length = length as usize;
+        let UpdateLine {
+            mode,
+            noreply,
+            key,
+            flags,
+            exptime,
+            length,
+        } = line;
         let size = item_size(key.len(), flags, length);
         let refusal = if size > store.item_size_max() {
             Some((TOO_LARGE, Counter::StoreTooLarge))
@@ -662,12 +759,17 @@ fn verbosity(store: &Store, args: Args<'_>, out: &mut Vec<u8>) {
 /// `get`/`gets` lines (after at most 100 leading spaces) grow past the
 /// normal limit because a multi-get may carry many keys.
 fn line_limit(rest: &[u8], config: &Config) -> usize {
+    line_limit_of(rest, config.max_line, config.max_multiget_line)
+}
+
+/// [`line_limit`] with the two limits spelled out (the codec keeps them).
+pub(crate) fn line_limit_of(rest: &[u8], max_line: usize, max_multiget_line: usize) -> usize {
     let spaces = rest.iter().take_while(|&&b| b == b' ').count();
     let body = &rest[spaces..];
     if spaces <= 100 && (body.starts_with(b"get ") || body.starts_with(b"gets ")) {
-        config.max_multiget_line.max(config.max_line)
+        max_multiget_line.max(max_line)
     } else {
-        config.max_line
+        max_line
     }
 }
 

@@ -39,11 +39,12 @@ use std::thread::JoinHandle;
 use netlib::{EventDispatch, ListenOptions, Poster};
 
 use super::clock::SystemClock;
+use super::codec::MemcachedCodec;
 use super::config::Config;
+use super::connection::{accept, Client, Shared};
 use super::store::Store;
-use super::worker::Worker;
 
-pub use super::worker::ConnectionLimit;
+pub use super::connection::ConnectionLimit;
 
 /// memcached's port.
 pub const DEFAULT_PORT: u16 = 11211;
@@ -168,10 +169,11 @@ impl Server {
         let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
         let addrs = self.local_addrs.clone();
         let options = options.clone();
-        let worker = Worker::new(self.store.clone(), self.limit.clone());
+        let store = self.store.clone();
+        let limit = self.limit.clone();
         let thread = std::thread::Builder::new()
             .name(format!("memcached-{index}"))
-            .spawn(move || reactor(addrs, options, worker, ready_tx))?;
+            .spawn(move || reactor(addrs, options, Shared::new(store, limit), ready_tx))?;
         match ready_rx.recv() {
             Ok(Ok((poster, bound))) => {
                 self.posters.push(poster);
@@ -242,7 +244,7 @@ impl Server {
 fn reactor(
     addrs: Vec<SocketAddr>,
     options: ListenOptions,
-    worker: Worker,
+    shared: Shared,
     ready: mpsc::Sender<Ready>,
 ) -> netlib::Result<()> {
     let mut dispatch = match EventDispatch::new() {
@@ -253,9 +255,15 @@ fn reactor(
         }
     };
     let ctx = dispatch.context();
-    let bound = ctx
-        .listen_all(&addrs, &options, worker)
-        .and_then(|listeners| listeners.iter().map(|&l| ctx.local_addr(l)).collect());
+    let codec = MemcachedCodec::new(shared.store().config());
+    let server = imconn::Server::<Client>::register_with_codec(ctx, shared, codec, accept);
+    let bound = addrs
+        .iter()
+        .map(|&addr| {
+            ctx.listen_with(addr, &options, server)
+                .and_then(|l| ctx.local_addr(l))
+        })
+        .collect::<netlib::Result<Vec<_>>>();
     match bound {
         Ok(bound) => {
             if ready.send(Ok((dispatch.poster(), bound))).is_err() {
