@@ -28,21 +28,26 @@ pub fn publish_allocs(path: Option<String>) {
     });
 }
 
-/// The command line every benchmark server takes: `SERVER [ADDR] [STATS]`.
+/// The command line every benchmark server takes:
+/// `SERVER [ADDR] [STATS] [--threads N]`.
 #[derive(clap::Parser)]
-struct ServerArgs {
+pub struct ServerArgs {
     /// Address to listen on
     #[arg(default_value = "127.0.0.1:2008")]
-    addr: std::net::SocketAddr,
+    pub addr: std::net::SocketAddr,
     /// File to keep the process's allocation count in (updated every 50 ms)
-    stats: Option<String>,
+    pub stats: Option<String>,
+    /// Event loops (netlib: a loop group sharing the port by SO_REUSEPORT)
+    /// or runtime workers (tokio: the multi-thread runtime); 1 = one loop
+    /// on the main thread (tokio: the current-thread runtime)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: u16,
 }
 
-/// The listen address (first argument) and optional stats path (second);
-/// `--help` describes them, anything else is an error (exit 2).
-pub fn server_args() -> (std::net::SocketAddr, Option<String>) {
-    let args: ServerArgs = clap::Parser::parse();
-    (args.addr, args.stats)
+/// Parses [`ServerArgs`]; `--help` describes them, anything else is an
+/// error (exit 2).
+pub fn server_args() -> ServerArgs {
+    clap::Parser::parse()
 }
 
 /// Body bytes of a PDU-echo frame.

@@ -93,7 +93,18 @@ fn echo_does_not_buffer_for_a_client_that_never_reads() {
 
 #[test]
 fn pingpong_client_reports_throughput() {
-    let server = Proc::start(PINGPONG, &["server", "--port", "0"]);
+    pingpong_run(&["server", "--port", "0"]);
+}
+
+#[test]
+fn pingpong_server_on_a_loop_group() {
+    pingpong_run(&["server", "--port", "0", "--threads", "2"]);
+}
+
+/// Starts a pingpong server with `server_args`, runs the client against
+/// it for half a second and checks it moved data.
+fn pingpong_run(server_args: &[&str]) {
+    let server = Proc::start(PINGPONG, server_args);
     let out = run_with_timeout(
         Command::new(PINGPONG).args([
             "client",

@@ -3,10 +3,13 @@
 //! reply batching (see `imconn::read_frames`) sends what one read produced
 //! in a single write.
 //!
-//! `pdu_echo_server ADDR [ALLOC_STATS_FILE]`
+//! `--threads N` (N > 1) runs it on a loop group of N loops sharing the
+//! port (`imconn::ServerGroup`).
+//!
+//! `pdu_echo_server ADDR [ALLOC_STATS_FILE] [--threads N]`
 
 use bench::CountingAlloc;
-use imconn::{ConnConfig, ConnCtx, Connection, ImServer, PduCodec, Timeouts};
+use imconn::{ConnConfig, ConnCtx, Connection, ImServer, PduCodec, ServerGroup, Timeouts};
 use netlib::{EventDispatch, ListenOptions};
 use pdu::PduRef;
 use std::time::Duration;
@@ -26,11 +29,34 @@ impl Connection for Echo {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (addr, stats) = bench::server_args();
+    let args = bench::server_args();
     bench::raise_nofile(65536);
-    bench::publish_allocs(stats);
+    bench::publish_allocs(args.stats);
+    let opts = ListenOptions {
+        nodelay: true,
+        ..ListenOptions::default()
+    };
+    if args.threads > 1 {
+        let group = ServerGroup::start(
+            usize::from(args.threads),
+            netlib::Config::default(),
+            args.addr,
+            &opts,
+            |ctx, _| register(ctx),
+        )?;
+        group.join()?;
+        return Ok(());
+    }
     let mut dispatch = EventDispatch::new()?;
     let ctx = dispatch.context();
+    let server = register(ctx);
+    ctx.listen_with(args.addr, &opts, server)?;
+    dispatch.run()?;
+    Ok(())
+}
+
+/// Registers the echo server on one loop.
+fn register(ctx: &mut netlib::Context) -> netlib::HandlerRef {
     let config = ConnConfig {
         // An idle deadline armed as in a real server; no login deadline.
         timeouts: Timeouts {
@@ -38,14 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             idle: Some(Duration::from_secs(120)),
             login: None,
         },
-        ..ConnConfig::client()
+        ..ConnConfig::default()
     };
-    let server = ImServer::<Echo>::register(ctx, (), move |_, _| Some((Echo, config)));
-    let opts = ListenOptions {
-        nodelay: true,
-        ..ListenOptions::default()
-    };
-    ctx.listen_with(addr, &opts, server)?;
-    dispatch.run()?;
-    Ok(())
+    ImServer::<Echo>::register(ctx, (), move |_, _| Some((Echo, config)))
 }

@@ -5,7 +5,9 @@
 //! written back with `feed` and flushed once no further whole frame is
 //! buffered, the usual way to batch with a `Sink`.
 //!
-//! `tokio_pdu_echo_server ADDR [ALLOC_STATS_FILE]`
+//! `--threads N` (N > 1) uses tokio's multi-thread runtime with N workers.
+//!
+//! `tokio_pdu_echo_server ADDR [ALLOC_STATS_FILE] [--threads N]`
 
 use bench::CountingAlloc;
 use futures_util::{SinkExt, StreamExt};
@@ -15,11 +17,26 @@ use tokio_util::codec::{BytesCodec, FramedRead, FramedWrite, LengthDelimitedCode
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> std::io::Result<()> {
-    let (addr, stats) = bench::server_args();
+fn main() -> std::io::Result<()> {
+    let args = bench::server_args();
     bench::raise_nofile(65536);
-    bench::publish_allocs(stats);
+    bench::publish_allocs(args.stats);
+    // One thread: the current-thread runtime (the single-loop comparator);
+    // more: the multi-thread runtime with that many workers.
+    let runtime = if args.threads > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(args.threads))
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(serve(args.addr))
+}
+
+async fn serve(addr: std::net::SocketAddr) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     loop {
         let (stream, _) = listener.accept().await?;

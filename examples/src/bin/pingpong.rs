@@ -15,14 +15,14 @@
 //! event.
 //!
 //! ```text
-//! pingpong server [--host 127.0.0.1] [--port 2008]
+//! pingpong server [--host 127.0.0.1] [--port 2008] [--threads 1]
 //! pingpong client --connect 127.0.0.1:2008 [--sessions 100] [--block 16384] [--seconds 10]
 //! ```
 
 use clap::{Parser, Subcommand};
 use examples::cli;
 use examples::echo::{self, echo_config, echo_frame};
-use imconn::{Accepted, ConnCtx, Connection, RawCodec, Server};
+use imconn::{Accepted, ConnCtx, Connection, RawCodec, Server, ServerGroup};
 use netlib::{CloseReason, ConnectOptions, Context, EventDispatch, ListenOptions};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -46,6 +46,9 @@ enum Role {
         /// Port to listen on, 0 for any free port
         #[arg(long, default_value_t = 2008)]
         port: u16,
+        /// Event loops, one per thread, sharing the port (SO_REUSEPORT)
+        #[arg(long, short = 't', default_value_t = 1, value_parser = cli::positive::<usize>)]
+        threads: usize,
     },
     /// Keep one block in flight per session and print MiB/s
     Client {
@@ -68,7 +71,11 @@ fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging();
     let result = match args.role {
-        Role::Server { host, port } => server(cli::listen_addr(host, port)),
+        Role::Server {
+            host,
+            port,
+            threads,
+        } => server(cli::listen_addr(host, port), threads),
         Role::Client {
             connect,
             sessions,
@@ -85,13 +92,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
-    let mut dispatch = EventDispatch::new()?;
-    let ctx = dispatch.context();
+fn server(addr: SocketAddr, threads: usize) -> Result<(), Box<dyn std::error::Error>> {
     let opts = ListenOptions {
         nodelay: true,
         ..ListenOptions::default()
     };
+    if threads > 1 {
+        // One loop per thread, each with its own echo server and
+        // connections; the kernel spreads connections over the loops.
+        let group =
+            ServerGroup::start(threads, netlib::Config::default(), addr, &opts, |ctx, _| {
+                echo::register(ctx)
+            })?;
+        cli::announce(group.local_addr());
+        group.join()?;
+        return Ok(());
+    }
+    let mut dispatch = EventDispatch::new()?;
+    let ctx = dispatch.context();
     let server = echo::register(ctx);
     let listener = ctx.listen_with(addr, &opts, server)?;
     cli::announce(ctx.local_addr(listener)?);
