@@ -33,6 +33,7 @@ struct Opts {
     bin: PathBuf,
     pin: bool,
     strace: bool,
+    baseline: Option<PathBuf>,
 }
 
 /// Runs the benchmark scenarios and rewrites BENCH.md and the pingpong chart.
@@ -40,8 +41,14 @@ struct Opts {
 #[command(name = "bench")]
 struct Args {
     /// Scenario to run
-    #[arg(default_value = "all", value_parser = ["all", "pingpong", "pdu", "timers", "conn_scale", "im"])]
+    #[arg(default_value = "all", value_parser = ["all", "pingpong", "pdu", "timers", "conn_scale", "im", "group", "baseline"])]
     what: String,
+    /// A directory holding an earlier build's `pdu_echo_server` and
+    /// `netlib_pingpong_server` (scripts/bench.sh builds them from
+    /// BENCH_BASELINE=<git revision>): section 7 compares them with this
+    /// build's in the same run
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// Seconds per measured point
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
@@ -109,12 +116,29 @@ struct Server {
 
 impl Server {
     fn start(o: &Opts, name: &str) -> Res<Server> {
+        Server::start_with(o, &o.bin.join(name), &[], true)
+    }
+
+    /// Starts the server binary `prog` with `extra` arguments, pinned to
+    /// core 0 or free to use every core.
+    fn start_with(o: &Opts, prog: &Path, extra: &[&str], pin: bool) -> Res<Server> {
+        let name = prog
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("server")
+            .to_string();
         let addr = free_addr()?;
         let stats =
             std::env::temp_dir().join(format!("bench-allocs-{}-{name}", std::process::id()));
         let _ = std::fs::remove_file(&stats);
-        let mut cmd = pinned(o, 0, &o.bin.join(name));
-        cmd.arg(addr.to_string()).arg(&stats);
+        let mut cmd = if pin {
+            pinned(o, 0, prog)
+        } else {
+            let mut c = Command::new(prog);
+            c.env("RUST_LOG", "warn");
+            c
+        };
+        cmd.arg(addr.to_string()).arg(&stats).args(extra);
         let child = cmd.stdout(Stdio::null()).spawn()?;
         let t = Instant::now();
         while TcpStream::connect(addr).is_err() || !stats.exists() {
@@ -169,8 +193,26 @@ fn measure(
     args: &[String],
     alloc_from: f64,
 ) -> Res<(String, f64, u64, f64)> {
+    measure_with(o, server, client, args, alloc_from, true)
+}
+
+/// [`measure`], with the client pinned to core 1 or free.
+fn measure_with(
+    o: &Opts,
+    server: &Server,
+    client: &str,
+    args: &[String],
+    alloc_from: f64,
+    pin: bool,
+) -> Res<(String, f64, u64, f64)> {
     let c0 = cpu_ticks(server.pid())?;
-    let mut cmd = pinned(o, 1, &o.bin.join(client));
+    let mut cmd = if pin {
+        pinned(o, 1, &o.bin.join(client))
+    } else {
+        let mut c = Command::new(o.bin.join(client));
+        c.env("RUST_LOG", "warn");
+        c
+    };
     cmd.args(args).stdout(Stdio::piped());
     let start = Instant::now();
     let child = cmd.spawn()?;
@@ -836,6 +878,196 @@ fn splice_im(old: &str, section: &str) -> String {
     doc
 }
 
+// ------------------------------------------------------- one loop per thread
+
+/// Median of each server's runs of one point: client output parsed by
+/// `parse` into (units per second, units), server CPU seconds.
+struct Runs {
+    rate: Vec<Vec<f64>>,
+    cpu_per_unit: Vec<Vec<f64>>,
+}
+
+impl Runs {
+    fn new(n: usize) -> Runs {
+        Runs {
+            rate: vec![Vec::new(); n],
+            cpu_per_unit: vec![Vec::new(); n],
+        }
+    }
+}
+
+/// Runs `client` against each of `servers` (program, extra args), `reps`
+/// times interleaved; `units` turns the client output into (rate, units
+/// moved) and `cpu_scale` the server CPU seconds into CPU per unit.
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    o: &Opts,
+    servers: &[(PathBuf, Vec<&str>)],
+    pin: bool,
+    client: &str,
+    args: &dyn Fn(SocketAddr) -> Vec<String>,
+    alloc_from: f64,
+    units: &dyn Fn(&str) -> Res<(f64, f64)>,
+    cpu_scale: f64,
+) -> Res<Runs> {
+    let mut runs = Runs::new(servers.len());
+    for _ in 0..o.reps {
+        for (i, (prog, extra)) in servers.iter().enumerate() {
+            let s = Server::start_with(o, prog, extra, pin)?;
+            let (out, cpu, _, _) = measure_with(o, &s, client, &args(s.addr), alloc_from, pin)?;
+            let (rate, moved) = units(&out)?;
+            runs.rate[i].push(rate);
+            runs.cpu_per_unit[i].push(cpu * cpu_scale / moved.max(1.0));
+        }
+    }
+    Ok(runs)
+}
+
+fn pingpong_units(out: &str) -> Res<(f64, f64)> {
+    let bytes = parse_bytes_read(out)?;
+    let mib = out
+        .split(',')
+        .next_back()
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse::<f64>().ok())
+        .ok_or("no MiB/s")?;
+    Ok((mib, bytes / (1u64 << 30) as f64))
+}
+
+/// (frames/s, frames over warm-up plus measurement) of a pdu_echo_client run.
+fn pdu_units(secs: f64) -> impl Fn(&str) -> Res<(f64, f64)> {
+    move |out: &str| {
+        let frames = field(out, "frames")?;
+        Ok((field(out, "fps")?, frames * (1.0 + secs) / secs))
+    }
+}
+
+/// Scenario 6: the servers on two loops (netlib's loop group) against
+/// tokio's multi-thread runtime with two workers.
+fn group(o: &Opts, md: &mut String) -> Res<()> {
+    let two = vec!["--threads", "2"];
+    writeln!(md, "## 6. One loop per thread\n")?;
+    writeln!(md, "The same servers on two event loops - netlib's `LoopGroup` through `imconn::ServerGroup` (`--threads 2`: two loops, one SO_REUSEPORT listener each) - against tokio's multi-thread runtime with two workers (`--threads 2`). Nothing is pinned: with 2 cores the servers' two threads and the load generator share them, so raw throughput mostly measures who leaves the client more CPU; server CPU per unit of work is the steadier figure. {} s per point, {} repetitions, interleaved.\n", o.seconds, o.reps)?;
+    writeln!(md, "| workload | netlib 2 loops | tokio 2 workers | ratio | netlib server CPU | tokio server CPU | ratio |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|")?;
+    let pp: Vec<(PathBuf, Vec<&str>)> = PP_SERVERS
+        .iter()
+        .map(|(_, bin)| (o.bin.join(bin), two.clone()))
+        .collect();
+    for (block, sessions) in [(16384usize, 10usize), (16384, 100), (4096, 100)] {
+        let secs = o.seconds;
+        let args = move |addr| pingpong_args(addr, sessions, block, secs);
+        let r = compare(o, &pp, false, "pingpong", &args, 1.0, &pingpong_units, 1.0)?;
+        eprintln!(
+            "group pingpong {block} B x {sessions}: netlib {:.1} MiB/s, tokio {:.1} MiB/s",
+            median(&r.rate[0]),
+            median(&r.rate[1])
+        );
+        writeln!(
+            md,
+            "| pingpong {block} B x {sessions} sessions (MiB/s; CPU s/GiB) | {} | {} | {} | {} | {} | {} |",
+            mm(&r.rate[0], 1),
+            mm(&r.rate[1], 1),
+            ratio(median(&r.rate[0]), median(&r.rate[1])),
+            mm(&r.cpu_per_unit[0], 3),
+            mm(&r.cpu_per_unit[1], 3),
+            ratio(median(&r.cpu_per_unit[0]), median(&r.cpu_per_unit[1])),
+        )?;
+    }
+    let pdu: Vec<(PathBuf, Vec<&str>)> = PDU_SERVERS[..2]
+        .iter()
+        .map(|(_, bin, _)| (o.bin.join(bin), two.clone()))
+        .collect();
+    let args = |addr| pdu_args(o, addr, "teamtalk", o.seconds);
+    let r = compare(
+        o,
+        &pdu,
+        false,
+        "pdu_echo_client",
+        &args,
+        1.1,
+        &pdu_units(o.seconds),
+        1e6,
+    )?;
+    eprintln!(
+        "group pdu echo: netlib {:.0} frames/s, tokio {:.0} frames/s",
+        median(&r.rate[0]),
+        median(&r.rate[1])
+    );
+    writeln!(
+        md,
+        "| PDU echo, 100 conns x 16 in flight (frames/s; CPU µs/frame) | {} | {} | {} | {} | {} | {} |\n",
+        mm(&r.rate[0], 0),
+        mm(&r.rate[1], 0),
+        ratio(median(&r.rate[0]), median(&r.rate[1])),
+        mm(&r.cpu_per_unit[0], 3),
+        mm(&r.cpu_per_unit[1], 3),
+        ratio(median(&r.cpu_per_unit[0]), median(&r.cpu_per_unit[1])),
+    )?;
+    Ok(())
+}
+
+/// Scenario 7: this build's single-loop servers against an earlier
+/// build's, in the same run (is the codec-generic server as cheap as the
+/// PDU-only one it replaced?).
+fn baseline(o: &Opts, md: &mut String) -> Res<()> {
+    let Some(dir) = &o.baseline else {
+        eprintln!("baseline: no --baseline directory; skipped");
+        return Ok(());
+    };
+    let rev = std::fs::read_to_string(dir.join("REVISION")).unwrap_or_else(|_| "?".into());
+    writeln!(md, "## 7. Against the previous connection layer\n")?;
+    writeln!(md, "This build's single-loop servers against the same servers built from commit {} (before the codec-generic `imconn::Server`; PDU echo then ran on the PDU-only `ImServer`, pingpong on a hand-written handler), pinned as in sections 1 and 2, interleaved, {} s per point, {} repetitions.\n", rev.trim(), o.seconds, o.reps)?;
+    writeln!(md, "| workload | this build | baseline | ratio | this build server CPU | baseline server CPU | ratio |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|")?;
+    let pdu = vec![
+        (o.bin.join("pdu_echo_server"), vec![]),
+        (dir.join("pdu_echo_server"), vec![]),
+    ];
+    let args = |addr| pdu_args(o, addr, "teamtalk", o.seconds);
+    let r = compare(
+        o,
+        &pdu,
+        true,
+        "pdu_echo_client",
+        &args,
+        1.1,
+        &pdu_units(o.seconds),
+        1e6,
+    )?;
+    writeln!(
+        md,
+        "| PDU echo (frames/s; CPU µs/frame) | {} | {} | {} | {} | {} | {} |",
+        mm(&r.rate[0], 0),
+        mm(&r.rate[1], 0),
+        ratio(median(&r.rate[0]), median(&r.rate[1])),
+        mm(&r.cpu_per_unit[0], 3),
+        mm(&r.cpu_per_unit[1], 3),
+        ratio(median(&r.cpu_per_unit[0]), median(&r.cpu_per_unit[1])),
+    )?;
+    let pp = vec![
+        (o.bin.join("netlib_pingpong_server"), vec![]),
+        (dir.join("netlib_pingpong_server"), vec![]),
+    ];
+    for (block, sessions) in [(16384usize, 10usize), (16384, 100), (4096, 100)] {
+        let secs = o.seconds;
+        let args = move |addr| pingpong_args(addr, sessions, block, secs);
+        let r = compare(o, &pp, true, "pingpong", &args, 1.0, &pingpong_units, 1.0)?;
+        writeln!(
+            md,
+            "| pingpong {block} B x {sessions} (MiB/s; CPU s/GiB) | {} | {} | {} | {} | {} | {} |",
+            mm(&r.rate[0], 1),
+            mm(&r.rate[1], 1),
+            ratio(median(&r.rate[0]), median(&r.rate[1])),
+            mm(&r.cpu_per_unit[0], 3),
+            mm(&r.cpu_per_unit[1], 3),
+            ratio(median(&r.cpu_per_unit[0]), median(&r.cpu_per_unit[1])),
+        )?;
+    }
+    writeln!(md)?;
+    Ok(())
+}
+
 fn main() -> Res<()> {
     let args = <Args as clap::Parser>::parse();
     let what = args.what;
@@ -849,6 +1081,7 @@ fn main() -> Res<()> {
         pin: std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
             && Command::new("taskset").arg("-V").output().is_ok(),
         strace: Command::new("strace").arg("-V").output().is_ok(),
+        baseline: args.baseline,
     };
     bench::raise_nofile(65536);
     let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
@@ -880,6 +1113,12 @@ fn main() -> Res<()> {
             }
         }
         body.push_str(&section);
+    }
+    if run("group") {
+        group(&o, &mut body)?;
+    }
+    if run("baseline") {
+        baseline(&o, &mut body)?;
     }
     if let Some(points) = &pp {
         plot(&o, points)?;
@@ -927,7 +1166,7 @@ fn main() -> Res<()> {
         started.elapsed().as_secs_f64()
     )?;
     writeln!(md, "## Commands\n")?;
-    writeln!(md, "```sh\nscripts/bench.sh            # = cargo build --release -p bench -p examples --bins; target/release/bench all\n# each measurement, PORT a free loopback port:\ntaskset -c 0 netlib_pingpong_server 127.0.0.1:PORT STATS   # or tokio_pingpong_server\ntaskset -c 1 pingpong client --connect 127.0.0.1:PORT --sessions N --block B --seconds {s}\ntaskset -c 0 pdu_echo_server 127.0.0.1:PORT STATS          # or tokio_pdu_echo_server, messageio_pdu_echo_server\ntaskset -c 1 pdu_echo_client --connect 127.0.0.1:PORT --conns 100 --inflight 16 --warmup 1 --seconds {s} [--framing message-io]\nstrace -c -f -p SERVER_PID   # separate 2 s runs\ntaskset -c 0 timers 1000 100000 1000000\nim_bench --users 1000 --step-secs {s}    # and --users 10000; starts msg_server itself (core 0), runs on core 1\n```\n", s = o.seconds)?;
+    writeln!(md, "```sh\nscripts/bench.sh            # = cargo build --release -p bench -p examples --bins; target/release/bench all\n# each measurement, PORT a free loopback port:\ntaskset -c 0 netlib_pingpong_server 127.0.0.1:PORT STATS   # or tokio_pingpong_server\ntaskset -c 1 pingpong client --connect 127.0.0.1:PORT --sessions N --block B --seconds {s}\ntaskset -c 0 pdu_echo_server 127.0.0.1:PORT STATS          # or tokio_pdu_echo_server, messageio_pdu_echo_server\ntaskset -c 1 pdu_echo_client --connect 127.0.0.1:PORT --conns 100 --inflight 16 --warmup 1 --seconds {s} [--framing message-io]\nstrace -c -f -p SERVER_PID   # separate 2 s runs\ntaskset -c 0 timers 1000 100000 1000000\nnetlib_pingpong_server 127.0.0.1:PORT STATS --threads 2   # or tokio_pingpong_server --threads 2 (multi-thread runtime); no pinning\npdu_echo_server 127.0.0.1:PORT STATS --threads 2          # or tokio_pdu_echo_server --threads 2\nim_bench --users 1000 --step-secs {s}    # and --users 10000; starts msg_server itself (core 0), runs on core 1\n```\n", s = o.seconds)?;
     md.push_str(&body);
     std::fs::write(&o.out, md)?;
     eprintln!("wrote {}", o.out.display());
