@@ -1,5 +1,6 @@
 //! The network behaviour of `netlib-memcached` that the client tools do not
-//! reach: `-t 2` (two reactors on one port), `-c` (the connection limit),
+//! reach: `-t 2` and `-t 3` (the loop group on one port), `-c` (the
+//! connection limit, on one loop and over three),
 //! output backpressure with a client that does not read, and closing after
 //! `quit`. Each test starts its own server process on a free port.
 
@@ -21,41 +22,66 @@ fn thread_names(pid: u32) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn two_reactor_threads_share_the_port_and_the_store() {
-    let server = ServerProcess::start(&["-t", "2"]);
+/// `-t n`: the loops are netlib's loop group (threads `netlib-loop-<i>`)
+/// sharing one port, and every connection sees what any other wrote,
+/// wherever it landed.
+fn loops_share_the_port_and_the_store(n: usize) {
+    let server = ServerProcess::start(&["-t", &n.to_string()]);
     let mut names = thread_names(server.pid());
     names.sort();
     if !names.is_empty() {
+        for i in 0..n {
+            assert!(
+                names.contains(&format!("netlib-loop-{i}")),
+                "threads: {names:?}"
+            );
+        }
         assert!(
-            names.contains(&"memcached-0".to_string())
-                && names.contains(&"memcached-1".to_string()),
+            !names.contains(&format!("netlib-loop-{n}")),
             "threads: {names:?}"
         );
     }
 
-    // Enough connections that SO_REUSEPORT spreads them over both loops;
+    // Enough connections that SO_REUSEPORT spreads them over every loop;
     // each reads a key another connection wrote.
-    const N: usize = 32;
+    const N: usize = 48;
     let mut clients: Vec<TextClient> = (0..N).map(|_| TextClient::connect(server.addr)).collect();
     for (i, c) in clients.iter_mut().enumerate() {
         c.set(&format!("key{i}"), format!("value-{i}").as_bytes());
     }
     for i in 0..N {
-        let reader = &mut clients[(i + 1) % N];
-        assert_eq!(
-            reader.get(&format!("key{i}")),
-            Some(format!("value-{i}").into_bytes())
-        );
+        for step in [1, N / 2] {
+            let reader = &mut clients[(i + step) % N];
+            assert_eq!(
+                reader.get(&format!("key{i}")),
+                Some(format!("value-{i}").into_bytes())
+            );
+        }
     }
-    assert_eq!(clients[0].stat("threads"), "2");
+    assert_eq!(clients[0].stat("threads"), n.to_string());
     assert_eq!(clients[0].stat("curr_connections"), N.to_string());
+    assert_eq!(clients[0].stat("total_connections"), N.to_string());
     assert_eq!(clients[0].stat("curr_items"), N.to_string());
+    // Counters add up over loops: every connection did one set and two gets.
+    assert_eq!(clients[N - 1].stat("cmd_set"), N.to_string());
+    assert_eq!(clients[N - 1].stat("get_hits"), (2 * N).to_string());
 }
 
 #[test]
-fn connections_over_the_limit_are_refused_and_counted() {
-    let server = ServerProcess::start(&["-c", "3"]);
+fn two_loops_share_the_port_and_the_store() {
+    loops_share_the_port_and_the_store(2);
+}
+
+#[test]
+fn three_loops_share_the_port_and_the_store() {
+    loops_share_the_port_and_the_store(3);
+}
+
+/// `-c 3`, with `args` added: the limit counts connections over all loops.
+fn connections_over_the_limit_are_refused_and_counted(args: &[&str]) {
+    let mut all_args = vec!["-c", "3"];
+    all_args.extend_from_slice(args);
+    let server = ServerProcess::start(&all_args);
     let mut clients: Vec<TextClient> = (0..3).map(|_| TextClient::connect(server.addr)).collect();
     for c in &mut clients {
         c.send(b"version\r\n");
@@ -81,6 +107,16 @@ fn connections_over_the_limit_are_refused_and_counted() {
         assert!(Instant::now() < deadline, "the freed place never came back");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn connections_over_the_limit_are_refused_and_counted_on_one_loop() {
+    connections_over_the_limit_are_refused_and_counted(&[]);
+}
+
+#[test]
+fn connections_over_the_limit_are_refused_and_counted_over_three_loops() {
+    connections_over_the_limit_are_refused_and_counted(&["-t", "3"]);
 }
 
 #[test]

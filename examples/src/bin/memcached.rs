@@ -5,7 +5,8 @@
 //! ```
 //!
 //! The flags are memcached's (see `examples::memcached::cli`); `-t N` runs N
-//! reactor threads on one port with `SO_REUSEPORT`. With `-p 0` the server
+//! event loops, one per thread (netlib's loop group, threads
+//! `netlib-loop-<i>`), on one port with `SO_REUSEPORT`. With `-p 0` the server
 //! picks a free port; `--port-file=PATH` writes it to PATH once listening,
 //! so scripts and tests need not guess a free port. The process runs until
 //! killed; a cache has nothing to save.

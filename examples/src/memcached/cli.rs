@@ -7,7 +7,7 @@
 //! | `-m`, `--memory-limit=<mb>` | item memory in MiB, default 64 | same |
 //! | `-c`, `--conn-limit=<num>` | max simultaneous connections, default 1024 | same; extra clients read `ERROR Too many open connections` and are closed |
 //! | `-I`, `--max-item-size=<size>` | largest item, `k`/`m` suffixes, default 1m | same, 1k to 1024m and at most half of `-m` |
-//! | `-t`, `--threads=<num>` | worker threads, default 4 | reactor threads sharing the port with `SO_REUSEPORT`, default 1 |
+//! | `-t`, `--threads=<num>` | worker threads, default 4 | event loops (one per thread) sharing the port with `SO_REUSEPORT`, default 1 |
 //! | `-v`, `-vv`, `-vvv` | verbosity | log level: info, debug, trace (default warn; `RUST_LOG` overrides) |
 //! | `-U 0` | UDP port | only 0 (UDP off) is accepted |
 //! | `--port-file=<path>` | (none) | write the bound port there once listening |
@@ -52,7 +52,7 @@ struct Flags {
     /// Max item size, k/m suffixes (min: 1k, max: 1024m) [default: 1m]
     #[arg(short = 'I', long = "max-item-size", value_name = "num", value_parser = parse_size)]
     max_item_size: Option<usize>,
-    /// Reactor threads sharing the port (1 to 256)
+    /// Event loops, one per thread, sharing the port (1 to 256)
     #[arg(short, long, value_name = "num", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,

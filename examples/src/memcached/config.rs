@@ -32,11 +32,11 @@ pub struct Config {
     /// `SERVER_ERROR object too large for cache`.
     pub item_size_max: usize,
     /// How many independently locked shards the store is split into; one per
-    /// reactor thread is a good start. The store may use fewer: each shard
+    /// event loop is a good start. The store may use fewer: each shard
     /// gets `memory_limit / shards` bytes and must be able to hold at least
     /// two maximum-size items, or a large item could never be stored.
     pub shards: usize,
-    /// Reactor threads, reported by `stats` as `threads` (`-t`).
+    /// Event loops (one per thread), reported by `stats` as `threads` (`-t`).
     pub threads: usize,
     /// Connection limit, reported by `stats` as `max_connections` (`-c`).
     /// The network layer enforces it.

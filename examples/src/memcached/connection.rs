@@ -2,7 +2,7 @@
 //! [`Session`] driven by [`MemcachedCodec`] frames, the `-c` connection
 //! limit, and output backpressure.
 //!
-//! The connection server ([`imconn::Server`], one per reactor thread) owns
+//! The connection server ([`imconn::Server`], one per loop) owns
 //! the sockets, the connection table, reading and batching; this file only
 //! says what a frame does:
 //!
@@ -22,7 +22,7 @@
 //! - **Limit.** Past the `-c` limit a client is told
 //!   `ERROR Too many open connections` and closed.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use imconn::{Accepted, ConnConfig, ConnCtx, Connection, EncodeError, Encoder, Limits};
@@ -39,7 +39,7 @@ use super::store::Store;
 const TOO_MANY_CONNECTIONS: &[u8] = b"ERROR Too many open connections\r\n";
 
 /// The server-wide cap on open client connections (`-c`), shared by every
-/// reactor thread.
+/// loop: a client is refused when the sum over all loops is at the limit.
 ///
 /// ```
 /// use examples::memcached::server::ConnectionLimit;
@@ -88,26 +88,66 @@ impl ConnectionLimit {
     }
 }
 
-/// What the connections of one reactor thread share.
-pub(crate) struct Shared {
+/// One loop's own connection numbers: what [`Server::loops`] reports per
+/// loop.
+///
+/// Only its own loop writes them (on accept and close), so the atomics are
+/// never contended; they are atomics so that any thread can read them
+/// without posting to the loop.
+///
+/// [`Server::loops`]: super::server::Server::loops
+#[derive(Debug, Default)]
+pub struct LoopStats {
+    open: AtomicUsize,
+    accepted: AtomicU64,
+}
+
+impl LoopStats {
+    /// Client connections open on this loop now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Client connections this loop has admitted since start (refusals by
+    /// the `-c` limit are not counted).
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    fn opened(&self) {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn closed(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The state of one loop's [`imconn::Server`] (its
+/// [`Connection::Shared`]): the loop's own [`LoopStats`] and connection
+/// settings, plus `Arc`s of what every loop shares (the store, with its
+/// counters, and the `-c` limit).
+pub(crate) struct LoopState {
     store: Arc<Store>,
     limit: Arc<ConnectionLimit>,
+    stats: Arc<LoopStats>,
     config: ConnConfig,
 }
 
-impl Shared {
-    pub(crate) fn new(store: Arc<Store>, limit: Arc<ConnectionLimit>) -> Shared {
+impl LoopState {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        limit: Arc<ConnectionLimit>,
+        stats: Arc<LoopStats>,
+    ) -> LoopState {
         let config = conn_config(store.config());
-        Shared {
+        LoopState {
             store,
             limit,
+            stats,
             config,
         }
-    }
-
-    /// The cache.
-    pub(crate) fn store(&self) -> &Arc<Store> {
-        &self.store
     }
 }
 
@@ -132,10 +172,11 @@ pub(crate) fn conn_config(config: &Config) -> ConnConfig {
 }
 
 /// The accept callback: a connection, or a refusal past the limit.
-pub(crate) fn accept(shared: &mut Shared, a: &Accepted) -> Option<(Client, ConnConfig)> {
+pub(crate) fn accept(shared: &mut LoopState, a: &Accepted) -> Option<(Client, ConnConfig)> {
     let admitted = shared.limit.try_acquire();
     if admitted {
         shared.store.counters().connection_opened();
+        shared.stats.opened();
         if let Some(peer) = a.peer {
             log::debug!("memcached: {} accepted from {peer}", a.handle);
         }
@@ -180,7 +221,7 @@ impl Encoder<Run<'_>> for MemcachedCodec {
 
 impl Connection for Client {
     type Codec = MemcachedCodec;
-    type Shared = Shared;
+    type Shared = LoopState;
 
     fn on_connect(&mut self, cx: &mut ConnCtx<'_, Self>) {
         if !self.admitted {
@@ -223,6 +264,7 @@ impl Connection for Client {
     fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
         if self.admitted {
             cx.shared.limit.release();
+            cx.shared.stats.closed();
             self.store.counters().connection_closed();
             log::debug!("memcached: {} closed: {reason}", cx.handle());
         } else {

@@ -6,10 +6,15 @@
 //! nothing of sockets; the network layer owns the sockets and drives them
 //! with bytes:
 //!
-//! - [`server`] starts N reactor threads (`-t N`), each an
-//!   [`EventDispatch`](netlib::EventDispatch) listening on the same port with
-//!   `SO_REUSEPORT`, over one shared [`Store`]; each thread serves its
-//!   clients with an [`imconn::Server`], and `connection` says what one
+//! - [`server`] runs `-t N` event loops, one per thread, as netlib's loop
+//!   group through [`imconn::ServerGroup`]: every loop has its own
+//!   `SO_REUSEPORT` listener on the one port and its own
+//!   [`imconn::Server`], with per-loop state (its connections, its
+//!   [`LoopStats`](server::LoopStats)) plus `Arc`s of the state shared on
+//!   purpose: the sharded [`Store`] with its `stats` counters, and the `-c`
+//!   connection limit. One loop per thread means a connection's callbacks
+//!   never race and need no locks; the only cross-thread traffic is the
+//!   store's per-shard locks and a few atomics. `connection` says what one
 //!   client's frames do.
 //! - [`codec`] frames the protocol for the connection server: a command
 //!   line, with its data block for storage commands.
@@ -21,7 +26,7 @@
 //!
 //! - [`Store`] is the cache: sharded, each shard a hash table with its own
 //!   LRU list and memory budget behind its own lock. One `Arc<Store>` is
-//!   shared by every reactor thread (`-t N`).
+//!   shared by every loop (`-t N`).
 //! - [`Session`] is one connection's protocol state machine: feed it input,
 //!   it appends replies to an output buffer and reports how much input it
 //!   consumed. It is single-threaded and owned by the connection.

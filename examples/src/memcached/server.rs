@@ -1,16 +1,28 @@
-//! The memcached server: N reactor threads over one shared, sharded store.
+//! The memcached server: N event loops, one per thread, over one shared,
+//! sharded store.
 //!
-//! Each thread runs its own [`EventDispatch`] with its own listening
-//! sockets; with more than one thread they all bind the same address with
-//! `SO_REUSEPORT`, and the kernel spreads new connections over them. A
-//! connection stays on the thread that accepted it, so nothing but the
-//! [`Store`] (a lock per shard) and a few counters is shared. With one thread
-//! the server is a single netlib reactor doing everything, memcached's
-//! `-t 1` without the separate accept thread.
+//! The loops are netlib's loop group, run by [`imconn::ServerGroup`]: one
+//! loop per thread (`-t N`), each with its own `SO_REUSEPORT` listener on
+//! the same port, so the kernel spreads new connections over them and a
+//! connection lives and dies on the loop that accepted it. Each loop runs
+//! its own [`imconn::Server`] whose state ([`LoopState`]) is the loop's own
+//! (its connections, its [`LoopStats`]) plus `Arc`s of what is shared on
+//! purpose:
 //!
-//! [`Server::start`] binds, starts the threads and returns once every
-//! thread is listening, so a caller (a test, or `main`) can bind port 0 and
-//! read the real address from [`Server::local_addrs`]. A [`ShutdownHandle`]
+//! - the [`Store`], locked per shard (four shards per loop, so loops rarely
+//!   meet on a lock), with the `stats` counters: sessions count into plain
+//!   local counters and add them to the store's atomics once per read, so
+//!   `stats` on any loop reads the totals over all loops directly;
+//! - the `-c` [`ConnectionLimit`], one atomic count over all loops.
+//!
+//! Nothing else crosses loops; per-loop connection numbers are atomics
+//! written only by their loop, so [`Server::loops`] reads them from any
+//! thread. With one loop the server is a single netlib reactor doing
+//! everything, memcached's `-t 1` without the separate accept thread.
+//!
+//! [`Server::start`] binds, starts the loops and returns once every loop
+//! is listening, so a caller (a test, or `main`) can bind port 0 and read
+//! the real address from [`Server::local_addrs`]. A [`ShutdownHandle`]
 //! stops every loop from any thread; [`Server::wait`] joins them.
 //!
 //! ```
@@ -19,6 +31,7 @@
 //!
 //! let server = Server::start(ServerConfig {
 //!     listen: vec!["127.0.0.1:0".parse()?],
+//!     threads: 2,
 //!     ..ServerConfig::default()
 //! })?;
 //! let mut client = std::net::TcpStream::connect(server.local_addrs()[0])?;
@@ -26,25 +39,25 @@
 //! let mut reply = [0u8; 30];
 //! client.read_exact(&mut reply)?;
 //! assert_eq!(&reply, b"STORED\r\nVALUE k 0 2\r\nhi\r\nEND\r\n");
+//! assert_eq!(server.loops().len(), 2);
 //! server.shutdown()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::io;
-use std::net::SocketAddr;
-use std::sync::mpsc;
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
 
-use netlib::{EventDispatch, ListenOptions, Poster};
+use imconn::ServerGroup;
+use netlib::{Context, GroupError, HandlerRef, ListenOptions, Poster};
 
 use super::clock::SystemClock;
 use super::codec::MemcachedCodec;
 use super::config::Config;
-use super::connection::{accept, Client, Shared};
+use super::connection::{accept, Client, LoopState};
 use super::store::Store;
 
-pub use super::connection::ConnectionLimit;
+pub use super::connection::{ConnectionLimit, LoopStats};
 
 /// memcached's port.
 pub const DEFAULT_PORT: u16 = 11211;
@@ -52,14 +65,14 @@ pub const DEFAULT_PORT: u16 = 11211;
 /// Everything [`Server::start`] needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Addresses to listen on. Port 0 picks a free port; with several
-    /// threads they all share the port the first one got.
+    /// Addresses to listen on. Port 0 picks a free port; all loops share
+    /// the port each address got.
     pub listen: Vec<SocketAddr>,
-    /// Reactor threads (`-t`), at least 1.
+    /// Event loops, one per thread (`-t`), at least 1.
     pub threads: usize,
     /// The cache's limits. `threads` and `shards` are filled in from
     /// [`threads`](Self::threads) by [`Server::start`]: one shard with one
-    /// thread, four per thread otherwise, so threads rarely meet on a lock.
+    /// loop, four per loop otherwise, so loops rarely meet on a lock.
     pub cache: Config,
 }
 
@@ -74,18 +87,18 @@ impl Default for ServerConfig {
     }
 }
 
-/// A running server. Dropping it leaves the threads running; call
-/// [`shutdown`](Self::shutdown) or [`wait`](Self::wait).
+/// A running server. Dropping it stops every loop and waits for them, as
+/// [`shutdown`](Self::shutdown) does (without reporting errors).
 pub struct Server {
+    group: ServerGroup,
     store: Arc<Store>,
     limit: Arc<ConnectionLimit>,
+    loops: Vec<Arc<LoopStats>>,
     local_addrs: Vec<SocketAddr>,
-    posters: Vec<Poster>,
-    threads: Vec<JoinHandle<netlib::Result<()>>>,
 }
 
-/// Stops every reactor thread of a [`Server`]; `Send + Clone`, for signal
-/// handlers and tests.
+/// Stops every loop of a [`Server`]; `Send + Clone`, for signal handlers
+/// and tests.
 #[derive(Clone)]
 pub struct ShutdownHandle {
     posters: Vec<Poster>,
@@ -105,7 +118,7 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("local_addrs", &self.local_addrs)
-            .field("threads", &self.threads.len())
+            .field("loops", &self.loops.len())
             .field("open_connections", &self.limit.open())
             .finish_non_exhaustive()
     }
@@ -114,84 +127,97 @@ impl std::fmt::Debug for Server {
 impl std::fmt::Debug for ShutdownHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShutdownHandle")
-            .field("threads", &self.posters.len())
+            .field("loops", &self.posters.len())
             .finish()
     }
 }
 
-/// What a new reactor thread reports once it is listening, or why not.
-type Ready = io::Result<(Poster, Vec<SocketAddr>)>;
+/// Listeners for the addresses after the first, bound before the loops
+/// start: `per_loop[i]` holds loop `i`'s listener on each of them.
+type ExtraListeners = Vec<Mutex<Vec<TcpListener>>>;
 
 impl Server {
-    /// Binds every address on every thread and starts serving. Returns when
-    /// all threads listen; an error (say, the port is taken) stops the
-    /// threads already started.
+    /// Binds every address and starts serving on `threads` loops. Returns
+    /// when all loops listen; an error (say, the port is taken) stops the
+    /// loops already started.
     pub fn start(config: ServerConfig) -> io::Result<Server> {
-        if config.listen.is_empty() {
+        let Some((&first, rest)) = config.listen.split_first() else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "no address to listen on",
             ));
-        }
+        };
         let threads = config.threads.max(1);
         let mut cache = config.cache.clone();
         cache.threads = threads;
         cache.shards = if threads == 1 { 1 } else { threads * 4 };
         let store = Arc::new(Store::new(&cache, Arc::new(SystemClock)));
         let limit = Arc::new(ConnectionLimit::new(cache.max_connections));
-        let mut server = Server {
+        let loops: Vec<Arc<LoopStats>> = (0..threads).map(|_| Arc::default()).collect();
+        let options = ListenOptions::default();
+
+        // ServerGroup serves the first address; every further `-l` address
+        // gets its own SO_REUSEPORT set, one listener per loop, adopted by
+        // each loop in `setup`.
+        let mut extra_addrs = Vec::with_capacity(rest.len());
+        let per_loop: ExtraListeners = (0..threads).map(|_| Mutex::default()).collect();
+        for &addr in rest {
+            let listeners =
+                netlib::bind_reuseport(addr, threads, &options).map_err(|e| at(addr, e))?;
+            extra_addrs.push(listeners[0].local_addr()?);
+            for (slot, listener) in per_loop.iter().zip(listeners) {
+                slot.lock()
+                    .map_err(|_| io::Error::other("poisoned"))?
+                    .push(listener);
+            }
+        }
+        let adopt_failed: Arc<Mutex<Option<io::Error>>> = Arc::default();
+
+        let setup = {
+            let (store, limit, loops) = (store.clone(), limit.clone(), loops.clone());
+            let (options, adopt_failed) = (options.clone(), adopt_failed.clone());
+            move |ctx: &mut Context, i: usize| -> HandlerRef {
+                let state = LoopState::new(store.clone(), limit.clone(), loops[i].clone());
+                let codec = MemcachedCodec::new(store.config());
+                let server =
+                    imconn::Server::<Client>::register_with_codec(ctx, state, codec, accept);
+                let mine = per_loop[i]
+                    .lock()
+                    .map(|mut l| std::mem::take(&mut *l))
+                    .unwrap_or_default();
+                for listener in mine {
+                    if let Err(e) = ctx.adopt_listener_with(listener, &options, server) {
+                        if let Ok(mut failed) = adopt_failed.lock() {
+                            failed.get_or_insert(io::Error::other(format!(
+                                "loop {i} cannot serve a listener: {e}"
+                            )));
+                        }
+                    }
+                }
+                server
+            }
+        };
+        let group = ServerGroup::start(threads, netlib::Config::default(), first, &options, setup)
+            .map_err(|e| match e {
+                GroupError::Io(e) => at(first, e),
+                other => io::Error::other(other.to_string()),
+            })?;
+        let failed = adopt_failed.lock().ok().and_then(|mut f| f.take());
+        if let Some(e) = failed {
+            group.stop();
+            let _ = group.join();
+            return Err(e);
+        }
+        let mut local_addrs = vec![group.local_addr()];
+        local_addrs.extend(extra_addrs);
+        log::info!("memcached: listening on {local_addrs:?} with {threads} loop(s)");
+        Ok(Server {
+            group,
             store,
             limit,
-            local_addrs: config.listen.clone(),
-            posters: Vec::new(),
-            threads: Vec::new(),
-        };
-        let options = ListenOptions {
-            reuse_port: threads > 1,
-            ..ListenOptions::default()
-        };
-        for index in 0..threads {
-            if let Err(e) = server.spawn_reactor(index, &options) {
-                let _ = server.shutdown();
-                return Err(e);
-            }
-        }
-        log::info!(
-            "memcached: listening on {:?} with {threads} thread(s)",
-            server.local_addrs
-        );
-        Ok(server)
-    }
-
-    /// Starts reactor thread `index` and waits until it listens. The first
-    /// thread resolves port 0; the others bind what it got.
-    fn spawn_reactor(&mut self, index: usize, options: &ListenOptions) -> io::Result<()> {
-        let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
-        let addrs = self.local_addrs.clone();
-        let options = options.clone();
-        let store = self.store.clone();
-        let limit = self.limit.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("memcached-{index}"))
-            .spawn(move || reactor(addrs, options, Shared::new(store, limit), ready_tx))?;
-        match ready_rx.recv() {
-            Ok(Ok((poster, bound))) => {
-                self.posters.push(poster);
-                self.threads.push(thread);
-                self.local_addrs = bound;
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => {
-                let outcome = thread.join();
-                Err(io::Error::other(format!(
-                    "reactor thread {index} died while starting: {outcome:?}"
-                )))
-            }
-        }
+            loops,
+            local_addrs,
+        })
     }
 
     /// The addresses the server listens on, with real port numbers.
@@ -199,87 +225,44 @@ impl Server {
         &self.local_addrs
     }
 
-    /// The cache every thread serves.
+    /// The cache every loop serves.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
 
-    /// Client connections open now.
+    /// Client connections open now, over all loops.
     pub fn open_connections(&self) -> usize {
         self.limit.open()
+    }
+
+    /// Each loop's own connection numbers, by loop index.
+    pub fn loops(&self) -> &[Arc<LoopStats>] {
+        &self.loops
     }
 
     /// A handle that stops the server from anywhere.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
-            posters: self.posters.clone(),
+            posters: self.group.posters().to_vec(),
         }
     }
 
-    /// Stops every thread and waits for them.
+    /// Stops every loop and waits for them.
     pub fn shutdown(self) -> io::Result<()> {
-        self.shutdown_handle().shutdown();
+        self.group.stop();
         self.wait()
     }
 
-    /// Waits until every thread has stopped (see [`ShutdownHandle`]).
+    /// Waits until every loop has stopped (see [`ShutdownHandle`]).
     /// Returns the first failure of a loop, if one failed.
     pub fn wait(self) -> io::Result<()> {
-        let mut outcome = Ok(());
-        for (index, thread) in self.threads.into_iter().enumerate() {
-            let result = match thread.join() {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(io::Error::other(format!("reactor thread {index}: {e}"))),
-                Err(_) => Err(io::Error::other(format!("reactor thread {index} panicked"))),
-            };
-            if outcome.is_ok() {
-                outcome = result;
-            }
-        }
-        outcome
+        self.group
+            .join()
+            .map_err(|e| io::Error::other(e.to_string()))
     }
 }
 
-/// The body of one reactor thread: listen, report, run until stopped.
-fn reactor(
-    addrs: Vec<SocketAddr>,
-    options: ListenOptions,
-    shared: Shared,
-    ready: mpsc::Sender<Ready>,
-) -> netlib::Result<()> {
-    let mut dispatch = match EventDispatch::new() {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return Ok(());
-        }
-    };
-    let ctx = dispatch.context();
-    let codec = MemcachedCodec::new(shared.store().config());
-    let server = imconn::Server::<Client>::register_with_codec(ctx, shared, codec, accept);
-    let bound = addrs
-        .iter()
-        .map(|&addr| {
-            ctx.listen_with(addr, &options, server)
-                .and_then(|l| ctx.local_addr(l))
-        })
-        .collect::<netlib::Result<Vec<_>>>();
-    match bound {
-        Ok(bound) => {
-            if ready.send(Ok((dispatch.poster(), bound))).is_err() {
-                return Ok(());
-            }
-        }
-        Err(e) => {
-            let e = match e {
-                netlib::Error::Io(e) => {
-                    io::Error::new(e.kind(), format!("listen on {addrs:?}: {e}"))
-                }
-                other => io::Error::other(format!("listen on {addrs:?}: {other}")),
-            };
-            let _ = ready.send(Err(e));
-            return Ok(());
-        }
-    }
-    dispatch.run()
+/// An I/O error of binding `addr`, saying so.
+fn at(addr: SocketAddr, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("listen on {addr}: {e}"))
 }

@@ -1,10 +1,12 @@
 //! Command counters for `stats`, cheap enough to keep on every request.
 //!
-//! With `-t N` many reactor threads serve requests at once. Bumping a shared
-//! atomic on every `get` would bounce one cache line between cores (the reason
-//! memcached keeps per-thread stats), so each connection's
+//! With `-t N` many event loops (one per thread) serve requests at once.
+//! Bumping a shared atomic on every `get` would bounce one cache line between
+//! cores (the reason memcached keeps per-thread stats), so each connection's
 //! [`Session`](super::Session) counts into a plain [`LocalCounters`] and adds
-//! it to the shared [`Counters`] once per `process` call. Item counts
+//! it to the shared [`Counters`] once per `process` call. The totals thus
+//! live in one place, the store, and `stats` on any loop reads them there
+//! without asking the other loops. Item counts
 //! (`curr_items`, `bytes`, `evictions`, ...) are not here: they live in each
 //! store shard, under the shard's lock, and are summed when `stats` asks.
 
