@@ -192,8 +192,11 @@ pub(crate) fn bind_listener(addr: SocketAddr, opts: &ListenOptions) -> io::Resul
 /// port and the others bind to it. Serve each with
 /// [`Context::adopt_listener`](crate::Context::adopt_listener).
 ///
-/// `opts` applies to every socket; SO_REUSEPORT is set whatever
-/// `opts.reuse_port` says. The sockets are non-blocking and close-on-exec
+/// `opts` applies to every socket; for `n > 1` SO_REUSEPORT is set
+/// whatever `opts.reuse_port` says. A single listener (`n == 1`) gets it
+/// only if `opts.reuse_port` asks: nothing needs to share it, and another
+/// process binding the same port by mistake should fail, not silently take
+/// half the connections. The sockets are non-blocking and close-on-exec
 /// (clear that to pass them to a child process). `n == 0` is an
 /// `InvalidInput` error. Callable from any thread.
 ///
@@ -219,7 +222,7 @@ pub fn bind_reuseport(
         ));
     }
     let opts = ListenOptions {
-        reuse_port: true,
+        reuse_port: opts.reuse_port || n > 1,
         ..opts.clone()
     };
     let first = bind_std(addr, &opts)?;

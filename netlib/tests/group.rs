@@ -209,3 +209,19 @@ fn regression_handle_from_another_loop_is_an_error() {
     assert_eq!(ctx.state(hb), Some(netlib::SocketState::Listening));
     assert!(a.context().remove_handler(ra));
 }
+
+#[test]
+fn a_single_listener_does_not_share_its_port_unless_asked() {
+    let opts = ListenOptions::default();
+    let one = netlib::bind_reuseport(localhost(), 1, &opts).unwrap();
+    let addr = one[0].local_addr().unwrap();
+    // Another bind of the same port, even with SO_REUSEPORT, is refused.
+    assert!(netlib::bind_reuseport(addr, 2, &opts).is_err());
+    let shared = ListenOptions {
+        reuse_port: true,
+        ..ListenOptions::default()
+    };
+    let one = netlib::bind_reuseport(localhost(), 1, &shared).unwrap();
+    let addr = one[0].local_addr().unwrap();
+    assert!(netlib::bind_reuseport(addr, 1, &shared).is_ok());
+}
