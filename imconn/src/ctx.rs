@@ -32,6 +32,10 @@ use std::time::Duration;
 /// A reply batch is sent early once it holds this much.
 const BATCH_LIMIT: usize = 64 * 1024;
 
+/// Replies at least this large are not copied into the reply batch when
+/// nothing precedes them there; see [`ConnCtx::send_bytes`].
+pub const DIRECT_SEND_MIN: usize = 4 * 1024;
+
 /// The context of one connection's hook. See the module docs.
 pub struct ConnCtx<'a, C: Connection> {
     /// The dispatcher.
@@ -123,9 +127,14 @@ impl<C: Connection> ConnCtx<'_, C> {
         Ok(self.batch_status())
     }
 
-    /// Sends already encoded bytes on this connection.
+    /// Sends already encoded bytes on this connection. While a batch of
+    /// input is dispatched, small replies are collected and written
+    /// together; a reply of [`DIRECT_SEND_MIN`] bytes or more with nothing
+    /// collected before it goes straight to the kernel instead (copying it
+    /// into the batch would cost more than the system call it saves - an
+    /// echo server would copy every byte twice).
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<SendStatus, SendError> {
-        if !self.batching {
+        if !self.batching || (self.conns.reply_buf.is_empty() && bytes.len() >= DIRECT_SEND_MIN) {
             let status = self.cur.io.send(self.ctx, bytes)?;
             self.cur.io.frames_out += 1;
             self.note(status);
