@@ -102,12 +102,15 @@ impl Connection for Echo {
     }
 
     fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, frame: &[u8]) {
+        // The time of the read that brought the frame: one clock reading per
+        // read, not per frame; the answer carries it too.
+        let read_at = cx.io().last_recv;
         let run = &mut *cx.shared;
         let len = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
         if len != bench::FRAME_LEN {
             return run.fail(cx.ctx, format!("bad echoed frame length {len}"));
         }
-        let now = run.now_ns();
+        let now = read_at.saturating_duration_since(run.epoch).as_nanos() as u64;
         let b = pdu::HEADER_LEN;
         let sent = u64::from_le_bytes(frame[b..b + 8].try_into().unwrap());
         if run.measuring.is_some() {
