@@ -1,7 +1,6 @@
 //! examples: classic servers built on netlib.
 
 pub mod cli;
-pub mod conns;
 pub mod echo;
 pub mod http;
 pub mod memcached;

@@ -1,5 +1,6 @@
 //! Scenario 5, IM routing: a load generator for msg_server, on netlib (one
-//! [`EventDispatch`], one non-blocking connection per user).
+//! [`EventDispatch`], one non-blocking connection per user, all of them
+//! outgoing connections of one [`imconn::Server`] with the PDU codec).
 //!
 //! ```text
 //! im_bench --users N [--rates 1000,2000,5000,...] [--step-secs 5]
@@ -48,16 +49,13 @@
 //! im_best users N rate R limit late|gen_limit|none
 //! ```
 
-use examples::conns::ConnTable;
 use hdrhistogram::Histogram;
-use imconn::{BufferedConn, Limits};
-use netlib::{
-    CloseReason, ConnectOptions, Context, Event, EventDispatch, Handle, Handler, TimerId,
-};
+use imconn::{Accepted, ConnConfig, ConnCtx, Connection, Limits, PduCodec, SendError, Server};
+use netlib::{CloseReason, ConnectOptions, Context, EventDispatch, Handle};
 use pdu::proto::{
     ClientType, ImLoginReq, ImLoginRes, ImMsgData, ImMsgDataAck, MsgType, SessionType, UserStatType,
 };
-use pdu::{cid, sid, FrameDecoder, Header, Pdu};
+use pdu::{cid, sid, Header, PduRef};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,14 +78,10 @@ const PAUSE: Duration = Duration::from_millis(300);
 const SALT: &str = "imbench0salt";
 const PASSWORD: &str = "pw";
 
-struct Conn {
-    io: BufferedConn,
+/// One user's connection; its counters are in [`Gen`].
+struct User {
     user: u32,
     logged_in: bool,
-    /// Messages this user sent (the next sequence number).
-    sent: u32,
-    /// Of those, acknowledged by the server (acks come in order).
-    acked: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -136,8 +130,13 @@ struct Step {
 struct Gen {
     users: u32,
     addr: SocketAddr,
-    conns: ConnTable<Conn>,
+    config: ConnConfig,
+    /// Per user: its open connection.
     by_user: Vec<Option<Handle>>,
+    /// Per user: messages it sent (the next sequence number).
+    sent: Vec<u32>,
+    /// Per user: of those, acknowledged by the server (acks come in order).
+    acked: Vec<u32>,
     next_connect: u32,
     logged_in: u32,
     login_start: Instant,
@@ -147,8 +146,6 @@ struct Gen {
     epoch: Instant,
     hist: Histogram<u64>,
     msg: ImMsgData,
-    out: Vec<u8>,
-    decoder: FrameDecoder,
     phase: Phase,
     step: Option<Step>,
     step_secs: f64,
@@ -160,10 +157,10 @@ struct Gen {
     server_pid: u32,
     error: Option<String>,
     pending_next: Option<(Kind, u64)>,
-    /// Users of connections not confirmed yet.
-    connecting: ConnTable<u32>,
-    me: Option<netlib::HandlerRef>,
 }
+
+/// The generator: its connections, and [`Gen`] as their shared state.
+type GenServer = Server<User>;
 
 fn opts() -> ConnectOptions {
     ConnectOptions {
@@ -220,156 +217,28 @@ impl Gen {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn connect_more(&mut self, ctx: &mut Context, me: netlib::HandlerRef) {
+    /// Users whose connections may start now (logins in flight are kept
+    /// within [`LOGIN_WINDOW`]).
+    fn users_to_connect(&mut self) -> std::ops::Range<u32> {
+        let first = self.next_connect;
         while self.next_connect <= self.users
             && self.next_connect - 1 - self.logged_in < LOGIN_WINDOW
         {
-            let user = self.next_connect;
             self.next_connect += 1;
-            match ctx.connect_with(self.addr, &opts(), me) {
-                Ok(h) => {
-                    self.by_user[user as usize] = Some(h);
-                    self.connecting.insert(h, user);
-                }
-                Err(e) => {
-                    self.fail(ctx, format!("connect for user {user}: {e}"));
-                    return;
-                }
-            }
         }
+        first..self.next_connect
     }
 
-    fn on_confirm(&mut self, ctx: &mut Context, h: Handle) {
-        let Some(user) = self.connecting.remove(h) else {
-            return;
-        };
-        let mut io = BufferedConn::new(ctx, h, Limits::default());
-        let req = ImLoginReq {
-            user_name: format!("u{user}"),
-            password: PASSWORD.into(),
-            online_status: UserStatType::UserStatusOnline as i32,
-            client_type: ClientType::Windows as i32,
-            client_version: Some("im_bench".into()),
-        };
-        let header = Header::new(sid::LOGIN, cid::login::REQ_USERLOGIN);
-        let r = io.send_encoded(ctx, |b| {
-            Pdu::encode_message_into(b, &header, &req).map(|_| ())
-        });
-        if !matches!(r, Ok(Ok(_))) {
-            self.fail(ctx, format!("user {user}: login send failed"));
-            return;
-        }
-        self.conns.insert(
-            h,
-            Conn {
-                io,
-                user,
-                logged_in: false,
-                sent: 0,
-                acked: 0,
-            },
-        );
-    }
-
-    fn on_read(&mut self, ctx: &mut Context, h: Handle, me: netlib::HandlerRef) {
-        let Some(mut conn) = self.conns.remove(h) else {
-            return;
-        };
-        conn.io.fill(ctx);
-        let now = self.now_ns();
-        self.out.clear();
-        let mut err = None;
-        let mut newly_logged_in = false;
-        {
-            let buf = conn.io.in_buf.as_slice();
-            let mut frames = self.decoder.frames(buf);
-            for f in frames.by_ref() {
-                let f = match f {
-                    Ok(f) => f,
-                    Err(e) => {
-                        err = Some(format!("user {}: bad frame: {e}", conn.user));
-                        break;
-                    }
-                };
-                match (f.service_id(), f.command_id()) {
-                    (sid::MSG, cid::msg::DATA) => {
-                        let msg: ImMsgData = match f.decode_body() {
-                            Ok(m) => m,
-                            Err(e) => {
-                                err = Some(format!("user {}: bad IMMsgData: {e}", conn.user));
-                                break;
-                            }
-                        };
-                        if let Err(e) = self.received(conn.user, &msg, now) {
-                            err = Some(e);
-                            break;
-                        }
-                        let ack = ImMsgDataAck {
-                            user_id: conn.user,
-                            session_id: msg.from_user_id,
-                            msg_id: msg.msg_id,
-                            session_type: SessionType::Single as i32,
-                        };
-                        let _ = Pdu::encode_message_into(
-                            &mut self.out,
-                            &Header::new(sid::MSG, cid::msg::DATA_ACK),
-                            &ack,
-                        );
-                    }
-                    (sid::MSG, cid::msg::DATA_ACK) => {
-                        if f.seq_num() != conn.acked as u16 || conn.acked >= conn.sent {
-                            err = Some(format!(
-                                "user {}: server ack with seq {} but {} of {} sent were acked (acks out of order or unexpected)",
-                                conn.user, f.seq_num(), conn.acked, conn.sent
-                            ));
-                            break;
-                        }
-                        conn.acked += 1;
-                        if let Some(s) = &mut self.step {
-                            s.acked += 1;
-                        }
-                    }
-                    (sid::LOGIN, cid::login::RES_USERLOGIN) => {
-                        let res: ImLoginRes = f.decode_body().unwrap_or_default();
-                        let id = res.user_info.as_ref().map_or(0, |u| u.user_id);
-                        if res.result_code != 0 || id != conn.user || conn.logged_in {
-                            err = Some(format!(
-                                "user {}: login refused or wrong (result {}, user id {id})",
-                                conn.user, res.result_code
-                            ));
-                            break;
-                        }
-                        conn.logged_in = true;
-                        newly_logged_in = true;
-                    }
-                    (sid::LOGIN, cid::login::KICK_USER) => {
-                        err = Some(format!("user {}: kicked by the server", conn.user));
-                        break;
-                    }
-                    _ => {}
-                }
+    /// Notes the outcome of starting `user`'s connection; false on failure.
+    fn connecting(&mut self, ctx: &mut Context, user: u32, r: netlib::Result<Handle>) -> bool {
+        match r {
+            Ok(h) => {
+                self.by_user[user as usize] = Some(h);
+                true
             }
-            let used = frames.consumed();
-            conn.io.in_buf.consume(used);
-        }
-        if !self.out.is_empty() {
-            if let Err(e) = conn.io.send(ctx, &self.out) {
-                err.get_or_insert(format!("user {}: ack send failed: {e}", conn.user));
-            }
-        }
-        self.conns.insert(h, conn);
-        if let Some(e) = err {
-            self.fail(ctx, e);
-            return;
-        }
-        if newly_logged_in {
-            self.logged_in += 1;
-            if self.logged_in == self.users {
-                let secs = self.login_start.elapsed().as_secs_f64();
-                out(&format!("im_login users {} secs {secs:.3}", self.users));
-                self.phase = Phase::Pause(Instant::now() + PAUSE);
-            } else {
-                self.connect_more(ctx, me);
+            Err(e) => {
+                self.fail(ctx, format!("connect for user {user}: {e}"));
+                false
             }
         }
     }
@@ -424,13 +293,7 @@ impl Gen {
     }
 
     fn start_step(&mut self, kind: Kind, target: u64) {
-        let first_seq = (0..=self.users as usize)
-            .map(|u| {
-                self.by_user[u]
-                    .and_then(|h| self.conns.get(h))
-                    .map_or(0, |c| c.sent)
-            })
-            .collect();
+        let first_seq = self.sent.clone();
         self.hist.reset();
         let now = Instant::now();
         self.step = Some(Step {
@@ -451,40 +314,40 @@ impl Gen {
         self.phase = Phase::Send;
     }
 
-    fn send_one(&mut self, ctx: &mut Context) -> Result<(), String> {
-        let n = self.users as u64;
-        let from = 1 + (self.rand() % n) as u32;
-        let mut to = 1 + (self.rand() % (n - 1)) as u32;
+    fn send_one(server: &mut GenServer, ctx: &mut Context) -> Result<(), String> {
+        let g = &mut server.shared;
+        let n = g.users as u64;
+        let from = 1 + (g.rand() % n) as u32;
+        let mut to = 1 + (g.rand() % (n - 1)) as u32;
         if to >= from {
             to += 1;
         }
-        let h = self.by_user[from as usize].ok_or("no connection")?;
-        let now = self.now_ns();
-        let conn = self
-            .conns
-            .get_mut(h)
-            .ok_or_else(|| format!("user {from}: connection gone"))?;
-        let seq = conn.sent;
-        let d = &mut self.msg.msg_data;
+        let h = g.by_user[from as usize].ok_or("no connection")?;
+        let now = g.now_ns();
+        let seq = g.sent[from as usize];
+        let d = &mut g.msg.msg_data;
         d.clear();
         for v in [MAGIC, from, to, seq] {
             d.extend_from_slice(&v.to_le_bytes());
         }
         d.extend_from_slice(&now.to_le_bytes());
-        self.msg.to_session_id = to;
-        self.msg.from_user_id = from;
+        g.msg.to_session_id = to;
+        g.msg.from_user_id = from;
         let header = Header::new(sid::MSG, cid::msg::DATA).with_seq_num(seq as u16);
-        let msg = &self.msg;
-        match conn.io.send_encoded(ctx, |b| {
-            Pdu::encode_message_into(b, &header, msg).map(|_| ())
-        }) {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("user {from}: encode: {e}")),
+        // Out of the shared state while the server encodes it.
+        let msg = std::mem::take(&mut g.msg);
+        let sent = server.send_to(ctx, h, (&header, &msg));
+        let g = &mut server.shared;
+        g.msg = msg;
+        match sent {
+            Ok(_) => {}
+            Err(SendError::Closed) => return Err(format!("user {from}: connection gone")),
+            Err(SendError::Encode(e)) => return Err(format!("user {from}: encode: {e}")),
             Err(e) => return Err(format!("user {from}: send: {e}")),
         }
-        conn.sent += 1;
-        self.recv[from as usize].push(0);
-        if let Some(s) = &mut self.step {
+        g.sent[from as usize] += 1;
+        g.recv[from as usize].push(0);
+        if let Some(s) = &mut g.step {
             s.sent += 1;
         }
         Ok(())
@@ -505,11 +368,11 @@ impl Gen {
         let mut unacked = 0u64;
         let mut checked = 0u64;
         for u in 1..=self.users as usize {
-            let Some(c) = self.by_user[u].and_then(|h| self.conns.get(h)) else {
+            if self.by_user[u].is_none() {
                 return Err(format!("user {u}: connection gone"));
-            };
-            unacked += u64::from(c.sent - c.acked);
-            for seq in s.first_seq[u]..c.sent {
+            }
+            unacked += u64::from(self.sent[u] - self.acked[u]);
+            for seq in s.first_seq[u]..self.sent[u] {
                 checked += 1;
                 match self.recv[u][seq as usize] {
                     1 => {}
@@ -610,7 +473,8 @@ impl Gen {
         }
     }
 
-    fn tick(&mut self, ctx: &mut Context) {
+    /// A tick of the timer; returns how many messages are due now.
+    fn tick(&mut self, ctx: &mut Context) -> u64 {
         let now = Instant::now();
         match self.phase {
             Phase::Done => ctx.stop(),
@@ -632,17 +496,11 @@ impl Gen {
                     let s = self.step.as_mut().unwrap();
                     s.send_secs = elapsed;
                     self.phase = Phase::Drain(now);
-                    return;
+                    return 0;
                 }
                 let due = (target * elapsed) as u64;
                 let cap = (target * CATCH_UP).max(1.0) as u64;
-                let n = due.saturating_sub(s.sent).min(cap);
-                for _ in 0..n {
-                    if let Err(e) = self.send_one(ctx) {
-                        self.fail(ctx, e);
-                        return;
-                    }
-                }
+                return due.saturating_sub(s.sent).min(cap);
             }
             Phase::Drain(since) => {
                 let done = self.complete();
@@ -655,7 +513,7 @@ impl Gen {
                     if done {
                         if let Err(e) = self.verify() {
                             self.fail(ctx, format!("exactly-once violated: {e}"));
-                            return;
+                            return 0;
                         }
                         let s = self.step.as_ref().unwrap();
                         let achieved = s.sent as f64 / s.send_secs;
@@ -678,7 +536,7 @@ impl Gen {
                 if self.complete() {
                     if let Err(e) = self.verify() {
                         self.fail(ctx, format!("exactly-once violated: {e}"));
-                        return;
+                        return 0;
                     }
                     let s = self.step.as_ref().unwrap();
                     out(&format!(
@@ -705,6 +563,7 @@ impl Gen {
                 }
             }
         }
+        0
     }
 }
 
@@ -714,29 +573,142 @@ fn out(line: &str) {
     let _ = o.flush();
 }
 
-impl Handler for Gen {
-    fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
-        let Some(me) = self.me else { return };
-        match event {
-            Event::Confirm => self.on_confirm(ctx, h),
-            Event::Read => self.on_read(ctx, h, me),
-            Event::Write => {
-                if let Some(c) = self.conns.get_mut(h) {
-                    let _ = c.io.flush(ctx);
-                }
-            }
-            Event::Close(reason) => {
-                let user = self.conns.remove(h).map(|c| c.user);
-                if !matches!(self.phase, Phase::Done) && reason != CloseReason::Shutdown {
-                    self.fail(ctx, format!("connection of user {user:?} closed: {reason}"));
-                }
-            }
-            _ => {}
+/// Sends the messages due, from the 1 ms timer.
+fn tick(server: &mut GenServer, ctx: &mut Context) {
+    let n = server.shared.tick(ctx);
+    for _ in 0..n {
+        if let Err(e) = Gen::send_one(server, ctx) {
+            server.shared.fail(ctx, e);
+            return;
+        }
+    }
+}
+
+impl Connection for User {
+    type Codec = PduCodec;
+    type Shared = Gen;
+
+    fn on_confirm(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        let user = self.user;
+        let req = ImLoginReq {
+            user_name: format!("u{user}"),
+            password: PASSWORD.into(),
+            online_status: UserStatType::UserStatusOnline as i32,
+            client_type: ClientType::Windows as i32,
+            client_version: Some("im_bench".into()),
+        };
+        let header = Header::new(sid::LOGIN, cid::login::REQ_USERLOGIN);
+        if cx.send_pdu(&header, &req).is_err() {
+            cx.shared
+                .fail(cx.ctx, format!("user {user}: login send failed"));
         }
     }
 
-    fn on_timer(&mut self, ctx: &mut Context, _id: TimerId) {
-        self.tick(ctx);
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, f: PduRef<'_>) {
+        if cx.shared.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.frame(cx, f) {
+            cx.shared.fail(cx.ctx, e);
+        }
+    }
+
+    fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
+        let g = &mut *cx.shared;
+        let user = Some(self.user);
+        g.by_user[self.user as usize] = None;
+        if !matches!(g.phase, Phase::Done) && reason != CloseReason::Shutdown {
+            g.fail(
+                cx.ctx,
+                format!("connection of user {user:?} closed: {reason}"),
+            );
+        }
+    }
+}
+
+impl User {
+    /// One frame from msg_server; acks to deliveries are batched by the
+    /// server with the rest of this read's replies into one write.
+    fn frame(&mut self, cx: &mut ConnCtx<'_, Self>, f: PduRef<'_>) -> Result<(), String> {
+        let user = self.user;
+        match (f.service_id(), f.command_id()) {
+            (sid::MSG, cid::msg::DATA) => {
+                let msg: ImMsgData = f
+                    .decode_body()
+                    .map_err(|e| format!("user {user}: bad IMMsgData: {e}"))?;
+                // The time of the read that brought the frame: one clock
+                // reading per read, not per frame.
+                let now = cx
+                    .io()
+                    .last_recv
+                    .saturating_duration_since(cx.shared.epoch)
+                    .as_nanos() as u64;
+                cx.shared.received(user, &msg, now)?;
+                let ack = ImMsgDataAck {
+                    user_id: user,
+                    session_id: msg.from_user_id,
+                    msg_id: msg.msg_id,
+                    session_type: SessionType::Single as i32,
+                };
+                cx.send_pdu(&Header::new(sid::MSG, cid::msg::DATA_ACK), &ack)
+                    .map_err(|e| format!("user {user}: ack send failed: {e}"))?;
+            }
+            (sid::MSG, cid::msg::DATA_ACK) => {
+                let g = &mut *cx.shared;
+                let (sent, acked) = (g.sent[user as usize], g.acked[user as usize]);
+                if f.seq_num() != acked as u16 || acked >= sent {
+                    return Err(format!(
+                        "user {user}: server ack with seq {} but {acked} of {sent} sent were acked (acks out of order or unexpected)",
+                        f.seq_num()
+                    ));
+                }
+                g.acked[user as usize] += 1;
+                if let Some(s) = &mut g.step {
+                    s.acked += 1;
+                }
+            }
+            (sid::LOGIN, cid::login::RES_USERLOGIN) => {
+                let res: ImLoginRes = f.decode_body().unwrap_or_default();
+                let id = res.user_info.as_ref().map_or(0, |u| u.user_id);
+                if res.result_code != 0 || id != user || self.logged_in {
+                    return Err(format!(
+                        "user {user}: login refused or wrong (result {}, user id {id})",
+                        res.result_code
+                    ));
+                }
+                self.logged_in = true;
+                self.logged_in_now(cx);
+            }
+            (sid::LOGIN, cid::login::KICK_USER) => {
+                return Err(format!("user {user}: kicked by the server"));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Counts a login; at the last one reports and starts the ladder, before
+    /// it starts the next connection.
+    fn logged_in_now(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        let g = &mut *cx.shared;
+        g.logged_in += 1;
+        if g.logged_in == g.users {
+            let secs = g.login_start.elapsed().as_secs_f64();
+            out(&format!("im_login users {} secs {secs:.3}", g.users));
+            g.phase = Phase::Pause(Instant::now() + PAUSE);
+            return;
+        }
+        let (addr, config) = (g.addr, g.config);
+        for user in g.users_to_connect() {
+            let conn = User {
+                user,
+                logged_in: false,
+            };
+            let r = cx.connect(addr, &opts(), conn, config);
+            if !cx.shared.connecting(cx.ctx, user, r) {
+                return;
+            }
+        }
     }
 }
 
@@ -872,13 +844,29 @@ fn run() -> Res<()> {
         pin_self(1);
     }
 
+    // One connection per user: the limits need only fit a login and the
+    // acks to one read, and frames up to what the old FrameDecoder took
+    // (4 MiB). The output cap is far above anything a step queues, so the
+    // generator never closes a connection of its own: a server that falls
+    // behind shows as `late`.
+    let config = ConnConfig {
+        limits: Limits {
+            high_water: 64 << 20,
+            hard_cap: 64 << 20,
+            ..Limits::default()
+        },
+        max_frame: pdu::DEFAULT_MAX_FRAME_LEN as usize,
+        ..ConnConfig::default()
+    };
     let mut dispatch = EventDispatch::new()?;
     let ctx = dispatch.context();
     let gen = Gen {
         users,
         addr,
-        conns: ConnTable::new(),
+        config,
         by_user: vec![None; users as usize + 1],
+        sent: vec![0; users as usize + 1],
+        acked: vec![0; users as usize + 1],
         next_connect: 1,
         logged_in: 0,
         login_start: Instant::now(),
@@ -891,8 +879,6 @@ fn run() -> Res<()> {
             msg_data: Vec::with_capacity(PAYLOAD_LEN),
             ..Default::default()
         },
-        out: Vec::with_capacity(64 * 1024),
-        decoder: FrameDecoder::new(),
         phase: Phase::Login,
         step: None,
         step_secs,
@@ -904,19 +890,29 @@ fn run() -> Res<()> {
         server_pid,
         error: None,
         pending_next: None,
-        connecting: ConnTable::new(),
-        me: None,
     };
-    let r = ctx.add_handler(gen);
-    ctx.add_handler_timer(r, TICK, Some(TICK))?;
-    ctx.with_handler(r, |g: &mut Gen, ctx| {
-        g.me = Some(r);
-        g.connect_more(ctx, r)
+    // Outgoing connections only: nothing is accepted.
+    let r = GenServer::register(ctx, gen, |_, _: &Accepted| None);
+    ctx.add_repeating_timer(TICK, move |ctx, _| {
+        ctx.with_handler(r, tick);
+    });
+    ctx.with_handler(r, |s: &mut GenServer, ctx| {
+        let (addr, config) = (s.shared.addr, s.shared.config);
+        for user in s.shared.users_to_connect() {
+            let conn = User {
+                user,
+                logged_in: false,
+            };
+            let r = s.connect(ctx, addr, &opts(), conn, config);
+            if !s.shared.connecting(ctx, user, r) {
+                return;
+            }
+        }
     });
     dispatch.run()?;
     let error = dispatch
         .context()
-        .with_handler(r, |g: &mut Gen, _| g.error.take())
+        .with_handler(r, |s: &mut GenServer, _| s.shared.error.take())
         .ok_or("generator state lost")?;
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
