@@ -615,12 +615,12 @@ impl Connection for User {
 
     fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
         let g = &mut *cx.shared;
-        let user = Some(self.user);
+        let user = self.user;
         g.by_user[self.user as usize] = None;
         if !matches!(g.phase, Phase::Done) && reason != CloseReason::Shutdown {
             g.fail(
                 cx.ctx,
-                format!("connection of user {user:?} closed: {reason}"),
+                format!("connection of user {user} closed: {reason}"),
             );
         }
     }
