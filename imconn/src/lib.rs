@@ -9,9 +9,12 @@
 //! - [`codec`]: the [`Codec`]/[`Encoder`] traits (decode keeps "incomplete"
 //!   apart from "invalid") and the raw, line and length-prefixed codecs;
 //!   [`pdu_codec`]: TeamTalk's PDU framing and [`ImServer`];
-//! - [`server`]: the [`Connection`] trait (implement `on_frame`, get
-//!   framing, batching, queueing and deadlines) and [`Server`], the netlib
-//!   handler serving every connection of a server, accepted or outgoing;
+//! - [`conn`]: the [`Connection`] trait (implement `on_frame`, get
+//!   framing, batching, queueing and deadlines), [`ConnConfig`] and
+//!   [`Accepted`];
+//! - [`server`]: [`Server`], the netlib handler serving every connection
+//!   of a server, accepted or outgoing, with its links; the read and write
+//!   path it drives lives in a private `transfer` module;
 //! - [`ctx`]: [`ConnCtx`], what a hook may do;
 //! - [`group`]: [`ServerGroup`], a server on every loop of a netlib loop
 //!   group (one loop per thread, one shared port);
@@ -53,6 +56,7 @@
 
 pub mod buffered;
 pub mod codec;
+pub mod conn;
 pub mod ctx;
 pub mod group;
 pub mod http;
@@ -62,6 +66,7 @@ pub mod pdu_codec;
 pub mod policy;
 pub mod server;
 pub mod table;
+mod transfer;
 
 pub use buffered::{BufferedConn, Limits, ReadStatus, SendError, SendStatus};
 pub use codec::{

@@ -34,6 +34,7 @@ pub type ImServer<C> = Server<C>;
 impl Codec for PduCodec {
     type Frame<'a> = PduRef<'a>;
 
+    #[inline]
     fn decode<'a>(
         &mut self,
         src: &'a [u8],

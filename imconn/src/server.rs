@@ -1,4 +1,4 @@
-//! [`Connection`] and [`Server`]: the connection server for any [`Codec`].
+//! [`Server`]: the connection server for any [`Codec`].
 //!
 //! A protocol implements [`Connection`] for its connection type - usually
 //! only [`on_frame`](Connection::on_frame) and the hooks it cares about.
@@ -53,138 +53,18 @@
 //!     .unwrap();
 //! ```
 
-use crate::buffered::{log_close, BufferedConn, Limits, SendError, SendStatus};
+pub use crate::conn::{Accepted, ConnConfig, Connection, DEFAULT_MAX_FRAME};
+
+use crate::buffered::{log_close, BufferedConn, SendError, SendStatus};
 use crate::codec::{Codec, Encoder};
 use crate::ctx::ConnCtx;
 use crate::link::{Link, Links};
-use crate::policy::{evaluate, Backoff, Due, Timeouts};
+use crate::policy::{evaluate, Backoff, Due};
 use crate::table::{ConnState, ConnTable, Meta, Slot};
+use crate::transfer::{peer, read_input, write_output};
 use netlib::{CloseReason, ConnectOptions, Context, Event, Handle, Handler, HandlerRef, TimerId};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// Largest frame accepted by default: 64 KiB, header included. A peer that
-/// declares more is closed as soon as its header is in.
-pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
-
-/// Per-connection settings; one per connection kind (clients, links...).
-#[derive(Debug, Clone, Copy)]
-pub struct ConnConfig {
-    /// Output limits.
-    pub limits: Limits,
-    /// Heartbeat, idle and login deadlines; none by default.
-    pub timeouts: Timeouts,
-    /// Largest frame, header included, that the codec accepts; also the
-    /// most incomplete input a connection may hold. Default
-    /// [`DEFAULT_MAX_FRAME`].
-    pub max_frame: usize,
-}
-
-impl Default for ConnConfig {
-    /// No deadlines, default limits: what a plain server wants.
-    fn default() -> Self {
-        ConnConfig {
-            limits: Limits::default(),
-            timeouts: Timeouts::NONE,
-            max_frame: DEFAULT_MAX_FRAME,
-        }
-    }
-}
-
-impl ConnConfig {
-    /// A TeamTalk client connection: closed after 120 s of silence and if
-    /// not logged in within 15 s.
-    pub fn client() -> ConnConfig {
-        ConnConfig {
-            timeouts: Timeouts::CLIENT,
-            ..ConnConfig::default()
-        }
-    }
-
-    /// A TeamTalk server-to-server link: heartbeat after 5 s quiet, closed
-    /// after 30 s silent.
-    pub fn server_link() -> ConnConfig {
-        ConnConfig {
-            timeouts: Timeouts::SERVER_LINK,
-            ..ConnConfig::default()
-        }
-    }
-}
-
-/// A connection's behaviour. Every hook runs on the loop thread with the
-/// connection taken out of the table; see [`ConnCtx`] for what it may do.
-pub trait Connection: Sized + 'static {
-    /// The wire protocol.
-    type Codec: Codec;
-    /// State of the whole server (on a loop group: of one loop), shared by
-    /// its connections.
-    type Shared: 'static;
-
-    /// A whole frame arrived.
-    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, frame: <Self::Codec as Codec>::Frame<'_>);
-
-    /// An accepted connection is ready (its object was just created).
-    fn on_connect(&mut self, cx: &mut ConnCtx<'_, Self>) {
-        let _ = cx;
-    }
-
-    /// An outgoing connection (a link, or one opened with
-    /// [`Server::connect`] / [`ConnCtx::connect`]) completed.
-    fn on_confirm(&mut self, cx: &mut ConnCtx<'_, Self>) {
-        let _ = cx;
-    }
-
-    /// The output queue, after holding data, was handed to the kernel in
-    /// full (TeamTalk's and muduo's write-complete).
-    fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
-        let _ = cx;
-    }
-
-    /// The output queue crossed the high-water mark (once per crossing;
-    /// reported when the send that crossed it returns, whichever hook sent).
-    /// A relay stops reading the other side here.
-    fn on_high_water(&mut self, cx: &mut ConnCtx<'_, Self>, queued: usize) {
-        let _ = (cx, queued);
-    }
-
-    /// The peer finished sending on a half-close socket
-    /// ([`ListenOptions::half_close`](netlib::ListenOptions::half_close));
-    /// this side may still send.
-    fn on_read_closed(&mut self, cx: &mut ConnCtx<'_, Self>) {
-        let _ = cx;
-    }
-
-    /// A timer this connection added with [`ConnCtx::add_timer`] fired.
-    fn on_timer(&mut self, cx: &mut ConnCtx<'_, Self>, id: TimerId) {
-        let _ = (cx, id);
-    }
-
-    /// The connection closed; the last hook it gets.
-    fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
-        let _ = (cx, reason);
-    }
-
-    /// A timer added for the server's handler (with
-    /// [`Context::add_handler_timer`] and the reference
-    /// [`Server::register`] returned) fired: periodic work of the server as
-    /// a whole, not of one connection.
-    fn on_server_timer(shared: &mut Self::Shared, ctx: &mut Context, id: TimerId) {
-        let _ = (shared, ctx, id);
-    }
-}
-
-/// What the accept callback knows about a new connection.
-#[derive(Debug, Clone, Copy)]
-pub struct Accepted {
-    /// The new connection's socket.
-    pub handle: Handle,
-    /// The listener that accepted it.
-    pub listener: Handle,
-    /// The peer's address.
-    pub peer: Option<SocketAddr>,
-    /// The local address it arrived on (its port tells listeners apart).
-    pub local: Option<SocketAddr>,
-}
 
 type AcceptFn<C> =
     Box<dyn FnMut(&mut <C as Connection>::Shared, &Accepted) -> Option<(C, ConnConfig)>>;
@@ -200,9 +80,6 @@ pub struct Server<C: Connection> {
     links: Links<C>,
     me: Option<HandlerRef>,
 }
-
-/// Bytes read per system call into the shared scratch buffer.
-const READ_CHUNK: usize = 64 * 1024;
 
 impl<C: Connection> Server<C> {
     /// Registers a server using the codec's default value. `accept` makes
@@ -442,11 +319,33 @@ impl<C: Connection> Server<C> {
         Some(slot)
     }
 
-    fn run(&mut self, ctx: &mut Context, h: Handle, f: impl FnOnce(&mut C, &mut ConnCtx<'_, C>)) {
-        if let Some(slot) = self.with_slot(ctx, h, f) {
-            self.conns.insert(slot);
+    /// Runs hook `f` of connection `h`, then the high-water reports its
+    /// sends caused. False if `h` has no connection here.
+    fn run(
+        &mut self,
+        ctx: &mut Context,
+        h: Handle,
+        f: impl FnOnce(&mut C, &mut ConnCtx<'_, C>),
+    ) -> bool {
+        let found = match self.with_slot(ctx, h, f) {
+            Some(slot) => {
+                self.conns.insert(slot);
+                true
+            }
+            None => false,
+        };
+        if !self.conns.notices.is_empty() {
+            self.deliver_notices(ctx);
         }
-        self.deliver_notices(ctx);
+        found
+    }
+
+    /// I/O for a socket of ours that has no connection (attached to this
+    /// handler behind the server's back, or its object gone): close it
+    /// rather than leave it readable and re-offered every turn.
+    fn orphan(ctx: &mut Context, h: Handle) {
+        log::warn!("imconn: {h} has no connection; closing it");
+        let _ = ctx.close(h);
     }
 
     /// Reports the high-water crossings that sends made, to the hooks of
@@ -620,11 +519,6 @@ pub(crate) fn start_connect<C: Connection>(
     Ok(h)
 }
 
-fn peer(io: &BufferedConn) -> String {
-    io.peer()
-        .map_or_else(|| "(unknown peer)".to_string(), |p| p.to_string())
-}
-
 /// Re-arms the connection's policy timer at its next deadline.
 pub(crate) fn arm_policy<K>(ctx: &mut Context, state: &mut ConnState<K>) {
     let meta = &mut state.meta;
@@ -649,146 +543,24 @@ pub(crate) fn arm_policy<K>(ctx: &mut Context, state: &mut ConnState<K>) {
     }
 }
 
-/// Reads what the socket has and dispatches every complete frame.
-///
-/// Data is read into one scratch buffer shared by the server's connections,
-/// and frames are decoded straight out of it; only a partial frame left at
-/// the end of a read is copied into the connection's own input buffer. So
-/// steady traffic of whole frames allocates nothing, and an idle connection
-/// holds no input buffer at all. Replies the hooks send to this connection
-/// meanwhile go out in one write when the batch ends (or every 64 KiB).
-fn read_input<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) {
-    cx.batching = true;
-    cx.cur.io.cork();
-    let mut scratch = std::mem::take(&mut cx.conns.read_buf);
-    if scratch.len() < READ_CHUNK {
-        scratch.resize(READ_CHUNK, 0);
-    }
-    let max_frame = cx.cur.meta.config.max_frame;
-    // netlib delivers Read only while the socket's reading is not paused,
-    // so a pause has been lifted - by this connection's `resume_read` or by
-    // another hook's `ctx.resume_read(h)` - and held input may flow again.
-    cx.cur.meta.read_paused = false;
-    if !cx.cur.io.in_buf.is_empty() {
-        // Input held back by `pause_read`: its frames come first.
-        dispatch_buffered(conn, cx);
-    }
-    while !cx.cur.io.is_closed() && !cx.cur.meta.read_paused {
-        let Some(n) = cx.cur.io.recv_chunk(cx.ctx, &mut scratch) else {
-            break;
-        };
-        if cx.cur.io.in_buf.is_empty() {
-            match dispatch_frames(conn, cx, &scratch[..n]) {
-                Some(used) if used < n && !cx.cur.io.is_closed() => {
-                    cx.cur.io.in_buf.extend_from_slice(&scratch[used..n]);
-                }
-                Some(_) => {}
-                None => break,
-            }
-        } else {
-            cx.cur.io.in_buf.extend_from_slice(&scratch[..n]);
-            if !dispatch_buffered(conn, cx) {
-                break;
-            }
-        }
-        // Input held by a pause may hold whole frames; only an incomplete
-        // frame is bounded by `max_frame`.
-        if cx.cur.io.in_buf.len() > max_frame && !cx.cur.io.is_closed() && !cx.cur.meta.read_paused
-        {
-            log::warn!(
-                "imconn: {} {} closed: incomplete frame over {max_frame} bytes",
-                cx.cur.handle,
-                peer(&cx.cur.io)
-            );
-            cx.close();
-            break;
-        }
-    }
-    cx.conns.read_buf = scratch;
-    cx.batching = false;
-    cx.flush_batch();
-}
-
-/// Dispatches the frames in the connection's input buffer and keeps the
-/// rest; false when the connection was closed.
-fn dispatch_buffered<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) -> bool {
-    let buf = std::mem::take(&mut cx.cur.io.in_buf);
-    let used = dispatch_frames(conn, cx, buf.as_slice());
-    cx.cur.io.in_buf = buf;
-    let Some(used) = used else {
-        return false;
-    };
-    cx.cur.io.in_buf.consume(used);
-    if cx.cur.io.in_buf.is_empty() {
-        cx.cur.io.in_buf.release();
-    }
-    true
-}
-
-/// Hands every whole frame in `data` to `on_frame`, until the connection
-/// closes or pauses its reading. Returns the bytes
-/// used, or `None` when the connection was closed (invalid input).
-fn dispatch_frames<C: Connection>(
-    conn: &mut C,
-    cx: &mut ConnCtx<'_, C>,
-    data: &[u8],
-) -> Option<usize> {
-    let max_frame = cx.cur.meta.config.max_frame;
-    let mut used = 0;
-    while !cx.cur.io.is_closed() && !cx.cur.meta.read_paused && used < data.len() {
-        match cx.cur.codec.decode(&data[used..], max_frame) {
-            Ok(Some((_, 0))) => {
-                log::error!(
-                    "imconn: {} codec decoded a frame of 0 bytes, closing",
-                    cx.cur.handle
-                );
-                cx.close();
-                return None;
-            }
-            Ok(Some((frame, n))) => {
-                used += n;
-                cx.cur.io.frames_in += 1;
-                conn.on_frame(cx, frame);
-            }
-            Ok(None) => break,
-            Err(e) => {
-                log::warn!(
-                    "imconn: {} {} sent invalid input, closing: {e}",
-                    cx.cur.handle,
-                    peer(&cx.cur.io)
-                );
-                cx.close();
-                return None;
-            }
-        }
-    }
-    Some(used)
-}
-
-/// Drains queued output on a Write event and reports write-complete.
-fn write_output<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) {
-    if let Ok(status) = cx.cur.io.flush(cx.ctx) {
-        if status.drained {
-            conn.on_write_complete(cx);
-        }
-    }
-}
-
 impl<C: Connection> Handler for Server<C> {
     fn on_event(&mut self, ctx: &mut Context, h: Handle, event: Event) {
         match event {
             Event::Connect { listener } => self.on_accepted(ctx, h, listener),
             Event::Confirm => self.on_confirmed(ctx, h),
-            Event::Read | Event::Write if self.conns.slot_mut(h).is_none() => {
-                // A socket of ours without a connection (refused, or its
-                // object gone): close it rather than leave it readable and
-                // re-offered every turn.
-                log::warn!("imconn: {h} has no connection; closing it");
-                let _ = ctx.close(h);
+            Event::Read => {
+                if !self.run(ctx, h, read_input) {
+                    Self::orphan(ctx, h);
+                }
             }
-            Event::Read => self.run(ctx, h, read_input),
-            Event::Write => self.run(ctx, h, write_output),
-            Event::ReadClosed => self.run(ctx, h, |c, cx| c.on_read_closed(cx)),
+            Event::Write => {
+                if !self.run(ctx, h, write_output) {
+                    Self::orphan(ctx, h);
+                }
+            }
+            Event::ReadClosed => {
+                self.run(ctx, h, |c, cx| c.on_read_closed(cx));
+            }
             Event::Timer(id) => {
                 let is_policy = self
                     .conns

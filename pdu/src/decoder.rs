@@ -83,6 +83,7 @@ impl FrameDecoder {
     /// assert_eq!(pdu::FrameDecoder::with_max_frame_len(64 * 1024).max_frame_len(), 65536);
     /// assert_eq!(pdu::FrameDecoder::with_max_frame_len(0).max_frame_len(), 16);
     /// ```
+    #[inline]
     pub const fn with_max_frame_len(max: u32) -> FrameDecoder {
         let max = if max < HEADER_LEN as u32 {
             HEADER_LEN as u32
@@ -100,6 +101,7 @@ impl FrameDecoder {
     /// Checks the header fields that are already visible at the start of `buf`,
     /// even if the header is not complete yet: the length once 4 bytes are in, the
     /// version once 6 are.
+    #[inline]
     fn check_prefix(&self, buf: &[u8]) -> Result<(), FrameError> {
         if let Some(&[a, b, c, d]) = buf.get(..4) {
             let length = u32::from_be_bytes([a, b, c, d]);
@@ -135,6 +137,7 @@ impl FrameDecoder {
     /// assert_eq!(d.peek_header(&frame[..16])?.map(|h| h.length), Some(116));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn peek_header(&self, buf: &[u8]) -> Result<Option<Header>, FrameError> {
         self.check_prefix(buf)?;
         Ok(Header::peek(buf))
@@ -162,6 +165,7 @@ impl FrameDecoder {
     /// assert_eq!((frame.frame_len(), frame.body()), (18, &b"ab"[..]));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn decode<'a>(&self, buf: &'a [u8]) -> Result<Option<PduRef<'a>>, FrameError> {
         let Some(header) = self.peek_header(buf)? else {
             return Ok(None);

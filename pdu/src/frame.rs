@@ -141,6 +141,7 @@ pub struct PduRef<'a> {
 impl<'a> PduRef<'a> {
     /// Wraps a complete frame whose header is `header`. The caller (the decoder)
     /// guarantees `frame.len() == header.length >= HEADER_LEN`.
+    #[inline]
     pub(crate) fn new(header: Header, frame: &'a [u8]) -> PduRef<'a> {
         PduRef { header, frame }
     }

@@ -124,6 +124,7 @@ impl Header {
     /// ```
     /// assert!(pdu::Header::peek(&[0, 0, 0]).is_none());
     /// ```
+    #[inline]
     pub fn peek(buf: &[u8]) -> Option<Header> {
         let bytes: &[u8; HEADER_LEN] = buf.get(..HEADER_LEN)?.try_into().ok()?;
         Some(Header::from_bytes(bytes))
