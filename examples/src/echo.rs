@@ -11,7 +11,7 @@
 //!
 //! Backpressure: when the kernel did not take an echo, the connection stops
 //! being read - at once, the rest of the read waits in the kernel - until
-//! its queue drains ([`on_write_complete`](Connection::on_write_complete)).
+//! its queue drains ([`ConnCtx::pause_until_drained`]).
 //! A peer that sends without reading holds at most a read chunk or two of
 //! server memory, not everything it ever sent.
 
@@ -37,17 +37,13 @@ impl Connection for Echo {
     fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, data: &[u8]) {
         *cx.shared += echo_frame(cx, data);
     }
-
-    fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
-        cx.resume_read();
-    }
 }
 
 /// Sends `data` back on the current connection and returns its length.
-/// Stops reading the connection when its output backs up in the process
-/// (the kernel did not take an earlier echo); resume it from
-/// [`Connection::on_write_complete`]. For any connection that echoes
-/// (`idleconnection` too).
+/// Stops reading the connection while its output backs up in the process
+/// (the kernel did not take an earlier echo); reading resumes by itself
+/// once the queue drains. For any connection that echoes
+/// (`idleconnection`, the pingpong client too).
 pub fn echo_frame<C: Connection>(cx: &mut ConnCtx<'_, C>, data: &[u8]) -> u64 {
     if cx.send_bytes(data).is_err() {
         return 0; // closed; its on_close follows
@@ -57,7 +53,7 @@ pub fn echo_frame<C: Connection>(cx: &mut ConnCtx<'_, C>, data: &[u8]) -> u64 {
     if cx.io().queued() > 0 {
         // The peer is not keeping up: stop reading it until the queue
         // drains, so its echo stays bounded by a read chunk or two.
-        cx.pause_read();
+        cx.pause_until_drained();
     }
     data.len() as u64
 }

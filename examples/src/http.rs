@@ -157,7 +157,6 @@ fn accept<S: Service>(
         deadline: None,
         since: Instant::now(),
         closing: false,
-        paused: false,
         service: PhantomData,
     };
     let limits = Limits {
@@ -180,8 +179,6 @@ pub struct HttpConn<S> {
     since: Instant,
     /// The last response is out (or going); input is discarded.
     closing: bool,
-    /// Reading is paused until the output drains.
-    paused: bool,
     service: PhantomData<S>,
 }
 
@@ -245,15 +242,7 @@ impl<S: Service> Connection for HttpConn<S> {
         };
         if sent && !self.closing && cx.io().queued() >= cx.shared.config.out_limit {
             // The peer is not reading its answers; the drain resumes.
-            self.paused = true;
-            cx.pause_read();
-        }
-    }
-
-    fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
-        if self.paused {
-            self.paused = false;
-            cx.resume_read();
+            cx.pause_until_drained();
         }
     }
 

@@ -220,7 +220,19 @@ impl<C: Connection> ConnCtx<'_, C> {
     /// not `on_frame`).
     pub fn resume_read(&mut self) {
         self.cur.meta.read_paused = false;
+        self.cur.meta.resume_on_drain = false;
         let _ = self.ctx.resume_read(self.cur.handle);
+    }
+
+    /// Backpressure against a peer that sends requests without reading the
+    /// answers: stops reading this connection (as
+    /// [`pause_read`](Self::pause_read)) until its queued output has all
+    /// been handed to the kernel, then resumes by itself, before
+    /// [`on_write_complete`](crate::Connection::on_write_complete) runs.
+    /// Echo, HTTP and memcached call it when their output passes a mark.
+    pub fn pause_until_drained(&mut self) {
+        self.pause_read();
+        self.cur.meta.resume_on_drain = true;
     }
 
     /// Opens an outgoing connection to `addr` served by this server, with

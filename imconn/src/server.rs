@@ -262,6 +262,7 @@ impl<C: Connection> Server<C> {
                     policy_timer: None,
                     link: Some(index),
                     read_paused: false,
+                    resume_on_drain: false,
                 };
                 let io = BufferedConn::new(ctx, h, link.config.limits);
                 let codec = self.codec.clone();
@@ -433,6 +434,7 @@ impl<C: Connection> Server<C> {
                 policy_timer: None,
                 link: None,
                 read_paused: false,
+                resume_on_drain: false,
             },
             codec: self.codec.clone(),
         };
@@ -512,6 +514,7 @@ pub(crate) fn start_connect<C: Connection>(
                 policy_timer: None,
                 link: None,
                 read_paused: false,
+                resume_on_drain: false,
             },
             codec: codec.clone(),
         },

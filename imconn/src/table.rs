@@ -32,6 +32,9 @@ pub(crate) struct Meta {
     /// [`ConnCtx::pause_read`](crate::ConnCtx::pause_read) is in force:
     /// no frame is dispatched and nothing is read.
     pub(crate) read_paused: bool,
+    /// Reading resumes when the output queue drains
+    /// ([`ConnCtx::pause_until_drained`](crate::ConnCtx::pause_until_drained)).
+    pub(crate) resume_on_drain: bool,
 }
 
 /// Everything of a connection but its object: what a hook reaches through

@@ -77,6 +77,11 @@ pub(crate) fn read_input<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) {
     cx.conns.read_buf = scratch;
     cx.batching = false;
     cx.flush_batch();
+    if cx.cur.meta.resume_on_drain && cx.cur.io.queued() == 0 && !cx.cur.io.is_closed() {
+        // Paused until drained, but the batch went out whole: no Write
+        // event will come to resume it.
+        cx.resume_read();
+    }
 }
 
 /// Dispatches the frames in the connection's input buffer and keeps the
@@ -139,6 +144,9 @@ fn dispatch_frames<C: Connection>(
 pub(crate) fn write_output<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) {
     if let Ok(status) = cx.cur.io.flush(cx.ctx) {
         if status.drained {
+            if cx.cur.meta.resume_on_drain {
+                cx.resume_read();
+            }
             conn.on_write_complete(cx);
         }
     }

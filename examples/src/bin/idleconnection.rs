@@ -77,10 +77,6 @@ impl Connection for IdleConn {
         cx.shared.wheel.touch(cx.handle(), &mut self.stamp);
         echo_frame(cx, data);
     }
-
-    fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
-        cx.resume_read();
-    }
 }
 
 /// One tick of the wheel: closes the connections whose last bucket fell off.

@@ -159,10 +159,6 @@ impl Connection for Session {
         cx.shared.bytes_read += echo_frame(cx, data);
     }
 
-    fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
-        cx.resume_read();
-    }
-
     fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
         if reason != CloseReason::Shutdown {
             cx.shared

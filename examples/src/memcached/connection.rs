@@ -188,7 +188,6 @@ pub(crate) fn accept(shared: &mut LoopState, a: &Accepted) -> Option<(Client, Co
         store: shared.store.clone(),
         session: Session::new(),
         admitted,
-        paused: false,
     };
     Some((client, shared.config))
 }
@@ -200,8 +199,6 @@ pub(crate) struct Client {
     /// False for a connection refused by the limit: it is told so and
     /// closed, and never counted.
     admitted: bool,
-    /// Reading is paused until the output drains.
-    paused: bool,
 }
 
 /// One session run, encoded straight into the connection's output.
@@ -249,15 +246,7 @@ impl Connection for Client {
             log::debug!("memcached: {} closing: {reason:?}", cx.handle());
             cx.close_after_flush();
         } else if cx.io().queued() >= self.store.config().output_high_water {
-            self.paused = true;
-            cx.pause_read();
-        }
-    }
-
-    fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
-        if self.paused {
-            self.paused = false;
-            cx.resume_read();
+            cx.pause_until_drained();
         }
     }
 
