@@ -50,6 +50,62 @@ pub fn server_args() -> ServerArgs {
     clap::Parser::parse()
 }
 
+/// Starts a benchmark server from its [`ServerArgs`]: raises the
+/// descriptor limit, publishes allocations, then returns the arguments.
+pub fn start_server() -> ServerArgs {
+    let args = server_args();
+    raise_nofile(65536);
+    publish_allocs(args.stats.clone());
+    args
+}
+
+/// The tokio runtime of a comparator server: the current-thread runtime
+/// for one thread (the single-loop comparator), the multi-thread runtime
+/// with `threads` workers otherwise.
+pub fn tokio_runtime(threads: u16) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(threads))
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+}
+
+/// Runs a netlib server until killed: `register` sets up the server on a
+/// loop and returns its handler, which serves a TCP_NODELAY listener on
+/// `args.addr` - on one loop on this thread, or with `--threads N` on a
+/// loop group of N loops sharing the port.
+pub fn serve_netlib(
+    args: &ServerArgs,
+    register: fn(&mut netlib::Context) -> netlib::HandlerRef,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let opts = netlib::ListenOptions {
+        nodelay: true,
+        ..netlib::ListenOptions::default()
+    };
+    if args.threads > 1 {
+        let group = imconn::ServerGroup::start(
+            usize::from(args.threads),
+            netlib::Config::default(),
+            args.addr,
+            &opts,
+            move |ctx, _| register(ctx),
+        )?;
+        group.join()?;
+        return Ok(());
+    }
+    let mut dispatch = netlib::EventDispatch::new()?;
+    let ctx = dispatch.context();
+    let server = register(ctx);
+    ctx.listen_with(args.addr, &opts, server)?;
+    dispatch.run()?;
+    Ok(())
+}
+
 /// Body bytes of a PDU-echo frame.
 pub const BODY_LEN: usize = 64;
 /// Whole TeamTalk frame: 16-byte header + body.

@@ -895,6 +895,23 @@ impl Runs {
             cpu_per_unit: vec![Vec::new(); n],
         }
     }
+
+    /// One table row comparing the first two servers: rate, rate ratio,
+    /// CPU per unit, CPU ratio.
+    fn row(&self, md: &mut String, label: &str, prec: usize) -> Res<()> {
+        let (r, c) = (&self.rate, &self.cpu_per_unit);
+        writeln!(
+            md,
+            "| {label} | {} | {} | {} | {} | {} | {} |",
+            mm(&r[0], prec),
+            mm(&r[1], prec),
+            ratio(median(&r[0]), median(&r[1])),
+            mm(&c[0], 3),
+            mm(&c[1], 3),
+            ratio(median(&c[0]), median(&c[1])),
+        )?;
+        Ok(())
+    }
 }
 
 /// Runs `client` against each of `servers` (program, extra args), `reps`
@@ -964,15 +981,10 @@ fn group(o: &Opts, md: &mut String) -> Res<()> {
             median(&r.rate[0]),
             median(&r.rate[1])
         );
-        writeln!(
+        r.row(
             md,
-            "| pingpong {block} B x {sessions} sessions (MiB/s; CPU s/GiB) | {} | {} | {} | {} | {} | {} |",
-            mm(&r.rate[0], 1),
-            mm(&r.rate[1], 1),
-            ratio(median(&r.rate[0]), median(&r.rate[1])),
-            mm(&r.cpu_per_unit[0], 3),
-            mm(&r.cpu_per_unit[1], 3),
-            ratio(median(&r.cpu_per_unit[0]), median(&r.cpu_per_unit[1])),
+            &format!("pingpong {block} B x {sessions} sessions (MiB/s; CPU s/GiB)"),
+            1,
         )?;
     }
     let pdu: Vec<(PathBuf, Vec<&str>)> = PDU_SERVERS[..2]
@@ -995,16 +1007,12 @@ fn group(o: &Opts, md: &mut String) -> Res<()> {
         median(&r.rate[0]),
         median(&r.rate[1])
     );
-    writeln!(
+    r.row(
         md,
-        "| PDU echo, 100 conns x 16 in flight (frames/s; CPU µs/frame) | {} | {} | {} | {} | {} | {} |\n",
-        mm(&r.rate[0], 0),
-        mm(&r.rate[1], 0),
-        ratio(median(&r.rate[0]), median(&r.rate[1])),
-        mm(&r.cpu_per_unit[0], 3),
-        mm(&r.cpu_per_unit[1], 3),
-        ratio(median(&r.cpu_per_unit[0]), median(&r.cpu_per_unit[1])),
+        "PDU echo, 100 conns x 16 in flight (frames/s; CPU µs/frame)",
+        0,
     )?;
+    writeln!(md)?;
     Ok(())
 }
 
@@ -1036,16 +1044,7 @@ fn baseline(o: &Opts, md: &mut String) -> Res<()> {
         &pdu_units(o.seconds),
         1e6,
     )?;
-    writeln!(
-        md,
-        "| PDU echo (frames/s; CPU µs/frame) | {} | {} | {} | {} | {} | {} |",
-        mm(&r.rate[0], 0),
-        mm(&r.rate[1], 0),
-        ratio(median(&r.rate[0]), median(&r.rate[1])),
-        mm(&r.cpu_per_unit[0], 3),
-        mm(&r.cpu_per_unit[1], 3),
-        ratio(median(&r.cpu_per_unit[0]), median(&r.cpu_per_unit[1])),
-    )?;
+    r.row(md, "PDU echo (frames/s; CPU µs/frame)", 0)?;
     let pp = vec![
         (o.bin.join("netlib_pingpong_server"), vec![]),
         (dir.join("netlib_pingpong_server"), vec![]),
@@ -1054,15 +1053,10 @@ fn baseline(o: &Opts, md: &mut String) -> Res<()> {
         let secs = o.seconds;
         let args = move |addr| pingpong_args(addr, sessions, block, secs);
         let r = compare(o, &pp, true, "pingpong", &args, 1.0, &pingpong_units, 1.0)?;
-        writeln!(
+        r.row(
             md,
-            "| pingpong {block} B x {sessions} (MiB/s; CPU s/GiB) | {} | {} | {} | {} | {} | {} |",
-            mm(&r.rate[0], 1),
-            mm(&r.rate[1], 1),
-            ratio(median(&r.rate[0]), median(&r.rate[1])),
-            mm(&r.cpu_per_unit[0], 3),
-            mm(&r.cpu_per_unit[1], 3),
-            ratio(median(&r.cpu_per_unit[0]), median(&r.cpu_per_unit[1])),
+            &format!("pingpong {block} B x {sessions} (MiB/s; CPU s/GiB)"),
+            1,
         )?;
     }
     writeln!(md)?;

@@ -13,14 +13,12 @@ use message_io::node::{self, NodeEvent};
 static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn main() -> std::io::Result<()> {
-    let args = bench::server_args();
+    let args = bench::start_server();
     if args.threads > 1 {
         eprintln!("messageio_pdu_echo_server: --threads is not supported (message-io runs its own threads)");
         std::process::exit(2);
     }
     let addr = args.addr;
-    bench::raise_nofile(65536);
-    bench::publish_allocs(args.stats);
     let (handler, listener) = node::split::<()>();
     handler.network().listen(Transport::FramedTcp, addr)?;
     listener.for_each(move |event| {

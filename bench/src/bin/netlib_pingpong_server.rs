@@ -7,35 +7,10 @@
 
 use bench::CountingAlloc;
 use examples::echo;
-use imconn::ServerGroup;
-use netlib::{EventDispatch, ListenOptions};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = bench::server_args();
-    bench::raise_nofile(65536);
-    bench::publish_allocs(args.stats);
-    let opts = ListenOptions {
-        nodelay: true,
-        ..ListenOptions::default()
-    };
-    if args.threads > 1 {
-        let group = ServerGroup::start(
-            usize::from(args.threads),
-            netlib::Config::default(),
-            args.addr,
-            &opts,
-            |ctx, _| echo::register(ctx),
-        )?;
-        group.join()?;
-        return Ok(());
-    }
-    let mut dispatch = EventDispatch::new()?;
-    let ctx = dispatch.context();
-    let server = echo::register(ctx);
-    ctx.listen_with(args.addr, &opts, server)?;
-    dispatch.run()?;
-    Ok(())
+    bench::serve_netlib(&bench::start_server(), echo::register)
 }

@@ -9,8 +9,7 @@
 //! `pdu_echo_server ADDR [ALLOC_STATS_FILE] [--threads N]`
 
 use bench::CountingAlloc;
-use imconn::{ConnConfig, ConnCtx, Connection, ImServer, PduCodec, ServerGroup, Timeouts};
-use netlib::{EventDispatch, ListenOptions};
+use imconn::{ConnConfig, ConnCtx, Connection, ImServer, PduCodec, Timeouts};
 use pdu::PduRef;
 use std::time::Duration;
 
@@ -29,30 +28,7 @@ impl Connection for Echo {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = bench::server_args();
-    bench::raise_nofile(65536);
-    bench::publish_allocs(args.stats);
-    let opts = ListenOptions {
-        nodelay: true,
-        ..ListenOptions::default()
-    };
-    if args.threads > 1 {
-        let group = ServerGroup::start(
-            usize::from(args.threads),
-            netlib::Config::default(),
-            args.addr,
-            &opts,
-            |ctx, _| register(ctx),
-        )?;
-        group.join()?;
-        return Ok(());
-    }
-    let mut dispatch = EventDispatch::new()?;
-    let ctx = dispatch.context();
-    let server = register(ctx);
-    ctx.listen_with(args.addr, &opts, server)?;
-    dispatch.run()?;
-    Ok(())
+    bench::serve_netlib(&bench::start_server(), register)
 }
 
 /// Registers the echo server on one loop.

@@ -18,22 +18,8 @@ use tokio_util::codec::{BytesCodec, FramedRead, FramedWrite, LengthDelimitedCode
 static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn main() -> std::io::Result<()> {
-    let args = bench::server_args();
-    bench::raise_nofile(65536);
-    bench::publish_allocs(args.stats);
-    // One thread: the current-thread runtime (the single-loop comparator);
-    // more: the multi-thread runtime with that many workers.
-    let runtime = if args.threads > 1 {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(usize::from(args.threads))
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    };
-    runtime.block_on(serve(args.addr))
+    let args = bench::start_server();
+    bench::tokio_runtime(args.threads)?.block_on(serve(args.addr))
 }
 
 async fn serve(addr: std::net::SocketAddr) -> std::io::Result<()> {
