@@ -1,4 +1,5 @@
-//! examples: classic servers built on netlib.
+//! examples: classic muduo servers and clients, each an `imconn::Server` with a codec.
+#![warn(missing_docs)]
 
 pub mod cli;
 pub mod echo;
