@@ -349,3 +349,59 @@ fn regression_socket_without_connection_is_closed_not_spun() {
     assert_closed_by_peer(&mut s);
     drop(srv);
 }
+
+/// Answers every line with a 64 KiB line; stops reading while more than
+/// 256 KiB of answers wait.
+struct Flood;
+impl Connection for Flood {
+    type Codec = LineCodec;
+    type Shared = usize; // most output ever queued on one connection
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, _line: &[u8]) {
+        let answer = vec![b'a'; 64 * 1024 - 2];
+        let _ = cx.send(&answer[..]);
+        let queued = cx.queued();
+        *cx.shared = (*cx.shared).max(queued);
+        if cx.io().queued() > 256 * 1024 {
+            cx.pause_until_drained();
+        }
+    }
+}
+
+#[test]
+fn pause_until_drained_bounds_output_and_resumes_by_itself() {
+    let srv = Running::start(|ctx| {
+        let server = Server::<Flood>::register(ctx, 0, |_, _| {
+            let limits = Limits {
+                hard_cap: 64 * 1024 * 1024,
+                ..Limits::default()
+            };
+            Some((
+                Flood,
+                ConnConfig {
+                    limits,
+                    ..ConnConfig::default()
+                },
+            ))
+        });
+        let addr = listen(ctx, server);
+        (server, vec![addr])
+    });
+    // 200 requests, 12.5 MiB of answers, and the client does not read yet.
+    let mut c = connect(srv.addrs[0]);
+    c.write_all(&b"more\n".repeat(200)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let held = srv.query(|s: &mut Server<Flood>, _| s.shared);
+    assert!(
+        held < 2 * 1024 * 1024,
+        "{held} bytes queued for a peer that does not read"
+    );
+    // Reading everything proves reading resumed each time the queue drained.
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    while got < 200 * 64 * 1024 {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {got} bytes");
+        got += n;
+    }
+    assert_eq!(got, 200 * 64 * 1024);
+}
