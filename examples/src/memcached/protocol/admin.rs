@@ -173,3 +173,106 @@ pub(super) fn shutdown(store: &Store, args: Args<'_>, out: &mut Vec<u8>) -> Opti
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::memcached::{
+        CloseReason, Config, ManualClock, NewItem, Progress, Session, Store, StoreMode,
+    };
+
+    const T0: u64 = 1_700_000_000;
+
+    fn store(config: Config) -> (Store, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(T0));
+        (Store::new(&config, clock.clone()), clock)
+    }
+
+    fn run(store: &Store, input: &[u8]) -> (Vec<u8>, Progress) {
+        let mut out = Vec::new();
+        let (_, progress) = Session::new().process(store, input, &mut out);
+        (out, progress)
+    }
+
+    #[test]
+    fn http_and_binary_close_without_a_reply() {
+        let (s, _) = store(Config::default());
+        for line in [
+            &b"GET / HTTP/1.0\r\n"[..],
+            b"PUT /x HTTP/1.1\r\n",
+            b"DELETE HTTP/1.1\r\n",
+        ] {
+            assert_eq!(run(&s, line), (vec![], Progress::Close(CloseReason::Http)));
+        }
+        // A one-letter command is an ERROR first, as in memcached.
+        assert_eq!(run(&s, b"G HTTP/1.0\r\n").0, b"ERROR\r\n");
+        assert_eq!(
+            run(&s, b"version\r\n\x80\x00\x00\x01"),
+            (
+                b"VERSION 1.6.21\r\n".to_vec(),
+                Progress::Close(CloseReason::BinaryProtocol)
+            )
+        );
+    }
+
+    #[test]
+    fn shutdown_and_flush_follow_the_flags() {
+        let (s, _) = store(Config {
+            shutdown_enabled: true,
+            flush_enabled: false,
+            ..Config::default()
+        });
+        assert_eq!(
+            run(&s, b"shutdown\r\n"),
+            (vec![], Progress::Close(CloseReason::Shutdown))
+        );
+        assert_eq!(
+            run(&s, b"shutdown graceful\r\n").1,
+            Progress::Close(CloseReason::Shutdown)
+        );
+        assert_eq!(
+            run(&s, b"shutdown now\r\n").0,
+            b"CLIENT_ERROR invalid shutdown mode\r\n"
+        );
+        assert_eq!(
+            run(&s, b"flush_all\r\n").0,
+            b"CLIENT_ERROR flush_all not allowed\r\n"
+        );
+    }
+
+    #[test]
+    fn the_reclaimer_removes_expired_items_a_slice_at_a_time() {
+        let (s, clock) = store(Config::default());
+        for i in 0..10 {
+            let key = format!("k{i}");
+            let exptime = if i < 8 { T0 + 1 } else { 0 };
+            let item = NewItem::new(key.as_bytes(), b"v", 0, exptime).unwrap();
+            s.store(StoreMode::Set, item, T0);
+        }
+        assert_eq!(s.reclaim_expired(100), 0);
+        clock.advance(2);
+        // Bounded: four slots per step.
+        assert_eq!(s.reclaim_expired(4), 4);
+        assert_eq!(s.reclaim_expired(4), 4);
+        assert_eq!(s.reclaim_expired(4), 0);
+        let stats = s.item_stats();
+        assert_eq!((stats.curr_items, stats.reclaimed), (2, 8));
+    }
+
+    #[test]
+    fn memlimit_refuses_what_cannot_hold_an_item() {
+        let (s, _) = store(Config {
+            item_size_max: 16 << 20,
+            memory_limit: 64 << 20,
+            ..Config::default()
+        });
+        assert_eq!(
+            run(&s, b"cache_memlimit 8\r\n").0,
+            b"MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust\r\n"
+        );
+        assert_eq!(s.memory_limit(), 64 << 20);
+        assert_eq!(run(&s, b"cache_memlimit 32\r\n").0, b"OK\r\n");
+        assert_eq!(s.memory_limit(), 32 << 20);
+    }
+}
