@@ -79,7 +79,8 @@ pub(crate) struct ShardCounts {
     pub(crate) total_items: u64,
     /// Live items removed from the LRU tail to make room.
     pub(crate) evictions: u64,
-    /// Expired items removed from the LRU tail to make room.
+    /// Expired items removed from the LRU tail to make room, or by the
+    /// background reclaimer.
     pub(crate) reclaimed: u64,
 }
 

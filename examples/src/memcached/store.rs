@@ -244,7 +244,8 @@ pub struct ItemStats {
     pub total_items: u64,
     /// Live items evicted to make room (`evictions`).
     pub evictions: u64,
-    /// Expired items whose memory was reused (`reclaimed`).
+    /// Expired items whose memory was reused or that the background
+    /// reclaimer removed (`reclaimed`).
     pub reclaimed: u64,
 }
 
