@@ -9,7 +9,11 @@
 //! | `-I`, `--max-item-size=<size>` | largest item, `k`/`m` suffixes, default 1m | same, 1k to 1024m and at most half of `-m` |
 //! | `-t`, `--threads=<num>` | worker threads, default 4 | event loops (one per thread) sharing the port with `SO_REUSEPORT`, default 1 |
 //! | `-v`, `-vv`, `-vvv` | verbosity | log level: info, debug, trace (default warn; `RUST_LOG` overrides) |
-//! | `-U 0` | UDP port | only 0 (UDP off) is accepted |
+//! | `-U 0` | UDP port | only 0 (UDP off) is accepted; any other port is refused at startup |
+//! | `-s <path>` | Unix socket | refused at startup (exit 2): not supported |
+//! | `-F` | disable `flush_all` | same: `CLIENT_ERROR flush_all not allowed` |
+//! | `-A` | enable `shutdown` | same: `shutdown [graceful]` stops the server |
+//! | `-o idle_timeout=<s>` | close idle connections | same; other `-o` options are refused |
 //! | `--port-file=<path>` | (none) | write the bound port there once listening |
 //! | `-h`, `-V` | help, version | same |
 //!
@@ -62,6 +66,19 @@ struct Flags {
     /// UDP is not supported; only 0 is accepted
     #[arg(short = 'U', long = "udp-port", value_name = "0", value_parser = udp_off)]
     udp_port: Option<u16>,
+    /// Unix sockets are not supported; giving a path is refused
+    #[arg(short = 's', long = "unix-socket", value_name = "path")]
+    unix_socket: Option<PathBuf>,
+    /// Disable flush_all
+    #[arg(short = 'F', long = "disable-flush-all", action = ArgAction::SetTrue)]
+    disable_flush_all: bool,
+    /// Enable the ascii "shutdown" command
+    #[arg(short = 'A', long = "enable-shutdown", action = ArgAction::SetTrue)]
+    enable_shutdown: bool,
+    /// Extended options, comma separated; only idle_timeout=<seconds>
+    #[arg(short = 'o', long = "extended", value_name = "opt", value_delimiter = ',',
+          action = ArgAction::Append)]
+    extended: Vec<String>,
     /// Write the bound TCP port to <path> once listening
     #[arg(long = "port-file", value_name = "path")]
     port_file: Option<PathBuf>,
@@ -116,6 +133,22 @@ where
         return Ok(Command::Version);
     }
     let fail = |message: String| Flags::command().error(ErrorKind::ValueValidation, message);
+    if let Some(path) = &flags.unix_socket {
+        return Err(fail(format!(
+            "-s {}: Unix sockets are not supported; listen on TCP with -l/-p",
+            path.display()
+        )));
+    }
+    let mut idle_timeout = None;
+    for option in &flags.extended {
+        match option.split_once('=') {
+            Some(("idle_timeout", secs)) => {
+                let secs: u64 = number(secs, "idle_timeout").map_err(fail)?;
+                idle_timeout = (secs > 0).then(|| std::time::Duration::from_secs(secs));
+            }
+            _ => return Err(fail(format!("unsupported -o option '{option}'"))),
+        }
+    }
     let item_size = flags.max_item_size.unwrap_or(DEFAULT_ITEM_SIZE_MAX);
     if !(1024..=1024 * 1024 * 1024).contains(&item_size) {
         return Err(fail("item size must be between 1k and 1024m".into()));
@@ -144,6 +177,9 @@ where
                 item_size_max: item_size,
                 max_connections: flags.conn_limit,
                 threads,
+                flush_enabled: !flags.disable_flush_all,
+                shutdown_enabled: flags.enable_shutdown,
+                idle_timeout,
                 ..Config::default()
             },
         },
@@ -286,6 +322,23 @@ mod tests {
     }
 
     #[test]
+    fn admin_flags() {
+        let o = run(&[]);
+        assert!(o.server.cache.flush_enabled && !o.server.cache.shutdown_enabled);
+        assert_eq!(o.server.cache.idle_timeout, None);
+        let o = run(&["-F", "-A", "-o", "idle_timeout=5"]);
+        assert!(!o.server.cache.flush_enabled && o.server.cache.shutdown_enabled);
+        assert_eq!(
+            o.server.cache.idle_timeout,
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(
+            run(&["-o", "idle_timeout=0"]).server.cache.idle_timeout,
+            None
+        );
+    }
+
+    #[test]
     fn listen_entries_may_carry_ports() {
         let o = run(&["-l", "127.0.0.1:1234,[::1]:99,[::1]", "-p", "7"]);
         assert_eq!(
@@ -322,6 +375,9 @@ mod tests {
         assert!(error(&["-t", "0"]).contains("--threads"));
         assert!(error(&["-c", "0"]).contains("at least 1"));
         assert!(error(&["-U", "11211"]).contains("UDP"));
+        assert!(error(&["-s", "/tmp/mc.sock"]).contains("Unix sockets are not supported"));
+        assert!(error(&["-o", "slab_reassign"]).contains("unsupported -o option"));
+        assert!(error(&["-o", "idle_timeout=x"]).contains("invalid idle_timeout"));
         assert!(error(&["-x"]).contains("unexpected argument '-x'"));
         assert!(error(&["-P", "/tmp/pid"]).contains("unexpected argument '-P'"));
         assert!(error(&["-"]).contains("unexpected argument"));

@@ -14,7 +14,9 @@
 //! - a line that reaches its limit ([`Config::max_line`], or
 //!   [`Config::max_multiget_line`] for `get`/`gets`) without ending: its
 //!   first `limit + 1` bytes, on which the session asks to close, after the
-//!   replies before it are sent.
+//!   replies before it are sent;
+//! - a binary-protocol magic byte (0x80) where a line would start: that
+//!   byte alone, on which the session closes (binary is not spoken).
 //!
 //! The codec never refuses input itself, so the session alone decides what
 //! is an error, exactly as when it is driven with
@@ -75,6 +77,12 @@ impl Codec for MemcachedCodec {
             let n = self.skip.min(src.len());
             self.skip -= n;
             return Ok(Some((&src[..n], n)));
+        }
+        if src[0] == 0x80 {
+            // A binary-protocol request: hand over its magic byte alone,
+            // on which the session closes, rather than wait for a newline.
+            self.scanned = 0;
+            return Ok(Some((&src[..1], 1)));
         }
         let limit = line_limit_of(src, self.max_line, self.max_multiget_line);
         // Look no further than one byte past the limit, like the session.

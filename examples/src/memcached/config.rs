@@ -55,6 +55,15 @@ pub struct Config {
     /// `SERVER_ERROR out of memory writing get response`, as memcached's
     /// does when it runs out of response buffers.
     pub max_get_response: usize,
+    /// Whether `flush_all` is allowed (`-F` turns it off; then it answers
+    /// `CLIENT_ERROR flush_all not allowed`).
+    pub flush_enabled: bool,
+    /// Whether the `shutdown` command stops the server (`-A`); otherwise it
+    /// answers `ERROR: shutdown not enabled`.
+    pub shutdown_enabled: bool,
+    /// Close connections that send nothing for this long
+    /// (`-o idle_timeout=N`); `None` (memcached's 0) never does.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -79,6 +88,9 @@ impl Default for Config {
             max_multiget_line: 1024 * 1024,
             output_high_water: 4 * 1024 * 1024,
             max_get_response: 64 * 1024 * 1024,
+            flush_enabled: true,
+            shutdown_enabled: false,
+            idle_timeout: None,
         }
     }
 }

@@ -23,10 +23,10 @@
 //!   `ERROR Too many open connections` and closed.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use imconn::{Accepted, ConnConfig, ConnCtx, Connection, EncodeError, Encoder, Limits};
-use netlib::CloseReason;
+use imconn::{Accepted, ConnConfig, ConnCtx, Connection, EncodeError, Encoder, Limits, Timeouts};
+use netlib::{CloseReason, Poster};
 
 use super::codec::MemcachedCodec;
 use super::config::Config;
@@ -133,6 +133,9 @@ pub(crate) struct LoopState {
     limit: Arc<ConnectionLimit>,
     stats: Arc<LoopStats>,
     config: ConnConfig,
+    /// Every loop's poster, filled once the group runs: `shutdown` (`-A`)
+    /// stops them all.
+    stoppers: Arc<OnceLock<Vec<Poster>>>,
 }
 
 impl LoopState {
@@ -140,6 +143,7 @@ impl LoopState {
         store: Arc<Store>,
         limit: Arc<ConnectionLimit>,
         stats: Arc<LoopStats>,
+        stoppers: Arc<OnceLock<Vec<Poster>>>,
     ) -> LoopState {
         let config = conn_config(store.config());
         LoopState {
@@ -147,6 +151,7 @@ impl LoopState {
             limit,
             stats,
             config,
+            stoppers,
         }
     }
 }
@@ -167,7 +172,10 @@ pub(crate) fn conn_config(config: &Config) -> ConnConfig {
             ..Limits::default()
         },
         max_frame: MemcachedCodec::max_frame(config),
-        ..ConnConfig::default()
+        timeouts: Timeouts {
+            idle: config.idle_timeout,
+            ..Timeouts::NONE
+        },
     }
 }
 
@@ -243,7 +251,21 @@ impl Connection for Client {
             return;
         }
         if let Some(reason) = close {
-            log::debug!("memcached: {} closing: {reason:?}", cx.handle());
+            match reason {
+                SessionClose::BinaryProtocol => log::info!(
+                    "memcached: {} closing: binary protocol request (only the text protocol is spoken)",
+                    cx.handle()
+                ),
+                SessionClose::Shutdown => {
+                    log::warn!("memcached: shutdown requested by {}", cx.handle());
+                    if let Some(posters) = cx.shared.stoppers.get() {
+                        for poster in posters {
+                            poster.stop();
+                        }
+                    }
+                }
+                _ => log::debug!("memcached: {} closing: {reason:?}", cx.handle()),
+            }
             cx.close_after_flush();
         } else if cx.io().queued() >= self.store.config().output_high_water {
             cx.pause_until_drained();

@@ -67,7 +67,10 @@ const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
 const NO_MEMORY_STORING: &[u8] = b"SERVER_ERROR out of memory storing object\r\n";
 const NO_MEMORY_GET: &[u8] = b"SERVER_ERROR out of memory writing get response\r\n";
 const NO_MEMORY: &[u8] = b"SERVER_ERROR out of memory\r\n";
-const NO_SHUTDOWN: &[u8] = b"ERROR: shutdown not enabled\r\n";
+const FLUSH_DISABLED: &[u8] = b"CLIENT_ERROR flush_all not allowed\r\n";
+
+/// The first byte of a binary-protocol request.
+const BINARY_MAGIC: u8 = 0x80;
 
 /// Why a session wants its connection closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +81,14 @@ pub enum CloseReason {
     /// [`Config::max_multiget_line`] for get/gets) without ending. memcached
     /// closes such connections rather than buffer without bound.
     LineTooLong,
+    /// The command line looked like HTTP (its last token starts with
+    /// `HTTP/`): memcached closes such connections at once, without a reply.
+    Http,
+    /// A request started with the binary protocol's magic byte (0x80);
+    /// only the text protocol is spoken, so the connection is closed.
+    BinaryProtocol,
+    /// `shutdown` (with `-A`): close, then stop the server.
+    Shutdown,
 }
 
 /// What the caller should do after [`Session::process`].
@@ -349,6 +360,10 @@ impl Session {
                     if stop_at_high_water && out.len() >= config.output_high_water {
                         break Progress::OutputFull;
                     }
+                    if rest[0] == BINARY_MAGIC {
+                        self.state = State::Closed(CloseReason::BinaryProtocol);
+                        continue;
+                    }
                     let limit = line_limit(rest, config);
                     // Look no further than one byte past the limit: a line
                     // that long is refused whatever follows.
@@ -425,8 +440,20 @@ impl Session {
                 out.extend_from_slice(b"\r\n");
             }
             b"quit" => return Some(CloseReason::Quit),
-            b"shutdown" => out.extend_from_slice(NO_SHUTDOWN),
-            _ => out.extend_from_slice(ERROR),
+            b"shutdown" => return admin::shutdown(store, Args::collect(tokens), out),
+            b"cache_memlimit" => admin::cache_memlimit(store, Args::collect(tokens), out),
+            b"slabs" => admin::slabs(Args::collect(tokens), out),
+            b"lru_crawler" => admin::lru_crawler(store, Args::collect(tokens), out),
+            b"watch" => admin::watch(Args::collect(tokens), out),
+            _ => {
+                // memcached: an unknown command whose last token starts
+                // with "HTTP/" closes the connection without a reply.
+                let last = tokens.last().unwrap_or(command);
+                if command.len() >= 2 && last.starts_with(b"HTTP/") {
+                    return Some(CloseReason::Http);
+                }
+                out.extend_from_slice(ERROR);
+            }
         }
         None
     }
@@ -701,6 +728,10 @@ impl Session {
         }
         let noreply = args.last_is_noreply();
         self.counters.bump(Counter::CmdFlush);
+        if !store.config().flush_enabled {
+            reply(out, noreply, FLUSH_DISABLED);
+            return;
+        }
         let mut delay = 0;
         if args.len() != usize::from(noreply) {
             match parse_i32(args.get(0)) {
@@ -844,7 +875,7 @@ fn write_general_stats(store: &Store, now: u64, out: &mut Vec<u8>) {
     for counter in Counter::ALL {
         stat_u64(out, counter.name(), counters.get(counter));
     }
-    stat_u64(out, "limit_maxbytes", config.memory_limit as u64);
+    stat_u64(out, "limit_maxbytes", store.memory_limit() as u64);
     stat_u64(out, "threads", config.threads as u64);
     stat_u64(out, "bytes", items.bytes);
     stat_u64(out, "curr_items", items.curr_items);
@@ -857,17 +888,23 @@ fn write_general_stats(store: &Store, now: u64, out: &mut Vec<u8>) {
 /// The reply to `stats settings`: the settings this server has.
 fn write_settings(store: &Store, out: &mut Vec<u8>) {
     let config = store.config();
-    stat_u64(out, "maxbytes", config.memory_limit as u64);
+    stat_u64(out, "maxbytes", store.memory_limit() as u64);
     stat_u64(out, "maxconns", config.max_connections as u64);
     stat_u64(out, "verbosity", u64::from(store.verbosity()));
     stat_u64(out, "num_threads", config.threads as u64);
     stat_str(out, "evictions", "on");
     stat_str(out, "cas_enabled", "yes");
     stat_u64(out, "item_size_max", config.item_size_max as u64);
-    stat_str(out, "flush_enabled", "yes");
+    stat_str(
+        out,
+        "flush_enabled",
+        if config.flush_enabled { "yes" } else { "no" },
+    );
     stat_u64(out, "shards", store.shard_count() as u64);
     out.extend_from_slice(END);
 }
+
+mod admin;
 
 #[cfg(test)]
 mod tests;

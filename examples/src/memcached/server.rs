@@ -46,7 +46,9 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 
 use imconn::ServerGroup;
 use netlib::{Context, GroupError, HandlerRef, ListenOptions, Poster};
@@ -95,6 +97,8 @@ pub struct Server {
     limit: Arc<ConnectionLimit>,
     loops: Vec<Arc<LoopStats>>,
     local_addrs: Vec<SocketAddr>,
+    /// Set when the server stops: the reclaimer thread then exits.
+    reclaimer_stop: Arc<AtomicBool>,
 }
 
 /// Stops every loop of a [`Server`]; `Send + Clone`, for signal handlers
@@ -172,12 +176,19 @@ impl Server {
             }
         }
         let adopt_failed: Arc<Mutex<Option<io::Error>>> = Arc::default();
+        let stoppers: Arc<OnceLock<Vec<Poster>>> = Arc::default();
 
         let setup = {
             let (store, limit, loops) = (store.clone(), limit.clone(), loops.clone());
             let (options, adopt_failed) = (options.clone(), adopt_failed.clone());
+            let stoppers = stoppers.clone();
             move |ctx: &mut Context, i: usize| -> HandlerRef {
-                let state = LoopState::new(store.clone(), limit.clone(), loops[i].clone());
+                let state = LoopState::new(
+                    store.clone(),
+                    limit.clone(),
+                    loops[i].clone(),
+                    stoppers.clone(),
+                );
                 let codec = MemcachedCodec::new(store.config());
                 let server =
                     imconn::Server::<Client>::register_with_codec(ctx, state, codec, accept);
@@ -208,6 +219,9 @@ impl Server {
             let _ = group.join();
             return Err(e);
         }
+        let _ = stoppers.set(group.posters().to_vec());
+        let reclaimer_stop = Arc::new(AtomicBool::new(false));
+        spawn_reclaimer(Arc::downgrade(&store), reclaimer_stop.clone())?;
         let mut local_addrs = vec![group.local_addr()];
         local_addrs.extend(extra_addrs);
         log::info!("memcached: listening on {local_addrs:?} with {threads} loop(s)");
@@ -217,6 +231,7 @@ impl Server {
             limit,
             loops,
             local_addrs,
+            reclaimer_stop,
         })
     }
 
@@ -256,10 +271,43 @@ impl Server {
     /// Waits until every loop has stopped (see [`ShutdownHandle`]).
     /// Returns the first failure of a loop, if one failed.
     pub fn wait(self) -> io::Result<()> {
-        self.group
-            .join()
-            .map_err(|e| io::Error::other(e.to_string()))
+        let result = self.group.join();
+        self.reclaimer_stop.store(true, Ordering::Relaxed);
+        result.map_err(|e| io::Error::other(e.to_string()))
     }
+}
+
+/// How often the reclaimer thread takes a step.
+const RECLAIM_TICK: Duration = Duration::from_millis(100);
+
+/// Slots of each shard the reclaimer looks at per step: bounded work under
+/// each shard lock, so no loop waits long behind it.
+const RECLAIM_SLOTS_PER_TICK: usize = 1024;
+
+/// Starts the background reclaimer (memcached's LRU maintainer and
+/// crawler): one thread for the whole server that, every
+/// [`RECLAIM_TICK`], walks the next [`RECLAIM_SLOTS_PER_TICK`] slots of
+/// every shard and removes expired items, so items nobody touches again
+/// still leave `curr_items` and free their memory. `lru_crawler disable`
+/// pauses it. It exits when the server stops or the store is dropped.
+fn spawn_reclaimer(store: Weak<Store>, stop: Arc<AtomicBool>) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("memcached-reclaim".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(RECLAIM_TICK);
+                let Some(store) = store.upgrade() else {
+                    break;
+                };
+                if store.crawler_enabled() {
+                    let removed = store.reclaim_expired(RECLAIM_SLOTS_PER_TICK);
+                    if removed > 0 {
+                        log::trace!("memcached: reclaimed {removed} expired item(s)");
+                    }
+                }
+            }
+        })
+        .map(drop)
 }
 
 /// An I/O error of binding `addr`, saying so.

@@ -79,7 +79,8 @@ pub(crate) struct ShardCounts {
     pub(crate) total_items: u64,
     /// Live items removed from the LRU tail to make room.
     pub(crate) evictions: u64,
-    /// Expired items removed from the LRU tail to make room.
+    /// Expired items removed from the LRU tail to make room, or by the
+    /// background reclaimer.
     pub(crate) reclaimed: u64,
 }
 
@@ -106,6 +107,8 @@ pub(crate) struct Shard {
     /// before it goes.
     flush_at: Option<u64>,
     pub(crate) counts: ShardCounts,
+    /// Where the background reclaimer's next slice of slots starts.
+    reclaim_cursor: usize,
 }
 
 impl Shard {
@@ -126,7 +129,39 @@ impl Shard {
             cas_offset: index as u64,
             flush_at: None,
             counts: ShardCounts::default(),
+            reclaim_cursor: 0,
         }
+    }
+
+    /// Changes the byte budget (`cache_memlimit`); a lower budget evicts
+    /// from the LRU tail at once until the items fit.
+    pub(crate) fn set_budget(&mut self, budget: usize, now: u64) {
+        self.budget = budget;
+        self.make_room(0, now);
+    }
+
+    /// The background reclaimer's step: looks at no more than `max_slots`
+    /// slots, from where the last step stopped, and removes the expired
+    /// items among them (counted as `reclaimed`, as memcached's LRU
+    /// maintainer counts them). Returns how many it removed.
+    pub(crate) fn reclaim_expired(&mut self, now: u64, max_slots: usize) -> usize {
+        let total = self.entries.len();
+        if total == 0 {
+            return 0;
+        }
+        let mut removed = 0;
+        let mut idx = self.reclaim_cursor % total;
+        for _ in 0..max_slots.min(total) {
+            let e = &self.entries[idx];
+            if e.is_live() && e.is_expired(now) {
+                self.unlink(idx as u32);
+                self.counts.reclaimed += 1;
+                removed += 1;
+            }
+            idx = (idx + 1) % total;
+        }
+        self.reclaim_cursor = idx;
+        removed
     }
 
     /// Live items (expired ones not yet noticed included, as in memcached).

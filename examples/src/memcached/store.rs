@@ -16,7 +16,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::clock::Clock;
@@ -244,7 +244,8 @@ pub struct ItemStats {
     pub total_items: u64,
     /// Live items evicted to make room (`evictions`).
     pub evictions: u64,
-    /// Expired items whose memory was reused (`reclaimed`).
+    /// Expired items whose memory was reused or that the background
+    /// reclaimer removed (`reclaimed`).
     pub reclaimed: u64,
 }
 
@@ -270,7 +271,11 @@ struct Padded(Mutex<Shard>);
 pub struct Store {
     shards: Box<[Padded]>,
     hasher: RandomState,
-    shard_budget: usize,
+    shard_budget: AtomicUsize,
+    /// `-m`, as `cache_memlimit` last set it (bytes; 0 = no limit).
+    memory_limit: AtomicUsize,
+    /// `lru_crawler enable|disable`: whether the background reclaimer runs.
+    crawler_enabled: AtomicBool,
     clock: Arc<dyn Clock>,
     config: Config,
     started: u64,
@@ -306,7 +311,9 @@ impl Store {
                 .map(|i| Padded(Mutex::new(Shard::new(budget, i, shards))))
                 .collect(),
             hasher: RandomState::new(),
-            shard_budget: budget,
+            shard_budget: AtomicUsize::new(budget),
+            memory_limit: AtomicUsize::new(config.memory_limit),
+            crawler_enabled: AtomicBool::new(true),
             clock,
             config: config.clone(),
             started,
@@ -358,7 +365,57 @@ impl Store {
 
     /// Whether an item of `size` bytes can never fit in one shard.
     pub fn exceeds_shard_budget(&self, size: usize) -> bool {
-        size > self.shard_budget
+        size > self.shard_budget.load(Ordering::Relaxed)
+    }
+
+    /// The memory limit in bytes (`-m`, or what `cache_memlimit` set).
+    pub fn memory_limit(&self) -> usize {
+        self.memory_limit.load(Ordering::Relaxed)
+    }
+
+    /// `cache_memlimit`: a new memory limit of `bytes`, split over the
+    /// shards; items beyond a lowered limit are evicted from the LRU tails
+    /// at once. False (nothing changes) if a shard could then not hold an
+    /// item of the `-I` size.
+    pub fn set_memory_limit(&self, bytes: usize) -> bool {
+        let budget = bytes / self.shards.len();
+        if budget < self.config.item_size_max {
+            return false;
+        }
+        let now = self.now();
+        self.shard_budget.store(budget, Ordering::Relaxed);
+        self.memory_limit.store(bytes, Ordering::Relaxed);
+        for shard in self.shards.iter() {
+            self.lock_padded(shard).set_budget(budget, now);
+        }
+        true
+    }
+
+    /// Whether the background reclaimer runs (`lru_crawler enable`).
+    pub fn crawler_enabled(&self) -> bool {
+        self.crawler_enabled.load(Ordering::Relaxed)
+    }
+
+    /// `lru_crawler enable` (true) or `disable`; returns the previous state.
+    pub fn set_crawler_enabled(&self, enabled: bool) -> bool {
+        self.crawler_enabled.swap(enabled, Ordering::Relaxed)
+    }
+
+    /// One step of the background reclaimer (memcached's LRU maintainer):
+    /// looks at no more than `max_slots` slots of each shard, each shard
+    /// locked on its own, and removes the expired items found there.
+    /// Bounded work, so it never holds a lock long. Returns how many items
+    /// it removed.
+    pub fn reclaim_expired(&self, max_slots: usize) -> usize {
+        let now = self.now();
+        self.shards
+            .iter()
+            .map(|shard| {
+                let mut s = self.lock_padded(shard);
+                s.maintain(now);
+                s.reclaim_expired(now, max_slots)
+            })
+            .sum()
     }
 
     /// Looks up `key` and, if present and live, passes it to `visit` and
