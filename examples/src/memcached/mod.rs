@@ -77,6 +77,7 @@ mod clock;
 pub mod codec;
 mod config;
 mod connection;
+mod meta;
 mod protocol;
 pub mod server;
 mod shard;

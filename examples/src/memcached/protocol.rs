@@ -25,13 +25,14 @@
 //! `version` and `quit` ignore extra arguments and `verbosity noreply` (no
 //! level) is silent, as in memcached 1.6; libmemcached's `memcapable -a`
 //! expects exactly that from a server whose version starts with 1.6 (it
-//! wants errors only from older ones). Meta commands (`mg`, `ms`, ...) are
-//! not implemented and answer `ERROR`.
+//! wants errors only from older ones). Meta commands (`mg`, `ms`, `md`,
+//! `ma`, `mn`, `me`) are handled in [`meta`](super::meta).
 //!
 //! A session belongs to one connection and one thread; it shares nothing but
 //! the [`Store`] it is handed.
 
 use super::config::Config;
+use super::meta;
 use super::stats::{Counter, LocalCounters};
 use super::store::{
     expiry_deadline, is_valid_key, item_size, DeltaError, ItemView, NewItem, Store, StoreMode,
@@ -137,6 +138,7 @@ enum State {
     #[default]
     Line,
     Data(PendingStore),
+    MetaData(meta::PendingSet),
     Swallow(usize),
     Closed(CloseReason),
 }
@@ -269,6 +271,9 @@ fn parse_update<'a>(args: &Args<'a>, kind: Update) -> Result<UpdateLine<'a>, Bad
 /// block, `\r\n` included: `Some` exactly when the session reads (or
 /// swallows) a data block after it. The codec frames requests with it.
 pub(crate) fn data_block_len(line: &[u8]) -> Option<usize> {
+    if let Some(block) = meta::data_block_len(line) {
+        return Some(block);
+    }
     let mut tokens = Tokens::new(line);
     let kind = Update::from_command(tokens.next()?)?;
     let line = parse_update(&Args::collect(tokens), kind).ok()?;
@@ -350,6 +355,15 @@ impl Session {
                     }
                     if let State::Data(pending) = std::mem::take(&mut self.state) {
                         self.finish_store(store, pending, now, out);
+                    }
+                }
+                State::MetaData(pending) => {
+                    pos += pending.fill(&input[pos..]);
+                    if !pending.is_complete() {
+                        break Progress::Continue;
+                    }
+                    if let State::MetaData(pending) = std::mem::take(&mut self.state) {
+                        pending.finish(store, &mut self.counters, now, out);
                     }
                 }
                 State::Line => {
@@ -438,6 +452,13 @@ impl Session {
                 out.extend_from_slice(b"VERSION ");
                 out.extend_from_slice(VERSION.as_bytes());
                 out.extend_from_slice(b"\r\n");
+            }
+            b"mg" | b"ms" | b"md" | b"ma" | b"mn" | b"me" => {
+                match meta::dispatch(store, &mut self.counters, command, tokens, now, out) {
+                    meta::Next::Line => {}
+                    meta::Next::Swallow(n) => self.state = State::Swallow(n),
+                    meta::Next::Data(pending) => self.state = State::MetaData(pending),
+                }
             }
             b"quit" => return Some(CloseReason::Quit),
             b"shutdown" => return admin::shutdown(store, Args::collect(tokens), out),

@@ -643,7 +643,7 @@ fn unknown_commands_get_error_and_the_connection_lives_on() {
         "\n",
         "x\r\n",
         "GET k\r\n",
-        "mg k v\r\n",
+        "mz k v\r\n",
         "g k\r\n",
     ] {
         assert_eq!(c.send(line), "ERROR\r\n", "{line:?}");
