@@ -37,8 +37,9 @@
 //!
 //! The wire protocol is memcached 1.6's ASCII protocol (`doc/protocol.txt`,
 //! `proto_text.c`), reply strings included, so stock clients and
-//! libmemcached's `memcapable -a` can talk to it. The binary protocol is
-//! not implemented: a request starting with its magic byte closes the
+//! libmemcached's `memcapable -a` can talk to it, and the meta commands
+//! (`mg ms md ma mn me`, in `meta`) newer clients use by default. The
+//! binary protocol is not implemented: a request starting with its magic byte closes the
 //! connection, as does a line that looks like HTTP (memcached's
 //! cross-protocol guard). Expired items are removed in the background by a
 //! reclaimer thread ([`server`]), a bounded slice of every shard per tick.
