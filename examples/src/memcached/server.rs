@@ -211,6 +211,7 @@ impl Server {
         let mut local_addrs = vec![group.local_addr()];
         local_addrs.extend(extra_addrs);
         log::info!("memcached: listening on {local_addrs:?} with {threads} loop(s)");
+        store.counters().set_tcp_port(local_addrs[0].port());
         Ok(Server {
             group,
             store,

@@ -81,6 +81,11 @@ pub(crate) struct ShardCounts {
     pub(crate) evictions: u64,
     /// Expired items removed from the LRU tail to make room.
     pub(crate) reclaimed: u64,
+    /// Lookups that found their key expired (memcached counts every
+    /// `do_item_get` that does: get, touch, delete, incr, storage).
+    pub(crate) get_expired: u64,
+    /// Lookups that found their key invalidated by `flush_all`.
+    pub(crate) get_flushed: u64,
 }
 
 /// A hash table + LRU under a memory budget. See the module docs.
@@ -105,6 +110,12 @@ pub(crate) struct Shard {
     /// A pending `flush_all <delay>`: at this second, everything stored at or
     /// before it goes.
     flush_at: Option<u64>,
+    /// Hashes of the items the last `flush_all` dropped. memcached leaves
+    /// flushed items in memory until a lookup finds them (and counts
+    /// `get_flushed`); this shard frees them at once and keeps 8 bytes per
+    /// item so the lookup can still be counted. A key leaves the set when
+    /// it is looked up; the next flush replaces the set.
+    flushed: std::collections::HashSet<u64>,
     pub(crate) counts: ShardCounts,
 }
 
@@ -125,6 +136,7 @@ impl Shard {
             cas_stride: shards.max(1) as u64,
             cas_offset: index as u64,
             flush_at: None,
+            flushed: std::collections::HashSet::new(),
             counts: ShardCounts::default(),
         }
     }
@@ -150,9 +162,11 @@ impl Shard {
         if let Some(at) = self.flush_at {
             if at <= now {
                 self.flush_at = None;
+                self.flushed.clear();
                 for idx in 0..self.entries.len() {
                     let e = &self.entries[idx];
                     if e.is_live() && e.time <= at {
+                        self.flushed.insert(e.hash);
                         self.unlink(idx as u32);
                     }
                 }
@@ -330,6 +344,9 @@ impl Shard {
 
     /// Drops every item.
     fn clear(&mut self) {
+        self.flushed.clear();
+        self.flushed
+            .extend(self.entries.iter().filter(|e| e.is_live()).map(|e| e.hash));
         self.entries.clear();
         self.free = NIL;
         self.buckets.fill(NIL);
@@ -355,6 +372,7 @@ impl Shard {
             let e = &self.entries[idx as usize];
             if e.hash == hash && e.key() == key {
                 if e.is_expired(now) {
+                    self.counts.get_expired += 1;
                     self.unlink(idx);
                     return None;
                 }
@@ -362,7 +380,35 @@ impl Shard {
             }
             idx = e.chain;
         }
+        if !self.flushed.is_empty() && self.flushed.remove(&hash) {
+            self.counts.get_flushed += 1;
+        }
         None
+    }
+
+    /// The number of hash buckets.
+    pub(crate) fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// The age in seconds of the least recently used item (`stats items`
+    /// `age`), or `None` when the shard is empty.
+    pub(crate) fn oldest_age(&self, now: u64) -> Option<u64> {
+        (self.tail != NIL).then(|| now.saturating_sub(self.entries[self.tail as usize].time))
+    }
+
+    /// Calls `visit` with (key, value length, absolute exptime) for live
+    /// items from most to least recently used, until it returns false
+    /// (`stats cachedump`).
+    pub(crate) fn for_each_item(&self, now: u64, mut visit: impl FnMut(&[u8], usize, u64) -> bool) {
+        let mut idx = self.head;
+        while idx != NIL {
+            let e = &self.entries[idx as usize];
+            if !e.is_expired(now) && !visit(e.key(), e.value().len(), e.exptime) {
+                return;
+            }
+            idx = e.next;
+        }
     }
 
     /// Links a new item at the head of the LRU, evicting from the tail to
