@@ -32,7 +32,7 @@
 //! the [`Store`] it is handed.
 
 use super::config::Config;
-use super::stats::{Counter, DetailOp, LocalCounters};
+use super::stats::{ConnTicket, Counter, DetailOp, LocalCounters};
 use super::store::{
     expiry_deadline, is_valid_key, item_size, DeltaError, ItemView, NewItem, Store, StoreMode,
     StoreOutcome,
@@ -118,6 +118,8 @@ pub struct Session {
     /// so a long line arriving in pieces is scanned once, not once per piece.
     scanned: usize,
     counters: LocalCounters,
+    /// This connection's `stats conns` entry, if the server keeps one.
+    conn: Option<ConnTicket>,
 }
 
 #[derive(Debug, Default)]
@@ -276,6 +278,17 @@ impl Session {
         Session::default()
     }
 
+    /// Ties the session to its connection's `stats conns` entry (see
+    /// [`Counters::register_conn`](super::stats::Counters::register_conn)).
+    pub fn set_conn(&mut self, ticket: ConnTicket) {
+        self.conn = Some(ticket);
+    }
+
+    /// The connection's `stats conns` entry, if any.
+    pub fn conn(&self) -> Option<&ConnTicket> {
+        self.conn.as_ref()
+    }
+
     /// Consumes as many complete commands as `input` holds, appending their
     /// replies to `out`. Returns how many bytes of `input` were consumed and
     /// what to do next (see [`Progress`]).
@@ -317,6 +330,9 @@ impl Session {
     ) -> (usize, Progress) {
         let out_start = out.len();
         let now = store.now();
+        if let Some(conn) = &self.conn {
+            conn.touch(now);
+        }
         let config = store.config();
         let mut pos = 0;
         let progress = loop {
@@ -733,7 +749,7 @@ impl Session {
     fn stats(&mut self, store: &Store, args: Args<'_>, now: u64, out: &mut Vec<u8>) {
         // Include this connection's own counts so far.
         store.counters().absorb(&mut self.counters);
-        super::stats::command(store, &args, now, out);
+        super::stats::command(store, &args, self.conn.as_ref(), now, out);
     }
 }
 

@@ -11,8 +11,9 @@
 //! store shard, under the shard's lock, and are summed when `stats` asks.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::protocol::VERSION;
 use super::store::Store;
@@ -143,6 +144,40 @@ pub struct Counters {
     detail: Detail,
     /// The TCP port the server listens on (`stats settings` `tcpport`).
     tcp_port: AtomicU32,
+    /// Listeners and open connections, for `stats conns`.
+    conns: Mutex<BTreeMap<u64, ConnEntry>>,
+    next_conn_id: AtomicU64,
+}
+
+/// One line group of `stats conns`.
+#[derive(Debug)]
+struct ConnEntry {
+    /// The peer (or, for a listener, the bound address).
+    addr: SocketAddr,
+    /// The local address of an accepted connection; `None` for a listener.
+    local: Option<SocketAddr>,
+    /// Unix second of the last command (or of creation).
+    last_cmd: Arc<AtomicU64>,
+}
+
+/// A connection's entry in the `stats conns` registry: its id, and the
+/// second of its last command, which its session keeps current.
+#[derive(Debug, Clone)]
+pub struct ConnTicket {
+    id: u64,
+    last_cmd: Arc<AtomicU64>,
+}
+
+impl ConnTicket {
+    /// The id `stats conns` prints for the connection.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Records a command at unix second `now` (one relaxed store).
+    pub fn touch(&self, now: u64) {
+        self.last_cmd.store(now, Ordering::Relaxed);
+    }
 }
 
 impl Counters {
@@ -199,6 +234,41 @@ impl Counters {
             value.store(0, Ordering::Relaxed);
         }
         self.detail.clear();
+    }
+
+    fn register(&self, addr: SocketAddr, local: Option<SocketAddr>, now: u64) -> ConnTicket {
+        // Ids start at 1 and are never reused, as memcached's fds would be.
+        let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let last_cmd = Arc::new(AtomicU64::new(now));
+        let entry = ConnEntry {
+            addr,
+            local,
+            last_cmd: last_cmd.clone(),
+        };
+        self.conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, entry);
+        ConnTicket { id, last_cmd }
+    }
+
+    /// Lists a listening socket in `stats conns`.
+    pub fn register_listener(&self, addr: SocketAddr, now: u64) {
+        self.register(addr, None, now);
+    }
+
+    /// Lists an accepted connection in `stats conns` until
+    /// [`unregister_conn`](Self::unregister_conn).
+    pub fn register_conn(&self, peer: SocketAddr, local: SocketAddr, now: u64) -> ConnTicket {
+        self.register(peer, Some(local), now)
+    }
+
+    /// Removes a closed connection from `stats conns`.
+    pub fn unregister_conn(&self, ticket: &ConnTicket) {
+        self.conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ticket.id);
     }
 
     /// Records the TCP port the server listens on, for `stats settings`.
@@ -338,7 +408,14 @@ const CLASS: u32 = 1;
 
 /// Answers `stats [<subcommand> ...]` (memcached 1.6's `process_stat`).
 /// The caller has already folded its own pending counts into the store.
-pub(crate) fn command(store: &Store, args: &Args<'_>, now: u64, out: &mut Vec<u8>) {
+/// `me` is the asking connection's entry in the `stats conns` registry.
+pub(crate) fn command(
+    store: &Store,
+    args: &Args<'_>,
+    me: Option<&ConnTicket>,
+    now: u64,
+    out: &mut Vec<u8>,
+) {
     if args.len() == 0 {
         write_general(store, now, out);
         return;
@@ -351,7 +428,7 @@ pub(crate) fn command(store: &Store, args: &Args<'_>, now: u64, out: &mut Vec<u8
         b"settings" => write_settings(store, out),
         b"detail" => detail(store, args, out),
         b"cachedump" => cachedump(store, args, out),
-        b"conns" => out.extend_from_slice(END),
+        b"conns" => write_conns(store, me, now, out),
         b"slabs" => write_slabs(store, out),
         b"items" => write_items(store, out),
         b"sizes" => {
@@ -620,6 +697,61 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     stat_u64(out, "num_napi_ids", 0);
     stat_str(out, "memory_file", "(null)");
     stat_u64(out, "shards", store.shard_count() as u64);
+    out.extend_from_slice(END);
+}
+
+/// memcached's `conn_to_str` form of an address: `tcp:1.2.3.4:5` or
+/// `tcp6:[::1]:5`.
+fn push_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
+    use std::io::Write;
+    let proto = if addr.is_ipv4() { "tcp" } else { "tcp6" };
+    let _ = write!(out, "{proto}:{addr}");
+}
+
+/// `stats conns` (memcached's `process_stats_conns`): for each listener
+/// and connection, `addr`, `listen_addr` (connections only), `state` and
+/// `secs_since_last_cmd`, keyed by an id where memcached uses the fd. The
+/// asking connection is in `conn_parse_cmd`, the others `conn_waiting`.
+fn write_conns(store: &Store, me: Option<&ConnTicket>, now: u64, out: &mut Vec<u8>) {
+    let conns = store
+        .counters()
+        .conns
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let line = |out: &mut Vec<u8>, id: u64, name: &str| {
+        out.extend_from_slice(b"STAT ");
+        push_u64(out, id);
+        out.push(b':');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b' ');
+    };
+    for (&id, entry) in conns.iter() {
+        line(out, id, "addr");
+        push_addr(out, &entry.addr);
+        out.extend_from_slice(b"\r\n");
+        let state = match entry.local {
+            Some(local) => {
+                line(out, id, "listen_addr");
+                push_addr(out, &local);
+                out.extend_from_slice(b"\r\n");
+                if me.map(ConnTicket::id) == Some(id) {
+                    "conn_parse_cmd"
+                } else {
+                    "conn_waiting"
+                }
+            }
+            None => "conn_listening",
+        };
+        line(out, id, "state");
+        out.extend_from_slice(state.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        line(out, id, "secs_since_last_cmd");
+        push_u64(
+            out,
+            now.saturating_sub(entry.last_cmd.load(Ordering::Relaxed)),
+        );
+        out.extend_from_slice(b"\r\n");
+    }
     out.extend_from_slice(END);
 }
 
