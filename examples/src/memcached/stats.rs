@@ -431,7 +431,7 @@ pub(crate) fn command(
         b"conns" => write_conns(store, me, now, out),
         b"slabs" => write_slabs(store, out),
         b"items" => write_items(store, out),
-        b"sizes" => {
+        b"sizes" | b"sizes_disable" => {
             stat_str(out, "sizes_status", "disabled");
             out.extend_from_slice(END);
         }
@@ -532,6 +532,9 @@ pub(crate) fn write_general(store: &Store, now: u64, out: &mut Vec<u8>) {
         "response_obj_oom",
         "response_obj_count",
         "response_obj_bytes",
+        "read_buf_count",
+        "read_buf_bytes",
+        "read_buf_bytes_free",
         "read_buf_oom",
     ] {
         stat_u64(out, name, 0);
@@ -634,8 +637,10 @@ pub(crate) fn write_general(store: &Store, now: u64, out: &mut Vec<u8>) {
 
 /// The reply to `stats settings`: memcached 1.6.18's keys in its order
 /// (without the extstore, TLS and proxy ones), from this server's
-/// configuration, or memcached's defaults for what it does not have; then
-/// `shards`, which memcached has not.
+/// configuration, or what a default memcached reports for what it does not
+/// have (the slab mover, LRU crawler and maintainer show as on, matching
+/// the zeroed counters `stats` prints for them, as memcached prints those
+/// only when the feature is on); then `shards`, which memcached has not.
 pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     let config = store.config();
     let c = store.counters();
@@ -667,20 +672,20 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     stat_u64(out, "item_size_max", config.item_size_max as u64);
     stat_str(out, "maxconns_fast", "yes");
     stat_u64(out, "hashpower_init", 0);
-    stat_str(out, "slab_reassign", "no");
-    stat_u64(out, "slab_automove", 0);
+    stat_str(out, "slab_reassign", "yes");
+    stat_u64(out, "slab_automove", 1);
     stat_str(out, "slab_automove_ratio", "0.80");
     stat_u64(out, "slab_automove_window", 30);
     stat_u64(out, "slab_chunk_max", (config.item_size_max / 2) as u64);
-    stat_str(out, "lru_crawler", "no");
+    stat_str(out, "lru_crawler", "yes");
     stat_u64(out, "lru_crawler_sleep", 100);
     stat_u64(out, "lru_crawler_tocrawl", 0);
     stat_u64(out, "tail_repair_time", 0);
     stat_str(out, "flush_enabled", "yes");
     stat_str(out, "dump_enabled", "yes");
     stat_str(out, "hash_algorithm", "siphash");
-    stat_str(out, "lru_maintainer_thread", "no");
-    stat_str(out, "lru_segmented", "no");
+    stat_str(out, "lru_maintainer_thread", "yes");
+    stat_str(out, "lru_segmented", "yes");
     stat_u64(out, "hot_lru_pct", 20);
     stat_u64(out, "warm_lru_pct", 40);
     stat_str(out, "hot_max_factor", "0.20");
@@ -694,7 +699,8 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     stat_str(out, "track_sizes", "no");
     stat_str(out, "inline_ascii_response", "no");
     stat_str(out, "drop_privileges", "no");
-    stat_u64(out, "num_napi_ids", 0);
+    // memcached prints both with %s of a zero / NULL: glibc's "(null)".
+    stat_str(out, "num_napi_ids", "(null)");
     stat_str(out, "memory_file", "(null)");
     stat_u64(out, "shards", store.shard_count() as u64);
     out.extend_from_slice(END);
