@@ -39,6 +39,9 @@ struct Entry {
     exptime: u64,
     /// Unix second of the last store or modification (for delayed flush).
     time: u64,
+    /// Whether a get/touch has found the item since it was stored
+    /// (memcached's `ITEM_FETCHED`, for the `*_unfetched` stats).
+    fetched: bool,
     /// Next slot in the same bucket, or in the free list.
     chain: u32,
     /// LRU neighbours: `prev` is more recently used.
@@ -86,6 +89,14 @@ pub(crate) struct ShardCounts {
     pub(crate) get_expired: u64,
     /// Lookups that found their key invalidated by `flush_all`.
     pub(crate) get_flushed: u64,
+    /// Expired items reclaimed without ever being fetched.
+    pub(crate) expired_unfetched: u64,
+    /// Live items evicted without ever being fetched.
+    pub(crate) evicted_unfetched: u64,
+    /// Evicted items that had an expiry time.
+    pub(crate) evicted_nonzero: u64,
+    /// Seconds since the last evicted item was stored (`evicted_time`).
+    pub(crate) evicted_time: u64,
 }
 
 /// A hash table + LRU under a memory budget. See the module docs.
@@ -189,6 +200,7 @@ impl Shard {
         if let Some(exptime) = touch {
             self.entries[idx as usize].exptime = exptime;
         }
+        self.entries[idx as usize].fetched = true;
         self.lru_to_front(idx);
         let e = &self.entries[idx as usize];
         let result = visit(ItemView {
@@ -440,6 +452,7 @@ impl Shard {
             cas,
             exptime,
             time: now,
+            fetched: false,
             chain: self.buckets[bucket],
             prev: NIL,
             next: NIL,
@@ -472,10 +485,15 @@ impl Shard {
         }
         while self.used + size > self.budget && self.tail != NIL {
             let victim = self.tail;
-            if self.entries[victim as usize].is_expired(now) {
+            let e = &self.entries[victim as usize];
+            if e.is_expired(now) {
                 self.counts.reclaimed += 1;
+                self.counts.expired_unfetched += u64::from(!e.fetched);
             } else {
                 self.counts.evictions += 1;
+                self.counts.evicted_unfetched += u64::from(!e.fetched);
+                self.counts.evicted_nonzero += u64::from(e.exptime != 0);
+                self.counts.evicted_time = now.saturating_sub(e.time);
             }
             self.unlink(victim);
         }
@@ -677,7 +695,34 @@ mod tests {
         assert_eq!(get(&mut s, "b", NOW), None, "b was least recently used");
         assert!(get(&mut s, "a", NOW).is_some());
         assert_eq!(s.counts.evictions, 1);
+        assert_eq!(s.counts.evicted_unfetched, 1, "b was never fetched");
+        assert_eq!(s.counts.evicted_nonzero, 0);
         assert!(s.used() <= s.budget());
+    }
+
+    #[test]
+    fn lookups_count_expired_and_flushed_items() {
+        let mut s = Shard::new(MAX * 4, 0, 1);
+        let short = NewItem::new(b"e", b"v", 0, NOW + 5).expect("key");
+        s.store(h(b"e"), StoreMode::Set, short, MAX, NOW);
+        assert_eq!(get(&mut s, "e", NOW + 5), None);
+        assert_eq!(get(&mut s, "e", NOW + 5), None);
+        assert_eq!(s.counts.get_expired, 1, "the item is gone after one look");
+        set(&mut s, "x", "1");
+        set(&mut s, "y", "2");
+        s.flush(None, NOW);
+        assert_eq!(get(&mut s, "x", NOW), None);
+        assert_eq!(get(&mut s, "x", NOW), None);
+        assert_eq!(s.counts.get_flushed, 1);
+        // Storing over a flushed key finds it flushed too, as in memcached.
+        set(&mut s, "y", "3");
+        assert_eq!(s.counts.get_flushed, 2);
+        assert_eq!(get(&mut s, "y", NOW).as_deref(), Some("3"));
+        // A delayed flush counts the same way once due.
+        s.flush(Some(NOW + 1), NOW);
+        s.maintain(NOW + 2);
+        assert_eq!(get(&mut s, "y", NOW + 2), None);
+        assert_eq!(s.counts.get_flushed, 3);
     }
 
     #[test]
@@ -695,6 +740,7 @@ mod tests {
             NOW + 10,
         );
         assert_eq!(s.counts.reclaimed, 1);
+        assert_eq!(s.counts.expired_unfetched, 1);
         assert_eq!(s.counts.evictions, 0);
     }
 

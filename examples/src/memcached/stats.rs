@@ -615,8 +615,8 @@ pub(crate) fn write_general(store: &Store, now: u64, out: &mut Vec<u8>) {
     stat_u64(out, "curr_items", items.curr_items);
     stat_u64(out, "total_items", items.total_items);
     stat_u64(out, "slab_global_page_pool", 0);
-    stat_u64(out, "expired_unfetched", 0);
-    stat_u64(out, "evicted_unfetched", 0);
+    stat_u64(out, "expired_unfetched", items.expired_unfetched);
+    stat_u64(out, "evicted_unfetched", items.evicted_unfetched);
     stat_u64(out, "evicted_active", 0);
     stat_u64(out, "evictions", items.evictions);
     stat_u64(out, "reclaimed", items.reclaimed);
@@ -866,8 +866,8 @@ fn write_items(store: &Store, out: &mut Vec<u8>) {
         stat_class(out, p, "age", items.oldest_age);
         stat_class(out, p, "mem_requested", items.bytes);
         stat_class(out, p, "evicted", items.evictions);
-        stat_class(out, p, "evicted_nonzero", 0);
-        stat_class(out, p, "evicted_time", 0);
+        stat_class(out, p, "evicted_nonzero", items.evicted_nonzero);
+        stat_class(out, p, "evicted_time", items.evicted_time);
         stat_class(
             out,
             p,
@@ -876,9 +876,9 @@ fn write_items(store: &Store, out: &mut Vec<u8>) {
         );
         stat_class(out, p, "tailrepairs", 0);
         stat_class(out, p, "reclaimed", items.reclaimed);
+        stat_class(out, p, "expired_unfetched", items.expired_unfetched);
+        stat_class(out, p, "evicted_unfetched", items.evicted_unfetched);
         for name in [
-            "expired_unfetched",
-            "evicted_unfetched",
             "evicted_active",
             "crawler_reclaimed",
             "crawler_items_checked",

@@ -256,6 +256,15 @@ pub struct ItemStats {
     pub oldest_age: u64,
     /// Hash buckets over all shards (`hash_power_level`, `hash_bytes`).
     pub hash_buckets: u64,
+    /// Expired items reclaimed unfetched (`expired_unfetched`).
+    pub expired_unfetched: u64,
+    /// Items evicted unfetched (`evicted_unfetched`).
+    pub evicted_unfetched: u64,
+    /// Evicted items that had an expiry (`evicted_nonzero`).
+    pub evicted_nonzero: u64,
+    /// Seconds between the last store and the eviction of the most
+    /// recently evicted item, the largest over shards (`evicted_time`).
+    pub evicted_time: u64,
 }
 
 /// A shard padded to its own cache line, so two threads locking
@@ -447,6 +456,10 @@ impl Store {
             total.get_expired += s.counts.get_expired;
             total.get_flushed += s.counts.get_flushed;
             total.hash_buckets += s.bucket_count() as u64;
+            total.expired_unfetched += s.counts.expired_unfetched;
+            total.evicted_unfetched += s.counts.evicted_unfetched;
+            total.evicted_nonzero += s.counts.evicted_nonzero;
+            total.evicted_time = total.evicted_time.max(s.counts.evicted_time);
             if let Some(age) = s.oldest_age(now) {
                 total.oldest_age = total.oldest_age.max(age);
             }
