@@ -1,4 +1,14 @@
-//! Command counters for `stats`, cheap enough to keep on every request.
+//! `stats` and its subcommands, and the command counters behind them,
+//! cheap enough to keep on every request.
+//!
+//! Replies follow memcached 1.6.18 (`server_stats`, `process_stat_settings`,
+//! `item_stats`, `slabs_stats`, `item_cachedump`, `process_stats_conns`,
+//! `stats_prefix_dump`): same keys, same order, same error lines. This store
+//! has no slab allocator, so `stats slabs`, `stats items` and
+//! `stats cachedump` show one synthetic class (1) holding every item;
+//! `stats sizes` answers as memcached does with size tracking off; counters
+//! of features this server lacks (slab mover, LRU crawler, logger,
+//! authentication, extstore) read 0, the values an idle memcached shows.
 //!
 //! With `-t N` many event loops (one per thread) serve requests at once.
 //! Bumping a shared atomic on every `get` would bounce one cache line between
