@@ -432,7 +432,9 @@ fn bytes_read_and_written_are_live() {
     assert_eq!(c.get("k"), Some(b"value".to_vec()));
     let general = stats(&mut c, "stats\r\n");
     // set (20 bytes) + get (7) read; STORED (8) + VALUE/END (25) written.
+    // Like memcached, the stats request (7) counts itself.
     let read: u64 = value(&general, "bytes_read").parse().unwrap();
+    assert_eq!(read, 34);
     let written: u64 = value(&general, "bytes_written").parse().unwrap();
     assert!(read >= 27, "bytes_read {read}");
     assert!(written >= 33, "bytes_written {written}");

@@ -329,6 +329,11 @@ impl Session {
         stop_at_high_water: bool,
     ) -> (usize, Progress) {
         let out_start = out.len();
+        if !stop_at_high_water {
+            // A codec frame is consumed whole: count it before running it,
+            // so a `stats` in it sees its own bytes, as memcached's does.
+            self.counters.add(Counter::BytesRead, input.len() as u64);
+        }
         let now = store.now();
         if let Some(conn) = &self.conn {
             conn.touch(now);
@@ -393,7 +398,9 @@ impl Session {
                 }
             }
         };
-        self.counters.add(Counter::BytesRead, pos as u64);
+        if stop_at_high_water {
+            self.counters.add(Counter::BytesRead, pos as u64);
+        }
         self.counters.add(
             Counter::BytesWritten,
             out.len().saturating_sub(out_start) as u64,
