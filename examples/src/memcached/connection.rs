@@ -192,9 +192,14 @@ pub(crate) fn accept(shared: &mut LoopState, a: &Accepted) -> Option<(Client, Co
         shared.store.counters().add(Counter::RejectedConnections, 1);
         log::debug!("memcached: {} refused: too many open connections", a.handle);
     }
+    let mut session = Session::new();
+    if let (true, Some(peer), Some(local)) = (admitted, a.peer, a.local) {
+        let now = shared.store.now();
+        session.set_conn(shared.store.counters().register_conn(peer, local, now));
+    }
     let client = Client {
         store: shared.store.clone(),
-        session: Session::new(),
+        session,
         admitted,
     };
     Some((client, shared.config))
@@ -277,6 +282,9 @@ impl Connection for Client {
             cx.shared.limit.release();
             cx.shared.stats.closed();
             self.store.counters().connection_closed();
+            if let Some(ticket) = self.session.conn() {
+                self.store.counters().unregister_conn(ticket);
+            }
             log::debug!("memcached: {} closed: {reason}", cx.handle());
         } else {
             log::trace!("memcached: {} closed: {reason}", cx.handle());

@@ -89,7 +89,7 @@ mod text;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, DEFAULT_ITEM_SIZE_MAX, DEFAULT_MAX_LINE, DEFAULT_MEMORY_LIMIT};
 pub use protocol::{CloseReason, Progress, Session, VERSION};
-pub use stats::{Counter, Counters, LocalCounters, COUNTERS};
+pub use stats::{ConnTicket, Counter, Counters, DetailOp, LocalCounters, COUNTERS};
 pub use store::{
     expiry_deadline, is_valid_key, item_size, DeltaError, ItemStats, ItemView, NewItem, Store,
     StoreMode, StoreOutcome, KEY_MAX_LENGTH, MAX_RELATIVE_EXPTIME,

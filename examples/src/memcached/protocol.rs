@@ -33,7 +33,7 @@
 
 use super::config::Config;
 use super::meta;
-use super::stats::{Counter, LocalCounters};
+use super::stats::{ConnTicket, Counter, DetailOp, LocalCounters};
 use super::store::{
     expiry_deadline, is_valid_key, item_size, DeltaError, ItemView, NewItem, Store, StoreMode,
     StoreOutcome,
@@ -55,7 +55,6 @@ const DELETED: &[u8] = b"DELETED\r\n";
 const TOUCHED: &[u8] = b"TOUCHED\r\n";
 const OK: &[u8] = b"OK\r\n";
 const END: &[u8] = b"END\r\n";
-const RESET: &[u8] = b"RESET\r\n";
 const ERROR: &[u8] = b"ERROR\r\n";
 const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format\r\n";
 const BAD_CHUNK: &[u8] = b"CLIENT_ERROR bad data chunk\r\n";
@@ -131,6 +130,8 @@ pub struct Session {
     /// so a long line arriving in pieces is scanned once, not once per piece.
     scanned: usize,
     counters: LocalCounters,
+    /// This connection's `stats conns` entry, if the server keeps one.
+    conn: Option<ConnTicket>,
 }
 
 #[derive(Debug, Default)]
@@ -293,6 +294,17 @@ impl Session {
         Session::default()
     }
 
+    /// Ties the session to its connection's `stats conns` entry (see
+    /// [`Counters::register_conn`](super::stats::Counters::register_conn)).
+    pub fn set_conn(&mut self, ticket: ConnTicket) {
+        self.conn = Some(ticket);
+    }
+
+    /// The connection's `stats conns` entry, if any.
+    pub fn conn(&self) -> Option<&ConnTicket> {
+        self.conn.as_ref()
+    }
+
     /// Consumes as many complete commands as `input` holds, appending their
     /// replies to `out`. Returns how many bytes of `input` were consumed and
     /// what to do next (see [`Progress`]).
@@ -333,7 +345,15 @@ impl Session {
         stop_at_high_water: bool,
     ) -> (usize, Progress) {
         let out_start = out.len();
+        if !stop_at_high_water {
+            // A codec frame is consumed whole: count it before running it,
+            // so a `stats` in it sees its own bytes, as memcached's does.
+            self.counters.add(Counter::BytesRead, input.len() as u64);
+        }
         let now = store.now();
+        if let Some(conn) = &self.conn {
+            conn.touch(now);
+        }
         let config = store.config();
         let mut pos = 0;
         let progress = loop {
@@ -407,7 +427,9 @@ impl Session {
                 }
             }
         };
-        self.counters.add(Counter::BytesRead, pos as u64);
+        if stop_at_high_water {
+            self.counters.add(Counter::BytesRead, pos as u64);
+        }
         self.counters.add(
             Counter::BytesWritten,
             out.len().saturating_sub(out_start) as u64,
@@ -525,6 +547,12 @@ impl Session {
                 self.counters.bump(Counter::CmdGet);
                 (Counter::GetHits, Counter::GetMisses)
             };
+            let detail = if found.is_some() {
+                DetailOp::GetHit
+            } else {
+                DetailOp::GetMiss
+            };
+            store.counters().record_detail(key, detail);
             match found {
                 Some(written) => {
                     self.counters.bump(hit);
@@ -605,6 +633,8 @@ impl Session {
             return;
         }
         let mode = pending.mode;
+        let key = pending.buf.get(..pending.key_len).unwrap_or_default();
+        store.counters().record_detail(key, DetailOp::Set);
         let Some(item) =
             NewItem::from_buffer(pending.buf, pending.key_len, pending.flags, pending.exptime)
         else {
@@ -728,6 +758,7 @@ impl Session {
             reply(out, noreply, BAD_FORMAT);
             return;
         }
+        store.counters().record_detail(key, DetailOp::Delete);
         if store.delete(key, now) {
             self.counters.bump(Counter::DeleteHits);
             reply(out, noreply, DELETED);
@@ -773,20 +804,11 @@ impl Session {
         reply(out, noreply, OK);
     }
 
-    /// stats, stats reset, stats settings.
+    /// stats and its subcommands (see [`super::stats::command`]).
     fn stats(&mut self, store: &Store, args: Args<'_>, now: u64, out: &mut Vec<u8>) {
-        if args.len() == 0 {
-            // Include this connection's own counts so far.
-            store.counters().absorb(&mut self.counters);
-            write_general_stats(store, now, out);
-        } else if args.get(0) == b"reset" {
-            store.reset_stats();
-            out.extend_from_slice(RESET);
-        } else if args.get(0) == b"settings" {
-            write_settings(store, out);
-        } else {
-            out.extend_from_slice(ERROR);
-        }
+        // Include this connection's own counts so far.
+        store.counters().absorb(&mut self.counters);
+        super::stats::command(store, &args, self.conn.as_ref(), now, out);
     }
 }
 
@@ -864,68 +886,6 @@ fn reply(out: &mut Vec<u8>, noreply: bool, line: &[u8]) {
     }
 }
 
-fn stat_u64(out: &mut Vec<u8>, name: &str, value: u64) {
-    out.extend_from_slice(b"STAT ");
-    out.extend_from_slice(name.as_bytes());
-    out.push(b' ');
-    push_u64(out, value);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn stat_str(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.extend_from_slice(b"STAT ");
-    out.extend_from_slice(name.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-/// The reply to `stats`, in memcached's order, with the fields this server
-/// has (no rusage, slabs or extstore).
-fn write_general_stats(store: &Store, now: u64, out: &mut Vec<u8>) {
-    let config = store.config();
-    let counters = store.counters();
-    let items = store.item_stats();
-    stat_u64(out, "pid", u64::from(std::process::id()));
-    stat_u64(out, "uptime", now.saturating_sub(store.started()));
-    stat_u64(out, "time", now);
-    stat_str(out, "version", VERSION);
-    stat_u64(out, "pointer_size", u64::from(usize::BITS));
-    stat_u64(out, "max_connections", config.max_connections as u64);
-    stat_u64(out, "curr_connections", counters.curr_connections());
-    for counter in Counter::ALL {
-        stat_u64(out, counter.name(), counters.get(counter));
-    }
-    stat_u64(out, "limit_maxbytes", store.memory_limit() as u64);
-    stat_u64(out, "threads", config.threads as u64);
-    stat_u64(out, "bytes", items.bytes);
-    stat_u64(out, "curr_items", items.curr_items);
-    stat_u64(out, "total_items", items.total_items);
-    stat_u64(out, "evictions", items.evictions);
-    stat_u64(out, "reclaimed", items.reclaimed);
-    out.extend_from_slice(END);
-}
-
-/// The reply to `stats settings`: the settings this server has.
-fn write_settings(store: &Store, out: &mut Vec<u8>) {
-    let config = store.config();
-    stat_u64(out, "maxbytes", store.memory_limit() as u64);
-    stat_u64(out, "maxconns", config.max_connections as u64);
-    stat_u64(out, "verbosity", u64::from(store.verbosity()));
-    stat_u64(out, "num_threads", config.threads as u64);
-    stat_str(out, "evictions", "on");
-    stat_str(out, "cas_enabled", "yes");
-    stat_u64(out, "item_size_max", config.item_size_max as u64);
-    stat_str(
-        out,
-        "flush_enabled",
-        if config.flush_enabled { "yes" } else { "no" },
-    );
-    stat_u64(out, "shards", store.shard_count() as u64);
-    out.extend_from_slice(END);
-}
-
 mod admin;
-
 #[cfg(test)]
 mod tests;

@@ -225,6 +225,10 @@ impl Server {
         let mut local_addrs = vec![group.local_addr()];
         local_addrs.extend(extra_addrs);
         log::info!("memcached: listening on {local_addrs:?} with {threads} loop(s)");
+        store.counters().set_tcp_port(local_addrs[0].port());
+        for addr in &local_addrs {
+            store.counters().register_listener(*addr, store.now());
+        }
         Ok(Server {
             group,
             store,

@@ -39,6 +39,9 @@ struct Entry {
     exptime: u64,
     /// Unix second of the last store or modification (for delayed flush).
     time: u64,
+    /// Whether a get/touch has found the item since it was stored
+    /// (memcached's `ITEM_FETCHED`, for the `*_unfetched` stats).
+    fetched: bool,
     /// Next slot in the same bucket, or in the free list.
     chain: u32,
     /// LRU neighbours: `prev` is more recently used.
@@ -82,6 +85,19 @@ pub(crate) struct ShardCounts {
     /// Expired items removed from the LRU tail to make room, or by the
     /// background reclaimer.
     pub(crate) reclaimed: u64,
+    /// Lookups that found their key expired (memcached counts every
+    /// `do_item_get` that does: get, touch, delete, incr, storage).
+    pub(crate) get_expired: u64,
+    /// Lookups that found their key invalidated by `flush_all`.
+    pub(crate) get_flushed: u64,
+    /// Expired items reclaimed without ever being fetched.
+    pub(crate) expired_unfetched: u64,
+    /// Live items evicted without ever being fetched.
+    pub(crate) evicted_unfetched: u64,
+    /// Evicted items that had an expiry time.
+    pub(crate) evicted_nonzero: u64,
+    /// Seconds since the last evicted item was stored (`evicted_time`).
+    pub(crate) evicted_time: u64,
 }
 
 /// A hash table + LRU under a memory budget. See the module docs.
@@ -106,6 +122,12 @@ pub(crate) struct Shard {
     /// A pending `flush_all <delay>`: at this second, everything stored at or
     /// before it goes.
     flush_at: Option<u64>,
+    /// Hashes of the items the last `flush_all` dropped. memcached leaves
+    /// flushed items in memory until a lookup finds them (and counts
+    /// `get_flushed`); this shard frees them at once and keeps 8 bytes per
+    /// item so the lookup can still be counted. A key leaves the set when
+    /// it is looked up; the next flush replaces the set.
+    flushed: std::collections::HashSet<u64>,
     pub(crate) counts: ShardCounts,
     /// Where the background reclaimer's next slice of slots starts.
     reclaim_cursor: usize,
@@ -128,6 +150,7 @@ impl Shard {
             cas_stride: shards.max(1) as u64,
             cas_offset: index as u64,
             flush_at: None,
+            flushed: std::collections::HashSet::new(),
             counts: ShardCounts::default(),
             reclaim_cursor: 0,
         }
@@ -185,9 +208,11 @@ impl Shard {
         if let Some(at) = self.flush_at {
             if at <= now {
                 self.flush_at = None;
+                self.flushed.clear();
                 for idx in 0..self.entries.len() {
                     let e = &self.entries[idx];
                     if e.is_live() && e.time <= at {
+                        self.flushed.insert(e.hash);
                         self.unlink(idx as u32);
                     }
                 }
@@ -210,6 +235,7 @@ impl Shard {
         if let Some(exptime) = touch {
             self.entries[idx as usize].exptime = exptime;
         }
+        self.entries[idx as usize].fetched = true;
         self.lru_to_front(idx);
         let e = &self.entries[idx as usize];
         let result = visit(ItemView {
@@ -365,6 +391,9 @@ impl Shard {
 
     /// Drops every item.
     fn clear(&mut self) {
+        self.flushed.clear();
+        self.flushed
+            .extend(self.entries.iter().filter(|e| e.is_live()).map(|e| e.hash));
         self.entries.clear();
         self.free = NIL;
         self.buckets.fill(NIL);
@@ -390,6 +419,7 @@ impl Shard {
             let e = &self.entries[idx as usize];
             if e.hash == hash && e.key() == key {
                 if e.is_expired(now) {
+                    self.counts.get_expired += 1;
                     self.unlink(idx);
                     return None;
                 }
@@ -397,7 +427,35 @@ impl Shard {
             }
             idx = e.chain;
         }
+        if !self.flushed.is_empty() && self.flushed.remove(&hash) {
+            self.counts.get_flushed += 1;
+        }
         None
+    }
+
+    /// The number of hash buckets.
+    pub(crate) fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// The age in seconds of the least recently used item (`stats items`
+    /// `age`), or `None` when the shard is empty.
+    pub(crate) fn oldest_age(&self, now: u64) -> Option<u64> {
+        (self.tail != NIL).then(|| now.saturating_sub(self.entries[self.tail as usize].time))
+    }
+
+    /// Calls `visit` with (key, value length, absolute exptime) for live
+    /// items from most to least recently used, until it returns false
+    /// (`stats cachedump`).
+    pub(crate) fn for_each_item(&self, now: u64, mut visit: impl FnMut(&[u8], usize, u64) -> bool) {
+        let mut idx = self.head;
+        while idx != NIL {
+            let e = &self.entries[idx as usize];
+            if !e.is_expired(now) && !visit(e.key(), e.value().len(), e.exptime) {
+                return;
+            }
+            idx = e.next;
+        }
     }
 
     /// Links a new item at the head of the LRU, evicting from the tail to
@@ -429,6 +487,7 @@ impl Shard {
             cas,
             exptime,
             time: now,
+            fetched: false,
             chain: self.buckets[bucket],
             prev: NIL,
             next: NIL,
@@ -461,10 +520,15 @@ impl Shard {
         }
         while self.used + size > self.budget && self.tail != NIL {
             let victim = self.tail;
-            if self.entries[victim as usize].is_expired(now) {
+            let e = &self.entries[victim as usize];
+            if e.is_expired(now) {
                 self.counts.reclaimed += 1;
+                self.counts.expired_unfetched += u64::from(!e.fetched);
             } else {
                 self.counts.evictions += 1;
+                self.counts.evicted_unfetched += u64::from(!e.fetched);
+                self.counts.evicted_nonzero += u64::from(e.exptime != 0);
+                self.counts.evicted_time = now.saturating_sub(e.time);
             }
             self.unlink(victim);
         }
@@ -666,7 +730,34 @@ mod tests {
         assert_eq!(get(&mut s, "b", NOW), None, "b was least recently used");
         assert!(get(&mut s, "a", NOW).is_some());
         assert_eq!(s.counts.evictions, 1);
+        assert_eq!(s.counts.evicted_unfetched, 1, "b was never fetched");
+        assert_eq!(s.counts.evicted_nonzero, 0);
         assert!(s.used() <= s.budget());
+    }
+
+    #[test]
+    fn lookups_count_expired_and_flushed_items() {
+        let mut s = Shard::new(MAX * 4, 0, 1);
+        let short = NewItem::new(b"e", b"v", 0, NOW + 5).expect("key");
+        s.store(h(b"e"), StoreMode::Set, short, MAX, NOW);
+        assert_eq!(get(&mut s, "e", NOW + 5), None);
+        assert_eq!(get(&mut s, "e", NOW + 5), None);
+        assert_eq!(s.counts.get_expired, 1, "the item is gone after one look");
+        set(&mut s, "x", "1");
+        set(&mut s, "y", "2");
+        s.flush(None, NOW);
+        assert_eq!(get(&mut s, "x", NOW), None);
+        assert_eq!(get(&mut s, "x", NOW), None);
+        assert_eq!(s.counts.get_flushed, 1);
+        // Storing over a flushed key finds it flushed too, as in memcached.
+        set(&mut s, "y", "3");
+        assert_eq!(s.counts.get_flushed, 2);
+        assert_eq!(get(&mut s, "y", NOW).as_deref(), Some("3"));
+        // A delayed flush counts the same way once due.
+        s.flush(Some(NOW + 1), NOW);
+        s.maintain(NOW + 2);
+        assert_eq!(get(&mut s, "y", NOW + 2), None);
+        assert_eq!(s.counts.get_flushed, 3);
     }
 
     #[test]
@@ -684,6 +775,7 @@ mod tests {
             NOW + 10,
         );
         assert_eq!(s.counts.reclaimed, 1);
+        assert_eq!(s.counts.expired_unfetched, 1);
         assert_eq!(s.counts.evictions, 0);
     }
 

@@ -247,6 +247,25 @@ pub struct ItemStats {
     /// Expired items whose memory was reused or that the background
     /// reclaimer removed (`reclaimed`).
     pub reclaimed: u64,
+    /// Lookups that found an expired item (`get_expired`).
+    pub get_expired: u64,
+    /// Lookups that found an item invalidated by `flush_all`
+    /// (`get_flushed`).
+    pub get_flushed: u64,
+    /// Seconds since the least recently used item was last stored
+    /// (`stats items` `age`): the oldest over the shards.
+    pub oldest_age: u64,
+    /// Hash buckets over all shards (`hash_power_level`, `hash_bytes`).
+    pub hash_buckets: u64,
+    /// Expired items reclaimed unfetched (`expired_unfetched`).
+    pub expired_unfetched: u64,
+    /// Items evicted unfetched (`evicted_unfetched`).
+    pub evicted_unfetched: u64,
+    /// Evicted items that had an expiry (`evicted_nonzero`).
+    pub evicted_nonzero: u64,
+    /// Seconds between the last store and the eviction of the most
+    /// recently evicted item, the largest over shards (`evicted_time`).
+    pub evicted_time: u64,
 }
 
 /// A shard padded to its own cache line, so two threads locking
@@ -491,8 +510,39 @@ impl Store {
             total.total_items += s.counts.total_items;
             total.evictions += s.counts.evictions;
             total.reclaimed += s.counts.reclaimed;
+            total.get_expired += s.counts.get_expired;
+            total.get_flushed += s.counts.get_flushed;
+            total.hash_buckets += s.bucket_count() as u64;
+            total.expired_unfetched += s.counts.expired_unfetched;
+            total.evicted_unfetched += s.counts.evicted_unfetched;
+            total.evicted_nonzero += s.counts.evicted_nonzero;
+            total.evicted_time = total.evicted_time.max(s.counts.evicted_time);
+            if let Some(age) = s.oldest_age(now) {
+                total.oldest_age = total.oldest_age.max(age);
+            }
         }
         total
+    }
+
+    /// Calls `visit` with (key, value length, absolute exptime or 0) for up
+    /// to `limit` live items (0: all), shard by shard, most recently used
+    /// first within a shard (`stats cachedump`). `visit` runs under a shard
+    /// lock.
+    pub fn for_each_item(&self, limit: usize, mut visit: impl FnMut(&[u8], usize, u64)) {
+        let now = self.now();
+        let mut left = if limit == 0 { usize::MAX } else { limit };
+        for shard in self.shards.iter() {
+            if left == 0 {
+                break;
+            }
+            let mut s = self.lock_padded(shard);
+            s.maintain(now);
+            s.for_each_item(now, |key, len, exptime| {
+                visit(key, len, exptime);
+                left -= 1;
+                left > 0
+            });
+        }
     }
 
     /// `stats reset`: zeroes the counters and the per-shard totals.
