@@ -15,6 +15,12 @@
 # cores the server and the load generator are pinned to different cores
 # (taskset); on a 2-core machine the -t 2 runs cannot be, and share them.
 #
+# Each repetition then runs the meta protocol (mg/ms), which memaslap cannot
+# speak, with the bench crate's meta_load: ours -t 1, memcached -t 1, same
+# mix, sizes and pinning, META_CONNS connections with META_PIPELINE requests
+# in flight on each. Its warm-up run stores every key; the measured run
+# skips that, so server CPU covers only the measured gets and sets.
+#
 # Needs: cargo, memcached, memcaslap or memaslap (libmemcached-tools),
 # python3 (free ports, statistics), taskset (util-linux) for pinning.
 set -euo pipefail
@@ -24,6 +30,9 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 REPS=${REPS:-3}
 CONCURRENCY=${CONCURRENCY:-128}
+META_CONNS=${META_CONNS:-16}
+META_PIPELINE=${META_PIPELINE:-8}
+META_KEYS=${META_KEYS:-10000}
 MEMORY_MB=${MEMORY_MB:-1024}
 OUT=${OUT:-BENCH-memcached.md}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -37,10 +46,12 @@ MEMCACHED=$(command -v memcached || true)
 command -v python3 >/dev/null || die "python3 not found"
 HAVE_TASKSET=0; command -v taskset >/dev/null && HAVE_TASKSET=1
 
-echo "building netlib-memcached (release)..." >&2
-CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -q -p examples --bin netlib-memcached
+echo "building netlib-memcached and meta_load (release)..." >&2
+CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -q -p examples --bin netlib-memcached -p bench --bin meta_load
 OURS=$TARGET_DIR/release/netlib-memcached
+META_LOAD=$TARGET_DIR/release/meta_load
 [ -x "$OURS" ] || die "no binary at $OURS"
+[ -x "$META_LOAD" ] || die "no binary at $META_LOAD"
 
 WORK=$(mktemp -d)
 SERVER_PID=""
@@ -110,26 +121,91 @@ pin() { # cores command...
 
 declare -A COMMANDS
 RESULTS=$WORK/results.tsv
+META_RESULTS=$WORK/meta_results.tsv
 : >"$RESULTS"
+: >"$META_RESULTS"
+
+start_server() { # server(ours|memcached) threads port server_cores; sets SERVER_PID and SERVER_CMD
+    local server=$1 threads=$2 port=$3 server_cores=$4
+    if [ "$server" = ours ]; then
+        SERVER_CMD=("$OURS" -p "$port" -l 127.0.0.1 -t "$threads" -m "$MEMORY_MB")
+    else
+        SERVER_CMD=("$MEMCACHED" "${MC_USER[@]}" -p "$port" -l 127.0.0.1 -U 0 -t "$threads" -m "$MEMORY_MB")
+    fi
+    # Started here, not through pin(), so that $! is the server itself.
+    if [ "$server_cores" = - ]; then
+        "${SERVER_CMD[@]}" &
+    else
+        taskset -c "$server_cores" "${SERVER_CMD[@]}" &
+    fi
+    SERVER_PID=$!
+    wait_port "$port"
+}
+
+# Sends a fixed sequence of meta commands (those meta_load uses, hits and
+# misses, plus a few flags) and prints the replies' bytes.
+probe() { # port
+    python3 - "$1" <<'EOF'
+import socket, sys
+reqs = (b"ms probe:k 5 T0\r\nhello\r\nmg probe:k v\r\nmg probe:none v\r\n"
+        b"ms probe:k 3\r\nabc\r\nmg probe:k v\r\nmg probe:k\r\nmg probe:none\r\n"
+        b"mg probe:k s v f t\r\nms probe:k 2 T0 q\r\nxy\r\nmg probe:k v\r\nmn\r\n")
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(reqs)
+got = b""
+while not got.endswith(b"MN\r\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        sys.exit("connection closed")
+    got += chunk
+print(repr(got))
+EOF
+}
+
+run_meta() { # server(ours|memcached) rep; -t 1 only
+    local server=$1 rep=$2 threads=1
+    read -r server_cores client_cores <<<"$(cores_for "$threads")"
+    local port; port=$(free_port)
+    start_server "$server" "$threads" "$port" "$server_cores"
+    # The reply bytes to a fixed meta sequence, compared between the servers.
+    probe "$port" >"$WORK/probe-$server-$rep" || die "meta probe failed against $server"
+    # One client thread per core it may use.
+    local client_threads=$NCPU
+    if [ "$client_cores" != - ]; then
+        client_threads=$(python3 -c 'import sys; print(sum(int(b) - int(a) + 1 for a, _, b in (r.partition("-") if "-" in r else (r, "", r) for r in sys.argv[1].split(","))))' "$client_cores")
+    fi
+    local load=("$META_LOAD" --server "127.0.0.1:$port" --conns "$META_CONNS" --threads "$client_threads"
+        --pipeline "$META_PIPELINE" --get-ratio 0.9 --key-size 64 --value-size 1024 --keys "$META_KEYS")
+    local output
+    output=$(pin "$client_cores" "${load[@]}" --seconds "$WARMUP" 2>&1) || die "meta_load warm-up failed against $server: $output"
+    local before; before=$(cpu_ticks "$SERVER_PID")
+    output=$(pin "$client_cores" "${load[@]}" --skip-preload --seconds "$DURATION" 2>&1) || die "meta_load failed against $server: $output"
+    local after; after=$(cpu_ticks "$SERVER_PID")
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+    local line; line=$(grep -E '^ops [0-9]+ secs [0-9.]+ ops_per_sec [0-9]+ errors 0$' <<<"$output" | tail -1)
+    [ -n "$line" ] || die "no result line from meta_load: $output"
+    local ops secs tps misses
+    read -r _ ops _ secs _ tps _ <<<"$line"
+    misses=$(sed -nE 's/^meta_load: get misses ([0-9]+)$/\1/p' <<<"$output" | tail -1)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$rep" "$ops" "$secs" "$tps" "$((after - before))" "${misses:-?}" >>"$META_RESULTS"
+    printf '  %-9s meta -t 1 rep %s: %8s ops/s, server cpu %5.2f s\n' "$server" "$rep" "$tps" \
+        "$(python3 -c "print($((after - before)) / $CLK_TCK)")" >&2
+    local shown_server=("${SERVER_CMD[@]}"); shown_server[0]=$(basename "${SERVER_CMD[0]}")
+    local shown_load=("${load[@]}"); shown_load[0]=$(basename "${load[0]}")
+    local pin_server="" pin_client=""
+    [ "$server_cores" != - ] && pin_server="taskset -c $server_cores "
+    [ "$client_cores" != - ] && pin_client="taskset -c $client_cores "
+    COMMANDS["meta-$server"]="${pin_server}${shown_server[*]//$port/PORT}
+${pin_client}${shown_load[*]//$port/PORT} --seconds ${WARMUP}
+${pin_client}${shown_load[*]//$port/PORT} --skip-preload --seconds ${DURATION}"
+}
 
 run_one() { # server(ours|memcached) threads rep
     local server=$1 threads=$2 rep=$3
     read -r server_cores client_cores <<<"$(cores_for "$threads")"
     local port; port=$(free_port)
-    local cmd
-    if [ "$server" = ours ]; then
-        cmd=("$OURS" -p "$port" -l 127.0.0.1 -t "$threads" -m "$MEMORY_MB")
-    else
-        cmd=("$MEMCACHED" "${MC_USER[@]}" -p "$port" -l 127.0.0.1 -U 0 -t "$threads" -m "$MEMORY_MB")
-    fi
-    # Started directly (not through a function) so that $! is the server.
-    if [ "$server_cores" = - ]; then
-        "${cmd[@]}" &
-    else
-        taskset -c "$server_cores" "${cmd[@]}" &
-    fi
-    SERVER_PID=$!
-    wait_port "$port"
+    start_server "$server" "$threads" "$port" "$server_cores"
+    local cmd=("${SERVER_CMD[@]}")
     local client_threads=1
     [ "$client_cores" = - ] && client_threads=$threads
     local load=("$MEMASLAP" -s "127.0.0.1:$port" -F "$WORK/workload.cfg" -T "$client_threads" -c "$CONCURRENCY")
@@ -164,22 +240,29 @@ for rep in $(seq "$REPS"); do
         run_one ours "$threads" "$rep"
         run_one memcached "$threads" "$rep"
     done
+    run_meta ours "$rep"
+    run_meta memcached "$rep"
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || echo unknown)
 MC_VERSION=$("$MEMCACHED" -V 2>&1 | head -1)
 MS_VERSION=$("$MEMASLAP" -V 2>&1 | head -1)
+PROBE_SAME=yes
+for f in "$WORK"/probe-*; do cmp -s "$f" "$WORK/probe-ours-1" || PROBE_SAME=no; done
+PROBE_OURS=$(cat "$WORK/probe-ours-1")
+PROBE_MC=$(cat "$WORK/probe-memcached-1")
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # Only what the server is built from counts as a local change.
 DIRTY=$(git status --porcelain -- netlib pdu examples/Cargo.toml examples/src/memcached \
     examples/src/bin/memcached.rs 2>/dev/null | grep -q . && echo " (with uncommitted changes)" || true)
 RUSTC=$(rustc -V)
 
-export WORKLOAD=$WORK/workload.cfg RESULTS CLK_TCK DURATION WARMUP REPS CONCURRENCY MEMORY_MB NCPU CPU_MODEL MC_VERSION MS_VERSION \
+export WORKLOAD=$WORK/workload.cfg RESULTS META_RESULTS PROBE_SAME PROBE_OURS PROBE_MC META_CONNS META_PIPELINE META_KEYS CLK_TCK DURATION WARMUP REPS CONCURRENCY MEMORY_MB NCPU CPU_MODEL MC_VERSION MS_VERSION \
     COMMIT DIRTY RUSTC LOAD_BEFORE LOAD_AFTER
 export CMD_OURS_1="${COMMANDS[ours-1]}" CMD_MC_1="${COMMANDS[memcached-1]}" \
-    CMD_OURS_2="${COMMANDS[ours-2]}" CMD_MC_2="${COMMANDS[memcached-2]}"
+    CMD_OURS_2="${COMMANDS[ours-2]}" CMD_MC_2="${COMMANDS[memcached-2]}" \
+    CMD_META_OURS="${COMMANDS[meta-ours]}" CMD_META_MC="${COMMANDS[meta-memcached]}"
 python3 - >"$OUT" <<'EOF'
 import os, statistics
 
@@ -254,6 +337,61 @@ if int(env["NCPU"]) < 3:
     print(f"- With {env['NCPU']} cores the -t 2 runs cannot keep the server and memaslap "
           "apart: both servers and the load generator share every core. They show that "
           "-t 2 works under load, not how either server scales.")
+print("## Meta protocol (mg/ms)\n")
+print("memaslap speaks only the text protocol; this part uses the bench crate's `meta_load` "
+      f"(`bench/src/bin/meta_load.rs`) in the same run, one pair per repetition after the "
+      f"memaslap runs: -t 1 only, pinned like the memaslap -t 1 runs. `meta_load` opens "
+      f"{env['META_CONNS']} connections with {env['META_PIPELINE']} requests in flight on each "
+      f"and sends 90 % `mg <key> v` / 10 % `ms <key> 1024 T0` over {env['META_KEYS']} keys "
+      "(64-byte keys, 1 KiB values). Its warm-up run stores every key first; the measured "
+      "run skips that, so server CPU covers only its gets and sets. Every reply is checked "
+      "(`VA 1024` with the key's value, or `EN`, for `mg`; `HD` for `ms`); a run with any "
+      "error fails the script.\n")
+if env["PROBE_SAME"] == "yes":
+    print("Before each warm-up the script sends both servers a fixed sequence of meta "
+          "commands and compares the reply bytes: they were identical in every run "
+          "(Python bytes literal):\n")
+    print("```text\n" + env["PROBE_OURS"] + "\n```\n")
+else:
+    print("**The servers' replies to the script's fixed meta probe differ:**\n")
+    print("```text\nnetlib-memcached: " + env["PROBE_OURS"] + "\nmemcached:        " + env["PROBE_MC"] + "\n```\n")
+print("Exact commands (warm-up, then measured):\n")
+for label, var in [("netlib-memcached -t 1", "CMD_META_OURS"), ("memcached -t 1", "CMD_META_MC")]:
+    print(f"{label}:\n\n```sh\n{env[var]}\n```\n")
+meta = {}
+for line in open(env["META_RESULTS"]):
+    server, rep, ops, secs, tps, ticks, misses = line.rstrip("\n").split("\t")
+    meta.setdefault(server, []).append(
+        {"ops": int(ops), "secs": float(secs), "tps": int(tps), "cpu": int(ticks) / tck, "misses": misses})
+
+def meta_summary(server):
+    rs = meta[server]
+    tps = [r["tps"] for r in rs]
+    us = [r["cpu"] * 1e6 / r["ops"] for r in rs]
+    return {"tps": statistics.median(tps), "tps_min": min(tps), "tps_max": max(tps),
+            "us": statistics.median(us), "us_min": min(us), "us_max": max(us),
+            "cpu": statistics.median(r["cpu"] for r in rs)}
+
+print("| server | threads | ops/s (median) | min..max | server CPU µs/op (median) | min..max | server CPU s (median) |")
+print("|---|---|---|---|---|---|---|")
+for server in ("ours", "memcached"):
+    s = meta_summary(server)
+    name = "netlib-memcached" if server == "ours" else "memcached"
+    print(f"| {name} | 1 | {s['tps']:,.0f} | {s['tps_min']:,}..{s['tps_max']:,} | "
+          f"{s['us']:.2f} | {s['us_min']:.2f}..{s['us_max']:.2f} | {s['cpu']:.2f} |")
+print()
+o, m = meta_summary("ours"), meta_summary("memcached")
+print("| threads | ops/s ratio (ours / memcached) | CPU per op ratio (ours / memcached) |")
+print("|---|---|---|")
+print(f"| 1 | {o['tps'] / m['tps']:.2f}x | {o['us'] / m['us']:.2f}x |")
+print()
+print("| server | repetition | operations | secs | ops/s | server CPU s | µs/op | get misses |")
+print("|---|---|---|---|---|---|---|---|")
+for server in ("ours", "memcached"):
+    name = "netlib-memcached" if server == "ours" else "memcached"
+    for i, r in enumerate(meta[server], 1):
+        print(f"| {name} | {i} | {r['ops']:,} | {r['secs']:.2f} | {r['tps']:,} | {r['cpu']:.2f} | "
+              f"{r['cpu'] * 1e6 / r['ops']:.2f} | {r['misses']} |")
 print("\n## Every run\n")
 print("| server | threads | repetition | operations | ops/s | server CPU s | µs/op | get misses |")
 print("|---|---|---|---|---|---|---|---|")
