@@ -389,7 +389,7 @@ busy = {srv: statistics.median(r["cpu"] / r["secs"] for r in meta[srv]) for srv 
 print(f"- Server CPU over the measured time (median): netlib-memcached {busy['ours']:.0%}, "
       f"memcached {busy['memcached']:.0%}. Below 100 % the server was sometimes waiting for "
       "`meta_load` (one core, blocking sockets), so ops/s is partly the generator's; "
-      "CPU per op does not depend on that.")
+      "CPU per op depends on it less.")
 print("- Per operation both servers need much less CPU here than under memaslap: "
       f"{env['META_PIPELINE']} requests arrive per read and their replies leave in one "
       "write, where memaslap mostly has one request per connection in flight.\n")
