@@ -55,12 +55,12 @@
 
 pub use crate::conn::{Accepted, ConnConfig, Connection, DEFAULT_MAX_FRAME};
 
-use crate::buffered::{log_close, BufferedConn, SendError, SendStatus};
+use crate::buffered::{log_close, SendError, SendStatus};
 use crate::codec::{Codec, Encoder};
 use crate::ctx::ConnCtx;
 use crate::link::{Link, Links};
 use crate::policy::{evaluate, Backoff, Due};
-use crate::table::{ConnState, ConnTable, Meta, Slot};
+use crate::table::{ConnState, ConnTable, Slot};
 use crate::transfer::{peer, read_input, write_output};
 use netlib::{CloseReason, ConnectOptions, Context, Event, Handle, Handler, HandlerRef, TimerId};
 use std::net::SocketAddr;
@@ -254,27 +254,9 @@ impl<C: Connection> Server<C> {
                 let conn = (link.make)(&mut self.shared);
                 link.handle = Some(h);
                 link.connected = false;
-                let meta = Meta {
-                    config: link.config,
-                    connected_at: Instant::now(),
-                    connected: false,
-                    logged_in: true,
-                    policy_timer: None,
-                    link: Some(index),
-                    read_paused: false,
-                    resume_on_drain: false,
-                };
-                let io = BufferedConn::new(ctx, h, link.config.limits);
-                let codec = self.codec.clone();
-                self.conns.insert(Slot {
-                    conn,
-                    state: ConnState {
-                        handle: h,
-                        io,
-                        meta,
-                        codec,
-                    },
-                });
+                let state =
+                    ConnState::new(ctx, h, link.config, self.codec.clone(), false, Some(index));
+                self.conns.insert(Slot { conn, state });
             }
             Err(e) => {
                 // No socket at all (descriptor shortage...): retry later too.
@@ -423,21 +405,7 @@ impl<C: Connection> Server<C> {
             let _ = ctx.close(h);
             return;
         };
-        let mut state = ConnState {
-            handle: h,
-            io: BufferedConn::new(ctx, h, config.limits),
-            meta: Meta {
-                config,
-                connected_at: Instant::now(),
-                connected: true,
-                logged_in: config.timeouts.login.is_none(),
-                policy_timer: None,
-                link: None,
-                read_paused: false,
-                resume_on_drain: false,
-            },
-            codec: self.codec.clone(),
-        };
+        let mut state = ConnState::new(ctx, h, config, self.codec.clone(), true, None);
         arm_policy(ctx, &mut state);
         self.conns.insert(Slot { conn, state });
         self.run(ctx, h, |c, cx| c.on_connect(cx));
@@ -503,21 +471,7 @@ pub(crate) fn start_connect<C: Connection>(
     let h = ctx.connect_with(addr, opts, me)?;
     conns.insert(Slot {
         conn,
-        state: ConnState {
-            handle: h,
-            io: BufferedConn::new(ctx, h, config.limits),
-            meta: Meta {
-                config,
-                connected_at: Instant::now(),
-                connected: false,
-                logged_in: config.timeouts.login.is_none(),
-                policy_timer: None,
-                link: None,
-                read_paused: false,
-                resume_on_drain: false,
-            },
-            codec: codec.clone(),
-        },
+        state: ConnState::new(ctx, h, config, codec.clone(), false, None),
     });
     Ok(h)
 }

@@ -47,6 +47,35 @@ pub(crate) struct ConnState<K> {
 }
 
 impl<K: Codec> ConnState<K> {
+    /// The state of a new connection on socket `handle`: accepted
+    /// (`connected`), or an outgoing connection still connecting, which
+    /// may be link number `link`. A connection has a login deadline only
+    /// if its config sets one and it is not a link.
+    pub(crate) fn new(
+        ctx: &Context,
+        handle: Handle,
+        config: ConnConfig,
+        codec: K,
+        connected: bool,
+        link: Option<usize>,
+    ) -> ConnState<K> {
+        ConnState {
+            handle,
+            io: BufferedConn::new(ctx, handle, config.limits),
+            meta: Meta {
+                config,
+                connected_at: Instant::now(),
+                connected,
+                logged_in: link.is_some() || config.timeouts.login.is_none(),
+                policy_timer: None,
+                link,
+                read_paused: false,
+                resume_on_drain: false,
+            },
+            codec,
+        }
+    }
+
     /// Encodes `item` into `scratch` and sends it write-through.
     pub(crate) fn send_item<I>(
         &mut self,
