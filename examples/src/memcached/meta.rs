@@ -19,7 +19,7 @@ use super::store::{
     expiry_deadline, is_valid_key, item_size, DeltaError, ItemView, NewItem, Store, StoreMode,
     StoreOutcome,
 };
-use super::text::{parse_i32, parse_u32, parse_u64, push_u64, Tokens};
+use super::text::{format_u64, parse_i32, parse_u32, parse_u64, push_u64, Tokens};
 
 const ERROR: &[u8] = b"CLIENT_ERROR";
 const BAD_FORMAT: &str = "bad command line format";
@@ -474,14 +474,26 @@ impl PendingSet {
             }
             return;
         }
-        let key = self.buf[..self.key_len].to_vec();
+        // The store takes the buffer; the key is copied only when the reply
+        // echoes `k` or `c` after that.
+        let key = if self.echo.is_empty() {
+            Vec::new()
+        } else {
+            self.buf[..self.key_len].to_vec()
+        };
         let Some(item) = NewItem::from_buffer(self.buf, self.key_len, self.flags, self.exptime)
         else {
             return client_error(out, BAD_FORMAT);
         };
         let current_cas = || store.get(&key, now, |i| i.cas);
         let outcome = match self.append_cas {
-            Some(cas) if current_cas().is_some_and(|c| c != cas) => StoreOutcome::Exists,
+            Some(cas)
+                if store
+                    .get(item.key(), now, |i| i.cas)
+                    .is_some_and(|c| c != cas) =>
+            {
+                StoreOutcome::Exists
+            }
             _ => store.store(self.mode, item, now),
         };
         if let StoreMode::Cas(_) = self.mode {
@@ -624,9 +636,9 @@ fn meta_arithmetic(
             }
             Err(DeltaError::NotFound) => match flags.vivify {
                 Some(deadline) => {
-                    let mut digits = Vec::new();
-                    push_u64(&mut digits, flags.initial);
-                    let stored = NewItem::new(key, &digits, 0, deadline)
+                    let mut digits = [0u8; 20];
+                    let digits = format_u64(flags.initial, &mut digits);
+                    let stored = NewItem::new(key, digits, 0, deadline)
                         .map(|item| store.store(StoreMode::Add, item, now));
                     match stored {
                         Some(StoreOutcome::Stored) => Ok((flags.initial, true)),
@@ -655,8 +667,8 @@ fn meta_arithmetic(
     if flags.quiet && !created {
         return;
     }
-    let mut digits = Vec::new();
-    push_u64(&mut digits, value);
+    let mut digits = [0u8; 20];
+    let digits = format_u64(value, &mut digits);
     let (cas, exptime) = store
         .get(key, now, |i| (i.cas, i.exptime))
         .unwrap_or((0, 0));
@@ -678,7 +690,7 @@ fn meta_arithmetic(
     }
     out.extend_from_slice(b"\r\n");
     if flags.value {
-        out.extend_from_slice(&digits);
+        out.extend_from_slice(digits);
         out.extend_from_slice(b"\r\n");
     }
 }
