@@ -1,0 +1,151 @@
+//! Scenario 5: IM routing through msg_server (im_bench).
+
+use super::*;
+
+// ---------------------------------------------------------------- IM routing
+
+pub(crate) const IM_USERS: [u32; 2] = [1_000, 10_000];
+
+/// `key value` pairs of one `im_*` line.
+pub(crate) fn kv(line: &str) -> std::collections::HashMap<&str, &str> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    f[1..]
+        .chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| (c[0], c[1]))
+        .collect()
+}
+
+pub(crate) fn ms(us: &str) -> String {
+    us.parse::<f64>()
+        .map_or_else(|_| us.to_string(), |v| format!("{:.2}", v / 1000.0))
+}
+
+pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
+    let started = Instant::now();
+    let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
+    let step = o.seconds.min(5.0);
+    let mut runs = Vec::new();
+    for users in IM_USERS {
+        let mut cmd = Command::new(o.bin.join("im_bench"));
+        cmd.args([
+            "--users",
+            &users.to_string(),
+            "--step-secs",
+            &step.to_string(),
+        ]);
+        if !o.pin {
+            cmd.arg("--no-pin");
+        }
+        let out = cmd.stdout(Stdio::piped()).output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            let why = text
+                .lines()
+                .find(|l| l.starts_with("im_fail"))
+                .unwrap_or("no im_fail line: see stderr")
+                .to_string();
+            return Err(format!(
+                "IM routing, {users} users: EXACTLY-ONCE OR RUN FAILURE ({}): {why}",
+                out.status
+            )
+            .into());
+        }
+        for l in text.lines().filter(|l| l.starts_with("im_best")) {
+            eprintln!("im {users} users: {l}");
+        }
+        runs.push((users, text));
+    }
+    let load_after = sh("cut -d' ' -f1-3 /proc/loadavg");
+    writeln!(md, "## 5. IM routing\n")?;
+    writeln!(md, "`im_bench` (netlib: one EventDispatch, one non-blocking connection per user) writes a users file of N users, starts `msg_server --ListenPort 0 --UsersFile F --MsgRateLimit 1000000 --ClientIdleMs 600000 --MaxConnCnt 100000`{}, logs all N users in ({} logins in flight at a time), then climbs a ladder of target rates. Each step sends for {step} s from a 1 ms repeating timer (the messages due so far, at most 20 ms' worth per tick, so a generator that falls behind shows as a lower achieved rate), each message from a random user to a random other user, carrying its sender, receiver, per-sender sequence number and send time (monotonic ns) in `msg_data`. Receivers ack every delivery (IMMsgDataAck with the server's msg_id) and record send-to-receive latency (hdrhistogram). After sending it waits up to 2 s for stragglers, then checks exactly-once over every message of the step: acknowledged by the server (acks checked in order against the header seq_num), received once by the right user from the right sender. A step **passes** when all of that holds within the 2 s and the achieved rate is >= 95% of the target; it fails as `gen_limit` if the generator sent less, or as `late` if messages were still missing after 2 s (the generator then waits until they all arrive and checks them: a message that never arrives, a duplicate, a misrouted message or a closed connection ends the run with an error - none did in this run). The ladder stops at the first failing step; the highest passing rate is the result, then {step} s runs at 50% and 90% of it give the latency figures. CPU columns are cores used (utime+stime / wall) by the generator and by msg_server over the step and its drain.\n",
+        if o.pin { " pinned to core 0 (taskset), the generator on core 1" } else { "" },
+        256)?;
+    writeln!(md, "Run: `bench im` at netlib commit {}, load average before / after {load_before} / {load_after}, {:.0} s.\n", sh("git rev-parse --short HEAD"), started.elapsed().as_secs_f64())?;
+    writeln!(md, "| users | login s | highest zero-loss rate msg/s | next step failed as | p50 / p99 ms at 50% | p50 / p99 ms at 90% |")?;
+    writeln!(md, "|---|---|---|---|---|---|")?;
+    for (users, text) in &runs {
+        let find = |prefix: &str, kind: Option<&str>| {
+            text.lines()
+                .filter(|l| l.starts_with(prefix))
+                .map(kv)
+                .find(|m| kind.is_none_or(|k| m.get("kind") == Some(&k)))
+        };
+        let login = find("im_login", None).and_then(|m| m.get("secs").map(|s| s.to_string()));
+        let best = find("im_best", None);
+        let lat = |k: &str| {
+            find("im_step", Some(k)).map_or("-".to_string(), |m| {
+                let note = match m.get("result") {
+                    Some(&"pass") => String::new(),
+                    Some(r) => format!(" ({r} at {} msg/s)", m.get("rate").unwrap_or(&"?")),
+                    None => String::new(),
+                };
+                format!(
+                    "{} / {}{note}",
+                    ms(m.get("p50_us").unwrap_or(&"?")),
+                    ms(m.get("p99_us").unwrap_or(&"?"))
+                )
+            })
+        };
+        writeln!(
+            md,
+            "| {users} | {} | {} | {} | {} | {} |",
+            login.unwrap_or_else(|| "-".into()),
+            best.as_ref().and_then(|m| m.get("rate")).unwrap_or(&"-"),
+            best.as_ref().and_then(|m| m.get("limit")).unwrap_or(&"-"),
+            lat("lat50"),
+            lat("lat90"),
+        )?;
+    }
+    writeln!(md, "\nEvery step:\n")?;
+    writeln!(md, "| users | step | target msg/s | achieved msg/s | sent | acked by server | received once | dup | missing after 2 s | p50 ms | p99 ms | p999 ms | max ms | generator CPU | msg_server CPU | result |")?;
+    writeln!(
+        md,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )?;
+    for (users, text) in &runs {
+        for m in text.lines().filter(|l| l.starts_with("im_step")).map(kv) {
+            let g = |k: &str| m.get(k).copied().unwrap_or("?");
+            writeln!(
+                md,
+                "| {users} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                g("kind"), g("target"), g("rate"), g("sent"), g("acked"), g("received"), g("dup"), g("missing"),
+                ms(g("p50_us")), ms(g("p99_us")), ms(g("p999_us")), ms(g("max_us")), g("gen_cpu"), g("server_cpu"), g("result")
+            )?;
+        }
+        for l in text.lines().filter(|l| l.starts_with("im_late")) {
+            writeln!(md, "\n`{l}`")?;
+        }
+    }
+    writeln!(md, "\nA generator CPU well under 1.0 on a `gen_limit` step means the generator was not busy but not scheduled either: core 1 is shared with other work on this machine (see the load average).\n")?;
+    Ok(())
+}
+
+/// Replaces (or adds) the `## 5. IM routing` section of an existing
+/// BENCH.md, keeping everything else.
+pub(crate) fn splice_im(old: &str, section: &str) -> String {
+    let cut = |text: &str, heading: &str| -> (usize, usize) {
+        let Some(start) = text.find(heading) else {
+            return (usize::MAX, usize::MAX);
+        };
+        let end = text[start + heading.len()..]
+            .find("\n## ")
+            .map_or(text.len(), |i| start + heading.len() + i + 1);
+        (start, end)
+    };
+    let mut doc = old.to_string();
+    let (s, e) = cut(&doc, "## Not measured in this run");
+    if s != usize::MAX {
+        doc.replace_range(s..e, "");
+    }
+    let (s, e) = cut(&doc, "## 5. IM routing");
+    if s != usize::MAX {
+        doc.replace_range(s..e, section);
+    } else {
+        if !doc.ends_with("\n\n") {
+            doc.push('\n');
+        }
+        doc.push_str(section);
+    }
+    doc
+}
