@@ -10,9 +10,6 @@
 //! scale), `im`, `compare` (loop group, baseline); this one holds the
 //! options, the process and measurement helpers, and the report.
 //!
-//! ```text
-//! ```
-//!
 //! `bench im` with an existing `--out` file rewrites only its
 //! "5. IM routing" section and keeps the rest.
 //!
