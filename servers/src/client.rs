@@ -166,7 +166,9 @@ impl ImClient {
         }
     }
 
-    /// Logs in; `Ok` carries the server's answer, whatever its result code.
+    /// Logs in with the password as the person typed it (sent, as TeamTalk
+    /// clients do, as its MD5 in lowercase hex); `Ok` carries the server's
+    /// answer, whatever its result code.
     pub fn login(
         &mut self,
         user: &str,
@@ -176,7 +178,7 @@ impl ImClient {
     ) -> io::Result<ImLoginRes> {
         let req = ImLoginReq {
             user_name: user.into(),
-            password: password.into(),
+            password: crate::users::md5_hex(password),
             online_status: UserStatType::UserStatusOnline as i32,
             client_type: if mobile {
                 ClientType::Android

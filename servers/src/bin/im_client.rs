@@ -41,7 +41,7 @@ struct Opts {
     /// Account name (users file)
     #[arg(long, global = true)]
     user: Option<String>,
-    /// Account password
+    /// Account password as typed (sent as its MD5 hex, as TeamTalk clients do)
     #[arg(long, global = true, default_value = "")]
     password: String,
     /// Log in as a mobile client
@@ -73,11 +73,16 @@ enum Cmd {
     },
     /// Interactive: `send <user id> <text>` lines from stdin, messages to stdout
     Chat,
-    /// Print a users-file line for an account
+    /// Print a users-file line for an account: `id name salt
+    /// sha256(salt + md5hex(password))` (append a department id if wanted)
     Adduser {
+        /// User id
         id: u32,
+        /// Login name
         name: String,
+        /// Any word without spaces, different per user
         salt: String,
+        /// The password as the person types it (never stored)
         password: String,
     },
 }
