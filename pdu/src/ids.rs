@@ -86,6 +86,17 @@ pub mod cid {
         pub const TIME_RESPONSE: u16 = 0x0306;
     }
 
+    /// Commands of [`sid::INTERNAL`](super::sid::INTERNAL): this project's own
+    /// server-to-server commands (TeamTalk defines none for this service).
+    pub mod internal {
+        /// The login server challenges a message server's link
+        /// ([`ImLinkChallenge`](crate::proto::ImLinkChallenge)).
+        pub const LINK_CHALLENGE: u16 = 0x0801;
+        /// The message server proves the shared key
+        /// ([`ImLinkProof`](crate::proto::ImLinkProof)).
+        pub const LINK_PROOF: u16 = 0x0802;
+    }
+
     /// Commands of [`sid::OTHER`](super::sid::OTHER) (`IM.BaseDefine.OtherCmdID`).
     pub mod other {
         /// `CID_OTHER_HEARTBEAT`: keep-alive, echoed by the peer
@@ -149,6 +160,8 @@ pub fn command_name(service_id: u16, command_id: u16) -> Option<&'static str> {
         (sid::OTHER, cid::other::USER_STATUS_UPDATE) => "CID_OTHER_USER_STATUS_UPDATE",
         (sid::OTHER, cid::other::USER_CNT_UPDATE) => "CID_OTHER_USER_CNT_UPDATE",
         (sid::OTHER, cid::other::SERVER_KICK_USER) => "CID_OTHER_SERVER_KICK_USER",
+        (sid::INTERNAL, cid::internal::LINK_CHALLENGE) => "CID_INTERNAL_LINK_CHALLENGE",
+        (sid::INTERNAL, cid::internal::LINK_PROOF) => "CID_INTERNAL_LINK_PROOF",
         _ => return None,
     };
     Some(name)

@@ -14,6 +14,7 @@
 //! until the receiving connection acks them and go back to the receiver's
 //! offline queue if that connection closes first.
 
+mod link;
 mod settings;
 
 pub use settings::{Settings, KEYS};
@@ -130,17 +131,12 @@ impl Connection for MsgConn {
 
     fn on_confirm(&mut self, cx: &mut ConnCtx<'_, Self>) {
         // (Re)registering tells a restarted login_server the live counts.
-        let info = cx.shared.serv_info();
-        let header = Header::new(sid::OTHER, cid::other::MSG_SERV_INFO);
-        let _ = cx.send_pdu(&header, &info);
+        link::on_link_up(cx);
     }
 
     fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, pdu: PduRef<'_>) {
         match self {
-            MsgConn::LoginLink => {
-                // login_server only sends heartbeats on the link; traffic
-                // itself keeps the link's idle deadline away.
-            }
+            MsgConn::LoginLink => link::on_link_frame(cx, &pdu),
             MsgConn::Client(client) => client.on_frame(cx, pdu),
         }
     }

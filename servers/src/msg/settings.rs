@@ -40,6 +40,9 @@ pub struct Settings {
     pub rate_limit: u32,
     /// How often to log statistics (`StatsIntervalSec`).
     pub stats_interval: Duration,
+    /// Shared key to prove to login_servers (`LoginServerKey`; their
+    /// `MsgServerKey`). With a key, registration waits for their challenge.
+    pub login_key: Option<Vec<u8>>,
 }
 
 impl Settings {
@@ -114,6 +117,10 @@ impl Settings {
                 }
                 secs => Duration::from_secs(secs),
             },
+            login_key: c
+                .get("LoginServerKey")
+                .filter(|k| !k.is_empty())
+                .map(|k| k.as_bytes().to_vec()),
         })
     }
 }
@@ -200,6 +207,11 @@ pub const KEYS: &[Key] = &[
         name: "MsgRateLimit",
         default: "1000",
         help: "messages per second per connection (burst: twice that)",
+    },
+    Key {
+        name: "LoginServerKey",
+        default: "",
+        help: "shared key proven to login_servers (their MsgServerKey); none: register at once",
     },
     Key {
         name: "StatsIntervalSec",
