@@ -59,6 +59,7 @@ pub struct Users {
     /// Name by id, ordered, for the all-users list.
     by_id: BTreeMap<u32, String>,
     departments: BTreeMap<u32, Department>,
+    version: u32,
 }
 
 /// What a TeamTalk client sends as the password: the MD5 of what the person
@@ -95,7 +96,10 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
 
 /// A users-file line for a new account whose person types `password`.
 pub fn user_line(id: u32, name: &str, salt: &str, password: &str) -> String {
-    format!("{id} {name} {salt} {}", hex(&digest(salt, &md5_hex(password))))
+    format!(
+        "{id} {name} {salt} {}",
+        hex(&digest(salt, &md5_hex(password)))
+    )
 }
 
 fn parse_dept(n: usize, rest: &str) -> Result<Department, String> {
@@ -139,16 +143,15 @@ impl Users {
             let (id, name, salt, hash, dept) = match f[..] {
                 [id, name, salt, hash] => (id, name, salt, hash, None),
                 [id, name, salt, hash, dept] => (id, name, salt, hash, Some(dept)),
-                _ => {
-                    return Err(format!(
-                        "line {n}: expected `id name salt hash [department]` or `dept id parent name`"
-                    ))
-                }
+                _ => return Err(format!(
+                    "line {n}: expected `id name salt hash [department]` or `dept id parent name`"
+                )),
             };
             let id: u32 = id
                 .parse()
                 .map_err(|e| format!("line {n}: bad user id {id:?}: {e}"))?;
-            let hash = unhex(hash).ok_or_else(|| format!("line {n}: hash must be 64 hex digits"))?;
+            let hash =
+                unhex(hash).ok_or_else(|| format!("line {n}: hash must be 64 hex digits"))?;
             let department = match dept {
                 None => 0,
                 Some(d) => d
@@ -188,10 +191,25 @@ impl Users {
         Ok(users)
     }
 
-    /// Reads a users file.
+    /// Reads a users file. Its modification time (Unix seconds) becomes
+    /// the list's [`version`](Self::version).
     pub fn load(path: &Path) -> Result<Users, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Users::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let mut users = Users::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mtime = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(1, |d| d.as_secs().clamp(1, u64::from(u32::MAX)) as u32);
+        users.version = mtime;
+        Ok(users)
+    }
+
+    /// When the list last changed, as TeamTalk's `latest_update_time`
+    /// (Unix seconds; the file's modification time, 1 for parsed text):
+    /// a client that has this version needs no new list.
+    pub fn version(&self) -> u32 {
+        self.version.max(1)
     }
 
     /// The account `name` if `sent` (what the client sent: the MD5 hex of

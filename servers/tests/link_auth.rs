@@ -20,7 +20,9 @@ fn login_server(extra: &[&str]) -> Proc {
 
 /// The msg_server port login_server hands to clients, if any.
 fn chosen(login: &Proc) -> Option<u16> {
-    query_msg_server(login.addr("client"), T).ok().map(|a| a.port())
+    query_msg_server(login.addr("client"), T)
+        .ok()
+        .map(|a| a.port())
 }
 
 fn send<M: Message>(s: &mut TcpStream, service: u16, command: u16, msg: &M) {
@@ -125,7 +127,11 @@ fn a_msg_server_with_the_wrong_key_or_none_never_registers() {
     // Both retry every 100 ms+ (backing off); none is ever believed.
     let until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < until {
-        assert_eq!(chosen(&login), None, "a msg_server without the key registered");
+        assert_eq!(
+            chosen(&login),
+            None,
+            "a msg_server without the key registered"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -142,7 +148,12 @@ fn strangers_without_a_proof_or_with_a_wrong_one_are_closed() {
     // A proof under another key.
     let (mut s, nonce) = link(&login, None);
     let mac = link_auth::proof(b"guess", &nonce);
-    send(&mut s, sid::INTERNAL, cid::internal::LINK_PROOF, &ImLinkProof { mac });
+    send(
+        &mut s,
+        sid::INTERNAL,
+        cid::internal::LINK_PROOF,
+        &ImLinkProof { mac },
+    );
     send(&mut s, sid::OTHER, cid::other::MSG_SERV_INFO, &info(9002));
     assert!(closed_within(&mut s, T));
 
@@ -150,14 +161,24 @@ fn strangers_without_a_proof_or_with_a_wrong_one_are_closed() {
     let (_first, old_nonce) = link(&login, None);
     let (mut s, _) = link(&login, None);
     let mac = link_auth::proof(b"s3cret", &old_nonce);
-    send(&mut s, sid::INTERNAL, cid::internal::LINK_PROOF, &ImLinkProof { mac });
+    send(
+        &mut s,
+        sid::INTERNAL,
+        cid::internal::LINK_PROOF,
+        &ImLinkProof { mac },
+    );
     assert!(closed_within(&mut s, T));
     assert_eq!(chosen(&login), None);
 
     // The documented exchange registers.
     let (mut s, nonce) = link(&login, None);
     let mac = link_auth::proof(b"s3cret", &nonce);
-    send(&mut s, sid::INTERNAL, cid::internal::LINK_PROOF, &ImLinkProof { mac });
+    send(
+        &mut s,
+        sid::INTERNAL,
+        cid::internal::LINK_PROOF,
+        &ImLinkProof { mac },
+    );
     send(&mut s, sid::OTHER, cid::other::MSG_SERV_INFO, &info(9004));
     common::eventually("proven link registered", T, || chosen(&login) == Some(9004));
 }
@@ -187,13 +208,19 @@ fn links_from_networks_outside_the_allow_list_are_refused() {
     // From an allowed address the same registration counts (no key set).
     let (mut s, _) = link(&login, Some("127.0.0.1"));
     send(&mut s, sid::OTHER, cid::other::MSG_SERV_INFO, &info(9102));
-    common::eventually("allowed link registered", T, || chosen(&login) == Some(9102));
+    common::eventually("allowed link registered", T, || {
+        chosen(&login) == Some(9102)
+    });
 }
 
 #[test]
 fn by_default_only_loopback_may_register() {
     let s = servers::login::LoginSettings::default();
-    let ok = |ip: &str| s.msg_server_allow.iter().any(|n| n.contains(ip.parse().unwrap()));
+    let ok = |ip: &str| {
+        s.msg_server_allow
+            .iter()
+            .any(|n| n.contains(ip.parse().unwrap()))
+    };
     assert!(ok("127.0.0.1") && ok("::1"));
     assert!(!ok("192.168.1.10") && !ok("10.0.0.1") && !ok("fe80::1"));
     assert_eq!(s.msg_server_key, None);

@@ -9,6 +9,7 @@
 //! | module | TeamTalk file | contents |
 //! | --- | --- | --- |
 //! | [`base_define`] | `IM.BaseDefine.proto` | id and status enums, [`UserInfo`] |
+//! | [`buddy`] | `IM.Buddy.proto` | user info, all users, status, departments (+ client time) |
 //! | [`login`] | `IM.Login.proto` | message-server lookup, login, logout, kick |
 //! | [`message`] | `IM.Message.proto` | [`ImMsgData`] and its acknowledgements |
 //! | [`other`] | `IM.Other.proto` | [`ImHeartBeat`] |
@@ -47,12 +48,14 @@
 //! ```
 
 pub mod base_define;
+pub mod buddy;
 pub mod login;
 pub mod message;
 pub mod other;
 pub mod server;
 
 pub use base_define::*;
+pub use buddy::*;
 pub use login::*;
 pub use message::*;
 pub use other::*;

@@ -187,7 +187,9 @@ impl Connection for LoginConn {
                     && pdu.command_id() == cid::internal::LINK_PROOF
                 {
                     check_proof(cx, nonce, proven, &pdu);
-                } else if *proven || pdu.service_id() == sid::OTHER && pdu.command_id() == cid::other::HEARTBEAT {
+                } else if *proven
+                    || pdu.service_id() == sid::OTHER && pdu.command_id() == cid::other::HEARTBEAT
+                {
                     handle_link_pdu(cx, pdu);
                 } else {
                     log::warn!(

@@ -43,6 +43,9 @@ pub struct Settings {
     /// Shared key to prove to login_servers (`LoginServerKey`; their
     /// `MsgServerKey`). With a key, registration waits for their challenge.
     pub login_key: Option<Vec<u8>>,
+    /// Most users told of one user going on or off line
+    /// (`StatusNotifyMax`; see `msg/buddy.rs`).
+    pub status_notify_max: usize,
 }
 
 impl Settings {
@@ -117,6 +120,7 @@ impl Settings {
                 }
                 secs => Duration::from_secs(secs),
             },
+            status_notify_max: c.get_or("StatusNotifyMax", 1_000)?,
             login_key: c
                 .get("LoginServerKey")
                 .filter(|k| !k.is_empty())
@@ -212,6 +216,11 @@ pub const KEYS: &[Key] = &[
         name: "LoginServerKey",
         default: "",
         help: "shared key proven to login_servers (their MsgServerKey); none: register at once",
+    },
+    Key {
+        name: "StatusNotifyMax",
+        default: "1000",
+        help: "most users of a department told when one goes on or off line",
     },
     Key {
         name: "StatsIntervalSec",
