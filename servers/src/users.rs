@@ -143,9 +143,11 @@ impl Users {
             let (id, name, salt, hash, dept) = match f[..] {
                 [id, name, salt, hash] => (id, name, salt, hash, None),
                 [id, name, salt, hash, dept] => (id, name, salt, hash, Some(dept)),
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "line {n}: expected `id name salt hash [department]` or `dept id parent name`"
-                )),
+                ))
+                }
             };
             let id: u32 = id
                 .parse()
