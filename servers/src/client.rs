@@ -6,9 +6,9 @@
 //! timeouts keep it simple; the servers are the event-driven side.
 
 use pdu::proto::{
-    ClientType, ImAllUserReq, ImAllUserRsp, ImHeartBeat, ImKickUser, ImLoginReq, ImLoginRes,
-    ImMsgData, ImMsgDataAck, ImMsgServReq, ImMsgServRsp, ImUserStatNotify, MsgType, SessionType,
-    UserInfo, UserStat, UserStatType,
+    ClientType, ImAllUserReq, ImAllUserRsp, ImGetMsgListReq, ImGetMsgListRsp, ImHeartBeat,
+    ImKickUser, ImLoginReq, ImLoginRes, ImMsgData, ImMsgDataAck, ImMsgServReq, ImMsgServRsp,
+    ImUserStatNotify, MsgInfo, MsgType, SessionType, UserInfo, UserStat, UserStatType,
 };
 use pdu::{cid, sid, FrameDecoder, Header, Message, Pdu};
 use std::collections::VecDeque;
@@ -284,6 +284,34 @@ impl ImClient {
             timeout,
         )?;
         Ok(rsp.user_list)
+    }
+
+    /// The newest `count` messages of the one-to-one session with `peer`
+    /// (`IMGetMsgListReq`), oldest first.
+    pub fn history(
+        &mut self,
+        peer: u32,
+        count: u32,
+        timeout: Duration,
+    ) -> io::Result<Vec<MsgInfo>> {
+        let req = ImGetMsgListReq {
+            user_id: self.user_id,
+            session_type: SessionType::Single as i32,
+            session_id: peer,
+            msg_id_begin: 0,
+            msg_cnt: count,
+            attach_data: None,
+        };
+        let rsp: ImGetMsgListRsp = self.call(
+            sid::MSG,
+            cid::msg::LIST_REQUEST,
+            &req,
+            cid::msg::LIST_RESPONSE,
+            timeout,
+        )?;
+        let mut list = rsp.msg_list;
+        list.sort_by_key(|m| m.msg_id);
+        Ok(list)
     }
 
     /// Waits for the next event the server pushes: a message (acked on

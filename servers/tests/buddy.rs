@@ -202,7 +202,7 @@ fn status_notifications_go_to_online_users_of_the_same_department() {
     let mut alice = logged_in(addr, "alice", "alice123");
     let mut carol = logged_in(addr, "carol", "carol123");
     // carol is in Sales: alice (Engineering) hears nothing of her.
-    let mut bob = logged_in(addr, "bob", "bob123");
+    let bob = logged_in(addr, "bob", "bob123");
     let s = notification(&mut alice);
     assert_eq!((s.user_id, s.status), (2, ONLINE));
     // A second connection of bob (mobile) changes nothing.

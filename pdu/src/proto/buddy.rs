@@ -1,8 +1,7 @@
 //! `IM.Buddy.proto` (service [`sid::BUDDY_LIST`](crate::sid::BUDDY_LIST)): users,
-//! their status and departments; plus the two `IM.BaseDefine.proto` messages
-//! only these use ([`UserStat`], [`DepartInfo`]) and `IM.Message.proto`'s
-//! client-time pair ([`ImClientTimeReq`], [`ImClientTimeRsp`]), which msg_server
-//! answers alongside them.
+//! their status and departments, with the two `IM.BaseDefine.proto` messages
+//! only these use ([`UserStat`], [`DepartInfo`]). Recent contact sessions
+//! (0x0201, 0x0206) are in [`recent_session`](super::recent_session).
 //!
 //! Field numbers, types and labels are TeamTalk's; `attach_data` (field 20) is
 //! the opaque bytes TeamTalk's servers pass through and echo.
@@ -177,21 +176,6 @@ pub struct ImDepartmentRsp {
     pub attach_data: Option<Vec<u8>>,
 }
 
-/// `IM.Message.IMClientTimeReq`, command [`cid::msg::TIME_REQUEST`](crate::cid::msg::TIME_REQUEST):
-/// no fields.
-#[doc(alias = "IMClientTimeReq")]
-#[derive(Clone, Copy, PartialEq, prost::Message)]
-pub struct ImClientTimeReq {}
-
-/// `IM.Message.IMClientTimeRsp`, command [`cid::msg::TIME_RESPONSE`](crate::cid::msg::TIME_RESPONSE).
-#[doc(alias = "IMClientTimeRsp")]
-#[derive(Clone, Copy, PartialEq, prost::Message)]
-pub struct ImClientTimeRsp {
-    /// Field 1, `required uint32 server_time`: Unix seconds.
-    #[prost(uint32, required, tag = "1")]
-    pub server_time: u32,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,11 +199,6 @@ mod tests {
             },
         };
         assert_eq!(n.encode_to_vec(), [0x0a, 4, 0x08, 5, 0x10, 2]);
-        // IMClientTimeRsp{server_time: 300}.
-        assert_eq!(
-            ImClientTimeRsp { server_time: 300 }.encode_to_vec(),
-            [0x08, 0xac, 0x02]
-        );
         // DepartInfo: every field required, zeros included.
         let d = DepartInfo {
             dept_id: 1,

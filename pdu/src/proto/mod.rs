@@ -9,7 +9,7 @@
 //! | module | TeamTalk file | contents |
 //! | --- | --- | --- |
 //! | [`base_define`] | `IM.BaseDefine.proto` | id and status enums, [`UserInfo`] |
-//! | [`buddy`] | `IM.Buddy.proto` | user info, all users, status, departments (+ client time) |
+//! | [`buddy`] | `IM.Buddy.proto` | user info, all users, status, departments |
 //! | [`login`] | `IM.Login.proto` | message-server lookup, login, logout, kick |
 //! | [`message`] | `IM.Message.proto` | [`ImMsgData`], its acknowledgements, history and unread queries |
 //! | [`other`] | `IM.Other.proto` | [`ImHeartBeat`] |

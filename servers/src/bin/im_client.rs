@@ -13,8 +13,8 @@
 //! (so people are named, and a message to someone who does not exist is
 //! refused before it is sent), acks what it receives and sends heartbeats.
 //!
-//! Interactive mode reads commands from stdin (`send <user> <text>`, `users`,
-//! `quit`; a user is a name or an id), shows incoming messages as
+//! Interactive mode reads commands from stdin (`send <user> <text>`,
+//! `history <user> [n]`, `users`, `quit`; a user is a name or an id), shows incoming messages as
 //! `[local date time] sender: text` and users of its department going on or
 //! off line, with a `name> ` prompt. It stops, saying why, when the password
 //! is refused or when the same user logs in elsewhere (no kick ping-pong);
@@ -86,7 +86,15 @@ enum Cmd {
         #[arg(long, default_value = "10", value_parser = seconds)]
         timeout: Duration,
     },
-    /// Interactive: `send <user> <text>`, `users`, `quit` from stdin
+    /// Print the newest messages between you and a user (0x0309)
+    History {
+        /// The other user: name or id
+        with: String,
+        /// How many
+        #[arg(long, default_value_t = 20)]
+        count: u32,
+    },
+    /// Interactive: `send <user> <text>`, `history <user> [n]`, `users`, `quit` from stdin
     Chat,
     /// Print a users-file line for an account: `id name salt
     /// sha256(salt + md5hex(password))` (append a department id if wanted)
@@ -230,13 +238,18 @@ fn local_time(unix: u32) -> String {
     )
 }
 
-fn show_message(d: &Directory, m: &ImMsgData) -> String {
+/// `[local time] sender: text`, how every message is shown.
+fn show(d: &Directory, time: u32, from: u32, data: &[u8]) -> String {
     format!(
         "[{}] {}: {}",
-        local_time(m.create_time),
-        d.name(m.from_user_id),
-        String::from_utf8_lossy(&m.msg_data)
+        local_time(time),
+        d.name(from),
+        String::from_utf8_lossy(data)
     )
+}
+
+fn show_message(d: &Directory, m: &ImMsgData) -> String {
+    show(d, m.create_time, m.from_user_id, &m.msg_data)
 }
 
 fn kicked_text(o: &Opts) -> String {
@@ -268,6 +281,10 @@ fn main() {
             user(&o);
             recv(&o, *count, *timeout)
         }
+        Some(Cmd::History { with, count }) => {
+            user(&o);
+            history(&o, with, *count)
+        }
         Some(Cmd::Chat) | None => {
             user(&o);
             chat(&o)
@@ -289,6 +306,39 @@ fn send(o: &Opts, to: &str, text: &str) -> Result<(), Failure> {
     s.client.send_text(to, text)?;
     let id = s.client.wait_ack(Instant::now() + TIMEOUT)?;
     println!("sent message {id} to {}", s.directory.name(to));
+    Ok(())
+}
+
+/// How long to wait for a history answer (a server without history ignores
+/// the request).
+const HISTORY_WAIT: Duration = Duration::from_secs(3);
+
+/// The lines of `with`'s session history, oldest first.
+fn history_lines(s: &mut Session, with: &str, count: u32) -> Result<Vec<String>, Failure> {
+    let peer = s.directory.resolve(with).map_err(Failure::Fatal)?;
+    let list = match s.client.history(peer, count, HISTORY_WAIT) {
+        Ok(list) => list,
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+            return Err(Failure::Fatal(
+                "history not available: the server did not answer".into(),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if list.is_empty() {
+        return Ok(vec![format!("no messages with {}", s.directory.name(peer))]);
+    }
+    Ok(list
+        .iter()
+        .map(|m| show(&s.directory, m.create_time, m.from_session_id, &m.msg_data))
+        .collect())
+}
+
+fn history(o: &Opts, with: &str, count: u32) -> Result<(), Failure> {
+    let mut s = session(o)?;
+    for line in history_lines(&mut s, with, count)? {
+        println!("{line}");
+    }
     Ok(())
 }
 
@@ -357,7 +407,8 @@ fn recv(o: &Opts, count: usize, timeout: Duration) -> Result<(), Failure> {
     Ok(())
 }
 
-const CHAT_HELP: &str = "commands: send <user> <text> | users | quit   (user: name or id)";
+const CHAT_HELP: &str =
+    "commands: send <user> <text> | history <user> [n] | users | quit   (user: name or id)";
 
 fn prompt(o: &Opts) {
     print!("{}> ", user(o));
@@ -377,7 +428,9 @@ fn command(o: &Opts, line: &str, s: Option<&mut Session>) -> Result<bool, Failur
     match (word, s) {
         ("", _) => prompt(o),
         ("quit" | "exit", _) => return Ok(false),
-        ("send" | "users", None) => say(o, "not connected: try again after reconnecting"),
+        ("send" | "users" | "history", None) => {
+            say(o, "not connected: try again after reconnecting")
+        }
         ("send", Some(s)) => {
             let (who, text) = rest.trim_start().split_once(' ').unwrap_or((rest, ""));
             match s.directory.resolve(who) {
@@ -387,6 +440,17 @@ fn command(o: &Opts, line: &str, s: Option<&mut Session>) -> Result<bool, Failur
                     prompt(o);
                 }
                 Err(e) => say(o, &e),
+            }
+        }
+        ("history", Some(s)) => {
+            let (who, n) = rest.trim().split_once(' ').unwrap_or((rest.trim(), "20"));
+            match n.trim().parse::<u32>() {
+                Ok(n) if !who.is_empty() => match history_lines(s, who, n) {
+                    Ok(lines) => say(o, &lines.join("\n")),
+                    Err(Failure::Fatal(e)) => say(o, &e),
+                    Err(lost) => return Err(lost),
+                },
+                _ => say(o, "usage: history <user> [count]"),
             }
         }
         ("users", Some(s)) => {
