@@ -29,7 +29,7 @@
 //! know; the connection stays.
 
 use super::{reply, unix_now, MsgConn, MsgState};
-use crate::users::User;
+use crate::users::{User, Users};
 use imconn::ConnCtx;
 use pdu::proto::{
     DepartInfo, ImAllUserReq, ImAllUserRsp, ImClientTimeRsp, ImDepartmentReq, ImDepartmentRsp,
@@ -80,6 +80,25 @@ fn decode<M: Message + Default>(cx: &ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) -> 
     }
 }
 
+/// Replies on `SID_BUDDY_LIST` to `request`.
+fn answer<M: Message>(cx: &mut ConnCtx<'_, MsgConn>, request: &PduRef<'_>, command: u16, msg: &M) {
+    reply(cx, request, sid::BUDDY_LIST, command, msg);
+}
+
+/// TeamTalk's list versioning: the users file's version, and the whole list
+/// unless the client's `latest_update_time` is that version already.
+fn newer_than<T>(users: &Users, client_has: u32, all: impl FnOnce() -> Vec<T>) -> (u32, Vec<T>) {
+    let version = users.version();
+    (
+        version,
+        if client_has >= version {
+            Vec::new()
+        } else {
+            all()
+        },
+    )
+}
+
 /// Answers a logged-in client's buddy-list request or client-time request.
 pub(super) fn on_request(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     let Some(me) = cx.shared.sessions.get(&cx.handle()).map(|s| s.user_id) else {
@@ -107,47 +126,28 @@ pub(super) fn on_request(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
                     .collect(),
                 attach_data: req.attach_data,
             };
-            reply(
-                cx,
-                pdu,
-                sid::BUDDY_LIST,
-                cid::buddy::USER_INFO_RESPONSE,
-                &rsp,
-            );
+            answer(cx, pdu, cid::buddy::USER_INFO_RESPONSE, &rsp);
         }
         (sid::BUDDY_LIST, cid::buddy::ALL_USER_REQUEST) => {
             let Some(req) = decode::<ImAllUserReq>(cx, pdu) else {
                 return;
             };
-            let version = users.version();
-            let current = req.latest_update_time >= version;
+            let (version, user_list) = newer_than(users, req.latest_update_time, || {
+                users.iter().map(user_info).collect()
+            });
             let rsp = ImAllUserRsp {
                 user_id: me,
                 latest_update_time: version,
-                user_list: if current {
-                    Vec::new()
-                } else {
-                    users.iter().map(user_info).collect()
-                },
+                user_list,
                 attach_data: req.attach_data,
             };
-            reply(
-                cx,
-                pdu,
-                sid::BUDDY_LIST,
-                cid::buddy::ALL_USER_RESPONSE,
-                &rsp,
-            );
+            answer(cx, pdu, cid::buddy::ALL_USER_RESPONSE, &rsp);
         }
         (sid::BUDDY_LIST, cid::buddy::DEPARTMENT_REQUEST) => {
             let Some(req) = decode::<ImDepartmentReq>(cx, pdu) else {
                 return;
             };
-            let version = users.version();
-            let current = req.latest_update_time >= version;
-            let dept_list = if current {
-                Vec::new()
-            } else {
+            let (version, dept_list) = newer_than(users, req.latest_update_time, || {
                 users
                     .departments()
                     .map(|d| DepartInfo {
@@ -158,20 +158,14 @@ pub(super) fn on_request(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
                         dept_status: 0,
                     })
                     .collect()
-            };
+            });
             let rsp = ImDepartmentRsp {
                 user_id: me,
                 latest_update_time: version,
                 dept_list,
                 attach_data: req.attach_data,
             };
-            reply(
-                cx,
-                pdu,
-                sid::BUDDY_LIST,
-                cid::buddy::DEPARTMENT_RESPONSE,
-                &rsp,
-            );
+            answer(cx, pdu, cid::buddy::DEPARTMENT_RESPONSE, &rsp);
         }
         (sid::BUDDY_LIST, cid::buddy::USERS_STATUS_REQUEST) => {
             let Some(req) = decode::<ImUsersStatReq>(cx, pdu) else {
@@ -190,13 +184,7 @@ pub(super) fn on_request(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
                     .collect(),
                 attach_data: req.attach_data,
             };
-            reply(
-                cx,
-                pdu,
-                sid::BUDDY_LIST,
-                cid::buddy::USERS_STATUS_RESPONSE,
-                &rsp,
-            );
+            answer(cx, pdu, cid::buddy::USERS_STATUS_RESPONSE, &rsp);
         }
         (s, c) => log::info!(
             "{} user {me}: command {s:#06x}/{c:#06x} ({}) not supported, ignored",
