@@ -132,7 +132,10 @@ impl Users {
             if line.is_empty() {
                 continue;
             }
-            if let Some(rest) = line.strip_prefix("dept ") {
+            if let Some(rest) = line
+                .strip_prefix("dept")
+                .filter(|r| r.starts_with(char::is_whitespace))
+            {
                 let d = parse_dept(n, rest)?;
                 if users.departments.insert(d.id, d).is_some() {
                     return Err(format!("line {n}: department declared twice"));
@@ -313,6 +316,13 @@ mod tests {
         assert!(Users::parse("dept 1 7 Orphan").is_err()); // unknown parent
         assert!(Users::parse("dept 0 0 Zero").is_err());
         assert!(Users::parse("dept 1 0").is_err()); // no name
+        assert_eq!(
+            Users::parse("dept\t3\t0\tTabs")
+                .unwrap()
+                .departments()
+                .count(),
+            1
+        );
         assert!(Users::parse(&format!("{plain}\n{plain}")).is_err()); // twice
     }
 }

@@ -51,7 +51,7 @@ pub struct LoginState {
     client_config: ConnConfig,
     link_config: ConnConfig,
     link_allow: Vec<Cidr>,
-    link_key: Option<Vec<u8>>,
+    link_key: Option<link_auth::SharedKey>,
 }
 
 impl LoginState {
@@ -313,13 +313,13 @@ fn check_proof(
         return;
     };
     let peer = crate::runtime::addr_or_unknown(cx.peer());
-    let Some(key) = cx.shared.link_key.as_deref() else {
+    let Some(key) = cx.shared.link_key.as_ref() else {
         log::debug!("login: msg_server {peer} sent a proof; no MsgServerKey is configured");
         return;
     };
     // The nonce is used once: a second proof on the link is refused.
     match nonce.take() {
-        Some(n) if link_auth::verify(key, &n, &proof.mac) => {
+        Some(n) if key.verify(&n, &proof.mac) => {
             log::info!("login: msg_server {peer} proved MsgServerKey");
             *proven = true;
         }

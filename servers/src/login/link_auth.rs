@@ -31,6 +31,8 @@
 //! A msg_server with `LoginServerKey` set waits for the challenge and sends
 //! its registration right after its proof; without a key it registers at
 //! once, as TeamTalk's did (and a login_server with a key closes it).
+//! TeamTalk's own msg_server logs and ignores the challenge, an unknown
+//! command to it, so it still registers with a login_server without a key.
 //!
 //! The key travels nowhere; the link itself is not encrypted (TeamTalk's
 //! links were plain TCP): keep the msg_server port on a private network.
@@ -40,6 +42,36 @@ use sha2::Sha256;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+
+/// A shared key (`MsgServerKey` / `LoginServerKey`). Its `Debug` does not
+/// show it, so settings can be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedKey(Vec<u8>);
+
+impl SharedKey {
+    /// The key from a configuration value; `None` when empty (no key).
+    pub fn from_config(value: Option<&str>) -> Option<SharedKey> {
+        value
+            .filter(|k| !k.is_empty())
+            .map(|k| SharedKey(k.as_bytes().to_vec()))
+    }
+
+    /// The proof for `nonce` under this key (see [`proof`]).
+    pub fn proof(&self, nonce: &[u8]) -> Vec<u8> {
+        proof(&self.0, nonce)
+    }
+
+    /// Whether `mac` proves this key for `nonce` (see [`verify`]).
+    pub fn verify(&self, nonce: &[u8], mac: &[u8]) -> bool {
+        verify(&self.0, nonce, mac)
+    }
+}
+
+impl fmt::Debug for SharedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedKey(<redacted>)")
+    }
+}
 
 /// Bytes of a challenge nonce.
 pub const NONCE_LEN: usize = 32;
@@ -196,5 +228,9 @@ mod tests {
         assert!(!verify(b"other", &n1, &p));
         assert!(!verify(b"key", &n2, &p));
         assert!(!verify(b"key", &n1, &p[..31]));
+        let key = SharedKey::from_config(Some("key")).unwrap();
+        assert!(key.verify(&n1, &key.proof(&n1)));
+        assert_eq!(format!("{key:?}"), "SharedKey(<redacted>)");
+        assert!(SharedKey::from_config(Some("")).is_none());
     }
 }

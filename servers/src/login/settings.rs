@@ -31,7 +31,7 @@
 //! | `MsgServerAllow` | `127.0.0.0/8;::1/128` | `;`-separated networks (CIDR) msg_servers may register from |
 //! | `MsgServerKey` | (none) | shared key msg_servers must prove (HMAC-SHA256, see [`link_auth`](super::link_auth)); msg_server's `LoginServerKey` |
 
-use super::link_auth::{parse_cidrs, Cidr};
+use super::link_auth::{parse_cidrs, Cidr, SharedKey};
 use crate::config::{Config, ConfigError, Key};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -68,7 +68,7 @@ pub struct LoginSettings {
     /// Networks message servers may connect from.
     pub msg_server_allow: Vec<Cidr>,
     /// Shared key message servers must prove, if any.
-    pub msg_server_key: Option<Vec<u8>>,
+    pub msg_server_key: Option<SharedKey>,
 }
 
 /// Every key [`LoginSettings::from_config`] reads, with its default, for
@@ -218,10 +218,7 @@ impl LoginSettings {
             max_frame_len,
             msg_server_allow: parse_cidrs(config.get("MsgServerAllow").unwrap_or(DEFAULT_ALLOW))
                 .map_err(|e| ConfigError(format!("bad value for MsgServerAllow: {e}")))?,
-            msg_server_key: config
-                .get("MsgServerKey")
-                .filter(|k| !k.is_empty())
-                .map(|k| k.as_bytes().to_vec()),
+            msg_server_key: SharedKey::from_config(config.get("MsgServerKey")),
         })
     }
 }

@@ -6,7 +6,6 @@
 //! behaviour) and ignores challenges.
 
 use super::MsgConn;
-use crate::login::link_auth;
 use imconn::ConnCtx;
 use pdu::proto::{ImLinkChallenge, ImLinkProof};
 use pdu::{cid, sid, Header, PduRef};
@@ -41,7 +40,7 @@ pub(super) fn on_link_frame(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         return;
     };
     let proof = ImLinkProof {
-        mac: link_auth::proof(&key, &challenge.nonce),
+        mac: key.proof(&challenge.nonce),
     };
     let _ = cx.send_pdu(
         &Header::new(sid::INTERNAL, cid::internal::LINK_PROOF),

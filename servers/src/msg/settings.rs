@@ -42,7 +42,7 @@ pub struct Settings {
     pub stats_interval: Duration,
     /// Shared key to prove to login_servers (`LoginServerKey`; their
     /// `MsgServerKey`). With a key, registration waits for their challenge.
-    pub login_key: Option<Vec<u8>>,
+    pub login_key: Option<crate::login::link_auth::SharedKey>,
     /// Most users told of one user going on or off line
     /// (`StatusNotifyMax`; see `msg/buddy.rs`).
     pub status_notify_max: usize,
@@ -121,10 +121,7 @@ impl Settings {
                 secs => Duration::from_secs(secs),
             },
             status_notify_max: c.get_or("StatusNotifyMax", 1_000)?,
-            login_key: c
-                .get("LoginServerKey")
-                .filter(|k| !k.is_empty())
-                .map(|k| k.as_bytes().to_vec()),
+            login_key: crate::login::link_auth::SharedKey::from_config(c.get("LoginServerKey")),
         })
     }
 }
