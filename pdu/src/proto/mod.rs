@@ -9,9 +9,11 @@
 //! | module | TeamTalk file | contents |
 //! | --- | --- | --- |
 //! | [`base_define`] | `IM.BaseDefine.proto` | id and status enums, [`UserInfo`] |
+//! | [`buddy`] | `IM.Buddy.proto` | user info, all users, status, departments |
 //! | [`login`] | `IM.Login.proto` | message-server lookup, login, logout, kick |
-//! | [`message`] | `IM.Message.proto` | [`ImMsgData`] and its acknowledgements |
+//! | [`message`] | `IM.Message.proto` | [`ImMsgData`], its acknowledgements, history and unread queries |
 //! | [`other`] | `IM.Other.proto` | [`ImHeartBeat`] |
+//! | [`recent_session`] | `IM.Buddy.proto` (0x0201, 0x0206) | recent contact sessions |
 //! | [`server`] | `IM.Server.proto` | message server to login server reports |
 //!
 //! Names follow what `prost-build` would generate from those files (`IMLoginReq`
@@ -47,15 +49,19 @@
 //! ```
 
 pub mod base_define;
+pub mod buddy;
 pub mod login;
 pub mod message;
 pub mod other;
+pub mod recent_session;
 pub mod server;
 
 pub use base_define::*;
+pub use buddy::*;
 pub use login::*;
 pub use message::*;
 pub use other::*;
+pub use recent_session::*;
 pub use server::*;
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 //! until the receiving connection acks them and go back to the receiver's
 //! offline queue if that connection closes first.
 
+mod buddy;
+mod link;
 mod settings;
 
 pub use settings::{Settings, KEYS};
@@ -25,7 +27,7 @@ use netlib::{CloseReason, Context, Handle, HandlerRef, ListenOptions};
 use pdu::proto::{
     ClientType, ImHeartBeat, ImKickUser, ImLoginReq, ImLoginRes, ImLogoutRsp, ImMsgData,
     ImMsgDataAck, ImMsgServInfo, ImUserCntUpdate, KickReasonType, ResultType, SessionType,
-    UserInfo, UserStatType, USER_CNT_DEC, USER_CNT_INC,
+    UserStatType, USER_CNT_DEC, USER_CNT_INC,
 };
 use pdu::{cid, sid, Header, Message, PduRef};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -55,6 +57,7 @@ pub struct MsgState {
     client_conns: u32,
     next_msg_id: u32,
     messages: u64,
+    buddy: buddy::BuddyState,
 }
 
 impl MsgState {
@@ -69,6 +72,7 @@ impl MsgState {
             client_conns: 0,
             next_msg_id: 1,
             messages: 0,
+            buddy: buddy::BuddyState::default(),
         }
     }
 
@@ -130,17 +134,12 @@ impl Connection for MsgConn {
 
     fn on_confirm(&mut self, cx: &mut ConnCtx<'_, Self>) {
         // (Re)registering tells a restarted login_server the live counts.
-        let info = cx.shared.serv_info();
-        let header = Header::new(sid::OTHER, cid::other::MSG_SERV_INFO);
-        let _ = cx.send_pdu(&header, &info);
+        link::on_link_up(cx);
     }
 
     fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, pdu: PduRef<'_>) {
         match self {
-            MsgConn::LoginLink => {
-                // login_server only sends heartbeats on the link; traffic
-                // itself keeps the link's idle deadline away.
-            }
+            MsgConn::LoginLink => link::on_link_frame(cx, &pdu),
             MsgConn::Client(client) => client.on_frame(cx, pdu),
         }
     }
@@ -211,16 +210,20 @@ impl ClientConn {
                     }
                 }
             }
-            (s, c, logged_in) => {
+            (sid::BUDDY_LIST, _, true) | (sid::MSG, cid::msg::TIME_REQUEST, true) => {
+                buddy::on_request(cx, &pdu)
+            }
+            // As TeamTalk's msg_server: what it does not know is ignored.
+            (s, c, true) => log::info!(
+                "{} command {s:#06x}/{c:#06x} ({}) not supported, ignored",
+                cx.handle(),
+                pdu::ids::command_name(s, c).unwrap_or("unknown")
+            ),
+            (s, c, false) => {
                 log::warn!(
-                    "{} {} closed: command {s:#x}/{c:#x} {}",
+                    "{} {} closed: command {s:#x}/{c:#x} before login",
                     cx.handle(),
                     crate::runtime::addr_or_unknown(cx.peer()),
-                    if logged_in {
-                        "not supported"
-                    } else {
-                        "before login"
-                    }
                 );
                 cx.close();
             }
@@ -272,7 +275,7 @@ impl ClientConn {
             cx.close_after_flush();
             return;
         };
-        let (user_id, name) = (user.id, user.name.clone());
+        let (user_id, name, info) = (user.id, user.name.clone(), buddy::user_info(user));
         let mobile = ClientType::try_from(req.client_type).is_ok_and(|t| t.is_mobile());
         // One session per user and client class: kick the older one.
         let same_class: Vec<Handle> = cx
@@ -324,14 +327,10 @@ impl ClientConn {
             result_code: ResultType::RefuseReasonNone as i32,
             result_string: None,
             online_status: Some(UserStatType::UserStatusOnline as i32),
-            user_info: Some(UserInfo {
-                user_id,
-                user_nick_name: name.clone(),
-                user_real_name: name,
-                ..Default::default()
-            }),
+            user_info: Some(info),
         };
         reply(cx, pdu, sid::LOGIN, cid::login::RES_USERLOGIN, &res);
+        buddy::presence_changed(cx, user_id);
         let update = ImUserCntUpdate {
             user_action: USER_CNT_INC,
             user_id,
@@ -494,6 +493,7 @@ fn logout(cx: &mut ConnCtx<'_, MsgConn>, reason: CloseReason) {
     };
     log::info!("{h} user {} logged out: {reason}", session.user_id);
     cx.shared.online.remove(session.user_id, h);
+    buddy::presence_changed(cx, session.user_id);
     requeue_pending(cx.shared, h, session.user_id);
     // The backlog (and what this connection left unacked) moves on to
     // another connection of the user, if there is one.
