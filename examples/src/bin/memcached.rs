@@ -8,14 +8,16 @@
 //! event loops, one per thread (netlib's loop group, threads
 //! `netlib-loop-<i>`), on one port with `SO_REUSEPORT`. With `-p 0` the server
 //! picks a free port; `--port-file=PATH` writes it to PATH once listening,
-//! so scripts and tests need not guess a free port. The process runs until
-//! killed; a cache has nothing to save.
+//! so scripts and tests need not guess a free port. With `-s PATH` it
+//! listens on that Unix-domain socket instead of TCP. The process runs
+//! until SIGINT or SIGTERM (or `shutdown`, with `-A`), then stops its loops
+//! and removes its socket file; a cache has nothing to save.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use examples::memcached::cli::{self, Command, Options};
-use examples::memcached::server::Server;
+use examples::memcached::server::{Server, ShutdownHandle};
 use examples::memcached::VERSION;
 
 fn main() -> ExitCode {
@@ -57,10 +59,14 @@ fn init_logging(verbosity: u8) {
 }
 
 fn serve(options: Options) -> Result<(), Box<dyn std::error::Error>> {
+    if options.port_file.is_some() && options.server.unix.is_some() {
+        return Err("--port-file names a TCP port; with -s there is none".into());
+    }
     let server = Server::start(options.server)?;
     server
         .store()
         .set_verbosity(u32::from(options.verbosity.min(2)));
+    stop_on_signals(server.shutdown_handle())?;
     if let Some(path) = &options.port_file {
         // Write then rename, so a reader never sees a half-written file.
         let port = server.local_addrs()[0].port();
@@ -71,5 +77,22 @@ fn serve(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         std::fs::rename(&tmp, path)?;
     }
     server.wait()?;
+    Ok(())
+}
+
+/// Stops the server when SIGINT or SIGTERM arrives, so `main` returns
+/// through [`Server::wait`] (which removes a `-s` socket file). The signal
+/// is caught on a helper thread, never in a loop.
+fn stop_on_signals(server: ShutdownHandle) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                log::info!("signal {sig}: shutting down");
+                server.shutdown();
+            }
+        })?;
     Ok(())
 }

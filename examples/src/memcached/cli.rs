@@ -10,7 +10,8 @@
 //! | `-t`, `--threads=<num>` | worker threads, default 4 | event loops (one per thread) sharing the port with `SO_REUSEPORT`, default 1 |
 //! | `-v`, `-vv`, `-vvv` | verbosity | log level: info, debug, trace (default warn; `RUST_LOG` overrides) |
 //! | `-U 0` | UDP port | only 0 (UDP off) is accepted; any other port is refused at startup |
-//! | `-s <path>` | Unix socket | refused at startup (exit 2): not supported |
+//! | `-s`, `--unix-socket=<path>` | Unix socket to listen on, disables TCP | same; a stale socket file nobody listens on is replaced, the file is removed at shutdown |
+//! | `-a`, `--unix-mask=<mask>` | the socket file's permission bits, octal, default 0700 | same |
 //! | `-F` | disable `flush_all` | same: `CLIENT_ERROR flush_all not allowed` |
 //! | `-A` | enable `shutdown` | same: `shutdown [graceful]` stops the server |
 //! | `-o idle_timeout=<s>` | close idle connections | same; other `-o` options are refused |
@@ -29,7 +30,7 @@ use clap::error::ErrorKind;
 use clap::{ArgAction, CommandFactory, Parser};
 
 use super::config::{Config, DEFAULT_ITEM_SIZE_MAX};
-use super::server::{ServerConfig, DEFAULT_PORT};
+use super::server::{ServerConfig, UnixSocket, DEFAULT_PORT};
 
 /// memcached's flags, as clap sees them.
 #[derive(Parser, Debug)]
@@ -66,9 +67,13 @@ struct Flags {
     /// UDP is not supported; only 0 is accepted
     #[arg(short = 'U', long = "udp-port", value_name = "0", value_parser = udp_off)]
     udp_port: Option<u16>,
-    /// Unix sockets are not supported; giving a path is refused
+    /// UNIX socket to listen on (disables network support)
     #[arg(short = 's', long = "unix-socket", value_name = "path")]
     unix_socket: Option<PathBuf>,
+    /// Access mask for the UNIX socket, in octal
+    #[arg(short = 'a', long = "unix-mask", value_name = "mask", default_value = "700",
+          value_parser = octal_mask)]
+    unix_mask: u32,
     /// Disable flush_all
     #[arg(short = 'F', long = "disable-flush-all", action = ArgAction::SetTrue)]
     disable_flush_all: bool,
@@ -133,12 +138,6 @@ where
         return Ok(Command::Version);
     }
     let fail = |message: String| Flags::command().error(ErrorKind::ValueValidation, message);
-    if let Some(path) = &flags.unix_socket {
-        return Err(fail(format!(
-            "-s {}: Unix sockets are not supported; listen on TCP with -l/-p",
-            path.display()
-        )));
-    }
     let mut idle_timeout = None;
     for option in &flags.extended {
         match option.split_once('=') {
@@ -171,6 +170,10 @@ where
     Ok(Command::Run(Options {
         server: ServerConfig {
             listen: addrs,
+            unix: flags.unix_socket.map(|path| UnixSocket {
+                path,
+                mode: flags.unix_mask,
+            }),
             threads,
             cache: Config {
                 memory_limit,
@@ -193,6 +196,15 @@ fn at_least_one(value: &str) -> Result<usize, String> {
         Ok(0) => Err("connection limit must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("invalid connection limit '{value}'")),
+    }
+}
+
+/// `-a`: permission bits in octal, as memcached's `strtol(optarg, NULL, 8)`
+/// reads them; only the nine permission bits are used.
+fn octal_mask(value: &str) -> Result<u32, String> {
+    match u32::from_str_radix(value.trim(), 8) {
+        Ok(mask) if mask <= 0o777 => Ok(mask),
+        _ => Err(format!("invalid octal access mask '{value}' (0 to 777)")),
     }
 }
 
@@ -357,6 +369,19 @@ mod tests {
     }
 
     #[test]
+    fn unix_socket_and_mask() {
+        let o = run(&["-s", "/tmp/mc.sock"]);
+        let unix = o.server.unix.unwrap();
+        assert_eq!(unix.path, PathBuf::from("/tmp/mc.sock"));
+        assert_eq!(unix.mode, 0o700, "memcached's default -a");
+        let o = run(&["-s", "/tmp/mc.sock", "-a", "0766"]);
+        assert_eq!(o.server.unix.unwrap().mode, 0o766);
+        let o = run(&["--unix-socket=/tmp/x", "--unix-mask=640"]);
+        assert_eq!(o.server.unix.unwrap().mode, 0o640);
+        assert!(run(&[]).server.unix.is_none());
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("1024").unwrap(), 1024);
         assert_eq!(parse_size("64k").unwrap(), 64 << 10);
@@ -375,7 +400,8 @@ mod tests {
         assert!(error(&["-t", "0"]).contains("--threads"));
         assert!(error(&["-c", "0"]).contains("at least 1"));
         assert!(error(&["-U", "11211"]).contains("UDP"));
-        assert!(error(&["-s", "/tmp/mc.sock"]).contains("Unix sockets are not supported"));
+        assert!(error(&["-a", "800"]).contains("invalid octal access mask"));
+        assert!(error(&["-a", "1777"]).contains("invalid octal access mask"));
         assert!(error(&["-o", "slab_reassign"]).contains("unsupported -o option"));
         assert!(error(&["-o", "idle_timeout=x"]).contains("invalid idle_timeout"));
         assert!(error(&["-x"]).contains("unexpected argument '-x'"));

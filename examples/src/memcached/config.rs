@@ -15,6 +15,9 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
 /// client: 2048 bytes without a newline closes the connection.
 pub const DEFAULT_MAX_LINE: usize = 2048;
 
+/// memcached's default `-a`: only the owner may connect to the socket.
+pub const DEFAULT_UNIX_MASK: u32 = 0o700;
+
 /// Settings for a [`Store`](super::Store) and the sessions that use it.
 ///
 /// ```
@@ -64,6 +67,12 @@ pub struct Config {
     /// Close connections that send nothing for this long
     /// (`-o idle_timeout=N`); `None` (memcached's 0) never does.
     pub idle_timeout: Option<std::time::Duration>,
+    /// The Unix-domain socket served instead of TCP (`-s`), for `stats
+    /// settings` and `stats conns`; the server binds it.
+    pub domain_socket: Option<std::sync::Arc<std::path::Path>>,
+    /// The permission bits of that socket's file (`-a`, octal; memcached's
+    /// default 0700), reported by `stats settings` as `umask`.
+    pub unix_mask: u32,
 }
 
 impl Config {
@@ -91,6 +100,8 @@ impl Default for Config {
             flush_enabled: true,
             shutdown_enabled: false,
             idle_timeout: None,
+            domain_socket: None,
+            unix_mask: DEFAULT_UNIX_MASK,
         }
     }
 }

@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -163,13 +164,26 @@ pub struct Counters {
     next_conn_id: AtomicU64,
 }
 
+/// One end of a socket as `stats conns` shows it (memcached's
+/// `get_conn_text`).
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// A TCP address: `tcp:1.2.3.4:5` or `tcp6:[::1]:5`.
+    Inet(SocketAddr),
+    /// A Unix-domain socket's path: `unix:/path`.
+    Unix(Arc<Path>),
+    /// A Unix-domain client, which has no address: memcached records none
+    /// for it and prints the empty address family, `?:<AF 0>`.
+    UnnamedUnix,
+}
+
 /// One line group of `stats conns`.
 #[derive(Debug)]
 struct ConnEntry {
     /// The peer (or, for a listener, the bound address).
-    addr: SocketAddr,
+    addr: Endpoint,
     /// The local address of an accepted connection; `None` for a listener.
-    local: Option<SocketAddr>,
+    local: Option<Endpoint>,
     /// Unix second of the last command (or of creation).
     last_cmd: Arc<AtomicU64>,
 }
@@ -250,7 +264,7 @@ impl Counters {
         self.detail.clear();
     }
 
-    fn register(&self, addr: SocketAddr, local: Option<SocketAddr>, now: u64) -> ConnTicket {
+    fn register(&self, addr: Endpoint, local: Option<Endpoint>, now: u64) -> ConnTicket {
         // Ids start at 1 and are never reused, as memcached's fds would be.
         let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed) + 1;
         let last_cmd = Arc::new(AtomicU64::new(now));
@@ -267,13 +281,13 @@ impl Counters {
     }
 
     /// Lists a listening socket in `stats conns`.
-    pub fn register_listener(&self, addr: SocketAddr, now: u64) {
+    pub fn register_listener(&self, addr: Endpoint, now: u64) {
         self.register(addr, None, now);
     }
 
     /// Lists an accepted connection in `stats conns` until
     /// [`unregister_conn`](Self::unregister_conn).
-    pub fn register_conn(&self, peer: SocketAddr, local: SocketAddr, now: u64) -> ConnTicket {
+    pub fn register_conn(&self, peer: Endpoint, local: Endpoint, now: u64) -> ConnTicket {
         self.register(peer, Some(local), now)
     }
 

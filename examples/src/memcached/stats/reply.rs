@@ -7,7 +7,6 @@ use super::*;
 use crate::memcached::protocol::VERSION;
 use crate::memcached::store::Store;
 use crate::memcached::text::{parse_u32, Args};
-use std::net::SocketAddr;
 
 const OK: &[u8] = b"OK\r\n";
 const RESET: &[u8] = b"RESET\r\n";
@@ -269,8 +268,11 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     stat_u64(out, "verbosity", u64::from(store.verbosity()));
     stat_u64(out, "oldest", 0);
     stat_str(out, "evictions", "on");
-    stat_str(out, "domain_socket", "NULL");
-    stat_str(out, "umask", "700");
+    match &config.domain_socket {
+        Some(path) => stat_str(out, "domain_socket", &path.to_string_lossy()),
+        None => stat_str(out, "domain_socket", "NULL"),
+    }
+    stat_str(out, "umask", &format!("{:o}", config.unix_mask));
     stat_str(out, "shutdown_command", yes_no(config.shutdown_enabled));
     stat_str(out, "growth_factor", "1.25");
     stat_u64(out, "chunk_size", 48);
@@ -325,12 +327,21 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     out.extend_from_slice(END);
 }
 
-/// memcached's `conn_to_str` form of an address: `tcp:1.2.3.4:5` or
-/// `tcp6:[::1]:5`.
-fn push_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
+/// memcached's `conn_to_str` form of an endpoint: `tcp:1.2.3.4:5`,
+/// `tcp6:[::1]:5`, `unix:/path`, or `?:<AF 0>` for a Unix-domain client.
+fn push_addr(out: &mut Vec<u8>, addr: &Endpoint) {
     use std::io::Write;
-    let proto = if addr.is_ipv4() { "tcp" } else { "tcp6" };
-    let _ = write!(out, "{proto}:{addr}");
+    let _ = match addr {
+        Endpoint::Inet(addr) => {
+            let proto = if addr.is_ipv4() { "tcp" } else { "tcp6" };
+            write!(out, "{proto}:{addr}")
+        }
+        Endpoint::Unix(path) => {
+            out.extend_from_slice(b"unix:");
+            out.write_all(path.as_os_str().as_encoded_bytes())
+        }
+        Endpoint::UnnamedUnix => out.write_all(b"?:<AF 0>"),
+    };
 }
 
 /// `stats conns` (memcached's `process_stats_conns`): for each listener
@@ -354,10 +365,10 @@ fn write_conns(store: &Store, me: Option<&ConnTicket>, now: u64, out: &mut Vec<u
         line(out, id, "addr");
         push_addr(out, &entry.addr);
         out.extend_from_slice(b"\r\n");
-        let state = match entry.local {
+        let state = match &entry.local {
             Some(local) => {
                 line(out, id, "listen_addr");
-                push_addr(out, &local);
+                push_addr(out, local);
                 out.extend_from_slice(b"\r\n");
                 if me.map(ConnTicket::id) == Some(id) {
                     "conn_parse_cmd"
