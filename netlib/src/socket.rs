@@ -17,8 +17,8 @@
 //! its thread touches them.
 
 use crate::handler::HandlerId;
-use crate::timer::TimerId;
 use crate::stream::{Listener, Stream};
+use crate::timer::TimerId;
 use mio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;

@@ -123,8 +123,8 @@ struct SocketFile {
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
-        let ours = std::fs::symlink_metadata(&self.path)
-            .is_ok_and(|m| (m.dev(), m.ino()) == self.id);
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id);
         if ours {
             if let Err(e) = std::fs::remove_file(&self.path) {
                 log::warn!("memcached: cannot remove {}: {e}", self.path.display());
@@ -263,6 +263,15 @@ impl Server {
                 server
             }
         };
+        if let Some(unix) = &config.unix {
+            // Clients may connect as soon as the file exists: say what it
+            // is before binding. memcached reports its -p setting as
+            // tcpport even though -s turns TCP off.
+            let counters = store.counters();
+            counters.set_tcp_port(config.listen.first().map_or(DEFAULT_PORT, SocketAddr::port));
+            let path = Arc::from(unix.path.as_path());
+            counters.register_listener(Endpoint::Unix(path), store.now());
+        }
         let started = match (first, &config.unix) {
             (Some(first), _) => {
                 ServerGroup::start(threads, netlib::Config::default(), first, &options, setup)
@@ -289,21 +298,19 @@ impl Server {
         spawn_reclaimer(Arc::downgrade(&store), reclaimer_stop.clone())?;
         let mut local_addrs: Vec<SocketAddr> = group.local_addr().into_iter().collect();
         local_addrs.extend(extra_addrs);
-        let counters = store.counters();
         if let Some(file) = &socket_file {
             log::info!(
                 "memcached: listening on {} with {threads} loop(s)",
                 file.path.display()
             );
-            let path = Arc::from(file.path.as_path());
-            counters.register_listener(Endpoint::Unix(path), store.now());
         } else {
             log::info!("memcached: listening on {local_addrs:?} with {threads} loop(s)");
-        }
-        // memcached reports its -p setting as tcpport even with -s.
-        counters.set_tcp_port(local_addrs.first().map_or(DEFAULT_PORT, SocketAddr::port));
-        for addr in &local_addrs {
-            counters.register_listener(Endpoint::Inet(*addr), store.now());
+            store.counters().set_tcp_port(local_addrs[0].port());
+            for addr in &local_addrs {
+                store
+                    .counters()
+                    .register_listener(Endpoint::Inet(*addr), store.now());
+            }
         }
         Ok(Server {
             group,
