@@ -34,6 +34,9 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_logging(options.verbosity);
+    for option in &options.ignored {
+        log::warn!("-o {option}: ignored (no slab allocator, LRU threads or sandbox here)");
+    }
     match serve(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -61,6 +64,9 @@ fn init_logging(verbosity: u8) {
 fn serve(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     if options.port_file.is_some() && options.server.unix.is_some() {
         return Err("--port-file names a TCP port; with -s there is none".into());
+    }
+    if let Some(user) = &options.user {
+        become_user(user)?;
     }
     let server = Server::start(options.server)?;
     server
@@ -94,5 +100,34 @@ fn stop_on_signals(server: ShutdownHandle) -> std::io::Result<()> {
                 server.shutdown();
             }
         })?;
+    Ok(())
+}
+
+/// memcached's `-u`: started as root, take on `user`'s identity (groups,
+/// then group, then user) before listening, so the sockets and their files
+/// belong to it. Not root: nothing to drop, and memcached ignores `-u` too.
+/// Runs before any thread starts (`getpwnam` is not thread-safe).
+fn become_user(user: &str) -> Result<(), Box<dyn std::error::Error>> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let name = std::ffi::CString::new(user)?;
+    // SAFETY: `name` is a valid C string; the result is read at once,
+    // before any other call could overwrite getpwnam's static buffer.
+    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+    if entry.is_null() {
+        return Err(format!("can't find the user {user} to switch to").into());
+    }
+    // SAFETY: non-null pointer from getpwnam, read before any other call.
+    let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
+    // SAFETY: plain system calls on integers; failures are checked.
+    let failed = unsafe {
+        libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0
+    };
+    if failed {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("failed to assume identity of user {user}: {e}").into());
+    }
     Ok(())
 }

@@ -14,7 +14,10 @@
 //! | `-a`, `--unix-mask=<mask>` | the socket file's permission bits, octal, default 0700 | same |
 //! | `-F` | disable `flush_all` | same: `CLIENT_ERROR flush_all not allowed` |
 //! | `-A` | enable `shutdown` | same: `shutdown [graceful]` stops the server |
-//! | `-o idle_timeout=<s>` | close idle connections | same; other `-o` options are refused |
+//! | `-o idle_timeout=<s>` | close idle connections | same |
+//! | `-o <tuning>` | slab allocator, LRU thread, hash table and sandbox knobs (`slab_reassign`, `lru_crawler`, `modern`, `relaxed_privileges`, ...; see [`IGNORED_OPTIONS`]) | accepted and logged as ignored: there is no such machinery here, and no reply depends on them |
+//! | `-o <other>` | extstore, TLS, proxy, ... | refused at startup (exit 2), as memcached refuses an unknown sub-option |
+//! | `-u`, `--user=<name>` | run as this user when started as root | same: switches user and groups before listening; ignored when not root |
 //! | `--port-file=<path>` | (none) | write the bound port there once listening |
 //! | `-h`, `-V` | help, version | same |
 //!
@@ -80,7 +83,11 @@ struct Flags {
     /// Enable the ascii "shutdown" command
     #[arg(short = 'A', long = "enable-shutdown", action = ArgAction::SetTrue)]
     enable_shutdown: bool,
-    /// Extended options, comma separated; only idle_timeout=<seconds>
+    /// Assume the identity of <user> (only when run as root)
+    #[arg(short = 'u', long = "user", value_name = "user")]
+    user: Option<String>,
+    /// Extended options, comma separated: idle_timeout=<seconds>; tuning
+    /// options of memcached's slab allocator and LRU threads are ignored
     #[arg(short = 'o', long = "extended", value_name = "opt", value_delimiter = ',',
           action = ArgAction::Append)]
     extended: Vec<String>,
@@ -110,7 +117,61 @@ pub struct Options {
     pub verbosity: u8,
     /// Where to write the bound port (`--port-file`).
     pub port_file: Option<PathBuf>,
+    /// The user to switch to when started as root (`-u`).
+    pub user: Option<String>,
+    /// `-o` options accepted but without effect here (see
+    /// [`IGNORED_OPTIONS`]), for `main` to log once logging is set up.
+    pub ignored: Vec<String>,
 }
+
+/// memcached 1.6.18's `-o` sub-options for machinery this server does not
+/// have: its slab allocator and mover, segmented LRU and its threads, hash
+/// table sizing, logger buffers, read-buffer pools and the seccomp
+/// sandbox (`relaxed_privileges` exists in memcached-debug builds only).
+/// They tune memory layout and background threads, never a reply, so they
+/// are accepted (with or without `=value`) and ignored, with a warning.
+/// Options that would change behaviour - extstore (`ext_*`), TLS
+/// (`ssl_*`), the proxy - are refused, as memcached built without them
+/// refuses them.
+pub const IGNORED_OPTIONS: &[&str] = &[
+    "maxconns_fast",
+    "no_maxconns_fast",
+    "hashpower",
+    "no_hashexpand",
+    "slab_reassign",
+    "no_slab_reassign",
+    "slab_automove",
+    "no_slab_automove",
+    "slab_automove_ratio",
+    "slab_automove_window",
+    "tail_repair_time",
+    "hash_algorithm",
+    "lru_crawler",
+    "no_lru_crawler",
+    "lru_crawler_sleep",
+    "lru_crawler_tocrawl",
+    "lru_maintainer",
+    "no_lru_maintainer",
+    "hot_lru_pct",
+    "warm_lru_pct",
+    "hot_max_factor",
+    "warm_max_factor",
+    "temporary_ttl",
+    "watcher_logbuf_size",
+    "worker_logbuf_size",
+    "slab_sizes",
+    "slab_chunk_max",
+    "no_chunked_items",
+    "modern",
+    "no_modern",
+    "inline_ascii_resp",
+    "no_inline_ascii_resp",
+    "resp_obj_mem_limit",
+    "read_buf_mem_limit",
+    "drop_privileges",
+    "no_drop_privileges",
+    "relaxed_privileges",
+];
 
 /// Parses the arguments after the program name. `-h` and bad command lines
 /// come back as a [`clap::Error`], whose `exit()` prints them and exits with
@@ -139,12 +200,15 @@ where
     }
     let fail = |message: String| Flags::command().error(ErrorKind::ValueValidation, message);
     let mut idle_timeout = None;
+    let mut ignored = Vec::new();
     for option in &flags.extended {
+        let name = option.split_once('=').map_or(option.as_str(), |(name, _)| name);
         match option.split_once('=') {
             Some(("idle_timeout", secs)) => {
                 let secs: u64 = number(secs, "idle_timeout").map_err(fail)?;
                 idle_timeout = (secs > 0).then(|| std::time::Duration::from_secs(secs));
             }
+            _ if IGNORED_OPTIONS.contains(&name) => ignored.push(option.clone()),
             _ => return Err(fail(format!("unsupported -o option '{option}'"))),
         }
     }
@@ -188,6 +252,8 @@ where
         },
         verbosity: flags.verbose,
         port_file: flags.port_file,
+        user: flags.user,
+        ignored,
     }))
 }
 
@@ -369,6 +435,24 @@ mod tests {
     }
 
     #[test]
+    fn tuning_options_are_ignored_and_reported() {
+        let o = run(&[
+            "-o",
+            "slab_reassign,lru_crawler,slab_chunk_max=4096",
+            "-o",
+            "relaxed_privileges,idle_timeout=3",
+            "-u",
+            "nobody",
+        ]);
+        assert_eq!(
+            o.ignored,
+            ["slab_reassign", "lru_crawler", "slab_chunk_max=4096", "relaxed_privileges"]
+        );
+        assert_eq!(o.server.cache.idle_timeout, Some(std::time::Duration::from_secs(3)));
+        assert_eq!(o.user.as_deref(), Some("nobody"));
+    }
+
+    #[test]
     fn unix_socket_and_mask() {
         let o = run(&["-s", "/tmp/mc.sock"]);
         let unix = o.server.unix.unwrap();
@@ -402,7 +486,8 @@ mod tests {
         assert!(error(&["-U", "11211"]).contains("UDP"));
         assert!(error(&["-a", "800"]).contains("invalid octal access mask"));
         assert!(error(&["-a", "1777"]).contains("invalid octal access mask"));
-        assert!(error(&["-o", "slab_reassign"]).contains("unsupported -o option"));
+        assert!(error(&["-o", "ext_path=/tmp/x:64m"]).contains("unsupported -o option"));
+        assert!(error(&["-o", "ssl_key=k"]).contains("unsupported -o option"));
         assert!(error(&["-o", "idle_timeout=x"]).contains("invalid idle_timeout"));
         assert!(error(&["-x"]).contains("unexpected argument '-x'"));
         assert!(error(&["-P", "/tmp/pid"]).contains("unexpected argument '-P'"));
