@@ -123,7 +123,9 @@ fn become_user(user: &str) -> Result<(), Box<dyn std::error::Error>> {
     let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
     // SAFETY: plain system calls on integers; failures are checked.
     let failed = unsafe {
-        libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0
+        libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setgid(gid) != 0
+            || libc::setuid(uid) != 0
     };
     if failed {
         let e = std::io::Error::last_os_error();

@@ -15,8 +15,11 @@
 //! | `-F` | disable `flush_all` | same: `CLIENT_ERROR flush_all not allowed` |
 //! | `-A` | enable `shutdown` | same: `shutdown [graceful]` stops the server |
 //! | `-o idle_timeout=<s>` | close idle connections | same |
+//! | `-o track_sizes` | keep the `stats sizes` histogram from the start | same |
 //! | `-o <tuning>` | slab allocator, LRU thread, hash table and sandbox knobs (`slab_reassign`, `lru_crawler`, `modern`, `relaxed_privileges`, ...; see [`IGNORED_OPTIONS`]) | accepted and logged as ignored: there is no such machinery here, and no reply depends on them |
 //! | `-o <other>` | extstore, TLS, proxy, ... | refused at startup (exit 2), as memcached refuses an unknown sub-option |
+//! | `-b`, `--listen-backlog=<num>` | accept queue length, default 1024 | same |
+//! | `-B`, `--protocol=<name>` | `ascii`, `binary` or `auto` | `ascii` and `auto` (binary requests close the connection either way); `binary` is refused at startup |
 //! | `-u`, `--user=<name>` | run as this user when started as root | same: switches user and groups before listening; ignored when not root |
 //! | `--port-file=<path>` | (none) | write the bound port there once listening |
 //! | `-h`, `-V` | help, version | same |
@@ -83,6 +86,14 @@ struct Flags {
     /// Enable the ascii "shutdown" command
     #[arg(short = 'A', long = "enable-shutdown", action = ArgAction::SetTrue)]
     enable_shutdown: bool,
+    /// Backlog queue limit
+    #[arg(short = 'b', long = "listen-backlog", value_name = "num", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=65535))]
+    listen_backlog: u32,
+    /// Protocol: ascii or auto (the binary protocol is not spoken)
+    #[arg(short = 'B', long = "protocol", value_name = "name", default_value = "ascii",
+          value_parser = protocol)]
+    protocol: bool,
     /// Assume the identity of <user> (only when run as root)
     #[arg(short = 'u', long = "user", value_name = "user")]
     user: Option<String>,
@@ -201,13 +212,17 @@ where
     let fail = |message: String| Flags::command().error(ErrorKind::ValueValidation, message);
     let mut idle_timeout = None;
     let mut ignored = Vec::new();
+    let mut track_sizes = false;
     for option in &flags.extended {
-        let name = option.split_once('=').map_or(option.as_str(), |(name, _)| name);
+        let name = option
+            .split_once('=')
+            .map_or(option.as_str(), |(name, _)| name);
         match option.split_once('=') {
             Some(("idle_timeout", secs)) => {
                 let secs: u64 = number(secs, "idle_timeout").map_err(fail)?;
                 idle_timeout = (secs > 0).then(|| std::time::Duration::from_secs(secs));
             }
+            None if option == "track_sizes" => track_sizes = true,
             _ if IGNORED_OPTIONS.contains(&name) => ignored.push(option.clone()),
             _ => return Err(fail(format!("unsupported -o option '{option}'"))),
         }
@@ -247,6 +262,9 @@ where
                 flush_enabled: !flags.disable_flush_all,
                 shutdown_enabled: flags.enable_shutdown,
                 idle_timeout,
+                backlog: flags.listen_backlog,
+                track_sizes,
+                binding_auto: flags.protocol,
                 ..Config::default()
             },
         },
@@ -262,6 +280,16 @@ fn at_least_one(value: &str) -> Result<usize, String> {
         Ok(0) => Err("connection limit must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("invalid connection limit '{value}'")),
+    }
+}
+
+/// `-B`: true for `auto`, false for `ascii`; `binary` is refused.
+fn protocol(value: &str) -> Result<bool, String> {
+    match value {
+        "ascii" => Ok(false),
+        "auto" => Ok(true),
+        "binary" => Err("the binary protocol is not supported; use ascii or auto".into()),
+        _ => Err(format!("unknown protocol '{value}' (ascii, auto)")),
     }
 }
 
@@ -446,9 +474,17 @@ mod tests {
         ]);
         assert_eq!(
             o.ignored,
-            ["slab_reassign", "lru_crawler", "slab_chunk_max=4096", "relaxed_privileges"]
+            [
+                "slab_reassign",
+                "lru_crawler",
+                "slab_chunk_max=4096",
+                "relaxed_privileges"
+            ]
         );
-        assert_eq!(o.server.cache.idle_timeout, Some(std::time::Duration::from_secs(3)));
+        assert_eq!(
+            o.server.cache.idle_timeout,
+            Some(std::time::Duration::from_secs(3))
+        );
         assert_eq!(o.user.as_deref(), Some("nobody"));
     }
 
@@ -463,6 +499,22 @@ mod tests {
         let o = run(&["--unix-socket=/tmp/x", "--unix-mask=640"]);
         assert_eq!(o.server.unix.unwrap().mode, 0o640);
         assert!(run(&[]).server.unix.is_none());
+    }
+
+    #[test]
+    fn backlog_and_protocol() {
+        let o = run(&["-b", "8675", "-B", "auto"]);
+        assert_eq!(
+            (o.server.cache.backlog, o.server.cache.binding_auto),
+            (8675, true)
+        );
+        let o = run(&["-B", "ascii"]);
+        assert_eq!(
+            (o.server.cache.backlog, o.server.cache.binding_auto),
+            (1024, false)
+        );
+        assert!(error(&["-B", "binary"]).contains("binary protocol is not supported"));
+        assert!(error(&["-b", "0"]).contains("--listen-backlog"));
     }
 
     #[test]

@@ -67,6 +67,17 @@ pub struct Config {
     /// Close connections that send nothing for this long
     /// (`-o idle_timeout=N`); `None` (memcached's 0) never does.
     pub idle_timeout: Option<std::time::Duration>,
+    /// Keep the `stats sizes` histogram from the start (`-o track_sizes`);
+    /// `stats sizes_enable` turns it on later.
+    pub track_sizes: bool,
+    /// Length of the listening sockets' accept queues (`-b`, memcached's
+    /// default 1024).
+    pub backlog: u32,
+    /// `-B auto` rather than `-B ascii`: memcached then tells binary from
+    /// text requests by their first byte. Only `stats settings` differs
+    /// here (`auto-negotiate`): the text protocol is the only one spoken,
+    /// and a binary request closes its connection either way.
+    pub binding_auto: bool,
     /// The Unix-domain socket served instead of TCP (`-s`), for `stats
     /// settings` and `stats conns`; the server binds it.
     pub domain_socket: Option<std::sync::Arc<std::path::Path>>,
@@ -100,6 +111,9 @@ impl Default for Config {
             flush_enabled: true,
             shutdown_enabled: false,
             idle_timeout: None,
+            track_sizes: false,
+            backlog: 1024,
+            binding_auto: false,
             domain_socket: None,
             unix_mask: DEFAULT_UNIX_MASK,
         }

@@ -82,6 +82,7 @@ mod meta;
 mod protocol;
 pub mod server;
 mod shard;
+mod sizes;
 mod stats;
 mod store;
 mod text;

@@ -213,7 +213,10 @@ impl Server {
         let store = Arc::new(Store::new(&cache, Arc::new(SystemClock)));
         let limit = Arc::new(ConnectionLimit::new(cache.max_connections));
         let loops: Vec<Arc<LoopStats>> = (0..threads).map(|_| Arc::default()).collect();
-        let options = ListenOptions::default();
+        let options = ListenOptions {
+            backlog: i32::try_from(cache.backlog).unwrap_or(i32::MAX),
+            ..ListenOptions::default()
+        };
 
         // ServerGroup serves the first address; every further `-l` address
         // gets its own SO_REUSEPORT set, one listener per loop, adopted by

@@ -13,6 +13,7 @@
 //! already computed. All time is passed in as `now` (unix seconds) so that the
 //! shard never reads a clock and tests can drive it precisely.
 
+use super::sizes::SizeHistogram;
 use super::store::{item_size, DeltaError, ItemView, NewItem, StoreMode, StoreOutcome};
 
 /// "No slot": the end of a bucket chain, free list or LRU list.
@@ -131,6 +132,8 @@ pub(crate) struct Shard {
     pub(crate) counts: ShardCounts,
     /// Where the background reclaimer's next slice of slots starts.
     reclaim_cursor: usize,
+    /// The `stats sizes` histogram, while tracking is on.
+    sizes: Option<SizeHistogram>,
 }
 
 impl Shard {
@@ -153,6 +156,7 @@ impl Shard {
             flushed: std::collections::HashSet::new(),
             counts: ShardCounts::default(),
             reclaim_cursor: 0,
+            sizes: None,
         }
     }
 
@@ -401,6 +405,28 @@ impl Shard {
         self.head = NIL;
         self.tail = NIL;
         self.used = 0;
+        if let Some(sizes) = &mut self.sizes {
+            sizes.clear();
+        }
+    }
+
+    /// Starts the `stats sizes` histogram (if it is not running) with
+    /// buckets up to `item_size_max`; it counts items stored from now on.
+    pub(crate) fn enable_sizes(&mut self, item_size_max: usize) {
+        if self.sizes.is_none() {
+            let cas_min = self.cas_seq.saturating_add(1) * self.cas_stride + self.cas_offset;
+            self.sizes = Some(SizeHistogram::new(item_size_max, cas_min));
+        }
+    }
+
+    /// Stops the histogram and drops its counts.
+    pub(crate) fn disable_sizes(&mut self) {
+        self.sizes = None;
+    }
+
+    /// The histogram, while tracking is on.
+    pub(crate) fn sizes(&self) -> Option<&SizeHistogram> {
+        self.sizes.as_ref()
     }
 
     fn next_cas(&mut self) -> u64 {
@@ -505,6 +531,9 @@ impl Shard {
         self.lru_push_front(idx);
         self.len += 1;
         self.used += size;
+        if let Some(sizes) = &mut self.sizes {
+            sizes.add(cas, size);
+        }
         self.counts.total_items += 1;
         if self.len * LOAD_FACTOR_DEN > self.buckets.len() * LOAD_FACTOR_NUM {
             self.grow();
@@ -555,6 +584,9 @@ impl Shard {
         self.lru_remove(idx);
         let size = self.entries[idx as usize].size();
         self.used -= size;
+        if let Some(sizes) = &mut self.sizes {
+            sizes.remove(self.entries[idx as usize].cas, size);
+        }
         self.len -= 1;
         let e = &mut self.entries[idx as usize];
         e.data = Box::default();

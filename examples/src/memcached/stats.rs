@@ -6,7 +6,8 @@
 //! `stats_prefix_dump`): same keys, same order, same error lines. This store
 //! has no slab allocator, so `stats slabs`, `stats items` and
 //! `stats cachedump` show one synthetic class (1) holding every item;
-//! `stats sizes` answers as memcached does with size tracking off; counters
+//! `stats sizes` keeps memcached's histogram once `stats sizes_enable` (or
+//! `-o track_sizes`) turns it on; counters
 //! of features this server lacks (slab mover, LRU crawler, logger,
 //! authentication, extstore) read 0, the values an idle memcached shows.
 //!

@@ -325,7 +325,7 @@ impl Store {
         let shards = config.shards.clamp(1, (limit / per_shard_floor).max(1));
         let budget = limit / shards;
         let started = clock.now_unix();
-        Store {
+        let store = Store {
             shards: (0..shards)
                 .map(|i| Padded(Mutex::new(Shard::new(budget, i, shards))))
                 .collect(),
@@ -338,7 +338,11 @@ impl Store {
             started,
             counters: Counters::default(),
             verbosity: AtomicU32::new(0),
+        };
+        if config.track_sizes {
+            store.set_size_tracking(true);
         }
+        store
     }
 
     /// The configuration the store was built with.
@@ -408,6 +412,30 @@ impl Store {
             self.lock_padded(shard).set_budget(budget, now);
         }
         true
+    }
+
+    /// `stats sizes_enable` (true) or `sizes_disable`: starts the item
+    /// size histogram on every shard (counting items stored from now on),
+    /// or stops it and drops its counts.
+    pub fn set_size_tracking(&self, on: bool) {
+        for shard in self.shards.iter() {
+            let mut shard = self.lock_padded(shard);
+            if on {
+                shard.enable_sizes(self.config.item_size_max);
+            } else {
+                shard.disable_sizes();
+            }
+        }
+    }
+
+    /// `stats sizes`: items per 32-byte size bucket over all shards, or
+    /// `None` while size tracking is off.
+    pub fn size_histogram(&self) -> Option<Vec<u64>> {
+        let mut total = Vec::new();
+        for shard in self.shards.iter() {
+            self.lock_padded(shard).sizes()?.add_into(&mut total);
+        }
+        Some(total)
     }
 
     /// Whether the background reclaimer runs (`lru_crawler enable`).

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::memcached::protocol::VERSION;
+use crate::memcached::sizes::SizeHistogram;
 use crate::memcached::store::Store;
 use crate::memcached::text::{parse_u32, Args};
 
@@ -45,9 +46,21 @@ pub(crate) fn command(
         b"conns" => write_conns(store, me, now, out),
         b"slabs" => write_slabs(store, out),
         b"items" => write_items(store, out),
-        b"sizes" | b"sizes_disable" => {
-            stat_str(out, "sizes_status", "disabled");
+        b"sizes" => {
+            match store.size_histogram() {
+                Some(total) => SizeHistogram::write(&total, out),
+                None => stat_str(out, "sizes_status", "disabled"),
+            }
             out.extend_from_slice(END);
+        }
+        // memcached 1.6.18 ends these two with no END line.
+        b"sizes_enable" => {
+            store.set_size_tracking(true);
+            stat_str(out, "sizes_status", "enabled");
+        }
+        b"sizes_disable" => {
+            store.set_size_tracking(false);
+            stat_str(out, "sizes_status", "disabled");
         }
         _ => out.extend_from_slice(ERROR),
     }
@@ -282,8 +295,13 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     stat_str(out, "detail_enabled", yes_no(c.detail_enabled()));
     stat_u64(out, "reqs_per_event", 20);
     stat_str(out, "cas_enabled", "yes");
-    stat_u64(out, "tcp_backlog", 1024);
-    stat_str(out, "binding_protocol", "ascii");
+    stat_u64(out, "tcp_backlog", u64::from(config.backlog));
+    let binding = if config.binding_auto {
+        "auto-negotiate"
+    } else {
+        "ascii"
+    };
+    stat_str(out, "binding_protocol", binding);
     stat_str(out, "auth_enabled_sasl", "no");
     stat_str(out, "auth_enabled_ascii", "no");
     stat_u64(out, "item_size_max", config.item_size_max as u64);
@@ -317,7 +335,8 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     stat_u64(out, "watcher_logbuf_size", 262_144);
     stat_u64(out, "worker_logbuf_size", 65_536);
     stat_u64(out, "read_buf_mem_limit", 0);
-    stat_str(out, "track_sizes", "no");
+    let tracking = store.size_histogram().is_some();
+    stat_str(out, "track_sizes", if tracking { "yes" } else { "no" });
     stat_str(out, "inline_ascii_response", "no");
     stat_str(out, "drop_privileges", "no");
     // memcached prints both with %s of a zero / NULL: glibc's "(null)".
