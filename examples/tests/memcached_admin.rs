@@ -369,3 +369,105 @@ fn udp_is_refused_at_startup() {
     assert_eq!(status, Some(2), "{text}");
     assert!(text.contains("UDP is not supported"), "{text}");
 }
+
+/// One value of `stats settings`.
+fn setting(c: &mut TextClient, name: &str) -> String {
+    c.send(b"stats settings\r\n");
+    let mut found = None;
+    loop {
+        let line = c.line();
+        assert!(!line.is_empty(), "closed during stats settings");
+        if line == "END\r\n" {
+            return found.unwrap_or_else(|| panic!("no setting {name}"));
+        }
+        let mut parts = line.trim_end().splitn(3, ' ');
+        if let (Some("STAT"), Some(n), Some(v)) = (parts.next(), parts.next(), parts.next()) {
+            if n == name {
+                found = Some(v.to_string());
+            }
+        }
+    }
+}
+
+#[test]
+fn dash_m_refuses_to_store_instead_of_evicting() {
+    // memcached's t/dash-M.t: fill until refused, then every item is there.
+    let server = ServerProcess::start(&["-M", "-m", "2"]);
+    let mut c = TextClient::connect(server.addr);
+    assert_eq!(setting(&mut c, "evictions"), "off");
+    let value = vec![b'B'; 8192];
+    let mut stored = 0;
+    loop {
+        c.send(format!("set dash{stored} 0 0 8192\r\n").as_bytes());
+        c.send(&value);
+        c.send(b"\r\n");
+        match c.line().as_str() {
+            "STORED\r\n" => stored += 1,
+            "SERVER_ERROR out of memory storing object\r\n" => break,
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(stored < 10_000, "-M never refused");
+    }
+    assert!(stored > 100, "only {stored} items fit in 2 MB");
+    c.send(b"set one_more 0 0 8192\r\n");
+    c.send(&value);
+    c.send(b"\r\n");
+    assert_eq!(c.line(), "SERVER_ERROR out of memory storing object\r\n");
+    assert_eq!(c.stat("store_no_memory"), "2");
+    assert_eq!(c.stat("evictions"), "0");
+    for key in 0..stored {
+        assert_eq!(
+            c.get(&format!("dash{key}")),
+            Some(value.clone()),
+            "dash{key}"
+        );
+    }
+    // Expired items still make room.
+    exchange(&mut c, &[("flush_all\r\n", "OK\r\n")]);
+    c.set("after_flush", &value);
+}
+
+#[test]
+fn no_lru_crawler_starts_the_reclaimer_off() {
+    for flag in ["no_lru_crawler", "no_modern"] {
+        let server = ServerProcess::start(&["-o", flag]);
+        let mut c = TextClient::connect(server.addr);
+        assert_eq!(setting(&mut c, "lru_crawler"), "no", "{flag}");
+        exchange(
+            &mut c,
+            &[
+                (
+                    "lru_crawler crawl all\r\n",
+                    "CLIENT_ERROR lru crawler disabled\r\n",
+                ),
+                ("lru_crawler enable\r\n", "OK\r\n"),
+                (
+                    "lru_crawler enable\r\n",
+                    "ERROR failed to start lru crawler thread\r\n",
+                ),
+            ],
+        );
+        assert_eq!(setting(&mut c, "lru_crawler"), "yes", "{flag}");
+    }
+}
+
+#[test]
+fn items_dropped_by_flush_all_count_as_reclaimed_when_memory_is_reused() {
+    // memcached's t/issue_183.t: memcached frees flushed items lazily and
+    // counts each one reused for a new item as reclaimed.
+    let server = ServerProcess::start(&[]);
+    let mut c = TextClient::connect(server.addr);
+    c.set("key", b"1");
+    c.set("other", b"2");
+    assert_eq!(c.get("other"), Some(b"2".to_vec()));
+    assert_eq!(c.stat("reclaimed"), "0");
+    exchange(&mut c, &[("flush_all\r\n", "OK\r\n")]);
+    c.set("key", b"1");
+    assert_eq!(c.stat("reclaimed"), "1");
+    // "key" was never fetched; "other" was, and is reused next.
+    assert_eq!(c.stat("expired_unfetched"), "1");
+    c.set("x", b"1");
+    c.set("y", b"1");
+    assert_eq!(c.stat("reclaimed"), "2", "only two items were flushed");
+    assert_eq!(c.stat("expired_unfetched"), "1");
+}

@@ -18,6 +18,9 @@
 //! | `-o track_sizes` | keep the `stats sizes` histogram from the start | same |
 //! | `-o <tuning>` | slab allocator, LRU thread, hash table and sandbox knobs (`slab_reassign`, `lru_crawler`, `modern`, `relaxed_privileges`, ...; see [`IGNORED_OPTIONS`]) | accepted and logged as ignored: there is no such machinery here, and no reply depends on them |
 //! | `-o <other>` | extstore, TLS, proxy, ... | refused at startup (exit 2), as memcached refuses an unknown sub-option |
+//! | `-M`, `--disable-evictions` | answer `SERVER_ERROR out of memory storing object` instead of evicting | same |
+//! | `-R`, `--max-reqs-per-event=<num>` | requests served per connection per event, default 20 | accepted and reported by `stats settings`; fairness comes from netlib's per-event read budget |
+//! | `-o lru_crawler`, `no_lru_crawler` | run the LRU crawler or not | the background reclaimer starts on or off (`no_modern` turns it off too) |
 //! | `-b`, `--listen-backlog=<num>` | accept queue length, default 1024 | same |
 //! | `-B`, `--protocol=<name>` | `ascii`, `binary` or `auto` | `ascii` and `auto` (binary requests close the connection either way); `binary` is refused at startup |
 //! | `-u`, `--user=<name>` | run as this user when started as root | same: switches user and groups before listening; ignored when not root |
@@ -86,6 +89,13 @@ struct Flags {
     /// Enable the ascii "shutdown" command
     #[arg(short = 'A', long = "enable-shutdown", action = ArgAction::SetTrue)]
     enable_shutdown: bool,
+    /// Return an error when memory is full instead of evicting items
+    #[arg(short = 'M', long = "disable-evictions", action = ArgAction::SetTrue)]
+    disable_evictions: bool,
+    /// Maximum requests per event (reported by stats settings; see README)
+    #[arg(short = 'R', long = "max-reqs-per-event", value_name = "num", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_reqs_per_event: u32,
     /// Backlog queue limit
     #[arg(short = 'b', long = "listen-backlog", value_name = "num", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=65535))]
@@ -157,8 +167,6 @@ pub const IGNORED_OPTIONS: &[&str] = &[
     "slab_automove_window",
     "tail_repair_time",
     "hash_algorithm",
-    "lru_crawler",
-    "no_lru_crawler",
     "lru_crawler_sleep",
     "lru_crawler_tocrawl",
     "lru_maintainer",
@@ -213,6 +221,7 @@ where
     let mut idle_timeout = None;
     let mut ignored = Vec::new();
     let mut track_sizes = false;
+    let mut lru_crawler = true;
     for option in &flags.extended {
         let name = option
             .split_once('=')
@@ -223,6 +232,16 @@ where
                 idle_timeout = (secs > 0).then(|| std::time::Duration::from_secs(secs));
             }
             None if option == "track_sizes" => track_sizes = true,
+            // The reclaimer is memcached's LRU crawler; no_modern turns
+            // that off among other (ignored) things.
+            None if option == "lru_crawler" || option == "modern" => {
+                lru_crawler = true;
+                ignored.extend((option == "modern").then(|| option.clone()));
+            }
+            None if option == "no_lru_crawler" || option == "no_modern" => {
+                lru_crawler = false;
+                ignored.extend((option == "no_modern").then(|| option.clone()));
+            }
             _ if IGNORED_OPTIONS.contains(&name) => ignored.push(option.clone()),
             _ => return Err(fail(format!("unsupported -o option '{option}'"))),
         }
@@ -264,6 +283,9 @@ where
                 idle_timeout,
                 backlog: flags.listen_backlog,
                 track_sizes,
+                evict: !flags.disable_evictions,
+                lru_crawler,
+                reqs_per_event: flags.max_reqs_per_event,
                 binding_auto: flags.protocol,
                 ..Config::default()
             },

@@ -67,6 +67,18 @@ pub struct Config {
     /// Close connections that send nothing for this long
     /// (`-o idle_timeout=N`); `None` (memcached's 0) never does.
     pub idle_timeout: Option<std::time::Duration>,
+    /// Evict the least recently used items to make room (memcached's
+    /// default); `-M` turns it off: a full cache then answers
+    /// `SERVER_ERROR out of memory storing object`.
+    pub evict: bool,
+    /// Whether the background reclaimer (memcached's LRU crawler) runs
+    /// from the start; `-o no_lru_crawler` and `-o no_modern` start it
+    /// off, `lru_crawler enable` turns it on.
+    pub lru_crawler: bool,
+    /// memcached's `-R`, reported by `stats settings` as
+    /// `reqs_per_event`. Fairness between connections here comes from
+    /// netlib's per-event read budget instead; see the README.
+    pub reqs_per_event: u32,
     /// Keep the `stats sizes` histogram from the start (`-o track_sizes`);
     /// `stats sizes_enable` turns it on later.
     pub track_sizes: bool,
@@ -111,6 +123,9 @@ impl Default for Config {
             flush_enabled: true,
             shutdown_enabled: false,
             idle_timeout: None,
+            evict: true,
+            lru_crawler: true,
+            reqs_per_event: 20,
             track_sizes: false,
             backlog: 1024,
             binding_auto: false,

@@ -134,6 +134,15 @@ pub(crate) struct Shard {
     reclaim_cursor: usize,
     /// The `stats sizes` histogram, while tracking is on.
     sizes: Option<SizeHistogram>,
+    /// False with `-M`: a full shard refuses new items instead of evicting
+    /// live ones (expired ones still make room).
+    evict: bool,
+    /// Items the last `flush_all` dropped whose memory memcached would not
+    /// have reused yet: it frees flushed items lazily, reusing one per new
+    /// item stored and counting it `reclaimed` (and `expired_unfetched` if
+    /// never fetched). This shard frees them at once and counts them the
+    /// same way as new items come: (all, never fetched).
+    flushed_unreclaimed: (u64, u64),
 }
 
 impl Shard {
@@ -157,7 +166,14 @@ impl Shard {
             counts: ShardCounts::default(),
             reclaim_cursor: 0,
             sizes: None,
+            evict: true,
+            flushed_unreclaimed: (0, 0),
         }
+    }
+
+    /// `-M`: refuse to store rather than evict live items.
+    pub(crate) fn disable_eviction(&mut self) {
+        self.evict = false;
     }
 
     /// Changes the byte budget (`cache_memlimit`); a lower budget evicts
@@ -395,6 +411,9 @@ impl Shard {
 
     /// Drops every item.
     fn clear(&mut self) {
+        let live = self.entries.iter().filter(|e| e.is_live());
+        let unfetched = live.clone().filter(|e| !e.fetched).count() as u64;
+        self.flushed_unreclaimed = (live.count() as u64, unfetched);
         self.flushed.clear();
         self.flushed
             .extend(self.entries.iter().filter(|e| e.is_live()).map(|e| e.hash));
@@ -535,6 +554,15 @@ impl Shard {
             sizes.add(cas, size);
         }
         self.counts.total_items += 1;
+        if self.flushed_unreclaimed.0 > 0 {
+            let (all, unfetched) = &mut self.flushed_unreclaimed;
+            *all -= 1;
+            self.counts.reclaimed += 1;
+            if *unfetched > 0 {
+                *unfetched -= 1;
+                self.counts.expired_unfetched += 1;
+            }
+        }
         if self.len * LOAD_FACTOR_DEN > self.buckets.len() * LOAD_FACTOR_NUM {
             self.grow();
         }
@@ -550,6 +578,9 @@ impl Shard {
         while self.used + size > self.budget && self.tail != NIL {
             let victim = self.tail;
             let e = &self.entries[victim as usize];
+            if !self.evict && !e.is_expired(now) {
+                return false;
+            }
             if e.is_expired(now) {
                 self.counts.reclaimed += 1;
                 self.counts.expired_unfetched += u64::from(!e.fetched);

@@ -332,7 +332,7 @@ impl Store {
             hasher: RandomState::new(),
             shard_budget: AtomicUsize::new(budget),
             memory_limit: AtomicUsize::new(config.memory_limit),
-            crawler_enabled: AtomicBool::new(true),
+            crawler_enabled: AtomicBool::new(config.lru_crawler),
             clock,
             config: config.clone(),
             started,
@@ -341,6 +341,11 @@ impl Store {
         };
         if config.track_sizes {
             store.set_size_tracking(true);
+        }
+        if !config.evict {
+            for shard in store.shards.iter() {
+                store.lock_padded(shard).disable_eviction();
+            }
         }
         store
     }

@@ -280,7 +280,7 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     stat_str(out, "inter", "NULL");
     stat_u64(out, "verbosity", u64::from(store.verbosity()));
     stat_u64(out, "oldest", 0);
-    stat_str(out, "evictions", "on");
+    stat_str(out, "evictions", if config.evict { "on" } else { "off" });
     match &config.domain_socket {
         Some(path) => stat_str(out, "domain_socket", &path.to_string_lossy()),
         None => stat_str(out, "domain_socket", "NULL"),
@@ -293,7 +293,7 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     stat_u64(out, "num_threads_per_udp", config.threads as u64);
     stat_str(out, "stat_key_prefix", ":");
     stat_str(out, "detail_enabled", yes_no(c.detail_enabled()));
-    stat_u64(out, "reqs_per_event", 20);
+    stat_u64(out, "reqs_per_event", u64::from(config.reqs_per_event));
     stat_str(out, "cas_enabled", "yes");
     stat_u64(out, "tcp_backlog", u64::from(config.backlog));
     let binding = if config.binding_auto {
@@ -312,7 +312,7 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     stat_str(out, "slab_automove_ratio", "0.80");
     stat_u64(out, "slab_automove_window", 30);
     stat_u64(out, "slab_chunk_max", (config.item_size_max / 2) as u64);
-    stat_str(out, "lru_crawler", "yes");
+    stat_str(out, "lru_crawler", yes_no(store.crawler_enabled()));
     stat_u64(out, "lru_crawler_sleep", 100);
     stat_u64(out, "lru_crawler_tocrawl", 0);
     stat_u64(out, "tail_repair_time", 0);
