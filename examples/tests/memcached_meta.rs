@@ -305,3 +305,24 @@ fn meta_set_in_pieces() {
     assert_eq!(c.read_exact(12), b"0123456789\r\n");
     check(&mut c, "", "");
 }
+
+/// `cmd_meta` counts what memcached 1.6.18 counts: `me` commands whose key
+/// passed its checks, hit or miss; the other meta commands count under
+/// `cmd_get`, `cmd_set`, ... (the same script against memcached 1.6.18
+/// gives `cmd_meta 2`).
+#[test]
+fn cmd_meta_counts_me_as_memcached_does() {
+    let (_server, mut c) = start();
+    check(&mut c, "ms a 1\r\nx\r\n", "HD\r\n");
+    check(&mut c, "mg a v\r\n", "VA 1\r\nx\r\n");
+    check(&mut c, "md b\r\n", "NF\r\n");
+    check(&mut c, "mn\r\n", "MN\r\n");
+    c.send(b"me a\r\n");
+    assert!(c.line().starts_with("ME a exp=-1 "));
+    check(&mut c, "me nokey\r\n", "EN\r\n");
+    let long = format!("me {}\r\n", "k".repeat(300));
+    check(&mut c, &long, "CLIENT_ERROR bad command line format\r\n");
+    assert_eq!(c.stat("cmd_meta"), "2");
+    assert_eq!(c.stat("cmd_get"), "1");
+    assert_eq!(c.stat("cmd_set"), "1");
+}

@@ -216,7 +216,7 @@ pub(crate) fn dispatch(
         b"ms" => return meta_set(store, counters, &line, now, out),
         b"md" => meta_delete(store, counters, &line, now, out),
         b"ma" => meta_arithmetic(store, counters, &line, now, out),
-        b"me" => meta_debug(store, &line, now, out),
+        b"me" => meta_debug(store, counters, &line, now, out),
         _ => out.extend_from_slice(b"ERROR\r\n"),
     }
     Next::Line
@@ -695,14 +695,22 @@ fn meta_arithmetic(
     }
 }
 
-/// `me <key>`: memcached's debug line, with what this server keeps.
-fn meta_debug(store: &Store, line: &Line<'_>, now: u64, out: &mut Vec<u8>) {
+/// `me <key>`: memcached's debug line, with what this server keeps; counts
+/// `cmd_meta` as memcached 1.6.18 does (only here, once the key is valid).
+fn meta_debug(
+    store: &Store,
+    counters: &mut LocalCounters,
+    line: &Line<'_>,
+    now: u64,
+    out: &mut Vec<u8>,
+) {
     if !is_valid_key(line.key) {
         return client_error(out, BAD_FORMAT);
     }
     if line.after().first() == Some(&&b"b"[..]) {
         return client_error(out, NO_BASE64);
     }
+    counters.bump(Counter::CmdMeta);
     let found = store.get(line.key, now, |item| {
         out.extend_from_slice(b"ME ");
         out.extend_from_slice(item.key);

@@ -54,6 +54,10 @@ pub enum Counter {
     CmdFlush,
     /// touch, gat and gats lookups (one per key).
     CmdTouch,
+    /// What memcached 1.6.18 counts as `cmd_meta`: `me` commands whose key
+    /// passed its checks (hit or miss). Its other meta commands count
+    /// under the classic counters (`cmd_get`, `cmd_set`, ...), as here.
+    CmdMeta,
     /// get/gets keys found.
     GetHits,
     /// get/gets keys not found.
@@ -99,6 +103,7 @@ impl Counter {
         Counter::CmdSet,
         Counter::CmdFlush,
         Counter::CmdTouch,
+        Counter::CmdMeta,
         Counter::GetHits,
         Counter::GetMisses,
         Counter::DeleteMisses,
@@ -127,6 +132,7 @@ impl Counter {
             Counter::CmdSet => "cmd_set",
             Counter::CmdFlush => "cmd_flush",
             Counter::CmdTouch => "cmd_touch",
+            Counter::CmdMeta => "cmd_meta",
             Counter::GetHits => "get_hits",
             Counter::GetMisses => "get_misses",
             Counter::DeleteMisses => "delete_misses",
@@ -149,7 +155,7 @@ impl Counter {
 }
 
 /// How many [`Counter`]s there are.
-pub const COUNTERS: usize = 23;
+pub const COUNTERS: usize = 24;
 
 /// The process-wide counters, shared by all threads.
 #[derive(Debug, Default)]

@@ -172,10 +172,10 @@ pub(crate) fn write_general(store: &Store, now: u64, out: &mut Vec<u8>) {
         Counter::CmdSet,
         Counter::CmdFlush,
         Counter::CmdTouch,
+        Counter::CmdMeta,
     ] {
         stat_u64(out, k.name(), counter(k));
     }
-    stat_u64(out, "cmd_meta", 0);
     stat_u64(out, "get_hits", counter(Counter::GetHits));
     stat_u64(out, "get_misses", counter(Counter::GetMisses));
     stat_u64(out, "get_expired", items.get_expired);
