@@ -6,18 +6,19 @@
 //! on misses too, `q` hiding the nominal reply (`EN` for `mg`, `HD` for the
 //! others), and memcached's error strings for bad flags.
 //!
-//! Built on the store's ordinary operations, so a few things are simpler
-//! than in memcached: a `C<cas>` check on `md`, `ma` and `ms MA`/`MP` is
-//! made just before the operation rather than under its lock; `h` always
-//! answers `h0` and `l` `l0` (no fetch or access time is kept); `N` on `mg`
-//! (vivify on miss) and `R` (recache) are accepted and do nothing, so no
-//! `W`/`X`/`Z` flags are ever returned; `I` (invalidate) is accepted and
-//! ignored on `ms` and deletes on `md`; `b` (base64 keys) is refused.
+//! Leases work as memcached's: `N` (vivify on miss) and `R` (recache)
+//! on `mg` hand out `W` to exactly one client, later readers see `Z`, and
+//! `md ... I` / `ms ... C<older cas> I` leave the item stale (`X`) - see
+//! the store's `lease` module. A few things are simpler than in
+//! memcached: a `C<cas>` check on `md` (without `I`), `ma` and
+//! `ms MA`/`MP` is made just before the operation rather than under its
+//! lock; `h` always answers `h0` and `l` `l0` (no fetch or access time is
+//! kept); `I` on `ms` without `C` is ignored; `b` (base64 keys) is refused.
 
 use super::stats::{Counter, LocalCounters};
 use super::store::{
-    expiry_deadline, is_valid_key, item_size, DeltaError, ItemView, NewItem, Store, StoreMode,
-    StoreOutcome,
+    expiry_deadline, is_valid_key, item_size, DeltaError, ItemView, Lease, LeaseGet, MarkStale,
+    NewItem, Store, StoreMode, StoreOutcome,
 };
 use super::text::{format_u64, parse_i32, parse_u32, parse_u64, push_u64, Tokens};
 
@@ -83,6 +84,8 @@ struct Flags {
     cas: Option<u64>,
     ttl: Option<u64>,
     vivify: Option<u64>,
+    recache: Option<u64>,
+    invalidate: bool,
     client_flags: u32,
     mode: Option<u8>,
     delta: Option<u64>,
@@ -112,12 +115,12 @@ fn parse_flags(tokens: &[&[u8]], now: u64) -> Result<Flags, &'static str> {
                 Some(d) => flags.ttl = Some(d),
                 None => error = Some(BAD_TOKEN),
             },
-            b'R' => {
-                if deadline(token).is_none() {
-                    error = Some(BAD_TOKEN);
-                }
-            }
-            b'O' | b'P' | b'L' | b'k' | b's' | b't' | b'c' | b'f' | b'l' | b'h' | b'u' | b'I' => {}
+            b'R' => match deadline(token) {
+                Some(d) => flags.recache = Some(d),
+                None => error = Some(BAD_TOKEN),
+            },
+            b'I' => flags.invalidate = true,
+            b'O' | b'P' | b'L' | b'k' | b's' | b't' | b'c' | b'f' | b'l' | b'h' | b'u' => {}
             b'v' => flags.value = true,
             b'q' => flags.quiet = true,
             b'F' => match parse_u32(&token[1..]) {
@@ -271,7 +274,7 @@ fn meta_get(
         return client_error(out, "opaque token too long");
     }
     let key = line.key;
-    let write = |item: ItemView<'_>| {
+    let write = |item: ItemView<'_>, lease: Lease| {
         if flags.value {
             out.extend_from_slice(b"VA ");
             push_u64(out, item.value.len() as u64);
@@ -299,16 +302,28 @@ fn meta_get(
             }
             echo_one(out, token, item.key);
         }
+        // After the requested flags, as memcached appends them.
+        for (on, flag) in [
+            (lease.token_sent, b" Z"),
+            (lease.stale, b" X"),
+            (lease.won, b" W"),
+        ] {
+            if on {
+                out.extend_from_slice(flag);
+            }
+        }
         out.extend_from_slice(b"\r\n");
         if flags.value {
             out.extend_from_slice(item.value);
             out.extend_from_slice(b"\r\n");
         }
     };
-    let found = match flags.ttl {
-        Some(deadline) => store.get_and_touch(key, deadline, now, write),
-        None => store.get(key, now, write),
+    let ask = LeaseGet {
+        touch: flags.ttl,
+        vivify: flags.vivify,
+        recache: flags.recache,
     };
+    let found = store.meta_get(key, ask, now, write);
     let (cmd, hit, miss) = if flags.ttl.is_some() {
         (Counter::CmdTouch, Counter::TouchHits, Counter::TouchMisses)
     } else {
@@ -370,6 +385,9 @@ fn meta_set(
     let mut append_cas = None;
     if let Some(cas) = flags.cas {
         match mode {
+            StoreMode::Set | StoreMode::Replace if flags.invalidate => {
+                mode = StoreMode::CasStale(cas)
+            }
             StoreMode::Set | StoreMode::Replace => mode = StoreMode::Cas(cas),
             StoreMode::Append | StoreMode::Prepend if cas != 0 => append_cas = Some(cas),
             _ => {}
@@ -496,7 +514,7 @@ impl PendingSet {
             }
             _ => store.store(self.mode, item, now),
         };
-        if let StoreMode::Cas(_) = self.mode {
+        if let StoreMode::Cas(_) | StoreMode::CasStale(_) = self.mode {
             counters.bump(match outcome {
                 StoreOutcome::Stored => Counter::CasHits,
                 StoreOutcome::Exists => Counter::CasBadval,
@@ -562,6 +580,21 @@ fn meta_delete(
         return client_error(out, "opaque token too long");
     }
     let key = line.key;
+    if flags.invalidate {
+        let code: &[u8] = match store.mark_stale(key, flags.cas, flags.ttl, now) {
+            Ok(()) if flags.quiet => return,
+            Ok(()) => b"HD",
+            Err(MarkStale::Exists) => b"EX",
+            Err(MarkStale::NotFound) => b"NF",
+        };
+        if code != b"HD" {
+            counters.bump(Counter::DeleteMisses);
+        }
+        out.extend_from_slice(code);
+        echo(out, tokens, key);
+        out.extend_from_slice(b"\r\n");
+        return;
+    }
     let code: &[u8] = match store.get(key, now, |i| i.cas) {
         Some(cas) if flags.cas.is_some_and(|c| c != cas) => {
             counters.bump(Counter::DeleteMisses);

@@ -94,6 +94,6 @@ pub use config::{
 pub use protocol::{CloseReason, Progress, Session, VERSION};
 pub use stats::{ConnTicket, Counter, Counters, DetailOp, Endpoint, LocalCounters, COUNTERS};
 pub use store::{
-    expiry_deadline, is_valid_key, item_size, DeltaError, ItemStats, ItemView, NewItem, Store,
-    StoreMode, StoreOutcome, KEY_MAX_LENGTH, MAX_RELATIVE_EXPTIME,
+    expiry_deadline, is_valid_key, item_size, DeltaError, ItemStats, ItemView, Lease, LeaseGet,
+    MarkStale, NewItem, Store, StoreMode, StoreOutcome, KEY_MAX_LENGTH, MAX_RELATIVE_EXPTIME,
 };

@@ -14,7 +14,10 @@
 //! shard never reads a clock and tests can drive it precisely.
 
 use super::sizes::SizeHistogram;
+
+mod lease;
 use super::store::{item_size, DeltaError, ItemView, NewItem, StoreMode, StoreOutcome};
+pub use lease::{Lease, LeaseGet, MarkStale};
 
 /// "No slot": the end of a bucket chain, free list or LRU list.
 const NIL: u32 = u32::MAX;
@@ -43,6 +46,8 @@ struct Entry {
     /// Whether a get/touch has found the item since it was stored
     /// (memcached's `ITEM_FETCHED`, for the `*_unfetched` stats).
     fetched: bool,
+    /// Meta-protocol lease bits ([`lease::TOKEN_SENT`], [`lease::STALE`]).
+    lease: u8,
     /// Next slot in the same bucket, or in the free list.
     chain: u32,
     /// LRU neighbours: `prev` is more recently used.
@@ -306,9 +311,27 @@ impl Shard {
             (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
                 StoreOutcome::NotStored
             }
-            (StoreMode::Cas(_), None) => StoreOutcome::NotFound,
+            (StoreMode::Cas(_) | StoreMode::CasStale(_), None) => StoreOutcome::NotFound,
             (StoreMode::Cas(unique), Some(idx)) if self.entries[idx as usize].cas != unique => {
                 StoreOutcome::Exists
+            }
+            (StoreMode::CasStale(unique), Some(idx))
+                if self.entries[idx as usize].cas != unique =>
+            {
+                let old = &self.entries[idx as usize];
+                if unique > old.cas {
+                    return StoreOutcome::Exists;
+                }
+                // An older unique with I: store, but as stale, keeping the
+                // expiry and any win token (memcached's CAS_STALE).
+                let (exptime, bits) = (old.exptime, old.lease | lease::STALE);
+                self.unlink(idx);
+                let (data, key_len, flags, _) = item.into_parts();
+                let outcome = self.insert(hash, data, key_len, flags, exptime, now);
+                if outcome == StoreOutcome::Stored {
+                    self.set_head_lease(bits);
+                }
+                outcome
             }
             (StoreMode::Append | StoreMode::Prepend, Some(idx)) => {
                 let old = &self.entries[idx as usize];
@@ -533,6 +556,7 @@ impl Shard {
             exptime,
             time: now,
             fetched: false,
+            lease: 0,
             chain: self.buckets[bucket],
             prev: NIL,
             next: NIL,

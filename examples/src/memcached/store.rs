@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::clock::Clock;
 use super::config::Config;
+pub use super::shard::{Lease, LeaseGet, MarkStale};
 use super::shard::{Shard, ShardCounts};
 use super::stats::Counters;
 
@@ -124,6 +125,10 @@ pub enum StoreMode {
     Prepend,
     /// Store only if the present item's CAS unique equals this one.
     Cas(u64),
+    /// `ms ... C<unique> I`: as [`Cas`](StoreMode::Cas), and if `unique`
+    /// is older than the present item's, store anyway but marked stale,
+    /// keeping the present item's expiry and win token.
+    CasStale(u64),
 }
 
 /// The result of a storage command; each maps to one protocol reply.
@@ -490,6 +495,35 @@ impl Store {
         let hash = self.hash(key);
         self.lock(hash, now)
             .get(hash, key, Some(exptime), now, visit)
+    }
+
+    /// `mg` with the lease flags `N`/`R`/`T` (see [`LeaseGet`]): the
+    /// lookup, a vivifying insert on a miss and the win decision happen
+    /// under one lock, so concurrent clients cannot both win. `visit` gets
+    /// the item and its [`Lease`]; `None` on a plain miss.
+    pub fn meta_get<R>(
+        &self,
+        key: &[u8],
+        ask: LeaseGet,
+        now: u64,
+        visit: impl FnOnce(ItemView<'_>, Lease) -> R,
+    ) -> Option<R> {
+        let hash = self.hash(key);
+        self.lock(hash, now).meta_get(hash, key, ask, now, visit)
+    }
+
+    /// `md <key> I`: marks the item stale instead of deleting it (see
+    /// [`MarkStale`] for the refusals).
+    pub fn mark_stale(
+        &self,
+        key: &[u8],
+        cas: Option<u64>,
+        exptime: Option<u64>,
+        now: u64,
+    ) -> Result<(), MarkStale> {
+        let hash = self.hash(key);
+        self.lock(hash, now)
+            .mark_stale(hash, key, cas, exptime, now)
     }
 
     /// Sets a present item's expiry to the absolute `exptime`; false if the
