@@ -102,7 +102,7 @@ struct Flags {
     listen_backlog: u32,
     /// Protocol: ascii or auto (the binary protocol is not spoken)
     #[arg(short = 'B', long = "protocol", value_name = "name", default_value = "ascii",
-          value_parser = protocol)]
+          action = ArgAction::Set, value_parser = protocol)]
     protocol: bool,
     /// Assume the identity of <user> (only when run as root)
     #[arg(short = 'u', long = "user", value_name = "user")]
@@ -496,18 +496,22 @@ mod tests {
         ]);
         assert_eq!(
             o.ignored,
-            [
-                "slab_reassign",
-                "lru_crawler",
-                "slab_chunk_max=4096",
-                "relaxed_privileges"
-            ]
+            ["slab_reassign", "slab_chunk_max=4096", "relaxed_privileges"]
         );
         assert_eq!(
             o.server.cache.idle_timeout,
             Some(std::time::Duration::from_secs(3))
         );
         assert_eq!(o.user.as_deref(), Some("nobody"));
+        assert!(o.server.cache.lru_crawler);
+        let o = run(&["-o", "no_modern"]);
+        assert!(
+            !o.server.cache.lru_crawler,
+            "no_modern turns the crawler off"
+        );
+        assert_eq!(o.ignored, ["no_modern"], "and the rest of it is ignored");
+        let o = run(&["-o", "no_lru_crawler,lru_crawler"]);
+        assert!(o.server.cache.lru_crawler && o.ignored.is_empty());
     }
 
     #[test]
