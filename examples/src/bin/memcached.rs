@@ -22,7 +22,7 @@ use examples::memcached::VERSION;
 
 fn main() -> ExitCode {
     let options = match cli::parse(std::env::args_os().skip(1)) {
-        Ok(Command::Run(options)) => options,
+        Ok(Command::Run(options)) => *options,
         Ok(Command::Version) => {
             println!(
                 "netlib-memcached {} (memcached {VERSION} text protocol)",

@@ -123,8 +123,9 @@ struct Flags {
 /// What the command line asks for.
 #[derive(Debug, Clone)]
 pub enum Command {
-    /// Run the server.
-    Run(Options),
+    /// Run the server (boxed: the options are large, the other variant
+    /// empty).
+    Run(Box<Options>),
     /// Print the version and exit.
     Version,
 }
@@ -265,7 +266,7 @@ where
         addrs.extend(resolve(entry, flags.port).map_err(fail)?);
     }
     let threads = usize::from(flags.threads);
-    Ok(Command::Run(Options {
+    Ok(Command::Run(Box::new(Options {
         server: ServerConfig {
             listen: addrs,
             unix: flags.unix_socket.map(|path| UnixSocket {
@@ -294,7 +295,7 @@ where
         port_file: flags.port_file,
         user: flags.user,
         ignored,
-    }))
+    })))
 }
 
 fn at_least_one(value: &str) -> Result<usize, String> {
@@ -389,7 +390,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Options {
         match parse(args.iter().copied()) {
-            Ok(Command::Run(options)) => options,
+            Ok(Command::Run(options)) => *options,
             other => panic!("{args:?}: {other:?}"),
         }
     }
