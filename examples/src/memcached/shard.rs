@@ -527,8 +527,10 @@ impl Shard {
     }
 
     /// Links a new item at the head of the LRU, evicting from the tail to
-    /// make room. An item already expired is not linked at all (memcached
-    /// would link it and never return it; dropping it frees the memory now).
+    /// make room; on `Stored` the new item is the LRU head. An item already
+    /// expired (a negative or past absolute exptime) is linked too, as
+    /// memcached links it: the next lookup removes it and counts
+    /// `get_expired`, or the reclaimer or an eviction frees it first.
     fn insert(
         &mut self,
         hash: u64,
@@ -538,9 +540,6 @@ impl Shard {
         exptime: u64,
         now: u64,
     ) -> StoreOutcome {
-        if exptime != 0 && exptime <= now {
-            return StoreOutcome::Stored;
-        }
         let size = item_size(key_len as usize, flags, data.len() - key_len as usize);
         if !self.make_room(size, now) {
             return StoreOutcome::OutOfMemory;
