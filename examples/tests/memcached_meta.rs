@@ -48,7 +48,13 @@ fn meta_get_flags() {
     check(&mut c, "mg foo\r\n", "HD\r\n");
     check(&mut c, "mg foo s f t v\r\n", "VA 2 s2 f7 t-1\r\nhi\r\n");
     check(&mut c, "mg foo k O99 v\r\n", "VA 2 kfoo O99\r\nhi\r\n");
-    check(&mut c, "mg foo h l\r\n", "HD h0 l0\r\n");
+    // h: read before? (l: this server keeps no access time, always l0.)
+    check(&mut c, "mg foo h l\r\n", "HD h1 l0\r\n");
+    check(&mut c, "ms fresh 1\r\nx\r\n", "HD\r\n");
+    check(&mut c, "mg fresh h\r\n", "HD h0\r\n");
+    check(&mut c, "mg fresh h\r\n", "HD h1\r\n");
+    check(&mut c, "ms fresh 1\r\ny\r\n", "HD\r\n");
+    check(&mut c, "mg fresh h v\r\n", "VA 1 h0\r\ny\r\n");
     check(&mut c, "mg foo q v\r\n", "VA 2\r\nhi\r\n");
     let cas = cas_of(&mut c, "foo");
     check(&mut c, "mg foo c v\r\n", &format!("VA 2 c{cas}\r\nhi\r\n"));

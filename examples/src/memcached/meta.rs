@@ -12,8 +12,7 @@
 //! the store's `lease` module. A few things are simpler than in
 //! memcached: a `C<cas>` check on `md` (without `I`), `ma` and
 //! `ms MA`/`MP` is made just before the operation rather than under its
-//! lock; `h` always answers `h0` and `l` `l0` (no fetch or access time is
-//! kept); `I` on `ms` without `C` is ignored; `b` (base64 keys) is refused.
+//! lock; `l` always answers `l0` (no access time is kept); `I` on `ms` without `C` is ignored; `b` (base64 keys) is refused.
 
 use super::stats::{Counter, LocalCounters};
 use super::store::{
@@ -297,7 +296,7 @@ fn meta_get(
                     push_u64(out, u64::from(item.flags));
                 }
                 b'l' => out.extend_from_slice(b" l0"),
-                b'h' => out.extend_from_slice(b" h0"),
+                b'h' => out.extend_from_slice(if lease.fetched { b" h1" } else { b" h0" }),
                 _ => {}
             }
             echo_one(out, token, item.key);

@@ -40,6 +40,9 @@ pub struct Lease {
     pub token_sent: bool,
     /// `X`: the item is stale.
     pub stale: bool,
+    /// Not a lease bit: whether the item had been read before this request
+    /// (memcached's `ITEM_FETCHED`, returned by `mg`'s `h` flag).
+    pub fetched: bool,
 }
 
 /// Why [`Shard::mark_stale`] did not mark.
@@ -90,6 +93,7 @@ impl Shard {
             won: false,
             token_sent: e.lease & TOKEN_SENT != 0,
             stale: e.lease & STALE != 0,
+            fetched: e.fetched,
         };
         won |= lease.stale && !lease.token_sent;
         if won {
