@@ -132,6 +132,7 @@ main() {
     table=$(mktemp)
     printf '| %-26s | %-7s | %-11s | %-5s | %s |\n' file result "ok/plan" time "why not PASS" >"$table"
     printf '|%s|%s|%s|%s|%s|\n' "----------------------------" "---------" "-------------" "-------" "---" >>"$table"
+    cat "$table"
     for file in "${files[@]}"; do
         local name log line result counts secs note
         name="${file#t/}"
