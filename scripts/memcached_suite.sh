@@ -87,13 +87,12 @@ run_one() {
 # the README's "differences from memcached" table) or hooks only a
 # memcached-debug build has. A file not listed here that fails is a bug.
 declare -A notes=(
-    [00-startup.t]="flags not implemented: -C, -d, -B binary refused; -l makes the suite add -U <port> (UDP refused)"
+    [00-startup.t]="-C not implemented, -B binary refused; -l makes the suite add -U <port> (UDP refused)"
     [64bit.t]="T_MEMD_INITIAL_MALLOC (a memcached-debug hook faking total_malloced); 400 KiB items fit in -m 4098 here"
     [ascii-auth.t]="-Y (ascii auth) not implemented"
     [binary-get.t]="binary protocol not spoken"
     [binary.t]="binary protocol not spoken: the test's client loops forever on the closed connection"
     [conn-limits.t]="-o read_buf_mem_limit ignored: no per-thread response buffer pool to run out of"
-    [daemonize.t]="-d (daemonize) not implemented"
     [dyn-maxbytes.t]="memory counted by item size, not 1 MiB slab pages: -m 3 holds 40 x 65 KiB items without evicting"
     [expirations.t]="debugtime (a memcached-debug command moving the clock) not implemented"
     [flush-all.t]="-C (no CAS) not implemented"

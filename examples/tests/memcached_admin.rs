@@ -471,3 +471,55 @@ fn items_dropped_by_flush_all_count_as_reclaimed_when_memory_is_reused() {
     assert_eq!(c.stat("reclaimed"), "2", "only two items were flushed");
     assert_eq!(c.stat("expired_unfetched"), "1");
 }
+
+/// memcached's t/daemonize.t: `-d -P FILE` detaches (the command returns
+/// at once, exit 0), the pid file names the running server and `stats`
+/// agrees; SIGTERM stops it and removes the pid file.
+#[test]
+fn dash_d_daemonizes_and_dash_p_records_the_pid() {
+    let dir = std::env::temp_dir().join(format!("netlib-mc-daemon-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (pid_file, port_file) = (dir.join("mc.pid"), dir.join("mc.port"));
+    let (status, text) = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_netlib-memcached"))
+            .args(["-d", "-p", "0", "-l", "127.0.0.1", "-P"])
+            .arg(&pid_file)
+            .arg(format!("--port-file={}", port_file.display())),
+        Duration::from_secs(10),
+    );
+    assert_eq!(status, Some(0), "the parent exits at once: {text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+    };
+    let (pid, port) = loop {
+        if let (Some(pid), Some(port)) = (read(&pid_file), read(&port_file)) {
+            break (pid, port);
+        }
+        assert!(Instant::now() < deadline, "no pid or port file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // SAFETY: signal 0 only checks that the process exists.
+    assert_eq!(
+        unsafe { libc::kill(pid as i32, 0) },
+        0,
+        "daemon {pid} running"
+    );
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port as u16));
+    let mut c = TextClient::connect(addr);
+    assert_eq!(c.stat("pid"), pid.to_string());
+    // SAFETY: SIGTERM to the daemon this test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pid_file.exists() || TcpStream::connect(addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "daemon still serving after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

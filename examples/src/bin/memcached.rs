@@ -13,11 +13,11 @@
 //! until SIGINT or SIGTERM (or `shutdown`, with `-A`), then stops its loops
 //! and removes its socket file; a cache has nothing to save.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use examples::memcached::cli::{self, Command, Options};
-use examples::memcached::server::{Server, ShutdownHandle};
+use examples::memcached::process;
+use examples::memcached::server::Server;
 use examples::memcached::VERSION;
 
 fn main() -> ExitCode {
@@ -33,6 +33,14 @@ fn main() -> ExitCode {
         // Help (exit 0) or a bad command line naming the flag (exit 2).
         Err(e) => e.exit(),
     };
+    let mut options = options;
+    if options.daemonize {
+        // Before logging and before any thread: fork, new session, cwd /.
+        if let Err(e) = daemonize(&mut options) {
+            eprintln!("netlib-memcached: failed to daemonize: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     init_logging(options.verbosity);
     for option in &options.ignored {
         log::warn!("-o {option}: ignored (no slab allocator, LRU threads or sandbox here)");
@@ -45,6 +53,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Makes the paths the server still needs absolute, then detaches (`-d`);
+/// with `-v` standard output and error stay open, as memcached keeps them.
+fn daemonize(options: &mut Options) -> std::io::Result<()> {
+    for path in [&mut options.pid_file, &mut options.port_file]
+        .into_iter()
+        .flatten()
+    {
+        *path = process::absolute(path)?;
+    }
+    if let Some(unix) = &mut options.server.unix {
+        unix.path = process::absolute(&unix.path)?;
+    }
+    process::daemonize(options.verbosity > 0)
 }
 
 /// `-v` info, `-vv` debug, `-vvv` trace; warnings and errors always.
@@ -66,70 +89,22 @@ fn serve(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         return Err("--port-file names a TCP port; with -s there is none".into());
     }
     if let Some(user) = &options.user {
-        become_user(user)?;
+        process::become_user(user)?;
     }
     let server = Server::start(options.server)?;
     server
         .store()
         .set_verbosity(u32::from(options.verbosity.min(2)));
-    stop_on_signals(server.shutdown_handle())?;
+    process::stop_on_signals(server.shutdown_handle())?;
+    let pid_file = match &options.pid_file {
+        Some(path) => Some(process::PidFile::write(path)?),
+        None => None,
+    };
     if let Some(path) = &options.port_file {
-        // Write then rename, so a reader never sees a half-written file.
         let port = server.local_addrs()[0].port();
-        let tmp = path.with_extension("tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        writeln!(file, "{port}")?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        process::write_atomically(path, &format!("{port}\n"))?;
     }
     server.wait()?;
-    Ok(())
-}
-
-/// Stops the server when SIGINT or SIGTERM arrives, so `main` returns
-/// through [`Server::wait`] (which removes a `-s` socket file). The signal
-/// is caught on a helper thread, never in a loop.
-fn stop_on_signals(server: ShutdownHandle) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                log::info!("signal {sig}: shutting down");
-                server.shutdown();
-            }
-        })?;
-    Ok(())
-}
-
-/// memcached's `-u`: started as root, take on `user`'s identity (groups,
-/// then group, then user) before listening, so the sockets and their files
-/// belong to it. Not root: nothing to drop, and memcached ignores `-u` too.
-/// Runs before any thread starts (`getpwnam` is not thread-safe).
-fn become_user(user: &str) -> Result<(), Box<dyn std::error::Error>> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(());
-    }
-    let name = std::ffi::CString::new(user)?;
-    // SAFETY: `name` is a valid C string; the result is read at once,
-    // before any other call could overwrite getpwnam's static buffer.
-    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
-    if entry.is_null() {
-        return Err(format!("can't find the user {user} to switch to").into());
-    }
-    // SAFETY: non-null pointer from getpwnam, read before any other call.
-    let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
-    // SAFETY: plain system calls on integers; failures are checked.
-    let failed = unsafe {
-        libc::setgroups(0, std::ptr::null()) != 0
-            || libc::setgid(gid) != 0
-            || libc::setuid(uid) != 0
-    };
-    if failed {
-        let e = std::io::Error::last_os_error();
-        return Err(format!("failed to assume identity of user {user}: {e}").into());
-    }
+    drop(pid_file);
     Ok(())
 }

@@ -23,6 +23,8 @@
 //! | `-o lru_crawler`, `no_lru_crawler` | run the LRU crawler or not | the background reclaimer starts on or off (`no_modern` turns it off too) |
 //! | `-b`, `--listen-backlog=<num>` | accept queue length, default 1024 | same |
 //! | `-B`, `--protocol=<name>` | `ascii`, `binary` or `auto` | `ascii` and `auto` (binary requests close the connection either way); `binary` is refused at startup |
+//! | `-d`, `--daemon` | run in the background | same (fork, new session, cwd `/`, stdio to `/dev/null` unless `-v`); relative paths are resolved first |
+//! | `-P`, `--pidfile=<file>` | write the pid there | same; removed at clean shutdown |
 //! | `-u`, `--user=<name>` | run as this user when started as root | same: switches user and groups before listening; ignored when not root |
 //! | `--port-file=<path>` | (none) | write the bound port there once listening |
 //! | `-h`, `-V` | help, version | same |
@@ -104,6 +106,12 @@ struct Flags {
     #[arg(short = 'B', long = "protocol", value_name = "name", default_value = "ascii",
           action = ArgAction::Set, value_parser = protocol)]
     protocol: bool,
+    /// Run as a daemon
+    #[arg(short = 'd', long = "daemon", action = ArgAction::SetTrue)]
+    daemon: bool,
+    /// Save the process id in <file> (removed at clean shutdown)
+    #[arg(short = 'P', long = "pidfile", value_name = "file")]
+    pidfile: Option<PathBuf>,
     /// Assume the identity of <user> (only when run as root)
     #[arg(short = 'u', long = "user", value_name = "user")]
     user: Option<String>,
@@ -141,6 +149,10 @@ pub struct Options {
     pub port_file: Option<PathBuf>,
     /// The user to switch to when started as root (`-u`).
     pub user: Option<String>,
+    /// Detach from the terminal (`-d`).
+    pub daemonize: bool,
+    /// Where to record the process id (`-P`).
+    pub pid_file: Option<PathBuf>,
     /// `-o` options accepted but without effect here (see
     /// [`IGNORED_OPTIONS`]), for `main` to log once logging is set up.
     pub ignored: Vec<String>,
@@ -294,6 +306,8 @@ where
         verbosity: flags.verbose,
         port_file: flags.port_file,
         user: flags.user,
+        daemonize: flags.daemon,
+        pid_file: flags.pidfile,
         ignored,
     })))
 }

@@ -79,6 +79,7 @@ pub mod codec;
 mod config;
 mod connection;
 mod meta;
+pub mod process;
 mod protocol;
 pub mod server;
 mod shard;
