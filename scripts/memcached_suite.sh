@@ -118,6 +118,13 @@ declare -A notes=(
 )
 
 main() {
+    local tool
+    for tool in perl cc apt-get dpkg-source timeout; do
+        command -v "$tool" >/dev/null || {
+            echo "memcached_suite.sh needs $tool (Debian: perl, gcc, apt, dpkg-dev, coreutils)" >&2
+            exit 1
+        }
+    done
     fetch
     prepare
     local logs="$cache/logs"
