@@ -171,7 +171,8 @@ main() {
             echo "t/*.t run against target/release/netlib-memcached as memcached-debug)."
             echo "SKIP is the suite's own (a feature memcached was built without, or a"
             echo "test it disables); the reasons for FAIL and TIMEOUT are this server's"
-            echo "differences from memcached listed in the README."
+            echo "differences from memcached listed in the README. The times are"
+            echo "wall-clock on whatever machine ran it (not a benchmark)."
             echo
             echo "$summary."
             echo
