@@ -128,6 +128,15 @@ fn tuning_options_are_ignored_and_reported() {
 }
 
 #[test]
+fn daemon_and_pid_file() {
+    let o = run(&["-d", "-P", "/run/mc.pid"]);
+    assert!(o.daemonize);
+    assert_eq!(o.pid_file, Some(PathBuf::from("/run/mc.pid")));
+    let o = run(&[]);
+    assert!(!o.daemonize && o.pid_file.is_none());
+}
+
+#[test]
 fn unix_socket_and_mask() {
     let o = run(&["-s", "/tmp/mc.sock"]);
     let unix = o.server.unix.unwrap();
@@ -181,7 +190,8 @@ fn bad_command_lines_say_why() {
     assert!(error(&["-o", "ssl_key=k"]).contains("unsupported -o option"));
     assert!(error(&["-o", "idle_timeout=x"]).contains("invalid idle_timeout"));
     assert!(error(&["-x"]).contains("unexpected argument '-x'"));
-    assert!(error(&["-P", "/tmp/pid"]).contains("unexpected argument '-P'"));
+    assert!(error(&["-C"]).contains("unexpected argument '-C'"));
+    assert!(error(&["-P"]).contains("a value is required"));
     assert!(error(&["-"]).contains("unexpected argument"));
     assert!(error(&["--frobnicate"]).contains("unexpected argument '--frobnicate'"));
     assert!(error(&["-vx"]).contains("unexpected argument"));
