@@ -1,6 +1,6 @@
 //! `netlib-memcached`'s cross-protocol safety, administrative commands,
 //! background reclaiming of expired items and the flags that go with them
-//! (`-F`, `-A`, `-o idle_timeout`, `-s`, `-U`), byte for byte as memcached
+//! (`-F`, `-A`, `-o idle_timeout`, `-U`; `-s` is in `memcached_unix.rs`), byte for byte as memcached
 //! 1.6 answers. Each test starts its own server process on a free port
 //! (killed on drop) and bounds every wait.
 
@@ -360,18 +360,166 @@ fn idle_connections_close_after_idle_timeout() {
 }
 
 #[test]
-fn unsupported_listeners_are_refused_at_startup() {
+fn udp_is_refused_at_startup() {
     let bin = env!("CARGO_BIN_EXE_netlib-memcached");
-    let (status, text) = run_with_timeout(
-        Command::new(bin).args(["-p", "0", "-s", "/tmp/netlib-mc-test.sock"]),
-        Duration::from_secs(10),
-    );
-    assert_eq!(status, Some(2), "{text}");
-    assert!(text.contains("Unix sockets are not supported"), "{text}");
     let (status, text) = run_with_timeout(
         Command::new(bin).args(["-p", "0", "-U", "11211"]),
         Duration::from_secs(10),
     );
     assert_eq!(status, Some(2), "{text}");
     assert!(text.contains("UDP is not supported"), "{text}");
+}
+
+/// One value of `stats settings`.
+fn setting(c: &mut TextClient, name: &str) -> String {
+    c.send(b"stats settings\r\n");
+    let mut found = None;
+    loop {
+        let line = c.line();
+        assert!(!line.is_empty(), "closed during stats settings");
+        if line == "END\r\n" {
+            return found.unwrap_or_else(|| panic!("no setting {name}"));
+        }
+        let mut parts = line.trim_end().splitn(3, ' ');
+        if let (Some("STAT"), Some(n), Some(v)) = (parts.next(), parts.next(), parts.next()) {
+            if n == name {
+                found = Some(v.to_string());
+            }
+        }
+    }
+}
+
+#[test]
+fn dash_m_refuses_to_store_instead_of_evicting() {
+    // memcached's t/dash-M.t: fill until refused, then every item is there.
+    let server = ServerProcess::start(&["-M", "-m", "2"]);
+    let mut c = TextClient::connect(server.addr);
+    assert_eq!(setting(&mut c, "evictions"), "off");
+    let value = vec![b'B'; 8192];
+    let mut stored = 0;
+    loop {
+        c.send(format!("set dash{stored} 0 0 8192\r\n").as_bytes());
+        c.send(&value);
+        c.send(b"\r\n");
+        match c.line().as_str() {
+            "STORED\r\n" => stored += 1,
+            "SERVER_ERROR out of memory storing object\r\n" => break,
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(stored < 10_000, "-M never refused");
+    }
+    assert!(stored > 100, "only {stored} items fit in 2 MB");
+    c.send(b"set one_more 0 0 8192\r\n");
+    c.send(&value);
+    c.send(b"\r\n");
+    assert_eq!(c.line(), "SERVER_ERROR out of memory storing object\r\n");
+    assert_eq!(c.stat("store_no_memory"), "2");
+    assert_eq!(c.stat("evictions"), "0");
+    for key in 0..stored {
+        assert_eq!(
+            c.get(&format!("dash{key}")),
+            Some(value.clone()),
+            "dash{key}"
+        );
+    }
+    // Expired items still make room.
+    exchange(&mut c, &[("flush_all\r\n", "OK\r\n")]);
+    c.set("after_flush", &value);
+}
+
+#[test]
+fn no_lru_crawler_starts_the_reclaimer_off() {
+    for flag in ["no_lru_crawler", "no_modern"] {
+        let server = ServerProcess::start(&["-o", flag]);
+        let mut c = TextClient::connect(server.addr);
+        assert_eq!(setting(&mut c, "lru_crawler"), "no", "{flag}");
+        exchange(
+            &mut c,
+            &[
+                (
+                    "lru_crawler crawl all\r\n",
+                    "CLIENT_ERROR lru crawler disabled\r\n",
+                ),
+                ("lru_crawler enable\r\n", "OK\r\n"),
+                (
+                    "lru_crawler enable\r\n",
+                    "ERROR failed to start lru crawler thread\r\n",
+                ),
+            ],
+        );
+        assert_eq!(setting(&mut c, "lru_crawler"), "yes", "{flag}");
+    }
+}
+
+#[test]
+fn items_dropped_by_flush_all_count_as_reclaimed_when_memory_is_reused() {
+    // memcached's t/issue_183.t: memcached frees flushed items lazily and
+    // counts each one reused for a new item as reclaimed.
+    let server = ServerProcess::start(&[]);
+    let mut c = TextClient::connect(server.addr);
+    c.set("key", b"1");
+    c.set("other", b"2");
+    assert_eq!(c.get("other"), Some(b"2".to_vec()));
+    assert_eq!(c.stat("reclaimed"), "0");
+    exchange(&mut c, &[("flush_all\r\n", "OK\r\n")]);
+    c.set("key", b"1");
+    assert_eq!(c.stat("reclaimed"), "1");
+    // "key" was never fetched; "other" was, and is reused next.
+    assert_eq!(c.stat("expired_unfetched"), "1");
+    c.set("x", b"1");
+    c.set("y", b"1");
+    assert_eq!(c.stat("reclaimed"), "2", "only two items were flushed");
+    assert_eq!(c.stat("expired_unfetched"), "1");
+}
+
+/// memcached's t/daemonize.t: `-d -P FILE` detaches (the command returns
+/// at once, exit 0), the pid file names the running server and `stats`
+/// agrees; SIGTERM stops it and removes the pid file.
+#[test]
+fn dash_d_daemonizes_and_dash_p_records_the_pid() {
+    let dir = std::env::temp_dir().join(format!("netlib-mc-daemon-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (pid_file, port_file) = (dir.join("mc.pid"), dir.join("mc.port"));
+    let (status, text) = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_netlib-memcached"))
+            .args(["-d", "-p", "0", "-l", "127.0.0.1", "-P"])
+            .arg(&pid_file)
+            .arg(format!("--port-file={}", port_file.display())),
+        Duration::from_secs(10),
+    );
+    assert_eq!(status, Some(0), "the parent exits at once: {text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+    };
+    let (pid, port) = loop {
+        if let (Some(pid), Some(port)) = (read(&pid_file), read(&port_file)) {
+            break (pid, port);
+        }
+        assert!(Instant::now() < deadline, "no pid or port file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // SAFETY: signal 0 only checks that the process exists.
+    assert_eq!(
+        unsafe { libc::kill(pid as i32, 0) },
+        0,
+        "daemon {pid} running"
+    );
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port as u16));
+    let mut c = TextClient::connect(addr);
+    assert_eq!(c.stat("pid"), pid.to_string());
+    // SAFETY: SIGTERM to the daemon this test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pid_file.exists() || TcpStream::connect(addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "daemon still serving after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

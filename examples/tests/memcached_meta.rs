@@ -48,7 +48,13 @@ fn meta_get_flags() {
     check(&mut c, "mg foo\r\n", "HD\r\n");
     check(&mut c, "mg foo s f t v\r\n", "VA 2 s2 f7 t-1\r\nhi\r\n");
     check(&mut c, "mg foo k O99 v\r\n", "VA 2 kfoo O99\r\nhi\r\n");
-    check(&mut c, "mg foo h l\r\n", "HD h0 l0\r\n");
+    // h: read before? (l: this server keeps no access time, always l0.)
+    check(&mut c, "mg foo h l\r\n", "HD h1 l0\r\n");
+    check(&mut c, "ms fresh 1\r\nx\r\n", "HD\r\n");
+    check(&mut c, "mg fresh h\r\n", "HD h0\r\n");
+    check(&mut c, "mg fresh h\r\n", "HD h1\r\n");
+    check(&mut c, "ms fresh 1\r\ny\r\n", "HD\r\n");
+    check(&mut c, "mg fresh h v\r\n", "VA 1 h0\r\ny\r\n");
     check(&mut c, "mg foo q v\r\n", "VA 2\r\nhi\r\n");
     let cas = cas_of(&mut c, "foo");
     check(&mut c, "mg foo c v\r\n", &format!("VA 2 c{cas}\r\nhi\r\n"));
@@ -304,4 +310,96 @@ fn meta_set_in_pieces() {
     assert_eq!(c.line(), "VA 10 f3\r\n");
     assert_eq!(c.read_exact(12), b"0123456789\r\n");
     check(&mut c, "", "");
+}
+
+/// `cmd_meta` counts what memcached 1.6.18 counts: `me` commands whose key
+/// passed its checks, hit or miss; the other meta commands count under
+/// `cmd_get`, `cmd_set`, ... (the same script against memcached 1.6.18
+/// gives `cmd_meta 2`).
+#[test]
+fn cmd_meta_counts_me_as_memcached_does() {
+    let (_server, mut c) = start();
+    check(&mut c, "ms a 1\r\nx\r\n", "HD\r\n");
+    check(&mut c, "mg a v\r\n", "VA 1\r\nx\r\n");
+    check(&mut c, "md b\r\n", "NF\r\n");
+    check(&mut c, "mn\r\n", "MN\r\n");
+    c.send(b"me a\r\n");
+    assert!(c.line().starts_with("ME a exp=-1 "));
+    check(&mut c, "me nokey\r\n", "EN\r\n");
+    let long = format!("me {}\r\n", "k".repeat(300));
+    check(&mut c, &long, "CLIENT_ERROR bad command line format\r\n");
+    assert_eq!(c.stat("cmd_meta"), "2");
+    assert_eq!(c.stat("cmd_get"), "1");
+    assert_eq!(c.stat("cmd_set"), "1");
+}
+
+/// Leases (memcached's anti-dogpiling): `N` vivifies a miss and gives `W`
+/// to exactly one client, later readers see `Z` until a fresh value is
+/// stored; `md I` marks stale (`X`, and `W` for the next reader); `ms I`
+/// with an older CAS stores but stays stale; `R` wins a recache once. The
+/// replies are memcached 1.6.18's for the same script (its `t` values
+/// differ only by its coarser clock, so `t` is left out here).
+#[test]
+fn leases_win_once_and_mark_stale() {
+    let (_server, mut c) = start();
+    // Vivify on miss: one winner, then Z; a wrong CAS is EX, the vivified
+    // item's CAS stores and clears the lease.
+    check(&mut c, "mg needwin s c v N30\r\n", "VA 0 s0 c1 W\r\n\r\n");
+    check(&mut c, "mg needwin s c v N30\r\n", "VA 0 s0 c1 Z\r\n\r\n");
+    check(&mut c, "ms needwin 2 C99 T120\r\nnu\r\n", "EX\r\n");
+    check(&mut c, "ms needwin 2 C1 T120\r\nmu\r\n", "HD\r\n");
+    check(&mut c, "mg needwin s c v N30\r\n", "VA 2 s2 c2\r\nmu\r\n");
+    // Quiet mode does not hide a vivified reply (it is not a miss).
+    check(&mut c, "mg quietautov s N30 q\r\n", "HD s0 W\r\n");
+    check(&mut c, "mg quietmiss s v q\r\n", "");
+
+    // Invalidate: stale, with a new CAS; the next reader wins.
+    check(&mut c, "ms toinv 3 T100\r\nmoo\r\n", "HD\r\n");
+    check(&mut c, "md toinv I T30\r\n", "HD\r\n");
+    check(&mut c, "mg toinv s c v\r\n", "VA 3 s3 c5 X W\r\nmoo\r\n");
+    check(&mut c, "mg toinv s c v\r\n", "VA 3 s3 c5 Z X\r\nmoo\r\n");
+    // An older CAS with I stores, still stale and still leased.
+    check(&mut c, "ms toinv 3 C4 I\r\nnew\r\n", "HD\r\n");
+    check(&mut c, "mg toinv s c v\r\n", "VA 3 s3 c6 Z X\r\nnew\r\n");
+    check(&mut c, "ms toinv 3 C7\r\nfin\r\n", "EX\r\n");
+    check(&mut c, "ms toinv 3 C6\r\nfin\r\n", "HD\r\n");
+    check(&mut c, "mg toinv s c v\r\n", "VA 3 s3 c7\r\nfin\r\n");
+
+    // Recache: the first reader of an item expiring within R wins.
+    check(&mut c, "ms rc 2 T10\r\nzz\r\n", "HD\r\n");
+    check(&mut c, "mg rc s R30 v\r\n", "VA 2 s2 W\r\nzz\r\n");
+    check(&mut c, "mg rc s R30 v\r\n", "VA 2 s2 Z\r\nzz\r\n");
+    check(&mut c, "mg rc s R5 v\r\n", "VA 2 s2 Z\r\nzz\r\n");
+
+    // md I: NF on a miss, EX on a CAS mismatch, quiet hides HD.
+    check(&mut c, "md nothere I\r\n", "NF\r\n");
+    check(&mut c, "md rc I C1\r\n", "EX\r\n");
+    check(&mut c, "md rc q I\r\n", "");
+    check(&mut c, "mg rc v\r\n", "VA 2 X W\r\nzz\r\n");
+}
+
+/// Of many clients on several loops that miss the same key at once with
+/// `N`, exactly one wins.
+#[test]
+fn one_winner_among_concurrent_vivifying_clients() {
+    let server = ServerProcess::start(&["-t", "4"]);
+    for round in 0..5 {
+        let key = format!("dogpile{round}");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let (addr, key, barrier) = (server.addr, key.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let mut c = TextClient::connect(addr);
+                    barrier.wait();
+                    c.send(format!("mg {key} N30\r\n").as_bytes());
+                    c.line()
+                })
+            })
+            .collect();
+        let replies: Vec<String> = clients.into_iter().map(|t| t.join().unwrap()).collect();
+        let winners = replies.iter().filter(|r| *r == "HD W\r\n").count();
+        let others = replies.iter().filter(|r| *r == "HD Z\r\n").count();
+        assert_eq!((winners, others), (1, 7), "{replies:?}");
+    }
 }

@@ -1,6 +1,8 @@
 //! `stats` and its subcommands over loopback, as memcached 1.6.18 answers
-//! them: every subcommand ends with `END` (so clients reading to `END` do
-//! not hang), deterministic replies are compared byte for byte, and the
+//! them: every subcommand ends with `END` except `sizes_enable` and
+//! `sizes_disable`, whose one line memcached sends alone (a client written
+//! against it reads one line; an extra `END` would be taken as the reply to
+//! its next command), deterministic replies are compared byte for byte, and the
 //! counters that must be live (`get_expired`, `get_flushed`, `bytes_read`,
 //! `bytes_written`) are checked to move. Each test starts its own server.
 
@@ -58,6 +60,61 @@ fn value(stats: &[(String, String)], name: &str) -> String {
         .unwrap_or_else(|| panic!("no stat {name} in {stats:?}"))
 }
 
+/// `stats sizes_enable` starts memcached's histogram: items stored from
+/// then on, by 32-byte bucket of their memcached size, live until deleted
+/// or flushed. Replies compared with memcached 1.6.18's for the same script.
+#[test]
+fn sizes_histogram_tracks_items_stored_after_enabling() {
+    let server = ServerProcess::start(&["-t", "2"]);
+    let mut c = TextClient::connect(server.addr);
+    c.set("pre", b"0123456789");
+    for _ in 0..2 {
+        c.send(b"stats sizes_enable\r\n");
+        assert_eq!(c.line(), "STAT sizes_status enabled\r\n");
+    }
+    c.set("a", b"hello");
+    c.set("c", b"abc");
+    c.send(&[&b"set b 5 0 100\r\n"[..], &[b'x'; 100], b"\r\n"].concat());
+    assert_eq!(c.line(), "STORED\r\n");
+    assert_eq!(
+        ask(&mut c, "stats sizes\r\n"),
+        [
+            "STAT 64 1\r\n",
+            "STAT 96 1\r\n",
+            "STAT 192 1\r\n",
+            "END\r\n"
+        ]
+    );
+    let settings = stats(&mut c, "stats settings\r\n");
+    assert_eq!(value(&settings, "track_sizes"), "yes");
+    // "pre" was stored before: removing it changes nothing.
+    for key in ["pre", "a"] {
+        c.send(format!("delete {key}\r\n").as_bytes());
+        assert_eq!(c.line(), "DELETED\r\n");
+    }
+    assert_eq!(
+        ask(&mut c, "stats sizes\r\n"),
+        ["STAT 64 1\r\n", "STAT 192 1\r\n", "END\r\n"]
+    );
+    assert_eq!(ask(&mut c, "flush_all\r\n"), ["OK\r\n"]);
+    assert_eq!(ask(&mut c, "stats sizes\r\n"), ["END\r\n"]);
+    c.set("d", b"1");
+    assert_eq!(ask(&mut c, "stats sizes\r\n"), ["STAT 64 1\r\n", "END\r\n"]);
+    c.send(b"stats sizes_disable\r\n");
+    assert_eq!(c.line(), "STAT sizes_status disabled\r\n");
+    assert_eq!(
+        ask(&mut c, "stats sizes\r\n"),
+        ["STAT sizes_status disabled\r\n", "END\r\n"]
+    );
+
+    // -o track_sizes: on from the start.
+    let server = ServerProcess::start(&["-o", "track_sizes"]);
+    let mut c = TextClient::connect(server.addr);
+    assert_eq!(ask(&mut c, "stats sizes\r\n"), ["END\r\n"]);
+    c.set("k", b"v");
+    assert_eq!(ask(&mut c, "stats sizes\r\n"), ["STAT 64 1\r\n", "END\r\n"]);
+}
+
 #[test]
 fn subcommands_answer_like_memcached() {
     let server = ServerProcess::start(&[]);
@@ -78,10 +135,8 @@ fn subcommands_answer_like_memcached() {
         ["STAT sizes_status disabled\r\n", "END\r\n"]
     );
     assert_eq!(ask(&mut c, "stats cachedump 1 0\r\n"), ["END\r\n"]);
-    assert_eq!(
-        ask(&mut c, "stats sizes_disable\r\n"),
-        ["STAT sizes_status disabled\r\n", "END\r\n"]
-    );
+    c.send(b"stats sizes_disable\r\n");
+    assert_eq!(c.line(), "STAT sizes_status disabled\r\n");
 
     c.set("alpha", b"12345");
     c.set("beta", b"xy");
@@ -399,19 +454,29 @@ fn get_expired_and_get_flushed_count() {
     // it expired (memcached's LRU crawler too): switch it off.
     c.send(b"lru_crawler disable\r\n");
     assert_eq!(c.line(), "OK\r\n");
-    // An item that has already expired (negative exptime) is never linked,
-    // so let one expire for real: exptime 1 second.
+    // An item stored already expired is linked, as memcached links it
+    // (memcached's t/stats.t: an absolute exptime of 31 days after the
+    // epoch), so the lookup counts it.
+    c.send(b"set should_expire 0 2678400 6\r\nfooval\r\n");
+    assert_eq!(c.line(), "STORED\r\n");
+    assert_eq!(c.get("should_expire"), None);
+    assert_eq!(c.stat("get_expired"), "1");
+    c.send(b"set negative 0 -1 1\r\nx\r\n");
+    assert_eq!(c.line(), "STORED\r\n");
+    assert_eq!(c.get("negative"), None);
+    assert_eq!(c.stat("get_expired"), "2");
+    // And one that expires for real: exptime 1 second.
     c.send(b"set soon 0 1 1\r\nx\r\n");
     assert_eq!(c.line(), "STORED\r\n");
     std::thread::sleep(Duration::from_millis(2100));
     assert_eq!(c.get("soon"), None);
-    assert_eq!(c.stat("get_expired"), "1");
+    assert_eq!(c.stat("get_expired"), "3");
     assert_eq!(
         c.get("soon"),
         None,
         "an expired item is gone after one look"
     );
-    assert_eq!(c.stat("get_expired"), "1");
+    assert_eq!(c.stat("get_expired"), "3");
 
     c.set("a", b"1");
     c.set("b", b"2");
@@ -421,7 +486,7 @@ fn get_expired_and_get_flushed_count() {
     assert_eq!(c.get("a"), None);
     assert_eq!(c.get("never"), None);
     assert_eq!(c.stat("get_flushed"), "1");
-    assert_eq!(c.stat("get_misses"), "5");
+    assert_eq!(c.stat("get_misses"), "7");
     assert_eq!(c.stat("curr_items"), "0");
     assert_eq!(ask(&mut c, "stats reset\r\n"), ["RESET\r\n"]);
     assert_eq!(c.stat("get_expired"), "0");

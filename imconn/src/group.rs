@@ -9,6 +9,10 @@
 //! loop, and the kernel spreads connections over them; a connection lives
 //! and dies on the loop that accepted it.
 //!
+//! A group may serve a Unix-domain socket instead
+//! ([`ServerGroup::start_unix`]): every loop then accepts on its own
+//! duplicate of the one listening descriptor.
+//!
 //! The group is `Send` and may be driven from any thread; the servers
 //! themselves are reached through their loop's [`Poster`].
 //!
@@ -41,7 +45,7 @@
 //!         Server::<Count>::register(ctx, lines, |_, _| Some((Count, ConnConfig::default())))
 //!     },
 //! )?;
-//! let mut client = std::net::TcpStream::connect(group.local_addr())?;
+//! let mut client = std::net::TcpStream::connect(group.local_addr().unwrap())?;
 //! client.write_all(b"a\nb\n")?;
 //! let mut reader = BufReader::new(client);
 //! let mut line = String::new();
@@ -58,14 +62,22 @@ use netlib::{
     bind_reuseport, Config, Context, GroupError, HandlerRef, ListenOptions, LoopGroup, Poster,
 };
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::net::UnixListener;
 use std::sync::{Arc, Mutex};
 
 /// A [`Server`] per loop of a [`LoopGroup`], sharing one port. See the
 /// module docs.
 pub struct ServerGroup {
     group: LoopGroup,
-    addr: SocketAddr,
+    /// `None` for a group serving a Unix-domain socket.
+    addr: Option<SocketAddr>,
     servers: Vec<HandlerRef>,
+}
+
+/// One loop's listening socket.
+enum LoopListener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
 }
 
 impl ServerGroup {
@@ -86,7 +98,47 @@ impl ServerGroup {
         let n = n.max(1);
         let listeners = bind_reuseport(addr, n, opts)?;
         let addr = listeners[0].local_addr()?;
-        let listeners: Arc<Mutex<Vec<Option<TcpListener>>>> =
+        let listeners = listeners.into_iter().map(LoopListener::Tcp).collect();
+        Self::serve(config, Some(addr), listeners, opts, setup)
+    }
+
+    /// Like [`start`](Self::start), on a listening Unix-domain socket
+    /// (from [`netlib::bind_unix`]): each of the `n` loops serves its own
+    /// duplicate of it, and each connection is accepted by one loop. The
+    /// caller owns the socket's file and removes it when done.
+    pub fn start_unix<F>(
+        n: usize,
+        config: Config,
+        listener: UnixListener,
+        opts: &ListenOptions,
+        setup: F,
+    ) -> Result<ServerGroup, GroupError>
+    where
+        F: Fn(&mut Context, usize) -> HandlerRef + Send + Sync + 'static,
+    {
+        let n = n.max(1);
+        let mut listeners = Vec::with_capacity(n);
+        for _ in 1..n {
+            listeners.push(LoopListener::Unix(listener.try_clone()?));
+        }
+        listeners.push(LoopListener::Unix(listener));
+        Self::serve(config, None, listeners, opts, setup)
+    }
+
+    /// Starts one loop per listener; each serves its listener with the
+    /// server `setup` registers on it.
+    fn serve<F>(
+        config: Config,
+        addr: Option<SocketAddr>,
+        listeners: Vec<LoopListener>,
+        opts: &ListenOptions,
+        setup: F,
+    ) -> Result<ServerGroup, GroupError>
+    where
+        F: Fn(&mut Context, usize) -> HandlerRef + Send + Sync + 'static,
+    {
+        let n = listeners.len();
+        let listeners: Arc<Mutex<Vec<Option<LoopListener>>>> =
             Arc::new(Mutex::new(listeners.into_iter().map(Some).collect()));
         let servers: Arc<Mutex<Vec<Option<HandlerRef>>>> = Arc::new(Mutex::new(vec![None; n]));
         let (listen_opts, recorded) = (opts.clone(), servers.clone());
@@ -98,7 +150,10 @@ impl ServerGroup {
                 .and_then(Option::take)
                 .ok_or("no listener for this loop")?;
             let server = setup(ctx, i);
-            ctx.adopt_listener_with(listener, &listen_opts, server)?;
+            match listener {
+                LoopListener::Tcp(l) => ctx.adopt_listener_with(l, &listen_opts, server)?,
+                LoopListener::Unix(l) => ctx.adopt_unix_listener_with(l, &listen_opts, server)?,
+            };
             if let Ok(mut refs) = recorded.lock() {
                 refs[i] = Some(server);
             }
@@ -115,8 +170,9 @@ impl ServerGroup {
         })
     }
 
-    /// The address every loop accepts on.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// The address every loop accepts on; `None` for a group started with
+    /// [`start_unix`](Self::start_unix).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.addr
     }
 

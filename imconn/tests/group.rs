@@ -62,7 +62,7 @@ fn connections_spread_over_loops_with_per_loop_and_shared_state() {
     let mut clients = Vec::new();
     let mut loops_seen = std::collections::BTreeSet::new();
     for _ in 0..48 {
-        let s = TcpStream::connect(group.local_addr()).unwrap();
+        let s = TcpStream::connect(group.local_addr().unwrap()).unwrap();
         s.set_read_timeout(Some(TIMEOUT)).unwrap();
         let mut r = BufReader::new(s);
         r.get_mut().write_all(b"which\n").unwrap();
@@ -110,4 +110,51 @@ fn connections_spread_over_loops_with_per_loop_and_shared_state() {
         let mut buf = [0u8; 16];
         assert_eq!(c.get_mut().read(&mut buf).unwrap(), 0);
     }
+}
+
+#[test]
+fn a_unix_socket_group_serves_on_every_loop() {
+    let dir = std::env::temp_dir().join(format!("imconn-unix-group-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("g.sock");
+    let listener = netlib::bind_unix(&path, None, &ListenOptions::default()).unwrap();
+    let total = Arc::new(AtomicU64::new(0));
+    let t = total.clone();
+    let group = ServerGroup::start_unix(
+        2,
+        netlib::Config::default(),
+        listener,
+        &ListenOptions::default(),
+        move |ctx, index| {
+            let state = PerLoop {
+                index,
+                lines: 0,
+                total: t.clone(),
+                shutdowns: Arc::default(),
+            };
+            Server::<Tag>::register(ctx, state, |_, a| {
+                assert_eq!((a.peer, a.local), (None, None), "no IP addresses");
+                Some((Tag, ConnConfig::default()))
+            })
+        },
+    )
+    .unwrap();
+    assert_eq!(group.local_addr(), None);
+    let mut loops_seen = std::collections::BTreeSet::new();
+    for _ in 0..32 {
+        let s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut r = BufReader::new(s);
+        r.get_mut().write_all(b"which\n").unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(line.starts_with("loop "), "{line:?}");
+        loops_seen.insert(line);
+    }
+    assert_eq!(total.load(Ordering::Relaxed), 32);
+    assert!(!loops_seen.is_empty());
+    group.stop();
+    group.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -88,6 +88,7 @@ mod poster;
 mod schedule;
 mod slots;
 mod socket;
+mod stream;
 mod timer;
 
 pub use context::{Config, Context};
@@ -99,5 +100,5 @@ pub use handle::Handle;
 pub use handler::{Handler, HandlerRef};
 pub use hooks::HookId;
 pub use poster::Poster;
-pub use socket::{bind_reuseport, ConnectOptions, ListenOptions, SocketState};
+pub use socket::{bind_reuseport, bind_unix, ConnectOptions, ListenOptions, SocketState};
 pub use timer::TimerId;

@@ -13,8 +13,10 @@ use crate::event::CloseReason;
 use crate::handle::Handle;
 use crate::handler::{Handler, HandlerRef};
 use crate::socket::{bind_listener, start_connect, ConnectOptions, Io, ListenOptions, SocketState};
+use crate::stream::{Listener, Stream};
 use mio::Interest;
 use std::net::SocketAddr;
+use std::os::unix::net::UnixListener;
 use std::time::Instant;
 
 impl Context {
@@ -138,7 +140,7 @@ impl Context {
     fn install_listener(
         &mut self,
         h: Handle,
-        mut listener: mio::net::TcpListener,
+        mut listener: Listener,
         opts: &ListenOptions,
     ) -> Result<()> {
         self.poll
@@ -202,8 +204,71 @@ impl Context {
             .set_nonblocking(true)
             .map_err(Error::from)
             .and_then(|()| {
-                self.install_listener(h, mio::net::TcpListener::from_std(listener), opts)
+                let listener = Listener::Tcp(mio::net::TcpListener::from_std(listener));
+                self.install_listener(h, listener, opts)
             });
+        self.installed_or_freed(h, installed)
+    }
+
+    /// Serves a listening Unix-domain socket, typically from
+    /// [`bind_unix`](crate::bind_unix); otherwise as
+    /// [`adopt_listener`](Self::adopt_listener). Accepted connections have
+    /// no IP addresses: [`peer_addr`](Self::peer_addr) and
+    /// [`local_addr`](Self::local_addr) are errors for them. Several loops
+    /// may each adopt a [`try_clone`](UnixListener::try_clone) of one
+    /// listener; each connection is accepted by one of them.
+    ///
+    /// ```
+    /// use netlib::{Context, EventDispatch, ListenOptions};
+    /// let dir = std::env::temp_dir().join(format!("netlib-adopt-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let l = netlib::bind_unix(&dir.join("s"), None, &ListenOptions::default())?;
+    /// let mut dispatch = EventDispatch::new()?;
+    /// let ctx = dispatch.context();
+    /// let h = ctx.adopt_unix_listener(l, &ListenOptions::default(), |_: &mut Context, _, _| {})?;
+    /// assert!(ctx.local_addr(h).is_err());
+    /// std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn adopt_unix_listener<H: Handler>(
+        &mut self,
+        listener: UnixListener,
+        opts: &ListenOptions,
+        handler: H,
+    ) -> Result<Handle> {
+        let h = self.create_socket(handler);
+        self.adopt_unix_on(h, listener, opts)
+    }
+
+    /// [`adopt_unix_listener`](Self::adopt_unix_listener) with a registered handler.
+    pub fn adopt_unix_listener_with(
+        &mut self,
+        listener: UnixListener,
+        opts: &ListenOptions,
+        r: HandlerRef,
+    ) -> Result<Handle> {
+        let h = self.socket_for(r)?;
+        self.adopt_unix_on(h, listener, opts)
+    }
+
+    fn adopt_unix_on(
+        &mut self,
+        h: Handle,
+        listener: UnixListener,
+        opts: &ListenOptions,
+    ) -> Result<Handle> {
+        let installed = listener
+            .set_nonblocking(true)
+            .map_err(Error::from)
+            .and_then(|()| {
+                let listener = Listener::Unix(mio::net::UnixListener::from_std(listener));
+                self.install_listener(h, listener, opts)
+            });
+        self.installed_or_freed(h, installed)
+    }
+
+    /// `h` if its listener was installed; otherwise its slot is freed.
+    fn installed_or_freed(&mut self, h: Handle, installed: Result<()>) -> Result<Handle> {
         match installed {
             Ok(()) => Ok(h),
             Err(e) => {
@@ -272,14 +337,15 @@ impl Context {
     pub(crate) fn adopt_accepted(
         &mut self,
         listener: Handle,
-        mut stream: mio::net::TcpStream,
-        peer: SocketAddr,
+        mut stream: Stream,
+        peer: Option<SocketAddr>,
     ) -> Option<Handle> {
         let l = self.entry(listener)?;
         let (handler, nodelay, half_close) = (l.handler, l.accept_nodelay, l.accept_half_close);
+        let from = Peer(peer);
         if nodelay {
             if let Err(e) = stream.set_nodelay(true) {
-                log::warn!("netlib: TCP_NODELAY on connection from {peer}: {e}");
+                log::warn!("netlib: TCP_NODELAY on connection from {from}: {e}");
             }
         }
         self.handlers.add_ref(handler);
@@ -289,14 +355,26 @@ impl Context {
             h.token(),
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            log::error!("netlib: cannot register connection from {peer}: {e}");
+            log::error!("netlib: cannot register connection from {from}: {e}");
             self.free_slot(h);
             return None;
         }
         let entry = self.entry_mut(h)?;
         entry.io = Io::Stream(stream);
-        entry.peer = Some(peer);
+        entry.peer = peer;
         entry.half_close = half_close;
         Some(h)
+    }
+}
+
+/// A peer for log lines: its address, or what a Unix-domain peer is.
+struct Peer(Option<SocketAddr>);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("a Unix-domain peer"),
+        }
     }
 }

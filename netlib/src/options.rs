@@ -14,12 +14,20 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 impl Context {
-    /// The remote address (`NETLIB_OPT_GET_REMOTE_IP`/`_PORT`).
+    /// The remote address (`NETLIB_OPT_GET_REMOTE_IP`/`_PORT`). A
+    /// Unix-domain connection has none: an [`Error::Io`] of kind
+    /// `Unsupported`.
     pub fn peer_addr(&self, h: Handle) -> Result<SocketAddr> {
-        self.entry_or_err(h)?.peer.ok_or(Error::InvalidHandle)
+        let entry = self.entry_or_err(h)?;
+        match (entry.peer, &entry.io) {
+            (Some(peer), _) => Ok(peer),
+            (None, Io::Stream(s)) => Ok(s.peer_addr()?),
+            (None, _) => Err(Error::InvalidHandle),
+        }
     }
 
-    /// The local address (`NETLIB_OPT_GET_LOCAL_IP`/`_PORT`).
+    /// The local address (`NETLIB_OPT_GET_LOCAL_IP`/`_PORT`); for a
+    /// Unix-domain socket an [`Error::Io`] of kind `Unsupported`.
     pub fn local_addr(&self, h: Handle) -> Result<SocketAddr> {
         match &self.entry_or_err(h)?.io {
             Io::Listener(l) => Ok(l.local_addr()?),

@@ -17,11 +17,15 @@
 //! its thread touches them.
 
 use crate::handler::HandlerId;
+use crate::stream::{Listener, Stream};
 use crate::timer::TimerId;
 use mio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
 use std::time::Duration;
 
 /// The life cycle of a socket (TeamTalk's `SOCKET_STATE_*`).
@@ -104,8 +108,8 @@ impl Default for ConnectOptions {
 /// The kernel object behind a socket, if it has one yet.
 pub(crate) enum Io {
     None,
-    Listener(TcpListener),
-    Stream(TcpStream),
+    Listener(Listener),
+    Stream(Stream),
 }
 
 /// Everything the dispatcher knows about one open socket.
@@ -164,7 +168,7 @@ impl SocketEntry {
         }
     }
 
-    pub(crate) fn stream(&self) -> Option<&TcpStream> {
+    pub(crate) fn stream(&self) -> Option<&Stream> {
         match &self.io {
             Io::Stream(s) => Some(s),
             _ => None,
@@ -181,8 +185,8 @@ impl SocketEntry {
 }
 
 /// Creates a bound, listening, non-blocking socket.
-pub(crate) fn bind_listener(addr: SocketAddr, opts: &ListenOptions) -> io::Result<TcpListener> {
-    Ok(TcpListener::from_std(bind_std(addr, opts)?))
+pub(crate) fn bind_listener(addr: SocketAddr, opts: &ListenOptions) -> io::Result<Listener> {
+    Ok(Listener::Tcp(TcpListener::from_std(bind_std(addr, opts)?)))
 }
 
 /// Binds `n` listening sockets to the same address with SO_REUSEPORT, so
@@ -253,13 +257,87 @@ fn bind_std(addr: SocketAddr, opts: &ListenOptions) -> io::Result<std::net::TcpL
     Ok(socket.into())
 }
 
+/// Binds a listening Unix-domain stream socket at `path`, for
+/// [`Context::adopt_unix_listener`](crate::Context::adopt_unix_listener)
+/// (or several loops at once: each adopts a
+/// [`try_clone`](UnixListener::try_clone) and the kernel hands each
+/// connection to one of them).
+///
+/// `mode` sets the file's permission bits (as memcached's `-a`; a client
+/// needs write permission to connect). They are set after `bind` and before
+/// `listen`, so no client can connect while the file still has the bits the
+/// umask gave it. Of `opts` only `backlog` applies.
+///
+/// A file already at `path` is replaced only if it is a socket nobody
+/// listens on (left by a process that died): connecting to it is refused.
+/// A live socket is `AddrInUse`, anything else (a regular file, a
+/// directory) `AlreadyExists`, and neither is touched. The caller owns the
+/// file: dropping the listener does not remove it.
+///
+/// The socket is non-blocking and close-on-exec. Callable from any thread.
+///
+/// ```
+/// use std::os::unix::fs::PermissionsExt;
+/// let dir = std::env::temp_dir().join(format!("netlib-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("s.sock");
+/// let l = netlib::bind_unix(&path, Some(0o700), &netlib::ListenOptions::default())?;
+/// assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o700);
+/// drop(l);
+/// std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn bind_unix(path: &Path, mode: Option<u32>, opts: &ListenOptions) -> io::Result<UnixListener> {
+    remove_stale_socket(path)?;
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.set_cloexec(true)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    let listening = mode
+        .map_or(Ok(()), |mode| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        })
+        .and_then(|()| socket.listen(opts.backlog));
+    if let Err(e) = listening {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(socket.into())
+}
+
+/// Removes a socket file at `path` that nobody listens on; see [`bind_unix`].
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", path.display()),
+        ));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("{}: another process listens on it", path.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            log::info!("netlib: removing stale socket file {}", path.display());
+            std::fs::remove_file(path)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Starts a non-blocking connect. `Ok` means in progress or already
 /// connected; an error from `connect` itself is returned as `Err` so the
 /// dispatcher can report it through the same Close path as a late failure.
 pub(crate) fn start_connect(
     addr: SocketAddr,
     opts: &ConnectOptions,
-) -> io::Result<(TcpStream, Option<io::Error>)> {
+) -> io::Result<(Stream, Option<io::Error>)> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
     socket.set_cloexec(true)?;
@@ -275,7 +353,7 @@ pub(crate) fn start_connect(
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
         Err(e) => Some(e),
     };
-    Ok((TcpStream::from_std(socket.into()), failure))
+    Ok((Stream::Tcp(TcpStream::from_std(socket.into())), failure))
 }
 
 /// Is this accept error a shortage of descriptors or memory, after which

@@ -8,19 +8,21 @@
 //! event loops, one per thread (netlib's loop group, threads
 //! `netlib-loop-<i>`), on one port with `SO_REUSEPORT`. With `-p 0` the server
 //! picks a free port; `--port-file=PATH` writes it to PATH once listening,
-//! so scripts and tests need not guess a free port. The process runs until
-//! killed; a cache has nothing to save.
+//! so scripts and tests need not guess a free port. With `-s PATH` it
+//! listens on that Unix-domain socket instead of TCP. The process runs
+//! until SIGINT or SIGTERM (or `shutdown`, with `-A`), then stops its loops
+//! and removes its socket file; a cache has nothing to save.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use examples::memcached::cli::{self, Command, Options};
+use examples::memcached::process;
 use examples::memcached::server::Server;
 use examples::memcached::VERSION;
 
 fn main() -> ExitCode {
     let options = match cli::parse(std::env::args_os().skip(1)) {
-        Ok(Command::Run(options)) => options,
+        Ok(Command::Run(options)) => *options,
         Ok(Command::Version) => {
             println!(
                 "netlib-memcached {} (memcached {VERSION} text protocol)",
@@ -31,7 +33,18 @@ fn main() -> ExitCode {
         // Help (exit 0) or a bad command line naming the flag (exit 2).
         Err(e) => e.exit(),
     };
+    let mut options = options;
+    if options.daemonize {
+        // Before logging and before any thread: fork, new session, cwd /.
+        if let Err(e) = daemonize(&mut options) {
+            eprintln!("netlib-memcached: failed to daemonize: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     init_logging(options.verbosity);
+    for option in &options.ignored {
+        log::warn!("-o {option}: ignored (no slab allocator, LRU threads or sandbox here)");
+    }
     match serve(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -40,6 +53,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Makes the paths the server still needs absolute, then detaches (`-d`);
+/// with `-v` standard output and error stay open, as memcached keeps them.
+fn daemonize(options: &mut Options) -> std::io::Result<()> {
+    for path in [&mut options.pid_file, &mut options.port_file]
+        .into_iter()
+        .flatten()
+    {
+        *path = process::absolute(path)?;
+    }
+    if let Some(unix) = &mut options.server.unix {
+        unix.path = process::absolute(&unix.path)?;
+    }
+    process::daemonize(options.verbosity > 0)
 }
 
 /// `-v` info, `-vv` debug, `-vvv` trace; warnings and errors always.
@@ -57,19 +85,26 @@ fn init_logging(verbosity: u8) {
 }
 
 fn serve(options: Options) -> Result<(), Box<dyn std::error::Error>> {
+    if options.port_file.is_some() && options.server.unix.is_some() {
+        return Err("--port-file names a TCP port; with -s there is none".into());
+    }
+    if let Some(user) = &options.user {
+        process::become_user(user)?;
+    }
     let server = Server::start(options.server)?;
     server
         .store()
         .set_verbosity(u32::from(options.verbosity.min(2)));
+    process::stop_on_signals(server.shutdown_handle())?;
+    let pid_file = match &options.pid_file {
+        Some(path) => Some(process::PidFile::write(path)?),
+        None => None,
+    };
     if let Some(path) = &options.port_file {
-        // Write then rename, so a reader never sees a half-written file.
         let port = server.local_addrs()[0].port();
-        let tmp = path.with_extension("tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        writeln!(file, "{port}")?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        process::write_atomically(path, &format!("{port}\n"))?;
     }
     server.wait()?;
+    drop(pid_file);
     Ok(())
 }

@@ -104,7 +104,9 @@ fn server(addr: SocketAddr, threads: usize) -> Result<(), Box<dyn std::error::Er
             ServerGroup::start(threads, netlib::Config::default(), addr, &opts, |ctx, _| {
                 echo::register(ctx)
             })?;
-        cli::announce(group.local_addr());
+        if let Some(addr) = group.local_addr() {
+            cli::announce(addr);
+        }
         group.join()?;
         return Ok(());
     }

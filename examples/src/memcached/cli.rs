@@ -10,10 +10,22 @@
 //! | `-t`, `--threads=<num>` | worker threads, default 4 | event loops (one per thread) sharing the port with `SO_REUSEPORT`, default 1 |
 //! | `-v`, `-vv`, `-vvv` | verbosity | log level: info, debug, trace (default warn; `RUST_LOG` overrides) |
 //! | `-U 0` | UDP port | only 0 (UDP off) is accepted; any other port is refused at startup |
-//! | `-s <path>` | Unix socket | refused at startup (exit 2): not supported |
+//! | `-s`, `--unix-socket=<path>` | Unix socket to listen on, disables TCP | same; a stale socket file nobody listens on is replaced, the file is removed at shutdown |
+//! | `-a`, `--unix-mask=<mask>` | the socket file's permission bits, octal, default 0700 | same |
 //! | `-F` | disable `flush_all` | same: `CLIENT_ERROR flush_all not allowed` |
 //! | `-A` | enable `shutdown` | same: `shutdown [graceful]` stops the server |
-//! | `-o idle_timeout=<s>` | close idle connections | same; other `-o` options are refused |
+//! | `-o idle_timeout=<s>` | close idle connections | same |
+//! | `-o track_sizes` | keep the `stats sizes` histogram from the start | same |
+//! | `-o <tuning>` | slab allocator, LRU thread, hash table and sandbox knobs (`slab_reassign`, `lru_crawler`, `modern`, `relaxed_privileges`, ...; see [`IGNORED_OPTIONS`]) | accepted and logged as ignored: there is no such machinery here, and no reply depends on them |
+//! | `-o <other>` | extstore, TLS, proxy, ... | refused at startup (exit 2), as memcached refuses an unknown sub-option |
+//! | `-M`, `--disable-evictions` | answer `SERVER_ERROR out of memory storing object` instead of evicting | same |
+//! | `-R`, `--max-reqs-per-event=<num>` | requests served per connection per event, default 20 | accepted and reported by `stats settings`; fairness comes from netlib's per-event read budget |
+//! | `-o lru_crawler`, `no_lru_crawler` | run the LRU crawler or not | the background reclaimer starts on or off (`no_modern` turns it off too) |
+//! | `-b`, `--listen-backlog=<num>` | accept queue length, default 1024 | same |
+//! | `-B`, `--protocol=<name>` | `ascii`, `binary` or `auto` | `ascii` and `auto` (binary requests close the connection either way); `binary` is refused at startup |
+//! | `-d`, `--daemon` | run in the background | same (fork, new session, cwd `/`, stdio to `/dev/null` unless `-v`); relative paths are resolved first |
+//! | `-P`, `--pidfile=<file>` | write the pid there | same; removed at clean shutdown |
+//! | `-u`, `--user=<name>` | run as this user when started as root | same: switches user and groups before listening; ignored when not root |
 //! | `--port-file=<path>` | (none) | write the bound port there once listening |
 //! | `-h`, `-V` | help, version | same |
 //!
@@ -29,7 +41,7 @@ use clap::error::ErrorKind;
 use clap::{ArgAction, CommandFactory, Parser};
 
 use super::config::{Config, DEFAULT_ITEM_SIZE_MAX};
-use super::server::{ServerConfig, DEFAULT_PORT};
+use super::server::{ServerConfig, UnixSocket, DEFAULT_PORT};
 
 /// memcached's flags, as clap sees them.
 #[derive(Parser, Debug)]
@@ -66,16 +78,45 @@ struct Flags {
     /// UDP is not supported; only 0 is accepted
     #[arg(short = 'U', long = "udp-port", value_name = "0", value_parser = udp_off)]
     udp_port: Option<u16>,
-    /// Unix sockets are not supported; giving a path is refused
+    /// UNIX socket to listen on (disables network support)
     #[arg(short = 's', long = "unix-socket", value_name = "path")]
     unix_socket: Option<PathBuf>,
+    /// Access mask for the UNIX socket, in octal
+    #[arg(short = 'a', long = "unix-mask", value_name = "mask", default_value = "700",
+          value_parser = octal_mask)]
+    unix_mask: u32,
     /// Disable flush_all
     #[arg(short = 'F', long = "disable-flush-all", action = ArgAction::SetTrue)]
     disable_flush_all: bool,
     /// Enable the ascii "shutdown" command
     #[arg(short = 'A', long = "enable-shutdown", action = ArgAction::SetTrue)]
     enable_shutdown: bool,
-    /// Extended options, comma separated; only idle_timeout=<seconds>
+    /// Return an error when memory is full instead of evicting items
+    #[arg(short = 'M', long = "disable-evictions", action = ArgAction::SetTrue)]
+    disable_evictions: bool,
+    /// Maximum requests per event (reported by stats settings; see README)
+    #[arg(short = 'R', long = "max-reqs-per-event", value_name = "num", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_reqs_per_event: u32,
+    /// Backlog queue limit
+    #[arg(short = 'b', long = "listen-backlog", value_name = "num", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=65535))]
+    listen_backlog: u32,
+    /// Protocol: ascii or auto (the binary protocol is not spoken)
+    #[arg(short = 'B', long = "protocol", value_name = "name", default_value = "ascii",
+          action = ArgAction::Set, value_parser = protocol)]
+    protocol: bool,
+    /// Run as a daemon
+    #[arg(short = 'd', long = "daemon", action = ArgAction::SetTrue)]
+    daemon: bool,
+    /// Save the process id in <file> (removed at clean shutdown)
+    #[arg(short = 'P', long = "pidfile", value_name = "file")]
+    pidfile: Option<PathBuf>,
+    /// Assume the identity of <user> (only when run as root)
+    #[arg(short = 'u', long = "user", value_name = "user")]
+    user: Option<String>,
+    /// Extended options, comma separated: idle_timeout=<seconds>; tuning
+    /// options of memcached's slab allocator and LRU threads are ignored
     #[arg(short = 'o', long = "extended", value_name = "opt", value_delimiter = ',',
           action = ArgAction::Append)]
     extended: Vec<String>,
@@ -90,8 +131,9 @@ struct Flags {
 /// What the command line asks for.
 #[derive(Debug, Clone)]
 pub enum Command {
-    /// Run the server.
-    Run(Options),
+    /// Run the server (boxed: the options are large, the other variant
+    /// empty).
+    Run(Box<Options>),
     /// Print the version and exit.
     Version,
 }
@@ -105,7 +147,63 @@ pub struct Options {
     pub verbosity: u8,
     /// Where to write the bound port (`--port-file`).
     pub port_file: Option<PathBuf>,
+    /// The user to switch to when started as root (`-u`).
+    pub user: Option<String>,
+    /// Detach from the terminal (`-d`).
+    pub daemonize: bool,
+    /// Where to record the process id (`-P`).
+    pub pid_file: Option<PathBuf>,
+    /// `-o` options accepted but without effect here (see
+    /// [`IGNORED_OPTIONS`]), for `main` to log once logging is set up.
+    pub ignored: Vec<String>,
 }
+
+/// memcached 1.6.18's `-o` sub-options for machinery this server does not
+/// have: its slab allocator and mover, segmented LRU and its threads, hash
+/// table sizing, logger buffers, read-buffer pools and the seccomp
+/// sandbox (`relaxed_privileges` exists in memcached-debug builds only).
+/// They tune memory layout and background threads, never a reply, so they
+/// are accepted (with or without `=value`) and ignored, with a warning.
+/// Options that would change behaviour - extstore (`ext_*`), TLS
+/// (`ssl_*`), the proxy - are refused, as memcached built without them
+/// refuses them.
+pub const IGNORED_OPTIONS: &[&str] = &[
+    "maxconns_fast",
+    "no_maxconns_fast",
+    "hashpower",
+    "no_hashexpand",
+    "slab_reassign",
+    "no_slab_reassign",
+    "slab_automove",
+    "no_slab_automove",
+    "slab_automove_ratio",
+    "slab_automove_window",
+    "tail_repair_time",
+    "hash_algorithm",
+    "lru_crawler_sleep",
+    "lru_crawler_tocrawl",
+    "lru_maintainer",
+    "no_lru_maintainer",
+    "hot_lru_pct",
+    "warm_lru_pct",
+    "hot_max_factor",
+    "warm_max_factor",
+    "temporary_ttl",
+    "watcher_logbuf_size",
+    "worker_logbuf_size",
+    "slab_sizes",
+    "slab_chunk_max",
+    "no_chunked_items",
+    "modern",
+    "no_modern",
+    "inline_ascii_resp",
+    "no_inline_ascii_resp",
+    "resp_obj_mem_limit",
+    "read_buf_mem_limit",
+    "drop_privileges",
+    "no_drop_privileges",
+    "relaxed_privileges",
+];
 
 /// Parses the arguments after the program name. `-h` and bad command lines
 /// come back as a [`clap::Error`], whose `exit()` prints them and exits with
@@ -133,19 +231,31 @@ where
         return Ok(Command::Version);
     }
     let fail = |message: String| Flags::command().error(ErrorKind::ValueValidation, message);
-    if let Some(path) = &flags.unix_socket {
-        return Err(fail(format!(
-            "-s {}: Unix sockets are not supported; listen on TCP with -l/-p",
-            path.display()
-        )));
-    }
     let mut idle_timeout = None;
+    let mut ignored = Vec::new();
+    let mut track_sizes = false;
+    let mut lru_crawler = true;
     for option in &flags.extended {
+        let name = option
+            .split_once('=')
+            .map_or(option.as_str(), |(name, _)| name);
         match option.split_once('=') {
             Some(("idle_timeout", secs)) => {
                 let secs: u64 = number(secs, "idle_timeout").map_err(fail)?;
                 idle_timeout = (secs > 0).then(|| std::time::Duration::from_secs(secs));
             }
+            None if option == "track_sizes" => track_sizes = true,
+            // The reclaimer is memcached's LRU crawler; no_modern turns
+            // that off among other (ignored) things.
+            None if option == "lru_crawler" || option == "modern" => {
+                lru_crawler = true;
+                ignored.extend((option == "modern").then(|| option.clone()));
+            }
+            None if option == "no_lru_crawler" || option == "no_modern" => {
+                lru_crawler = false;
+                ignored.extend((option == "no_modern").then(|| option.clone()));
+            }
+            _ if IGNORED_OPTIONS.contains(&name) => ignored.push(option.clone()),
             _ => return Err(fail(format!("unsupported -o option '{option}'"))),
         }
     }
@@ -168,9 +278,13 @@ where
         addrs.extend(resolve(entry, flags.port).map_err(fail)?);
     }
     let threads = usize::from(flags.threads);
-    Ok(Command::Run(Options {
+    Ok(Command::Run(Box::new(Options {
         server: ServerConfig {
             listen: addrs,
+            unix: flags.unix_socket.map(|path| UnixSocket {
+                path,
+                mode: flags.unix_mask,
+            }),
             threads,
             cache: Config {
                 memory_limit,
@@ -180,12 +294,22 @@ where
                 flush_enabled: !flags.disable_flush_all,
                 shutdown_enabled: flags.enable_shutdown,
                 idle_timeout,
+                backlog: flags.listen_backlog,
+                track_sizes,
+                evict: !flags.disable_evictions,
+                lru_crawler,
+                reqs_per_event: flags.max_reqs_per_event,
+                binding_auto: flags.protocol,
                 ..Config::default()
             },
         },
         verbosity: flags.verbose,
         port_file: flags.port_file,
-    }))
+        user: flags.user,
+        daemonize: flags.daemon,
+        pid_file: flags.pidfile,
+        ignored,
+    })))
 }
 
 fn at_least_one(value: &str) -> Result<usize, String> {
@@ -193,6 +317,25 @@ fn at_least_one(value: &str) -> Result<usize, String> {
         Ok(0) => Err("connection limit must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("invalid connection limit '{value}'")),
+    }
+}
+
+/// `-B`: true for `auto`, false for `ascii`; `binary` is refused.
+fn protocol(value: &str) -> Result<bool, String> {
+    match value {
+        "ascii" => Ok(false),
+        "auto" => Ok(true),
+        "binary" => Err("the binary protocol is not supported; use ascii or auto".into()),
+        _ => Err(format!("unknown protocol '{value}' (ascii, auto)")),
+    }
+}
+
+/// `-a`: permission bits in octal, as memcached's `strtol(optarg, NULL, 8)`
+/// reads them; only the nine permission bits are used.
+fn octal_mask(value: &str) -> Result<u32, String> {
+    match u32::from_str_radix(value.trim(), 8) {
+        Ok(mask) if mask <= 0o777 => Ok(mask),
+        _ => Err(format!("invalid octal access mask '{value}' (0 to 777)")),
     }
 }
 
@@ -256,158 +399,4 @@ fn resolve(entry: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(args: &[&str]) -> Options {
-        match parse(args.iter().copied()) {
-            Ok(Command::Run(options)) => options,
-            other => panic!("{args:?}: {other:?}"),
-        }
-    }
-
-    fn error(args: &[&str]) -> String {
-        match parse(args.iter().copied()) {
-            Err(e) => {
-                assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
-                e.to_string()
-            }
-            other => panic!("{args:?} should fail: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn defaults_are_memcacheds() {
-        let o = run(&[]);
-        assert_eq!(o.server.listen, vec!["0.0.0.0:11211".parse().unwrap()]);
-        assert_eq!(o.server.threads, 1);
-        assert_eq!(o.server.cache.memory_limit, 64 << 20);
-        assert_eq!(o.server.cache.item_size_max, 1 << 20);
-        assert_eq!(o.server.cache.max_connections, 1024);
-        assert_eq!(o.verbosity, 0);
-        assert!(o.port_file.is_none());
-    }
-
-    #[test]
-    fn short_long_and_attached_forms() {
-        let o = run(&[
-            "-p11311",
-            "--listen=127.0.0.1,::1",
-            "-m",
-            "128",
-            "--conn-limit",
-            "10",
-            "-I",
-            "2m",
-            "--threads=4",
-            "-vvv",
-            "--port-file=/tmp/p",
-            "-U",
-            "0",
-        ]);
-        assert_eq!(
-            o.server.listen,
-            vec![
-                "127.0.0.1:11311".parse().unwrap(),
-                "[::1]:11311".parse().unwrap()
-            ]
-        );
-        assert_eq!(o.server.cache.memory_limit, 128 << 20);
-        assert_eq!(o.server.cache.max_connections, 10);
-        assert_eq!(o.server.cache.item_size_max, 2 << 20);
-        assert_eq!(o.server.threads, 4);
-        assert_eq!(o.server.cache.threads, 4);
-        assert_eq!(o.verbosity, 3);
-        assert_eq!(o.port_file, Some(PathBuf::from("/tmp/p")));
-    }
-
-    #[test]
-    fn admin_flags() {
-        let o = run(&[]);
-        assert!(o.server.cache.flush_enabled && !o.server.cache.shutdown_enabled);
-        assert_eq!(o.server.cache.idle_timeout, None);
-        let o = run(&["-F", "-A", "-o", "idle_timeout=5"]);
-        assert!(!o.server.cache.flush_enabled && o.server.cache.shutdown_enabled);
-        assert_eq!(
-            o.server.cache.idle_timeout,
-            Some(std::time::Duration::from_secs(5))
-        );
-        assert_eq!(
-            run(&["-o", "idle_timeout=0"]).server.cache.idle_timeout,
-            None
-        );
-    }
-
-    #[test]
-    fn listen_entries_may_carry_ports() {
-        let o = run(&["-l", "127.0.0.1:1234,[::1]:99,[::1]", "-p", "7"]);
-        assert_eq!(
-            o.server.listen,
-            vec![
-                "127.0.0.1:1234".parse().unwrap(),
-                "[::1]:99".parse().unwrap(),
-                "[::1]:7".parse().unwrap()
-            ]
-        );
-        assert!(run(&["-l", "localhost", "-p", "0"])
-            .server
-            .listen
-            .iter()
-            .all(|a| a.ip().is_loopback() && a.port() == 0));
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
-        assert_eq!(parse_size("3M").unwrap(), 3 << 20);
-        assert!(error(&["-I", "512"]).contains("between 1k and 1024m"));
-        assert!(error(&["-I", "2000m", "-m", "4096"]).contains("between"));
-        assert!(error(&["-I", "40m"]).contains("1/2 of memory"));
-        assert!(error(&["-I", "x"]).contains("invalid item size"));
-        assert!(error(&["-I", "40m"]).contains("1/2 of memory"));
-    }
-
-    #[test]
-    fn bad_command_lines_say_why() {
-        assert!(error(&["-p"]).contains("a value is required"));
-        assert!(error(&["-p", "70000"]).contains("70000"));
-        assert!(error(&["-t", "0"]).contains("--threads"));
-        assert!(error(&["-c", "0"]).contains("at least 1"));
-        assert!(error(&["-U", "11211"]).contains("UDP"));
-        assert!(error(&["-s", "/tmp/mc.sock"]).contains("Unix sockets are not supported"));
-        assert!(error(&["-o", "slab_reassign"]).contains("unsupported -o option"));
-        assert!(error(&["-o", "idle_timeout=x"]).contains("invalid idle_timeout"));
-        assert!(error(&["-x"]).contains("unexpected argument '-x'"));
-        assert!(error(&["-P", "/tmp/pid"]).contains("unexpected argument '-P'"));
-        assert!(error(&["-"]).contains("unexpected argument"));
-        assert!(error(&["--frobnicate"]).contains("unexpected argument '--frobnicate'"));
-        assert!(error(&["-vx"]).contains("unexpected argument"));
-        assert!(error(&["stray"]).contains("unexpected argument 'stray'"));
-    }
-
-    #[test]
-    fn help_and_version() {
-        let help = parse(["-h"]).unwrap_err();
-        assert_eq!(help.exit_code(), 0);
-        let text = help.to_string();
-        for flag in [
-            "-p, --port",
-            "-l, --listen",
-            "-m, --memory-limit",
-            "-c, --conn-limit",
-        ] {
-            assert!(text.contains(flag), "{flag} missing from help:\n{text}");
-        }
-        for flag in [
-            "-I, --max-item-size",
-            "-t, --threads",
-            "-U, --udp-port",
-            "--port-file",
-        ] {
-            assert!(text.contains(flag), "{flag} missing from help:\n{text}");
-        }
-        assert!(matches!(parse(["--version"]), Ok(Command::Version)));
-        assert!(matches!(parse(["-V"]), Ok(Command::Version)));
-    }
-}
+mod tests;

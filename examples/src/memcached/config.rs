@@ -15,6 +15,9 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
 /// client: 2048 bytes without a newline closes the connection.
 pub const DEFAULT_MAX_LINE: usize = 2048;
 
+/// memcached's default `-a`: only the owner may connect to the socket.
+pub const DEFAULT_UNIX_MASK: u32 = 0o700;
+
 /// Settings for a [`Store`](super::Store) and the sessions that use it.
 ///
 /// ```
@@ -64,6 +67,35 @@ pub struct Config {
     /// Close connections that send nothing for this long
     /// (`-o idle_timeout=N`); `None` (memcached's 0) never does.
     pub idle_timeout: Option<std::time::Duration>,
+    /// Evict the least recently used items to make room (memcached's
+    /// default); `-M` turns it off: a full cache then answers
+    /// `SERVER_ERROR out of memory storing object`.
+    pub evict: bool,
+    /// Whether the background reclaimer (memcached's LRU crawler) runs
+    /// from the start; `-o no_lru_crawler` and `-o no_modern` start it
+    /// off, `lru_crawler enable` turns it on.
+    pub lru_crawler: bool,
+    /// memcached's `-R`, reported by `stats settings` as
+    /// `reqs_per_event`. Fairness between connections here comes from
+    /// netlib's per-event read budget instead; see the README.
+    pub reqs_per_event: u32,
+    /// Keep the `stats sizes` histogram from the start (`-o track_sizes`);
+    /// `stats sizes_enable` turns it on later.
+    pub track_sizes: bool,
+    /// Length of the listening sockets' accept queues (`-b`, memcached's
+    /// default 1024).
+    pub backlog: u32,
+    /// `-B auto` rather than `-B ascii`: memcached then tells binary from
+    /// text requests by their first byte. Only `stats settings` differs
+    /// here (`auto-negotiate`): the text protocol is the only one spoken,
+    /// and a binary request closes its connection either way.
+    pub binding_auto: bool,
+    /// The Unix-domain socket served instead of TCP (`-s`), for `stats
+    /// settings` and `stats conns`; the server binds it.
+    pub domain_socket: Option<std::sync::Arc<std::path::Path>>,
+    /// The permission bits of that socket's file (`-a`, octal; memcached's
+    /// default 0700), reported by `stats settings` as `umask`.
+    pub unix_mask: u32,
 }
 
 impl Config {
@@ -91,6 +123,14 @@ impl Default for Config {
             flush_enabled: true,
             shutdown_enabled: false,
             idle_timeout: None,
+            evict: true,
+            lru_crawler: true,
+            reqs_per_event: 20,
+            track_sizes: false,
+            backlog: 1024,
+            binding_auto: false,
+            domain_socket: None,
+            unix_mask: DEFAULT_UNIX_MASK,
         }
     }
 }

@@ -31,7 +31,7 @@ use netlib::{CloseReason, Poster};
 use super::codec::MemcachedCodec;
 use super::config::Config;
 use super::protocol::{CloseReason as SessionClose, Session};
-use super::stats::Counter;
+use super::stats::{Counter, Endpoint};
 use super::store::Store;
 
 /// What a client over the connection limit reads before it is closed
@@ -193,9 +193,16 @@ pub(crate) fn accept(shared: &mut LoopState, a: &Accepted) -> Option<(Client, Co
         log::debug!("memcached: {} refused: too many open connections", a.handle);
     }
     let mut session = Session::new();
-    if let (true, Some(peer), Some(local)) = (admitted, a.peer, a.local) {
-        let now = shared.store.now();
-        session.set_conn(shared.store.counters().register_conn(peer, local, now));
+    if admitted {
+        let ends = match (a.peer, a.local, &shared.store.config().domain_socket) {
+            (Some(peer), Some(local), _) => Some((Endpoint::Inet(peer), Endpoint::Inet(local))),
+            (None, None, Some(path)) => Some((Endpoint::UnnamedUnix, Endpoint::Unix(path.clone()))),
+            _ => None,
+        };
+        if let Some((peer, local)) = ends {
+            let now = shared.store.now();
+            session.set_conn(shared.store.counters().register_conn(peer, local, now));
+        }
     }
     let client = Client {
         store: shared.store.clone(),

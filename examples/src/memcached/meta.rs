@@ -6,18 +6,18 @@
 //! on misses too, `q` hiding the nominal reply (`EN` for `mg`, `HD` for the
 //! others), and memcached's error strings for bad flags.
 //!
-//! Built on the store's ordinary operations, so a few things are simpler
-//! than in memcached: a `C<cas>` check on `md`, `ma` and `ms MA`/`MP` is
-//! made just before the operation rather than under its lock; `h` always
-//! answers `h0` and `l` `l0` (no fetch or access time is kept); `N` on `mg`
-//! (vivify on miss) and `R` (recache) are accepted and do nothing, so no
-//! `W`/`X`/`Z` flags are ever returned; `I` (invalidate) is accepted and
-//! ignored on `ms` and deletes on `md`; `b` (base64 keys) is refused.
+//! Leases work as memcached's: `N` (vivify on miss) and `R` (recache)
+//! on `mg` hand out `W` to exactly one client, later readers see `Z`, and
+//! `md ... I` / `ms ... C<older cas> I` leave the item stale (`X`) - see
+//! the store's `lease` module. A few things are simpler than in
+//! memcached: a `C<cas>` check on `md` (without `I`), `ma` and
+//! `ms MA`/`MP` is made just before the operation rather than under its
+//! lock; `l` always answers `l0` (no access time is kept); `I` on `ms` without `C` is ignored; `b` (base64 keys) is refused.
 
 use super::stats::{Counter, LocalCounters};
 use super::store::{
-    expiry_deadline, is_valid_key, item_size, DeltaError, ItemView, NewItem, Store, StoreMode,
-    StoreOutcome,
+    expiry_deadline, is_valid_key, item_size, DeltaError, ItemView, Lease, LeaseGet, MarkStale,
+    NewItem, Store, StoreMode, StoreOutcome,
 };
 use super::text::{format_u64, parse_i32, parse_u32, parse_u64, push_u64, Tokens};
 
@@ -83,6 +83,8 @@ struct Flags {
     cas: Option<u64>,
     ttl: Option<u64>,
     vivify: Option<u64>,
+    recache: Option<u64>,
+    invalidate: bool,
     client_flags: u32,
     mode: Option<u8>,
     delta: Option<u64>,
@@ -112,12 +114,12 @@ fn parse_flags(tokens: &[&[u8]], now: u64) -> Result<Flags, &'static str> {
                 Some(d) => flags.ttl = Some(d),
                 None => error = Some(BAD_TOKEN),
             },
-            b'R' => {
-                if deadline(token).is_none() {
-                    error = Some(BAD_TOKEN);
-                }
-            }
-            b'O' | b'P' | b'L' | b'k' | b's' | b't' | b'c' | b'f' | b'l' | b'h' | b'u' | b'I' => {}
+            b'R' => match deadline(token) {
+                Some(d) => flags.recache = Some(d),
+                None => error = Some(BAD_TOKEN),
+            },
+            b'I' => flags.invalidate = true,
+            b'O' | b'P' | b'L' | b'k' | b's' | b't' | b'c' | b'f' | b'l' | b'h' | b'u' => {}
             b'v' => flags.value = true,
             b'q' => flags.quiet = true,
             b'F' => match parse_u32(&token[1..]) {
@@ -216,7 +218,7 @@ pub(crate) fn dispatch(
         b"ms" => return meta_set(store, counters, &line, now, out),
         b"md" => meta_delete(store, counters, &line, now, out),
         b"ma" => meta_arithmetic(store, counters, &line, now, out),
-        b"me" => meta_debug(store, &line, now, out),
+        b"me" => meta_debug(store, counters, &line, now, out),
         _ => out.extend_from_slice(b"ERROR\r\n"),
     }
     Next::Line
@@ -271,7 +273,7 @@ fn meta_get(
         return client_error(out, "opaque token too long");
     }
     let key = line.key;
-    let write = |item: ItemView<'_>| {
+    let write = |item: ItemView<'_>, lease: Lease| {
         if flags.value {
             out.extend_from_slice(b"VA ");
             push_u64(out, item.value.len() as u64);
@@ -294,10 +296,20 @@ fn meta_get(
                     push_u64(out, u64::from(item.flags));
                 }
                 b'l' => out.extend_from_slice(b" l0"),
-                b'h' => out.extend_from_slice(b" h0"),
+                b'h' => out.extend_from_slice(if lease.fetched { b" h1" } else { b" h0" }),
                 _ => {}
             }
             echo_one(out, token, item.key);
+        }
+        // After the requested flags, as memcached appends them.
+        for (on, flag) in [
+            (lease.token_sent, b" Z"),
+            (lease.stale, b" X"),
+            (lease.won, b" W"),
+        ] {
+            if on {
+                out.extend_from_slice(flag);
+            }
         }
         out.extend_from_slice(b"\r\n");
         if flags.value {
@@ -305,10 +317,12 @@ fn meta_get(
             out.extend_from_slice(b"\r\n");
         }
     };
-    let found = match flags.ttl {
-        Some(deadline) => store.get_and_touch(key, deadline, now, write),
-        None => store.get(key, now, write),
+    let ask = LeaseGet {
+        touch: flags.ttl,
+        vivify: flags.vivify,
+        recache: flags.recache,
     };
+    let found = store.meta_get(key, ask, now, write);
     let (cmd, hit, miss) = if flags.ttl.is_some() {
         (Counter::CmdTouch, Counter::TouchHits, Counter::TouchMisses)
     } else {
@@ -370,6 +384,9 @@ fn meta_set(
     let mut append_cas = None;
     if let Some(cas) = flags.cas {
         match mode {
+            StoreMode::Set | StoreMode::Replace if flags.invalidate => {
+                mode = StoreMode::CasStale(cas)
+            }
             StoreMode::Set | StoreMode::Replace => mode = StoreMode::Cas(cas),
             StoreMode::Append | StoreMode::Prepend if cas != 0 => append_cas = Some(cas),
             _ => {}
@@ -496,7 +513,7 @@ impl PendingSet {
             }
             _ => store.store(self.mode, item, now),
         };
-        if let StoreMode::Cas(_) = self.mode {
+        if let StoreMode::Cas(_) | StoreMode::CasStale(_) = self.mode {
             counters.bump(match outcome {
                 StoreOutcome::Stored => Counter::CasHits,
                 StoreOutcome::Exists => Counter::CasBadval,
@@ -562,6 +579,21 @@ fn meta_delete(
         return client_error(out, "opaque token too long");
     }
     let key = line.key;
+    if flags.invalidate {
+        let code: &[u8] = match store.mark_stale(key, flags.cas, flags.ttl, now) {
+            Ok(()) if flags.quiet => return,
+            Ok(()) => b"HD",
+            Err(MarkStale::Exists) => b"EX",
+            Err(MarkStale::NotFound) => b"NF",
+        };
+        if code != b"HD" {
+            counters.bump(Counter::DeleteMisses);
+        }
+        out.extend_from_slice(code);
+        echo(out, tokens, key);
+        out.extend_from_slice(b"\r\n");
+        return;
+    }
     let code: &[u8] = match store.get(key, now, |i| i.cas) {
         Some(cas) if flags.cas.is_some_and(|c| c != cas) => {
             counters.bump(Counter::DeleteMisses);
@@ -695,14 +727,22 @@ fn meta_arithmetic(
     }
 }
 
-/// `me <key>`: memcached's debug line, with what this server keeps.
-fn meta_debug(store: &Store, line: &Line<'_>, now: u64, out: &mut Vec<u8>) {
+/// `me <key>`: memcached's debug line, with what this server keeps; counts
+/// `cmd_meta` as memcached 1.6.18 does (only here, once the key is valid).
+fn meta_debug(
+    store: &Store,
+    counters: &mut LocalCounters,
+    line: &Line<'_>,
+    now: u64,
+    out: &mut Vec<u8>,
+) {
     if !is_valid_key(line.key) {
         return client_error(out, BAD_FORMAT);
     }
     if line.after().first() == Some(&&b"b"[..]) {
         return client_error(out, NO_BASE64);
     }
+    counters.bump(Counter::CmdMeta);
     let found = store.get(line.key, now, |item| {
         out.extend_from_slice(b"ME ");
         out.extend_from_slice(item.key);

@@ -79,18 +79,22 @@ pub mod codec;
 mod config;
 mod connection;
 mod meta;
+pub mod process;
 mod protocol;
 pub mod server;
 mod shard;
+mod sizes;
 mod stats;
 mod store;
 mod text;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, DEFAULT_ITEM_SIZE_MAX, DEFAULT_MAX_LINE, DEFAULT_MEMORY_LIMIT};
+pub use config::{
+    Config, DEFAULT_ITEM_SIZE_MAX, DEFAULT_MAX_LINE, DEFAULT_MEMORY_LIMIT, DEFAULT_UNIX_MASK,
+};
 pub use protocol::{CloseReason, Progress, Session, VERSION};
-pub use stats::{ConnTicket, Counter, Counters, DetailOp, LocalCounters, COUNTERS};
+pub use stats::{ConnTicket, Counter, Counters, DetailOp, Endpoint, LocalCounters, COUNTERS};
 pub use store::{
-    expiry_deadline, is_valid_key, item_size, DeltaError, ItemStats, ItemView, NewItem, Store,
-    StoreMode, StoreOutcome, KEY_MAX_LENGTH, MAX_RELATIVE_EXPTIME,
+    expiry_deadline, is_valid_key, item_size, DeltaError, ItemStats, ItemView, Lease, LeaseGet,
+    MarkStale, NewItem, Store, StoreMode, StoreOutcome, KEY_MAX_LENGTH, MAX_RELATIVE_EXPTIME,
 };

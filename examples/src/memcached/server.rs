@@ -20,6 +20,12 @@
 //! thread. With one loop the server is a single netlib reactor doing
 //! everything, memcached's `-t 1` without the separate accept thread.
 //!
+//! With a Unix-domain socket (`-s`) the server listens on it instead of
+//! TCP, as memcached does: one listening socket, which every loop serves
+//! through its own duplicate descriptor. The socket's file is created with
+//! the `-a` permission bits, replaces a stale file nobody listens on, and
+//! is removed when the server stops.
+//!
 //! [`Server::start`] binds, starts the loops and returns once every loop
 //! is listening, so a caller (a test, or `main`) can bind port 0 and read
 //! the real address from [`Server::local_addrs`]. A [`ShutdownHandle`]
@@ -46,6 +52,8 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -57,6 +65,7 @@ use super::clock::SystemClock;
 use super::codec::MemcachedCodec;
 use super::config::Config;
 use super::connection::{accept, Client, LoopState};
+use super::stats::Endpoint;
 use super::store::Store;
 
 pub use super::connection::{ConnectionLimit, LoopStats};
@@ -68,8 +77,10 @@ pub const DEFAULT_PORT: u16 = 11211;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Addresses to listen on. Port 0 picks a free port; all loops share
-    /// the port each address got.
+    /// the port each address got. Ignored when [`unix`](Self::unix) is set.
     pub listen: Vec<SocketAddr>,
+    /// A Unix-domain socket to listen on instead of TCP (`-s`, `-a`).
+    pub unix: Option<UnixSocket>,
     /// Event loops, one per thread (`-t`), at least 1.
     pub threads: usize,
     /// The cache's limits. `threads` and `shards` are filled in from
@@ -83,8 +94,41 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))],
+            unix: None,
             threads: 1,
             cache: Config::default(),
+        }
+    }
+}
+
+/// A Unix-domain socket to serve (memcached's `-s <path>` and `-a <mask>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixSocket {
+    /// Where the socket's file goes.
+    pub path: PathBuf,
+    /// Its permission bits (`-a`, default
+    /// [`DEFAULT_UNIX_MASK`](super::DEFAULT_UNIX_MASK), 0700): a client
+    /// needs write permission to connect.
+    pub mode: u32,
+}
+
+/// The socket file this server created; removed when dropped, unless
+/// something else has replaced it since.
+#[derive(Debug)]
+struct SocketFile {
+    path: PathBuf,
+    /// Device and inode of the file `bind` created.
+    id: (u64, u64),
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id);
+        if ours {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                log::warn!("memcached: cannot remove {}: {e}", self.path.display());
+            }
         }
     }
 }
@@ -99,6 +143,8 @@ pub struct Server {
     local_addrs: Vec<SocketAddr>,
     /// Set when the server stops: the reclaimer thread then exits.
     reclaimer_stop: Arc<AtomicBool>,
+    /// With `-s`: the socket file, removed once the loops have stopped.
+    socket_file: Option<SocketFile>,
 }
 
 /// Stops every loop of a [`Server`]; `Send + Clone`, for signal handlers
@@ -122,6 +168,7 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("local_addrs", &self.local_addrs)
+            .field("unix_socket", &self.socket_file.as_ref().map(|f| &f.path))
             .field("loops", &self.loops.len())
             .field("open_connections", &self.limit.open())
             .finish_non_exhaustive()
@@ -145,20 +192,31 @@ impl Server {
     /// when all loops listen; an error (say, the port is taken) stops the
     /// loops already started.
     pub fn start(config: ServerConfig) -> io::Result<Server> {
-        let Some((&first, rest)) = config.listen.split_first() else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "no address to listen on",
-            ));
+        let (first, rest) = match (&config.unix, config.listen.split_first()) {
+            (Some(_), _) => (None, &[][..]),
+            (None, Some((&first, rest))) => (Some(first), rest),
+            (None, None) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "no address to listen on",
+                ))
+            }
         };
         let threads = config.threads.max(1);
         let mut cache = config.cache.clone();
         cache.threads = threads;
         cache.shards = if threads == 1 { 1 } else { threads * 4 };
+        if let Some(unix) = &config.unix {
+            cache.domain_socket = Some(Arc::from(unix.path.as_path()));
+            cache.unix_mask = unix.mode;
+        }
         let store = Arc::new(Store::new(&cache, Arc::new(SystemClock)));
         let limit = Arc::new(ConnectionLimit::new(cache.max_connections));
         let loops: Vec<Arc<LoopStats>> = (0..threads).map(|_| Arc::default()).collect();
-        let options = ListenOptions::default();
+        let options = ListenOptions {
+            backlog: i32::try_from(cache.backlog).unwrap_or(i32::MAX),
+            ..ListenOptions::default()
+        };
 
         // ServerGroup serves the first address; every further `-l` address
         // gets its own SO_REUSEPORT set, one listener per loop, adopted by
@@ -208,11 +266,30 @@ impl Server {
                 server
             }
         };
-        let group = ServerGroup::start(threads, netlib::Config::default(), first, &options, setup)
-            .map_err(|e| match e {
-                GroupError::Io(e) => at(first, e),
-                other => io::Error::other(other.to_string()),
-            })?;
+        if let Some(unix) = &config.unix {
+            // Clients may connect as soon as the file exists: say what it
+            // is before binding. memcached reports its -p setting as
+            // tcpport even though -s turns TCP off.
+            let counters = store.counters();
+            counters.set_tcp_port(config.listen.first().map_or(DEFAULT_PORT, SocketAddr::port));
+            let path = Arc::from(unix.path.as_path());
+            counters.register_listener(Endpoint::Unix(path), store.now());
+        }
+        let started = match (first, &config.unix) {
+            (Some(first), _) => {
+                ServerGroup::start(threads, netlib::Config::default(), first, &options, setup)
+                    .map_err(|e| group_error(e, |e| at(first, e)))
+                    .map(|group| (group, None))
+            }
+            (None, Some(unix)) => bind_unix(unix, &options).and_then(|(listener, file)| {
+                let loop_config = netlib::Config::default();
+                ServerGroup::start_unix(threads, loop_config, listener, &options, setup)
+                    .map_err(|e| group_error(e, |e| at_path(&unix.path, e)))
+                    .map(|group| (group, Some(file)))
+            }),
+            (None, None) => unreachable!("checked above"),
+        };
+        let (group, socket_file) = started?;
         let failed = adopt_failed.lock().ok().and_then(|mut f| f.take());
         if let Some(e) = failed {
             group.stop();
@@ -222,12 +299,21 @@ impl Server {
         let _ = stoppers.set(group.posters().to_vec());
         let reclaimer_stop = Arc::new(AtomicBool::new(false));
         spawn_reclaimer(Arc::downgrade(&store), reclaimer_stop.clone())?;
-        let mut local_addrs = vec![group.local_addr()];
+        let mut local_addrs: Vec<SocketAddr> = group.local_addr().into_iter().collect();
         local_addrs.extend(extra_addrs);
-        log::info!("memcached: listening on {local_addrs:?} with {threads} loop(s)");
-        store.counters().set_tcp_port(local_addrs[0].port());
-        for addr in &local_addrs {
-            store.counters().register_listener(*addr, store.now());
+        if let Some(file) = &socket_file {
+            log::info!(
+                "memcached: listening on {} with {threads} loop(s)",
+                file.path.display()
+            );
+        } else {
+            log::info!("memcached: listening on {local_addrs:?} with {threads} loop(s)");
+            store.counters().set_tcp_port(local_addrs[0].port());
+            for addr in &local_addrs {
+                store
+                    .counters()
+                    .register_listener(Endpoint::Inet(*addr), store.now());
+            }
         }
         Ok(Server {
             group,
@@ -236,12 +322,19 @@ impl Server {
             loops,
             local_addrs,
             reclaimer_stop,
+            socket_file,
         })
     }
 
-    /// The addresses the server listens on, with real port numbers.
+    /// The TCP addresses the server listens on, with real port numbers;
+    /// none when it serves a Unix-domain socket.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// The Unix-domain socket the server listens on (`-s`), if any.
+    pub fn unix_path(&self) -> Option<&Path> {
+        self.socket_file.as_ref().map(|f| f.path.as_path())
     }
 
     /// The cache every loop serves.
@@ -272,11 +365,13 @@ impl Server {
         self.wait()
     }
 
-    /// Waits until every loop has stopped (see [`ShutdownHandle`]).
-    /// Returns the first failure of a loop, if one failed.
+    /// Waits until every loop has stopped (see [`ShutdownHandle`]), then
+    /// removes the Unix socket's file, if there is one. Returns the first
+    /// failure of a loop, if one failed.
     pub fn wait(self) -> io::Result<()> {
         let result = self.group.join();
         self.reclaimer_stop.store(true, Ordering::Relaxed);
+        drop(self.socket_file);
         result.map_err(|e| io::Error::other(e.to_string()))
     }
 }
@@ -312,6 +407,34 @@ fn spawn_reclaimer(store: Weak<Store>, stop: Arc<AtomicBool>) -> io::Result<()> 
             }
         })
         .map(drop)
+}
+
+/// Binds the `-s` socket with the `-a` bits and notes which file it made.
+fn bind_unix(
+    unix: &UnixSocket,
+    options: &ListenOptions,
+) -> io::Result<(std::os::unix::net::UnixListener, SocketFile)> {
+    let listener = netlib::bind_unix(&unix.path, Some(unix.mode & 0o777), options)
+        .map_err(|e| at_path(&unix.path, e))?;
+    let meta = std::fs::symlink_metadata(&unix.path).map_err(|e| at_path(&unix.path, e))?;
+    let file = SocketFile {
+        path: unix.path.clone(),
+        id: (meta.dev(), meta.ino()),
+    };
+    Ok((listener, file))
+}
+
+/// A loop group's failure to start as an I/O error; `io` says where.
+fn group_error(e: GroupError, io: impl FnOnce(io::Error) -> io::Error) -> io::Error {
+    match e {
+        GroupError::Io(e) => io(e),
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+/// An I/O error of binding the socket file at `path`, saying so.
+fn at_path(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("listen on {}: {e}", path.display()))
 }
 
 /// An I/O error of binding `addr`, saying so.

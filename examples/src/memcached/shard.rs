@@ -13,7 +13,11 @@
 //! already computed. All time is passed in as `now` (unix seconds) so that the
 //! shard never reads a clock and tests can drive it precisely.
 
+use super::sizes::SizeHistogram;
+
+mod lease;
 use super::store::{item_size, DeltaError, ItemView, NewItem, StoreMode, StoreOutcome};
+pub use lease::{Lease, LeaseGet, MarkStale};
 
 /// "No slot": the end of a bucket chain, free list or LRU list.
 const NIL: u32 = u32::MAX;
@@ -42,6 +46,8 @@ struct Entry {
     /// Whether a get/touch has found the item since it was stored
     /// (memcached's `ITEM_FETCHED`, for the `*_unfetched` stats).
     fetched: bool,
+    /// Meta-protocol lease bits ([`lease::TOKEN_SENT`], [`lease::STALE`]).
+    lease: u8,
     /// Next slot in the same bucket, or in the free list.
     chain: u32,
     /// LRU neighbours: `prev` is more recently used.
@@ -131,6 +137,17 @@ pub(crate) struct Shard {
     pub(crate) counts: ShardCounts,
     /// Where the background reclaimer's next slice of slots starts.
     reclaim_cursor: usize,
+    /// The `stats sizes` histogram, while tracking is on.
+    sizes: Option<SizeHistogram>,
+    /// False with `-M`: a full shard refuses new items instead of evicting
+    /// live ones (expired ones still make room).
+    evict: bool,
+    /// Items the last `flush_all` dropped whose memory memcached would not
+    /// have reused yet: it frees flushed items lazily, reusing one per new
+    /// item stored and counting it `reclaimed` (and `expired_unfetched` if
+    /// never fetched). This shard frees them at once and counts them the
+    /// same way as new items come: (all, never fetched).
+    flushed_unreclaimed: (u64, u64),
 }
 
 impl Shard {
@@ -153,7 +170,15 @@ impl Shard {
             flushed: std::collections::HashSet::new(),
             counts: ShardCounts::default(),
             reclaim_cursor: 0,
+            sizes: None,
+            evict: true,
+            flushed_unreclaimed: (0, 0),
         }
+    }
+
+    /// `-M`: refuse to store rather than evict live items.
+    pub(crate) fn disable_eviction(&mut self) {
+        self.evict = false;
     }
 
     /// Changes the byte budget (`cache_memlimit`); a lower budget evicts
@@ -286,9 +311,27 @@ impl Shard {
             (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
                 StoreOutcome::NotStored
             }
-            (StoreMode::Cas(_), None) => StoreOutcome::NotFound,
+            (StoreMode::Cas(_) | StoreMode::CasStale(_), None) => StoreOutcome::NotFound,
             (StoreMode::Cas(unique), Some(idx)) if self.entries[idx as usize].cas != unique => {
                 StoreOutcome::Exists
+            }
+            (StoreMode::CasStale(unique), Some(idx))
+                if self.entries[idx as usize].cas != unique =>
+            {
+                let old = &self.entries[idx as usize];
+                if unique > old.cas {
+                    return StoreOutcome::Exists;
+                }
+                // An older unique with I: store, but as stale, keeping the
+                // expiry and any win token (memcached's CAS_STALE).
+                let (exptime, bits) = (old.exptime, old.lease | lease::STALE);
+                self.unlink(idx);
+                let (data, key_len, flags, _) = item.into_parts();
+                let outcome = self.insert(hash, data, key_len, flags, exptime, now);
+                if outcome == StoreOutcome::Stored {
+                    self.set_head_lease(bits);
+                }
+                outcome
             }
             (StoreMode::Append | StoreMode::Prepend, Some(idx)) => {
                 let old = &self.entries[idx as usize];
@@ -391,6 +434,9 @@ impl Shard {
 
     /// Drops every item.
     fn clear(&mut self) {
+        let live = self.entries.iter().filter(|e| e.is_live());
+        let unfetched = live.clone().filter(|e| !e.fetched).count() as u64;
+        self.flushed_unreclaimed = (live.count() as u64, unfetched);
         self.flushed.clear();
         self.flushed
             .extend(self.entries.iter().filter(|e| e.is_live()).map(|e| e.hash));
@@ -401,6 +447,28 @@ impl Shard {
         self.head = NIL;
         self.tail = NIL;
         self.used = 0;
+        if let Some(sizes) = &mut self.sizes {
+            sizes.clear();
+        }
+    }
+
+    /// Starts the `stats sizes` histogram (if it is not running) with
+    /// buckets up to `item_size_max`; it counts items stored from now on.
+    pub(crate) fn enable_sizes(&mut self, item_size_max: usize) {
+        if self.sizes.is_none() {
+            let cas_min = self.cas_seq.saturating_add(1) * self.cas_stride + self.cas_offset;
+            self.sizes = Some(SizeHistogram::new(item_size_max, cas_min));
+        }
+    }
+
+    /// Stops the histogram and drops its counts.
+    pub(crate) fn disable_sizes(&mut self) {
+        self.sizes = None;
+    }
+
+    /// The histogram, while tracking is on.
+    pub(crate) fn sizes(&self) -> Option<&SizeHistogram> {
+        self.sizes.as_ref()
     }
 
     fn next_cas(&mut self) -> u64 {
@@ -459,8 +527,10 @@ impl Shard {
     }
 
     /// Links a new item at the head of the LRU, evicting from the tail to
-    /// make room. An item already expired is not linked at all (memcached
-    /// would link it and never return it; dropping it frees the memory now).
+    /// make room; on `Stored` the new item is the LRU head. An item already
+    /// expired (a negative or past absolute exptime) is linked too, as
+    /// memcached links it: the next lookup removes it and counts
+    /// `get_expired`, or the reclaimer or an eviction frees it first.
     fn insert(
         &mut self,
         hash: u64,
@@ -470,9 +540,6 @@ impl Shard {
         exptime: u64,
         now: u64,
     ) -> StoreOutcome {
-        if exptime != 0 && exptime <= now {
-            return StoreOutcome::Stored;
-        }
         let size = item_size(key_len as usize, flags, data.len() - key_len as usize);
         if !self.make_room(size, now) {
             return StoreOutcome::OutOfMemory;
@@ -488,6 +555,7 @@ impl Shard {
             exptime,
             time: now,
             fetched: false,
+            lease: 0,
             chain: self.buckets[bucket],
             prev: NIL,
             next: NIL,
@@ -505,7 +573,19 @@ impl Shard {
         self.lru_push_front(idx);
         self.len += 1;
         self.used += size;
+        if let Some(sizes) = &mut self.sizes {
+            sizes.add(cas, size);
+        }
         self.counts.total_items += 1;
+        if self.flushed_unreclaimed.0 > 0 {
+            let (all, unfetched) = &mut self.flushed_unreclaimed;
+            *all -= 1;
+            self.counts.reclaimed += 1;
+            if *unfetched > 0 {
+                *unfetched -= 1;
+                self.counts.expired_unfetched += 1;
+            }
+        }
         if self.len * LOAD_FACTOR_DEN > self.buckets.len() * LOAD_FACTOR_NUM {
             self.grow();
         }
@@ -521,6 +601,9 @@ impl Shard {
         while self.used + size > self.budget && self.tail != NIL {
             let victim = self.tail;
             let e = &self.entries[victim as usize];
+            if !self.evict && !e.is_expired(now) {
+                return false;
+            }
             if e.is_expired(now) {
                 self.counts.reclaimed += 1;
                 self.counts.expired_unfetched += u64::from(!e.fetched);
@@ -555,6 +638,9 @@ impl Shard {
         self.lru_remove(idx);
         let size = self.entries[idx as usize].size();
         self.used -= size;
+        if let Some(sizes) = &mut self.sizes {
+            sizes.remove(self.entries[idx as usize].cas, size);
+        }
         self.len -= 1;
         let e = &mut self.entries[idx as usize];
         e.data = Box::default();
@@ -631,194 +717,4 @@ impl Shard {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const NOW: u64 = 1_700_000_000;
-    const MAX: usize = 1 << 20;
-
-    /// A deliberately weak hash so that tests exercise bucket chains.
-    fn h(key: &[u8]) -> u64 {
-        key.iter().map(|&b| u64::from(b)).sum()
-    }
-
-    fn item(key: &str, value: &str) -> NewItem {
-        NewItem::new(key.as_bytes(), value.as_bytes(), 0, 0).expect("valid key")
-    }
-
-    fn set(shard: &mut Shard, key: &str, value: &str) -> StoreOutcome {
-        shard.store(
-            h(key.as_bytes()),
-            StoreMode::Set,
-            item(key, value),
-            MAX,
-            NOW,
-        )
-    }
-
-    fn get(shard: &mut Shard, key: &str, now: u64) -> Option<String> {
-        shard.get(h(key.as_bytes()), key.as_bytes(), None, now, |v| {
-            String::from_utf8_lossy(v.value).into_owned()
-        })
-    }
-
-    #[test]
-    fn set_get_delete_through_shared_buckets() {
-        let mut s = Shard::new(usize::MAX, 0, 1);
-        // "ab" and "ba" hash alike under `h`, so they share a chain.
-        assert_eq!(set(&mut s, "ab", "1"), StoreOutcome::Stored);
-        assert_eq!(set(&mut s, "ba", "2"), StoreOutcome::Stored);
-        assert_eq!(get(&mut s, "ab", NOW).as_deref(), Some("1"));
-        assert_eq!(get(&mut s, "ba", NOW).as_deref(), Some("2"));
-        assert!(s.delete(h(b"ab"), b"ab", NOW));
-        assert!(!s.delete(h(b"ab"), b"ab", NOW));
-        assert_eq!(get(&mut s, "ba", NOW).as_deref(), Some("2"));
-        assert_eq!(s.len(), 1);
-    }
-
-    #[test]
-    fn table_grows_and_reuses_slots() {
-        let mut s = Shard::new(usize::MAX, 0, 1);
-        for i in 0..1000 {
-            let key = format!("key{i}");
-            let hash = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            s.store(hash, StoreMode::Set, item(&key, "v"), MAX, NOW);
-        }
-        assert_eq!(s.len(), 1000);
-        assert!(s.buckets.len() >= 1000 * 2 / 3);
-        for i in 0..1000 {
-            let key = format!("key{i}");
-            let hash = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            assert!(s.get(hash, key.as_bytes(), None, NOW, |_| ()).is_some());
-            assert!(s.delete(hash, key.as_bytes(), NOW));
-        }
-        assert_eq!((s.len(), s.used()), (0, 0));
-        let slots = s.entries.len();
-        set(&mut s, "again", "v");
-        assert_eq!(s.entries.len(), slots, "a freed slot is reused");
-    }
-
-    #[test]
-    fn lru_order_follows_use() {
-        let mut s = Shard::new(usize::MAX, 0, 1);
-        set(&mut s, "a", "1");
-        set(&mut s, "b", "1");
-        set(&mut s, "c", "1");
-        assert_eq!(
-            s.lru_keys(),
-            vec![b"c".to_vec(), b"b".to_vec(), b"a".to_vec()]
-        );
-        get(&mut s, "a", NOW);
-        assert_eq!(
-            s.lru_keys(),
-            vec![b"a".to_vec(), b"c".to_vec(), b"b".to_vec()]
-        );
-        // add on an existing key counts as a use.
-        s.store(h(b"b"), StoreMode::Add, item("b", "2"), MAX, NOW);
-        assert_eq!(s.lru_keys()[0], b"b".to_vec());
-    }
-
-    #[test]
-    fn eviction_takes_the_least_recently_used() {
-        let one = item_size(1, 0, 10);
-        let mut s = Shard::new(one * 3, 0, 1);
-        for k in ["a", "b", "c"] {
-            set(&mut s, k, "0123456789");
-        }
-        get(&mut s, "a", NOW);
-        set(&mut s, "d", "0123456789");
-        assert_eq!(get(&mut s, "b", NOW), None, "b was least recently used");
-        assert!(get(&mut s, "a", NOW).is_some());
-        assert_eq!(s.counts.evictions, 1);
-        assert_eq!(s.counts.evicted_unfetched, 1, "b was never fetched");
-        assert_eq!(s.counts.evicted_nonzero, 0);
-        assert!(s.used() <= s.budget());
-    }
-
-    #[test]
-    fn lookups_count_expired_and_flushed_items() {
-        let mut s = Shard::new(MAX * 4, 0, 1);
-        let short = NewItem::new(b"e", b"v", 0, NOW + 5).expect("key");
-        s.store(h(b"e"), StoreMode::Set, short, MAX, NOW);
-        assert_eq!(get(&mut s, "e", NOW + 5), None);
-        assert_eq!(get(&mut s, "e", NOW + 5), None);
-        assert_eq!(s.counts.get_expired, 1, "the item is gone after one look");
-        set(&mut s, "x", "1");
-        set(&mut s, "y", "2");
-        s.flush(None, NOW);
-        assert_eq!(get(&mut s, "x", NOW), None);
-        assert_eq!(get(&mut s, "x", NOW), None);
-        assert_eq!(s.counts.get_flushed, 1);
-        // Storing over a flushed key finds it flushed too, as in memcached.
-        set(&mut s, "y", "3");
-        assert_eq!(s.counts.get_flushed, 2);
-        assert_eq!(get(&mut s, "y", NOW).as_deref(), Some("3"));
-        // A delayed flush counts the same way once due.
-        s.flush(Some(NOW + 1), NOW);
-        s.maintain(NOW + 2);
-        assert_eq!(get(&mut s, "y", NOW + 2), None);
-        assert_eq!(s.counts.get_flushed, 3);
-    }
-
-    #[test]
-    fn expired_tail_is_reclaimed_not_evicted() {
-        let one = item_size(1, 0, 10);
-        let mut s = Shard::new(one * 2, 0, 1);
-        let short = NewItem::new(b"a", b"0123456789", 0, NOW + 5).expect("key");
-        s.store(h(b"a"), StoreMode::Set, short, MAX, NOW);
-        set(&mut s, "b", "0123456789");
-        s.store(
-            h(b"c"),
-            StoreMode::Set,
-            item("c", "0123456789"),
-            MAX,
-            NOW + 10,
-        );
-        assert_eq!(s.counts.reclaimed, 1);
-        assert_eq!(s.counts.expired_unfetched, 1);
-        assert_eq!(s.counts.evictions, 0);
-    }
-
-    #[test]
-    fn too_big_for_the_budget_is_out_of_memory() {
-        let mut s = Shard::new(100, 0, 1);
-        let big = "x".repeat(200);
-        assert_eq!(set(&mut s, "k", &big), StoreOutcome::OutOfMemory);
-        assert_eq!(s.len(), 0);
-    }
-
-    #[test]
-    fn cas_uniques_are_distinct_across_shards() {
-        let mut a = Shard::new(usize::MAX, 0, 2);
-        let mut b = Shard::new(usize::MAX, 1, 2);
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..10 {
-            assert!(seen.insert(a.next_cas()));
-            assert!(seen.insert(b.next_cas()));
-        }
-    }
-
-    #[test]
-    fn delayed_flush_removes_only_older_items() {
-        let mut s = Shard::new(usize::MAX, 0, 1);
-        set(&mut s, "old", "1");
-        s.flush(Some(NOW + 10), NOW);
-        assert!(get(&mut s, "old", NOW + 9).is_some());
-        s.store(h(b"new"), StoreMode::Set, item("new", "1"), MAX, NOW + 11);
-        s.maintain(NOW + 11);
-        assert_eq!(get(&mut s, "old", NOW + 11), None);
-        assert!(get(&mut s, "new", NOW + 11).is_some());
-    }
-
-    #[test]
-    fn in_place_decr_pads_with_spaces() {
-        let mut s = Shard::new(usize::MAX, 0, 1);
-        set(&mut s, "n", "10");
-        let before = s.used();
-        assert_eq!(s.delta(h(b"n"), b"n", false, 1, NOW), Ok(9));
-        assert_eq!(get(&mut s, "n", NOW).as_deref(), Some("9 "));
-        assert_eq!(s.used(), before);
-        assert_eq!(s.delta(h(b"n"), b"n", true, 91, NOW), Ok(100));
-        assert_eq!(get(&mut s, "n", NOW).as_deref(), Some("100"));
-    }
-}
+mod tests;

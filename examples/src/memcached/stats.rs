@@ -6,7 +6,8 @@
 //! `stats_prefix_dump`): same keys, same order, same error lines. This store
 //! has no slab allocator, so `stats slabs`, `stats items` and
 //! `stats cachedump` show one synthetic class (1) holding every item;
-//! `stats sizes` answers as memcached does with size tracking off; counters
+//! `stats sizes` keeps memcached's histogram once `stats sizes_enable` (or
+//! `-o track_sizes`) turns it on; counters
 //! of features this server lacks (slab mover, LRU crawler, logger,
 //! authentication, extstore) read 0, the values an idle memcached shows.
 //!
@@ -22,6 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -52,6 +54,10 @@ pub enum Counter {
     CmdFlush,
     /// touch, gat and gats lookups (one per key).
     CmdTouch,
+    /// What memcached 1.6.18 counts as `cmd_meta`: `me` commands whose key
+    /// passed its checks (hit or miss). Its other meta commands count
+    /// under the classic counters (`cmd_get`, `cmd_set`, ...), as here.
+    CmdMeta,
     /// get/gets keys found.
     GetHits,
     /// get/gets keys not found.
@@ -97,6 +103,7 @@ impl Counter {
         Counter::CmdSet,
         Counter::CmdFlush,
         Counter::CmdTouch,
+        Counter::CmdMeta,
         Counter::GetHits,
         Counter::GetMisses,
         Counter::DeleteMisses,
@@ -125,6 +132,7 @@ impl Counter {
             Counter::CmdSet => "cmd_set",
             Counter::CmdFlush => "cmd_flush",
             Counter::CmdTouch => "cmd_touch",
+            Counter::CmdMeta => "cmd_meta",
             Counter::GetHits => "get_hits",
             Counter::GetMisses => "get_misses",
             Counter::DeleteMisses => "delete_misses",
@@ -147,7 +155,7 @@ impl Counter {
 }
 
 /// How many [`Counter`]s there are.
-pub const COUNTERS: usize = 23;
+pub const COUNTERS: usize = 24;
 
 /// The process-wide counters, shared by all threads.
 #[derive(Debug, Default)]
@@ -163,13 +171,26 @@ pub struct Counters {
     next_conn_id: AtomicU64,
 }
 
+/// One end of a socket as `stats conns` shows it (memcached's
+/// `get_conn_text`).
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// A TCP address: `tcp:1.2.3.4:5` or `tcp6:[::1]:5`.
+    Inet(SocketAddr),
+    /// A Unix-domain socket's path: `unix:/path`.
+    Unix(Arc<Path>),
+    /// A Unix-domain client, which has no address: memcached records none
+    /// for it and prints the empty address family, `?:<AF 0>`.
+    UnnamedUnix,
+}
+
 /// One line group of `stats conns`.
 #[derive(Debug)]
 struct ConnEntry {
     /// The peer (or, for a listener, the bound address).
-    addr: SocketAddr,
+    addr: Endpoint,
     /// The local address of an accepted connection; `None` for a listener.
-    local: Option<SocketAddr>,
+    local: Option<Endpoint>,
     /// Unix second of the last command (or of creation).
     last_cmd: Arc<AtomicU64>,
 }
@@ -250,7 +271,7 @@ impl Counters {
         self.detail.clear();
     }
 
-    fn register(&self, addr: SocketAddr, local: Option<SocketAddr>, now: u64) -> ConnTicket {
+    fn register(&self, addr: Endpoint, local: Option<Endpoint>, now: u64) -> ConnTicket {
         // Ids start at 1 and are never reused, as memcached's fds would be.
         let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed) + 1;
         let last_cmd = Arc::new(AtomicU64::new(now));
@@ -267,13 +288,13 @@ impl Counters {
     }
 
     /// Lists a listening socket in `stats conns`.
-    pub fn register_listener(&self, addr: SocketAddr, now: u64) {
+    pub fn register_listener(&self, addr: Endpoint, now: u64) {
         self.register(addr, None, now);
     }
 
     /// Lists an accepted connection in `stats conns` until
     /// [`unregister_conn`](Self::unregister_conn).
-    pub fn register_conn(&self, peer: SocketAddr, local: SocketAddr, now: u64) -> ConnTicket {
+    pub fn register_conn(&self, peer: Endpoint, local: Endpoint, now: u64) -> ConnTicket {
         self.register(peer, Some(local), now)
     }
 

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::clock::Clock;
 use super::config::Config;
+pub use super::shard::{Lease, LeaseGet, MarkStale};
 use super::shard::{Shard, ShardCounts};
 use super::stats::Counters;
 
@@ -124,6 +125,10 @@ pub enum StoreMode {
     Prepend,
     /// Store only if the present item's CAS unique equals this one.
     Cas(u64),
+    /// `ms ... C<unique> I`: as [`Cas`](StoreMode::Cas), and if `unique`
+    /// is older than the present item's, store anyway but marked stale,
+    /// keeping the present item's expiry and win token.
+    CasStale(u64),
 }
 
 /// The result of a storage command; each maps to one protocol reply.
@@ -325,20 +330,29 @@ impl Store {
         let shards = config.shards.clamp(1, (limit / per_shard_floor).max(1));
         let budget = limit / shards;
         let started = clock.now_unix();
-        Store {
+        let store = Store {
             shards: (0..shards)
                 .map(|i| Padded(Mutex::new(Shard::new(budget, i, shards))))
                 .collect(),
             hasher: RandomState::new(),
             shard_budget: AtomicUsize::new(budget),
             memory_limit: AtomicUsize::new(config.memory_limit),
-            crawler_enabled: AtomicBool::new(true),
+            crawler_enabled: AtomicBool::new(config.lru_crawler),
             clock,
             config: config.clone(),
             started,
             counters: Counters::default(),
             verbosity: AtomicU32::new(0),
+        };
+        if config.track_sizes {
+            store.set_size_tracking(true);
         }
+        if !config.evict {
+            for shard in store.shards.iter() {
+                store.lock_padded(shard).disable_eviction();
+            }
+        }
+        store
     }
 
     /// The configuration the store was built with.
@@ -410,6 +424,30 @@ impl Store {
         true
     }
 
+    /// `stats sizes_enable` (true) or `sizes_disable`: starts the item
+    /// size histogram on every shard (counting items stored from now on),
+    /// or stops it and drops its counts.
+    pub fn set_size_tracking(&self, on: bool) {
+        for shard in self.shards.iter() {
+            let mut shard = self.lock_padded(shard);
+            if on {
+                shard.enable_sizes(self.config.item_size_max);
+            } else {
+                shard.disable_sizes();
+            }
+        }
+    }
+
+    /// `stats sizes`: items per 32-byte size bucket over all shards, or
+    /// `None` while size tracking is off.
+    pub fn size_histogram(&self) -> Option<Vec<u64>> {
+        let mut total = Vec::new();
+        for shard in self.shards.iter() {
+            self.lock_padded(shard).sizes()?.add_into(&mut total);
+        }
+        Some(total)
+    }
+
     /// Whether the background reclaimer runs (`lru_crawler enable`).
     pub fn crawler_enabled(&self) -> bool {
         self.crawler_enabled.load(Ordering::Relaxed)
@@ -457,6 +495,35 @@ impl Store {
         let hash = self.hash(key);
         self.lock(hash, now)
             .get(hash, key, Some(exptime), now, visit)
+    }
+
+    /// `mg` with the lease flags `N`/`R`/`T` (see [`LeaseGet`]): the
+    /// lookup, a vivifying insert on a miss and the win decision happen
+    /// under one lock, so concurrent clients cannot both win. `visit` gets
+    /// the item and its [`Lease`]; `None` on a plain miss.
+    pub fn meta_get<R>(
+        &self,
+        key: &[u8],
+        ask: LeaseGet,
+        now: u64,
+        visit: impl FnOnce(ItemView<'_>, Lease) -> R,
+    ) -> Option<R> {
+        let hash = self.hash(key);
+        self.lock(hash, now).meta_get(hash, key, ask, now, visit)
+    }
+
+    /// `md <key> I`: marks the item stale instead of deleting it (see
+    /// [`MarkStale`] for the refusals).
+    pub fn mark_stale(
+        &self,
+        key: &[u8],
+        cas: Option<u64>,
+        exptime: Option<u64>,
+        now: u64,
+    ) -> Result<(), MarkStale> {
+        let hash = self.hash(key);
+        self.lock(hash, now)
+            .mark_stale(hash, key, cas, exptime, now)
     }
 
     /// Sets a present item's expiry to the absolute `exptime`; false if the

@@ -5,9 +5,9 @@
 
 use super::*;
 use crate::memcached::protocol::VERSION;
+use crate::memcached::sizes::SizeHistogram;
 use crate::memcached::store::Store;
 use crate::memcached::text::{parse_u32, Args};
-use std::net::SocketAddr;
 
 const OK: &[u8] = b"OK\r\n";
 const RESET: &[u8] = b"RESET\r\n";
@@ -46,9 +46,21 @@ pub(crate) fn command(
         b"conns" => write_conns(store, me, now, out),
         b"slabs" => write_slabs(store, out),
         b"items" => write_items(store, out),
-        b"sizes" | b"sizes_disable" => {
-            stat_str(out, "sizes_status", "disabled");
+        b"sizes" => {
+            match store.size_histogram() {
+                Some(total) => SizeHistogram::write(&total, out),
+                None => stat_str(out, "sizes_status", "disabled"),
+            }
             out.extend_from_slice(END);
+        }
+        // memcached 1.6.18 ends these two with no END line.
+        b"sizes_enable" => {
+            store.set_size_tracking(true);
+            stat_str(out, "sizes_status", "enabled");
+        }
+        b"sizes_disable" => {
+            store.set_size_tracking(false);
+            stat_str(out, "sizes_status", "disabled");
         }
         _ => out.extend_from_slice(ERROR),
     }
@@ -160,10 +172,10 @@ pub(crate) fn write_general(store: &Store, now: u64, out: &mut Vec<u8>) {
         Counter::CmdSet,
         Counter::CmdFlush,
         Counter::CmdTouch,
+        Counter::CmdMeta,
     ] {
         stat_u64(out, k.name(), counter(k));
     }
-    stat_u64(out, "cmd_meta", 0);
     stat_u64(out, "get_hits", counter(Counter::GetHits));
     stat_u64(out, "get_misses", counter(Counter::GetMisses));
     stat_u64(out, "get_expired", items.get_expired);
@@ -268,9 +280,12 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     stat_str(out, "inter", "NULL");
     stat_u64(out, "verbosity", u64::from(store.verbosity()));
     stat_u64(out, "oldest", 0);
-    stat_str(out, "evictions", "on");
-    stat_str(out, "domain_socket", "NULL");
-    stat_str(out, "umask", "700");
+    stat_str(out, "evictions", if config.evict { "on" } else { "off" });
+    match &config.domain_socket {
+        Some(path) => stat_str(out, "domain_socket", &path.to_string_lossy()),
+        None => stat_str(out, "domain_socket", "NULL"),
+    }
+    stat_str(out, "umask", &format!("{:o}", config.unix_mask));
     stat_str(out, "shutdown_command", yes_no(config.shutdown_enabled));
     stat_str(out, "growth_factor", "1.25");
     stat_u64(out, "chunk_size", 48);
@@ -278,10 +293,15 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     stat_u64(out, "num_threads_per_udp", config.threads as u64);
     stat_str(out, "stat_key_prefix", ":");
     stat_str(out, "detail_enabled", yes_no(c.detail_enabled()));
-    stat_u64(out, "reqs_per_event", 20);
+    stat_u64(out, "reqs_per_event", u64::from(config.reqs_per_event));
     stat_str(out, "cas_enabled", "yes");
-    stat_u64(out, "tcp_backlog", 1024);
-    stat_str(out, "binding_protocol", "ascii");
+    stat_u64(out, "tcp_backlog", u64::from(config.backlog));
+    let binding = if config.binding_auto {
+        "auto-negotiate"
+    } else {
+        "ascii"
+    };
+    stat_str(out, "binding_protocol", binding);
     stat_str(out, "auth_enabled_sasl", "no");
     stat_str(out, "auth_enabled_ascii", "no");
     stat_u64(out, "item_size_max", config.item_size_max as u64);
@@ -292,7 +312,7 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     stat_str(out, "slab_automove_ratio", "0.80");
     stat_u64(out, "slab_automove_window", 30);
     stat_u64(out, "slab_chunk_max", (config.item_size_max / 2) as u64);
-    stat_str(out, "lru_crawler", "yes");
+    stat_str(out, "lru_crawler", yes_no(store.crawler_enabled()));
     stat_u64(out, "lru_crawler_sleep", 100);
     stat_u64(out, "lru_crawler_tocrawl", 0);
     stat_u64(out, "tail_repair_time", 0);
@@ -315,7 +335,8 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     stat_u64(out, "watcher_logbuf_size", 262_144);
     stat_u64(out, "worker_logbuf_size", 65_536);
     stat_u64(out, "read_buf_mem_limit", 0);
-    stat_str(out, "track_sizes", "no");
+    let tracking = store.size_histogram().is_some();
+    stat_str(out, "track_sizes", if tracking { "yes" } else { "no" });
     stat_str(out, "inline_ascii_response", "no");
     stat_str(out, "drop_privileges", "no");
     // memcached prints both with %s of a zero / NULL: glibc's "(null)".
@@ -325,12 +346,21 @@ pub(crate) fn write_settings(store: &Store, out: &mut Vec<u8>) {
     out.extend_from_slice(END);
 }
 
-/// memcached's `conn_to_str` form of an address: `tcp:1.2.3.4:5` or
-/// `tcp6:[::1]:5`.
-fn push_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
+/// memcached's `conn_to_str` form of an endpoint: `tcp:1.2.3.4:5`,
+/// `tcp6:[::1]:5`, `unix:/path`, or `?:<AF 0>` for a Unix-domain client.
+fn push_addr(out: &mut Vec<u8>, addr: &Endpoint) {
     use std::io::Write;
-    let proto = if addr.is_ipv4() { "tcp" } else { "tcp6" };
-    let _ = write!(out, "{proto}:{addr}");
+    let _ = match addr {
+        Endpoint::Inet(addr) => {
+            let proto = if addr.is_ipv4() { "tcp" } else { "tcp6" };
+            write!(out, "{proto}:{addr}")
+        }
+        Endpoint::Unix(path) => {
+            out.extend_from_slice(b"unix:");
+            out.write_all(path.as_os_str().as_encoded_bytes())
+        }
+        Endpoint::UnnamedUnix => out.write_all(b"?:<AF 0>"),
+    };
 }
 
 /// `stats conns` (memcached's `process_stats_conns`): for each listener
@@ -354,10 +384,10 @@ fn write_conns(store: &Store, me: Option<&ConnTicket>, now: u64, out: &mut Vec<u
         line(out, id, "addr");
         push_addr(out, &entry.addr);
         out.extend_from_slice(b"\r\n");
-        let state = match entry.local {
+        let state = match &entry.local {
             Some(local) => {
                 line(out, id, "listen_addr");
-                push_addr(out, &local);
+                push_addr(out, local);
                 out.extend_from_slice(b"\r\n");
                 if me.map(ConnTicket::id) == Some(id) {
                     "conn_parse_cmd"
