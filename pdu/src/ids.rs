@@ -84,6 +84,30 @@ pub mod cid {
         pub const TIME_REQUEST: u16 = 0x0305;
         /// `CID_MSG_TIME_RESPONSE`: the server time.
         pub const TIME_RESPONSE: u16 = 0x0306;
+        /// `CID_MSG_UNREAD_CNT_REQUEST`: unread counts per session
+        /// ([`ImUnreadMsgCntReq`](crate::proto::ImUnreadMsgCntReq)).
+        pub const UNREAD_CNT_REQUEST: u16 = 0x0307;
+        /// `CID_MSG_UNREAD_CNT_RESPONSE`
+        /// ([`ImUnreadMsgCntRsp`](crate::proto::ImUnreadMsgCntRsp)).
+        pub const UNREAD_CNT_RESPONSE: u16 = 0x0308;
+        /// `CID_MSG_LIST_REQUEST`: a session's history
+        /// ([`ImGetMsgListReq`](crate::proto::ImGetMsgListReq)).
+        pub const LIST_REQUEST: u16 = 0x0309;
+        /// `CID_MSG_LIST_RESPONSE`
+        /// ([`ImGetMsgListRsp`](crate::proto::ImGetMsgListRsp)).
+        pub const LIST_RESPONSE: u16 = 0x030a;
+        /// `CID_MSG_GET_LATEST_MSG_ID_REQ`
+        /// ([`ImGetLatestMsgIdReq`](crate::proto::ImGetLatestMsgIdReq)).
+        pub const GET_LATEST_MSG_ID_REQ: u16 = 0x030b;
+        /// `CID_MSG_GET_LATEST_MSG_ID_RSP`
+        /// ([`ImGetLatestMsgIdRsp`](crate::proto::ImGetLatestMsgIdRsp)).
+        pub const GET_LATEST_MSG_ID_RSP: u16 = 0x030c;
+        /// `CID_MSG_GET_BY_MSG_ID_REQ`
+        /// ([`ImGetMsgByIdReq`](crate::proto::ImGetMsgByIdReq)).
+        pub const GET_BY_MSG_ID_REQ: u16 = 0x030d;
+        /// `CID_MSG_GET_BY_MSG_ID_RES`
+        /// ([`ImGetMsgByIdRsp`](crate::proto::ImGetMsgByIdRsp)).
+        pub const GET_BY_MSG_ID_RES: u16 = 0x030e;
     }
 
     /// Commands of [`sid::OTHER`](super::sid::OTHER) (`IM.BaseDefine.OtherCmdID`).
@@ -139,6 +163,14 @@ pub fn command_name(service_id: u16, command_id: u16) -> Option<&'static str> {
         (sid::MSG, cid::msg::READ_NOTIFY) => "CID_MSG_READ_NOTIFY",
         (sid::MSG, cid::msg::TIME_REQUEST) => "CID_MSG_TIME_REQUEST",
         (sid::MSG, cid::msg::TIME_RESPONSE) => "CID_MSG_TIME_RESPONSE",
+        (sid::MSG, cid::msg::UNREAD_CNT_REQUEST) => "CID_MSG_UNREAD_CNT_REQUEST",
+        (sid::MSG, cid::msg::UNREAD_CNT_RESPONSE) => "CID_MSG_UNREAD_CNT_RESPONSE",
+        (sid::MSG, cid::msg::LIST_REQUEST) => "CID_MSG_LIST_REQUEST",
+        (sid::MSG, cid::msg::LIST_RESPONSE) => "CID_MSG_LIST_RESPONSE",
+        (sid::MSG, cid::msg::GET_LATEST_MSG_ID_REQ) => "CID_MSG_GET_LATEST_MSG_ID_REQ",
+        (sid::MSG, cid::msg::GET_LATEST_MSG_ID_RSP) => "CID_MSG_GET_LATEST_MSG_ID_RSP",
+        (sid::MSG, cid::msg::GET_BY_MSG_ID_REQ) => "CID_MSG_GET_BY_MSG_ID_REQ",
+        (sid::MSG, cid::msg::GET_BY_MSG_ID_RES) => "CID_MSG_GET_BY_MSG_ID_RES",
         (sid::OTHER, cid::other::HEARTBEAT) => "CID_OTHER_HEARTBEAT",
         (sid::OTHER, cid::other::STOP_RECV_PACKET) => "CID_OTHER_STOP_RECV_PACKET",
         (sid::OTHER, cid::other::VALIDATE_REQ) => "CID_OTHER_VALIDATE_REQ",
@@ -192,6 +224,14 @@ mod tests {
             (cid::msg::READ_NOTIFY, MessageCmdId::CidMsgReadNotify),
             (cid::msg::TIME_REQUEST, MessageCmdId::CidMsgTimeRequest),
             (cid::msg::TIME_RESPONSE, MessageCmdId::CidMsgTimeResponse),
+            (cid::msg::UNREAD_CNT_REQUEST, MessageCmdId::CidMsgUnreadCntRequest),
+            (cid::msg::UNREAD_CNT_RESPONSE, MessageCmdId::CidMsgUnreadCntResponse),
+            (cid::msg::LIST_REQUEST, MessageCmdId::CidMsgListRequest),
+            (cid::msg::LIST_RESPONSE, MessageCmdId::CidMsgListResponse),
+            (cid::msg::GET_LATEST_MSG_ID_REQ, MessageCmdId::CidMsgGetLatestMsgIdReq),
+            (cid::msg::GET_LATEST_MSG_ID_RSP, MessageCmdId::CidMsgGetLatestMsgIdRsp),
+            (cid::msg::GET_BY_MSG_ID_REQ, MessageCmdId::CidMsgGetByMsgIdReq),
+            (cid::msg::GET_BY_MSG_ID_RES, MessageCmdId::CidMsgGetByMsgIdRes),
         ];
         for (value, variant) in msg {
             assert_eq!(i32::from(value), variant as i32, "{variant:?}");

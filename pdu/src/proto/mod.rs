@@ -10,8 +10,9 @@
 //! | --- | --- | --- |
 //! | [`base_define`] | `IM.BaseDefine.proto` | id and status enums, [`UserInfo`] |
 //! | [`login`] | `IM.Login.proto` | message-server lookup, login, logout, kick |
-//! | [`message`] | `IM.Message.proto` | [`ImMsgData`] and its acknowledgements |
+//! | [`message`] | `IM.Message.proto` | [`ImMsgData`], its acknowledgements, history and unread queries |
 //! | [`other`] | `IM.Other.proto` | [`ImHeartBeat`] |
+//! | [`recent_session`] | `IM.Buddy.proto` (0x0201, 0x0206) | recent contact sessions |
 //! | [`server`] | `IM.Server.proto` | message server to login server reports |
 //!
 //! Names follow what `prost-build` would generate from those files (`IMLoginReq`
@@ -50,12 +51,14 @@ pub mod base_define;
 pub mod login;
 pub mod message;
 pub mod other;
+pub mod recent_session;
 pub mod server;
 
 pub use base_define::*;
 pub use login::*;
 pub use message::*;
 pub use other::*;
+pub use recent_session::*;
 pub use server::*;
 
 #[cfg(test)]
