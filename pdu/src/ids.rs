@@ -224,14 +224,32 @@ mod tests {
             (cid::msg::READ_NOTIFY, MessageCmdId::CidMsgReadNotify),
             (cid::msg::TIME_REQUEST, MessageCmdId::CidMsgTimeRequest),
             (cid::msg::TIME_RESPONSE, MessageCmdId::CidMsgTimeResponse),
-            (cid::msg::UNREAD_CNT_REQUEST, MessageCmdId::CidMsgUnreadCntRequest),
-            (cid::msg::UNREAD_CNT_RESPONSE, MessageCmdId::CidMsgUnreadCntResponse),
+            (
+                cid::msg::UNREAD_CNT_REQUEST,
+                MessageCmdId::CidMsgUnreadCntRequest,
+            ),
+            (
+                cid::msg::UNREAD_CNT_RESPONSE,
+                MessageCmdId::CidMsgUnreadCntResponse,
+            ),
             (cid::msg::LIST_REQUEST, MessageCmdId::CidMsgListRequest),
             (cid::msg::LIST_RESPONSE, MessageCmdId::CidMsgListResponse),
-            (cid::msg::GET_LATEST_MSG_ID_REQ, MessageCmdId::CidMsgGetLatestMsgIdReq),
-            (cid::msg::GET_LATEST_MSG_ID_RSP, MessageCmdId::CidMsgGetLatestMsgIdRsp),
-            (cid::msg::GET_BY_MSG_ID_REQ, MessageCmdId::CidMsgGetByMsgIdReq),
-            (cid::msg::GET_BY_MSG_ID_RES, MessageCmdId::CidMsgGetByMsgIdRes),
+            (
+                cid::msg::GET_LATEST_MSG_ID_REQ,
+                MessageCmdId::CidMsgGetLatestMsgIdReq,
+            ),
+            (
+                cid::msg::GET_LATEST_MSG_ID_RSP,
+                MessageCmdId::CidMsgGetLatestMsgIdRsp,
+            ),
+            (
+                cid::msg::GET_BY_MSG_ID_REQ,
+                MessageCmdId::CidMsgGetByMsgIdReq,
+            ),
+            (
+                cid::msg::GET_BY_MSG_ID_RES,
+                MessageCmdId::CidMsgGetByMsgIdRes,
+            ),
         ];
         for (value, variant) in msg {
             assert_eq!(i32::from(value), variant as i32, "{variant:?}");

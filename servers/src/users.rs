@@ -118,6 +118,11 @@ impl Users {
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
     }
+
+    /// Every account, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &User> {
+        self.by_name.values()
+    }
 }
 
 #[cfg(test)]

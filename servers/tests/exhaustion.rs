@@ -32,6 +32,7 @@ fn a_flood_past_the_descriptor_limit_stalls_accept_without_spinning_and_recovers
     raise_nofile();
     let users = users_file("exhaustion", 4);
     let users = users.to_str().unwrap();
+    let db = common::db_path("flood");
     let args = [
         "--ListenPort",
         "0",
@@ -40,6 +41,8 @@ fn a_flood_past_the_descriptor_limit_stalls_accept_without_spinning_and_recovers
         // The flood holds its descriptors for the whole test.
         "--LoginTimeoutMs",
         "120000",
+        "--DbPath",
+        db.to_str().unwrap(),
     ];
     let ms = Proc::start_cmd(
         with_nofile(env!("CARGO_BIN_EXE_msg_server"), &args, NOFILE),

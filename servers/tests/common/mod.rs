@@ -143,9 +143,25 @@ pub fn users_file(tag: &str, n: u32) -> PathBuf {
     path
 }
 
-/// msg_server with `users`, registering with `login` if given.
+/// A fresh database path in the target directory, named after `tag`
+/// (removed first, with its WAL files, if a previous run left one).
+pub fn db_path(tag: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("msg-{tag}-{}-{n}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+/// msg_server with `users`, registering with `login` if given; its database
+/// is a fresh file unless `extra` names one (`--DbPath`).
 pub fn msg_server(users: &std::path::Path, login: Option<SocketAddr>, extra: &[&str]) -> Proc {
     let users = users.to_str().unwrap().to_string();
+    let db = db_path("t").to_str().unwrap().to_string();
     let mut args = vec![
         "--ListenPort",
         "0",
@@ -154,6 +170,9 @@ pub fn msg_server(users: &std::path::Path, login: Option<SocketAddr>, extra: &[&
         "--LinkRetryMinMs",
         "100",
     ];
+    if !extra.contains(&"--DbPath") {
+        args.extend(["--DbPath", &db]);
+    }
     let (ip, port);
     if let Some(l) = login {
         ip = l.ip().to_string();

@@ -1,0 +1,552 @@
+//! [`SqliteStore`]: messages in an SQLite file (WAL mode), written by a
+//! thread of its own with group commit.
+//!
+//! The loop sends operations over a channel and never touches the file. The
+//! writer thread blocks for the first queued operation, takes every other one
+//! already queued (up to `StoreBatchMax`), runs them all in one transaction,
+//! commits, and only then hands all outcomes to [`Completions`]: a message's
+//! [`Outcome::Stored`] - and so its sender's ack - exists only once it is on
+//! disk (`DbSynchronous=full`, the default, also survives a power cut;
+//! `normal` survives a crash of the process). One commit per batch is what
+//! keeps durability from costing the message rate: under load, batches grow.
+//! If a commit fails, every write of the batch is refused (nobody is acked)
+//! and the in-memory caches are rebuilt from the file.
+//!
+//! Schema (`PRAGMA user_version = 1`), readable with the `sqlite3` command:
+//!
+//! - `messages(sess, msg_id, sender, receiver, msg_type, data, created)`:
+//!   every message; `sess` is [`SessionKey::to_i64`], `msg_id` counts 1, 2,
+//!   3... per session as TeamTalk assigns them; `receiver` is the peer user
+//!   or the group.
+//! - `inbox(pos, user, sess, msg_id, bytes)`: undelivered messages per user
+//!   (the mailbox); a row goes when a connection of `user` acks the delivery.
+//! - `user_sessions(user, sess, peer, kind, updated, removed, unread,
+//!   read_id)`: each user's sessions (recent contacts, unread counts, read
+//!   positions).
+
+use super::{
+    Bounds, Completions, Done, MessageStore, NewMessage, Op, Outcome, Refusal, SessionKey,
+    StoredMessage, Usage, UserSession,
+};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    sess     INTEGER NOT NULL,
+    msg_id   INTEGER NOT NULL,
+    sender   INTEGER NOT NULL,
+    receiver INTEGER NOT NULL,
+    msg_type INTEGER NOT NULL,
+    data     BLOB    NOT NULL,
+    created  INTEGER NOT NULL,
+    PRIMARY KEY (sess, msg_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inbox (
+    pos    INTEGER PRIMARY KEY AUTOINCREMENT,
+    user   INTEGER NOT NULL,
+    sess   INTEGER NOT NULL,
+    msg_id INTEGER NOT NULL,
+    bytes  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_by_user ON inbox (user, pos);
+CREATE UNIQUE INDEX IF NOT EXISTS inbox_by_msg ON inbox (user, sess, msg_id);
+CREATE TABLE IF NOT EXISTS user_sessions (
+    user    INTEGER NOT NULL,
+    sess    INTEGER NOT NULL,
+    peer    INTEGER NOT NULL,
+    kind    INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    removed INTEGER NOT NULL DEFAULT 0,
+    unread  INTEGER NOT NULL DEFAULT 0,
+    read_id INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user, sess)
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+";
+
+/// SQLite-backed store settings.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// The database file (`DbPath`).
+    pub path: PathBuf,
+    /// `PRAGMA synchronous=FULL` (`DbSynchronous=full`) or `NORMAL`.
+    pub sync_full: bool,
+    /// Most operations per transaction (`StoreBatchMax`).
+    pub batch_max: usize,
+    /// Mailbox bounds.
+    pub bounds: Bounds,
+}
+
+type Job = (Op, Option<Done>);
+
+/// The SQLite store's loop side: a channel to the writer thread. Dropping
+/// it lets the thread finish what is queued and exit.
+pub struct SqliteStore {
+    tx: mpsc::Sender<Job>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and starts the writer thread.
+    /// Errors (a file that cannot be opened, a foreign schema) come back
+    /// here, at startup.
+    pub fn open(config: SqliteConfig, completions: Completions) -> Result<SqliteStore, String> {
+        let path = config.path.clone();
+        let conn = open(&config).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut writer =
+            Writer::new(conn, config).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("msg-store".into())
+            .spawn(move || writer.run(&rx, &completions))
+            .map_err(|e| format!("cannot start the store thread: {e}"))?;
+        Ok(SqliteStore { tx, path })
+    }
+}
+
+impl MessageStore for SqliteStore {
+    fn submit(&mut self, op: Op, done: Option<Done>) {
+        if self.tx.send((op, done)).is_err() {
+            log::error!("store thread gone: operation dropped");
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+}
+
+fn open(config: &SqliteConfig) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(&config.path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        if config.sync_full { "FULL" } else { "NORMAL" },
+    )?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > 1 {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "schema version {version} is newer than this msg_server (1)"
+        )));
+    }
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    config: SqliteConfig,
+    /// Newest id per session, as committed.
+    last_id: HashMap<SessionKey, u32>,
+    usage: Usage,
+}
+
+impl Writer {
+    fn new(conn: Connection, config: SqliteConfig) -> rusqlite::Result<Writer> {
+        let mut w = Writer {
+            conn,
+            config,
+            last_id: HashMap::new(),
+            usage: Usage::default(),
+        };
+        w.reload()?;
+        Ok(w)
+    }
+
+    /// Rebuilds the mailbox usage from the file (at start, after a failed
+    /// commit) and forgets cached ids.
+    fn reload(&mut self) -> rusqlite::Result<()> {
+        self.last_id.clear();
+        self.usage = Usage::default();
+        let mut st = self.conn.prepare("SELECT user, bytes FROM inbox")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (user, bytes) = row?;
+            self.usage.add(user, bytes as usize);
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, rx: &mpsc::Receiver<Job>, completions: &Completions) {
+        let mut batch: Vec<Job> = Vec::new();
+        while let Ok(first) = rx.recv() {
+            batch.push(first);
+            while batch.len() < self.config.batch_max {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let results = self.run_batch(&mut batch);
+            completions.complete(results);
+        }
+        log::info!("store: writer thread done");
+    }
+
+    /// Runs a batch in one transaction; outcomes for the jobs with a
+    /// continuation.
+    fn run_batch(&mut self, batch: &mut Vec<Job>) -> Vec<(Done, Outcome)> {
+        let mut staged_ids: HashMap<SessionKey, u32> = HashMap::new();
+        let mut dones = Vec::with_capacity(batch.len());
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let committed = match self.conn.transaction() {
+            Ok(tx) => {
+                for (op, done) in batch.drain(..) {
+                    outcomes.push(exec(
+                        &tx,
+                        op,
+                        &self.last_id,
+                        &mut staged_ids,
+                        &mut self.usage,
+                        &self.config.bounds,
+                    ));
+                    dones.push(done);
+                }
+                tx.commit()
+            }
+            Err(e) => {
+                dones.extend(batch.drain(..).map(|(_, done)| done));
+                Err(e)
+            }
+        };
+        match committed {
+            Ok(()) => self.last_id.extend(staged_ids),
+            Err(e) => {
+                log::error!(
+                    "store: commit of {} operations failed: {e}; writes refused",
+                    dones.len()
+                );
+                if let Err(e) = self.reload() {
+                    log::error!("store: cannot reload after a failed commit: {e}");
+                }
+                for o in outcomes.iter_mut() {
+                    if matches!(o, Outcome::Stored(_) | Outcome::Done) {
+                        *o = Outcome::Refused(Refusal::Failed(e.to_string()));
+                    }
+                }
+                // Operations that never ran (the transaction did not begin).
+                outcomes.resize(dones.len(), Outcome::Failed(e.to_string()));
+            }
+        }
+        dones
+            .into_iter()
+            .zip(outcomes)
+            .filter_map(|(done, outcome)| done.map(|d| (d, outcome)))
+            .collect()
+    }
+}
+
+fn failed(e: rusqlite::Error) -> Outcome {
+    log::error!("store: {e}");
+    Outcome::Failed(e.to_string())
+}
+
+/// Runs one operation inside the batch's transaction.
+fn exec(
+    tx: &Transaction<'_>,
+    op: Op,
+    last_id: &HashMap<SessionKey, u32>,
+    staged: &mut HashMap<SessionKey, u32>,
+    usage: &mut Usage,
+    bounds: &Bounds,
+) -> Outcome {
+    match op {
+        Op::Append(m) => match append(tx, m, last_id, staged, usage, bounds) {
+            Ok(o) => o,
+            Err(e) => {
+                log::error!("store: append failed: {e}");
+                Outcome::Refused(Refusal::Failed(e.to_string()))
+            }
+        },
+        Op::Delivered {
+            user,
+            session,
+            msg_id,
+        } => {
+            let r = tx
+                .prepare_cached(
+                    "DELETE FROM inbox WHERE user = ?1 AND sess = ?2 AND msg_id = ?3
+                     RETURNING bytes",
+                )
+                .and_then(|mut st| {
+                    st.query_row(params![user, session.to_i64(), msg_id], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .optional()
+                });
+            match r {
+                Ok(Some(bytes)) => {
+                    usage.remove(user, bytes as usize);
+                    Outcome::Done
+                }
+                Ok(None) => Outcome::Done,
+                Err(e) => failed(e),
+            }
+        }
+        Op::Undelivered { user, after, limit } => {
+            undelivered(tx, user, after, limit).unwrap_or_else(failed)
+        }
+        Op::History {
+            session,
+            until,
+            count,
+        } => {
+            let until = if until == 0 { u32::MAX } else { until };
+            messages(
+                tx,
+                "SELECT sess, msg_id, sender, created, msg_type, data FROM messages
+                 WHERE sess = ?1 AND msg_id <= ?2 ORDER BY msg_id DESC LIMIT ?3",
+                params![session.to_i64(), until, count],
+            )
+            .map(Outcome::Messages)
+            .unwrap_or_else(failed)
+        }
+        Op::ById { session, ids } => {
+            let mut out = Vec::new();
+            for id in ids {
+                match messages(
+                    tx,
+                    "SELECT sess, msg_id, sender, created, msg_type, data FROM messages
+                     WHERE sess = ?1 AND msg_id = ?2",
+                    params![session.to_i64(), id],
+                ) {
+                    Ok(found) => out.extend(found),
+                    Err(e) => return failed(e),
+                }
+            }
+            Outcome::Messages(out)
+        }
+        Op::Latest { session } => latest_id(tx, session, last_id, staged)
+            .map(Outcome::LatestId)
+            .unwrap_or_else(failed),
+        Op::ReadAck {
+            user,
+            session,
+            msg_id,
+        } => tx
+            .prepare_cached(
+                "UPDATE user_sessions SET
+                     read_id = max(read_id, ?3),
+                     unread = (SELECT count(*) FROM messages
+                               WHERE sess = ?2 AND msg_id > max(read_id, ?3) AND sender != ?1)
+                 WHERE user = ?1 AND sess = ?2",
+            )
+            .and_then(|mut st| st.execute(params![user, session.to_i64(), msg_id]))
+            .map(|_| Outcome::Done)
+            .unwrap_or_else(failed),
+        Op::Sessions {
+            user,
+            since,
+            unread_only,
+        } => sessions(tx, user, since, unread_only)
+            .map(Outcome::Sessions)
+            .unwrap_or_else(failed),
+        Op::RemoveSession { user, session } => tx
+            .prepare_cached(
+                "UPDATE user_sessions SET removed = 1, updated = ?3 WHERE user = ?1 AND sess = ?2",
+            )
+            .and_then(|mut st| {
+                st.execute(params![user, session.to_i64(), super::super::unix_now()])
+            })
+            .map(|_| Outcome::Done)
+            .unwrap_or_else(failed),
+    }
+}
+
+fn latest_id(
+    tx: &Transaction<'_>,
+    session: SessionKey,
+    last_id: &HashMap<SessionKey, u32>,
+    staged: &HashMap<SessionKey, u32>,
+) -> rusqlite::Result<u32> {
+    if let Some(id) = staged.get(&session).or_else(|| last_id.get(&session)) {
+        return Ok(*id);
+    }
+    tx.prepare_cached("SELECT coalesce(max(msg_id), 0) FROM messages WHERE sess = ?1")?
+        .query_row(params![session.to_i64()], |r| r.get(0))
+}
+
+fn append(
+    tx: &Transaction<'_>,
+    m: NewMessage,
+    last_id: &HashMap<SessionKey, u32>,
+    staged: &mut HashMap<SessionKey, u32>,
+    usage: &mut Usage,
+    bounds: &Bounds,
+) -> rusqlite::Result<Outcome> {
+    let id = latest_id(tx, m.session, last_id, staged)? + 1;
+    let stored = StoredMessage {
+        session: m.session,
+        msg_id: id,
+        from: m.from,
+        create_time: m.create_time,
+        msg_type: m.msg_type,
+        data: m.data,
+    };
+    let size = stored.size();
+    if let Err(r) = usage.admit(bounds, &m.receivers, size) {
+        return Ok(Outcome::Refused(r));
+    }
+    let sess = m.session.to_i64();
+    let kind = m.session.session_type() as i32;
+    // All or nothing: a failure half way leaves no trace in the batch.
+    tx.execute_batch("SAVEPOINT append")?;
+    let result = (|| -> rusqlite::Result<()> {
+        tx.prepare_cached(
+            "INSERT INTO messages (sess, msg_id, sender, receiver, msg_type, data, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            sess,
+            id,
+            stored.from,
+            m.session.id_for(stored.from),
+            stored.msg_type,
+            stored.data,
+            stored.create_time
+        ])?;
+        let mut inbox = tx.prepare_cached(
+            "INSERT INTO inbox (user, sess, msg_id, bytes) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        let mut receiver_session = tx.prepare_cached(
+            "INSERT INTO user_sessions (user, sess, peer, kind, updated, unread)
+             VALUES (?1, ?2, ?3, ?4, ?5, 1)
+             ON CONFLICT (user, sess) DO UPDATE SET
+                 updated = excluded.updated, removed = 0, unread = unread + 1",
+        )?;
+        for &r in &m.receivers {
+            inbox.execute(params![r, sess, id, size as i64])?;
+            receiver_session.execute(params![
+                r,
+                sess,
+                m.session.id_for(r),
+                kind,
+                stored.create_time
+            ])?;
+        }
+        tx.prepare_cached(
+            "INSERT INTO user_sessions (user, sess, peer, kind, updated, read_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (user, sess) DO UPDATE SET
+                 updated = excluded.updated, removed = 0, read_id = excluded.read_id",
+        )?
+        .execute(params![
+            stored.from,
+            sess,
+            m.session.id_for(stored.from),
+            kind,
+            stored.create_time,
+            id
+        ])?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            tx.execute_batch("RELEASE append")?;
+            staged.insert(m.session, id);
+            for &r in &m.receivers {
+                usage.add(r, size);
+            }
+            Ok(Outcome::Stored(stored))
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO append; RELEASE append")?;
+            Err(e)
+        }
+    }
+}
+
+fn row_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        session: SessionKey::from_i64(r.get(0)?),
+        msg_id: r.get(1)?,
+        from: r.get(2)?,
+        create_time: r.get(3)?,
+        msg_type: r.get(4)?,
+        data: r.get(5)?,
+    })
+}
+
+fn messages(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<StoredMessage>> {
+    let mut st = tx.prepare_cached(sql)?;
+    let rows = st.query_map(params, row_message)?;
+    rows.collect()
+}
+
+fn undelivered(
+    tx: &Transaction<'_>,
+    user: u32,
+    after: u64,
+    limit: usize,
+) -> rusqlite::Result<Outcome> {
+    let mut st = tx.prepare_cached(
+        "SELECT m.sess, m.msg_id, m.sender, m.created, m.msg_type, m.data, i.pos
+         FROM inbox i JOIN messages m ON m.sess = i.sess AND m.msg_id = i.msg_id
+         WHERE i.user = ?1 AND i.pos > ?2 ORDER BY i.pos LIMIT ?3",
+    )?;
+    let rows = st.query_map(params![user, after as i64, limit as i64 + 1], |r| {
+        Ok((r.get::<_, i64>(6)? as u64, row_message(r)?))
+    })?;
+    let mut items: Vec<(u64, StoredMessage)> = rows.collect::<rusqlite::Result<_>>()?;
+    let complete = items.len() <= limit;
+    items.truncate(limit);
+    Ok(Outcome::Backlog { items, complete })
+}
+
+fn sessions(
+    tx: &Transaction<'_>,
+    user: u32,
+    since: u32,
+    unread_only: bool,
+) -> rusqlite::Result<Vec<UserSession>> {
+    let mut st = tx.prepare_cached(
+        "SELECT s.sess, s.removed, s.updated, s.unread,
+                m.sess, m.msg_id, m.sender, m.created, m.msg_type, m.data
+         FROM user_sessions s
+         LEFT JOIN messages m ON m.sess = s.sess
+             AND m.msg_id = (SELECT max(msg_id) FROM messages WHERE sess = s.sess)
+         WHERE s.user = ?1 AND s.updated > ?2 AND (?3 = 0 OR s.unread > 0)
+         ORDER BY s.updated DESC, s.sess",
+    )?;
+    let rows = st.query_map(params![user, since, unread_only as i32], |r| {
+        let latest = match r.get::<_, Option<i64>>(4)? {
+            Some(sess) => Some(StoredMessage {
+                session: SessionKey::from_i64(sess),
+                msg_id: r.get(5)?,
+                from: r.get(6)?,
+                create_time: r.get(7)?,
+                msg_type: r.get(8)?,
+                data: r.get(9)?,
+            }),
+            None => None,
+        };
+        Ok(UserSession {
+            session: SessionKey::from_i64(r.get(0)?),
+            removed: r.get::<_, i64>(1)? != 0,
+            updated: r.get(2)?,
+            unread: r.get(3)?,
+            latest,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The database file's mailbox usage, for tests and tools: (undelivered
+/// messages, bytes).
+pub fn mailbox_totals(path: &Path) -> rusqlite::Result<(u64, u64)> {
+    let conn = Connection::open(path)?;
+    conn.query_row(
+        "SELECT count(*), coalesce(sum(bytes), 0) FROM inbox",
+        [],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+    )
+}
