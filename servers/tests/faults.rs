@@ -356,10 +356,13 @@ fn a_partition_is_detected_by_heartbeats_and_the_link_returns_after_it_heals() {
     );
     let http = login.addr("http");
     let link_port = login.addr("msg_server").port().to_string();
+    let db = common::db_path("partition");
     let msg = Netns::start(
         &ns.b,
         env!("CARGO_BIN_EXE_msg_server"),
         &[
+            "--DbPath",
+            db.to_str().unwrap(),
             "--ListenIP",
             ADDR_B,
             "--ListenPort",
