@@ -296,3 +296,74 @@ pub fn established_on(port: u16) -> usize {
     }
     n
 }
+
+/// Sends `req` as (`service`, `command`) and returns the first answer with
+/// command `answer` (frames in between - deliveries, acks - are skipped).
+pub fn ask<Req: pdu::Message, Rsp: pdu::Message + Default>(
+    c: &mut ImClient,
+    service: u16,
+    command: u16,
+    req: &Req,
+    answer: u16,
+) -> Rsp {
+    let seq = c.send_pdu(service, command, req).unwrap();
+    let deadline = Instant::now() + T;
+    loop {
+        let pdu = c.recv_pdu(deadline).unwrap();
+        if pdu.command_id() == answer {
+            assert_eq!(
+                pdu.seq_num(),
+                seq,
+                "answer {answer:#x} carries the request's seq"
+            );
+            return pdu.decode_body().unwrap();
+        }
+    }
+}
+
+/// A session's whole history as (msg_id, sender, text), oldest first,
+/// fetched a page (0x0309) at a time.
+pub fn history(c: &mut ImClient, peer: u32) -> Vec<(u32, u32, Vec<u8>)> {
+    use pdu::proto::{ImGetMsgListReq, ImGetMsgListRsp, SessionType};
+    let mut out = Vec::new();
+    let mut begin = 0;
+    loop {
+        let req = ImGetMsgListReq {
+            user_id: c.user_id,
+            session_type: SessionType::Single as i32,
+            session_id: peer,
+            msg_id_begin: begin,
+            msg_cnt: 100,
+            attach_data: None,
+        };
+        let rsp: ImGetMsgListRsp = ask(
+            c,
+            pdu::sid::MSG,
+            pdu::cid::msg::LIST_REQUEST,
+            &req,
+            pdu::cid::msg::LIST_RESPONSE,
+        );
+        let last = rsp.msg_list.last().map(|m| m.msg_id);
+        out.extend(
+            rsp.msg_list
+                .into_iter()
+                .map(|m| (m.msg_id, m.from_session_id, m.msg_data)),
+        );
+        match last {
+            Some(id) if id > 1 => begin = id - 1,
+            _ => break,
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// Every message delivered to `c` until nothing arrives for `quiet`
+/// (each is acked), as (sender, msg_id, text).
+pub fn drain(c: &mut ImClient, quiet: Duration) -> Vec<(u32, u32, Vec<u8>)> {
+    let mut got = Vec::new();
+    while let Some(m) = c.next_message(Instant::now() + quiet).unwrap() {
+        got.push((m.from_user_id, m.msg_id, m.msg_data));
+    }
+    got
+}
