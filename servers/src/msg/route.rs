@@ -247,8 +247,9 @@ pub(super) fn pump_if_draining(cx: &mut ConnCtx<'_, MsgConn>) {
 }
 
 /// Fetches the next part of `user`'s mailbox while fewer than
-/// `BACKLOG_WINDOW` deliveries are unacknowledged and the connection's
-/// output queue is below a quarter of the output cap.
+/// `BACKLOG_WINDOW` deliveries (and less than half the connection's
+/// unacknowledged bounds) are unacknowledged and the connection's output
+/// queue is below a quarter of the output cap.
 fn pump(cx: &mut ConnCtx<'_, MsgConn>, user: u32) {
     let Some(d) = cx.shared.drains.get(&user).copied() else {
         return;
@@ -256,7 +257,14 @@ fn pump(cx: &mut ConnCtx<'_, MsgConn>, user: u32) {
     if d.fetching {
         return;
     }
-    let in_flight = cx.shared.pending.get(&d.conn).map_or(0, |p| p.msgs.len());
+    let (in_flight, held) = cx
+        .shared
+        .pending
+        .get(&d.conn)
+        .map_or((0, 0), |p| (p.msgs.len(), p.bytes));
+    let window = BACKLOG_WINDOW
+        .min(cx.shared.settings.unacked_max / 2)
+        .max(1);
     let queued = if d.conn == cx.handle() {
         cx.queued()
     } else {
@@ -265,7 +273,10 @@ fn pump(cx: &mut ConnCtx<'_, MsgConn>, user: u32) {
             None => return,
         }
     };
-    if in_flight >= BACKLOG_WINDOW || queued >= cx.shared.settings.client_output_max / 4 {
+    if in_flight >= window
+        || held >= cx.shared.settings.unacked_max_bytes / 2
+        || queued >= cx.shared.settings.client_output_max / 4
+    {
         return;
     }
     if let Some(d) = cx.shared.drains.get_mut(&user) {
@@ -277,7 +288,7 @@ fn pump(cx: &mut ConnCtx<'_, MsgConn>, user: u32) {
         Op::Undelivered {
             user,
             after: d.after,
-            limit: BACKLOG_WINDOW - in_flight,
+            limit: window - in_flight,
         },
         Some(done),
     );
@@ -307,13 +318,19 @@ fn backlog(
         }
     };
     let fed = with_any(s, ctx, [d.conn], |cx| {
+        // A feed keeps within half the connection's unacknowledged bounds;
+        // what does not fit now is fetched again later.
+        let byte_budget = cx.shared.settings.unacked_max_bytes / 2;
+        let mut all_fed = true;
         for (pos, m) in &items {
-            let already = cx
-                .shared
-                .pending
-                .get(&d.conn)
-                .is_some_and(|p| p.msgs.contains_key(&(m.session, m.msg_id)));
+            let (already, held) = cx.shared.pending.get(&d.conn).map_or((false, 0), |p| {
+                (p.msgs.contains_key(&(m.session, m.msg_id)), p.bytes)
+            });
             if !already {
+                if held > 0 && held + m.data.len() > byte_budget {
+                    all_fed = false;
+                    break;
+                }
                 deliver(cx, d.conn, m, user);
             }
             if let Some(d) = cx.shared.drains.get_mut(&user) {
@@ -323,7 +340,7 @@ fn backlog(
         if let Some(d) = cx.shared.drains.get_mut(&user) {
             d.fetching = false;
         }
-        if complete {
+        if complete && all_fed {
             cx.shared.drains.remove(&user);
         } else {
             pump(cx, user);
