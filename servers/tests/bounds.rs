@@ -51,7 +51,7 @@ fn acks_until(c: &mut ImClient, seq: u16) -> Vec<u16> {
 fn messages_to_nobody_are_refused_and_kept_nowhere() {
     let users = users_file("nobody", 2);
     let db = db_path("nobody");
-    let ms = msg_server(
+    let mut ms = msg_server(
         &users,
         None,
         &[
@@ -61,6 +61,7 @@ fn messages_to_nobody_are_refused_and_kept_nowhere() {
             "1000000",
         ],
     );
+    ms.db = Some(db.clone());
     let addr = ms.addr("client");
     let mut u1 = user(addr, 1);
     let rss_before = ms.rss_kb();

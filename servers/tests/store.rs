@@ -101,7 +101,8 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
         acked.len()
     );
 
-    let ms = msg_server(&users, None, &extra);
+    let mut ms = msg_server(&users, None, &extra);
+    ms.db = Some(db.clone()); // removed with the process
     let addr = ms.addr("client");
     // Every acknowledged message is in its session's history, under its id;
     // ids in a session run 1, 2, 3... without gaps.
@@ -154,7 +155,6 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
         }
         assert_eq!(rsp.total_cnt, unread.values().sum::<u32>());
     }
-    let _ = std::fs::remove_file(&db);
 }
 
 fn read_notify(c: &mut servers::client::ImClient) -> ImMsgDataReadNotify {

@@ -19,6 +19,8 @@ pub const T: Duration = Duration::from_secs(10);
 pub struct Proc {
     pub child: Child,
     pub listens: Vec<(String, SocketAddr)>,
+    /// A database file (and its WAL files) removed after the process.
+    pub db: Option<PathBuf>,
 }
 
 impl Proc {
@@ -54,7 +56,11 @@ impl Proc {
             }
         }
         std::thread::spawn(move || for _ in lines {});
-        Proc { child, listens }
+        Proc {
+            child,
+            listens,
+            db: None,
+        }
     }
 
     pub fn addr(&self, name: &str) -> SocketAddr {
@@ -96,6 +102,11 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(db) = &self.db {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+        }
     }
 }
 
@@ -161,7 +172,8 @@ pub fn db_path(tag: &str) -> PathBuf {
 /// is a fresh file unless `extra` names one (`--DbPath`).
 pub fn msg_server(users: &std::path::Path, login: Option<SocketAddr>, extra: &[&str]) -> Proc {
     let users = users.to_str().unwrap().to_string();
-    let db = db_path("t").to_str().unwrap().to_string();
+    let fresh = db_path("t");
+    let db = fresh.to_str().unwrap().to_string();
     let mut args = vec![
         "--ListenPort",
         "0",
@@ -180,7 +192,11 @@ pub fn msg_server(users: &std::path::Path, login: Option<SocketAddr>, extra: &[&
         args.extend(["--LoginServerIP1", &ip, "--LoginServerPort1", &port]);
     }
     args.extend(extra);
-    Proc::start(env!("CARGO_BIN_EXE_msg_server"), &args, 1)
+    let mut p = Proc::start(env!("CARGO_BIN_EXE_msg_server"), &args, 1);
+    if !extra.contains(&"--DbPath") {
+        p.db = Some(fresh);
+    }
+    p
 }
 
 /// User `id` of a [`users_file`], logged in.
