@@ -9,6 +9,7 @@
 //! | module | TeamTalk file | contents |
 //! | --- | --- | --- |
 //! | [`base_define`] | `IM.BaseDefine.proto` | id and status enums, [`UserInfo`] |
+//! | [`group`] | `IM.Group.proto` | group lists and info, temporary groups, membership |
 //! | [`login`] | `IM.Login.proto` | message-server lookup, login, logout, kick |
 //! | [`message`] | `IM.Message.proto` | [`ImMsgData`], its acknowledgements, history and unread queries |
 //! | [`other`] | `IM.Other.proto` | [`ImHeartBeat`] |
@@ -48,6 +49,7 @@
 //! ```
 
 pub mod base_define;
+pub mod group;
 pub mod login;
 pub mod message;
 pub mod other;
@@ -55,6 +57,7 @@ pub mod recent_session;
 pub mod server;
 
 pub use base_define::*;
+pub use group::*;
 pub use login::*;
 pub use message::*;
 pub use other::*;

@@ -9,8 +9,8 @@
 //! undelivered); mailboxes are bounded by [`Bounds`].
 
 use super::{
-    Bounds, Completions, Done, MessageStore, NewMessage, Op, Outcome, SessionKey, StoredMessage,
-    Usage, UserSession,
+    Bounds, Completions, Done, GroupRecord, MessageStore, NewMessage, Op, Outcome, SessionKey,
+    StoredMessage, Usage, UserSession,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -37,6 +37,7 @@ pub struct MemoryStore {
     next_pos: u64,
     sessions: HashMap<u32, HashMap<SessionKey, SessionState>>,
     usage: Usage,
+    groups: HashMap<u32, GroupRecord>,
 }
 
 impl MemoryStore {
@@ -53,6 +54,7 @@ impl MemoryStore {
             next_pos: 1,
             sessions: HashMap::new(),
             usage: Usage::default(),
+            groups: HashMap::new(),
         }
     }
 
@@ -237,6 +239,25 @@ impl MemoryStore {
                 }
                 Outcome::Done
             }
+            Op::CreateGroup(mut g) => {
+                if g.id == 0 {
+                    g.id = self.groups.keys().max().copied().unwrap_or(0) + 1;
+                }
+                let id = g.id;
+                self.groups.entry(id).or_insert(g);
+                Outcome::GroupCreated(id)
+            }
+            Op::SetMembers {
+                group,
+                members,
+                version,
+            } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.members = members;
+                    g.version = version;
+                }
+                Outcome::Done
+            }
         }
     }
 }
@@ -252,5 +273,9 @@ impl MessageStore for MemoryStore {
     fn describe(&self) -> String {
         let (n, bytes) = self.usage.totals();
         format!("memory ({n} undelivered, {bytes} bytes)")
+    }
+
+    fn take_groups(&mut self) -> Vec<GroupRecord> {
+        Vec::new() // nothing survives a restart
     }
 }

@@ -257,6 +257,37 @@ pub enum Op {
         /// The session.
         session: SessionKey,
     },
+    /// Creates a group (`group.id` 0: the store picks a new id) ->
+    /// [`Outcome::GroupCreated`]; an existing id is left as it is.
+    CreateGroup(GroupRecord),
+    /// Sets a group's members and version -> [`Outcome::Done`].
+    SetMembers {
+        /// The group.
+        group: u32,
+        /// Its members now.
+        members: Vec<u32>,
+        /// Its version now.
+        version: u32,
+    },
+}
+
+/// A group as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// Its id (0 in a [`Op::CreateGroup`]: the store picks one).
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    /// Avatar URL.
+    pub avatar: String,
+    /// Who created it.
+    pub creator: u32,
+    /// `GroupType`: 1 normal (from the groups file), 2 temporary.
+    pub kind: i32,
+    /// Bumped at every membership change.
+    pub version: u32,
+    /// Member user ids, ascending.
+    pub members: Vec<u32>,
 }
 
 /// Why a message was not stored.
@@ -303,6 +334,8 @@ pub enum Outcome {
     Sessions(Vec<UserSession>),
     /// Done.
     Done,
+    /// A group was created under this id.
+    GroupCreated(u32),
     /// A query or update failed.
     Failed(String),
 }
@@ -319,6 +352,9 @@ pub trait MessageStore {
 
     /// A short name for logs ("sqlite /path", "memory").
     fn describe(&self) -> String;
+
+    /// The groups stored when the store was opened (once, at startup).
+    fn take_groups(&mut self) -> Vec<GroupRecord>;
 }
 
 /// Carries outcomes from a store (any thread) back to the loop: queued, and

@@ -23,10 +23,12 @@
 //! - `user_sessions(user, sess, peer, kind, updated, removed, unread,
 //!   read_id)`: each user's sessions (recent contacts, unread counts, read
 //!   positions).
+//! - `groups(group_id, name, avatar, creator, kind, version)` and
+//!   `group_members(group_id, user)`: groups and who is in them.
 
 use super::{
-    Bounds, Completions, Done, MessageStore, NewMessage, Op, Outcome, Refusal, SessionKey,
-    StoredMessage, Usage, UserSession,
+    Bounds, Completions, Done, GroupRecord, MessageStore, NewMessage, Op, Outcome, Refusal,
+    SessionKey, StoredMessage, Usage, UserSession,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::HashMap;
@@ -64,6 +66,19 @@ CREATE TABLE IF NOT EXISTS user_sessions (
     read_id INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (user, sess)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS groups (
+    group_id INTEGER PRIMARY KEY,
+    name     TEXT    NOT NULL,
+    avatar   TEXT    NOT NULL,
+    creator  INTEGER NOT NULL,
+    kind     INTEGER NOT NULL,
+    version  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS group_members (
+    group_id INTEGER NOT NULL,
+    user     INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user)
+) WITHOUT ROWID;
 PRAGMA user_version = 1;
 ";
 
@@ -87,6 +102,7 @@ type Job = (Op, Option<Done>);
 pub struct SqliteStore {
     tx: mpsc::Sender<Job>,
     path: PathBuf,
+    groups: Vec<GroupRecord>,
 }
 
 impl SqliteStore {
@@ -96,6 +112,7 @@ impl SqliteStore {
     pub fn open(config: SqliteConfig, completions: Completions) -> Result<SqliteStore, String> {
         let path = config.path.clone();
         let conn = open(&config).map_err(|e| format!("{}: {e}", path.display()))?;
+        let groups = load_groups(&conn).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut writer =
             Writer::new(conn, config).map_err(|e| format!("{}: {e}", path.display()))?;
         let (tx, rx) = mpsc::channel::<Job>();
@@ -103,7 +120,7 @@ impl SqliteStore {
             .name("msg-store".into())
             .spawn(move || writer.run(&rx, &completions))
             .map_err(|e| format!("cannot start the store thread: {e}"))?;
-        Ok(SqliteStore { tx, path })
+        Ok(SqliteStore { tx, path, groups })
     }
 }
 
@@ -117,6 +134,72 @@ impl MessageStore for SqliteStore {
     fn describe(&self) -> String {
         format!("sqlite {}", self.path.display())
     }
+
+    fn take_groups(&mut self) -> Vec<GroupRecord> {
+        std::mem::take(&mut self.groups)
+    }
+}
+
+/// Every stored group with its members (at startup, before the thread).
+fn load_groups(conn: &Connection) -> rusqlite::Result<Vec<GroupRecord>> {
+    let mut groups: Vec<GroupRecord> = conn
+        .prepare("SELECT group_id, name, avatar, creator, kind, version FROM groups")?
+        .query_map([], |r| {
+            Ok(GroupRecord {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                avatar: r.get(2)?,
+                creator: r.get(3)?,
+                kind: r.get(4)?,
+                version: r.get(5)?,
+                members: Vec::new(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut st =
+        conn.prepare("SELECT user FROM group_members WHERE group_id = ?1 ORDER BY user")?;
+    for g in &mut groups {
+        g.members = st
+            .query_map([g.id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(groups)
+}
+
+fn create_group(tx: &Transaction<'_>, g: GroupRecord) -> rusqlite::Result<u32> {
+    let id: Option<u32> = (g.id != 0).then_some(g.id);
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO groups (group_id, name, avatar, creator, kind, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![id, g.name, g.avatar, g.creator, g.kind, g.version])?;
+    let id = match id {
+        Some(id) => id,
+        None => tx.last_insert_rowid() as u32,
+    };
+    if inserted == 1 {
+        set_members(tx, id, &g.members, g.version)?;
+    }
+    Ok(id)
+}
+
+fn set_members(
+    tx: &Transaction<'_>,
+    group: u32,
+    members: &[u32],
+    version: u32,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
+        .execute([group])?;
+    let mut add =
+        tx.prepare_cached("INSERT INTO group_members (group_id, user) VALUES (?1, ?2)")?;
+    for m in members {
+        add.execute([group, *m])?;
+    }
+    tx.prepare_cached("UPDATE groups SET version = ?2 WHERE group_id = ?1")?
+        .execute([group, version])?;
+    Ok(())
 }
 
 fn open(config: &SqliteConfig) -> rusqlite::Result<Connection> {
@@ -353,6 +436,16 @@ fn exec(
             .and_then(|mut st| {
                 st.execute(params![user, session.to_i64(), super::super::unix_now()])
             })
+            .map(|_| Outcome::Done)
+            .unwrap_or_else(failed),
+        Op::CreateGroup(g) => create_group(tx, g)
+            .map(Outcome::GroupCreated)
+            .unwrap_or_else(failed),
+        Op::SetMembers {
+            group,
+            members,
+            version,
+        } => set_members(tx, group, &members, version)
             .map(|_| Outcome::Done)
             .unwrap_or_else(failed),
     }
