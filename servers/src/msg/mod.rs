@@ -18,6 +18,7 @@
 //! - [`queries`](self::queries): the commands answered from the store
 //!   (unread counts, history, latest id, messages by id, read acks, recent
 //!   sessions);
+//! - [`groups`](self::groups): normal and temporary groups, membership;
 //! - [`store`]: where messages live (SQLite on a thread of its own, or
 //!   memory), behind [`store::MessageStore`];
 //! - [`settings`](self::settings): the config keys.
@@ -31,6 +32,7 @@
 //! that does not exist is refused, and what a mailbox or a connection may
 //! hold is bounded in the config.
 
+mod groups;
 mod queries;
 mod route;
 mod session;
@@ -46,7 +48,7 @@ use pdu::{cid, sid, Header, Message, PduRef};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use store::{Completions, MessageStore, Op, SessionKey};
+use store::{Completions, GroupRecord, MessageStore, Op, SessionKey};
 
 /// A logged-in session.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +87,8 @@ pub struct MsgState {
     pending: HashMap<Handle, Pending>,
     drains: HashMap<u32, Drain>,
     next_generation: u64,
+    /// Every group by id (members ascending).
+    groups: HashMap<u32, GroupRecord>,
     /// Set right after registration (the store needs the server's handler).
     store: Option<Box<dyn MessageStore>>,
     /// Operations submitted and not answered yet.
@@ -104,6 +108,7 @@ impl MsgState {
             pending: HashMap::new(),
             drains: HashMap::new(),
             next_generation: 1,
+            groups: HashMap::new(),
             store: None,
             in_flight: 0,
             client_conns: 0,
@@ -279,6 +284,12 @@ impl ClientConn {
                 queries::recent_sessions(cx, &pdu)
             }
             (sid::BUDDY_LIST, proto::REMOVE_SESSION_REQ, true) => queries::remove_session(cx, &pdu),
+            (sid::GROUP, cid::group::NORMAL_LIST_REQUEST, true) => groups::list(cx, &pdu),
+            (sid::GROUP, cid::group::INFO_REQUEST, true) => groups::infos(cx, &pdu),
+            (sid::GROUP, cid::group::CREATE_REQUEST, true) => groups::create(cx, &pdu),
+            (sid::GROUP, cid::group::CHANGE_MEMBER_REQUEST, true) => {
+                groups::change_members(cx, &pdu)
+            }
             (s, c, logged_in) => {
                 log::warn!(
                     "{} {} closed: command {s:#x}/{c:#x} {}",
@@ -382,9 +393,19 @@ pub fn start(
         ))
     });
     let opened = ctx.with_handler(server, |s: &mut ImServer<MsgConn>, ctx| {
-        let store = open_store(ctx, server, &s.shared.settings)?;
+        let mut store = open_store(ctx, server, &s.shared.settings)?;
         log::info!("message store: {}", store.describe());
-        s.shared.store = Some(store);
+        let st = &mut s.shared;
+        st.groups = store.take_groups().into_iter().map(|g| (g.id, g)).collect();
+        // The groups file seeds the store; later changes live in the store.
+        for g in std::mem::take(&mut st.settings.groups) {
+            if let std::collections::hash_map::Entry::Vacant(e) = st.groups.entry(g.id) {
+                store.submit(Op::CreateGroup(g.clone()), None);
+                e.insert(g);
+            }
+        }
+        log::info!("{} groups", st.groups.len());
+        st.store = Some(store);
         Ok::<(), String>(())
     });
     match opened {

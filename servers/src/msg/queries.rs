@@ -7,12 +7,12 @@
 //! The user is always the connection's, whatever the request's `user_id`
 //! says; a user sees only its own sessions (a single session is keyed by
 //! the pair that includes the asking user). Answers carry the request's
-//! sequence number and `attach_data`. Group sessions answer empty until the
-//! user is a member of the group (groups are not served yet).
+//! sequence number and `attach_data`. A group's session answers only its
+//! members (others get an empty answer).
 
 use super::route::{answer, reply_seq};
 use super::store::{Done, Op, Outcome, SessionKey, StoredMessage, UserSession};
-use super::MsgConn;
+use super::{MsgConn, MsgState};
 use imconn::ConnCtx;
 use pdu::proto::{
     ContactSessionInfo, ImGetLatestMsgIdReq, ImGetLatestMsgIdRsp, ImGetMsgByIdReq, ImGetMsgByIdRsp,
@@ -54,10 +54,10 @@ fn query(
 }
 
 /// A session the user may read: single ones always (keyed with the user),
-/// groups not yet.
-fn readable(user: u32, session_type: i32, session_id: u32) -> Option<SessionKey> {
+/// groups while a member.
+fn readable(state: &MsgState, user: u32, session_type: i32, session_id: u32) -> Option<SessionKey> {
     match SessionKey::of(user, session_type, session_id) {
-        SessionKey::Group(_) => None,
+        SessionKey::Group(g) if !super::groups::is_member(state, g, user) => None,
         key => Some(key),
     }
 }
@@ -140,7 +140,7 @@ pub(super) fn history(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         msg_list: Vec::new(),
         attach_data: req.attach_data,
     };
-    let Some(session) = readable(user, req.session_type, req.session_id) else {
+    let Some(session) = readable(cx.shared, user, req.session_type, req.session_id) else {
         return reply_seq(
             cx,
             cx.handle(),
@@ -176,7 +176,7 @@ pub(super) fn latest(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         latest_msg_id: 0,
         attach_data: req.attach_data,
     };
-    let Some(session) = readable(user, req.session_type, req.session_id) else {
+    let Some(session) = readable(cx.shared, user, req.session_type, req.session_id) else {
         let (h, seq) = (cx.handle(), pdu.seq_num());
         return reply_seq(cx, h, seq, sid::MSG, cid::msg::GET_LATEST_MSG_ID_RSP, &res);
     };
@@ -207,7 +207,7 @@ pub(super) fn by_id(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         msg_list: Vec::new(),
         attach_data: req.attach_data,
     };
-    let Some(session) = readable(user, req.session_type, req.session_id) else {
+    let Some(session) = readable(cx.shared, user, req.session_type, req.session_id) else {
         let (h, seq) = (cx.handle(), pdu.seq_num());
         return reply_seq(cx, h, seq, sid::MSG, cid::msg::GET_BY_MSG_ID_RES, &res);
     };
@@ -230,7 +230,7 @@ pub(super) fn read_ack(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     let Some((user, req)) = request::<ImMsgDataReadAck>(cx, pdu) else {
         return;
     };
-    let Some(session) = readable(user, req.session_type, req.session_id) else {
+    let Some(session) = readable(cx.shared, user, req.session_type, req.session_id) else {
         return;
     };
     cx.shared.submit(

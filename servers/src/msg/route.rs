@@ -60,16 +60,23 @@ pub(super) fn message(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         log::warn!("{h} message from {from} to {to} refused: {why} (not acknowledged, not stored)");
         cx.shared.refused += 1;
     };
-    let session = match MsgType::try_from(msg.msg_type) {
+    let (session, receivers) = match MsgType::try_from(msg.msg_type) {
         Ok(MsgType::SingleText | MsgType::SingleAudio) => {
             if !cx.shared.user_ids.contains(&to) {
                 return refuse(cx, "no such user");
             }
-            SessionKey::single(from, to)
+            (SessionKey::single(from, to), vec![to])
         }
-        Ok(MsgType::GroupText | MsgType::GroupAudio) => {
-            return refuse(cx, "no such group");
-        }
+        Ok(MsgType::GroupText | MsgType::GroupAudio) => match cx.shared.groups.get(&to) {
+            None => return refuse(cx, "no such group"),
+            Some(g) if g.members.binary_search(&from).is_err() => {
+                return refuse(cx, "not a member of the group")
+            }
+            Some(g) => (
+                SessionKey::Group(to),
+                g.members.iter().copied().filter(|m| *m != from).collect(),
+            ),
+        },
         Err(_) => return refuse(cx, "unknown message type"),
     };
     if msg.msg_data.is_empty() {
@@ -82,22 +89,25 @@ pub(super) fn message(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     let new = NewMessage {
         session,
         from,
-        receivers: vec![to],
+        receivers: receivers.clone(),
         msg_type: msg.msg_type,
         data: msg.msg_data,
         create_time: unix_now(),
     };
-    let done: Done = Box::new(move |s, ctx, outcome| stored(s, ctx, h, seq, to, outcome));
+    let done: Done =
+        Box::new(move |s, ctx, outcome| stored(s, ctx, h, seq, to, &receivers, outcome));
     cx.shared.submit(Op::Append(new), Some(done));
 }
 
-/// The store answered a message from connection `h` (request `seq`).
+/// The store answered a message from connection `h` (request `seq`) to
+/// session `to` (a user or a group) for `receivers`.
 fn stored(
     s: &mut ImServer<MsgConn>,
     ctx: &mut Context,
     h: Handle,
     seq: u16,
     to: u32,
+    receivers: &[u32],
     outcome: Outcome,
 ) {
     s.shared.in_flight = s.shared.in_flight.saturating_sub(1);
@@ -116,8 +126,10 @@ fn stored(
     s.shared.messages += 1;
     let from = m.from;
     let mut handles = vec![h];
-    handles.extend(s.shared.online.get(to));
     handles.extend(s.shared.online.get(from));
+    for r in receivers {
+        handles.extend(s.shared.online.get(*r));
+    }
     with_any(s, ctx, handles, |cx| {
         let ack = ImMsgDataAck {
             user_id: from,
@@ -127,13 +139,16 @@ fn stored(
         };
         let header = Header::new(sid::MSG, cid::msg::DATA_ACK).with_seq_num(seq);
         let _ = cx.send_pdu_to(h, &header, &ack);
-        // While its mailbox is being fed, the message joins it (order).
-        if !cx.shared.drains.contains_key(&to) {
-            for target in cx.shared.online.get(to).to_vec() {
-                deliver(cx, target, &m, to);
+        // While a receiver's mailbox is being fed, the message joins it
+        // (order).
+        for &r in receivers {
+            if !cx.shared.drains.contains_key(&r) {
+                for target in cx.shared.online.get(r).to_vec() {
+                    deliver(cx, target, &m, r);
+                }
             }
         }
-        if to != from {
+        if !receivers.contains(&from) {
             let copy = m.to_msg_data(to);
             let header = Header::new(sid::MSG, cid::msg::DATA);
             for other in cx.shared.online.get(from).to_vec() {

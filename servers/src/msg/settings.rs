@@ -1,7 +1,7 @@
 //! msg_server's settings: TeamTalk's `msgserver.conf` keys, their
 //! defaults, and the checks that refuse bad values at startup.
 
-use super::store::Bounds;
+use super::store::{Bounds, GroupRecord};
 use crate::config::{Config, ConfigError, Key};
 use crate::users::Users;
 use imconn::Timeouts;
@@ -45,6 +45,12 @@ pub struct Settings {
     pub login_servers: Vec<SocketAddr>,
     /// Accounts.
     pub users: Users,
+    /// Normal groups (`GroupsFile`, format in [`super::groups`]).
+    pub groups: Vec<GroupRecord>,
+    /// Most groups, normal and temporary (`GroupsMax`).
+    pub groups_max: usize,
+    /// Most members of a group (`GroupMembersMax`).
+    pub group_members_max: usize,
     /// Deadlines of client connections (`LoginTimeoutMs`, `ClientIdleMs`).
     pub client_timeouts: Timeouts,
     /// Deadlines of login_server links (`LinkHeartbeatMs`, `LinkIdleMs`).
@@ -116,6 +122,14 @@ impl Settings {
                 Users::default()
             }
         };
+        let group_members_max = positive(c, "GroupMembersMax", 500)?;
+        let groups = match c.get("GroupsFile") {
+            Some(path) => {
+                super::groups::load(std::path::Path::new(path), &users, group_members_max)
+                    .map_err(ConfigError)?
+            }
+            None => Vec::new(),
+        };
         let ms = |key: &str, default: u64| -> Result<Duration, ConfigError> {
             match c.get_or(key, default)? {
                 0 => Err(ConfigError(format!(
@@ -131,6 +145,9 @@ impl Settings {
             max_conns: c.get_or("MaxConnCnt", 10_000)?,
             login_servers,
             users,
+            groups,
+            groups_max: positive(c, "GroupsMax", 10_000)?,
+            group_members_max,
             client_timeouts: Timeouts {
                 heartbeat: None,
                 idle: Some(ms("ClientIdleMs", 120_000)?),
@@ -247,6 +264,21 @@ pub const KEYS: &[Key] = &[
         name: "UsersFile",
         default: "",
         help: "accounts file (servers/src/users.rs); none: nobody can log in",
+    },
+    Key {
+        name: "GroupsFile",
+        default: "",
+        help: "normal groups, one a line: id name creator member,member,...",
+    },
+    Key {
+        name: "GroupsMax",
+        default: "10000",
+        help: "most groups (normal and temporary); more are refused",
+    },
+    Key {
+        name: "GroupMembersMax",
+        default: "500",
+        help: "most members of a group",
     },
     Key {
         name: "LoginTimeoutMs",

@@ -69,16 +69,20 @@ impl MemoryStore {
             data: m.data,
         });
         let size = stored.size();
-        if let Err(r) = self.usage.admit(&self.bounds, &m.receivers, size) {
-            return Outcome::Refused(r);
-        }
+        let receivers = match self
+            .usage
+            .admit_message(&self.bounds, m.session, &m.receivers, size)
+        {
+            Ok(r) => r,
+            Err(r) => return Outcome::Refused(r),
+        };
         self.last_id.insert(m.session, id);
         let h = self.history.entry(m.session).or_default();
         h.push_back(Arc::clone(&stored));
         if h.len() > self.history_max {
             h.pop_front();
         }
-        for &r in &m.receivers {
+        for &r in &receivers {
             let pos = self.next_pos;
             self.next_pos += 1;
             self.inbox

@@ -438,6 +438,31 @@ impl Usage {
         Ok(())
     }
 
+    /// The receivers whose mailboxes take a message of `bytes` in
+    /// `session`: all of them, or a refusal, for a single chat; for a group
+    /// those with room (a member with a full mailbox reads it in the
+    /// history instead of blocking the group). A full store refuses either.
+    pub fn admit_message(
+        &self,
+        bounds: &Bounds,
+        session: SessionKey,
+        receivers: &[u32],
+        bytes: usize,
+    ) -> Result<Vec<u32>, Refusal> {
+        match self.admit(bounds, receivers, bytes) {
+            Ok(()) => Ok(receivers.to_vec()),
+            Err(Refusal::MailboxFull(user)) if matches!(session, SessionKey::Group(_)) => {
+                log::warn!("group message: mailbox of member {user} (and maybe more) full");
+                Ok(receivers
+                    .iter()
+                    .copied()
+                    .filter(|r| self.admit(bounds, &[*r], bytes).is_ok())
+                    .collect())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// A message of `bytes` joined `user`'s mailbox.
     pub fn add(&mut self, user: u32, bytes: usize) {
         let e = self.per_user.entry(user).or_default();

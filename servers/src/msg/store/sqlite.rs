@@ -482,9 +482,10 @@ fn append(
         data: m.data,
     };
     let size = stored.size();
-    if let Err(r) = usage.admit(bounds, &m.receivers, size) {
-        return Ok(Outcome::Refused(r));
-    }
+    let receivers = match usage.admit_message(bounds, m.session, &m.receivers, size) {
+        Ok(r) => r,
+        Err(r) => return Ok(Outcome::Refused(r)),
+    };
     let sess = m.session.to_i64();
     let kind = m.session.session_type() as i32;
     // All or nothing: a failure half way leaves no trace in the batch.
@@ -512,7 +513,7 @@ fn append(
              ON CONFLICT (user, sess) DO UPDATE SET
                  updated = excluded.updated, removed = 0, unread = unread + 1",
         )?;
-        for &r in &m.receivers {
+        for &r in &receivers {
             inbox.execute(params![r, sess, id, size as i64])?;
             receiver_session.execute(params![
                 r,
@@ -542,7 +543,7 @@ fn append(
         Ok(()) => {
             tx.execute_batch("RELEASE append")?;
             staged.insert(m.session, id);
-            for &r in &m.receivers {
+            for &r in &receivers {
                 usage.add(r, size);
             }
             Ok(Outcome::Stored(stored))
