@@ -115,7 +115,15 @@ fn request<M: pdu::Message + Default>(
     pdu: &PduRef<'_>,
 ) -> Option<(u32, M)> {
     let user = cx.shared.user_of(cx.handle())?;
-    Some((user, super::decode::<M>(cx, pdu)?))
+    let body = super::decode::<M>(cx, pdu)?;
+    if cx.shared.store_busy() {
+        log::warn!(
+            "{} group request of user {user} ignored: store busy",
+            cx.handle()
+        );
+        return None;
+    }
+    Some((user, body))
 }
 
 /// 0x0401 -> 0x0402: the groups the user is in, with their versions.

@@ -134,14 +134,25 @@ impl MsgState {
     }
 
     /// Submits `op` to the store; `done` runs on the loop with the outcome.
+    /// Every operation counts in `in_flight` until it is answered.
     fn submit(&mut self, op: Op, done: Option<store::Done>) {
-        if done.is_some() {
-            self.in_flight += 1;
-        }
+        self.in_flight += 1;
+        let done: store::Done = Box::new(move |s, ctx, outcome| {
+            s.shared.in_flight = s.shared.in_flight.saturating_sub(1);
+            if let Some(done) = done {
+                done(s, ctx, outcome);
+            }
+        });
         match self.store.as_mut() {
-            Some(store) => store.submit(op, done),
+            Some(store) => store.submit(op, Some(done)),
             None => log::error!("store not open: operation dropped"),
         }
+    }
+
+    /// Whether the store has `StoreInFlightMax` operations to answer: new
+    /// messages and requests are refused until it catches up.
+    fn store_busy(&self) -> bool {
+        self.in_flight >= self.settings.store_in_flight_max
     }
 }
 

@@ -28,13 +28,22 @@ use pdu::{cid, sid, Header, Message, PduRef};
 pub const MAX_MESSAGES_PER_REQUEST: usize = 200;
 
 /// The connection's user and the request's decoded body; `None` closes
-/// (undecodable) or ignores (not logged in) the request.
+/// (undecodable) or ignores (not logged in, or the store has
+/// `StoreInFlightMax` operations to answer) the request.
 fn request<M: Message + Default>(
     cx: &mut ConnCtx<'_, MsgConn>,
     pdu: &PduRef<'_>,
 ) -> Option<(u32, M)> {
     let user = cx.shared.user_of(cx.handle())?;
     let body = super::decode::<M>(cx, pdu)?;
+    if cx.shared.store_busy() {
+        log::warn!(
+            "{} request {:#06x} of user {user} ignored: store busy (StoreInFlightMax)",
+            cx.handle(),
+            pdu.command_id()
+        );
+        return None;
+    }
     Some((user, body))
 }
 

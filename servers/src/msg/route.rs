@@ -82,7 +82,7 @@ pub(super) fn message(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     if msg.msg_data.is_empty() {
         return refuse(cx, "empty message");
     }
-    if cx.shared.in_flight >= cx.shared.settings.store_in_flight_max {
+    if cx.shared.store_busy() {
         return refuse(cx, "store busy (StoreInFlightMax)");
     }
     let seq = pdu.seq_num();
@@ -110,7 +110,6 @@ fn stored(
     receivers: &[u32],
     outcome: Outcome,
 ) {
-    s.shared.in_flight = s.shared.in_flight.saturating_sub(1);
     let m = match outcome {
         Outcome::Stored(m) => m,
         Outcome::Refused(why) => {
@@ -317,7 +316,6 @@ fn backlog(
     generation: u64,
     outcome: Outcome,
 ) {
-    s.shared.in_flight = s.shared.in_flight.saturating_sub(1);
     let Some(d) = s.shared.drains.get(&user).copied() else {
         return;
     };
@@ -373,7 +371,6 @@ pub(super) fn answer(
     h: Handle,
     f: impl FnOnce(&mut ConnCtx<'_, MsgConn>),
 ) {
-    s.shared.in_flight = s.shared.in_flight.saturating_sub(1);
     with_any(s, ctx, [h], f);
 }
 

@@ -20,9 +20,14 @@
 //!   or the group.
 //! - `inbox(pos, user, sess, msg_id, bytes)`: undelivered messages per user
 //!   (the mailbox); a row goes when a connection of `user` acks the delivery.
-//! - `user_sessions(user, sess, peer, kind, updated, removed, unread,
-//!   read_id)`: each user's sessions (recent contacts, unread counts, read
-//!   positions).
+//! - `user_sessions(user, sess, peer, kind, created, read_id, removed_at,
+//!   removed_time)`: each user's sessions (recent contacts) with its read
+//!   position, and the newest id when the user removed the session (-1: not
+//!   removed; a newer message brings it back). Written when a session is new
+//!   to a user, at a read ack and at a removal - not per message: unread
+//!   counts (messages from others after the read position) and update times
+//!   (the newest message's) are computed when asked, so a message costs three
+//!   row writes (message, mailbox row in, mailbox row out at the ack).
 //! - `groups(group_id, name, avatar, creator, kind, version)` and
 //!   `group_members(group_id, user)`: groups and who is in them.
 
@@ -31,7 +36,7 @@ use super::{
     SessionKey, StoredMessage, Usage, UserSession,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -56,14 +61,14 @@ CREATE TABLE IF NOT EXISTS inbox (
 CREATE INDEX IF NOT EXISTS inbox_by_user ON inbox (user, pos);
 CREATE UNIQUE INDEX IF NOT EXISTS inbox_by_msg ON inbox (user, sess, msg_id);
 CREATE TABLE IF NOT EXISTS user_sessions (
-    user    INTEGER NOT NULL,
-    sess    INTEGER NOT NULL,
-    peer    INTEGER NOT NULL,
-    kind    INTEGER NOT NULL,
-    updated INTEGER NOT NULL,
-    removed INTEGER NOT NULL DEFAULT 0,
-    unread  INTEGER NOT NULL DEFAULT 0,
-    read_id INTEGER NOT NULL DEFAULT 0,
+    user         INTEGER NOT NULL,
+    sess         INTEGER NOT NULL,
+    peer         INTEGER NOT NULL,
+    kind         INTEGER NOT NULL,
+    created      INTEGER NOT NULL,
+    read_id      INTEGER NOT NULL DEFAULT 0,
+    removed_at   INTEGER NOT NULL DEFAULT -1,
+    removed_time INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (user, sess)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS groups (
@@ -227,7 +232,13 @@ struct Writer {
     /// Newest id per session, as committed.
     last_id: HashMap<SessionKey, u32>,
     usage: Usage,
+    /// (user, session) pairs known to be in `user_sessions` (a cache, cleared
+    /// at `KNOWN_MAX` entries and after a failed commit).
+    known: HashSet<(u32, i64)>,
 }
+
+/// Most entries of the writer's cache of known user sessions (~32 MiB).
+const KNOWN_MAX: usize = 1 << 20;
 
 impl Writer {
     fn new(conn: Connection, config: SqliteConfig) -> rusqlite::Result<Writer> {
@@ -236,6 +247,7 @@ impl Writer {
             config,
             last_id: HashMap::new(),
             usage: Usage::default(),
+            known: HashSet::new(),
         };
         w.reload()?;
         Ok(w)
@@ -245,6 +257,7 @@ impl Writer {
     /// commit) and forgets cached ids.
     fn reload(&mut self) -> rusqlite::Result<()> {
         self.last_id.clear();
+        self.known.clear();
         self.usage = Usage::default();
         let mut st = self.conn.prepare("SELECT user, bytes FROM inbox")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?)))?;
@@ -286,6 +299,7 @@ impl Writer {
                         &self.last_id,
                         &mut staged_ids,
                         &mut self.usage,
+                        &mut self.known,
                         &self.config.bounds,
                     ));
                     dones.push(done);
@@ -336,10 +350,11 @@ fn exec(
     last_id: &HashMap<SessionKey, u32>,
     staged: &mut HashMap<SessionKey, u32>,
     usage: &mut Usage,
+    known: &mut HashSet<(u32, i64)>,
     bounds: &Bounds,
 ) -> Outcome {
     match op {
-        Op::Append(m) => match append(tx, m, last_id, staged, usage, bounds) {
+        Op::Append(m) => match append(tx, m, last_id, staged, usage, known, bounds) {
             Ok(o) => o,
             Err(e) => {
                 log::error!("store: append failed: {e}");
@@ -413,11 +428,7 @@ fn exec(
             msg_id,
         } => tx
             .prepare_cached(
-                "UPDATE user_sessions SET
-                     read_id = max(read_id, ?3),
-                     unread = (SELECT count(*) FROM messages
-                               WHERE sess = ?2 AND msg_id > max(read_id, ?3) AND sender != ?1)
-                 WHERE user = ?1 AND sess = ?2",
+                "UPDATE user_sessions SET read_id = max(read_id, ?3) WHERE user = ?1 AND sess = ?2",
             )
             .and_then(|mut st| st.execute(params![user, session.to_i64(), msg_id]))
             .map(|_| Outcome::Done)
@@ -431,7 +442,9 @@ fn exec(
             .unwrap_or_else(failed),
         Op::RemoveSession { user, session } => tx
             .prepare_cached(
-                "UPDATE user_sessions SET removed = 1, updated = ?3 WHERE user = ?1 AND sess = ?2",
+                "UPDATE user_sessions SET removed_time = ?3,
+                     removed_at = (SELECT coalesce(max(msg_id), 0) FROM messages WHERE sess = ?2)
+                 WHERE user = ?1 AND sess = ?2",
             )
             .and_then(|mut st| {
                 st.execute(params![user, session.to_i64(), super::super::unix_now()])
@@ -470,6 +483,7 @@ fn append(
     last_id: &HashMap<SessionKey, u32>,
     staged: &mut HashMap<SessionKey, u32>,
     usage: &mut Usage,
+    known: &mut HashSet<(u32, i64)>,
     bounds: &Bounds,
 ) -> rusqlite::Result<Outcome> {
     let id = latest_id(tx, m.session, last_id, staged)? + 1;
@@ -489,7 +503,8 @@ fn append(
     let sess = m.session.to_i64();
     let kind = m.session.session_type() as i32;
     // All or nothing: a failure half way leaves no trace in the batch.
-    tx.execute_batch("SAVEPOINT append")?;
+    tx.prepare_cached("SAVEPOINT append")?.execute([])?;
+    let mut new_pairs = Vec::new();
     let result = (|| -> rusqlite::Result<()> {
         tx.prepare_cached(
             "INSERT INTO messages (sess, msg_id, sender, receiver, msg_type, data, created)
@@ -507,41 +522,35 @@ fn append(
         let mut inbox = tx.prepare_cached(
             "INSERT INTO inbox (user, sess, msg_id, bytes) VALUES (?1, ?2, ?3, ?4)",
         )?;
-        let mut receiver_session = tx.prepare_cached(
-            "INSERT INTO user_sessions (user, sess, peer, kind, updated, unread)
-             VALUES (?1, ?2, ?3, ?4, ?5, 1)
-             ON CONFLICT (user, sess) DO UPDATE SET
-                 updated = excluded.updated, removed = 0, unread = unread + 1",
-        )?;
         for &r in &receivers {
             inbox.execute(params![r, sess, id, size as i64])?;
-            receiver_session.execute(params![
-                r,
-                sess,
-                m.session.id_for(r),
-                kind,
-                stored.create_time
-            ])?;
         }
-        tx.prepare_cached(
-            "INSERT INTO user_sessions (user, sess, peer, kind, updated, read_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (user, sess) DO UPDATE SET
-                 updated = excluded.updated, removed = 0, read_id = excluded.read_id",
-        )?
-        .execute(params![
-            stored.from,
-            sess,
-            m.session.id_for(stored.from),
-            kind,
-            stored.create_time,
-            id
-        ])?;
+        // The session joins the lists of users who did not have it yet.
+        let mut join = tx.prepare_cached(
+            "INSERT OR IGNORE INTO user_sessions (user, sess, peer, kind, created)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for &u in m.receivers.iter().chain([&stored.from]) {
+            if !known.contains(&(u, sess)) {
+                join.execute(params![
+                    u,
+                    sess,
+                    m.session.id_for(u),
+                    kind,
+                    stored.create_time
+                ])?;
+                new_pairs.push((u, sess));
+            }
+        }
         Ok(())
     })();
     match result {
         Ok(()) => {
-            tx.execute_batch("RELEASE append")?;
+            tx.prepare_cached("RELEASE append")?.execute([])?;
+            if known.len() + new_pairs.len() > KNOWN_MAX {
+                known.clear();
+            }
+            known.extend(new_pairs);
             staged.insert(m.session, id);
             for &r in &receivers {
                 usage.add(r, size);
@@ -549,7 +558,8 @@ fn append(
             Ok(Outcome::Stored(stored))
         }
         Err(e) => {
-            tx.execute_batch("ROLLBACK TO append; RELEASE append")?;
+            tx.prepare_cached("ROLLBACK TO append")?.execute([])?;
+            tx.prepare_cached("RELEASE append")?.execute([])?;
             Err(e)
         }
     }
@@ -603,19 +613,21 @@ fn sessions(
     unread_only: bool,
 ) -> rusqlite::Result<Vec<UserSession>> {
     let mut st = tx.prepare_cached(
-        "SELECT s.sess, s.removed, s.updated, s.unread,
-                m.sess, m.msg_id, m.sender, m.created, m.msg_type, m.data
+        "SELECT s.sess, s.created, s.removed_at, s.removed_time,
+                (SELECT count(*) FROM messages u
+                 WHERE u.sess = s.sess AND u.msg_id > s.read_id AND u.sender != s.user),
+                m.msg_id, m.sender, m.created, m.msg_type, m.data
          FROM user_sessions s
          LEFT JOIN messages m ON m.sess = s.sess
              AND m.msg_id = (SELECT max(msg_id) FROM messages WHERE sess = s.sess)
-         WHERE s.user = ?1 AND s.updated > ?2 AND (?3 = 0 OR s.unread > 0)
-         ORDER BY s.updated DESC, s.sess",
+         WHERE s.user = ?1",
     )?;
-    let rows = st.query_map(params![user, since, unread_only as i32], |r| {
-        let latest = match r.get::<_, Option<i64>>(4)? {
-            Some(sess) => Some(StoredMessage {
-                session: SessionKey::from_i64(sess),
-                msg_id: r.get(5)?,
+    let rows = st.query_map(params![user], |r| {
+        let session = SessionKey::from_i64(r.get(0)?);
+        let latest = match r.get::<_, Option<u32>>(5)? {
+            Some(msg_id) => Some(StoredMessage {
+                session,
+                msg_id,
                 from: r.get(6)?,
                 create_time: r.get(7)?,
                 msg_type: r.get(8)?,
@@ -623,15 +635,32 @@ fn sessions(
             }),
             None => None,
         };
+        let (created, removed_at, removed_time): (u32, i64, u32) =
+            (r.get(1)?, r.get(2)?, r.get(3)?);
+        let latest_id = latest.as_ref().map_or(0, |m| i64::from(m.msg_id));
+        let latest_time = latest.as_ref().map_or(created, |m| m.create_time);
+        let removed = removed_at >= 0 && latest_id <= removed_at;
         Ok(UserSession {
-            session: SessionKey::from_i64(r.get(0)?),
-            removed: r.get::<_, i64>(1)? != 0,
-            updated: r.get(2)?,
-            unread: r.get(3)?,
+            session,
+            removed,
+            updated: if removed {
+                removed_time.max(latest_time)
+            } else {
+                latest_time
+            },
+            unread: r.get(4)?,
             latest,
         })
     })?;
-    rows.collect()
+    let mut list: Vec<UserSession> = rows
+        .filter(|s| {
+            s.as_ref().map_or(true, |s| {
+                s.updated > since && (!unread_only || s.unread > 0)
+            })
+        })
+        .collect::<rusqlite::Result<_>>()?;
+    list.sort_by(|a, b| b.updated.cmp(&a.updated).then(a.session.cmp(&b.session)));
+    Ok(list)
 }
 
 /// The database file's mailbox usage, for tests and tools: (undelivered
