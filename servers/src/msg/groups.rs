@@ -110,25 +110,9 @@ fn info(g: &GroupRecord) -> GroupInfo {
     }
 }
 
-fn request<M: pdu::Message + Default>(
-    cx: &mut ConnCtx<'_, MsgConn>,
-    pdu: &PduRef<'_>,
-) -> Option<(u32, M)> {
-    let user = cx.shared.user_of(cx.handle())?;
-    let body = super::decode::<M>(cx, pdu)?;
-    if cx.shared.store_busy() {
-        log::warn!(
-            "{} group request of user {user} ignored: store busy",
-            cx.handle()
-        );
-        return None;
-    }
-    Some((user, body))
-}
-
 /// 0x0401 -> 0x0402: the groups the user is in, with their versions.
 pub(super) fn list(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
-    let Some((user, req)) = request::<ImNormalGroupListReq>(cx, pdu) else {
+    let Some((user, req)) = super::request::<ImNormalGroupListReq>(cx, pdu) else {
         return;
     };
     let mut list: Vec<GroupVersionInfo> = cx
@@ -161,7 +145,7 @@ pub(super) fn list(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
 /// 0x0403 -> 0x0404: the asked groups the user is in whose version is newer
 /// than the one the client has.
 pub(super) fn infos(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
-    let Some((user, req)) = request::<ImGroupInfoListReq>(cx, pdu) else {
+    let Some((user, req)) = super::request::<ImGroupInfoListReq>(cx, pdu) else {
         return;
     };
     let max = cx.shared.settings.groups_max;
@@ -185,7 +169,7 @@ pub(super) fn infos(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
 /// (ids that are not accounts are left out). Result 1 for a normal group
 /// (operator only), too many members, or too many groups.
 pub(super) fn create(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
-    let Some((user, req)) = request::<ImGroupCreateReq>(cx, pdu) else {
+    let Some((user, req)) = super::request::<ImGroupCreateReq>(cx, pdu) else {
         return;
     };
     let mut members: Vec<u32> = req
@@ -248,7 +232,7 @@ pub(super) fn create(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
 /// 0x0407 -> 0x0408, and 0x040b to every member's (and removed user's)
 /// other connections.
 pub(super) fn change_members(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
-    let Some((user, req)) = request::<ImGroupChangeMemberReq>(cx, pdu) else {
+    let Some((user, req)) = super::request::<ImGroupChangeMemberReq>(cx, pdu) else {
         return;
     };
     let (h, seq) = (cx.handle(), pdu.seq_num());

@@ -58,10 +58,10 @@ struct Session {
 }
 
 /// Deliveries a connection has not acknowledged: (session, msg id) ->
-/// content bytes.
+/// (content bytes, mailbox position).
 #[derive(Debug, Default)]
 struct Pending {
-    msgs: HashMap<(SessionKey, u32), usize>,
+    msgs: HashMap<(SessionKey, u32), (usize, u64)>,
     bytes: usize,
 }
 
@@ -247,6 +247,27 @@ fn decode<M: Message + Default>(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>)
             None
         }
     }
+}
+
+/// A request from a logged-in connection: its user and the decoded body.
+/// `None` when the connection is not logged in, the body is undecodable
+/// (the connection is closed), or the store has `StoreInFlightMax`
+/// operations to answer (the request is ignored, logged).
+fn request<M: Message + Default>(
+    cx: &mut ConnCtx<'_, MsgConn>,
+    pdu: &PduRef<'_>,
+) -> Option<(u32, M)> {
+    let user = cx.shared.user_of(cx.handle())?;
+    let body = decode::<M>(cx, pdu)?;
+    if cx.shared.store_busy() {
+        log::warn!(
+            "{} request {:#06x} of user {user} ignored: store busy (StoreInFlightMax)",
+            cx.handle(),
+            pdu.command_id()
+        );
+        return None;
+    }
+    Some((user, body))
 }
 
 impl ClientConn {

@@ -21,31 +21,11 @@ use pdu::proto::{
     ImUnreadMsgCntReq, ImUnreadMsgCntRsp, MsgType, SessionStatusType, SessionType, UnreadInfo,
     RECENT_CONTACT_SESSION_RESPONSE, REMOVE_SESSION_RES,
 };
-use pdu::{cid, sid, Header, Message, PduRef};
+use pdu::{cid, sid, Header, PduRef};
 
 /// Most messages one history or by-id request returns (TeamTalk clients
 /// ask for about 20 at a time).
 pub const MAX_MESSAGES_PER_REQUEST: usize = 200;
-
-/// The connection's user and the request's decoded body; `None` closes
-/// (undecodable) or ignores (not logged in, or the store has
-/// `StoreInFlightMax` operations to answer) the request.
-fn request<M: Message + Default>(
-    cx: &mut ConnCtx<'_, MsgConn>,
-    pdu: &PduRef<'_>,
-) -> Option<(u32, M)> {
-    let user = cx.shared.user_of(cx.handle())?;
-    let body = super::decode::<M>(cx, pdu)?;
-    if cx.shared.store_busy() {
-        log::warn!(
-            "{} request {:#06x} of user {user} ignored: store busy (StoreInFlightMax)",
-            cx.handle(),
-            pdu.command_id()
-        );
-        return None;
-    }
-    Some((user, body))
-}
 
 /// Submits a query; `respond` runs on the requesting connection with the
 /// outcome if it is still open.
@@ -83,7 +63,7 @@ fn messages_of(outcome: Outcome) -> Vec<StoredMessage> {
 
 /// 0x0307 -> 0x0308.
 pub(super) fn unread(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
-    let Some((user, req)) = request::<ImUnreadMsgCntReq>(cx, pdu) else {
+    let Some((user, req)) = super::request::<ImUnreadMsgCntReq>(cx, pdu) else {
         return;
     };
     let op = Op::Sessions {
@@ -138,7 +118,7 @@ fn latest_fields(s: &UserSession) -> (u32, Vec<u8>, i32, u32) {
 /// 0x0309 -> 0x030a: up to `msg_cnt` messages from `msg_id_begin` down,
 /// newest first.
 pub(super) fn history(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
-    let Some((user, req)) = request::<ImGetMsgListReq>(cx, pdu) else {
+    let Some((user, req)) = super::request::<ImGetMsgListReq>(cx, pdu) else {
         return;
     };
     let mut res = ImGetMsgListRsp {
@@ -175,7 +155,7 @@ pub(super) fn history(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
 
 /// 0x030b -> 0x030c.
 pub(super) fn latest(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
-    let Some((user, req)) = request::<ImGetLatestMsgIdReq>(cx, pdu) else {
+    let Some((user, req)) = super::request::<ImGetLatestMsgIdReq>(cx, pdu) else {
         return;
     };
     let mut res = ImGetLatestMsgIdRsp {
@@ -205,7 +185,7 @@ pub(super) fn latest(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
 
 /// 0x030d -> 0x030e.
 pub(super) fn by_id(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
-    let Some((user, mut req)) = request::<ImGetMsgByIdReq>(cx, pdu) else {
+    let Some((user, mut req)) = super::request::<ImGetMsgByIdReq>(cx, pdu) else {
         return;
     };
     req.msg_id_list.truncate(MAX_MESSAGES_PER_REQUEST);
@@ -236,7 +216,7 @@ pub(super) fn by_id(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
 /// 0x0303: the user read a session up to `msg_id`. The store recounts the
 /// unread messages; the user's other connections get a read notify (0x0304).
 pub(super) fn read_ack(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
-    let Some((user, req)) = request::<ImMsgDataReadAck>(cx, pdu) else {
+    let Some((user, req)) = super::request::<ImMsgDataReadAck>(cx, pdu) else {
         return;
     };
     let Some(session) = readable(cx.shared, user, req.session_type, req.session_id) else {
@@ -268,7 +248,7 @@ pub(super) fn read_ack(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
 /// 0x0201 -> 0x0202: sessions changed after `latest_update_time`, newest
 /// first, removed ones with `SESSION_STATUS_DELETE`.
 pub(super) fn recent_sessions(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
-    let Some((user, req)) = request::<ImRecentContactSessionReq>(cx, pdu) else {
+    let Some((user, req)) = super::request::<ImRecentContactSessionReq>(cx, pdu) else {
         return;
     };
     let op = Op::Sessions {
@@ -314,7 +294,7 @@ pub(super) fn recent_sessions(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
 
 /// 0x0206 -> 0x0207: result 0 once the store removed it, 1 if it failed.
 pub(super) fn remove_session(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
-    let Some((user, req)) = request::<ImRemoveSessionReq>(cx, pdu) else {
+    let Some((user, req)) = super::request::<ImRemoveSessionReq>(cx, pdu) else {
         return;
     };
     let mut res = ImRemoveSessionRsp {

@@ -110,8 +110,8 @@ fn stored(
     receivers: &[u32],
     outcome: Outcome,
 ) {
-    let m = match outcome {
-        Outcome::Stored(m) => m,
+    let (m, mailbox) = match outcome {
+        Outcome::Stored(m, mailbox) => (m, mailbox),
         Outcome::Refused(why) => {
             log::warn!("{h} message to {to} refused: {why} (not acknowledged)");
             s.shared.refused += 1;
@@ -140,10 +140,13 @@ fn stored(
         let _ = cx.send_pdu_to(h, &header, &ack);
         // While a receiver's mailbox is being fed, the message joins it
         // (order).
+        // A group member whose mailbox was full gets it pushed once, not
+        // kept pending (the history has it).
         for &r in receivers {
+            let pos = mailbox.iter().find(|(u, _)| *u == r).map(|(_, p)| *p);
             if !cx.shared.drains.contains_key(&r) {
                 for target in cx.shared.online.get(r).to_vec() {
-                    deliver(cx, target, &m, r);
+                    deliver(cx, target, &m, r, pos);
                 }
             }
         }
@@ -159,11 +162,21 @@ fn stored(
     });
 }
 
-/// Sends `m` to connection `conn` of `receiver` and keeps it pending until
-/// acked; closes the connection past its unacknowledged bounds.
-fn deliver(cx: &mut ConnCtx<'_, MsgConn>, conn: Handle, m: &StoredMessage, receiver: u32) {
+/// Sends `m` to connection `conn` of `receiver` and, if it is in the
+/// receiver's mailbox at `pos`, keeps it pending until acked; closes the
+/// connection past its unacknowledged bounds.
+fn deliver(
+    cx: &mut ConnCtx<'_, MsgConn>,
+    conn: Handle,
+    m: &StoredMessage,
+    receiver: u32,
+    pos: Option<u64>,
+) {
     let header = Header::new(sid::MSG, cid::msg::DATA);
     let _ = cx.send_pdu_to(conn, &header, &m.to_msg_data(receiver));
+    let Some(pos) = pos else {
+        return;
+    };
     let (max, max_bytes) = (
         cx.shared.settings.unacked_max,
         cx.shared.settings.unacked_max_bytes,
@@ -171,7 +184,7 @@ fn deliver(cx: &mut ConnCtx<'_, MsgConn>, conn: Handle, m: &StoredMessage, recei
     let pending = cx.shared.pending.entry(conn).or_default();
     if pending
         .msgs
-        .insert((m.session, m.msg_id), m.data.len())
+        .insert((m.session, m.msg_id), (m.data.len(), pos))
         .is_none()
     {
         pending.bytes += m.data.len();
@@ -202,20 +215,13 @@ pub(super) fn delivery_ack(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     };
     let session = SessionKey::of(user, ack.session_type, ack.session_id);
     let acked = cx.shared.pending.get_mut(&h).and_then(|p| {
-        let bytes = p.msgs.remove(&(session, ack.msg_id))?;
+        let (bytes, pos) = p.msgs.remove(&(session, ack.msg_id))?;
         p.bytes -= bytes;
-        Some(())
+        Some(pos)
     });
     // Only what was delivered here costs the store an operation.
-    if acked.is_some() {
-        cx.shared.submit(
-            Op::Delivered {
-                user,
-                session,
-                msg_id: ack.msg_id,
-            },
-            None,
-        );
+    if let Some(pos) = acked {
+        cx.shared.submit(Op::Delivered { user, pos }, None);
     }
     pump_if_draining(cx);
 }
@@ -344,7 +350,7 @@ fn backlog(
                     all_fed = false;
                     break;
                 }
-                deliver(cx, d.conn, m, user);
+                deliver(cx, d.conn, m, user, Some(*pos));
             }
             if let Some(d) = cx.shared.drains.get_mut(&user) {
                 d.after = *pos;

@@ -32,8 +32,6 @@ pub struct MemoryStore {
     last_id: HashMap<SessionKey, u32>,
     /// Per user: mailbox position -> message.
     inbox: HashMap<u32, BTreeMap<u64, Arc<StoredMessage>>>,
-    /// (user, session, msg id) -> mailbox position.
-    inbox_index: HashMap<(u32, SessionKey, u32), u64>,
     next_pos: u64,
     sessions: HashMap<u32, HashMap<SessionKey, SessionState>>,
     usage: Usage,
@@ -50,7 +48,6 @@ impl MemoryStore {
             history: HashMap::new(),
             last_id: HashMap::new(),
             inbox: HashMap::new(),
-            inbox_index: HashMap::new(),
             next_pos: 1,
             sessions: HashMap::new(),
             usage: Usage::default(),
@@ -58,16 +55,9 @@ impl MemoryStore {
         }
     }
 
-    fn append(&mut self, m: NewMessage) -> Outcome {
+    fn append(&mut self, mut m: NewMessage) -> Outcome {
         let id = self.last_id.get(&m.session).copied().unwrap_or(0) + 1;
-        let stored = Arc::new(StoredMessage {
-            session: m.session,
-            msg_id: id,
-            from: m.from,
-            create_time: m.create_time,
-            msg_type: m.msg_type,
-            data: m.data,
-        });
+        let stored = Arc::new(m.take_stored(id));
         let size = stored.size();
         let receivers = match self
             .usage
@@ -82,6 +72,7 @@ impl MemoryStore {
         if h.len() > self.history_max {
             h.pop_front();
         }
+        let mut mailbox = Vec::with_capacity(receivers.len());
         for &r in &receivers {
             let pos = self.next_pos;
             self.next_pos += 1;
@@ -89,7 +80,7 @@ impl MemoryStore {
                 .entry(r)
                 .or_default()
                 .insert(pos, Arc::clone(&stored));
-            self.inbox_index.insert((r, m.session, id), pos);
+            mailbox.push((r, pos));
             self.usage.add(r, size);
             let s = self.session(r, m.session);
             s.updated = m.create_time;
@@ -100,7 +91,7 @@ impl MemoryStore {
         s.updated = m.create_time;
         s.removed = false;
         s.read_id = id;
-        Outcome::Stored((*stored).clone())
+        Outcome::Stored((*stored).clone(), mailbox)
     }
 
     fn session(&mut self, user: u32, session: SessionKey) -> &mut SessionState {
@@ -129,19 +120,13 @@ impl MemoryStore {
     fn run(&mut self, op: Op) -> Outcome {
         match op {
             Op::Append(m) => self.append(m),
-            Op::Delivered {
-                user,
-                session,
-                msg_id,
-            } => {
-                if let Some(pos) = self.inbox_index.remove(&(user, session, msg_id)) {
-                    if let Some(inbox) = self.inbox.get_mut(&user) {
-                        if let Some(m) = inbox.remove(&pos) {
-                            self.usage.remove(user, m.size());
-                        }
-                        if inbox.is_empty() {
-                            self.inbox.remove(&user);
-                        }
+            Op::Delivered { user, pos } => {
+                if let Some(inbox) = self.inbox.get_mut(&user) {
+                    if let Some(m) = inbox.remove(&pos) {
+                        self.usage.remove(user, m.size());
+                    }
+                    if inbox.is_empty() {
+                        self.inbox.remove(&user);
                     }
                 }
                 Outcome::Done

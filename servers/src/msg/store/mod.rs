@@ -118,6 +118,21 @@ pub struct NewMessage {
     pub create_time: u32,
 }
 
+impl NewMessage {
+    /// The message as stored under `msg_id` (its content moves out; the
+    /// receivers stay for the mailboxes).
+    pub fn take_stored(&mut self, msg_id: u32) -> StoredMessage {
+        StoredMessage {
+            session: self.session,
+            msg_id,
+            from: self.from,
+            create_time: self.create_time,
+            msg_type: self.msg_type,
+            data: std::mem::take(&mut self.data),
+        }
+    }
+}
+
 /// A stored message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredMessage {
@@ -194,10 +209,8 @@ pub enum Op {
     Delivered {
         /// The receiver.
         user: u32,
-        /// The message's session.
-        session: SessionKey,
-        /// The message's id.
-        msg_id: u32,
+        /// Its position in the mailbox ([`Outcome::Stored`], [`Outcome::Backlog`]).
+        pos: u64,
     },
     /// Up to `limit` undelivered messages of `user` after mailbox position
     /// `after`, oldest first -> [`Outcome::Backlog`].
@@ -314,8 +327,10 @@ impl std::fmt::Display for Refusal {
 /// The store's answer to an [`Op`].
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    /// The message is stored (committed) under this id.
-    Stored(StoredMessage),
+    /// The message is stored (committed) under its id, in the mailboxes of
+    /// these receivers at these positions (a group member whose mailbox is
+    /// full is not among them).
+    Stored(StoredMessage, Vec<(u32, u64)>),
     /// The message is not stored.
     Refused(Refusal),
     /// Undelivered messages with their mailbox positions; `complete` when

@@ -20,6 +20,9 @@
 //!   or the group.
 //! - `inbox(pos, user, sess, msg_id, bytes)`: undelivered messages per user
 //!   (the mailbox); a row goes when a connection of `user` acks the delivery.
+//!   `pos` is given by the writer, increasing (never reused, so a mailbox
+//!   feed reading "after pos" misses nothing), and the loop keeps it with
+//!   each delivery so an ack deletes by primary key.
 //! - `user_sessions(user, sess, peer, kind, created, read_id, removed_at,
 //!   removed_time)`: each user's sessions (recent contacts) with its read
 //!   position, and the newest id when the user removed the session (-1: not
@@ -52,14 +55,13 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (sess, msg_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inbox (
-    pos    INTEGER PRIMARY KEY AUTOINCREMENT,
+    pos    INTEGER PRIMARY KEY,
     user   INTEGER NOT NULL,
     sess   INTEGER NOT NULL,
     msg_id INTEGER NOT NULL,
     bytes  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inbox_by_user ON inbox (user, pos);
-CREATE UNIQUE INDEX IF NOT EXISTS inbox_by_msg ON inbox (user, sess, msg_id);
 CREATE TABLE IF NOT EXISTS user_sessions (
     user         INTEGER NOT NULL,
     sess         INTEGER NOT NULL,
@@ -229,12 +231,25 @@ fn open(config: &SqliteConfig) -> rusqlite::Result<Connection> {
 struct Writer {
     conn: Connection,
     config: SqliteConfig,
+    cache: Cache,
+}
+
+/// What the writer keeps in memory about the file, rebuilt after a failed
+/// commit.
+#[derive(Default)]
+struct Cache {
     /// Newest id per session, as committed.
     last_id: HashMap<SessionKey, u32>,
+    /// Ids given in the running batch.
+    staged: HashMap<SessionKey, u32>,
     usage: Usage,
-    /// (user, session) pairs known to be in `user_sessions` (a cache, cleared
-    /// at `KNOWN_MAX` entries and after a failed commit).
+    /// (user, session) pairs known to be in `user_sessions` (cleared at
+    /// `KNOWN_MAX` entries).
     known: HashSet<(u32, i64)>,
+    /// The last mailbox position given.
+    last_pos: u64,
+    /// An append failed half way: the batch is rolled back.
+    poisoned: bool,
 }
 
 /// Most entries of the writer's cache of known user sessions (~32 MiB).
@@ -245,9 +260,7 @@ impl Writer {
         let mut w = Writer {
             conn,
             config,
-            last_id: HashMap::new(),
-            usage: Usage::default(),
-            known: HashSet::new(),
+            cache: Cache::default(),
         };
         w.reload()?;
         Ok(w)
@@ -256,14 +269,19 @@ impl Writer {
     /// Rebuilds the mailbox usage from the file (at start, after a failed
     /// commit) and forgets cached ids.
     fn reload(&mut self) -> rusqlite::Result<()> {
-        self.last_id.clear();
-        self.known.clear();
-        self.usage = Usage::default();
-        let mut st = self.conn.prepare("SELECT user, bytes FROM inbox")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?)))?;
+        self.cache = Cache::default();
+        let mut st = self.conn.prepare("SELECT user, bytes, pos FROM inbox")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
         for row in rows {
-            let (user, bytes) = row?;
-            self.usage.add(user, bytes as usize);
+            let (user, bytes, pos) = row?;
+            self.cache.usage.add(user, bytes as usize);
+            self.cache.last_pos = self.cache.last_pos.max(pos as u64);
         }
         Ok(())
     }
@@ -287,24 +305,21 @@ impl Writer {
     /// Runs a batch in one transaction; outcomes for the jobs with a
     /// continuation.
     fn run_batch(&mut self, batch: &mut Vec<Job>) -> Vec<(Done, Outcome)> {
-        let mut staged_ids: HashMap<SessionKey, u32> = HashMap::new();
         let mut dones = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::with_capacity(batch.len());
         let committed = match self.conn.transaction() {
             Ok(tx) => {
                 for (op, done) in batch.drain(..) {
-                    outcomes.push(exec(
-                        &tx,
-                        op,
-                        &self.last_id,
-                        &mut staged_ids,
-                        &mut self.usage,
-                        &mut self.known,
-                        &self.config.bounds,
-                    ));
+                    outcomes.push(exec(&tx, op, &mut self.cache, &self.config.bounds));
                     dones.push(done);
                 }
-                tx.commit()
+                if self.cache.poisoned {
+                    // Dropping the transaction rolls it back.
+                    drop(tx);
+                    Err(rusqlite::Error::InvalidQuery)
+                } else {
+                    tx.commit()
+                }
             }
             Err(e) => {
                 dones.extend(batch.drain(..).map(|(_, done)| done));
@@ -312,7 +327,10 @@ impl Writer {
             }
         };
         match committed {
-            Ok(()) => self.last_id.extend(staged_ids),
+            Ok(()) => {
+                let staged = std::mem::take(&mut self.cache.staged);
+                self.cache.last_id.extend(staged);
+            }
             Err(e) => {
                 log::error!(
                     "store: commit of {} operations failed: {e}; writes refused",
@@ -322,7 +340,7 @@ impl Writer {
                     log::error!("store: cannot reload after a failed commit: {e}");
                 }
                 for o in outcomes.iter_mut() {
-                    if matches!(o, Outcome::Stored(_) | Outcome::Done) {
+                    if matches!(o, Outcome::Stored(..) | Outcome::Done) {
                         *o = Outcome::Refused(Refusal::Failed(e.to_string()));
                     }
                 }
@@ -344,42 +362,26 @@ fn failed(e: rusqlite::Error) -> Outcome {
 }
 
 /// Runs one operation inside the batch's transaction.
-fn exec(
-    tx: &Transaction<'_>,
-    op: Op,
-    last_id: &HashMap<SessionKey, u32>,
-    staged: &mut HashMap<SessionKey, u32>,
-    usage: &mut Usage,
-    known: &mut HashSet<(u32, i64)>,
-    bounds: &Bounds,
-) -> Outcome {
+fn exec(tx: &Transaction<'_>, op: Op, cache: &mut Cache, bounds: &Bounds) -> Outcome {
     match op {
-        Op::Append(m) => match append(tx, m, last_id, staged, usage, known, bounds) {
+        Op::Append(m) => match append(tx, m, cache, bounds) {
             Ok(o) => o,
             Err(e) => {
-                log::error!("store: append failed: {e}");
+                log::error!("store: append failed: {e}; the batch is rolled back");
+                cache.poisoned = true;
                 Outcome::Refused(Refusal::Failed(e.to_string()))
             }
         },
-        Op::Delivered {
-            user,
-            session,
-            msg_id,
-        } => {
+        Op::Delivered { user, pos } => {
             let r = tx
-                .prepare_cached(
-                    "DELETE FROM inbox WHERE user = ?1 AND sess = ?2 AND msg_id = ?3
-                     RETURNING bytes",
-                )
+                .prepare_cached("DELETE FROM inbox WHERE pos = ?1 AND user = ?2 RETURNING bytes")
                 .and_then(|mut st| {
-                    st.query_row(params![user, session.to_i64(), msg_id], |r| {
-                        r.get::<_, i64>(0)
-                    })
-                    .optional()
+                    st.query_row(params![pos as i64, user], |r| r.get::<_, i64>(0))
+                        .optional()
                 });
             match r {
                 Ok(Some(bytes)) => {
-                    usage.remove(user, bytes as usize);
+                    cache.usage.remove(user, bytes as usize);
                     Outcome::Done
                 }
                 Ok(None) => Outcome::Done,
@@ -419,7 +421,7 @@ fn exec(
             }
             Outcome::Messages(out)
         }
-        Op::Latest { session } => latest_id(tx, session, last_id, staged)
+        Op::Latest { session } => latest_id(tx, session, cache)
             .map(Outcome::LatestId)
             .unwrap_or_else(failed),
         Op::ReadAck {
@@ -464,13 +466,12 @@ fn exec(
     }
 }
 
-fn latest_id(
-    tx: &Transaction<'_>,
-    session: SessionKey,
-    last_id: &HashMap<SessionKey, u32>,
-    staged: &HashMap<SessionKey, u32>,
-) -> rusqlite::Result<u32> {
-    if let Some(id) = staged.get(&session).or_else(|| last_id.get(&session)) {
+fn latest_id(tx: &Transaction<'_>, session: SessionKey, cache: &Cache) -> rusqlite::Result<u32> {
+    if let Some(id) = cache
+        .staged
+        .get(&session)
+        .or_else(|| cache.last_id.get(&session))
+    {
         return Ok(*id);
     }
     tx.prepare_cached("SELECT coalesce(max(msg_id), 0) FROM messages WHERE sess = ?1")?
@@ -479,90 +480,70 @@ fn latest_id(
 
 fn append(
     tx: &Transaction<'_>,
-    m: NewMessage,
-    last_id: &HashMap<SessionKey, u32>,
-    staged: &mut HashMap<SessionKey, u32>,
-    usage: &mut Usage,
-    known: &mut HashSet<(u32, i64)>,
+    mut m: NewMessage,
+    cache: &mut Cache,
     bounds: &Bounds,
 ) -> rusqlite::Result<Outcome> {
-    let id = latest_id(tx, m.session, last_id, staged)? + 1;
-    let stored = StoredMessage {
-        session: m.session,
-        msg_id: id,
-        from: m.from,
-        create_time: m.create_time,
-        msg_type: m.msg_type,
-        data: m.data,
-    };
+    let id = latest_id(tx, m.session, cache)? + 1;
+    let stored = m.take_stored(id);
     let size = stored.size();
-    let receivers = match usage.admit_message(bounds, m.session, &m.receivers, size) {
+    let receivers = match cache
+        .usage
+        .admit_message(bounds, m.session, &m.receivers, size)
+    {
         Ok(r) => r,
         Err(r) => return Ok(Outcome::Refused(r)),
     };
     let sess = m.session.to_i64();
     let kind = m.session.session_type() as i32;
-    // All or nothing: a failure half way leaves no trace in the batch.
-    tx.prepare_cached("SAVEPOINT append")?.execute([])?;
-    let mut new_pairs = Vec::new();
-    let result = (|| -> rusqlite::Result<()> {
-        tx.prepare_cached(
-            "INSERT INTO messages (sess, msg_id, sender, receiver, msg_type, data, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            sess,
-            id,
-            stored.from,
-            m.session.id_for(stored.from),
-            stored.msg_type,
-            stored.data,
-            stored.create_time
-        ])?;
-        let mut inbox = tx.prepare_cached(
-            "INSERT INTO inbox (user, sess, msg_id, bytes) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for &r in &receivers {
-            inbox.execute(params![r, sess, id, size as i64])?;
-        }
-        // The session joins the lists of users who did not have it yet.
-        let mut join = tx.prepare_cached(
-            "INSERT OR IGNORE INTO user_sessions (user, sess, peer, kind, created)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for &u in m.receivers.iter().chain([&stored.from]) {
-            if !known.contains(&(u, sess)) {
-                join.execute(params![
-                    u,
-                    sess,
-                    m.session.id_for(u),
-                    kind,
-                    stored.create_time
-                ])?;
-                new_pairs.push((u, sess));
+    // A failure half way poisons the batch (rolled back, nobody acked), so
+    // no savepoint per message is needed.
+    tx.prepare_cached(
+        "INSERT INTO messages (sess, msg_id, sender, receiver, msg_type, data, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        sess,
+        id,
+        stored.from,
+        m.session.id_for(stored.from),
+        stored.msg_type,
+        stored.data,
+        stored.create_time
+    ])?;
+    let mut inbox = tx.prepare_cached(
+        "INSERT INTO inbox (pos, user, sess, msg_id, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut mailbox = Vec::with_capacity(receivers.len());
+    for &r in &receivers {
+        let pos = cache.last_pos + 1;
+        inbox.execute(params![pos as i64, r, sess, id, size as i64])?;
+        cache.last_pos = pos;
+        cache.usage.add(r, size);
+        mailbox.push((r, pos));
+    }
+    // The session joins the lists of users who did not have it yet.
+    let mut join = tx.prepare_cached(
+        "INSERT OR IGNORE INTO user_sessions (user, sess, peer, kind, created)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for &u in m.receivers.iter().chain([&stored.from]) {
+        if !cache.known.contains(&(u, sess)) {
+            join.execute(params![
+                u,
+                sess,
+                m.session.id_for(u),
+                kind,
+                stored.create_time
+            ])?;
+            if cache.known.len() >= KNOWN_MAX {
+                cache.known.clear();
             }
-        }
-        Ok(())
-    })();
-    match result {
-        Ok(()) => {
-            tx.prepare_cached("RELEASE append")?.execute([])?;
-            if known.len() + new_pairs.len() > KNOWN_MAX {
-                known.clear();
-            }
-            known.extend(new_pairs);
-            staged.insert(m.session, id);
-            for &r in &receivers {
-                usage.add(r, size);
-            }
-            Ok(Outcome::Stored(stored))
-        }
-        Err(e) => {
-            tx.prepare_cached("ROLLBACK TO append")?.execute([])?;
-            tx.prepare_cached("RELEASE append")?.execute([])?;
-            Err(e)
+            cache.known.insert((u, sess));
         }
     }
+    cache.staged.insert(m.session, id);
+    Ok(Outcome::Stored(stored, mailbox))
 }
 
 fn row_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
