@@ -217,6 +217,11 @@ fn open(config: &SqliteConfig) -> rusqlite::Result<Connection> {
         "synchronous",
         if config.sync_full { "FULL" } else { "NORMAL" },
     )?;
+    // Messages land on pages spread over the tables (sessions, users): a
+    // 64 MiB page cache and a checkpoint every ~40 MiB of WAL keep the
+    // writer from re-reading and re-copying them at every commit.
+    conn.pragma_update(None, "cache_size", -65536)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > 1 {
         return Err(rusqlite::Error::InvalidParameterName(format!(
