@@ -14,11 +14,14 @@
 //!
 //! Schema (`PRAGMA user_version = 1`), readable with the `sqlite3` command:
 //!
-//! - `messages(sess, msg_id, sender, receiver, msg_type, data, created)`:
-//!   every message; `sess` is [`SessionKey::to_i64`], `msg_id` counts 1, 2,
-//!   3... per session as TeamTalk assigns them; `receiver` is the peer user
-//!   or the group.
-//! - `inbox(pos, user, sess, msg_id, bytes)`: undelivered messages per user
+//! - `messages(id, sess, msg_id, sender, receiver, msg_type, data,
+//!   created)`: every message, in arrival order (`id`, so a batch appends to
+//!   the last pages instead of writing pages all over the table), found by
+//!   session through the index `(sess, msg_id)`; `sess` is
+//!   [`SessionKey::to_i64`], `msg_id` counts 1, 2, 3... per session as
+//!   TeamTalk assigns them; `receiver` is the peer user or the group.
+//! - `inbox(pos, user, sess, msg_id, msg, bytes)`: undelivered messages per
+//!   user (`msg` is the message's `id`)
 //!   (the mailbox); a row goes when a connection of `user` acks the delivery.
 //!   `pos` is given by the writer, increasing (never reused, so a mailbox
 //!   feed reading "after pos" misses nothing), and the loop keeps it with
@@ -45,20 +48,22 @@ use std::sync::mpsc;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
+    id       INTEGER PRIMARY KEY,
     sess     INTEGER NOT NULL,
     msg_id   INTEGER NOT NULL,
     sender   INTEGER NOT NULL,
     receiver INTEGER NOT NULL,
     msg_type INTEGER NOT NULL,
     data     BLOB    NOT NULL,
-    created  INTEGER NOT NULL,
-    PRIMARY KEY (sess, msg_id)
-) WITHOUT ROWID;
+    created  INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_session ON messages (sess, msg_id);
 CREATE TABLE IF NOT EXISTS inbox (
     pos    INTEGER PRIMARY KEY,
     user   INTEGER NOT NULL,
     sess   INTEGER NOT NULL,
     msg_id INTEGER NOT NULL,
+    msg    INTEGER NOT NULL,
     bytes  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inbox_by_user ON inbox (user, pos);
@@ -516,13 +521,14 @@ fn append(
         stored.data,
         stored.create_time
     ])?;
+    let row = tx.last_insert_rowid();
     let mut inbox = tx.prepare_cached(
-        "INSERT INTO inbox (pos, user, sess, msg_id, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO inbox (pos, user, sess, msg_id, msg, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     let mut mailbox = Vec::with_capacity(receivers.len());
     for &r in &receivers {
         let pos = cache.last_pos + 1;
-        inbox.execute(params![pos as i64, r, sess, id, size as i64])?;
+        inbox.execute(params![pos as i64, r, sess, id, row, size as i64])?;
         cache.last_pos = pos;
         cache.usage.add(r, size);
         mailbox.push((r, pos));
@@ -580,7 +586,7 @@ fn undelivered(
 ) -> rusqlite::Result<Outcome> {
     let mut st = tx.prepare_cached(
         "SELECT m.sess, m.msg_id, m.sender, m.created, m.msg_type, m.data, i.pos
-         FROM inbox i JOIN messages m ON m.sess = i.sess AND m.msg_id = i.msg_id
+         FROM inbox i JOIN messages m ON m.id = i.msg
          WHERE i.user = ?1 AND i.pos > ?2 ORDER BY i.pos LIMIT ?3",
     )?;
     let rows = st.query_map(params![user, after as i64, limit as i64 + 1], |r| {
