@@ -25,7 +25,10 @@
 //!   (the mailbox); a row goes when a connection of `user` acks the delivery.
 //!   `pos` is given by the writer, increasing (never reused, so a mailbox
 //!   feed reading "after pos" misses nothing), and the loop keeps it with
-//!   each delivery so an ack deletes by primary key.
+//!   each delivery so an ack deletes by primary key. Each user's positions
+//!   are also kept in the writer's memory (bounded by the mailbox bounds,
+//!   rebuilt from the table at start) instead of in an index on `user`, so
+//!   a message writes no index page for its mailbox row.
 //! - `user_sessions(user, sess, peer, kind, created, read_id, removed_at,
 //!   removed_time)`: each user's sessions (recent contacts) with its read
 //!   position, and the newest id when the user removed the session (-1: not
@@ -42,7 +45,7 @@ use super::{
     SessionKey, StoredMessage, Usage, UserSession,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -66,7 +69,6 @@ CREATE TABLE IF NOT EXISTS inbox (
     msg    INTEGER NOT NULL,
     bytes  INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS inbox_by_user ON inbox (user, pos);
 CREATE TABLE IF NOT EXISTS user_sessions (
     user         INTEGER NOT NULL,
     sess         INTEGER NOT NULL,
@@ -258,6 +260,8 @@ struct Cache {
     known: HashSet<(u32, i64)>,
     /// The last mailbox position given.
     last_pos: u64,
+    /// Each user's mailbox positions.
+    mailboxes: HashMap<u32, BTreeSet<u64>>,
     /// An append failed half way: the batch is rolled back.
     poisoned: bool,
 }
@@ -292,6 +296,11 @@ impl Writer {
             let (user, bytes, pos) = row?;
             self.cache.usage.add(user, bytes as usize);
             self.cache.last_pos = self.cache.last_pos.max(pos as u64);
+            self.cache
+                .mailboxes
+                .entry(user)
+                .or_default()
+                .insert(pos as u64);
         }
         Ok(())
     }
@@ -383,6 +392,16 @@ fn exec(tx: &Transaction<'_>, op: Op, cache: &mut Cache, bounds: &Bounds) -> Out
             }
         },
         Op::Delivered { user, pos } => {
+            let mine = cache
+                .mailboxes
+                .get_mut(&user)
+                .is_some_and(|m| m.remove(&pos));
+            if cache.mailboxes.get(&user).is_some_and(|m| m.is_empty()) {
+                cache.mailboxes.remove(&user);
+            }
+            if !mine {
+                return Outcome::Done;
+            }
             let r = tx
                 .prepare_cached("DELETE FROM inbox WHERE pos = ?1 AND user = ?2 RETURNING bytes")
                 .and_then(|mut st| {
@@ -399,7 +418,12 @@ fn exec(tx: &Transaction<'_>, op: Op, cache: &mut Cache, bounds: &Bounds) -> Out
             }
         }
         Op::Undelivered { user, after, limit } => {
-            undelivered(tx, user, after, limit).unwrap_or_else(failed)
+            let positions: Vec<u64> = cache
+                .mailboxes
+                .get(&user)
+                .map(|m| m.range(after + 1..).take(limit + 1).copied().collect())
+                .unwrap_or_default();
+            undelivered(tx, &positions, limit).unwrap_or_else(failed)
         }
         Op::History {
             session,
@@ -531,6 +555,7 @@ fn append(
         inbox.execute(params![pos as i64, r, sess, id, row, size as i64])?;
         cache.last_pos = pos;
         cache.usage.add(r, size);
+        cache.mailboxes.entry(r).or_default().insert(pos);
         mailbox.push((r, pos));
     }
     // The session joins the lists of users who did not have it yet.
@@ -578,24 +603,23 @@ fn messages(
     rows.collect()
 }
 
-fn undelivered(
-    tx: &Transaction<'_>,
-    user: u32,
-    after: u64,
-    limit: usize,
-) -> rusqlite::Result<Outcome> {
+/// The messages at mailbox `positions` (one more than `limit` tells
+/// whether there are more).
+fn undelivered(tx: &Transaction<'_>, positions: &[u64], limit: usize) -> rusqlite::Result<Outcome> {
     let mut st = tx.prepare_cached(
-        "SELECT m.sess, m.msg_id, m.sender, m.created, m.msg_type, m.data, i.pos
-         FROM inbox i JOIN messages m ON m.id = i.msg
-         WHERE i.user = ?1 AND i.pos > ?2 ORDER BY i.pos LIMIT ?3",
+        "SELECT m.sess, m.msg_id, m.sender, m.created, m.msg_type, m.data
+         FROM inbox i JOIN messages m ON m.id = i.msg WHERE i.pos = ?1",
     )?;
-    let rows = st.query_map(params![user, after as i64, limit as i64 + 1], |r| {
-        Ok((r.get::<_, i64>(6)? as u64, row_message(r)?))
-    })?;
-    let mut items: Vec<(u64, StoredMessage)> = rows.collect::<rusqlite::Result<_>>()?;
-    let complete = items.len() <= limit;
-    items.truncate(limit);
-    Ok(Outcome::Backlog { items, complete })
+    let mut items = Vec::with_capacity(positions.len().min(limit));
+    for &pos in positions.iter().take(limit) {
+        if let Some(m) = st.query_row([pos as i64], row_message).optional()? {
+            items.push((pos, m));
+        }
+    }
+    Ok(Outcome::Backlog {
+        items,
+        complete: positions.len() <= limit,
+    })
 }
 
 fn sessions(
