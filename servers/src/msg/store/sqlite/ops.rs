@@ -61,17 +61,14 @@ pub(super) fn exec(tx: &Transaction<'_>, op: Op, cache: &mut Cache, bounds: &Bou
             session,
             until,
             count,
-        } => {
-            let until = if until == 0 { u32::MAX } else { until };
-            messages(
-                tx,
-                "SELECT sess, msg_id, sender, created, msg_type, data FROM messages
+        } => messages(
+            tx,
+            "SELECT sess, msg_id, sender, created, msg_type, data FROM messages
                  WHERE sess = ?1 AND msg_id <= ?2 ORDER BY msg_id DESC LIMIT ?3",
-                params![session.to_i64(), until, count],
-            )
-            .map(Outcome::Messages)
-            .unwrap_or_else(failed)
-        }
+            params![session.to_i64(), until, count],
+        )
+        .map(Outcome::Messages)
+        .unwrap_or_else(failed),
         Op::ById { session, ids } => {
             let mut out = Vec::new();
             for id in ids {
