@@ -144,6 +144,7 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
             writeln!(md, "\n`{l}`")?;
         }
     }
+    writeln!(md, "\nmsg_server's store thread runs on the same pinned core as its loop, so the durable store's CPU is taken from the loop's; a load average above the machine's core count means other processes shared the cores during the run, and the rates and latencies are then lower bounds of what this build does on a quiet machine (compare the two stores within the run, not across runs).\n")?;
     writeln!(md, "\nA generator CPU well under 1.0 on a `gen_limit` step means the generator was not busy but not scheduled either: core 1 is shared with other work on this machine (see the load average).\n")?;
     Ok(())
 }
