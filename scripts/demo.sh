@@ -22,7 +22,7 @@ login_http=$(port_of "$tmp/login.out" http)
 login_msg=$(port_of "$tmp/login.out" msg_server)
 echo "login_server: clients $login_client, http $login_http, msg servers $login_msg"
 
-$bin/msg_server -c servers/conf/msgserver.conf --ListenPort 0 \
+$bin/msg_server -c servers/conf/msgserver.conf --ListenPort 0 --DbPath "$tmp/msg.db" \
     --LoginServerIP1 "${login_msg%:*}" --LoginServerPort1 "${login_msg##*:}" >"$tmp/msg.out" 2>"$tmp/msg.log" &
 for _ in $(seq 100); do grep -q ^LISTEN "$tmp/msg.out" 2>/dev/null && break; sleep 0.05; done
 echo "msg_server:   clients $(port_of "$tmp/msg.out" client)"

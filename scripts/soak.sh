@@ -29,7 +29,7 @@ wait_listen() { for _ in $(seq 200); do [ "$(grep -c ^LISTEN "$1" 2>/dev/null)" 
 login_pid=$!
 wait_listen "$tmp/login.out" 3
 login_msg=$(port_of "$tmp/login.out" msg_server)
-RUST_LOG=warn "$bin/msg_server" --ListenPort 0 --UsersFile "$tmp/users.txt" \
+RUST_LOG=warn "$bin/msg_server" --ListenPort 0 --UsersFile "$tmp/users.txt" --DbPath "$tmp/msg.db" \
     --LoginServerIP1 "${login_msg%:*}" --LoginServerPort1 "${login_msg##*:}" \
     --StatsIntervalSec 60 >"$tmp/msg.out" 2>"$tmp/msg.log" &
 msg_pid=$!

@@ -169,6 +169,41 @@ pub mod cid {
         pub const LINK_PROOF: u16 = 0x0802;
     }
 
+    /// Commands of [`sid::GROUP`](super::sid::GROUP) (`IM.BaseDefine.GroupCmdID`).
+    pub mod group {
+        /// `CID_GROUP_NORMAL_LIST_REQUEST`: the user's groups
+        /// ([`ImNormalGroupListReq`](crate::proto::ImNormalGroupListReq)).
+        pub const NORMAL_LIST_REQUEST: u16 = 0x0401;
+        /// `CID_GROUP_NORMAL_LIST_RESPONSE`
+        /// ([`ImNormalGroupListRsp`](crate::proto::ImNormalGroupListRsp)).
+        pub const NORMAL_LIST_RESPONSE: u16 = 0x0402;
+        /// `CID_GROUP_INFO_REQUEST`
+        /// ([`ImGroupInfoListReq`](crate::proto::ImGroupInfoListReq)).
+        pub const INFO_REQUEST: u16 = 0x0403;
+        /// `CID_GROUP_INFO_RESPONSE`
+        /// ([`ImGroupInfoListRsp`](crate::proto::ImGroupInfoListRsp)).
+        pub const INFO_RESPONSE: u16 = 0x0404;
+        /// `CID_GROUP_CREATE_REQUEST`: a temporary group
+        /// ([`ImGroupCreateReq`](crate::proto::ImGroupCreateReq)).
+        pub const CREATE_REQUEST: u16 = 0x0405;
+        /// `CID_GROUP_CREATE_RESPONSE`
+        /// ([`ImGroupCreateRsp`](crate::proto::ImGroupCreateRsp)).
+        pub const CREATE_RESPONSE: u16 = 0x0406;
+        /// `CID_GROUP_CHANGE_MEMBER_REQUEST`
+        /// ([`ImGroupChangeMemberReq`](crate::proto::ImGroupChangeMemberReq)).
+        pub const CHANGE_MEMBER_REQUEST: u16 = 0x0407;
+        /// `CID_GROUP_CHANGE_MEMBER_RESPONSE`
+        /// ([`ImGroupChangeMemberRsp`](crate::proto::ImGroupChangeMemberRsp)).
+        pub const CHANGE_MEMBER_RESPONSE: u16 = 0x0408;
+        /// `CID_GROUP_SHIELD_GROUP_REQUEST`.
+        pub const SHIELD_GROUP_REQUEST: u16 = 0x0409;
+        /// `CID_GROUP_SHIELD_GROUP_RESPONSE`.
+        pub const SHIELD_GROUP_RESPONSE: u16 = 0x040a;
+        /// `CID_GROUP_CHANGE_MEMBER_NOTIFY`: to every member
+        /// ([`ImGroupChangeMemberNotify`](crate::proto::ImGroupChangeMemberNotify)).
+        pub const CHANGE_MEMBER_NOTIFY: u16 = 0x040b;
+    }
+
     /// Commands of [`sid::OTHER`](super::sid::OTHER) (`IM.BaseDefine.OtherCmdID`).
     pub mod other {
         /// `CID_OTHER_HEARTBEAT`: keep-alive, echoed by the peer
@@ -231,6 +266,17 @@ pub fn command_name(service_id: u16, command_id: u16) -> Option<&'static str> {
         (sid::MSG, cid::msg::GET_LATEST_MSG_ID_RSP) => "CID_MSG_GET_LATEST_MSG_ID_RSP",
         (sid::MSG, cid::msg::GET_BY_MSG_ID_REQ) => "CID_MSG_GET_BY_MSG_ID_REQ",
         (sid::MSG, cid::msg::GET_BY_MSG_ID_RES) => "CID_MSG_GET_BY_MSG_ID_RES",
+        (sid::GROUP, cid::group::NORMAL_LIST_REQUEST) => "CID_GROUP_NORMAL_LIST_REQUEST",
+        (sid::GROUP, cid::group::NORMAL_LIST_RESPONSE) => "CID_GROUP_NORMAL_LIST_RESPONSE",
+        (sid::GROUP, cid::group::INFO_REQUEST) => "CID_GROUP_INFO_REQUEST",
+        (sid::GROUP, cid::group::INFO_RESPONSE) => "CID_GROUP_INFO_RESPONSE",
+        (sid::GROUP, cid::group::CREATE_REQUEST) => "CID_GROUP_CREATE_REQUEST",
+        (sid::GROUP, cid::group::CREATE_RESPONSE) => "CID_GROUP_CREATE_RESPONSE",
+        (sid::GROUP, cid::group::CHANGE_MEMBER_REQUEST) => "CID_GROUP_CHANGE_MEMBER_REQUEST",
+        (sid::GROUP, cid::group::CHANGE_MEMBER_RESPONSE) => "CID_GROUP_CHANGE_MEMBER_RESPONSE",
+        (sid::GROUP, cid::group::SHIELD_GROUP_REQUEST) => "CID_GROUP_SHIELD_GROUP_REQUEST",
+        (sid::GROUP, cid::group::SHIELD_GROUP_RESPONSE) => "CID_GROUP_SHIELD_GROUP_RESPONSE",
+        (sid::GROUP, cid::group::CHANGE_MEMBER_NOTIFY) => "CID_GROUP_CHANGE_MEMBER_NOTIFY",
         (sid::OTHER, cid::other::HEARTBEAT) => "CID_OTHER_HEARTBEAT",
         (sid::OTHER, cid::other::STOP_RECV_PACKET) => "CID_OTHER_STOP_RECV_PACKET",
         (sid::OTHER, cid::other::VALIDATE_REQ) => "CID_OTHER_VALIDATE_REQ",

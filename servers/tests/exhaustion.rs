@@ -32,6 +32,7 @@ fn a_flood_past_the_descriptor_limit_stalls_accept_without_spinning_and_recovers
     raise_nofile();
     let users = users_file("exhaustion", 4);
     let users = users.to_str().unwrap();
+    let db = common::db_path("flood");
     let args = [
         "--ListenPort",
         "0",
@@ -40,11 +41,14 @@ fn a_flood_past_the_descriptor_limit_stalls_accept_without_spinning_and_recovers
         // The flood holds its descriptors for the whole test.
         "--LoginTimeoutMs",
         "120000",
+        "--DbPath",
+        db.to_str().unwrap(),
     ];
-    let ms = Proc::start_cmd(
+    let mut ms = Proc::start_cmd(
         with_nofile(env!("CARGO_BIN_EXE_msg_server"), &args, NOFILE),
         1,
     );
+    ms.db = Some(db.clone());
     let addr = ms.addr("client");
     let mut u1 = user(addr, 1);
     let mut u2 = user(addr, 2);

@@ -361,10 +361,13 @@ fn a_partition_is_detected_by_heartbeats_and_the_link_returns_after_it_heals() {
     );
     let http = login.addr("http");
     let link_port = login.addr("msg_server").port().to_string();
-    let msg = Netns::start(
+    let db = common::db_path("partition");
+    let mut msg = Netns::start(
         &ns.b,
         env!("CARGO_BIN_EXE_msg_server"),
         &[
+            "--DbPath",
+            db.to_str().unwrap(),
             "--ListenIP",
             ADDR_B,
             "--ListenPort",
@@ -386,6 +389,7 @@ fn a_partition_is_detected_by_heartbeats_and_the_link_returns_after_it_heals() {
         ],
         1,
     );
+    msg.db = Some(db.clone());
     let ms_addr = msg.addr("client");
     // Asked from inside the login_server's namespace.
     let lookup = |ns: &str| in_ns(ns, move || query_msg_server_http(http, T).ok());

@@ -4,12 +4,14 @@
 //!
 //! ```text
 //! im_bench --users N [--rates 1000,2000,5000,...] [--step-secs 5]
-//!          [--drain-secs 2] [--server PATH] [--no-pin]
+//!          [--drain-secs 2] [--server PATH] [--no-pin] [--store sqlite|memory]
 //! ```
 //!
 //! It writes a users file with N users (ids 1..N, names `uID`, one fixed
 //! salt, password `pw`), starts `msg_server` (the binary next to this one
-//! unless `--server`) on port 0 and reads its `LISTEN client ADDR` line, logs
+//! unless `--server`) on port 0 with the message store `--store` (sqlite: a
+//! fresh database file in the run's temporary directory, the default; or
+//! memory) and reads its `LISTEN client ADDR` line, logs
 //! every user in on its own connection, then climbs the ladder of target
 //! rates: for `--step-secs` a 1 ms repeating timer sends the messages due so
 //! far (from random senders to random other users). Each message carries
@@ -768,6 +770,10 @@ struct Args {
     /// Do not pin the server and the load generator to separate cores
     #[arg(long)]
     no_pin: bool,
+    /// msg_server's message store: sqlite (durable, a fresh database file
+    /// in the run's temporary directory) or memory
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "memory"])]
+    store: String,
 }
 
 fn run() -> Res<()> {
@@ -820,7 +826,16 @@ fn run() -> Res<()> {
             "600000",
             "--MaxConnCnt",
             "100000",
+            "--Store",
+            &args.store,
+            // Behind by this many operations the server refuses messages
+            // (no ack); the bench measures how far it keeps up instead: a
+            // store that falls behind shows as a `late` step.
+            "--StoreInFlightMax",
+            "1000000000",
         ])
+        .arg("--DbPath")
+        .arg(dir.join("msg.db"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped());
     let mut child = ServerProc(

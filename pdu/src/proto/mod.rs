@@ -10,6 +10,7 @@
 //! | --- | --- | --- |
 //! | [`base_define`] | `IM.BaseDefine.proto` | id and status enums, [`UserInfo`] |
 //! | [`buddy`] | `IM.Buddy.proto` | user info, all users, status, departments |
+//! | [`group`] | `IM.Group.proto` | group lists and info, temporary groups, membership |
 //! | [`login`] | `IM.Login.proto` | message-server lookup, login, logout, kick |
 //! | [`message`] | `IM.Message.proto` | [`ImMsgData`], its acknowledgements, history and unread queries |
 //! | [`other`] | `IM.Other.proto` | [`ImHeartBeat`] |
@@ -50,6 +51,7 @@
 
 pub mod base_define;
 pub mod buddy;
+pub mod group;
 pub mod login;
 pub mod message;
 pub mod other;
@@ -58,6 +60,7 @@ pub mod server;
 
 pub use base_define::*;
 pub use buddy::*;
+pub use group::*;
 pub use login::*;
 pub use message::*;
 pub use other::*;

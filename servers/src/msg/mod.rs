@@ -1,38 +1,56 @@
-//! msg_server: logins, message routing with acknowledgements, and the
-//! registration with login_servers.
+//! msg_server: logins, message routing with acknowledgements, the store
+//! behind it, and the registration with login_servers.
 //!
 //! One [`ImServer`] serves every socket: client connections accepted on
 //! `ListenPort`, and a reconnecting link to each configured login_server.
 //! Shared state ([`MsgState`]) holds the accounts, who is online where, the
-//! deliveries each connection has not acknowledged yet, and the messages kept
-//! for users who are offline.
+//! deliveries each connection has not acknowledged yet, and the handle of
+//! the message store.
+//!
+//! Who does what:
+//!
+//! - this file: the state, the connection type and the one `match` that
+//!   dispatches a client's commands; startup;
+//! - [`session`](self::session): login, duplicate-login kick, logout;
+//! - [`route`](self::route): a message from its sender through the store to
+//!   its receivers' connections, acknowledgements, and feeding a user the
+//!   messages that waited in its mailbox;
+//! - [`queries`](self::queries): the commands answered from the store
+//!   (unread counts, history, latest id, messages by id, read acks, recent
+//!   sessions);
+//! - [`groups`](self::groups): normal and temporary groups, membership;
+//! - [`store`]: where messages live (SQLite on a thread of its own, or
+//!   memory), behind [`store::MessageStore`];
+//! - [`settings`](self::settings): the config keys.
 //!
 //! Fixes over TeamTalk's msg_server: before a successful login only login
 //! and heartbeat are accepted (anything else closes the connection); no
-//! login within the deadline closes it; a message acknowledged to its sender
-//! is never silently lost while the process runs - deliveries stay pending
-//! until the receiving connection acks them and go back to the receiver's
-//! offline queue if that connection closes first.
+//! login within the deadline closes it; a message is acknowledged to its
+//! sender only once the store committed it, and stays in the receiver's
+//! mailbox until a connection of the receiver acknowledges the delivery - a
+//! restart, a closed connection or a kick loses nothing; a message to a user
+//! that does not exist is refused, and what a mailbox or a connection may
+//! hold is bounded in the config.
 
 mod buddy;
+mod groups;
 mod link;
+mod queries;
+mod route;
+mod session;
 mod settings;
+pub mod store;
 
-pub use settings::{Settings, KEYS};
+pub use settings::{Settings, StoreKind, KEYS};
 
-use imconn::{
-    Backoff, ConnConfig, ConnCtx, Connection, ImServer, Limits, PduCodec, Timeouts, UserMap,
-};
+use imconn::{Backoff, ConnConfig, ConnCtx, Connection, ImServer, Limits, PduCodec, UserMap};
 use netlib::{CloseReason, Context, Handle, HandlerRef, ListenOptions};
-use pdu::proto::{
-    ClientType, ImHeartBeat, ImKickUser, ImLoginReq, ImLoginRes, ImLogoutRsp, ImMsgData,
-    ImMsgDataAck, ImMsgServInfo, ImUserCntUpdate, KickReasonType, ResultType, SessionType,
-    UserStatType, USER_CNT_DEC, USER_CNT_INC,
-};
+use pdu::proto::{self as proto, ImHeartBeat, ImLogoutRsp, ImMsgServInfo};
 use pdu::{cid, sid, Header, Message, PduRef};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use store::{Completions, GroupRecord, MessageStore, Op, SessionKey};
 
 /// A logged-in session.
 #[derive(Debug, Clone, Copy)]
@@ -41,38 +59,65 @@ struct Session {
     mobile: bool,
 }
 
+/// Deliveries a connection has not acknowledged: (session, msg id) ->
+/// (content bytes, mailbox position).
+#[derive(Debug, Default)]
+struct Pending {
+    msgs: HashMap<(SessionKey, u32), (usize, u64)>,
+    bytes: usize,
+}
+
+/// A user's mailbox being fed to one of its connections.
+#[derive(Debug, Clone, Copy)]
+struct Drain {
+    conn: Handle,
+    /// Mailbox position of the last message fetched.
+    after: u64,
+    /// A fetch is in flight.
+    fetching: bool,
+    /// Tells a stale fetch's answer (the drain moved on) from the current.
+    generation: u64,
+}
+
 /// Server-wide state.
 pub struct MsgState {
     settings: Settings,
+    /// Ids of the accounts: messages to anyone else are refused.
+    user_ids: HashSet<u32>,
     online: UserMap,
     sessions: HashMap<Handle, Session>,
-    /// Deliveries not yet acknowledged, per connection, by message id.
-    pending: HashMap<Handle, BTreeMap<u32, ImMsgData>>,
-    /// Messages for users with no connection, oldest first.
-    offline: HashMap<u32, VecDeque<ImMsgData>>,
-    /// The connection that is being fed a user's backlog (at most one per
-    /// user). While a backlog exists, new messages for that user join it, so
-    /// order is kept.
-    draining: HashMap<u32, Handle>,
+    pending: HashMap<Handle, Pending>,
+    drains: HashMap<u32, Drain>,
+    next_generation: u64,
+    /// Every group by id (members ascending).
+    groups: HashMap<u32, GroupRecord>,
+    /// Set right after registration (the store needs the server's handler).
+    store: Option<Box<dyn MessageStore>>,
+    /// Operations submitted and not answered yet.
+    in_flight: usize,
     client_conns: u32,
-    next_msg_id: u32,
     messages: u64,
     buddy: buddy::BuddyState,
+    refused: u64,
 }
 
 impl MsgState {
     fn new(settings: Settings) -> MsgState {
         MsgState {
+            user_ids: settings.users.iter().map(|u| u.id).collect(),
             settings,
             online: UserMap::default(),
             sessions: HashMap::new(),
             pending: HashMap::new(),
-            offline: HashMap::new(),
-            draining: HashMap::new(),
+            drains: HashMap::new(),
+            next_generation: 1,
+            groups: HashMap::new(),
+            store: None,
+            in_flight: 0,
             client_conns: 0,
-            next_msg_id: 1,
             messages: 0,
             buddy: buddy::BuddyState::default(),
+            refused: 0,
         }
     }
 
@@ -87,13 +132,31 @@ impl MsgState {
         }
     }
 
-    fn store_offline(&mut self, user: u32, msg: ImMsgData) -> bool {
-        let queue = self.offline.entry(user).or_default();
-        if queue.len() >= self.settings.offline_max {
-            return false;
+    /// The logged-in user of connection `h`.
+    fn user_of(&self, h: Handle) -> Option<u32> {
+        self.sessions.get(&h).map(|s| s.user_id)
+    }
+
+    /// Submits `op` to the store; `done` runs on the loop with the outcome.
+    /// Every operation counts in `in_flight` until it is answered.
+    fn submit(&mut self, op: Op, done: Option<store::Done>) {
+        self.in_flight += 1;
+        let done: store::Done = Box::new(move |s, ctx, outcome| {
+            s.shared.in_flight = s.shared.in_flight.saturating_sub(1);
+            if let Some(done) = done {
+                done(s, ctx, outcome);
+            }
+        });
+        match self.store.as_mut() {
+            Some(store) => store.submit(op, Some(done)),
+            None => log::error!("store not open: operation dropped"),
         }
-        queue.push_back(msg);
-        true
+    }
+
+    /// Whether the store has `StoreInFlightMax` operations to answer: new
+    /// messages and requests are refused until it catches up.
+    fn store_busy(&self) -> bool {
+        self.in_flight >= self.settings.store_in_flight_max
     }
 }
 
@@ -103,7 +166,7 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-fn unix_now() -> u32 {
+pub(crate) fn unix_now() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as u32)
@@ -145,19 +208,18 @@ impl Connection for MsgConn {
     }
 
     fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
-        if let Some(user) = drainer_user(cx.shared, cx.handle()) {
-            drain_backlog(cx, user);
-        }
+        route::pump_if_draining(cx);
     }
 
     fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
         if let MsgConn::Client(_) = self {
             cx.shared.client_conns = cx.shared.client_conns.saturating_sub(1);
-            logout(cx, reason);
+            session::logout(cx, reason);
         }
     }
 }
 
+/// Answers `request` with `msg` (same sequence number).
 fn reply<M: Message>(
     cx: &mut ConnCtx<'_, MsgConn>,
     request: &PduRef<'_>,
@@ -169,6 +231,44 @@ fn reply<M: Message>(
     let _ = cx.send_pdu(&header, msg);
 }
 
+/// Decodes a request body; an undecodable one closes the connection.
+fn decode<M: Message + Default>(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) -> Option<M> {
+    match pdu.decode_body::<M>() {
+        Ok(m) => Some(m),
+        Err(e) => {
+            log::warn!(
+                "{} {} closed: undecodable {:#06x}: {e}",
+                cx.handle(),
+                crate::runtime::addr_or_unknown(cx.peer()),
+                pdu.command_id()
+            );
+            cx.close();
+            None
+        }
+    }
+}
+
+/// A request from a logged-in connection: its user and the decoded body.
+/// `None` when the connection is not logged in, the body is undecodable
+/// (the connection is closed), or the store has `StoreInFlightMax`
+/// operations to answer (the request is ignored, logged).
+fn request<M: Message + Default>(
+    cx: &mut ConnCtx<'_, MsgConn>,
+    pdu: &PduRef<'_>,
+) -> Option<(u32, M)> {
+    let user = cx.shared.user_of(cx.handle())?;
+    let body = decode::<M>(cx, pdu)?;
+    if cx.shared.store_busy() {
+        log::warn!(
+            "{} request {:#06x} of user {user} ignored: store busy (StoreInFlightMax)",
+            cx.handle(),
+            pdu.command_id()
+        );
+        return None;
+    }
+    Some((user, body))
+}
+
 impl ClientConn {
     fn on_frame(&mut self, cx: &mut ConnCtx<'_, MsgConn>, pdu: PduRef<'_>) {
         let logged_in = cx.shared.sessions.contains_key(&cx.handle());
@@ -176,7 +276,7 @@ impl ClientConn {
             (sid::OTHER, cid::other::HEARTBEAT, _) => {
                 reply(cx, &pdu, sid::OTHER, cid::other::HEARTBEAT, &ImHeartBeat {});
             }
-            (sid::LOGIN, cid::login::REQ_USERLOGIN, false) => self.login(cx, &pdu),
+            (sid::LOGIN, cid::login::REQ_USERLOGIN, false) => session::login(cx, &pdu),
             (sid::LOGIN, cid::login::REQ_LOGINOUT, true) => {
                 reply(
                     cx,
@@ -189,7 +289,7 @@ impl ClientConn {
             }
             (sid::MSG, cid::msg::DATA, true) => {
                 if self.take_token(cx.shared.settings.rate_limit) {
-                    self.message(cx, &pdu);
+                    route::message(cx, &pdu);
                 } else {
                     log::warn!(
                         "{} {} closed: over the message rate limit",
@@ -199,19 +299,28 @@ impl ClientConn {
                     cx.close();
                 }
             }
-            (sid::MSG, cid::msg::DATA_ACK, true) => {
-                if let Ok(ack) = pdu.decode_body::<ImMsgDataAck>() {
-                    if let Some(p) = cx.shared.pending.get_mut(&cx.handle()) {
-                        p.remove(&ack.msg_id);
-                    }
-                    // Acks pace the delivery of a backlog.
-                    if let Some(user) = drainer_user(cx.shared, cx.handle()) {
-                        drain_backlog(cx, user);
-                    }
-                }
+            (sid::MSG, cid::msg::DATA_ACK, true) => route::delivery_ack(cx, &pdu),
+            (sid::MSG, cid::msg::TIME_REQUEST, true) => {
+                let res = proto::ImClientTimeRsp {
+                    server_time: unix_now(),
+                };
+                reply(cx, &pdu, sid::MSG, cid::msg::TIME_RESPONSE, &res);
             }
-            (sid::BUDDY_LIST, _, true) | (sid::MSG, cid::msg::TIME_REQUEST, true) => {
-                buddy::on_request(cx, &pdu)
+            (sid::MSG, cid::msg::READ_ACK, true) => queries::read_ack(cx, &pdu),
+            (sid::MSG, cid::msg::UNREAD_CNT_REQUEST, true) => queries::unread(cx, &pdu),
+            (sid::MSG, cid::msg::LIST_REQUEST, true) => queries::history(cx, &pdu),
+            (sid::MSG, cid::msg::GET_LATEST_MSG_ID_REQ, true) => queries::latest(cx, &pdu),
+            (sid::MSG, cid::msg::GET_BY_MSG_ID_REQ, true) => queries::by_id(cx, &pdu),
+            (sid::BUDDY_LIST, proto::RECENT_CONTACT_SESSION_REQUEST, true) => {
+                queries::recent_sessions(cx, &pdu)
+            }
+            (sid::BUDDY_LIST, proto::REMOVE_SESSION_REQ, true) => queries::remove_session(cx, &pdu),
+            (sid::BUDDY_LIST, _, true) => buddy::on_request(cx, &pdu),
+            (sid::GROUP, cid::group::NORMAL_LIST_REQUEST, true) => groups::list(cx, &pdu),
+            (sid::GROUP, cid::group::INFO_REQUEST, true) => groups::infos(cx, &pdu),
+            (sid::GROUP, cid::group::CREATE_REQUEST, true) => groups::create(cx, &pdu),
+            (sid::GROUP, cid::group::CHANGE_MEMBER_REQUEST, true) => {
+                groups::change_members(cx, &pdu)
             }
             // As TeamTalk's msg_server: what it does not know is ignored.
             (s, c, true) => log::info!(
@@ -243,285 +352,46 @@ impl ClientConn {
             false
         }
     }
-
-    fn login(&mut self, cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
-        let Ok(req) = pdu.decode_body::<ImLoginReq>() else {
-            log::warn!(
-                "{} {} closed: undecodable login",
-                cx.handle(),
-                crate::runtime::addr_or_unknown(cx.peer())
-            );
-            cx.close();
-            return;
-        };
-        let Some(user) = cx
-            .shared
-            .settings
-            .users
-            .authenticate(&req.user_name, &req.password)
-        else {
-            log::info!(
-                "{} login of {:?} refused: wrong credentials",
-                cx.handle(),
-                req.user_name
-            );
-            let res = ImLoginRes {
-                server_time: unix_now(),
-                result_code: ResultType::RefuseReasonDbValidateFailed as i32,
-                result_string: Some("wrong user name or password".into()),
-                ..Default::default()
-            };
-            reply(cx, pdu, sid::LOGIN, cid::login::RES_USERLOGIN, &res);
-            cx.close_after_flush();
-            return;
-        };
-        let (user_id, name, info) = (user.id, user.name.clone(), buddy::user_info(user));
-        let mobile = ClientType::try_from(req.client_type).is_ok_and(|t| t.is_mobile());
-        // One session per user and client class: kick the older one.
-        let same_class: Vec<Handle> = cx
-            .shared
-            .online
-            .get(user_id)
-            .iter()
-            .copied()
-            .filter(|h| {
-                cx.shared
-                    .sessions
-                    .get(h)
-                    .is_some_and(|s| s.mobile == mobile)
-            })
-            .collect();
-        for old in same_class {
-            log::info!("user {user_id} logged in again: kicking {old}");
-            let kick = ImKickUser {
-                user_id,
-                kick_reason: KickReasonType::KickReasonDuplicateUser as i32,
-            };
-            let _ = cx.send_pdu_to(old, &Header::new(sid::LOGIN, cid::login::KICK_USER), &kick);
-            cx.close_conn_after_flush(old);
-            // The old session stops receiving at once; its unacked
-            // deliveries go back to the queue on close.
-            cx.shared.online.remove(user_id, old);
-            cx.shared.sessions.remove(&old);
-            requeue_pending(cx.shared, old, user_id);
-            if cx.shared.draining.get(&user_id) == Some(&old) {
-                cx.shared.draining.remove(&user_id);
-            }
-        }
-        let h = cx.handle();
-        cx.set_logged_in();
-        if mobile {
-            cx.set_timeouts(Timeouts {
-                idle: Timeouts::MOBILE_CLIENT.idle,
-                ..cx.shared.settings.client_timeouts
-            });
-        }
-        cx.shared.sessions.insert(h, Session { user_id, mobile });
-        cx.shared.online.add(user_id, h);
-        log::info!(
-            "{h} {} logged in as {name} ({user_id})",
-            crate::runtime::addr_or_unknown(cx.peer())
-        );
-        let res = ImLoginRes {
-            server_time: unix_now(),
-            result_code: ResultType::RefuseReasonNone as i32,
-            result_string: None,
-            online_status: Some(UserStatType::UserStatusOnline as i32),
-            user_info: Some(info),
-        };
-        reply(cx, pdu, sid::LOGIN, cid::login::RES_USERLOGIN, &res);
-        buddy::presence_changed(cx, user_id);
-        let update = ImUserCntUpdate {
-            user_action: USER_CNT_INC,
-            user_id,
-        };
-        cx.send_pdu_to_links(
-            &Header::new(sid::OTHER, cid::other::USER_CNT_UPDATE),
-            &update,
-        );
-        // Messages that waited while the user was offline: sent in steps
-        // bounded by the output cap, more as acks and drained output allow
-        // (all at once, a backlog over the cap would close the connection at
-        // every login and could never be collected).
-        if cx.shared.offline.contains_key(&user_id) {
-            cx.shared.draining.entry(user_id).or_insert(h);
-            drain_backlog(cx, user_id);
-        }
-    }
-
-    fn message(&mut self, cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
-        let Ok(mut msg) = pdu.decode_body::<ImMsgData>() else {
-            log::warn!(
-                "{} {} closed: undecodable message",
-                cx.handle(),
-                crate::runtime::addr_or_unknown(cx.peer())
-            );
-            cx.close();
-            return;
-        };
-        let h = cx.handle();
-        let Some(session) = cx.shared.sessions.get(&h).copied() else {
-            return;
-        };
-        let msg_id = cx.shared.next_msg_id;
-        msg.from_user_id = session.user_id;
-        msg.msg_id = msg_id;
-        msg.create_time = unix_now();
-        let to = msg.to_session_id;
-        // Straight to the receiver's connections, unless it is offline or
-        // still being fed a backlog (then the message joins the backlog, so
-        // order is kept); and to the sender's other connections.
-        let direct = !cx.shared.online.get(to).is_empty() && !cx.shared.offline.contains_key(&to);
-        let mut targets: Vec<Handle> = if direct {
-            cx.shared.online.get(to).to_vec()
-        } else {
-            Vec::new()
-        };
-        if to != session.user_id {
-            targets.extend(
-                cx.shared
-                    .online
-                    .get(session.user_id)
-                    .iter()
-                    .filter(|t| **t != h),
-            );
-        }
-        if !direct && !cx.shared.store_offline(to, msg.clone()) {
-            log::warn!(
-                "offline queue of user {to} full: message from {} refused",
-                session.user_id
-            );
-            return; // not acknowledged: the sender may retry
-        }
-        cx.shared.next_msg_id = cx.shared.next_msg_id.wrapping_add(1).max(1);
-        cx.shared.messages += 1;
-        let ack = ImMsgDataAck {
-            user_id: session.user_id,
-            session_id: to,
-            msg_id,
-            session_type: SessionType::Single as i32,
-        };
-        reply(cx, pdu, sid::MSG, cid::msg::DATA_ACK, &ack);
-        for target in targets {
-            deliver(cx, target, msg.clone());
-        }
-        if !direct {
-            drain_backlog(cx, to);
-        }
-    }
 }
 
-/// Deliveries in flight per connection while feeding it a backlog.
-const BACKLOG_WINDOW: usize = 256;
-/// A connection with this many unacknowledged deliveries is not acking:
-/// it is closed (its deliveries go back to the user's queue).
-const MAX_UNACKED: usize = 10_000;
-
-/// The user whose backlog connection `h` is draining, if any.
-fn drainer_user(state: &MsgState, h: Handle) -> Option<u32> {
-    let user = state.sessions.get(&h)?.user_id;
-    (state.draining.get(&user) == Some(&h)).then_some(user)
+/// Opens the configured store, answering to `server` on `ctx`'s loop.
+fn open_store(
+    ctx: &Context,
+    server: HandlerRef,
+    settings: &Settings,
+) -> Result<Box<dyn MessageStore>, String> {
+    let completions = Completions::new(ctx.poster(), server);
+    Ok(match &settings.store {
+        StoreKind::Sqlite {
+            path,
+            sync_full,
+            batch_max,
+        } => Box::new(
+            store::sqlite::SqliteStore::open(
+                store::sqlite::SqliteConfig {
+                    path: path.clone(),
+                    sync_full: *sync_full,
+                    batch_max: *batch_max,
+                    bounds: settings.bounds,
+                },
+                completions,
+            )
+            .map_err(|e| format!("DbPath {e}"))?,
+        ),
+        StoreKind::Memory { history_max } => Box::new(store::memory::MemoryStore::new(
+            completions,
+            settings.bounds,
+            *history_max,
+        )),
+    })
 }
 
-/// Feeds `user`'s backlog to its draining connection while fewer than
-/// `BACKLOG_WINDOW` deliveries are unacknowledged and its output queue is
-/// below a quarter of the output cap.
-fn drain_backlog(cx: &mut ConnCtx<'_, MsgConn>, user: u32) {
-    let Some(&h) = cx.shared.draining.get(&user) else {
-        return;
-    };
-    let byte_budget = cx.shared.settings.client_output_max / 4;
-    loop {
-        let in_flight = cx.shared.pending.get(&h).map_or(0, |p| p.len());
-        let queued = if h == cx.handle() {
-            cx.queued()
-        } else {
-            match cx.io_of(h) {
-                Some(io) => io.queued(),
-                None => return,
-            }
-        };
-        if in_flight >= BACKLOG_WINDOW || queued >= byte_budget {
-            return;
-        }
-        let Some(msg) = cx.shared.offline.get_mut(&user).and_then(|q| q.pop_front()) else {
-            cx.shared.offline.remove(&user);
-            cx.shared.draining.remove(&user);
-            return;
-        };
-        deliver(cx, h, msg);
-    }
-}
-
-/// Sends `msg` to connection `to` and keeps it pending until acked.
-fn deliver(cx: &mut ConnCtx<'_, MsgConn>, to: Handle, msg: ImMsgData) {
-    let header = Header::new(sid::MSG, cid::msg::DATA);
-    let _ = cx.send_pdu_to(to, &header, &msg);
-    let pending = cx.shared.pending.entry(to).or_default();
-    pending.insert(msg.msg_id, msg);
-    if pending.len() > MAX_UNACKED {
-        log::warn!("{to} closed: {MAX_UNACKED} deliveries left unacknowledged");
-        if to == cx.handle() {
-            cx.close();
-        } else {
-            cx.close_conn(to);
-        }
-    }
-}
-
-/// Moves a closed connection's unacknowledged deliveries to the user's
-/// offline queue, oldest first.
-fn requeue_pending(state: &mut MsgState, h: Handle, user_id: u32) {
-    let Some(pending) = state.pending.remove(&h) else {
-        return;
-    };
-    if pending.is_empty() {
-        return;
-    }
-    let queue = state.offline.entry(user_id).or_default();
-    // Pending ones are older than anything queued since; put them first.
-    for (_, msg) in pending.into_iter().rev() {
-        queue.push_front(msg);
-    }
-}
-
-fn logout(cx: &mut ConnCtx<'_, MsgConn>, reason: CloseReason) {
-    let h = cx.handle();
-    let Some(session) = cx.shared.sessions.remove(&h) else {
-        cx.shared.pending.remove(&h);
-        return;
-    };
-    log::info!("{h} user {} logged out: {reason}", session.user_id);
-    cx.shared.online.remove(session.user_id, h);
-    buddy::presence_changed(cx, session.user_id);
-    requeue_pending(cx.shared, h, session.user_id);
-    // The backlog (and what this connection left unacked) moves on to
-    // another connection of the user, if there is one.
-    if cx.shared.draining.get(&session.user_id) == Some(&h) {
-        cx.shared.draining.remove(&session.user_id);
-    }
-    if cx.shared.offline.contains_key(&session.user_id) {
-        if let Some(&next) = cx.shared.online.get(session.user_id).first() {
-            cx.shared.draining.entry(session.user_id).or_insert(next);
-            drain_backlog(cx, session.user_id);
-        }
-    }
-    let update = ImUserCntUpdate {
-        user_action: USER_CNT_DEC,
-        user_id: session.user_id,
-    };
-    cx.send_pdu_to_links(
-        &Header::new(sid::OTHER, cid::other::USER_CNT_UPDATE),
-        &update,
-    );
-}
-
-/// Starts msg_server on `ctx`: listeners, login_server links, stats timer.
-/// Returns the server handle and the bound client addresses.
+/// Starts msg_server on `ctx`: the store, listeners, login_server links,
+/// stats timer. Returns the server handle and the bound client addresses.
 pub fn start(
     ctx: &mut Context,
     settings: Settings,
-) -> netlib::Result<(HandlerRef, Vec<SocketAddr>)> {
+) -> Result<(HandlerRef, Vec<SocketAddr>), Box<dyn std::error::Error>> {
     let client_config = ConnConfig {
         timeouts: settings.client_timeouts,
         limits: Limits {
@@ -529,7 +399,7 @@ pub fn start(
             hard_cap: settings.client_output_max,
             ..Limits::default()
         },
-        ..ConnConfig::client()
+        max_frame: settings.client_max_frame,
     };
     let link_config = ConnConfig {
         timeouts: settings.link_timeouts,
@@ -555,6 +425,27 @@ pub fn start(
             client_config,
         ))
     });
+    let opened = ctx.with_handler(server, |s: &mut ImServer<MsgConn>, ctx| {
+        let mut store = open_store(ctx, server, &s.shared.settings)?;
+        log::info!("message store: {}", store.describe());
+        let st = &mut s.shared;
+        st.groups = store.take_groups().into_iter().map(|g| (g.id, g)).collect();
+        // The groups file seeds the store; later changes live in the store.
+        for g in std::mem::take(&mut st.settings.groups) {
+            if let std::collections::hash_map::Entry::Vacant(e) = st.groups.entry(g.id) {
+                store.submit(Op::CreateGroup(g.clone()), None);
+                e.insert(g);
+            }
+        }
+        log::info!("{} groups", st.groups.len());
+        st.store = Some(store);
+        Ok::<(), String>(())
+    });
+    match opened {
+        Some(Ok(())) => {}
+        Some(Err(e)) => return Err(format!("message store: {e}").into()),
+        None => return Err("msg_server handler vanished".into()),
+    }
     let mut bound = Vec::new();
     for addr in listen {
         let l = ctx.listen_with(addr, &ListenOptions::default(), server)?;
@@ -580,12 +471,15 @@ pub fn start(
         ctx.with_handler(server, |s: &mut ImServer<MsgConn>, _| {
             let st = &s.shared;
             log::info!(
-                "stats: {} users on {} connections, {} messages routed, {} pending, {} offline",
+                "stats: {} users on {} connections, {} messages stored, {} refused, \
+                 {} deliveries unacknowledged, {} store operations in flight; store {}",
                 st.online.user_count(),
                 st.online.conn_count(),
                 st.messages,
-                st.pending.values().map(|p| p.len()).sum::<usize>(),
-                st.offline.values().map(|q| q.len()).sum::<usize>(),
+                st.refused,
+                st.pending.values().map(|p| p.msgs.len()).sum::<usize>(),
+                st.in_flight,
+                st.store.as_ref().map_or_else(String::new, |s| s.describe()),
             );
         });
     });

@@ -1,11 +1,34 @@
 //! msg_server's settings: TeamTalk's `msgserver.conf` keys, their
 //! defaults, and the checks that refuse bad values at startup.
 
+use super::store::{Bounds, GroupRecord};
 use crate::config::{Config, ConfigError, Key};
 use crate::users::Users;
 use imconn::Timeouts;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// Where messages are kept (`Store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// SQLite file `DbPath`, written by a thread of its own
+    /// (`Store=sqlite`, the default).
+    Sqlite {
+        /// The database file (`DbPath`).
+        path: PathBuf,
+        /// `DbSynchronous=full` (default) or `normal`.
+        sync_full: bool,
+        /// Most operations per transaction (`StoreBatchMax`).
+        batch_max: usize,
+    },
+    /// In memory, lost at exit (`Store=memory`): the comparator of
+    /// benchmarks. Keeps `MemoryHistoryPerSession` messages per session.
+    Memory {
+        /// Messages of history kept per session.
+        history_max: usize,
+    },
+}
 
 /// msg_server settings.
 #[derive(Debug, Clone)]
@@ -22,6 +45,12 @@ pub struct Settings {
     pub login_servers: Vec<SocketAddr>,
     /// Accounts.
     pub users: Users,
+    /// Normal groups (`GroupsFile`, format in [`super::groups`]).
+    pub groups: Vec<GroupRecord>,
+    /// Most groups, normal and temporary (`GroupsMax`).
+    pub groups_max: usize,
+    /// Most members of a group (`GroupMembersMax`).
+    pub group_members_max: usize,
     /// Deadlines of client connections (`LoginTimeoutMs`, `ClientIdleMs`).
     pub client_timeouts: Timeouts,
     /// Deadlines of login_server links (`LinkHeartbeatMs`, `LinkIdleMs`).
@@ -33,8 +62,24 @@ pub struct Settings {
     /// server hold more for it. Its unacked deliveries go back to its
     /// offline queue.
     pub client_output_max: usize,
-    /// Messages kept per offline user (`OfflineQueueMax`).
-    pub offline_max: usize,
+    /// Where messages are kept (`Store`, `DbPath`, `DbSynchronous`,
+    /// `StoreBatchMax`, `MemoryHistoryPerSession`).
+    pub store: StoreKind,
+    /// What undelivered messages may hold, per user and in total
+    /// (`OfflineQueueMax`, `MailboxMaxBytes`, `MailboxTotalMaxBytes`): past
+    /// it, messages are refused.
+    pub bounds: Bounds,
+    /// Messages submitted to the store and not answered yet beyond which new
+    /// ones are refused (`StoreInFlightMax`).
+    pub store_in_flight_max: usize,
+    /// Largest frame a client may send, header included
+    /// (`ClientMaxFrameBytes`); a larger one closes the connection.
+    pub client_max_frame: usize,
+    /// Unacknowledged deliveries per connection beyond which it is closed
+    /// (`ConnUnackedMax`); they stay in the mailbox.
+    pub unacked_max: usize,
+    /// The same bound in bytes of message content (`ConnUnackedMaxBytes`).
+    pub unacked_max_bytes: usize,
     /// Messages per second a connection may send, with a burst of twice that
     /// (`MsgRateLimit`).
     pub rate_limit: u32,
@@ -83,6 +128,14 @@ impl Settings {
                 Users::default()
             }
         };
+        let group_members_max = positive(c, "GroupMembersMax", 500)?;
+        let groups = match c.get("GroupsFile") {
+            Some(path) => {
+                super::groups::load(std::path::Path::new(path), &users, group_members_max)
+                    .map_err(ConfigError)?
+            }
+            None => Vec::new(),
+        };
         let ms = |key: &str, default: u64| -> Result<Duration, ConfigError> {
             match c.get_or(key, default)? {
                 0 => Err(ConfigError(format!(
@@ -98,6 +151,9 @@ impl Settings {
             max_conns: c.get_or("MaxConnCnt", 10_000)?,
             login_servers,
             users,
+            groups,
+            groups_max: positive(c, "GroupsMax", 10_000)?,
+            group_members_max,
             client_timeouts: Timeouts {
                 heartbeat: None,
                 idle: Some(ms("ClientIdleMs", 120_000)?),
@@ -110,7 +166,45 @@ impl Settings {
             },
             link_retry_min: ms("LinkRetryMinMs", 1_000)?,
             client_output_max: c.get_or("ClientOutputMaxBytes", 16 * 1024 * 1024)?,
-            offline_max: c.get_or("OfflineQueueMax", 10_000)?,
+            store: match c.get("Store").unwrap_or("sqlite") {
+                "sqlite" => StoreKind::Sqlite {
+                    path: PathBuf::from(c.get("DbPath").unwrap_or("msg_server.db")),
+                    sync_full: match c.get("DbSynchronous").unwrap_or("full") {
+                        "full" => true,
+                        "normal" => false,
+                        other => {
+                            return Err(ConfigError(format!(
+                                "bad value for DbSynchronous: {other:?} (full or normal)"
+                            )))
+                        }
+                    },
+                    batch_max: positive(c, "StoreBatchMax", 4096)?,
+                },
+                "memory" => StoreKind::Memory {
+                    history_max: positive(c, "MemoryHistoryPerSession", 1000)?,
+                },
+                other => {
+                    return Err(ConfigError(format!(
+                        "bad value for Store: {other:?} (sqlite or memory)"
+                    )))
+                }
+            },
+            bounds: Bounds {
+                user_msgs: positive(c, "OfflineQueueMax", 10_000)?,
+                user_bytes: positive(c, "MailboxMaxBytes", 16 * 1024 * 1024)?,
+                total_bytes: positive(c, "MailboxTotalMaxBytes", 1024 * 1024 * 1024)?,
+            },
+            store_in_flight_max: positive(c, "StoreInFlightMax", 65_536)?,
+            client_max_frame: match c.get_or("ClientMaxFrameBytes", 64 * 1024)? {
+                n if n < 1024 => {
+                    return Err(ConfigError(format!(
+                        "bad value for ClientMaxFrameBytes: \"{n}\" (at least 1024)"
+                    )))
+                }
+                n => n,
+            },
+            unacked_max: positive(c, "ConnUnackedMax", 10_000)?,
+            unacked_max_bytes: positive(c, "ConnUnackedMaxBytes", 4 * 1024 * 1024)?,
             rate_limit: c.get_or("MsgRateLimit", 1_000)?,
             stats_interval: match c.get_or("StatsIntervalSec", 60)? {
                 0 => {
@@ -123,6 +217,16 @@ impl Settings {
             status_notify_max: c.get_or("StatusNotifyMax", 1_000)?,
             login_key: crate::login::link_auth::SharedKey::from_config(c.get("LoginServerKey")),
         })
+    }
+}
+
+/// `key` as a number above 0, `default` when absent.
+fn positive(c: &Config, key: &str, default: usize) -> Result<usize, ConfigError> {
+    match c.get_or(key, default)? {
+        0 => Err(ConfigError(format!(
+            "bad value for {key}: \"0\" (must be above 0)"
+        ))),
+        n => Ok(n),
     }
 }
 
@@ -170,6 +274,21 @@ pub const KEYS: &[Key] = &[
         help: "accounts file (servers/src/users.rs); none: nobody can log in",
     },
     Key {
+        name: "GroupsFile",
+        default: "",
+        help: "normal groups, one a line: id name creator member,member,...",
+    },
+    Key {
+        name: "GroupsMax",
+        default: "10000",
+        help: "most groups (normal and temporary); more are refused",
+    },
+    Key {
+        name: "GroupMembersMax",
+        default: "500",
+        help: "most members of a group",
+    },
+    Key {
         name: "LoginTimeoutMs",
         default: "15000",
         help: "close a client not logged in within this",
@@ -200,9 +319,64 @@ pub const KEYS: &[Key] = &[
         help: "close a client with more unsent output than this",
     },
     Key {
+        name: "Store",
+        default: "sqlite",
+        help: "where messages are kept: sqlite (durable) or memory (lost at exit)",
+    },
+    Key {
+        name: "DbPath",
+        default: "msg_server.db",
+        help: "SQLite database file (Store=sqlite)",
+    },
+    Key {
+        name: "DbSynchronous",
+        default: "full",
+        help: "full: commits survive a power cut; normal: a crash of the process",
+    },
+    Key {
+        name: "StoreBatchMax",
+        default: "4096",
+        help: "most store operations committed in one transaction",
+    },
+    Key {
+        name: "MemoryHistoryPerSession",
+        default: "1000",
+        help: "messages of history kept per session (Store=memory)",
+    },
+    Key {
+        name: "StoreInFlightMax",
+        default: "65536",
+        help: "refuse messages while this many wait for the store",
+    },
+    Key {
         name: "OfflineQueueMax",
         default: "10000",
-        help: "messages kept per offline user",
+        help: "undelivered messages kept per user; more are refused",
+    },
+    Key {
+        name: "MailboxMaxBytes",
+        default: "16777216",
+        help: "undelivered bytes kept per user; more are refused",
+    },
+    Key {
+        name: "MailboxTotalMaxBytes",
+        default: "1073741824",
+        help: "undelivered bytes kept for all users; more are refused",
+    },
+    Key {
+        name: "ClientMaxFrameBytes",
+        default: "65536",
+        help: "largest frame a client may send (closed past it)",
+    },
+    Key {
+        name: "ConnUnackedMax",
+        default: "10000",
+        help: "close a connection with this many unacknowledged deliveries",
+    },
+    Key {
+        name: "ConnUnackedMaxBytes",
+        default: "4194304",
+        help: "close a connection with this many unacknowledged bytes",
     },
     Key {
         name: "MsgRateLimit",

@@ -19,6 +19,8 @@ pub const T: Duration = Duration::from_secs(10);
 pub struct Proc {
     pub child: Child,
     pub listens: Vec<(String, SocketAddr)>,
+    /// A database file (and its WAL files) removed after the process.
+    pub db: Option<PathBuf>,
 }
 
 impl Proc {
@@ -54,7 +56,11 @@ impl Proc {
             }
         }
         std::thread::spawn(move || for _ in lines {});
-        Proc { child, listens }
+        Proc {
+            child,
+            listens,
+            db: None,
+        }
     }
 
     pub fn addr(&self, name: &str) -> SocketAddr {
@@ -96,6 +102,11 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(db) = &self.db {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+        }
     }
 }
 
@@ -143,9 +154,26 @@ pub fn users_file(tag: &str, n: u32) -> PathBuf {
     path
 }
 
-/// msg_server with `users`, registering with `login` if given.
+/// A fresh database path in the target directory, named after `tag`
+/// (removed first, with its WAL files, if a previous run left one).
+pub fn db_path(tag: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("msg-{tag}-{}-{n}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+/// msg_server with `users`, registering with `login` if given; its database
+/// is a fresh file unless `extra` names one (`--DbPath`).
 pub fn msg_server(users: &std::path::Path, login: Option<SocketAddr>, extra: &[&str]) -> Proc {
     let users = users.to_str().unwrap().to_string();
+    let fresh = db_path("t");
+    let db = fresh.to_str().unwrap().to_string();
     let mut args = vec![
         "--ListenPort",
         "0",
@@ -154,6 +182,9 @@ pub fn msg_server(users: &std::path::Path, login: Option<SocketAddr>, extra: &[&
         "--LinkRetryMinMs",
         "100",
     ];
+    if !extra.contains(&"--DbPath") {
+        args.extend(["--DbPath", &db]);
+    }
     let (ip, port);
     if let Some(l) = login {
         ip = l.ip().to_string();
@@ -161,7 +192,11 @@ pub fn msg_server(users: &std::path::Path, login: Option<SocketAddr>, extra: &[&
         args.extend(["--LoginServerIP1", &ip, "--LoginServerPort1", &port]);
     }
     args.extend(extra);
-    Proc::start(env!("CARGO_BIN_EXE_msg_server"), &args, 1)
+    let mut p = Proc::start(env!("CARGO_BIN_EXE_msg_server"), &args, 1);
+    if !extra.contains(&"--DbPath") {
+        p.db = Some(fresh);
+    }
+    p
 }
 
 /// User `id` of a [`users_file`], logged in.
@@ -276,4 +311,75 @@ pub fn established_on(port: u16) -> usize {
         }
     }
     n
+}
+
+/// Sends `req` as (`service`, `command`) and returns the first answer with
+/// command `answer` (frames in between - deliveries, acks - are skipped).
+pub fn ask<Req: pdu::Message, Rsp: pdu::Message + Default>(
+    c: &mut ImClient,
+    service: u16,
+    command: u16,
+    req: &Req,
+    answer: u16,
+) -> Rsp {
+    let seq = c.send_pdu(service, command, req).unwrap();
+    let deadline = Instant::now() + T;
+    loop {
+        let pdu = c.recv_pdu(deadline).unwrap();
+        if pdu.command_id() == answer {
+            assert_eq!(
+                pdu.seq_num(),
+                seq,
+                "answer {answer:#x} carries the request's seq"
+            );
+            return pdu.decode_body().unwrap();
+        }
+    }
+}
+
+/// A session's whole history as (msg_id, sender, text), oldest first,
+/// fetched a page (0x0309) at a time.
+pub fn history(c: &mut ImClient, peer: u32) -> Vec<(u32, u32, Vec<u8>)> {
+    use pdu::proto::{ImGetMsgListReq, ImGetMsgListRsp, SessionType};
+    let mut out = Vec::new();
+    let mut begin = 0;
+    loop {
+        let req = ImGetMsgListReq {
+            user_id: c.user_id,
+            session_type: SessionType::Single as i32,
+            session_id: peer,
+            msg_id_begin: begin,
+            msg_cnt: 100,
+            attach_data: None,
+        };
+        let rsp: ImGetMsgListRsp = ask(
+            c,
+            pdu::sid::MSG,
+            pdu::cid::msg::LIST_REQUEST,
+            &req,
+            pdu::cid::msg::LIST_RESPONSE,
+        );
+        let last = rsp.msg_list.last().map(|m| m.msg_id);
+        out.extend(
+            rsp.msg_list
+                .into_iter()
+                .map(|m| (m.msg_id, m.from_session_id, m.msg_data)),
+        );
+        match last {
+            Some(id) if id > 1 => begin = id - 1,
+            _ => break,
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// Every message delivered to `c` until nothing arrives for `quiet`
+/// (each is acked), as (sender, msg_id, text).
+pub fn drain(c: &mut ImClient, quiet: Duration) -> Vec<(u32, u32, Vec<u8>)> {
+    let mut got = Vec::new();
+    while let Some(m) = c.next_message(Instant::now() + quiet).unwrap() {
+        got.push((m.from_user_id, m.msg_id, m.msg_data));
+    }
+    got
 }

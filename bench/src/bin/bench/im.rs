@@ -6,6 +6,10 @@ use super::*;
 
 pub(crate) const IM_USERS: [u32; 2] = [1_000, 10_000];
 
+/// msg_server's message stores, compared in the same run: in memory (the
+/// comparator) and durable (SQLite, group commit, ack after commit).
+pub(crate) const IM_STORES: [&str; 2] = ["memory", "sqlite"];
+
 /// `key value` pairs of one `im_*` line.
 pub(crate) fn kv(line: &str) -> std::collections::HashMap<&str, &str> {
     let f: Vec<&str> = line.split_whitespace().collect();
@@ -26,13 +30,18 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
     let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
     let step = o.seconds.min(5.0);
     let mut runs = Vec::new();
-    for users in IM_USERS {
+    for (users, store) in IM_USERS
+        .iter()
+        .flat_map(|u| IM_STORES.iter().map(move |s| (*u, *s)))
+    {
         let mut cmd = Command::new(o.bin.join("im_bench"));
         cmd.args([
             "--users",
             &users.to_string(),
             "--step-secs",
             &step.to_string(),
+            "--store",
+            store,
         ]);
         if !o.pin {
             cmd.arg("--no-pin");
@@ -46,25 +55,31 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
                 .unwrap_or("no im_fail line: see stderr")
                 .to_string();
             return Err(format!(
-                "IM routing, {users} users: EXACTLY-ONCE OR RUN FAILURE ({}): {why}",
+                "IM routing, {users} users, {store} store: EXACTLY-ONCE OR RUN FAILURE ({}): {why}",
                 out.status
             )
             .into());
         }
         for l in text.lines().filter(|l| l.starts_with("im_best")) {
-            eprintln!("im {users} users: {l}");
+            eprintln!("im {users} users, {store} store: {l}");
         }
-        runs.push((users, text));
+        runs.push((users, store, text));
     }
     let load_after = sh("cut -d' ' -f1-3 /proc/loadavg");
     writeln!(md, "## 5. IM routing\n")?;
-    writeln!(md, "`im_bench` (netlib: one EventDispatch, one non-blocking connection per user) writes a users file of N users, starts `msg_server --ListenPort 0 --UsersFile F --MsgRateLimit 1000000 --ClientIdleMs 600000 --MaxConnCnt 100000`{}, logs all N users in ({} logins in flight at a time), then climbs a ladder of target rates. Each step sends for {step} s from a 1 ms repeating timer (the messages due so far, at most 20 ms' worth per tick, so a generator that falls behind shows as a lower achieved rate), each message from a random user to a random other user, carrying its sender, receiver, per-sender sequence number and send time (monotonic ns) in `msg_data`. Receivers ack every delivery (IMMsgDataAck with the server's msg_id) and record send-to-receive latency (hdrhistogram). After sending it waits up to 2 s for stragglers, then checks exactly-once over every message of the step: acknowledged by the server (acks checked in order against the header seq_num), received once by the right user from the right sender. A step **passes** when all of that holds within the 2 s and the achieved rate is >= 95% of the target; it fails as `gen_limit` if the generator sent less, or as `late` if messages were still missing after 2 s (the generator then waits until they all arrive and checks them: a message that never arrives, a duplicate, a misrouted message or a closed connection ends the run with an error - none did in this run). The ladder stops at the first failing step; the highest passing rate is the result, then {step} s runs at 50% and 90% of it give the latency figures. CPU columns are cores used (utime+stime / wall) by the generator and by msg_server over the step and its drain.\n",
+    writeln!(md, "`im_bench` (netlib: one EventDispatch, one non-blocking connection per user) writes a users file of N users, starts `msg_server --ListenPort 0 --UsersFile F --MsgRateLimit 1000000 --ClientIdleMs 600000 --MaxConnCnt 100000 --Store S --DbPath <fresh file> --StoreInFlightMax 1000000000` (no refusal when the store falls behind: it shows as a late step){}, logs all N users in ({} logins in flight at a time), then climbs a ladder of target rates. Each step sends for {step} s from a 1 ms repeating timer (the messages due so far, at most 20 ms' worth per tick, so a generator that falls behind shows as a lower achieved rate), each message from a random user to a random other user, carrying its sender, receiver, per-sender sequence number and send time (monotonic ns) in `msg_data`. Receivers ack every delivery (IMMsgDataAck with the server's msg_id) and record send-to-receive latency (hdrhistogram). After sending it waits up to 2 s for stragglers, then checks exactly-once over every message of the step: acknowledged by the server (acks checked in order against the header seq_num), received once by the right user from the right sender. A step **passes** when all of that holds within the 2 s and the achieved rate is >= 95% of the target; it fails as `gen_limit` if the generator sent less, or as `late` if messages were still missing after 2 s (the generator then waits until they all arrive and checks them: a message that never arrives, a duplicate, a misrouted message or a closed connection ends the run with an error - none did in this run). The ladder stops at the first failing step; the highest passing rate is the result, then {step} s runs at 50% and 90% of it give the latency figures. CPU columns are cores used (utime+stime / wall) by the generator and by msg_server over the step and its drain. Each user count runs twice, one run after the other, against the same msg_server build: `Store=memory` (messages in memory, lost at exit: the comparator) and `Store=sqlite` (the default: SQLite in WAL mode with `synchronous=FULL`, written by the store thread with group commit; the sender's ack leaves only after the commit, and receivers' acks delete mailbox rows).\n",
         if o.pin { " pinned to core 0 (taskset), the generator on core 1" } else { "" },
         256)?;
     writeln!(md, "Run: `bench im` at netlib commit {}, load average before / after {load_before} / {load_after}, {:.0} s.\n", sh("git rev-parse --short HEAD"), started.elapsed().as_secs_f64())?;
-    writeln!(md, "| users | login s | highest zero-loss rate msg/s | next step failed as | p50 / p99 ms at 50% | p50 / p99 ms at 90% |")?;
-    writeln!(md, "|---|---|---|---|---|---|")?;
-    for (users, text) in &runs {
+    writeln!(md, "| users | store | login s | highest zero-loss rate msg/s | durable / memory | next step failed as | p50 / p99 ms at 50% | p50 / p99 ms at 90% |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+    let best_rate = |text: &str| -> Option<f64> {
+        text.lines()
+            .filter(|l| l.starts_with("im_best"))
+            .map(kv)
+            .find_map(|m| m.get("rate").and_then(|r| r.parse().ok()))
+    };
+    for (users, store, text) in &runs {
         let find = |prefix: &str, kind: Option<&str>| {
             text.lines()
                 .filter(|l| l.starts_with(prefix))
@@ -87,9 +102,21 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
                 )
             })
         };
+        let ratio = if *store == "memory" {
+            "-".to_string()
+        } else {
+            let memory = runs
+                .iter()
+                .find(|(u, s, _)| u == users && *s == "memory")
+                .and_then(|(_, _, t)| best_rate(t));
+            match (best_rate(text), memory) {
+                (Some(d), Some(m)) if m > 0.0 => format!("{:.2}", d / m),
+                _ => "-".to_string(),
+            }
+        };
         writeln!(
             md,
-            "| {users} | {} | {} | {} | {} | {} |",
+            "| {users} | {store} | {} | {} | {ratio} | {} | {} | {} |",
             login.unwrap_or_else(|| "-".into()),
             best.as_ref().and_then(|m| m.get("rate")).unwrap_or(&"-"),
             best.as_ref().and_then(|m| m.get("limit")).unwrap_or(&"-"),
@@ -98,17 +125,17 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
         )?;
     }
     writeln!(md, "\nEvery step:\n")?;
-    writeln!(md, "| users | step | target msg/s | achieved msg/s | sent | acked by server | received once | dup | missing after 2 s | p50 ms | p99 ms | p999 ms | max ms | generator CPU | msg_server CPU | result |")?;
+    writeln!(md, "| users | store | step | target msg/s | achieved msg/s | sent | acked by server | received once | dup | missing after 2 s | p50 ms | p99 ms | p999 ms | max ms | generator CPU | msg_server CPU | result |")?;
     writeln!(
         md,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )?;
-    for (users, text) in &runs {
+    for (users, store, text) in &runs {
         for m in text.lines().filter(|l| l.starts_with("im_step")).map(kv) {
             let g = |k: &str| m.get(k).copied().unwrap_or("?");
             writeln!(
                 md,
-                "| {users} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {users} | {store} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 g("kind"), g("target"), g("rate"), g("sent"), g("acked"), g("received"), g("dup"), g("missing"),
                 ms(g("p50_us")), ms(g("p99_us")), ms(g("p999_us")), ms(g("max_us")), g("gen_cpu"), g("server_cpu"), g("result")
             )?;
@@ -117,6 +144,7 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
             writeln!(md, "\n`{l}`")?;
         }
     }
+    writeln!(md, "\nmsg_server's store thread runs on the same pinned core as its loop, so the durable store's CPU is taken from the loop's; a load average above the machine's core count means other processes shared the cores during the run, and the rates and latencies are then lower bounds of what this build does on a quiet machine (compare the two stores within the run, not across runs).\n")?;
     writeln!(md, "\nA generator CPU well under 1.0 on a `gen_limit` step means the generator was not busy but not scheduled either: core 1 is shared with other work on this machine (see the load average).\n")?;
     Ok(())
 }

@@ -1,0 +1,390 @@
+//! Groups: normal groups from the groups file, temporary groups created by
+//! clients (0x0405), membership changes (0x0407) with a notify (0x040b) to
+//! every member, the user's group list (0x0401) and group info (0x0403).
+//!
+//! The loop keeps every group in memory ([`MsgState`]'s `groups`, bounded by
+//! `GroupsMax` and `GroupMembersMax`) to fan group messages out without
+//! asking the store; the store keeps them across restarts. A change is
+//! applied to the loop's copy at once (so the next change builds on it) and
+//! answered once the store has committed it.
+//!
+//! Who may change what: any member may add users to a temporary group; only
+//! its creator may remove others, and anyone may leave; a normal group is
+//! changed only by its creator.
+//!
+//! The groups file has one group a line, `#` comments:
+//!
+//! ```text
+//! # id name creator members
+//! 100 engineering 1 1,2,3
+//! ```
+
+use super::route::{answer, reply_seq};
+use super::store::{Done, GroupRecord, Op, Outcome};
+use super::{MsgConn, MsgState};
+use crate::users::Users;
+use imconn::ConnCtx;
+use pdu::proto::{
+    GroupInfo, GroupModifyType, GroupType, GroupVersionInfo, ImGroupChangeMemberNotify,
+    ImGroupChangeMemberReq, ImGroupChangeMemberRsp, ImGroupCreateReq, ImGroupCreateRsp,
+    ImGroupInfoListReq, ImGroupInfoListRsp, ImNormalGroupListReq, ImNormalGroupListRsp,
+};
+use pdu::{cid, sid, Header, PduRef};
+use std::collections::HashSet;
+use std::path::Path;
+
+/// Reads the groups file: every member and creator must be an account, ids
+/// unique and above 0, at most `members_max` members.
+pub fn load(path: &Path, users: &Users, members_max: usize) -> Result<Vec<GroupRecord>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse(&text, users, members_max).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn parse(text: &str, users: &Users, members_max: usize) -> Result<Vec<GroupRecord>, String> {
+    let ids: HashSet<u32> = users.iter().map(|u| u.id).collect();
+    let mut seen = HashSet::new();
+    let mut groups = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |why: &str| format!("line {}: {why}: {line:?}", n + 1);
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [id, name, creator, members] = f[..] else {
+            return Err(bad("expected: id name creator member,member,..."));
+        };
+        let id: u32 = id
+            .parse()
+            .ok()
+            .filter(|i| *i > 0)
+            .ok_or_else(|| bad("bad id"))?;
+        let creator: u32 = creator.parse().map_err(|_| bad("bad creator"))?;
+        let mut members: Vec<u32> = members
+            .split(',')
+            .map(|m| m.parse::<u32>().map_err(|_| bad("bad member id")))
+            .collect::<Result<_, _>>()?;
+        members.push(creator);
+        members.sort_unstable();
+        members.dedup();
+        if let Some(m) = members.iter().find(|m| !ids.contains(m)) {
+            return Err(bad(&format!("user {m} is not in the users file")));
+        }
+        if members.len() > members_max {
+            return Err(bad("more members than GroupMembersMax"));
+        }
+        if !seen.insert(id) {
+            return Err(bad("duplicate group id"));
+        }
+        groups.push(GroupRecord {
+            id,
+            name: name.to_string(),
+            avatar: String::new(),
+            creator,
+            kind: GroupType::Normal as i32,
+            version: 1,
+            members,
+        });
+    }
+    Ok(groups)
+}
+
+/// Whether `user` is a member of `group`.
+pub(super) fn is_member(state: &MsgState, group: u32, user: u32) -> bool {
+    state
+        .groups
+        .get(&group)
+        .is_some_and(|g| g.members.binary_search(&user).is_ok())
+}
+
+fn info(g: &GroupRecord) -> GroupInfo {
+    GroupInfo {
+        group_id: g.id,
+        version: g.version,
+        group_name: g.name.clone(),
+        group_avatar: g.avatar.clone(),
+        group_creator_id: g.creator,
+        group_type: g.kind,
+        shield_status: 0,
+        group_member_list: g.members.clone(),
+    }
+}
+
+/// 0x0401 -> 0x0402: the groups the user is in, with their versions.
+pub(super) fn list(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
+    let Some((user, req)) = super::request::<ImNormalGroupListReq>(cx, pdu) else {
+        return;
+    };
+    let mut list: Vec<GroupVersionInfo> = cx
+        .shared
+        .groups
+        .values()
+        .filter(|g| g.members.binary_search(&user).is_ok())
+        .map(|g| GroupVersionInfo {
+            group_id: g.id,
+            version: g.version,
+        })
+        .collect();
+    list.sort_by_key(|g| g.group_id);
+    let res = ImNormalGroupListRsp {
+        user_id: user,
+        group_version_list: list,
+        attach_data: req.attach_data,
+    };
+    let (h, seq) = (cx.handle(), pdu.seq_num());
+    reply_seq(
+        cx,
+        h,
+        seq,
+        sid::GROUP,
+        cid::group::NORMAL_LIST_RESPONSE,
+        &res,
+    );
+}
+
+/// 0x0403 -> 0x0404: the asked groups the user is in whose version is newer
+/// than the one the client has.
+pub(super) fn infos(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
+    let Some((user, req)) = super::request::<ImGroupInfoListReq>(cx, pdu) else {
+        return;
+    };
+    let max = cx.shared.settings.groups_max;
+    let res = ImGroupInfoListRsp {
+        user_id: user,
+        group_info_list: req
+            .group_version_list
+            .iter()
+            .take(max)
+            .filter_map(|v| cx.shared.groups.get(&v.group_id).map(|g| (v, g)))
+            .filter(|(v, g)| g.members.binary_search(&user).is_ok() && g.version > v.version)
+            .map(|(_, g)| info(g))
+            .collect(),
+        attach_data: req.attach_data,
+    };
+    let (h, seq) = (cx.handle(), pdu.seq_num());
+    reply_seq(cx, h, seq, sid::GROUP, cid::group::INFO_RESPONSE, &res);
+}
+
+/// 0x0405 -> 0x0406: a temporary group of the creator and the listed users
+/// (ids that are not accounts are left out). Result 1 for a normal group
+/// (operator only), too many members, or too many groups.
+pub(super) fn create(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
+    let Some((user, req)) = super::request::<ImGroupCreateReq>(cx, pdu) else {
+        return;
+    };
+    let mut members: Vec<u32> = req
+        .member_id_list
+        .iter()
+        .copied()
+        .filter(|m| cx.shared.user_ids.contains(m))
+        .chain([user])
+        .collect();
+    members.sort_unstable();
+    members.dedup();
+    let mut res = ImGroupCreateRsp {
+        user_id: user,
+        result_code: 1,
+        group_id: None,
+        group_name: req.group_name.clone(),
+        user_id_list: members.clone(),
+        attach_data: req.attach_data,
+    };
+    let why = if req.group_type != GroupType::Tmp as i32 {
+        Some("only temporary groups are created by clients")
+    } else if members.len() > cx.shared.settings.group_members_max {
+        Some("more members than GroupMembersMax")
+    } else if cx.shared.groups.len() >= cx.shared.settings.groups_max {
+        Some("GroupsMax groups exist")
+    } else {
+        None
+    };
+    let (h, seq) = (cx.handle(), pdu.seq_num());
+    if let Some(why) = why {
+        log::warn!("{h} user {user}: group not created: {why}");
+        return reply_seq(cx, h, seq, sid::GROUP, cid::group::CREATE_RESPONSE, &res);
+    }
+    let group = GroupRecord {
+        id: 0,
+        name: req.group_name,
+        avatar: req.group_avatar,
+        creator: user,
+        kind: GroupType::Tmp as i32,
+        version: 1,
+        members,
+    };
+    let mut record = group.clone();
+    let done: Done = Box::new(move |s, ctx, outcome| {
+        if let Outcome::GroupCreated(id) = outcome {
+            record.id = id;
+            s.shared.groups.insert(id, record);
+            res.result_code = 0;
+            res.group_id = Some(id);
+        } else {
+            log::error!("{h} user {user}: group not created: {outcome:?}");
+        }
+        answer(s, ctx, h, |cx| {
+            reply_seq(cx, h, seq, sid::GROUP, cid::group::CREATE_RESPONSE, &res)
+        });
+    });
+    cx.shared.submit(Op::CreateGroup(group), Some(done));
+}
+
+/// 0x0407 -> 0x0408, and 0x040b to every member's (and removed user's)
+/// other connections.
+pub(super) fn change_members(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
+    let Some((user, req)) = super::request::<ImGroupChangeMemberReq>(cx, pdu) else {
+        return;
+    };
+    let (h, seq) = (cx.handle(), pdu.seq_num());
+    let mut res = ImGroupChangeMemberRsp {
+        user_id: user,
+        change_type: req.change_type,
+        result_code: 1,
+        group_id: req.group_id,
+        cur_user_id_list: Vec::new(),
+        chg_user_id_list: Vec::new(),
+        attach_data: req.attach_data,
+    };
+    let add = req.change_type == GroupModifyType::Add as i32;
+    let max = cx.shared.settings.group_members_max;
+    let user_ids = &cx.shared.user_ids;
+    let refused = match cx.shared.groups.get_mut(&req.group_id) {
+        None => Some("no such group"),
+        Some(g) if g.members.binary_search(&user).is_err() => Some("not a member"),
+        Some(g) if g.kind == GroupType::Normal as i32 && g.creator != user => {
+            Some("a normal group is changed by its creator only")
+        }
+        Some(g) => {
+            let changed: Vec<u32> = req
+                .member_id_list
+                .iter()
+                .copied()
+                .filter(|m| {
+                    if add {
+                        user_ids.contains(m) && g.members.binary_search(m).is_err()
+                    } else {
+                        g.members.binary_search(m).is_ok() && (g.creator == user || *m == user)
+                    }
+                })
+                .collect::<std::collections::BTreeSet<u32>>()
+                .into_iter()
+                .collect();
+            if add && g.members.len() + changed.len() > max {
+                Some("more members than GroupMembersMax")
+            } else if changed.is_empty() {
+                Some("nothing to change (or not allowed to)")
+            } else {
+                if add {
+                    g.members.extend(&changed);
+                    g.members.sort_unstable();
+                } else {
+                    g.members.retain(|m| changed.binary_search(m).is_err());
+                }
+                g.version += 1;
+                res.cur_user_id_list = g.members.clone();
+                res.chg_user_id_list = changed;
+                None
+            }
+        }
+    };
+    if let Some(why) = refused {
+        log::info!("{h} user {user}: group {} not changed: {why}", req.group_id);
+        res.cur_user_id_list = cx
+            .shared
+            .groups
+            .get(&req.group_id)
+            .filter(|g| g.members.binary_search(&user).is_ok())
+            .map(|g| g.members.clone())
+            .unwrap_or_default();
+        return reply_seq(
+            cx,
+            h,
+            seq,
+            sid::GROUP,
+            cid::group::CHANGE_MEMBER_RESPONSE,
+            &res,
+        );
+    }
+    let version = cx.shared.groups[&req.group_id].version;
+    let op = Op::SetMembers {
+        group: req.group_id,
+        members: res.cur_user_id_list.clone(),
+        version,
+    };
+    let done: Done = Box::new(move |s, ctx, outcome| {
+        if matches!(outcome, Outcome::Done) {
+            res.result_code = 0;
+        } else {
+            log::error!("group {}: change not stored: {outcome:?}", res.group_id);
+        }
+        answer(s, ctx, h, |cx| {
+            reply_seq(
+                cx,
+                h,
+                seq,
+                sid::GROUP,
+                cid::group::CHANGE_MEMBER_RESPONSE,
+                &res,
+            );
+            if res.result_code == 0 {
+                notify(cx, user, &res);
+            }
+        });
+    });
+    cx.shared.submit(op, Some(done));
+}
+
+fn notify(cx: &mut ConnCtx<'_, MsgConn>, by: u32, res: &ImGroupChangeMemberRsp) {
+    let note = ImGroupChangeMemberNotify {
+        user_id: by,
+        change_type: res.change_type,
+        group_id: res.group_id,
+        cur_user_id_list: res.cur_user_id_list.clone(),
+        chg_user_id_list: res.chg_user_id_list.clone(),
+    };
+    let header = Header::new(sid::GROUP, cid::group::CHANGE_MEMBER_NOTIFY);
+    let me = cx.handle();
+    let mut to: Vec<u32> = res.cur_user_id_list.clone();
+    to.extend(&res.chg_user_id_list);
+    to.sort_unstable();
+    to.dedup();
+    for u in to {
+        for conn in cx.shared.online.get(u).to_vec() {
+            if conn != me {
+                let _ = cx.send_pdu_to(conn, &header, &note);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users(n: u32) -> Users {
+        let text: String = (1..=n)
+            .map(|i| crate::users::user_line(i, &format!("u{i}"), "s", "p") + "\n")
+            .collect();
+        Users::parse(&text).unwrap()
+    }
+
+    #[test]
+    fn groups_file_lines_and_their_errors() {
+        let g = parse("# comment\n\n100 eng 1 2,3,2\n7 ops 3 3\n", &users(3), 10).unwrap();
+        assert_eq!(g.len(), 2);
+        assert_eq!((g[0].id, g[0].name.as_str(), g[0].creator), (100, "eng", 1));
+        assert_eq!(g[0].members, [1, 2, 3]);
+        assert_eq!(g[1].members, [3]);
+        for (text, why) in [
+            ("1 a 1", "expected"),
+            ("0 a 1 1", "bad id"),
+            ("1 a 1 9", "user 9"),
+            ("1 a 1 1\n1 b 1 1", "duplicate"),
+            ("1 a 1 x", "bad member"),
+            ("1 a 1 1,2,3", "GroupMembersMax"),
+        ] {
+            let e = parse(text, &users(3), 2).unwrap_err();
+            assert!(e.contains(why), "{text:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! A message's way: from its sender, through the store, to its receivers.
+//!
+//! 1. [`message`] checks the message (a receiver that exists, a known type,
+//!    content) and submits it to the store; nothing is sent yet.
+//! 2. When the store has committed it ([`Outcome::Stored`], with its id in
+//!    its session), the sender gets its `IMMsgDataAck`, every connection of
+//!    the receiver gets the message, and the sender's other connections a
+//!    copy. A refused message is logged and not acknowledged: TeamTalk's
+//!    `IMMsgDataAck` has no result field, and a TeamTalk client shows a
+//!    message without an ack as not sent - TeamTalk's own msg_server
+//!    signals its failures the same way.
+//! 3. The message stays in the receiver's mailbox until one of its
+//!    connections acks the delivery ([`delivery_ack`]). A connection's
+//!    unacknowledged deliveries are bounded in count and bytes (past them it
+//!    is closed; the messages stay in the mailbox).
+//! 4. At login, and when a connection closes with deliveries unacknowledged,
+//!    the mailbox is fed from the store to one connection of the user
+//!    ([`start_drain`]), a window at a time, paced by acks and by the
+//!    connection's output queue. While a mailbox is being fed, new messages
+//!    for that user join it instead of going direct, so order is kept.
+//!
+//! Delivery is at least once: a client may see a message id twice (after a
+//! reconnect, or on two devices) and keeps the first.
+
+use super::store::{Done, NewMessage, Op, Outcome, SessionKey, StoredMessage};
+use super::{unix_now, Drain, MsgConn, MsgState};
+use imconn::{ConnCtx, ImServer};
+use netlib::{Context, Handle};
+use pdu::proto::{ImMsgData, ImMsgDataAck, MsgType};
+use pdu::{cid, sid, Header, PduRef};
+
+/// Deliveries in flight per connection while feeding it a mailbox.
+const BACKLOG_WINDOW: usize = 256;
+
+/// Runs `f` as a hook of the first open connection among `handles` (any
+/// one gives access to every connection); false if none is open.
+fn with_any(
+    s: &mut ImServer<MsgConn>,
+    ctx: &mut Context,
+    handles: impl IntoIterator<Item = Handle>,
+    f: impl FnOnce(&mut ConnCtx<'_, MsgConn>),
+) -> bool {
+    let Some(h) = handles.into_iter().find(|h| s.conns().get(*h).is_some()) else {
+        return false;
+    };
+    s.with_conn(ctx, h, |_, cx| f(cx)).is_some()
+}
+
+/// `IMMsgData` from a logged-in client.
+pub(super) fn message(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
+    let Some(msg) = super::decode::<ImMsgData>(cx, pdu) else {
+        return;
+    };
+    let h = cx.handle();
+    let Some(from) = cx.shared.user_of(h) else {
+        return;
+    };
+    let to = msg.to_session_id;
+    let refuse = |cx: &mut ConnCtx<'_, MsgConn>, why: &str| {
+        log::warn!("{h} message from {from} to {to} refused: {why} (not acknowledged, not stored)");
+        cx.shared.refused += 1;
+    };
+    let (session, receivers) = match MsgType::try_from(msg.msg_type) {
+        Ok(MsgType::SingleText | MsgType::SingleAudio) => {
+            if !cx.shared.user_ids.contains(&to) {
+                return refuse(cx, "no such user");
+            }
+            (SessionKey::single(from, to), vec![to])
+        }
+        Ok(MsgType::GroupText | MsgType::GroupAudio) => match cx.shared.groups.get(&to) {
+            None => return refuse(cx, "no such group"),
+            Some(g) if g.members.binary_search(&from).is_err() => {
+                return refuse(cx, "not a member of the group")
+            }
+            Some(g) => (
+                SessionKey::Group(to),
+                g.members.iter().copied().filter(|m| *m != from).collect(),
+            ),
+        },
+        Err(_) => return refuse(cx, "unknown message type"),
+    };
+    if msg.msg_data.is_empty() {
+        return refuse(cx, "empty message");
+    }
+    if cx.shared.store_busy() {
+        return refuse(cx, "store busy (StoreInFlightMax)");
+    }
+    let seq = pdu.seq_num();
+    let new = NewMessage {
+        session,
+        from,
+        receivers: receivers.clone(),
+        msg_type: msg.msg_type,
+        data: msg.msg_data,
+        create_time: unix_now(),
+    };
+    let done: Done =
+        Box::new(move |s, ctx, outcome| stored(s, ctx, h, seq, to, &receivers, outcome));
+    cx.shared.submit(Op::Append(new), Some(done));
+}
+
+/// The store answered a message from connection `h` (request `seq`) to
+/// session `to` (a user or a group) for `receivers`.
+fn stored(
+    s: &mut ImServer<MsgConn>,
+    ctx: &mut Context,
+    h: Handle,
+    seq: u16,
+    to: u32,
+    receivers: &[u32],
+    outcome: Outcome,
+) {
+    let (m, mailbox) = match outcome {
+        Outcome::Stored(m, mailbox) => (m, mailbox),
+        Outcome::Refused(why) => {
+            log::warn!("{h} message to {to} refused: {why} (not acknowledged)");
+            s.shared.refused += 1;
+            return;
+        }
+        other => {
+            log::error!("{h} message to {to}: unexpected store answer {other:?}");
+            return;
+        }
+    };
+    s.shared.messages += 1;
+    let from = m.from;
+    let mut handles = vec![h];
+    handles.extend(s.shared.online.get(from));
+    for r in receivers {
+        handles.extend(s.shared.online.get(*r));
+    }
+    with_any(s, ctx, handles, |cx| {
+        let ack = ImMsgDataAck {
+            user_id: from,
+            session_id: to,
+            msg_id: m.msg_id,
+            session_type: m.session.session_type() as i32,
+        };
+        let header = Header::new(sid::MSG, cid::msg::DATA_ACK).with_seq_num(seq);
+        let _ = cx.send_pdu_to(h, &header, &ack);
+        // While a receiver's mailbox is being fed, the message joins it
+        // (order).
+        // A group member whose mailbox was full gets it pushed once, not
+        // kept pending (the history has it).
+        for &r in receivers {
+            let pos = mailbox.iter().find(|(u, _)| *u == r).map(|(_, p)| *p);
+            if !cx.shared.drains.contains_key(&r) {
+                for target in cx.shared.online.get(r).to_vec() {
+                    deliver(cx, target, &m, r, pos);
+                }
+            }
+        }
+        if !receivers.contains(&from) {
+            let copy = m.to_msg_data(to);
+            let header = Header::new(sid::MSG, cid::msg::DATA);
+            for other in cx.shared.online.get(from).to_vec() {
+                if other != h {
+                    let _ = cx.send_pdu_to(other, &header, &copy);
+                }
+            }
+        }
+    });
+}
+
+/// Sends `m` to connection `conn` of `receiver` and, if it is in the
+/// receiver's mailbox at `pos`, keeps it pending until acked; closes the
+/// connection past its unacknowledged bounds.
+fn deliver(
+    cx: &mut ConnCtx<'_, MsgConn>,
+    conn: Handle,
+    m: &StoredMessage,
+    receiver: u32,
+    pos: Option<u64>,
+) {
+    let header = Header::new(sid::MSG, cid::msg::DATA);
+    let _ = cx.send_pdu_to(conn, &header, &m.to_msg_data(receiver));
+    let Some(pos) = pos else {
+        return;
+    };
+    let (max, max_bytes) = (
+        cx.shared.settings.unacked_max,
+        cx.shared.settings.unacked_max_bytes,
+    );
+    let pending = cx.shared.pending.entry(conn).or_default();
+    if pending
+        .msgs
+        .insert((m.session, m.msg_id), (m.data.len(), pos))
+        .is_none()
+    {
+        pending.bytes += m.data.len();
+    }
+    if pending.msgs.len() > max || pending.bytes > max_bytes {
+        log::warn!(
+            "{conn} closed: {} deliveries ({} bytes) left unacknowledged \
+             (ConnUnackedMax {max}, ConnUnackedMaxBytes {max_bytes})",
+            pending.msgs.len(),
+            pending.bytes
+        );
+        if conn == cx.handle() {
+            cx.close();
+        } else {
+            cx.close_conn(conn);
+        }
+    }
+}
+
+/// `IMMsgDataAck` from a receiver: the delivery leaves its mailbox.
+pub(super) fn delivery_ack(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
+    let Some(ack) = super::decode::<ImMsgDataAck>(cx, pdu) else {
+        return;
+    };
+    let h = cx.handle();
+    let Some(user) = cx.shared.user_of(h) else {
+        return;
+    };
+    let session = SessionKey::of(user, ack.session_type, ack.session_id);
+    let acked = cx.shared.pending.get_mut(&h).and_then(|p| {
+        let (bytes, pos) = p.msgs.remove(&(session, ack.msg_id))?;
+        p.bytes -= bytes;
+        Some(pos)
+    });
+    // Only what was delivered here costs the store an operation.
+    if let Some(pos) = acked {
+        cx.shared.submit(Op::Delivered { user, pos }, None);
+    }
+    pump_if_draining(cx);
+}
+
+/// Starts feeding `user`'s mailbox to connection `conn` (unless a feed is
+/// already running).
+pub(super) fn start_drain(cx: &mut ConnCtx<'_, MsgConn>, user: u32, conn: Handle) {
+    if cx.shared.drains.contains_key(&user) {
+        return;
+    }
+    let generation = cx.shared.next_generation;
+    cx.shared.next_generation += 1;
+    cx.shared.drains.insert(
+        user,
+        Drain {
+            conn,
+            after: 0,
+            fetching: false,
+            generation,
+        },
+    );
+    pump(cx, user);
+}
+
+/// Stops the feed of `user`'s mailbox if it goes to `conn`; true if it did.
+pub(super) fn stop_drain_on(state: &mut MsgState, user: u32, conn: Handle) -> bool {
+    if state.drains.get(&user).is_some_and(|d| d.conn == conn) {
+        state.drains.remove(&user);
+        true
+    } else {
+        false
+    }
+}
+
+/// Feeds more of the mailbox if this connection is being fed one.
+pub(super) fn pump_if_draining(cx: &mut ConnCtx<'_, MsgConn>) {
+    let h = cx.handle();
+    if let Some(user) = cx.shared.user_of(h) {
+        if cx.shared.drains.get(&user).is_some_and(|d| d.conn == h) {
+            pump(cx, user);
+        }
+    }
+}
+
+/// Fetches the next part of `user`'s mailbox while fewer than
+/// `BACKLOG_WINDOW` deliveries (and less than half the connection's
+/// unacknowledged bounds) are unacknowledged and the connection's output
+/// queue is below a quarter of the output cap.
+fn pump(cx: &mut ConnCtx<'_, MsgConn>, user: u32) {
+    let Some(d) = cx.shared.drains.get(&user).copied() else {
+        return;
+    };
+    if d.fetching {
+        return;
+    }
+    let (in_flight, held) = cx
+        .shared
+        .pending
+        .get(&d.conn)
+        .map_or((0, 0), |p| (p.msgs.len(), p.bytes));
+    let window = BACKLOG_WINDOW
+        .min(cx.shared.settings.unacked_max / 2)
+        .max(1);
+    let queued = if d.conn == cx.handle() {
+        cx.queued()
+    } else {
+        match cx.io_of(d.conn) {
+            Some(io) => io.queued(),
+            None => return,
+        }
+    };
+    if in_flight >= window
+        || held >= cx.shared.settings.unacked_max_bytes / 2
+        || queued >= cx.shared.settings.client_output_max / 4
+    {
+        return;
+    }
+    if let Some(d) = cx.shared.drains.get_mut(&user) {
+        d.fetching = true;
+    }
+    let generation = d.generation;
+    let done: Done = Box::new(move |s, ctx, outcome| backlog(s, ctx, user, generation, outcome));
+    cx.shared.submit(
+        Op::Undelivered {
+            user,
+            after: d.after,
+            limit: window - in_flight,
+        },
+        Some(done),
+    );
+}
+
+/// The store answered a mailbox fetch.
+fn backlog(
+    s: &mut ImServer<MsgConn>,
+    ctx: &mut Context,
+    user: u32,
+    generation: u64,
+    outcome: Outcome,
+) {
+    let Some(d) = s.shared.drains.get(&user).copied() else {
+        return;
+    };
+    if d.generation != generation {
+        return; // the feed moved on; its own fetch will come
+    }
+    let (items, complete) = match outcome {
+        Outcome::Backlog { items, complete } => (items, complete),
+        other => {
+            log::error!("user {user}: mailbox fetch failed: {other:?}; retried at next login");
+            s.shared.drains.remove(&user);
+            return;
+        }
+    };
+    let fed = with_any(s, ctx, [d.conn], |cx| {
+        // A feed keeps within half the connection's unacknowledged bounds;
+        // what does not fit now is fetched again later.
+        let byte_budget = cx.shared.settings.unacked_max_bytes / 2;
+        let mut all_fed = true;
+        for (pos, m) in &items {
+            let (already, held) = cx.shared.pending.get(&d.conn).map_or((false, 0), |p| {
+                (p.msgs.contains_key(&(m.session, m.msg_id)), p.bytes)
+            });
+            if !already {
+                if held > 0 && held + m.data.len() > byte_budget {
+                    all_fed = false;
+                    break;
+                }
+                deliver(cx, d.conn, m, user, Some(*pos));
+            }
+            if let Some(d) = cx.shared.drains.get_mut(&user) {
+                d.after = *pos;
+            }
+        }
+        if let Some(d) = cx.shared.drains.get_mut(&user) {
+            d.fetching = false;
+        }
+        if complete && all_fed {
+            cx.shared.drains.remove(&user);
+        } else {
+            pump(cx, user);
+        }
+    });
+    if !fed {
+        s.shared.drains.remove(&user);
+    }
+}
+
+/// Answers `pdu` from a query's outcome on connection `h`, if it is open.
+pub(super) fn answer(
+    s: &mut ImServer<MsgConn>,
+    ctx: &mut Context,
+    h: Handle,
+    f: impl FnOnce(&mut ConnCtx<'_, MsgConn>),
+) {
+    with_any(s, ctx, [h], f);
+}
+
+/// For queries: `reply` with a sequence number saved from the request.
+pub(super) fn reply_seq<M: pdu::Message>(
+    cx: &mut ConnCtx<'_, MsgConn>,
+    h: Handle,
+    seq: u16,
+    sid: u16,
+    cid: u16,
+    msg: &M,
+) {
+    let header = Header::new(sid, cid).with_seq_num(seq);
+    let _ = cx.send_pdu_to(h, &header, msg);
+}

@@ -1,0 +1,300 @@
+//! Groups end to end over the real msg_server: a normal group from the
+//! groups file, group messages fanned out to online members and kept for
+//! offline ones, temporary groups, membership changes with notifications,
+//! who may change what, and all of it across a restart.
+
+mod common;
+
+use common::*;
+use pdu::proto::*;
+use pdu::{cid, sid, Pdu};
+use servers::client::ImClient;
+use std::time::Instant;
+
+/// The next frame with command `command` (others are skipped).
+fn next_cmd(c: &mut ImClient, command: u16) -> Pdu {
+    let deadline = Instant::now() + T;
+    loop {
+        let p = c.recv_pdu(deadline).unwrap();
+        if p.command_id() == command {
+            return p;
+        }
+    }
+}
+
+/// The next group message, acknowledged as a group delivery.
+fn group_message(c: &mut ImClient) -> ImMsgData {
+    let m: ImMsgData = next_cmd(c, cid::msg::DATA).decode_body().unwrap();
+    let ack = ImMsgDataAck {
+        user_id: c.user_id,
+        session_id: m.to_session_id,
+        msg_id: m.msg_id,
+        session_type: SessionType::Group as i32,
+    };
+    c.send_pdu(sid::MSG, cid::msg::DATA_ACK, &ack).unwrap();
+    m
+}
+
+fn send_group(c: &mut ImClient, group: u32, text: &str) -> u16 {
+    let msg = ImMsgData {
+        from_user_id: c.user_id,
+        to_session_id: group,
+        msg_id: 0,
+        create_time: 0,
+        msg_type: MsgType::GroupText as i32,
+        msg_data: text.as_bytes().to_vec(),
+        attach_data: None,
+    };
+    c.send_pdu(sid::MSG, cid::msg::DATA, &msg).unwrap()
+}
+
+fn my_groups(c: &mut ImClient) -> Vec<(u32, u32)> {
+    let rsp: ImNormalGroupListRsp = ask(
+        c,
+        sid::GROUP,
+        cid::group::NORMAL_LIST_REQUEST,
+        &ImNormalGroupListReq {
+            user_id: c.user_id,
+            attach_data: None,
+        },
+        cid::group::NORMAL_LIST_RESPONSE,
+    );
+    rsp.group_version_list
+        .iter()
+        .map(|g| (g.group_id, g.version))
+        .collect()
+}
+
+fn group_info(c: &mut ImClient, group: u32) -> Option<GroupInfo> {
+    let rsp: ImGroupInfoListRsp = ask(
+        c,
+        sid::GROUP,
+        cid::group::INFO_REQUEST,
+        &ImGroupInfoListReq {
+            user_id: c.user_id,
+            group_version_list: vec![GroupVersionInfo {
+                group_id: group,
+                version: 0,
+            }],
+            attach_data: None,
+        },
+        cid::group::INFO_RESPONSE,
+    );
+    rsp.group_info_list.into_iter().next()
+}
+
+fn change(c: &mut ImClient, group: u32, add: bool, members: &[u32]) -> ImGroupChangeMemberRsp {
+    ask(
+        c,
+        sid::GROUP,
+        cid::group::CHANGE_MEMBER_REQUEST,
+        &ImGroupChangeMemberReq {
+            user_id: c.user_id,
+            change_type: if add {
+                GroupModifyType::Add
+            } else {
+                GroupModifyType::Del
+            } as i32,
+            group_id: group,
+            member_id_list: members.to_vec(),
+            attach_data: None,
+        },
+        cid::group::CHANGE_MEMBER_RESPONSE,
+    )
+}
+
+#[test]
+fn groups_from_file_and_clients_route_and_persist() {
+    let users = users_file("groups", 5);
+    let groups = users.with_extension("groups");
+    std::fs::write(&groups, "# id name creator members\n100 team 1 2,3\n").unwrap();
+    let db = db_path("groups");
+    let extra = [
+        "--GroupsFile",
+        groups.to_str().unwrap(),
+        "--DbPath",
+        db.to_str().unwrap(),
+    ];
+    let ms = msg_server(&users, None, &extra);
+    let addr = ms.addr("client");
+    let (mut u1, mut u2, mut u4) = (user(addr, 1), user(addr, 2), user(addr, 4));
+
+    // The normal group, as its members see it (0x0401, 0x0403).
+    assert_eq!(my_groups(&mut u2), [(100, 1)]);
+    assert!(my_groups(&mut u4).is_empty());
+    let info = group_info(&mut u2, 100).unwrap();
+    assert_eq!(info.group_member_list, [1, 2, 3]);
+    assert_eq!(
+        (
+            info.group_type,
+            info.group_creator_id,
+            info.group_name.as_str()
+        ),
+        (GroupType::Normal as i32, 1, "team")
+    );
+    assert!(group_info(&mut u4, 100).is_none(), "not a member");
+
+    // A group message: acked to the sender as a group message, to the online
+    // member at once, to the offline one (u3) at its login.
+    send_group(&mut u1, 100, "hello team");
+    let ack: ImMsgDataAck = next_cmd(&mut u1, cid::msg::DATA_ACK).decode_body().unwrap();
+    assert_eq!(
+        (ack.session_id, ack.msg_id, ack.session_type),
+        (100, 1, SessionType::Group as i32)
+    );
+    let m = group_message(&mut u2);
+    assert_eq!((m.from_user_id, m.to_session_id, m.msg_id), (1, 100, 1));
+    // Not a member, no such group: refused (no ack before the probe's).
+    send_group(&mut u4, 100, "let me in");
+    send_group(&mut u4, 999, "anyone?");
+    u4.send_text(5, "probe").unwrap();
+    let ack: ImMsgDataAck = next_cmd(&mut u4, cid::msg::DATA_ACK).decode_body().unwrap();
+    assert_eq!(
+        (ack.session_id, ack.session_type),
+        (5, SessionType::Single as i32)
+    );
+    assert_eq!(history_of_group(&mut u2, 100), [1]);
+    assert!(history_of_group(&mut u4, 100).is_empty());
+    let mut u3 = user(addr, 3);
+    let m = group_message(&mut u3);
+    assert_eq!(
+        (m.from_user_id, m.to_session_id, m.msg_data),
+        (1, 100, b"hello team".to_vec())
+    );
+
+    // A temporary group (0x0405): unknown ids are left out.
+    let created: ImGroupCreateRsp = ask(
+        &mut u4,
+        sid::GROUP,
+        cid::group::CREATE_REQUEST,
+        &ImGroupCreateReq {
+            user_id: 4,
+            group_type: GroupType::Tmp as i32,
+            group_name: "lunch".into(),
+            group_avatar: String::new(),
+            member_id_list: vec![5, 999],
+            attach_data: None,
+        },
+        cid::group::CREATE_RESPONSE,
+    );
+    assert_eq!(created.result_code, 0);
+    assert_eq!(created.user_id_list, [4, 5]);
+    let tmp = created.group_id.unwrap();
+    assert_ne!(tmp, 100);
+    let normal: ImGroupCreateRsp = ask(
+        &mut u4,
+        sid::GROUP,
+        cid::group::CREATE_REQUEST,
+        &ImGroupCreateReq {
+            user_id: 4,
+            group_type: GroupType::Normal as i32,
+            group_name: "mine".into(),
+            group_avatar: String::new(),
+            member_id_list: vec![],
+            attach_data: None,
+        },
+        cid::group::CREATE_RESPONSE,
+    );
+    assert_eq!(
+        normal.result_code, 1,
+        "clients create temporary groups only"
+    );
+
+    // Membership changes (0x0407) and their notify (0x040b).
+    let mut u5 = user(addr, 5);
+    let r = change(&mut u4, tmp, true, &[1]);
+    assert_eq!(
+        (
+            r.result_code,
+            r.cur_user_id_list.clone(),
+            r.chg_user_id_list.clone()
+        ),
+        (0, vec![1, 4, 5], vec![1])
+    );
+    for c in [&mut u1, &mut u5] {
+        let n: ImGroupChangeMemberNotify = next_cmd(c, cid::group::CHANGE_MEMBER_NOTIFY)
+            .decode_body()
+            .unwrap();
+        assert_eq!(
+            (n.user_id, n.group_id, n.chg_user_id_list),
+            (4, tmp, vec![1])
+        );
+        assert_eq!(n.cur_user_id_list, [1, 4, 5]);
+    }
+    assert_eq!(
+        change(&mut u5, tmp, false, &[4]).result_code,
+        1,
+        "only the creator removes others"
+    );
+    let r = change(&mut u5, tmp, false, &[5]);
+    assert_eq!(
+        (r.result_code, r.cur_user_id_list),
+        (0, vec![1, 4]),
+        "anyone may leave"
+    );
+    assert_eq!(
+        change(&mut u2, 100, true, &[4]).result_code,
+        1,
+        "normal groups: creator only"
+    );
+    send_group(&mut u1, tmp, "in the lunch group");
+    let m = group_message(&mut u4);
+    assert_eq!((m.from_user_id, m.to_session_id), (1, tmp));
+
+    // Everything survives a restart.
+    drop((u1, u2, u3, u4, u5));
+    drop(ms);
+    let mut ms = msg_server(&users, None, &extra);
+    ms.db = Some(db.clone());
+    let addr = ms.addr("client");
+    let mut u1 = user(addr, 1);
+    let mut list = my_groups(&mut u1);
+    list.sort_unstable();
+    assert_eq!(list, [(100, 1), (tmp, 3)]);
+    assert_eq!(group_info(&mut u1, tmp).unwrap().group_member_list, [1, 4]);
+    assert_eq!(history_of_group(&mut u1, 100), [1]);
+    let _ = std::fs::remove_file(&groups);
+}
+
+/// The ids in a group's history, oldest first.
+fn history_of_group(c: &mut ImClient, group: u32) -> Vec<u32> {
+    let rsp: ImGetMsgListRsp = ask(
+        c,
+        sid::MSG,
+        cid::msg::LIST_REQUEST,
+        &ImGetMsgListReq {
+            user_id: c.user_id,
+            session_type: SessionType::Group as i32,
+            session_id: group,
+            msg_id_begin: 0,
+            msg_cnt: 50,
+            attach_data: None,
+        },
+        cid::msg::LIST_RESPONSE,
+    );
+    let mut ids: Vec<u32> = rsp.msg_list.iter().map(|m| m.msg_id).collect();
+    ids.reverse();
+    ids
+}
+
+#[test]
+fn a_groups_file_with_a_stranger_stops_msg_server_at_startup() {
+    let users = users_file("groups-bad", 2);
+    let groups = users.with_extension("badgroups");
+    std::fs::write(&groups, "100 team 1 2,7\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_msg_server"))
+        .args([
+            "--ListenPort",
+            "0",
+            "--UsersFile",
+            users.to_str().unwrap(),
+            "--GroupsFile",
+            groups.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("user 7"), "{err}");
+    let _ = std::fs::remove_file(&groups);
+}

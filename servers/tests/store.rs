@@ -1,0 +1,374 @@
+//! The message store end to end, over the real msg_server binary: nothing
+//! acknowledged is lost across `kill -9`, and the commands answered from the
+//! store (unread counts, history, latest id, messages by id, read acks with
+//! read notify, recent sessions, removing one, client time).
+
+mod common;
+
+use common::*;
+use pdu::proto::*;
+use pdu::{cid, sid};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SENDERS: std::ops::RangeInclusive<u32> = 1..=6;
+const ONLINE: std::ops::RangeInclusive<u32> = 7..=9;
+const OFFLINE: std::ops::RangeInclusive<u32> = 10..=12;
+
+/// (from, to, msg_id, text) of every message acknowledged to `from`, sent
+/// pipelined (64 in flight) until the connection dies.
+fn send_until_killed(addr: std::net::SocketAddr, from: u32) -> Vec<(u32, u32, u32, Vec<u8>)> {
+    let mut c = user(addr, from);
+    let mut in_flight: HashMap<u16, (u32, String)> = HashMap::new();
+    let mut acked = Vec::new();
+    for n in 0.. {
+        while in_flight.len() < 64 {
+            let to = 7 + (n + in_flight.len() as u32) % 6;
+            let text = format!("m{from}-{n}-{}", in_flight.len());
+            match c.send_text(to, &text) {
+                Ok(seq) => in_flight.insert(seq, (to, text)),
+                Err(_) => return acked,
+            };
+        }
+        match c.recv_pdu(Instant::now() + T) {
+            Ok(p) if p.command_id() == cid::msg::DATA_ACK => {
+                let ack: ImMsgDataAck = p.decode_body().unwrap();
+                let (to, text) = in_flight
+                    .remove(&p.seq_num())
+                    .expect("ack of a sent message");
+                assert_eq!(ack.session_id, to);
+                assert!(ack.msg_id > 0);
+                acked.push((from, to, ack.msg_id, text.into_bytes()));
+            }
+            Ok(_) => {}
+            Err(_) => return acked,
+        }
+    }
+    acked
+}
+
+#[test]
+fn kill_9_under_load_loses_nothing_acknowledged() {
+    let users = users_file("restart", 12);
+    let db = db_path("restart");
+    let extra = [
+        "--DbPath",
+        db.to_str().unwrap(),
+        "--MsgRateLimit",
+        "1000000",
+    ];
+    let ms = msg_server(&users, None, &extra);
+    let addr = ms.addr("client");
+    let stop = Arc::new(AtomicBool::new(false));
+    let receivers: Vec<_> = ONLINE
+        .map(|r| {
+            let stop = Arc::clone(&stop);
+            let mut c = user(addr, r);
+            std::thread::spawn(move || {
+                let mut got = HashSet::new();
+                loop {
+                    match c.next_message(Instant::now() + Duration::from_millis(200)) {
+                        Ok(Some(m)) => {
+                            got.insert((m.from_user_id, r, m.msg_id, m.msg_data));
+                        }
+                        Ok(None) if !stop.load(Ordering::Relaxed) => {}
+                        _ => return got,
+                    }
+                }
+            })
+        })
+        .collect();
+    let senders: Vec<_> = SENDERS
+        .map(|s| std::thread::spawn(move || send_until_killed(addr, s)))
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(ms); // SIGKILL, mid-stream
+    let acked: Vec<_> = senders
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    stop.store(true, Ordering::Relaxed);
+    let mut delivered: HashSet<(u32, u32, u32, Vec<u8>)> = receivers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    eprintln!("acked {} delivered {}", acked.len(), delivered.len());
+    assert!(
+        acked.len() >= 200,
+        "only {} messages acknowledged before the kill",
+        acked.len()
+    );
+
+    let mut ms = msg_server(&users, None, &extra);
+    ms.db = Some(db.clone()); // removed with the process
+    let addr = ms.addr("client");
+    // Every acknowledged message is in its session's history, under its id;
+    // ids in a session run 1, 2, 3... without gaps.
+    let mut latest: BTreeMap<(u32, u32), u32> = BTreeMap::new();
+    for s in SENDERS {
+        let mut c = user(addr, s);
+        for r in ONLINE.chain(OFFLINE) {
+            let h = history(&mut c, r);
+            let ids: Vec<u32> = h.iter().map(|m| m.0).collect();
+            assert_eq!(ids, (1..=h.len() as u32).collect::<Vec<_>>(), "{s}->{r}");
+            let stored: HashMap<u32, &Vec<u8>> = h.iter().map(|m| (m.0, &m.2)).collect();
+            for (_, _, id, text) in acked.iter().filter(|m| m.0 == s && m.1 == r) {
+                assert_eq!(
+                    stored.get(id),
+                    Some(&text),
+                    "acked {s}->{r} #{id} in history"
+                );
+            }
+            latest.insert((s, r), h.len() as u32);
+        }
+    }
+    // Each receiver gets, at its next login, whatever it had not acked.
+    for r in ONLINE.chain(OFFLINE) {
+        let mut c = user(addr, r);
+        for (from, id, text) in drain(&mut c, Duration::from_millis(1500)) {
+            delivered.insert((from, r, id, text));
+        }
+        for m in acked.iter().filter(|m| m.1 == r) {
+            assert!(delivered.contains(m), "acked message {m:?} never delivered");
+        }
+        // Nothing was read: every stored message of a session is unread.
+        let rsp: ImUnreadMsgCntRsp = ask(
+            &mut c,
+            sid::MSG,
+            cid::msg::UNREAD_CNT_REQUEST,
+            &ImUnreadMsgCntReq {
+                user_id: r,
+                attach_data: None,
+            },
+            cid::msg::UNREAD_CNT_RESPONSE,
+        );
+        let unread: HashMap<u32, u32> = rsp
+            .unreadinfo_list
+            .iter()
+            .map(|u| (u.session_id, u.unread_cnt))
+            .collect();
+        for s in SENDERS {
+            let n = latest[&(s, r)];
+            assert_eq!(unread.get(&s).copied().unwrap_or(0), n, "unread {s}->{r}");
+        }
+        assert_eq!(rsp.total_cnt, unread.values().sum::<u32>());
+    }
+}
+
+fn read_notify(c: &mut servers::client::ImClient) -> ImMsgDataReadNotify {
+    let deadline = Instant::now() + T;
+    loop {
+        let p = c.recv_pdu(deadline).unwrap();
+        if p.command_id() == cid::msg::READ_NOTIFY {
+            return p.decode_body().unwrap();
+        }
+    }
+}
+
+fn unread_of(c: &mut servers::client::ImClient) -> ImUnreadMsgCntRsp {
+    ask(
+        c,
+        sid::MSG,
+        cid::msg::UNREAD_CNT_REQUEST,
+        &ImUnreadMsgCntReq {
+            user_id: c.user_id,
+            attach_data: Some(b"ctx".to_vec()),
+        },
+        cid::msg::UNREAD_CNT_RESPONSE,
+    )
+}
+
+fn recent(c: &mut servers::client::ImClient) -> Vec<ContactSessionInfo> {
+    let rsp: ImRecentContactSessionRsp = ask(
+        c,
+        sid::BUDDY_LIST,
+        RECENT_CONTACT_SESSION_REQUEST,
+        &ImRecentContactSessionReq {
+            user_id: c.user_id,
+            latest_update_time: 0,
+            attach_data: None,
+        },
+        RECENT_CONTACT_SESSION_RESPONSE,
+    );
+    rsp.contact_session_list
+}
+
+fn commands_answered_from(store: &str) {
+    let users = users_file(&format!("commands-{store}"), 3);
+    let ms = msg_server(&users, None, &["--Store", store]);
+    let addr = ms.addr("client");
+    let (mut alice, mut bob) = (user(addr, 1), user(addr, 2));
+    let mut bob_phone = servers::client::ImClient::connect(addr, T).unwrap();
+    assert_eq!(
+        bob_phone.login("u2", "pw2", true, T).unwrap().result_code,
+        0
+    );
+    for text in ["a", "b", "c"] {
+        alice.send_text(2, text).unwrap();
+        alice.wait_ack(Instant::now() + T).unwrap();
+    }
+    assert_eq!(alice.acked, [1, 2, 3], "ids count per session from 1");
+    for c in [&mut bob, &mut bob_phone] {
+        let got: Vec<u32> = drain(c, Duration::from_millis(300))
+            .iter()
+            .map(|m| m.1)
+            .collect();
+        assert_eq!(got, [1, 2, 3]);
+    }
+
+    // Unread counts (0x0307).
+    let u = unread_of(&mut bob);
+    assert_eq!((u.user_id, u.total_cnt), (2, 3));
+    assert_eq!(u.attach_data.as_deref(), Some(&b"ctx"[..]));
+    assert_eq!(u.unreadinfo_list.len(), 1);
+    let info = &u.unreadinfo_list[0];
+    assert_eq!(
+        (info.session_id, info.unread_cnt, info.latest_msg_id),
+        (1, 3, 3)
+    );
+    assert_eq!(
+        (
+            info.latest_msg_data.as_slice(),
+            info.latest_msg_from_user_id
+        ),
+        (&b"c"[..], 1)
+    );
+    assert_eq!(unread_of(&mut alice).total_cnt, 0, "own messages are read");
+
+    // Latest id (0x030b), history (0x0309), by id (0x030d).
+    let l: ImGetLatestMsgIdRsp = ask(
+        &mut bob,
+        sid::MSG,
+        cid::msg::GET_LATEST_MSG_ID_REQ,
+        &ImGetLatestMsgIdReq {
+            user_id: 2,
+            session_type: SessionType::Single as i32,
+            session_id: 1,
+            attach_data: None,
+        },
+        cid::msg::GET_LATEST_MSG_ID_RSP,
+    );
+    assert_eq!((l.session_id, l.latest_msg_id), (1, 3));
+    let page: ImGetMsgListRsp = ask(
+        &mut bob,
+        sid::MSG,
+        cid::msg::LIST_REQUEST,
+        &ImGetMsgListReq {
+            user_id: 2,
+            session_type: SessionType::Single as i32,
+            session_id: 1,
+            msg_id_begin: 2,
+            msg_cnt: 10,
+            attach_data: None,
+        },
+        cid::msg::LIST_RESPONSE,
+    );
+    let ids: Vec<(u32, u32)> = page
+        .msg_list
+        .iter()
+        .map(|m| (m.msg_id, m.from_session_id))
+        .collect();
+    assert_eq!(ids, [(2, 1), (1, 1)], "newest first from msg_id_begin");
+    assert_eq!(history(&mut alice, 2).len(), 3, "both ends see the session");
+    let by_id: ImGetMsgByIdRsp = ask(
+        &mut bob,
+        sid::MSG,
+        cid::msg::GET_BY_MSG_ID_REQ,
+        &ImGetMsgByIdReq {
+            user_id: 2,
+            session_type: SessionType::Single as i32,
+            session_id: 1,
+            msg_id_list: vec![3, 1, 99],
+            attach_data: None,
+        },
+        cid::msg::GET_BY_MSG_ID_RES,
+    );
+    let got: Vec<(u32, &[u8])> = by_id
+        .msg_list
+        .iter()
+        .map(|m| (m.msg_id, m.msg_data.as_slice()))
+        .collect();
+    assert_eq!(got, [(3, &b"c"[..]), (1, &b"a"[..])]);
+    // Another user cannot read the session: carol's session 1 is her own.
+    let mut carol = user(addr, 3);
+    assert!(history(&mut carol, 1).is_empty());
+    assert!(history(&mut carol, 2).is_empty());
+
+    // Read ack (0x0303): the reader's other connection is told (0x0304),
+    // and the unread count follows.
+    bob.send_pdu(
+        sid::MSG,
+        cid::msg::READ_ACK,
+        &ImMsgDataReadAck {
+            user_id: 2,
+            session_id: 1,
+            msg_id: 2,
+            session_type: SessionType::Single as i32,
+        },
+    )
+    .unwrap();
+    let n = read_notify(&mut bob_phone);
+    assert_eq!((n.user_id, n.session_id, n.msg_id), (2, 1, 2));
+    let u = unread_of(&mut bob);
+    assert_eq!((u.total_cnt, u.unreadinfo_list[0].unread_cnt), (1, 1));
+
+    // Recent sessions (0x0201) and removing one (0x0206).
+    let r = recent(&mut bob);
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].session_id, r[0].latest_msg_id), (1, 3));
+    assert_eq!(
+        r[0].session_status,
+        SessionStatusType::SessionStatusOk as i32
+    );
+    let removed: ImRemoveSessionRsp = ask(
+        &mut bob,
+        sid::BUDDY_LIST,
+        REMOVE_SESSION_REQ,
+        &ImRemoveSessionReq {
+            user_id: 2,
+            session_type: SessionType::Single as i32,
+            session_id: 1,
+            attach_data: None,
+        },
+        REMOVE_SESSION_RES,
+    );
+    assert_eq!((removed.result_code, removed.session_id), (0, 1));
+    assert_eq!(
+        recent(&mut bob)[0].session_status,
+        SessionStatusType::SessionStatusDelete as i32
+    );
+    alice.send_text(2, "back").unwrap();
+    alice.wait_ack(Instant::now() + T).unwrap();
+    let r = recent(&mut bob);
+    assert_eq!(
+        (r[0].session_status, r[0].latest_msg_id),
+        (SessionStatusType::SessionStatusOk as i32, 4),
+        "a new message brings the session back"
+    );
+
+    // Client time (0x0305).
+    let t: ImClientTimeRsp = ask(
+        &mut carol,
+        sid::MSG,
+        cid::msg::TIME_REQUEST,
+        &ImClientTimeReq {},
+        cid::msg::TIME_RESPONSE,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((i64::from(t.server_time) - now).abs() < 60);
+}
+
+#[test]
+fn commands_are_answered_from_the_sqlite_store() {
+    commands_answered_from("sqlite");
+}
+
+#[test]
+fn commands_are_answered_from_the_memory_store() {
+    commands_answered_from("memory");
+}
