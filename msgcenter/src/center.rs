@@ -291,11 +291,11 @@ impl CenterHandle {
     /// outcome reaches the message's callback exactly once: on the loop
     /// thread, or right here for a body over `max_body` (`TooLarge`) and
     /// for a center that has stopped (`Shutdown`).
-    pub fn post(&self, msg: Message) -> MsgId {
+    pub fn post(&self, mut msg: Message) -> MsgId {
+        let id = *msg.id.get_or_insert_with(|| self.info.ids.next());
         let Some(held) = Held::new(msg, &self.info, Instant::now()) else {
-            return 0;
+            return id;
         };
-        let id = held.id;
         let server = self.server;
         // If the loop has stopped, the closure is dropped with the message,
         // whose report then says Shutdown.
