@@ -56,12 +56,9 @@ pub(crate) fn enqueue(s: &mut Server<PeerConn>, ctx: &mut Context, held: Held) {
     let Some(p) = peers.get_mut(&to) else {
         return;
     };
-    match p.accept(held, cfg) {
-        Ok(()) => {
-            p.last_used = Instant::now();
-            st.mark_dirty(to, ctx);
-        }
-        Err(held) => held.finish(Outcome::Failed(FailReason::Backlog)),
+    if p.accept(held, cfg) {
+        p.last_used = Instant::now();
+        st.mark_dirty(to, ctx);
     }
 }
 
@@ -141,10 +138,7 @@ fn transmit(
 /// Hands queued messages to connection `h` while its output queue is
 /// under the send window: urgent first.
 fn pump(s: &mut Server<PeerConn>, ctx: &mut Context, addr: SocketAddr, h: Handle, now: Instant) {
-    loop {
-        let Some(queued) = s.conns().io(h).map(|io| io.queued()) else {
-            break;
-        };
+    while let Some(queued) = s.conns().io(h).map(|io| io.queued()) {
         if queued >= s.shared.cfg.send_window {
             break;
         }

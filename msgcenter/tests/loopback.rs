@@ -115,15 +115,15 @@ fn simultaneous_connects_end_with_one_connection_and_lose_nothing() {
         let (oa, ob) = (outcomes.clone(), outcomes.clone());
         // Both sides post at the same moment, before either has a connection.
         let ta = std::thread::spawn(move || {
-            (0..50)
-                .map(|i| ha.post(oa.track(Message::new(hb.local_addr(), 1, vec![i]).need_ack())))
-                .count()
+            for i in 0..50 {
+                ha.post(oa.track(Message::new(hb.local_addr(), 1, vec![i]).need_ack()));
+            }
         });
         let (ha, hb) = (a.handle().clone(), b.handle().clone());
         let tb = std::thread::spawn(move || {
-            (0..50)
-                .map(|i| hb.post(ob.track(Message::new(ha.local_addr(), 1, vec![i]))))
-                .count()
+            for i in 0..50 {
+                hb.post(ob.track(Message::new(ha.local_addr(), 1, vec![i])));
+            }
         });
         ta.join().unwrap();
         tb.join().unwrap();

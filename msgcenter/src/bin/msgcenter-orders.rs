@@ -12,7 +12,8 @@
 //! arrives and `RECEIPT <body>` for each receipt, then `SUMMARY ...`, and
 //! exits once every order has an outcome and every acknowledged order its
 //! receipt (or `--wait-s` passed). Both print `LISTEN <role> <addr>` and
-//! `NODE <id>` first; `--set key=value` sets any center setting
+//! `NODE <id>` first. `--body-bytes` pads orders (dots after the name) to
+//! exercise backlogs; `--set key=value` sets any center setting
 //! (`msgcenter::config::KEYS`). The fault tests drive these two processes.
 
 use clap::{Parser, Subcommand};
@@ -57,6 +58,9 @@ enum Role {
         /// Give up waiting for outcomes and receipts after this long.
         #[arg(long, default_value_t = 60)]
         wait_s: u64,
+        /// Pad each order to this many bytes (with dots after its name).
+        #[arg(long, default_value_t = 0)]
+        body_bytes: usize,
     },
 }
 
@@ -86,7 +90,8 @@ fn main() {
             orders,
             interval_ms,
             wait_s,
-        } => customer(config, shop, orders, interval_ms, wait_s),
+            body_bytes,
+        } => customer(config, shop, orders, interval_ms, wait_s, body_bytes),
     }
 }
 
@@ -95,14 +100,19 @@ fn start(config: Config, handlers: Handlers, role: &str) -> msgcenter::Running {
         eprintln!("msgcenter-orders: {e}");
         std::process::exit(1);
     });
-    say(format_args!("LISTEN {role} {}", center.handle().local_addr()));
+    say(format_args!(
+        "LISTEN {role} {}",
+        center.handle().local_addr()
+    ));
     say(format_args!("NODE {}", center.handle().node_id()));
     center
 }
 
 fn shop(config: Config) {
     let handlers = Handlers::new().on(ORDER, |cx, order| {
-        let body = String::from_utf8_lossy(order.body);
+        // The order's name, without the padding of --body-bytes.
+        let name = order.body.split(|&b| b == b'.').next().unwrap_or_default();
+        let body = String::from_utf8_lossy(name);
         say(format_args!("HANDLED {} {} {body}", order.from, order.id));
         cx.post(Message::new(order.from, RECEIPT, format!("receipt for {body}")).need_ack());
     });
@@ -112,7 +122,14 @@ fn shop(config: Config) {
     }
 }
 
-fn customer(config: Config, shop: SocketAddr, orders: u32, interval_ms: u64, wait_s: u64) {
+fn customer(
+    config: Config,
+    shop: SocketAddr,
+    orders: u32,
+    interval_ms: u64,
+    wait_s: u64,
+    body_bytes: usize,
+) {
     let (receipt_tx, receipts) = mpsc::channel();
     let handlers = Handlers::new().on(RECEIPT, move |_, r| {
         let _ = receipt_tx.send(String::from_utf8_lossy(r.body).into_owned());
@@ -121,7 +138,11 @@ fn customer(config: Config, shop: SocketAddr, orders: u32, interval_ms: u64, wai
     let (done_tx, done) = mpsc::channel();
     for seq in 0..orders {
         let tx = done_tx.clone();
-        let msg = Message::new(shop, ORDER, format!("order-{seq}"))
+        let mut body = format!("order-{seq}").into_bytes();
+        if body.len() < body_bytes {
+            body.resize(body_bytes, b'.');
+        }
+        let msg = Message::new(shop, ORDER, body)
             .need_ack()
             .on_done(move |id, outcome| {
                 say(format_args!("OUTCOME {seq} {id} {outcome:?}"));

@@ -8,7 +8,6 @@ use msgcenter::{Config, Message, MsgId, Outcome};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,14 +67,6 @@ pub fn quick() -> Config {
     c.connect_timeout = Duration::from_secs(1);
     c.handshake_timeout = Duration::from_secs(1);
     c
-}
-
-/// A forwarding handler target: the bodies received, in order.
-pub fn channel() -> (
-    mpsc::Sender<(SocketAddr, u64, Vec<u8>)>,
-    mpsc::Receiver<(SocketAddr, u64, Vec<u8>)>,
-) {
-    mpsc::channel()
 }
 
 /// A peer driven by hand over a plain socket.
