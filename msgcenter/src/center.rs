@@ -183,7 +183,16 @@ impl Center {
         let listen = config.listen;
         let state = CenterState::new(config, me, placeholder, handlers, workers);
         let server =
-            Server::<PeerConn>::register_with_codec(ctx, state, MsgCodec::default(), |st, _| {
+            Server::<PeerConn>::register_with_codec(ctx, state, MsgCodec::default(), |st, a| {
+                if st.incoming >= st.cfg.max_incoming {
+                    log::warn!(
+                        "msgcenter: refusing {:?}: {} incoming connections open (max_incoming)",
+                        a.peer,
+                        st.incoming
+                    );
+                    return None;
+                }
+                st.incoming += 1;
                 Some((PeerConn::incoming(), driver::conn_config(st)))
             });
         let listener = match ctx.listen_with(listen, &ListenOptions::default(), server) {

@@ -16,10 +16,12 @@
 //! wins. Both nodes apply the same rule to the same two connections: the
 //! lower node rejects the HELLO it receives (its own connection wins), the
 //! higher node accepts it and abandons its own attempt, which the lower
-//! node rejects in turn. A HELLO from a peer that already has an
-//! established connection replaces it (the peer only connects when it has
-//! none: it restarted, or saw that connection die first); the old
-//! connection's unwritten messages move to the new one.
+//! node rejects in turn. A HELLO that arrives after the lower node's own
+//! connection was established (it crossed the WELCOME) is rejected the same
+//! way. Any other HELLO from a peer that already has an established
+//! connection replaces it (the peer only connects when it has none: it
+//! restarted, or saw that connection die first); the old connection's
+//! unwritten messages move to the new one.
 //!
 //! The peer's address (the pool key) is the address it listens on, from
 //! its HELLO; an unspecified IP there is replaced by the one the connection
@@ -138,6 +140,19 @@ impl PeerConn {
             retire(cx, c);
         }
         if let Some(old) = old {
+            // Our own connection, from the lower identity, to this very
+            // process: the peer's HELLO crossed it (it was sent before the
+            // peer accepted ours), so the crossing rule keeps ours.
+            let same_process = cx
+                .shared
+                .peers
+                .get(&key)
+                .and_then(|p| p.remote)
+                .is_some_and(|r| (r.node_id, r.incarnation) == theirs);
+            let ours_outgoing = cx.conn(old).is_some_and(|c| c.outgoing);
+            if same_process && ours_outgoing && mine < theirs {
+                return self.reject(cx, RejectCode::Crossing, "crossing connect: ours is in use");
+            }
             let bytes_out = cx.io_of(old).map_or(0, |io| io.bytes_out);
             let CenterState { peers, cfg, .. } = &mut *cx.shared;
             if let Some(p) = peers.get_mut(&key) {
@@ -308,7 +323,14 @@ impl PeerConn {
             crate::driver::to_worker(cx, key, dedup_key, &rx);
         } else {
             StatsCell::bump(&st.info.stats.unhandled);
-            log::warn!("msgcenter: no handler for type {} from {key}", hdr.msg_type);
+            // Rate-limited: the 1st, 2nd, 4th, 8th... unhandled message.
+            let n = st.info.stats.snapshot_unhandled();
+            if n.is_power_of_two() {
+                log::warn!(
+                    "msgcenter: no handler for type {} from {key} ({n} unhandled so far)",
+                    hdr.msg_type
+                );
+            }
             if need_ack {
                 st.dedup.forget(dedup_key);
                 send_ack(cx, key, hdr.id, hdr.msg_type, FLAG_NO_HANDLER);
@@ -426,6 +448,9 @@ impl Connection for PeerConn {
     }
 
     fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
+        if !self.outgoing {
+            cx.shared.incoming = cx.shared.incoming.saturating_sub(1);
+        }
         if reason == CloseReason::Shutdown {
             cx.shared.shutting_down = true;
         }

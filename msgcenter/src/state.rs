@@ -49,6 +49,8 @@ pub(crate) struct CenterState {
     /// Shutdown stops the loop (a spawned center owns its loop).
     pub(crate) owns_loop: bool,
     pub(crate) listener: Option<Handle>,
+    /// Accepted connections open now (bounded by `max_incoming`).
+    pub(crate) incoming: usize,
 }
 
 impl CenterState {
@@ -76,6 +78,7 @@ impl CenterState {
             shutting_down: false,
             owns_loop: false,
             listener: None,
+            incoming: 0,
         }
     }
 

@@ -565,3 +565,47 @@ fn worker_handlers_run_off_the_loop_and_their_replies_come_back() {
         "each handled once despite retries"
     );
 }
+
+#[test]
+fn a_hello_crossing_an_established_connection_of_the_lower_node_is_rejected() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake_addr = listener.local_addr().unwrap();
+    let mut cfg = quick();
+    cfg.node_id = Some(1); // lower than the fake's 2: its own connection wins
+    let a = Center::spawn(cfg, Handlers::new()).unwrap();
+    let outcomes = Outcomes::default();
+    let id = a
+        .handle()
+        .post(outcomes.track(Message::new(fake_addr, 1, "x")));
+    let _established = Fake::accept(&listener, hello(2, 7));
+    assert_eq!(outcomes.wait(id), Outcome::Written);
+    // The same process (node 2, incarnation 7) connects too: a crossing.
+    let (mut crossing, h, body) =
+        Fake::connect_raw(a.handle().local_addr(), fake_addr, hello(2, 7));
+    assert_eq!((h.kind, body[0]), (Kind::Reject, 1), "REJECT(crossing)");
+    assert!(crossing.closed_within(WAIT));
+    // A restarted process (new incarnation) replaces the old connection.
+    let (_new, h, _) = Fake::connect_raw(a.handle().local_addr(), fake_addr, hello(2, 8));
+    assert_eq!(h.kind, Kind::Welcome);
+    assert_eq!(a.handle().peers().unwrap()[0].node_id, Some(2));
+}
+
+#[test]
+fn incoming_connections_past_max_incoming_are_refused() {
+    let mut cfg = quick();
+    cfg.max_incoming = 2;
+    let rx = Center::spawn(cfg, Handlers::new()).unwrap();
+    let to = rx.handle().local_addr();
+    let _a = Fake::connect(to, "127.0.0.1:1".parse().unwrap(), hello(11, 1));
+    let _b = Fake::connect(to, "127.0.0.1:2".parse().unwrap(), hello(12, 1));
+    let mut third = std::net::TcpStream::connect(to).unwrap();
+    third.set_read_timeout(Some(WAIT)).unwrap();
+    use std::io::Read;
+    let mut buf = [0u8; 8];
+    assert!(matches!(third.read(&mut buf), Ok(0) | Err(_)), "refused");
+    drop(_a);
+    wait_for("a slot frees up", || {
+        rx.handle().connection_count() == Some(1)
+    });
+    let _c = Fake::connect(to, "127.0.0.1:3".parse().unwrap(), hello(13, 1));
+}
