@@ -16,9 +16,10 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use testkit::{run, NetnsPair};
 
 const CUSTOMER_IP: &str = "10.77.0.1";
 const SHOP_IP: &str = "10.77.0.2";
@@ -38,102 +39,37 @@ const SETTINGS: &[&str] = &[
     "reconnect_max_ms=500",
 ];
 
-fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{cmd}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Two namespaces and a veth pair; deleted on drop (with what runs inside).
-struct Netns {
-    customer: String,
-    shop: String,
-}
+/// The namespaces: customer in `a`, shop in `b`.
+struct Netns(NetnsPair);
 
 impl Netns {
     fn create(tag: &str) -> Option<Netns> {
-        let base = format!("mc-{tag}-{}", std::process::id());
-        let (c, s) = (format!("{base}-c"), format!("{base}-s"));
-        if let Err(e) = run("ip", &["netns", "add", &c]) {
-            eprintln!("\n*** SKIP: cannot create a network namespace (needs root and iproute2): {e} ***\n");
-            return None;
-        }
-        let ns = Netns {
-            customer: c.clone(),
-            shop: s.clone(),
-        };
-        if let Err(e) = run("nft", &["--version"]) {
-            eprintln!("\n*** SKIP: nft not available (apt-get install nftables): {e} ***\n");
-            return None;
-        }
-        run("ip", &["netns", "add", &s]).unwrap();
-        run(
-            "ip",
-            &[
-                "-n", &c, "link", "add", "vc", "type", "veth", "peer", "name", "vs", "netns", &s,
-            ],
-        )
-        .unwrap();
-        for (n, dev, addr) in [(&c, "vc", CUSTOMER_IP), (&s, "vs", SHOP_IP)] {
-            run(
-                "ip",
-                &["-n", n, "addr", "add", &format!("{addr}/24"), "dev", dev],
-            )
-            .unwrap();
-            run("ip", &["-n", n, "link", "set", dev, "up"]).unwrap();
-            run("ip", &["-n", n, "link", "set", "lo", "up"]).unwrap();
-        }
-        Some(ns)
+        NetnsPair::create(&format!("mc-{tag}"), CUSTOMER_IP, SHOP_IP).map(Netns)
     }
 
-    fn nft(&self, script: &str) {
-        let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("{}.nft", self.shop));
-        std::fs::write(&path, script).unwrap();
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &self.shop,
-                "nft",
-                "-f",
-                path.to_str().unwrap(),
-            ],
-        )
-        .unwrap();
+    fn customer(&self) -> &str {
+        &self.0.a
     }
 
+    fn shop(&self) -> &str {
+        &self.0.b
+    }
+
+    /// Drops everything between the two, both ways, at the shop.
     fn partition(&self) {
-        self.nft(&format!(
-            "table inet mcpart {{\n\
-             chain in {{ type filter hook input priority 0; ip saddr {CUSTOMER_IP} drop; }}\n\
-             chain out {{ type filter hook output priority 0; ip daddr {CUSTOMER_IP} drop; }}\n\
-             }}\n"
-        ));
+        self.0.nft(
+            self.shop(),
+            &format!(
+                "table inet mcpart {{\n\
+                 chain in {{ type filter hook input priority 0; ip saddr {CUSTOMER_IP} drop; }}\n\
+                 chain out {{ type filter hook output priority 0; ip daddr {CUSTOMER_IP} drop; }}\n\
+                 }}\n"
+            ),
+        );
     }
 
     fn heal(&self) {
-        self.nft("delete table inet mcpart\n");
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for n in [&self.customer, &self.shop] {
-            let _ = run("ip", &["netns", "del", n]);
-        }
+        self.0.nft(self.shop(), "delete table inet mcpart\n");
     }
 }
 
@@ -146,8 +82,7 @@ struct Proc {
 
 impl Proc {
     fn start(ns: &str, args: &[&str]) -> Proc {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, BIN]);
+        let mut cmd = NetnsPair::command(ns, BIN);
         for s in SETTINGS {
             cmd.args(["--set", s]); // before `args`, whose own --set win
         }
@@ -304,7 +239,7 @@ fn check(orders: usize, customer: &[String], shops: &[&Proc]) -> Tally {
 }
 
 fn shop(ns: &Netns) -> Proc {
-    Proc::start(&ns.shop, &["shop", "--listen", SHOP])
+    Proc::start(ns.shop(), &["shop", "--listen", SHOP])
 }
 
 fn customer(ns: &Netns, orders: usize, interval_ms: u64, extra: &[&str]) -> Proc {
@@ -324,7 +259,7 @@ fn customer(ns: &Netns, orders: usize, interval_ms: u64, extra: &[&str]) -> Proc
         "90",
     ];
     args.extend_from_slice(extra);
-    Proc::start(&ns.customer, &args)
+    Proc::start(ns.customer(), &args)
 }
 
 #[test]
