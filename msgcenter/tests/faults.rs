@@ -16,10 +16,10 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use testkit::{run, NetnsPair};
+use testkit::{run, spawn_piped, NetnsPair};
 
 const CUSTOMER_IP: &str = "10.77.0.1";
 const SHOP_IP: &str = "10.77.0.2";
@@ -87,15 +87,7 @@ impl Proc {
             cmd.args(["--set", s]); // before `args`, whose own --set win
         }
         cmd.args(args);
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("NETLIB_TEST_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()
-            .unwrap();
+        let mut child = spawn_piped(cmd);
         let lines: Arc<Mutex<Vec<String>>> = Arc::default();
         let out = child.stdout.take().unwrap();
         let l = lines.clone();

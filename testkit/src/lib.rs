@@ -1,5 +1,6 @@
 //! Test support shared by the workspace's fault tests (a dev-dependency
-//! only): running a command and getting its error text, and a pair of
+//! only): running a command and getting its error text, starting a server
+//! process with its output piped, and a pair of
 //! network namespaces joined by a veth pair that a test creates, cuts with
 //! nft and deletes - with whatever still runs inside - when dropped (also
 //! on panic). Needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN), iproute2 and
@@ -7,7 +8,7 @@
 //! they are missing, so a test can pass without them.
 #![warn(missing_docs)]
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 
 /// Runs `cmd args...`; `Err` with its stderr if it fails.
@@ -26,6 +27,19 @@ pub fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
+}
+
+/// Starts `cmd` with its stdout piped for the test to read, its stderr
+/// shown only when `NETLIB_TEST_LOGS` is set (the servers' logs).
+pub fn spawn_piped(mut cmd: Command) -> Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(if std::env::var_os("NETLIB_TEST_LOGS").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
 }
 
 /// Two network namespaces `a` and `b` joined by a veth pair (`va` in `a`,
