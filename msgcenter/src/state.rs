@@ -51,6 +51,8 @@ pub(crate) struct CenterState {
     pub(crate) listener: Option<Handle>,
     /// Accepted connections open now (bounded by `max_incoming`).
     pub(crate) incoming: usize,
+    /// Scratch buffer of `driver::pump`, kept between calls.
+    pub(crate) batch: Vec<u8>,
 }
 
 impl CenterState {
@@ -79,6 +81,7 @@ impl CenterState {
             owns_loop: false,
             listener: None,
             incoming: 0,
+            batch: Vec::new(),
         }
     }
 
