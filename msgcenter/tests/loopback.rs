@@ -609,3 +609,86 @@ fn incoming_connections_past_max_incoming_are_refused() {
     });
     let _c = Fake::connect(to, "127.0.0.1:3".parse().unwrap(), hello(13, 1));
 }
+
+#[test]
+fn a_full_worker_pool_pauses_reading_and_loses_nothing() {
+    let calls: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
+    let c = calls.clone();
+    let mut cfg = quick();
+    cfg.workers = 1;
+    cfg.max_worker_jobs = 2;
+    let rx = Center::spawn(
+        cfg,
+        Handlers::new().on_worker(1, move |_, m| {
+            std::thread::sleep(Duration::from_millis(10));
+            *c.lock().unwrap().entry(m.id).or_default() += 1;
+        }),
+    )
+    .unwrap();
+    let tx = Center::spawn(quick(), Handlers::new()).unwrap();
+    let outcomes = Outcomes::default();
+    let to = rx.handle().local_addr();
+    let ids: Vec<u64> = (0..60u32)
+        .map(|i| {
+            let m = Message::new(to, 1, i.to_be_bytes().to_vec());
+            let m = if i % 3 == 0 { m } else { m.need_ack() };
+            tx.handle().post(outcomes.track(m))
+        })
+        .collect();
+    wait_for("all handled", || calls.lock().unwrap().len() == ids.len());
+    wait_for("all outcomes", || outcomes.count() == ids.len());
+    outcomes.assert_single();
+    for id in &ids {
+        assert_eq!(calls.lock().unwrap().get(id), Some(&1), "{id}");
+        assert!(matches!(
+            outcomes.get(*id)[0],
+            Outcome::Written | Outcome::Acked { .. }
+        ));
+    }
+}
+
+#[test]
+fn a_center_registered_on_the_callers_loop_is_driven_by_run_once() {
+    let mut dispatch = netlib::EventDispatch::new().unwrap();
+    let got: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let g = got.clone();
+    let mine = Center::register(
+        dispatch.context(),
+        quick(),
+        Handlers::new().on(1, move |cx, m| {
+            g.lock().unwrap().push(m.body.to_vec());
+            cx.reply(2, "pong");
+        }),
+    )
+    .unwrap();
+    let (tx, pongs) = mpsc::channel();
+    let other = Center::spawn(
+        quick(),
+        Handlers::new().on(2, move |_, m| tx.send(m.body.to_vec()).unwrap()),
+    )
+    .unwrap();
+    let outcomes = Outcomes::default();
+    let id = other
+        .handle()
+        .post(outcomes.track(Message::new(mine.local_addr(), 1, "ping").need_ack()));
+    // The caller's own main loop: one turn at a time.
+    let start = std::time::Instant::now();
+    while outcomes.count() == 0 || got.lock().unwrap().is_empty() {
+        assert!(start.elapsed() < WAIT, "nothing arrived");
+        dispatch.run_once(Some(Duration::from_millis(10))).unwrap();
+    }
+    assert_eq!(outcomes.wait(id), Outcome::Acked { duplicate: false });
+    while pongs.try_recv().is_err() {
+        assert!(start.elapsed() < WAIT, "no pong");
+        dispatch.run_once(Some(Duration::from_millis(10))).unwrap();
+    }
+    // Shutdown fails what is outstanding and leaves the caller's loop running.
+    let dead = mine.post(outcomes.track(Message::new(free_addr(), 1, "x").need_ack()));
+    mine.shutdown();
+    while outcomes.get(dead).is_empty() {
+        assert!(start.elapsed() < WAIT, "no outcome after shutdown");
+        dispatch.run_once(Some(Duration::from_millis(10))).unwrap();
+    }
+    assert_eq!(outcomes.wait(dead), Outcome::Failed(FailReason::Shutdown));
+    assert!(dispatch.run_once(Some(Duration::ZERO)).is_ok());
+}
