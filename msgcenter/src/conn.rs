@@ -273,9 +273,7 @@ impl PeerConn {
         let need_ack = hdr.flags & FLAG_NEED_ACK != 0;
         let now = Instant::now();
         let st = &mut *cx.shared;
-        let Some(p) = st.peers.get_mut(&key) else {
-            return;
-        };
+        let p = st.peer(key);
         p.last_used = now;
         let node = p.remote.map_or(0, |r| r.node_id);
         let dedup_key = (node, hdr.id);
@@ -426,7 +424,10 @@ impl Connection for PeerConn {
         let kind = frame.header.kind;
         match (kind, self.established, self.peer) {
             (Kind::Heartbeat, _, _) => {}
-            _ if self.retired => {}
+            // A connection that lost the crossing rule carried nothing;
+            // one retired after use (idle close, replaced) may still bring
+            // the peer's last messages and acks: they are taken.
+            _ if self.retired && !self.established => {}
             (Kind::Data, true, Some(key)) => self.on_data(cx, key, frame),
             (Kind::Ack, true, Some(key)) => self.on_ack(cx, key, frame.header),
             (Kind::Hello, false, _) if !self.outgoing => self.on_hello(cx, frame),
