@@ -91,7 +91,7 @@ impl PeerConn {
 
     fn send_hello(cx: &mut ConnCtx<'_, Self>, kind: Kind, to: SocketAddr) {
         let header = Header {
-            from: cx.shared.info.from,
+            from: cx.shared.info.from(),
             to,
             ..Header::new(kind)
         };
@@ -105,7 +105,7 @@ impl PeerConn {
         let mut body = vec![code as u8];
         body.extend_from_slice(why.as_bytes());
         let header = Header {
-            from: cx.shared.info.from,
+            from: cx.shared.info.from(),
             ..Header::new(Kind::Reject)
         };
         let _ = cx.send(Preamble);
@@ -382,7 +382,7 @@ pub(crate) fn ack_header(
         flags,
         id,
         msg_type,
-        from: st.info.from,
+        from: st.info.from(),
         to,
     }
 }

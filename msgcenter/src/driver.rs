@@ -437,7 +437,7 @@ pub(crate) fn shutdown(s: &mut Server<PeerConn>, ctx: &mut Context) {
     for p in peers.values_mut() {
         p.fail_all(FailReason::Shutdown, cfg);
     }
-    if let Some(l) = s.shared.listener.take() {
+    for (l, _) in std::mem::take(&mut s.shared.listeners) {
         let _ = ctx.close(l);
     }
     let handles: Vec<Handle> = s.conns().iter().map(|(h, _)| h).collect();

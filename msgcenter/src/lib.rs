@@ -55,7 +55,7 @@ mod peer;
 mod state;
 mod stats;
 
-pub use center::{Center, CenterHandle, PeerInfo, Running, StartError};
+pub use center::{Center, CenterHandle, ListenError, PeerInfo, Running, StartError};
 pub use config::{Config, ConfigError};
 pub use handlers::{HandlerCtx, Handlers, LoopHandler, WorkerHandler};
 pub use message::{Callback, FailReason, Flags, Message, MsgId, Outcome, Received, Retry};

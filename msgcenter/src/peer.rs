@@ -219,7 +219,7 @@ mod tests {
 
     fn info() -> Info {
         Info {
-            from: "127.0.0.1:1".parse().unwrap(),
+            advertised: std::sync::RwLock::new("127.0.0.1:1".parse().unwrap()),
             max_body: 1000,
             retry: Config::default().retry,
             stats: Arc::new(StatsCell::default()),

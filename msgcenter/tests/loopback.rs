@@ -701,3 +701,51 @@ fn a_center_registered_on_the_callers_loop_is_driven_by_run_once() {
     assert_eq!(outcomes.wait(dead), Outcome::Failed(FailReason::Shutdown));
     assert!(dispatch.run_once(Some(Duration::ZERO)).is_ok());
 }
+
+#[test]
+fn listening_twice_on_one_address_is_an_error_and_new_listeners_serve() {
+    let (tx, got) = mpsc::channel();
+    let rx = Center::spawn(
+        quick(),
+        Handlers::new().on(1, move |_, m| tx.send((m.from, m.to)).unwrap()),
+    )
+    .unwrap();
+    let first = rx.handle().local_addr();
+    assert!(matches!(
+        rx.handle().listen(first),
+        Err(msgcenter::ListenError::AlreadyListening(a)) if a == first
+    ));
+    let extra = rx.handle().listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    assert_ne!(extra, first);
+    assert!(matches!(
+        rx.handle().listen(extra),
+        Err(msgcenter::ListenError::AlreadyListening(_))
+    ));
+    assert_eq!(rx.handle().listen_addrs(), vec![first, extra]);
+    // Another process's port: the system's refusal.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    assert!(matches!(
+        rx.handle().listen(taken.local_addr().unwrap()),
+        Err(msgcenter::ListenError::Io(_))
+    ));
+    // The new listener serves; the sender's advertised address is what the
+    // handler sees, after set_advertised too.
+    let sender = Center::spawn(quick(), Handlers::new()).unwrap();
+    let outcomes = Outcomes::default();
+    let id = sender
+        .handle()
+        .post(outcomes.track(Message::new(extra, 1, "a")));
+    assert_eq!(outcomes.wait(id), Outcome::Written);
+    assert_eq!(
+        got.recv_timeout(WAIT).unwrap(),
+        (sender.handle().local_addr(), extra)
+    );
+    let alias: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    sender.handle().set_advertised(alias);
+    assert_eq!(sender.handle().advertised_addr(), alias);
+    let id = sender
+        .handle()
+        .post(outcomes.track(Message::new(first, 1, "b")));
+    assert_eq!(outcomes.wait(id), Outcome::Written);
+    assert_eq!(got.recv_timeout(WAIT).unwrap(), (alias, first));
+}
