@@ -308,11 +308,16 @@ impl PeerConn {
         if let Some(handler) = st.handlers.on_loop.get_mut(&hdr.msg_type) {
             let mut hcx = HandlerCtx::new(key, st.info.clone());
             handler(&mut hcx, &rx);
-            StatsCell::bump(&st.info.stats.handled);
             if !hcx.posts.is_empty() {
                 st.pending_posts.append(&mut hcx.posts);
                 st.schedule_sweep(cx.ctx);
             }
+            if hcx.refused {
+                StatsCell::bump(&st.info.stats.refused);
+                st.dedup.forget(dedup_key);
+                return;
+            }
+            StatsCell::bump(&st.info.stats.handled);
             if need_ack {
                 cx.shared.dedup.finish(dedup_key);
                 send_ack(cx, key, hdr.id, hdr.msg_type, 0);

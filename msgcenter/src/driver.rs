@@ -362,6 +362,7 @@ pub(crate) fn to_worker(
         handler(&mut hcx, &rx);
         let posts = std::mem::take(&mut hcx.posts);
         let done = WorkerDone {
+            refused: hcx.refused,
             key,
             dedup_key,
             id,
@@ -391,6 +392,7 @@ pub(crate) fn to_worker(
 
 /// What a worker handler left for the loop.
 pub(crate) struct WorkerDone {
+    refused: bool,
     key: SocketAddr,
     dedup_key: Key,
     id: MsgId,
@@ -402,7 +404,6 @@ pub(crate) struct WorkerDone {
 fn worker_done(s: &mut Server<PeerConn>, ctx: &mut Context, done: WorkerDone) {
     let st = &mut s.shared;
     st.worker_jobs = st.worker_jobs.saturating_sub(1);
-    StatsCell::bump(&st.info.stats.handled);
     st.pending_posts.extend(done.posts);
     st.schedule_sweep(ctx);
     if st.worker_jobs < st.cfg.max_worker_jobs {
@@ -410,6 +411,12 @@ fn worker_done(s: &mut Server<PeerConn>, ctx: &mut Context, done: WorkerDone) {
             let _ = ctx.resume_read(h);
         }
     }
+    if done.refused {
+        StatsCell::bump(&st.info.stats.refused);
+        st.dedup.forget(done.dedup_key);
+        return;
+    }
+    StatsCell::bump(&st.info.stats.handled);
     if done.need_ack {
         st.dedup.finish(done.dedup_key);
         // On the peer's connection now (maybe not the one it came on); with

@@ -81,6 +81,7 @@ pub struct HandlerCtx {
     from: SocketAddr,
     info: Arc<Info>,
     pub(crate) posts: Vec<Message>,
+    pub(crate) refused: bool,
 }
 
 impl HandlerCtx {
@@ -89,6 +90,7 @@ impl HandlerCtx {
             from,
             info,
             posts: Vec::new(),
+            refused: false,
         }
     }
 
@@ -100,6 +102,14 @@ impl HandlerCtx {
     /// Posts a plain message of `msg_type` back to the sender; returns its id.
     pub fn reply(&mut self, msg_type: u32, body: impl Into<Vec<u8>>) -> MsgId {
         self.post(Message::new(self.from, msg_type, body))
+    }
+
+    /// Refuses the message for now (backpressure: the application cannot
+    /// take more). A NeedAck message is neither acknowledged nor
+    /// remembered as handled, so the sender's next retry offers it again; a
+    /// plain message is dropped. Counted in `Stats::refused`.
+    pub fn refuse(&mut self) {
+        self.refused = true;
     }
 
     /// Posts `msg` (to anyone, with any flags and callback); returns its id.

@@ -27,11 +27,13 @@
 //! - heartbeats, dead-peer detection, idle connections closed;
 //! - handlers on the loop or on a worker pool;
 //! - the wire format in `PROTOCOL.md`: preamble, handshake, frames with
-//!   CRC32C checksums, a configured maximum body.
+//!   CRC32C checksums, a configured maximum body;
+//! - xx_net's queue API on top ([`NetQueue`]: `listen`, `send`, `recv` of
+//!   serde values, for programs with a main loop of their own).
 //!
 //! Modules, each one job: [`frame`] (bytes), [`codec`] (imconn codec),
 //! `message` (what the application sees), [`config`], `center` (starting,
-//! [`CenterHandle`]), `handlers`, and the private `state`, `peer` (one
+//! [`CenterHandle`]), `handlers`, [`queue`] (xx_net's API), and the private `state`, `peer` (one
 //! peer's queues and backlog), `conn` (one connection's hooks: handshake,
 //! data, acks), `driver` (work outside hooks: feeding connections, retries,
 //! reconnects), `dedup`, `outbound` (a held message), `stats`.
@@ -52,6 +54,7 @@ mod handlers;
 mod message;
 mod outbound;
 mod peer;
+pub mod queue;
 mod state;
 mod stats;
 
@@ -59,4 +62,5 @@ pub use center::{Center, CenterHandle, ListenError, PeerInfo, Running, StartErro
 pub use config::{Config, ConfigError};
 pub use handlers::{HandlerCtx, Handlers, LoopHandler, WorkerHandler};
 pub use message::{Callback, FailReason, Flags, Message, MsgId, Outcome, Received, Retry};
+pub use queue::{Delivery, NetQueue, SendFailure};
 pub use stats::Stats;

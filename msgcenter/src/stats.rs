@@ -25,6 +25,8 @@ pub struct Stats {
     pub duplicates: u64,
     /// Received messages that no handler was registered for.
     pub unhandled: u64,
+    /// Received messages a handler refused (`HandlerCtx::refuse`).
+    pub refused: u64,
     /// Connections closed for breaking the protocol.
     pub protocol_errors: u64,
     /// Connections that completed the handshake.
@@ -61,6 +63,7 @@ pub(crate) struct StatsCell {
     pub(crate) handled: AtomicU64,
     pub(crate) duplicates: AtomicU64,
     pub(crate) unhandled: AtomicU64,
+    pub(crate) refused: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) connections: AtomicU64,
     pub(crate) retransmits: AtomicU64,
@@ -98,6 +101,7 @@ impl StatsCell {
             handled: self.handled.load(Relaxed),
             duplicates: self.duplicates.load(Relaxed),
             unhandled: self.unhandled.load(Relaxed),
+            refused: self.refused.load(Relaxed),
             protocol_errors: self.protocol_errors.load(Relaxed),
             connections: self.connections.load(Relaxed),
             retransmits: self.retransmits.load(Relaxed),
