@@ -17,6 +17,16 @@ fn free_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
+/// A sender center, and a plain listener for a hand-driven peer to accept on.
+fn sender_and_listener(
+    cfg: msgcenter::Config,
+) -> (TcpListener, SocketAddr, msgcenter::Running, Outcomes) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let to = listener.local_addr().unwrap();
+    let tx = Center::spawn(cfg, Handlers::new()).unwrap();
+    (listener, to, tx, Outcomes::default())
+}
+
 /// A center whose type-1 handler counts calls per id and forwards bodies.
 fn counting_receiver(
     cfg: msgcenter::Config,
@@ -243,10 +253,7 @@ fn duplicate_need_ack_is_acked_as_duplicate_and_handled_once() {
 
 #[test]
 fn retries_stop_after_max_retries_and_each_send_reaches_the_peer() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let to = listener.local_addr().unwrap();
-    let tx = Center::spawn(quick(), Handlers::new()).unwrap();
-    let outcomes = Outcomes::default();
+    let (listener, to, tx, outcomes) = sender_and_listener(quick());
     let id = tx.handle().post(
         outcomes.track(
             Message::new(to, 1, "never acked")
@@ -282,10 +289,7 @@ fn retries_stop_after_max_retries_and_each_send_reaches_the_peer() {
 
 #[test]
 fn need_ack_survives_a_dropped_connection_without_double_handling() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let to = listener.local_addr().unwrap();
-    let tx = Center::spawn(quick(), Handlers::new()).unwrap();
-    let outcomes = Outcomes::default();
+    let (listener, to, tx, outcomes) = sender_and_listener(quick());
     let id = tx
         .handle()
         .post(outcomes.track(Message::new(to, 1, "important").need_ack()));
@@ -302,10 +306,7 @@ fn need_ack_survives_a_dropped_connection_without_double_handling() {
 
 #[test]
 fn receiver_restart_fails_unacked_messages_instead_of_handling_them_twice() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let to = listener.local_addr().unwrap();
-    let tx = Center::spawn(quick(), Handlers::new()).unwrap();
-    let outcomes = Outcomes::default();
+    let (listener, to, tx, outcomes) = sender_and_listener(quick());
     let sent = tx
         .handle()
         .post(outcomes.track(Message::new(to, 1, "maybe handled").need_ack()));
@@ -419,10 +420,7 @@ fn bad_checksum_closes_only_that_connection() {
 
 #[test]
 fn a_peer_that_is_not_a_center_fails_messages_with_protocol() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let to = listener.local_addr().unwrap();
-    let tx = Center::spawn(quick(), Handlers::new()).unwrap();
-    let outcomes = Outcomes::default();
+    let (listener, to, tx, outcomes) = sender_and_listener(quick());
     let id = tx.handle().post(outcomes.track(Message::new(to, 1, "hi")));
     let (mut s, _) = listener.accept().unwrap();
     use std::io::Write;
@@ -432,11 +430,8 @@ fn a_peer_that_is_not_a_center_fails_messages_with_protocol() {
 
 #[test]
 fn shutdown_fails_everything_outstanding_and_later_posts() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let to = listener.local_addr().unwrap();
-    let tx = Center::spawn(quick(), Handlers::new()).unwrap();
+    let (listener, to, tx, outcomes) = sender_and_listener(quick());
     let handle = tx.handle().clone();
-    let outcomes = Outcomes::default();
     let first = handle.post(outcomes.track(Message::new(to, 1, "a").need_ack()));
     let mut f = Fake::accept(&listener, hello(3, 3));
     assert_eq!(f.recv().unwrap().0.id, first);
