@@ -29,11 +29,13 @@
 //! - the wire format in `PROTOCOL.md`: preamble, handshake, frames with
 //!   CRC32C checksums, a configured maximum body;
 //! - xx_net's queue API on top ([`NetQueue`]: `listen`, `send`, `recv` of
-//!   serde values, for programs with a main loop of their own).
+//!   serde values, for programs with a main loop of their own) and
+//!   xx_connection's manager ([`manager::ConnectionManager`]: connection
+//!   types and factories, `update()` from the caller's loop).
 //!
 //! Modules, each one job: [`frame`] (bytes), [`codec`] (imconn codec),
 //! `message` (what the application sees), [`config`], `center` (starting,
-//! [`CenterHandle`]), `handlers`, [`queue`] (xx_net's API), and the private `state`, `peer` (one
+//! [`CenterHandle`]), `handlers`, [`queue`] (xx_net's API), [`manager`] (xx_connection's), and the private `state`, `peer` (one
 //! peer's queues and backlog), `conn` (one connection's hooks: handshake,
 //! data, acks), `driver` (work outside hooks: feeding connections, retries,
 //! reconnects), `dedup`, `outbound` (a held message), `stats`.
@@ -51,6 +53,7 @@ mod dedup;
 mod driver;
 pub mod frame;
 mod handlers;
+pub mod manager;
 mod message;
 mod outbound;
 mod peer;
