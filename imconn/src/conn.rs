@@ -8,7 +8,7 @@
 //! opt-in, limits default to what is safe on a public port.
 
 use crate::buffered::Limits;
-use crate::codec::Codec;
+use crate::codec::{Codec, DecodeError};
 use crate::ctx::ConnCtx;
 use crate::policy::Timeouts;
 use netlib::{CloseReason, Context, Handle, TimerId};
@@ -108,6 +108,18 @@ pub trait Connection: Sized + 'static {
     /// A timer this connection added with [`ConnCtx::add_timer`] fired.
     fn on_timer(&mut self, cx: &mut ConnCtx<'_, Self>, id: TimerId) {
         let _ = (cx, id);
+    }
+
+    /// The connection broke its protocol and is about to be closed: the
+    /// codec called its input invalid (`error` is the codec's reason), or an
+    /// incomplete frame grew past [`ConnConfig::max_frame`]. Called once,
+    /// before [`on_close`](Self::on_close), so a protocol that reports
+    /// outcomes (a message center failing what it queued for that peer) can
+    /// tell a protocol violation apart from a plain disconnect. The server
+    /// logs the reason and closes the connection after this returns,
+    /// whatever the hook does.
+    fn on_protocol_error(&mut self, cx: &mut ConnCtx<'_, Self>, error: &DecodeError) {
+        let _ = (cx, error);
     }
 
     /// The connection closed; the last hook it gets.

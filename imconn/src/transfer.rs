@@ -7,7 +7,7 @@
 //! table.
 
 use crate::buffered::BufferedConn;
-use crate::codec::Codec;
+use crate::codec::{Codec, DecodeError, FrameTooLong};
 use crate::conn::Connection;
 use crate::ctx::ConnCtx;
 
@@ -70,6 +70,11 @@ pub(crate) fn read_input<C: Connection>(conn: &mut C, cx: &mut ConnCtx<'_, C>) {
                 cx.cur.handle,
                 peer(&cx.cur.io)
             );
+            let error: DecodeError = Box::new(FrameTooLong {
+                declared: cx.cur.io.in_buf.len(),
+                max: max_frame,
+            });
+            conn.on_protocol_error(cx, &error);
             cx.close();
             break;
         }
@@ -132,6 +137,7 @@ fn dispatch_frames<C: Connection>(
                     cx.cur.handle,
                     peer(&cx.cur.io)
                 );
+                conn.on_protocol_error(cx, &e);
                 cx.close();
                 return None;
             }

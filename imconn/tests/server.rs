@@ -297,14 +297,18 @@ impl Codec for NeverComplete {
 struct Hoarder;
 impl Connection for Hoarder {
     type Codec = NeverComplete;
-    type Shared = ();
+    /// The protocol errors reported, in order.
+    type Shared = Vec<String>;
     fn on_frame(&mut self, _cx: &mut ConnCtx<'_, Self>, _frame: ()) {}
+    fn on_protocol_error(&mut self, cx: &mut ConnCtx<'_, Self>, error: &DecodeError) {
+        cx.shared.push(error.to_string());
+    }
 }
 
 #[test]
 fn incomplete_input_over_max_frame_closes_only_that_connection() {
     let srv = Running::start(|ctx| {
-        let server = Server::<Hoarder>::register(ctx, (), |_, _| {
+        let server = Server::<Hoarder>::register(ctx, Vec::new(), |_, _| {
             Some((
                 Hoarder,
                 ConnConfig {
@@ -328,6 +332,49 @@ fn incomplete_input_over_max_frame_closes_only_that_connection() {
             .collect::<Vec<_>>()
     });
     assert_eq!(held, vec![512]);
+    let errors = srv.query(|s: &mut Server<Hoarder>, _| s.shared.clone());
+    assert_eq!(errors.len(), 1, "one protocol error reported: {errors:?}");
+    assert!(errors[0].contains("1024"), "{errors:?}");
+}
+
+/// Lines, and every protocol error the server reports, by handle.
+struct Reporter;
+impl Connection for Reporter {
+    type Codec = LineCodec;
+    type Shared = Vec<(Handle, String)>;
+    fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, _line: &[u8]) {
+        let _ = cx.send("ok");
+    }
+    fn on_protocol_error(&mut self, cx: &mut ConnCtx<'_, Self>, error: &DecodeError) {
+        let h = cx.handle();
+        cx.shared.push((h, error.to_string()));
+    }
+}
+
+#[test]
+fn invalid_input_is_reported_to_on_protocol_error_before_the_close() {
+    let srv = Running::start(|ctx| {
+        let server = Server::<Reporter>::register(ctx, Vec::new(), |_, _| {
+            Some((
+                Reporter,
+                ConnConfig {
+                    max_frame: 16,
+                    ..ConnConfig::default()
+                },
+            ))
+        });
+        let addr = listen(ctx, server);
+        (server, vec![addr])
+    });
+    let mut good = BufReader::new(connect(srv.addrs[0]));
+    let mut bad = connect(srv.addrs[0]);
+    bad.write_all(&[b'x'; 40]).unwrap();
+    assert_closed_by_peer(&mut bad);
+    good.get_mut().write_all(b"hi\n").unwrap();
+    assert_eq!(read_line(&mut good), "ok");
+    let errors = srv.query(|s: &mut Server<Reporter>, _| s.shared.clone());
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].1.contains("line longer than 16"), "{errors:?}");
 }
 
 #[test]
