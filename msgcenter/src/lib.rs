@@ -52,8 +52,10 @@ mod handlers;
 mod message;
 mod outbound;
 mod peer;
+pub mod queue;
 mod state;
 mod stats;
+pub mod value;
 
 pub use center::{Center, CenterHandle, PeerInfo, Running, StartError};
 pub use config::{Config, ConfigError};

@@ -95,7 +95,10 @@ fn start(config: Config, handlers: Handlers, role: &str) -> msgcenter::Running {
         eprintln!("msgcenter-orders: {e}");
         std::process::exit(1);
     });
-    say(format_args!("LISTEN {role} {}", center.handle().local_addr()));
+    say(format_args!(
+        "LISTEN {role} {}",
+        center.handle().local_addr()
+    ));
     say(format_args!("NODE {}", center.handle().node_id()));
     center
 }
