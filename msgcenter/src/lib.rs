@@ -49,6 +49,7 @@ mod dedup;
 mod driver;
 pub mod frame;
 mod handlers;
+pub mod manager;
 mod message;
 mod outbound;
 mod peer;
