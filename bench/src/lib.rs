@@ -137,3 +137,24 @@ pub fn raise_nofile(want: u64) -> u64 {
         r.rlim_cur
     }
 }
+
+/// CPU time (utime + stime) process `pid` has used, in clock ticks
+/// ([`clk_tck`] per second), from `/proc/PID/stat`.
+pub fn cpu_ticks(pid: u32) -> std::io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "bad /proc stat");
+    // Fields after the command name, which may hold spaces: state is 0,
+    // utime 11 and stime 12.
+    let rest = stat
+        .get(stat.rfind(')').ok_or_else(bad)? + 2..)
+        .ok_or_else(bad)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).ok_or_else(bad);
+    Ok(tick(11)? + tick(12)?)
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+pub fn clk_tck() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
