@@ -8,8 +8,10 @@
 //! ```
 //!
 //! Two exchanges, each with 1, 10 and 100 peers (senders), every peer its
-//! own node and connection (a `Center`, or a DEALER socket) on a thread of
-//! its own, spread over two sender processes:
+//! own node and connection, spread over two sender processes: in each, the
+//! peers' centers share one loop thread and are driven from their outcome
+//! callbacks; the DEALER sockets share one ZeroMQ context (one I/O thread)
+//! and each has an application thread of its own:
 //!
 //! - one way: plain messages as fast as the receiver takes them (a center
 //!   keeps `--window` messages without an outcome per peer; a DEALER blocks
@@ -33,7 +35,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -122,19 +124,10 @@ fn main() -> Res<()> {
             peers,
             window,
             size,
-        } => {
-            let threads: Vec<_> = (0..peers)
-                .map(|_| {
-                    std::thread::spawn(move || {
-                        send(imp, to, mode, window, size).map_err(|e| e.to_string())
-                    })
-                })
-                .collect();
-            for t in threads {
-                t.join().map_err(|_| "sender thread panicked")??;
-            }
-            Ok(())
-        }
+        } => match imp {
+            Imp::Center => send_center(to, mode, peers, window, size),
+            Imp::Zmq => send_zmq(to, mode, peers, window, size),
+        },
     }
 }
 
@@ -201,67 +194,83 @@ fn recv(imp: Imp) -> Res<()> {
 
 // -------------------------------------------------------------- the senders
 
-/// One peer: sends until the process is killed.
-fn send(imp: Imp, to: SocketAddr, mode: Mode, window: usize, size: usize) -> Res<()> {
-    let body = vec![0x5a; size];
-    match imp {
-        Imp::Center => {
-            let cfg = Config {
-                idle_close: None,
-                ..Config::default()
-            };
-            let center = Center::spawn(cfg, Handlers::new())?;
-            let h = center.handle();
-            let window = if mode == Mode::Ack { 1 } else { window };
-            let (tx, rx) = mpsc::channel::<Outcome>();
-            let post = |tx: mpsc::Sender<Outcome>| {
-                let mut m = Message::new(to, TYPE, body.clone()).on_done(move |_, o| {
-                    let _ = tx.send(o);
-                });
-                if mode == Mode::Ack {
-                    m = m.need_ack();
-                }
-                h.post(m);
-            };
-            for _ in 0..window {
-                post(tx.clone());
-            }
-            let mut failures = 0u64;
-            loop {
-                match rx.recv()? {
-                    Outcome::Failed(reason) => {
-                        failures += 1;
-                        if failures == 1 {
-                            eprintln!("msgcenter_bench: a send failed: {reason}");
-                        }
-                    }
-                    _ => {}
-                }
-                post(tx.clone());
-            }
-        }
-        Imp::Zmq => {
-            let ctx = zmq::Context::new();
-            let dealer = ctx.socket(zmq::DEALER)?;
-            dealer.set_sndhwm(window.max(1) as i32)?;
-            dealer.connect(&format!("tcp://{to}"))?;
-            let mut msg = vec![0u8; 9 + size];
-            msg[9..].copy_from_slice(&body);
-            let mut ack = zmq::Message::new();
-            for id in 0u64.. {
-                msg[1..9].copy_from_slice(&id.to_be_bytes());
-                msg[0] = u8::from(mode == Mode::Ack) * WANT_ACK;
-                dealer.send(&msg[..], 0)?;
-                if mode == Mode::Ack {
-                    dealer.recv(&mut ack, 0)?;
-                    if ack[..] != id.to_be_bytes() {
-                        return Err(format!("ack for the wrong id: {:?}", &ack[..]).into());
-                    }
-                }
-            }
-            Ok(())
+/// `peers` centers on one loop (this thread), each keeping `window`
+/// messages in flight: every outcome posts the next message, from the
+/// loop thread. Runs until the process is killed.
+fn send_center(to: SocketAddr, mode: Mode, peers: usize, window: usize, size: usize) -> Res<()> {
+    let mut dispatch = netlib::EventDispatch::new()?;
+    let body: Arc<[u8]> = vec![0x5a; size].into();
+    let window = if mode == Mode::Ack { 1 } else { window };
+    let mut handles = Vec::new();
+    for _ in 0..peers {
+        let cfg = Config {
+            idle_close: None,
+            ..Config::default()
+        };
+        handles.push(Center::register(dispatch.context(), cfg, Handlers::new())?);
+    }
+    for h in &handles {
+        for _ in 0..window {
+            fire(h.clone(), to, body.clone(), mode == Mode::Ack);
         }
     }
+    dispatch.run()?;
+    Ok(())
+}
+
+/// Posts one message whose outcome posts the next.
+fn fire(h: msgcenter::CenterHandle, to: SocketAddr, body: Arc<[u8]>, need_ack: bool) {
+    let next = (h.clone(), body.clone());
+    let mut m = Message::new(to, TYPE, body.to_vec()).on_done(move |_, outcome| match outcome {
+        Outcome::Failed(msgcenter::FailReason::Shutdown) => {}
+        Outcome::Failed(reason) => {
+            eprintln!("msgcenter_bench: a send failed: {reason}");
+            fire(next.0, to, next.1, need_ack);
+        }
+        _ => fire(next.0, to, next.1, need_ack),
+    });
+    if need_ack {
+        m = m.need_ack();
+    }
+    h.post(m);
+}
+
+/// `peers` DEALER sockets of one context (one I/O thread), each driven by a
+/// thread of its own. Runs until the process is killed.
+fn send_zmq(to: SocketAddr, mode: Mode, peers: usize, window: usize, size: usize) -> Res<()> {
+    let ctx = zmq::Context::new();
+    let threads: Vec<_> = (0..peers)
+        .map(|_| {
+            let ctx = ctx.clone();
+            std::thread::spawn(move || {
+                zmq_peer(&ctx, to, mode, window, size).map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| "sender thread panicked")??;
+    }
+    Ok(())
+}
+
+fn zmq_peer(ctx: &zmq::Context, to: SocketAddr, mode: Mode, window: usize, size: usize) -> Res<()> {
+    let dealer = ctx.socket(zmq::DEALER)?;
+    dealer.set_sndhwm(window.max(1) as i32)?;
+    dealer.connect(&format!("tcp://{to}"))?;
+    let mut msg = vec![0x5a; 9 + size];
+    let mut ack = zmq::Message::new();
+    msg[0] = u8::from(mode == Mode::Ack) * WANT_ACK;
+    for id in 0u64.. {
+        msg[1..9].copy_from_slice(&id.to_be_bytes());
+        dealer.send(&msg[..], 0)?;
+        if mode == Mode::Ack {
+            dealer.recv(&mut ack, 0)?;
+            if ack[..] != id.to_be_bytes() {
+                return Err(format!("ack for the wrong id: {:?}", &ack[..]).into());
+            }
+        }
+    }
+    Ok(())
 }
 
 // --------------------------------------------------------------- the driver
@@ -497,7 +506,7 @@ fn run(seconds: f64, reps: usize, size: usize, peer_counts: &[usize], out: &Path
     writeln!(md)?;
     writeln!(md, "## What is measured")?;
     writeln!(md)?;
-    writeln!(md, "Each peer is its own node with its own TCP connection to one receiver: a `msgcenter::Center` (its own loop thread) or a ZeroMQ DEALER socket, each driven by a thread of its own; the peers are split over two sender processes. Bodies are {size} bytes.")?;
+    writeln!(md, "Each peer is its own node with its own TCP connection to one receiver: a `msgcenter::Center` or a ZeroMQ DEALER socket; the peers are split over two sender processes. In a sender process the centers share one netlib loop thread and post each next message from the previous one's outcome callback; the DEALERs share one ZeroMQ context (one I/O thread), each driven by an application thread of its own. Bodies are {size} bytes.")?;
     writeln!(md)?;
     writeln!(md, "- **one way**: plain messages, as fast as they go. A center keeps 1,024 messages without an outcome per peer (its `Written` outcomes pace it); a DEALER blocks at a send high-water mark of 1,024.")?;
     writeln!(md, "- **NeedAck round trips**: each peer sends one message and waits for its acknowledgement before the next. The center's NeedAck: the receiver acknowledges after its handler returned, with dedup and retry machinery armed (retries never fired on loopback). ZeroMQ: the ROUTER application sends the message's 8-byte id back to the DEALER, which checks it (acknowledgements only - no dedup, no retries).")?;
