@@ -20,7 +20,7 @@ use crate::stats::{Stats, StatsCell};
 use imconn::Server;
 use netlib::{Context, EventDispatch, HandlerRef, ListenOptions, Poster};
 use std::net::SocketAddr;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -174,7 +174,7 @@ impl Center {
         };
         let stats = Arc::new(StatsCell::default());
         let placeholder = Arc::new(Info {
-            from: config.listen,
+            advertised: RwLock::new(config.listen),
             max_body: config.max_body,
             retry: config.retry,
             stats: stats.clone(),
@@ -183,7 +183,16 @@ impl Center {
         let listen = config.listen;
         let state = CenterState::new(config, me, placeholder, handlers, workers);
         let server =
-            Server::<PeerConn>::register_with_codec(ctx, state, MsgCodec::default(), |st, _| {
+            Server::<PeerConn>::register_with_codec(ctx, state, MsgCodec::default(), |st, a| {
+                if st.incoming >= st.cfg.max_incoming {
+                    log::warn!(
+                        "msgcenter: refusing {:?}: {} incoming connections open (max_incoming)",
+                        a.peer,
+                        st.incoming
+                    );
+                    return None;
+                }
+                st.incoming += 1;
                 Some((PeerConn::incoming(), driver::conn_config(st)))
             });
         let listener = match ctx.listen_with(listen, &ListenOptions::default(), server) {
@@ -199,9 +208,9 @@ impl Center {
                 let st = &mut s.shared;
                 st.server = Some(server);
                 st.owns_loop = owns_loop;
-                st.listener = Some(listener);
+                st.listeners.push((listener, bound));
                 let info = Arc::new(Info {
-                    from: st.cfg.advertise.unwrap_or(bound),
+                    advertised: RwLock::new(st.cfg.advertise.unwrap_or(bound)),
                     max_body: st.cfg.max_body,
                     retry: st.cfg.retry,
                     stats: stats.clone(),
@@ -224,6 +233,62 @@ impl Center {
             local: bound,
         })
     }
+}
+
+/// Why [`CenterHandle::listen`] failed.
+#[derive(Debug)]
+pub enum ListenError {
+    /// The center already listens on that address.
+    AlreadyListening(SocketAddr),
+    /// The system refused (address in use by another socket, no permission...).
+    Io(netlib::Error),
+    /// The center has shut down.
+    Stopped,
+}
+
+impl std::fmt::Display for ListenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenError::AlreadyListening(a) => write!(f, "already listening on {a}"),
+            ListenError::Io(e) => write!(f, "cannot listen: {e}"),
+            ListenError::Stopped => f.write_str("the center has shut down"),
+        }
+    }
+}
+
+impl std::error::Error for ListenError {}
+
+/// Adds a listener for the center `server` (on its loop).
+fn listen_on(
+    ctx: &mut Context,
+    server: HandlerRef,
+    addr: SocketAddr,
+) -> Result<SocketAddr, ListenError> {
+    let taken = ctx.with_handler(server, |s: &mut Server<PeerConn>, _| {
+        if s.shared.shutting_down {
+            return Err(ListenError::Stopped);
+        }
+        let dup = s
+            .shared
+            .listeners
+            .iter()
+            .any(|(_, a)| addr.port() != 0 && a.port() == addr.port() && a.ip() == addr.ip());
+        if dup {
+            Err(ListenError::AlreadyListening(addr))
+        } else {
+            Ok(())
+        }
+    });
+    taken.unwrap_or(Err(ListenError::Stopped))?;
+    let l = ctx
+        .listen_with(addr, &ListenOptions::default(), server)
+        .map_err(ListenError::Io)?;
+    let bound = ctx.local_addr(l).map_err(ListenError::Io)?;
+    ctx.with_handler(server, |s: &mut Server<PeerConn>, _| {
+        s.shared.listeners.push((l, bound))
+    });
+    log::info!("msgcenter: also listening on {bound}");
+    Ok(bound)
 }
 
 /// How often deadlines and retries are checked: a quarter of the default
@@ -313,14 +378,60 @@ impl CenterHandle {
         id
     }
 
-    /// The address the center listens on.
+    /// Listens on `addr` too (a center listens on `Config::listen` from the
+    /// start), and returns the bound address. Listening twice on one
+    /// address is [`ListenError::AlreadyListening`]; port 0 picks a free
+    /// port. Waits for the loop: call it from another thread. The
+    /// advertised address does not change (see
+    /// [`set_advertised`](Self::set_advertised)).
+    pub fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, ListenError> {
+        let (tx, rx) = mpsc::channel();
+        let server = self.server;
+        self.poster
+            .post(move |ctx| {
+                let _ = tx.send(listen_on(ctx, server, addr));
+            })
+            .map_err(|_| ListenError::Stopped)?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .unwrap_or(Err(ListenError::Stopped))
+    }
+
+    /// Changes the address this node tells peers to use (every frame's
+    /// `from`, the handshake's). Connections made from now on use it;
+    /// peers already connected keep knowing this node by the old one
+    /// until that connection closes.
+    pub fn set_advertised(&self, addr: SocketAddr) {
+        *self
+            .info
+            .advertised
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = addr;
+    }
+
+    /// The addresses the center listens on.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        let (tx, rx) = mpsc::channel();
+        let server = self.server;
+        let posted = self.poster.post(move |ctx| {
+            let addrs = ctx.with_handler(server, |s: &mut Server<PeerConn>, _| {
+                s.shared.listeners.iter().map(|(_, a)| *a).collect()
+            });
+            let _ = tx.send(addrs.unwrap_or_default());
+        });
+        if posted.is_err() {
+            return Vec::new();
+        }
+        rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
+    }
+
+    /// The address the center listens on (`Config::listen`, bound).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
     /// The address peers know this node by (frames' `from`).
     pub fn advertised_addr(&self) -> SocketAddr {
-        self.info.from
+        self.info.from()
     }
 
     /// This node's id.

@@ -72,6 +72,9 @@ pub struct Config {
     /// Worker jobs queued or running before the center stops reading the
     /// connections that bring more (`max_worker_jobs`). Default 1024.
     pub max_worker_jobs: usize,
+    /// Accepted connections open at once; more are refused (closed at
+    /// once, logged) (`max_incoming`). Default 10,000.
+    pub max_incoming: usize,
 }
 
 impl Default for Config {
@@ -100,6 +103,7 @@ impl Default for Config {
             reconnect_max: Duration::from_secs(5),
             workers: 2,
             max_worker_jobs: 1024,
+            max_incoming: 10_000,
         }
     }
 }
@@ -139,6 +143,7 @@ pub const KEYS: &[&str] = &[
     "reconnect_max_ms",
     "workers",
     "max_worker_jobs",
+    "max_incoming",
 ];
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
@@ -184,6 +189,7 @@ impl Config {
             "reconnect_max_ms" => self.reconnect_max = ms(value)?,
             "workers" => self.workers = parse(key, value)?,
             "max_worker_jobs" => self.max_worker_jobs = parse(key, value)?,
+            "max_incoming" => self.max_incoming = parse(key, value)?,
             _ => {
                 return Err(ConfigError(format!(
                     "unknown key {key:?} (known: {})",

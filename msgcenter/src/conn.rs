@@ -16,10 +16,12 @@
 //! wins. Both nodes apply the same rule to the same two connections: the
 //! lower node rejects the HELLO it receives (its own connection wins), the
 //! higher node accepts it and abandons its own attempt, which the lower
-//! node rejects in turn. A HELLO from a peer that already has an
-//! established connection replaces it (the peer only connects when it has
-//! none: it restarted, or saw that connection die first); the old
-//! connection's unwritten messages move to the new one.
+//! node rejects in turn. A HELLO that arrives after the lower node's own
+//! connection was established (it crossed the WELCOME) is rejected the same
+//! way. Any other HELLO from a peer that already has an established
+//! connection replaces it (the peer only connects when it has none: it
+//! restarted, or saw that connection die first); the old connection's
+//! unwritten messages move to the new one.
 //!
 //! The peer's address (the pool key) is the address it listens on, from
 //! its HELLO; an unspecified IP there is replaced by the one the connection
@@ -89,7 +91,7 @@ impl PeerConn {
 
     fn send_hello(cx: &mut ConnCtx<'_, Self>, kind: Kind, to: SocketAddr) {
         let header = Header {
-            from: cx.shared.info.from,
+            from: cx.shared.info.from(),
             to,
             ..Header::new(kind)
         };
@@ -103,7 +105,7 @@ impl PeerConn {
         let mut body = vec![code as u8];
         body.extend_from_slice(why.as_bytes());
         let header = Header {
-            from: cx.shared.info.from,
+            from: cx.shared.info.from(),
             ..Header::new(Kind::Reject)
         };
         let _ = cx.send(Preamble);
@@ -138,6 +140,19 @@ impl PeerConn {
             retire(cx, c);
         }
         if let Some(old) = old {
+            // Our own connection, from the lower identity, to this very
+            // process: the peer's HELLO crossed it (it was sent before the
+            // peer accepted ours), so the crossing rule keeps ours.
+            let same_process = cx
+                .shared
+                .peers
+                .get(&key)
+                .and_then(|p| p.remote)
+                .is_some_and(|r| (r.node_id, r.incarnation) == theirs);
+            let ours_outgoing = cx.conn(old).is_some_and(|c| c.outgoing);
+            if same_process && ours_outgoing && mine < theirs {
+                return self.reject(cx, RejectCode::Crossing, "crossing connect: ours is in use");
+            }
             let bytes_out = cx.io_of(old).map_or(0, |io| io.bytes_out);
             let CenterState { peers, cfg, .. } = &mut *cx.shared;
             if let Some(p) = peers.get_mut(&key) {
@@ -258,9 +273,7 @@ impl PeerConn {
         let need_ack = hdr.flags & FLAG_NEED_ACK != 0;
         let now = Instant::now();
         let st = &mut *cx.shared;
-        let Some(p) = st.peers.get_mut(&key) else {
-            return;
-        };
+        let p = st.peer(key);
         p.last_used = now;
         let node = p.remote.map_or(0, |r| r.node_id);
         let dedup_key = (node, hdr.id);
@@ -308,7 +321,14 @@ impl PeerConn {
             crate::driver::to_worker(cx, key, dedup_key, &rx);
         } else {
             StatsCell::bump(&st.info.stats.unhandled);
-            log::warn!("msgcenter: no handler for type {} from {key}", hdr.msg_type);
+            // Rate-limited: the 1st, 2nd, 4th, 8th... unhandled message.
+            let n = st.info.stats.snapshot_unhandled();
+            if n.is_power_of_two() {
+                log::warn!(
+                    "msgcenter: no handler for type {} from {key} ({n} unhandled so far)",
+                    hdr.msg_type
+                );
+            }
             if need_ack {
                 st.dedup.forget(dedup_key);
                 send_ack(cx, key, hdr.id, hdr.msg_type, FLAG_NO_HANDLER);
@@ -362,7 +382,7 @@ pub(crate) fn ack_header(
         flags,
         id,
         msg_type,
-        from: st.info.from,
+        from: st.info.from(),
         to,
     }
 }
@@ -404,7 +424,10 @@ impl Connection for PeerConn {
         let kind = frame.header.kind;
         match (kind, self.established, self.peer) {
             (Kind::Heartbeat, _, _) => {}
-            _ if self.retired => {}
+            // A connection that lost the crossing rule carried nothing;
+            // one retired after use (idle close, replaced) may still bring
+            // the peer's last messages and acks: they are taken.
+            _ if self.retired && !self.established => {}
             (Kind::Data, true, Some(key)) => self.on_data(cx, key, frame),
             (Kind::Ack, true, Some(key)) => self.on_ack(cx, key, frame.header),
             (Kind::Hello, false, _) if !self.outgoing => self.on_hello(cx, frame),
@@ -426,6 +449,9 @@ impl Connection for PeerConn {
     }
 
     fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
+        if !self.outgoing {
+            cx.shared.incoming = cx.shared.incoming.saturating_sub(1);
+        }
         if reason == CloseReason::Shutdown {
             cx.shared.shutting_down = true;
         }

@@ -56,12 +56,9 @@ pub(crate) fn enqueue(s: &mut Server<PeerConn>, ctx: &mut Context, held: Held) {
     let Some(p) = peers.get_mut(&to) else {
         return;
     };
-    match p.accept(held, cfg) {
-        Ok(()) => {
-            p.last_used = Instant::now();
-            st.mark_dirty(to, ctx);
-        }
-        Err(held) => held.finish(Outcome::Failed(FailReason::Backlog)),
+    if p.accept(held, cfg) {
+        p.last_used = Instant::now();
+        st.mark_dirty(to, ctx);
     }
 }
 
@@ -126,71 +123,83 @@ fn connect(s: &mut Server<PeerConn>, ctx: &mut Context, addr: SocketAddr, now: I
     }
 }
 
-/// Sends `held` on `h`; gives it back if the connection is gone.
-fn transmit(
-    s: &mut Server<PeerConn>,
-    ctx: &mut Context,
-    h: Handle,
-    held: &Held,
-) -> Option<(u64, usize)> {
-    let status = s.send_bytes_to(ctx, h, &held.frame).ok()?;
-    let bytes_out = s.conns().io(h).map_or(0, |io| io.bytes_out);
-    Some((bytes_out + status.queued as u64, status.queued))
+/// Sends `held` on `h`; `None` if the connection is gone.
+fn transmit(s: &mut Server<PeerConn>, ctx: &mut Context, h: Handle, held: &Held) -> Option<()> {
+    s.send_bytes_to(ctx, h, &held.frame).ok().map(drop)
 }
 
+/// Most bytes of frames written with one system call by [`pump`].
+const BATCH: usize = 64 * 1024;
+
 /// Hands queued messages to connection `h` while its output queue is
-/// under the send window: urgent first.
+/// under the send window: urgent first, several frames per system call.
+///
+/// A plain message is `Written` once the stream offset of its last byte is
+/// within what the connection handed to the kernel (`bytes_out`); until
+/// then it waits in the peer's `unwritten` list with that offset.
 fn pump(s: &mut Server<PeerConn>, ctx: &mut Context, addr: SocketAddr, h: Handle, now: Instant) {
-    loop {
-        let Some(queued) = s.conns().io(h).map(|io| io.queued()) else {
-            break;
-        };
-        if queued >= s.shared.cfg.send_window {
+    let mut batch = std::mem::take(&mut s.shared.batch);
+    let mut msgs: Vec<Held> = Vec::new();
+    while let Some(io) = s.conns().io(h) {
+        let (queued, base) = (io.queued(), io.bytes_out + io.queued() as u64);
+        let window = s.shared.cfg.send_window;
+        if queued >= window {
             break;
         }
+        let room = (window - queued).min(BATCH);
         let CenterState { peers, cfg, .. } = &mut s.shared;
         let Some(p) = peers.get_mut(&addr) else {
-            return;
-        };
-        let Some(mut held) = p.pop_next() else {
             break;
         };
         let remote = p.remote;
-        if remote.is_some_and(|r| held.body_len() > r.max_body as usize) {
-            p.finish(held, Outcome::Failed(FailReason::TooLarge), cfg);
-            continue;
+        batch.clear();
+        while batch.len() < room {
+            let Some(held) = p.pop_next() else {
+                break;
+            };
+            if remote.is_some_and(|r| held.body_len() > r.max_body as usize) {
+                p.finish(held, Outcome::Failed(FailReason::TooLarge), cfg);
+            } else if now >= held.deadline {
+                p.finish(held, Outcome::Failed(FailReason::DeadlineExceeded), cfg);
+            } else {
+                batch.extend_from_slice(&held.frame);
+                msgs.push(held);
+            }
         }
-        if now >= held.deadline {
-            p.finish(held, Outcome::Failed(FailReason::DeadlineExceeded), cfg);
-            continue;
+        if msgs.is_empty() {
+            break;
         }
-        let sent = transmit(s, ctx, h, &held);
+        let sent = s.send_bytes_to(ctx, h, &batch).is_ok();
+        let bytes_out = s.conns().io(h).map_or(0, |io| io.bytes_out);
         let CenterState { peers, cfg, .. } = &mut s.shared;
         let Some(p) = peers.get_mut(&addr) else {
-            return;
+            break;
         };
-        match sent {
-            None => {
+        if !sent {
+            // The connection is gone: back to the front, in order.
+            while let Some(held) = msgs.pop() {
                 p.push_front(held);
-                break;
             }
-            Some((end, still_queued)) => {
-                if held.need_ack {
-                    let window = Duration::from_millis(
-                        remote.map_or(cfg.dedup_window.as_millis() as u64, |r| {
-                            r.dedup_window_ms as u64
-                        }),
-                    );
-                    held.sent(h, remote.map(|r| r.incarnation), window, now);
-                    p.awaiting.insert(held.id, held);
-                } else if still_queued == 0 {
-                    p.finish(held, Outcome::Written, cfg);
-                } else {
-                    p.unwritten.push_back((end, held));
-                }
+            break;
+        }
+        let window = remote.map_or(cfg.dedup_window, |r| {
+            Duration::from_millis(r.dedup_window_ms as u64)
+        });
+        let mut end = base;
+        for mut held in msgs.drain(..) {
+            end += held.size() as u64;
+            if held.need_ack {
+                held.sent(h, remote.map(|r| r.incarnation), window, now);
+                p.awaiting.insert(held.id, held);
+            } else if end <= bytes_out {
+                p.finish(held, Outcome::Written, cfg);
+            } else {
+                p.unwritten.push_back((end, held));
             }
         }
     }
+    batch.clear();
+    s.shared.batch = batch;
     let bytes_out = s.conns().io(h).map_or(0, |io| io.bytes_out);
     let CenterState { peers, cfg, .. } = &mut s.shared;
     if let Some(p) = peers.get_mut(&addr) {
@@ -428,7 +437,7 @@ pub(crate) fn shutdown(s: &mut Server<PeerConn>, ctx: &mut Context) {
     for p in peers.values_mut() {
         p.fail_all(FailReason::Shutdown, cfg);
     }
-    if let Some(l) = s.shared.listener.take() {
+    for (l, _) in std::mem::take(&mut s.shared.listeners) {
         let _ = ctx.close(l);
     }
     let handles: Vec<Handle> = s.conns().iter().map(|(h, _)| h).collect();

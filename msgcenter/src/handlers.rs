@@ -6,7 +6,10 @@
 //! block. A worker handler runs on one of `Config::workers` threads; its
 //! posts and its NeedAck acknowledgement are posted back to the loop when it
 //! returns. Either way the ack is sent only after the handler returned, and
-//! the posts a handler made are queued before its ack goes out.
+//! the handler's posts are queued in the center (in memory) by then; they
+//! are written after the ack, so a receiver killed in between has acked a
+//! message whose replies it never sent - a handler whose effects must
+//! survive a crash makes them durable before it returns.
 
 use crate::message::{Message, MsgId, Received};
 use crate::outbound::Info;

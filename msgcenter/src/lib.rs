@@ -17,7 +17,7 @@
 //!
 //! - a connection pool keyed by peer address; messages wait in the peer's
 //!   queue while connecting; two nodes connecting to each other at once
-//!   end up with one connection ([`conn`](crate::conn) explains the rule);
+//!   end up with one connection (the rule is in `PROTOCOL.md`, section 4);
 //! - two priorities per peer (urgent before normal, FIFO within each);
 //! - NeedAck: automatic ack after the handler, retries on an interval up to
 //!   a count and a deadline ([`Retry`]), across reconnects; a receiver-side
@@ -58,7 +58,7 @@ mod state;
 mod stats;
 pub mod value;
 
-pub use center::{Center, CenterHandle, PeerInfo, Running, StartError};
+pub use center::{Center, CenterHandle, ListenError, PeerInfo, Running, StartError};
 pub use config::{Config, ConfigError};
 pub use handlers::{HandlerCtx, Handlers, LoopHandler, WorkerHandler};
 pub use message::{Callback, FailReason, Flags, Message, MsgId, Outcome, Received, Retry};

@@ -9,7 +9,7 @@ use crate::stats::StatsCell;
 use netlib::Handle;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// Assigns message ids: a counter that starts at the wall clock in
@@ -35,12 +35,20 @@ impl IdGen {
 /// What every thread needs to turn a [`Message`] into a [`Held`].
 #[derive(Debug)]
 pub(crate) struct Info {
-    /// This node's advertised address (every frame's `from`).
-    pub(crate) from: SocketAddr,
+    /// This node's advertised address (every frame's `from`); changed by
+    /// `CenterHandle::set_advertised`.
+    pub(crate) advertised: RwLock<SocketAddr>,
     pub(crate) max_body: usize,
     pub(crate) retry: Retry,
     pub(crate) stats: Arc<StatsCell>,
     pub(crate) ids: IdGen,
+}
+
+impl Info {
+    /// The advertised address now.
+    pub(crate) fn from(&self) -> SocketAddr {
+        *self.advertised.read().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// A message the center holds until its outcome. See the module docs.
@@ -88,7 +96,7 @@ impl Held {
             flags,
             id,
             msg_type: msg.msg_type,
-            from: info.from,
+            from: info.from(),
             to: msg.to,
         };
         let mut frame = Vec::new();

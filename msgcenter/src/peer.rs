@@ -77,10 +77,12 @@ impl Peer {
         }
     }
 
-    /// Queues a new message, or gives it back when the peer is backlogged.
-    pub(crate) fn accept(&mut self, held: Held, cfg: &Config) -> Result<(), Held> {
+    /// Queues a new message; when the peer is backlogged, fails it with
+    /// `Backlog` instead and returns false.
+    pub(crate) fn accept(&mut self, held: Held, cfg: &Config) -> bool {
         if self.backlogged {
-            return Err(held);
+            held.finish(Outcome::Failed(FailReason::Backlog));
+            return false;
         }
         self.held_bytes += held.size();
         if self.held_bytes > cfg.backlog_high {
@@ -94,7 +96,7 @@ impl Peer {
             self.backlogged = true;
         }
         self.queue_of(held.urgent).push_back(held);
-        Ok(())
+        true
     }
 
     /// Whether new posts are refused.
@@ -217,7 +219,7 @@ mod tests {
 
     fn info() -> Info {
         Info {
-            from: "127.0.0.1:1".parse().unwrap(),
+            advertised: std::sync::RwLock::new("127.0.0.1:1".parse().unwrap()),
             max_body: 1000,
             retry: Config::default().retry,
             stats: Arc::new(StatsCell::default()),
@@ -242,9 +244,7 @@ mod tests {
         let cfg = Config::default();
         let mut p = Peer::new("127.0.0.1:2".parse().unwrap(), &cfg, Instant::now());
         for (id, urgent) in [(1, false), (2, true), (3, false), (4, true)] {
-            p.accept(held(&info, id, urgent, 1, &log), &cfg)
-                .map_err(|_| ())
-                .unwrap();
+            assert!(p.accept(held(&info, id, urgent, 1, &log), &cfg));
         }
         let order: Vec<u64> = std::iter::from_fn(|| p.pop_next().map(|h| h.id)).collect();
         assert_eq!(order, [2, 4, 1, 3]);
@@ -266,13 +266,14 @@ mod tests {
         let mut p = Peer::new("127.0.0.1:2".parse().unwrap(), &cfg, Instant::now());
         // 64-byte header + 36 = 100 bytes each.
         for id in 0..4 {
-            assert!(
-                p.accept(held(&info, id, false, 36, &log), &cfg).is_ok(),
-                "{id}"
-            );
+            assert!(p.accept(held(&info, id, false, 36, &log), &cfg), "{id}");
         }
         assert!(p.is_backlogged());
-        assert!(p.accept(held(&info, 9, false, 36, &log), &cfg).is_err());
+        assert!(!p.accept(held(&info, 9, false, 36, &log), &cfg));
+        assert_eq!(
+            log.lock().unwrap().as_slice(),
+            &[(9, Outcome::Failed(FailReason::Backlog))]
+        );
         let a = p.pop_next().unwrap();
         p.finish(a, Outcome::Written, &cfg);
         assert!(p.is_backlogged(), "300 held: not below low water yet");
@@ -282,7 +283,7 @@ mod tests {
         let c = p.pop_next().unwrap();
         p.finish(c, Outcome::Written, &cfg);
         assert!(!p.is_backlogged(), "100 held");
-        assert!(p.accept(held(&info, 10, false, 36, &log), &cfg).is_ok());
+        assert!(p.accept(held(&info, 10, false, 36, &log), &cfg));
         assert_eq!(p.held_bytes(), 200);
     }
 
@@ -292,9 +293,7 @@ mod tests {
         let cfg = Config::default();
         let mut p = Peer::new("127.0.0.1:2".parse().unwrap(), &cfg, Instant::now());
         for id in 1..=4 {
-            p.accept(held(&info, id, false, 36, &log), &cfg)
-                .map_err(|_| ())
-                .unwrap();
+            assert!(p.accept(held(&info, id, false, 36, &log), &cfg));
         }
         // Ids 1..3 handed to a connection, ending at 100, 200, 300.
         for end in [100, 200, 300] {

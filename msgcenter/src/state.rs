@@ -48,7 +48,12 @@ pub(crate) struct CenterState {
     pub(crate) shutting_down: bool,
     /// Shutdown stops the loop (a spawned center owns its loop).
     pub(crate) owns_loop: bool,
-    pub(crate) listener: Option<Handle>,
+    /// Listening sockets and their bound addresses.
+    pub(crate) listeners: Vec<(Handle, SocketAddr)>,
+    /// Accepted connections open now (bounded by `max_incoming`).
+    pub(crate) incoming: usize,
+    /// Scratch buffer of `driver::pump`, kept between calls.
+    pub(crate) batch: Vec<u8>,
 }
 
 impl CenterState {
@@ -75,7 +80,9 @@ impl CenterState {
             paused: Vec::new(),
             shutting_down: false,
             owns_loop: false,
-            listener: None,
+            listeners: Vec::new(),
+            incoming: 0,
+            batch: Vec::new(),
         }
     }
 

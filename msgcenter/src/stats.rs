@@ -84,6 +84,10 @@ impl StatsCell {
         counter.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn snapshot_unhandled(&self) -> u64 {
+        self.unhandled.load(Relaxed)
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
             posted: self.posted.load(Relaxed),

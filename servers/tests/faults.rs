@@ -21,11 +21,11 @@ use common::*;
 use servers::client::{query_msg_server, query_msg_server_http, ImClient};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use testkit::{in_ns, run, spawn_in, NetnsPair};
 
 /// What `n` successive lookups on the login_server's client port answered.
 fn answers(login: SocketAddr, n: usize) -> BTreeSet<SocketAddr> {
@@ -205,133 +205,28 @@ fn killing_one_of_two_msg_servers_sends_new_logins_to_the_other() {
 
 // ---- network namespaces --------------------------------------------------
 
-/// Two network namespaces joined by a veth pair (10.200.0.1 in `a`,
-/// 10.200.0.2 in `b`), deleted when dropped (also on panic), with whatever
-/// is still inside them.
-struct Netns {
-    a: String,
-    b: String,
-}
-
+// Two namespaces joined by a veth pair (testkit::NetnsPair): the login_server
+// in `a`, the msg_server in `b`.
 const ADDR_A: &str = "10.200.0.1";
 const ADDR_B: &str = "10.200.0.2";
 
-fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{cmd}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-impl Netns {
-    /// `None` (after printing why) when namespaces or nft are unavailable.
-    fn create() -> Option<Netns> {
-        let tag = format!("netlib-{}", std::process::id());
-        let (a, b) = (format!("{tag}-a"), format!("{tag}-b"));
-        if let Err(e) = run("ip", &["netns", "add", &a]) {
-            eprintln!(
-                "\n*** SKIP partition test: cannot create a network namespace \
-                 (needs root / CAP_SYS_ADMIN + CAP_NET_ADMIN and iproute2): {e} ***\n"
-            );
-            return None;
-        }
-        let ns = Netns {
-            a: a.clone(),
-            b: b.clone(),
-        };
-        if let Err(e) = run("nft", &["--version"]) {
-            eprintln!("\n*** SKIP partition test: nft not available (apt-get install nftables): {e} ***\n");
-            return None;
-        }
-        let setup = || -> Result<(), String> {
-            run("ip", &["netns", "add", &b])?;
-            run(
-                "ip",
-                &[
-                    "-n", &a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns",
-                    &b,
-                ],
-            )?;
-            for (n, dev, addr) in [(&a, "va", ADDR_A), (&b, "vb", ADDR_B)] {
-                run(
-                    "ip",
-                    &["-n", n, "addr", "add", &format!("{addr}/24"), "dev", dev],
-                )?;
-                run("ip", &["-n", n, "link", "set", dev, "up"])?;
-                run("ip", &["-n", n, "link", "set", "lo", "up"])?;
-            }
-            Ok(())
-        };
-        setup().expect("namespace setup");
-        Some(ns)
-    }
-
-    /// Starts `bin` inside namespace `ns` (`ip netns exec` execs it, so the
-    /// child's pid is the server's).
-    fn start(ns: &str, bin: &str, args: &[&str], expect: usize) -> Proc {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, bin]).args(args);
-        let p = Proc::start_cmd(cmd, expect);
-        let exe = std::fs::read_link(format!("/proc/{}/exe", p.pid())).unwrap();
-        assert!(exe.ends_with(std::path::Path::new(bin).file_name().unwrap()));
-        p
-    }
-
-    /// Runs `nft` in namespace `ns` with `script` as its input file.
-    fn nft(ns: &str, script: &str) {
-        let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("nft-{}.nft", std::process::id()));
-        std::fs::write(&path, script).unwrap();
-        run(
-            "ip",
-            &["netns", "exec", ns, "nft", "-f", path.to_str().unwrap()],
-        )
-        .unwrap();
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for n in [&self.a, &self.b] {
-            let _ = run("ip", &["netns", "del", n]);
-        }
-    }
-}
-
-/// Runs `f` on a new thread inside network namespace `ns`.
-fn spawn_in<R: Send + 'static>(ns: &str, f: impl FnOnce() -> R + Send + 'static) -> JoinHandle<R> {
-    use std::os::fd::AsRawFd;
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap();
-        // SAFETY: a valid namespace descriptor; only this thread moves.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-}
-
-fn in_ns<R: Send + 'static>(ns: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
-    spawn_in(ns, f).join().unwrap()
+/// Starts `bin` inside namespace `ns` and waits for `expect` LISTEN lines.
+fn start_in(ns: &str, bin: &str, args: &[&str], expect: usize) -> Proc {
+    let mut cmd = NetnsPair::command(ns, bin);
+    cmd.args(args);
+    let p = Proc::start_cmd(cmd, expect);
+    let exe = std::fs::read_link(format!("/proc/{}/exe", p.pid())).unwrap();
+    assert!(exe.ends_with(std::path::Path::new(bin).file_name().unwrap()));
+    p
 }
 
 #[test]
 fn a_partition_is_detected_by_heartbeats_and_the_link_returns_after_it_heals() {
-    let Some(ns) = Netns::create() else {
+    let Some(ns) = NetnsPair::create("netlib", ADDR_A, ADDR_B) else {
         return;
     };
     let users = users_file("faults-partition", 4);
-    let login = Netns::start(
+    let login = start_in(
         &ns.a,
         env!("CARGO_BIN_EXE_login_server"),
         &[
@@ -356,7 +251,7 @@ fn a_partition_is_detected_by_heartbeats_and_the_link_returns_after_it_heals() {
     );
     let http = login.addr("http");
     let link_port = login.addr("msg_server").port().to_string();
-    let msg = Netns::start(
+    let msg = start_in(
         &ns.b,
         env!("CARGO_BIN_EXE_msg_server"),
         &[
@@ -388,7 +283,7 @@ fn a_partition_is_detected_by_heartbeats_and_the_link_returns_after_it_heals() {
     let chat = Chat::start(Some(&ns.b), move || (user(ms_addr, 1), user(ms_addr, 2)));
 
     let cut = Instant::now();
-    Netns::nft(
+    ns.nft(
         &ns.a,
         &format!(
             "table inet netlib_partition {{\n\

@@ -11,8 +11,9 @@
 //! orders, prints `OUTCOME <seq> <id> <outcome>` for each as its outcome
 //! arrives and `RECEIPT <body>` for each receipt, then `SUMMARY ...`, and
 //! exits once every order has an outcome and every acknowledged order its
-//! receipt (or `--wait-s` passed). Both print `LISTEN <role> <addr>` and
-//! `NODE <id>` first; `--set key=value` sets any center setting
+//! receipt (or `--wait-s` passed, or no receipt came for 5 s). Both print `LISTEN <role> <addr>` and
+//! `NODE <id>` first. `--body-bytes` pads orders (dots after the name) to
+//! exercise backlogs; `--set key=value` sets any center setting
 //! (`msgcenter::config::KEYS`). The fault tests drive these two processes.
 
 use clap::{Parser, Subcommand};
@@ -57,6 +58,9 @@ enum Role {
         /// Give up waiting for outcomes and receipts after this long.
         #[arg(long, default_value_t = 60)]
         wait_s: u64,
+        /// Pad each order to this many bytes (with dots after its name).
+        #[arg(long, default_value_t = 0)]
+        body_bytes: usize,
     },
 }
 
@@ -86,7 +90,8 @@ fn main() {
             orders,
             interval_ms,
             wait_s,
-        } => customer(config, shop, orders, interval_ms, wait_s),
+            body_bytes,
+        } => customer(config, shop, orders, interval_ms, wait_s, body_bytes),
     }
 }
 
@@ -105,7 +110,9 @@ fn start(config: Config, handlers: Handlers, role: &str) -> msgcenter::Running {
 
 fn shop(config: Config) {
     let handlers = Handlers::new().on(ORDER, |cx, order| {
-        let body = String::from_utf8_lossy(order.body);
+        // The order's name, without the padding of --body-bytes.
+        let name = order.body.split(|&b| b == b'.').next().unwrap_or_default();
+        let body = String::from_utf8_lossy(name);
         say(format_args!("HANDLED {} {} {body}", order.from, order.id));
         cx.post(Message::new(order.from, RECEIPT, format!("receipt for {body}")).need_ack());
     });
@@ -115,7 +122,14 @@ fn shop(config: Config) {
     }
 }
 
-fn customer(config: Config, shop: SocketAddr, orders: u32, interval_ms: u64, wait_s: u64) {
+fn customer(
+    config: Config,
+    shop: SocketAddr,
+    orders: u32,
+    interval_ms: u64,
+    wait_s: u64,
+    body_bytes: usize,
+) {
     let (receipt_tx, receipts) = mpsc::channel();
     let handlers = Handlers::new().on(RECEIPT, move |_, r| {
         let _ = receipt_tx.send(String::from_utf8_lossy(r.body).into_owned());
@@ -124,7 +138,11 @@ fn customer(config: Config, shop: SocketAddr, orders: u32, interval_ms: u64, wai
     let (done_tx, done) = mpsc::channel();
     for seq in 0..orders {
         let tx = done_tx.clone();
-        let msg = Message::new(shop, ORDER, format!("order-{seq}"))
+        let mut body = format!("order-{seq}").into_bytes();
+        if body.len() < body_bytes {
+            body.resize(body_bytes, b'.');
+        }
+        let msg = Message::new(shop, ORDER, body)
             .need_ack()
             .on_done(move |id, outcome| {
                 say(format_args!("OUTCOME {seq} {id} {outcome:?}"));
@@ -144,9 +162,13 @@ fn customer(config: Config, shop: SocketAddr, orders: u32, interval_ms: u64, wai
             Err(_) => break,
         }
     }
+    // A shop killed between acking an order and sending its receipt never
+    // sends it: stop waiting once receipts stop coming for a while.
+    let quiet = Duration::from_secs(5);
     let mut seen = HashSet::new();
     while (seen.len() as u32) < acked {
-        match receipts.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receipts.recv_timeout(left.min(quiet)) {
             Ok(r) => {
                 say(format_args!("RECEIPT {r}"));
                 seen.insert(r);

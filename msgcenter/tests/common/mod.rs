@@ -8,7 +8,6 @@ use msgcenter::{Config, Message, MsgId, Outcome};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,14 +69,6 @@ pub fn quick() -> Config {
     c
 }
 
-/// A forwarding handler target: the bodies received, in order.
-pub fn channel() -> (
-    mpsc::Sender<(SocketAddr, u64, Vec<u8>)>,
-    mpsc::Receiver<(SocketAddr, u64, Vec<u8>)>,
-) {
-    mpsc::channel()
-}
-
 /// A peer driven by hand over a plain socket.
 pub struct Fake {
     pub stream: TcpStream,
@@ -109,6 +100,13 @@ impl Fake {
     /// Connects to a center as node `hello`, advertising `from`, and
     /// completes the handshake; returns the center's WELCOME.
     pub fn connect(to: SocketAddr, from: SocketAddr, hello: Hello) -> (Fake, Hello) {
+        let (f, wh, body) = Fake::connect_raw(to, from, hello);
+        assert_eq!(wh.kind, Kind::Welcome);
+        (f, Hello::from_body(&body).unwrap())
+    }
+
+    /// Like [`connect`](Self::connect), returning the answer as it came.
+    pub fn connect_raw(to: SocketAddr, from: SocketAddr, hello: Hello) -> (Fake, Header, Vec<u8>) {
         let mut f = Fake::new(TcpStream::connect(to).unwrap(), hello);
         f.write_preamble();
         let h = Header {
@@ -118,9 +116,8 @@ impl Fake {
         };
         f.send(&h, &hello.to_body());
         f.read_preamble();
-        let (wh, body) = f.recv().expect("WELCOME");
-        assert_eq!(wh.kind, Kind::Welcome);
-        (f, Hello::from_body(&body).unwrap())
+        let (wh, body) = f.recv().expect("an answer to HELLO");
+        (f, wh, body)
     }
 
     /// Accepts a center's connection and completes the handshake.

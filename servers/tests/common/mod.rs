@@ -9,7 +9,7 @@ use servers::client::ImClient;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// Read and connect timeout of the helpers.
@@ -31,16 +31,8 @@ impl Proc {
 
     /// Starts a prepared command (e.g. with a `pre_exec` or behind
     /// `ip netns exec`) and waits for `expect` LISTEN lines.
-    pub fn start_cmd(mut cmd: Command, expect: usize) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("NETLIB_TEST_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()
-            .unwrap();
+    pub fn start_cmd(cmd: Command, expect: usize) -> Proc {
+        let mut child = testkit::spawn_piped(cmd);
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut listens = Vec::new();
         while listens.len() < expect {
