@@ -1,13 +1,14 @@
 //! xx_net's queue API for programs with their own main loop (a game server,
 //! a script): [`Queue::listen`], [`Queue::send`], [`Queue::recv`] - all
-//! `&self`, callable from any thread - with the message centers on a
-//! network thread of their own.
+//! `&self`, callable from any thread - with the message center on a
+//! network thread of its own.
 //!
 //! ## Who owns what
 //!
-//! The network thread owns a netlib loop and one [`Center`] per listened
-//! address, plus one "anonymous" center for sending before anything is
-//! listened on. The application's threads own nothing but the [`Queue`]:
+//! The network thread owns a netlib loop and one [`Center`] on it, with one
+//! connection pool for everything the queue sends and receives; each
+//! [`Queue::listen`] adds a listener to it. The application's threads own
+//! nothing but the [`Queue`]:
 //! `send` encodes the value (MessagePack, [`crate::value`]) on the calling
 //! thread and posts it through a [`CenterHandle`]; received values are
 //! decoded on the center's worker thread and pushed into the queue's inbox,
@@ -30,13 +31,13 @@
 //! - A NeedAck value is acknowledged once it is in the inbox (not once the
 //!   application has looked at it).
 //!
-//! Sends leave from the first address listened on, so peers' replies come
-//! back to it; before any `listen`, from the anonymous center, which tells
-//! peers it does not listen (they reply over the connection it opened).
-//! Values from one sender arrive in the order sent (each center decodes on
-//! one worker thread).
+//! Peers know the queue by the first address it listened on, so their
+//! replies come back to it; before any `listen`, the center tells peers it
+//! does not listen (they reply over the connection it opened). Values from
+//! one sender arrive in the order sent (the center decodes on one worker
+//! thread).
 
-use crate::center::{Center, CenterHandle, StartError};
+use crate::center::{Center, CenterHandle, ListenError, StartError};
 use crate::config::{Config, ConfigError};
 use crate::handlers::Handlers;
 use crate::message::{FailReason, Message, MsgId, Outcome};
@@ -44,11 +45,11 @@ use crate::value::{self, CodecError, Value};
 use netlib::{EventDispatch, Poster};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -56,16 +57,13 @@ use std::time::{Duration, Instant};
 /// answers other types with `NoHandler`.
 pub const VALUE_TYPE: u32 = 0x5851_0001;
 
-/// How long `listen` waits for the network thread to answer.
-const LOOP_ANSWER: Duration = Duration::from_secs(10);
-
-/// A queue's settings: the centers' [`Config`] plus the queue's own bounds.
+/// A queue's settings: the center's [`Config`] plus the queue's own bounds.
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
-    /// Settings of every center the queue starts (their `listen` is
-    /// replaced by [`Queue::listen`]'s address; `workers` is forced to 1 so
-    /// values from one sender stay in order). Default: `Config::default()`
-    /// with `max_worker_jobs` 64.
+    /// Settings of the queue's center (`listen` and `advertise` are set by
+    /// the queue: see [`Queue::listen`]; `workers` is forced to 1 so values
+    /// from one sender stay in order). Default: `Config::default()` with
+    /// `max_worker_jobs` 64.
     pub center: Config,
     /// Values `recv` can have waiting (`max_pending`). Default 65,536.
     pub max_pending: usize,
@@ -179,23 +177,20 @@ impl std::fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
-/// Why `listen` (or starting the queue) failed.
+/// Why `listen` or starting the queue failed.
 #[derive(Debug)]
 pub enum QueueError {
-    /// This queue already listens on the address.
-    AlreadyListening(SocketAddr),
-    /// A center could not start there (address in use, bad config...).
+    /// The center could not start (bad config, no thread...).
     Start(StartError),
-    /// The network thread is gone or did not answer.
-    Closed,
+    /// Listening failed: [`ListenError::AlreadyListening`] for an address
+    /// this queue listens on already, `Io` for one the system refused.
+    Listen(ListenError),
 }
-
 impl std::fmt::Display for QueueError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            QueueError::AlreadyListening(a) => write!(f, "already listening on {a}"),
             QueueError::Start(e) => write!(f, "{e}"),
-            QueueError::Closed => f.write_str("the queue's network thread is gone"),
+            QueueError::Listen(e) => write!(f, "{e}"),
         }
     }
 }
@@ -293,15 +288,6 @@ impl<T> Shared<T> {
     }
 }
 
-/// The centers on the network thread: the anonymous one and one per
-/// listened address, in order.
-struct Centers {
-    anonymous: CenterHandle,
-    listening: Vec<(SocketAddr, CenterHandle)>,
-    /// Addresses asked for or bound, for the listen-twice check.
-    addresses: HashSet<SocketAddr>,
-}
-
 /// xx_net's queue API. See the module docs.
 ///
 /// ```
@@ -324,14 +310,16 @@ struct Centers {
 /// ```
 pub struct Queue<T: Send + 'static = Value> {
     shared: Arc<Shared<T>>,
-    centers: RwLock<Centers>,
+    center: CenterHandle,
+    /// The addresses listened on, in order.
+    listening: Mutex<Vec<SocketAddr>>,
     poster: Poster,
     thread: Option<JoinHandle<()>>,
     _values: PhantomData<fn() -> T>,
 }
 
 impl<T: DeserializeOwned + Send + 'static> Queue<T> {
-    /// Starts the network thread (`msgqueue`) and the anonymous center.
+    /// Starts the network thread (`msgqueue`) and the center.
     pub fn start(cfg: QueueConfig) -> Result<Queue<T>, QueueError> {
         cfg.validate()
             .map_err(|e| QueueError::Start(StartError::Config(e)))?;
@@ -356,25 +344,20 @@ impl<T: DeserializeOwned + Send + 'static> Queue<T> {
             .name("msgqueue".into())
             .spawn(move || network_thread(on_thread, tx))
             .map_err(|e| QueueError::Start(StartError::Io(e)))?;
-        let started = rx.recv().map_err(|_| QueueError::Closed);
-        let (poster, anonymous) = match started {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(QueueError::Start(e));
-            }
+        let started = rx
+            .recv()
+            .unwrap_or_else(|_| Err(StartError::Io(std::io::Error::other("network thread died"))));
+        let (poster, center) = match started {
+            Ok(pair) => pair,
             Err(e) => {
                 let _ = thread.join();
-                return Err(e);
+                return Err(QueueError::Start(e));
             }
         };
         Ok(Queue {
             shared,
-            centers: RwLock::new(Centers {
-                anonymous,
-                listening: Vec::new(),
-                addresses: HashSet::new(),
-            }),
+            center,
+            listening: Mutex::new(Vec::new()),
             poster,
             thread: Some(thread),
             _values: PhantomData,
@@ -382,64 +365,32 @@ impl<T: DeserializeOwned + Send + 'static> Queue<T> {
     }
 
     /// Listens on `addr` (port 0: a free port) and returns the bound
-    /// address. Values sent to it arrive in [`recv`](Self::recv). Listening
-    /// again on an address this queue listens on is
-    /// [`QueueError::AlreadyListening`]; an address another socket holds is
-    /// `QueueError::Start` with the system's error.
+    /// address. Values sent to it arrive in [`recv`](Self::recv); the first
+    /// address listened on is the one peers reply to. Listening again on an
+    /// address this queue listens on is
+    /// [`ListenError::AlreadyListening`]; an address another socket holds
+    /// is `ListenError::Io` with the system's error.
     pub fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, QueueError> {
-        {
-            let mut c = self.centers_mut();
-            // Port 0 asks for a new port each time.
-            if addr.port() != 0 && !c.addresses.insert(addr) {
-                return Err(QueueError::AlreadyListening(addr));
-            }
+        let mut listening = self.listening.lock().unwrap_or_else(|p| p.into_inner());
+        if addr.port() != 0 && listening.contains(&addr) {
+            return Err(QueueError::Listen(ListenError::AlreadyListening(addr)));
         }
-        let result = self.start_center(addr);
-        let mut c = self.centers_mut();
-        match result {
-            Ok(handle) => {
-                let bound = handle.local_addr();
-                if addr.port() != 0 {
-                    log::info!("msgqueue: listening on {bound}");
-                }
-                c.addresses.insert(bound);
-                c.listening.push((bound, handle));
-                Ok(bound)
-            }
-            Err(e) => {
-                if addr.port() != 0 {
-                    c.addresses.remove(&addr);
-                }
-                Err(e)
-            }
+        let bound = self.center.listen(addr).map_err(QueueError::Listen)?;
+        if listening.is_empty() {
+            self.center.set_advertised(bound);
         }
-    }
-
-    fn start_center(&self, addr: SocketAddr) -> Result<CenterHandle, QueueError> {
-        let mut cfg = center_config(&self.shared.cfg);
-        cfg.listen = addr;
-        let handlers = handlers(self.shared.clone());
-        let (tx, rx) = mpsc::channel();
-        self.poster
-            .post(move |ctx| {
-                let _ = tx.send(Center::register(ctx, cfg, handlers));
-            })
-            .map_err(|_| QueueError::Closed)?;
-        match rx.recv_timeout(LOOP_ANSWER) {
-            Ok(r) => r.map_err(QueueError::Start),
-            Err(_) => Err(QueueError::Closed),
-        }
+        log::info!("msgqueue: listening on {bound}");
+        listening.push(bound);
+        Ok(bound)
     }
 }
-
 impl<T: Send + 'static> Queue<T> {
     /// The addresses this queue listens on, in the order listened.
     pub fn listening(&self) -> Vec<SocketAddr> {
-        self.centers_ref()
-            .listening
-            .iter()
-            .map(|(a, _)| *a)
-            .collect()
+        self.listening
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Sends `value` to the queue listening at `to`, as a plain message
@@ -484,9 +435,7 @@ impl<T: Send + 'static> Queue<T> {
         if need_ack {
             msg = msg.need_ack();
         }
-        let c = self.centers_ref();
-        let sender = c.listening.first().map_or(&c.anonymous, |(_, h)| h);
-        Ok(sender.post(msg))
+        Ok(self.center.post(msg))
     }
 
     /// Everything received since the last call (possibly nothing), oldest
@@ -550,31 +499,15 @@ impl<T: Send + 'static> Queue<T> {
         }
     }
 
-    /// Shuts the centers down (outstanding sends fail with `Shutdown`, to
+    /// Shuts the center down (outstanding sends fail with `Shutdown`, to
     /// no one: the queue is gone) and joins the network thread.
     pub fn shutdown(self) {}
-
-    fn centers_ref(&self) -> std::sync::RwLockReadGuard<'_, Centers> {
-        self.centers.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn centers_mut(&self) -> std::sync::RwLockWriteGuard<'_, Centers> {
-        self.centers.write().unwrap_or_else(|p| p.into_inner())
-    }
 }
-
 impl<T: Send + 'static> Drop for Queue<T> {
     fn drop(&mut self) {
-        {
-            let c = self.centers_ref();
-            c.anonymous.shutdown();
-            for (_, h) in &c.listening {
-                h.shutdown();
-            }
-        }
-        // After the shutdowns (same loop, posted in order): no connection
-        // is left to acknowledge a value, so workers waiting for room can
-        // be let go without pushing.
+        self.center.shutdown(); // After the shutdown (same loop, posted in order): no connection
+                                // is left to acknowledge a value, so workers waiting for room can
+                                // be let go without pushing.
         let shared = self.shared.clone();
         let _ = self.poster.post(move |_| shared.close());
         self.poster.stop();
@@ -584,8 +517,7 @@ impl<T: Send + 'static> Drop for Queue<T> {
     }
 }
 
-/// The centers' config: the queue's, one worker (order), at most one
-/// decoded value waiting per worker job.
+/// The center's config: the queue's, with one worker (order).
 fn center_config(cfg: &QueueConfig) -> Config {
     Config {
         workers: 1,
@@ -593,8 +525,8 @@ fn center_config(cfg: &QueueConfig) -> Config {
     }
 }
 
-/// The handler every center of the queue runs on its worker: decode, then
-/// wait for room in the inbox.
+/// The handler the center runs on its worker: decode, then wait for room
+/// in the inbox.
 fn handlers<T: DeserializeOwned + Send + 'static>(shared: Arc<Shared<T>>) -> Handlers {
     Handlers::new().on_worker(VALUE_TYPE, move |_, m| match value::decode::<T>(m.body) {
         Ok(value) => {
@@ -614,9 +546,10 @@ fn handlers<T: DeserializeOwned + Send + 'static>(shared: Arc<Shared<T>>) -> Han
     })
 }
 
-/// The network thread: a loop with the anonymous center, run until the
-/// queue is dropped; then the inbox closes so workers waiting for room
-/// return, and the centers (and their workers) are dropped with the loop.
+/// The network thread: a loop with the center, run until the queue is
+/// dropped; then the inbox closes so workers waiting for room return, and
+/// the center (and its worker) is dropped with the loop.
+
 fn network_thread<T: DeserializeOwned + Send + 'static>(
     shared: Arc<Shared<T>>,
     tx: mpsc::Sender<Result<(Poster, CenterHandle), StartError>>,
@@ -627,7 +560,9 @@ fn network_thread<T: DeserializeOwned + Send + 'static>(
     };
     let mut cfg = center_config(&shared.cfg);
     cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    // Port 0: "I do not listen" - peers reply on the connection we opened.
+    // A center always listens: here on a loopback port nobody is told
+    // about. Advertised port 0 says "I do not listen": peers reply on the
+    // connection we opened, until `listen` advertises a real address.
     cfg.advertise = Some(SocketAddr::from(([0, 0, 0, 0], 0)));
     match Center::register(dispatch.context(), cfg, handlers(shared.clone())) {
         Ok(h) => {

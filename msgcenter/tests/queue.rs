@@ -3,7 +3,7 @@
 
 use msgcenter::queue::{Inbound, Queue, QueueConfig, QueueError, SendError, VALUE_TYPE};
 use msgcenter::value::Value;
-use msgcenter::{Center, FailReason, Handlers, Message};
+use msgcenter::{Center, FailReason, Handlers, ListenError, Message};
 use serde::{Deserialize, Serialize};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -103,14 +103,17 @@ fn listening_twice_is_a_clear_error() {
     let q: Queue = Queue::start(quick()).unwrap();
     let addr = q.listen(local()).unwrap();
     match q.listen(addr) {
-        Err(QueueError::AlreadyListening(a)) => assert_eq!(a, addr),
+        Err(QueueError::Listen(ListenError::AlreadyListening(a))) => assert_eq!(a, addr),
         other => panic!("expected AlreadyListening, got {other:?}"),
     }
     // Held by another socket: the system's error, and the queue carries on.
     let other = TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = other.local_addr().unwrap();
     let err = q.listen(taken).unwrap_err();
-    assert!(matches!(err, QueueError::Start(_)), "{err:?}");
+    assert!(
+        matches!(err, QueueError::Listen(ListenError::Io(_))),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("cannot listen"), "{err}");
     assert_eq!(q.listening(), vec![addr]);
     // After the other socket goes, the address can be listened on.
@@ -120,7 +123,7 @@ fn listening_twice_is_a_clear_error() {
 }
 
 #[test]
-fn values_to_any_listened_address_arrive_and_sends_leave_from_the_first() {
+fn values_to_any_listened_address_arrive_and_peers_know_the_first() {
     let a: Queue = Queue::start(quick()).unwrap();
     let first = a.listen(local()).unwrap();
     let second = a.listen(local()).unwrap();
@@ -132,8 +135,16 @@ fn values_to_any_listened_address_arrive_and_sends_leave_from_the_first() {
     got.sort_by_key(|v| v.value.as_int());
     assert_eq!((got[0].to, got[1].to), (first, second));
     assert!(got.iter().all(|v| v.from == b_addr));
+    // b knows a by the address of the connection a's reply came on (one
+    // of the two: the center keeps one connection per pair of nodes).
     a.send(b_addr, &"hi").unwrap();
-    assert_eq!(recv_n(&b, 1)[0].from, first);
+    let reply_from = recv_n(&b, 1)[0].from;
+    assert!(reply_from == first || reply_from == second, "{reply_from}");
+    // A queue that never sent to b is known by its first address.
+    let c: Queue = Queue::start(quick()).unwrap();
+    c.listen(local()).unwrap();
+    a.send(c.listening()[0], &"hello c").unwrap();
+    assert_eq!(recv_n(&c, 1)[0].from, first);
 }
 
 #[test]
