@@ -158,3 +158,42 @@ pub fn clk_tck() -> f64 {
     // SAFETY: sysconf only reads a configuration value.
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
+
+/// The median of `v` (NaN for none).
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The smallest of `v`.
+pub fn min(v: &[f64]) -> f64 {
+    v.iter().cloned().fold(f64::INFINITY, f64::min)
+}
+
+/// The largest of `v`.
+pub fn max(v: &[f64]) -> f64 {
+    v.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// `median (min..max)` with `prec` decimals.
+pub fn mm(v: &[f64], prec: usize) -> String {
+    format!(
+        "{:.p$} ({:.p$}..{:.p$})",
+        median(v),
+        min(v),
+        max(v),
+        p = prec
+    )
+}
+
+/// What `sh -c cmd` printed, trimmed (empty if it could not run): machine
+/// facts for the reports.
+pub fn sh(cmd: &str) -> String {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}

@@ -549,7 +549,6 @@ fn handlers<T: DeserializeOwned + Send + 'static>(shared: Arc<Shared<T>>) -> Han
 /// The network thread: a loop with the center, run until the queue is
 /// dropped; then the inbox closes so workers waiting for room return, and
 /// the center (and its worker) is dropped with the loop.
-
 fn network_thread<T: DeserializeOwned + Send + 'static>(
     shared: Arc<Shared<T>>,
     tx: mpsc::Sender<Result<(Poster, CenterHandle), StartError>>,

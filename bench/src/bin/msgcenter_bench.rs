@@ -418,30 +418,9 @@ fn point(imp: Imp, mode: Mode, peers: usize, size: usize, seconds: f64) -> Res<(
     Ok((n / dt, (cpu1 - cpu0) * 1e6 / n, (s1 - s0) / dt))
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-fn spread(v: &[f64], prec: usize) -> String {
-    let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
-    let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    format!("{:.p$} ({lo:.p$}..{hi:.p$})", median(v), p = prec)
-}
-
-fn sh(cmd: &str) -> String {
-    Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 fn run(seconds: f64, reps: usize, size: usize, peer_counts: &[usize], out: &PathBuf) -> Res<()> {
     let started = Instant::now();
-    let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
+    let load_before = bench::sh("cut -d' ' -f1-3 /proc/loadavg");
     let mut md = String::new();
     let mut rows = Vec::new();
     for mode in [Mode::Oneway, Mode::Ack] {
@@ -463,7 +442,7 @@ fn run(seconds: f64, reps: usize, size: usize, peer_counts: &[usize], out: &Path
             rows.push((mode, peers, m));
         }
     }
-    let load_after = sh("cut -d' ' -f1-3 /proc/loadavg");
+    let load_after = bench::sh("cut -d' ' -f1-3 /proc/loadavg");
     writeln!(md, "# msgcenter against ZeroMQ")?;
     writeln!(md)?;
     writeln!(
@@ -476,15 +455,15 @@ fn run(seconds: f64, reps: usize, size: usize, peer_counts: &[usize], out: &Path
     writeln!(
         md,
         "- CPU: {}, {} logical cores",
-        sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
+        bench::sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
         cores()
     )?;
-    writeln!(md, "- kernel: {}", sh("uname -r"))?;
+    writeln!(md, "- kernel: {}", bench::sh("uname -r"))?;
     writeln!(
         md,
         "- {}; msgcenter commit {}",
-        sh("rustc --version"),
-        sh("git rev-parse --short HEAD")
+        bench::sh("rustc --version"),
+        bench::sh("git rev-parse --short HEAD")
     )?;
     writeln!(md, "- libzmq {}", {
         let (a, b, c) = zmq::version();
@@ -520,8 +499,8 @@ fn run(seconds: f64, reps: usize, size: usize, peer_counts: &[usize], out: &Path
     writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|")?;
     for (mode, peers, m) in &rows {
         let (rr, cr) = (
-            median(&m[0].0) / median(&m[1].0),
-            median(&m[0].1) / median(&m[1].1),
+            bench::median(&m[0].0) / bench::median(&m[1].0),
+            bench::median(&m[0].1) / bench::median(&m[1].1),
         );
         writeln!(
             md,
@@ -531,12 +510,12 @@ fn run(seconds: f64, reps: usize, size: usize, peer_counts: &[usize], out: &Path
             } else {
                 "one way"
             },
-            spread(&m[0].0, 0),
-            spread(&m[1].0, 0),
-            spread(&m[0].1, 2),
-            spread(&m[1].1, 2),
-            median(&m[0].2),
-            median(&m[1].2),
+            bench::mm(&m[0].0, 0),
+            bench::mm(&m[1].0, 0),
+            bench::mm(&m[0].1, 2),
+            bench::mm(&m[1].1, 2),
+            bench::median(&m[0].2),
+            bench::median(&m[1].2),
             if rr >= 1.0 { "met" } else { "**missed**" },
             if cr <= 1.0 { "met" } else { "**missed**" },
         )?;
