@@ -324,6 +324,7 @@ fn main() -> Res<()> {
     let mut md = String::new();
     writeln!(md, "# netlib benchmarks\n")?;
     writeln!(md, "Produced by `scripts/bench.sh` (`bench {what} --seconds {} --reps {}`); every figure below is what that run printed. Medians with min..max over the repetitions; ratios are netlib / comparator, measured in the same run, interleaved.\n", o.seconds, o.reps)?;
+    writeln!(md, "Elsewhere: the memcached example against memcached in [BENCH-memcached.md](BENCH-memcached.md) (`scripts/bench_memcached.sh`), the message center against ZeroMQ in [BENCH-msgcenter.md](BENCH-msgcenter.md) (`scripts/bench_msgcenter.sh`).\n")?;
     writeln!(md, "## Machine\n")?;
     writeln!(
         md,
