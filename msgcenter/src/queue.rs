@@ -372,9 +372,6 @@ impl<T: DeserializeOwned + Send + 'static> Queue<T> {
     /// is `ListenError::Io` with the system's error.
     pub fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, QueueError> {
         let mut listening = self.listening.lock().unwrap_or_else(|p| p.into_inner());
-        if addr.port() != 0 && listening.contains(&addr) {
-            return Err(QueueError::Listen(ListenError::AlreadyListening(addr)));
-        }
         let bound = self.center.listen(addr).map_err(QueueError::Listen)?;
         if listening.is_empty() {
             self.center.set_advertised(bound);
