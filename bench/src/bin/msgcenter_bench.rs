@@ -25,7 +25,9 @@
 //! receiver's message count (it answers `count` on stdin) and its CPU
 //! (utime + stime from `/proc/PID/stat`) twice, `--seconds` apart: rate =
 //! messages / time, CPU per message = CPU / messages. The senders' CPU over
-//! the same window is reported to show whether they were the limit.
+//! the same window is reported to show whether they were the limit. A
+//! `## Notes` section at the end of an existing report (written by hand:
+//! profiles, caveats) is kept when the report is rewritten.
 
 use clap::{Parser, Subcommand};
 use msgcenter::{Center, Config, Handlers, Message, Outcome};
@@ -532,6 +534,12 @@ fn run(seconds: f64, reps: usize, size: usize, peer_counts: &[usize], out: &Path
     writeln!(md, "taskset -c 0 msgcenter_bench recv --imp IMP            # prints \"ready ADDR\"; answers \"count\" on stdin")?;
     writeln!(md, "taskset -c 1 msgcenter_bench send --imp IMP --to ADDR --mode MODE --peers N/2 --size {size}   # x2 processes")?;
     writeln!(md, "```")?;
+    // Notes written by hand (profiles of a separate run) are kept.
+    if let Ok(old) = std::fs::read_to_string(out) {
+        if let Some(i) = old.find("\n## Notes") {
+            md.push_str(&old[i..]);
+        }
+    }
     std::fs::write(out, &md)?;
     eprintln!("wrote {}", out.display());
     Ok(())
