@@ -17,7 +17,9 @@
 //! Who owns what: the [`Manager`] owns a netlib loop and one imconn server
 //! on it; the server's state (`conn::ManagerState`) owns every id, and
 //! each endpoint object is owned by its id (see `conn`). All callbacks run
-//! inside `update`, on the caller's thread.
+//! inside `update`, on the caller's thread. Dropping the manager (the
+//! seed's `Destroy`) closes every socket and drops every endpoint, without
+//! further callbacks.
 
 mod conn;
 mod factory;
