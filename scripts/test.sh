@@ -12,6 +12,9 @@ for bin_pkg in "memcached:memcached" "memccapable:libmemcached-tools" \
     bin=${bin_pkg%%:*}; pkg=${bin_pkg##*:}
     command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# libzmq for the bench crate's ZeroMQ comparator (msgcenter_bench), built by
+# `cargo test --workspace --all-targets`.
+pkg-config --exists libzmq 2>/dev/null || need_apt+=(libzmq3-dev pkg-config)
 if [ ${#need_apt[@]} -gt 0 ] && [ "${NETLIB_SKIP_INSTALL:-0}" != 1 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq || true
@@ -20,6 +23,9 @@ if [ ${#need_apt[@]} -gt 0 ] && [ "${NETLIB_SKIP_INSTALL:-0}" != 1 ]; then
 fi
 python3 -c 'import pymemcache' 2>/dev/null || python3 -m pip install -q pymemcache \
     || echo "warning: could not install pymemcache" >&2
+# `scripts/test.sh --install-only`: the installs above, no tests (CI runs it
+# before clippy, which builds the bench crate and so needs libzmq).
+[ "${1:-}" = --install-only ] && exit 0
 
 cargo test --workspace --all-targets
 cargo test --workspace --doc

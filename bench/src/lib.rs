@@ -137,3 +137,63 @@ pub fn raise_nofile(want: u64) -> u64 {
         r.rlim_cur
     }
 }
+
+/// CPU time (utime + stime) process `pid` has used, in clock ticks
+/// ([`clk_tck`] per second), from `/proc/PID/stat`.
+pub fn cpu_ticks(pid: u32) -> std::io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "bad /proc stat");
+    // Fields after the command name, which may hold spaces: state is 0,
+    // utime 11 and stime 12.
+    let rest = stat
+        .get(stat.rfind(')').ok_or_else(bad)? + 2..)
+        .ok_or_else(bad)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).ok_or_else(bad);
+    Ok(tick(11)? + tick(12)?)
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+pub fn clk_tck() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+/// The median of `v` (NaN for none).
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The smallest of `v`.
+pub fn min(v: &[f64]) -> f64 {
+    v.iter().cloned().fold(f64::INFINITY, f64::min)
+}
+
+/// The largest of `v`.
+pub fn max(v: &[f64]) -> f64 {
+    v.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// `median (min..max)` with `prec` decimals.
+pub fn mm(v: &[f64], prec: usize) -> String {
+    format!(
+        "{:.p$} ({:.p$}..{:.p$})",
+        median(v),
+        min(v),
+        max(v),
+        p = prec
+    )
+}
+
+/// What `sh -c cmd` printed, trimmed (empty if it could not run): machine
+/// facts for the reports.
+pub fn sh(cmd: &str) -> String {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}

@@ -28,16 +28,17 @@
 //! - handlers on the loop or on a worker pool;
 //! - the wire format in `PROTOCOL.md`: preamble, handshake, frames with
 //!   CRC32C checksums, a configured maximum body;
-//! - xx_net's queue API on top ([`NetQueue`]: `listen`, `send`, `recv` of
-//!   serde values, for programs with a main loop of their own) and
-//!   xx_connection's manager ([`manager::ConnectionManager`]: connection
-//!   types and factories, `update()` from the caller's loop).
+//! - xx_net's queue API on top ([`queue::Queue`]: `listen`, `send`, `recv`
+//!   of MessagePack values ([`value`]), for programs with a main loop of
+//!   their own) and xx_connection's manager ([`manager::Manager`]:
+//!   connection types and factories, `update()` from the caller's loop).
 //!
 //! Modules, each one job: [`frame`] (bytes), [`codec`] (imconn codec),
 //! `message` (what the application sees), [`config`], `center` (starting,
-//! [`CenterHandle`]), `handlers`, [`queue`] (xx_net's API), [`manager`] (xx_connection's), and the private `state`, `peer` (one
-//! peer's queues and backlog), `conn` (one connection's hooks: handshake,
-//! data, acks), `driver` (work outside hooks: feeding connections, retries,
+//! [`CenterHandle`]), `handlers`, [`queue`] (xx_net's API), [`manager`]
+//! (xx_connection's), [`value`] (MessagePack values), and the private
+//! `state`, `peer` (one peer's queues and backlog), `conn` (one
+//! connection's hooks: handshake, data, acks), `driver` (work outside hooks: feeding connections, retries,
 //! reconnects), `dedup`, `outbound` (a held message), `stats`.
 //!
 //! Thread model: the center's state lives on its loop thread; other
@@ -60,10 +61,10 @@ mod peer;
 pub mod queue;
 mod state;
 mod stats;
+pub mod value;
 
 pub use center::{Center, CenterHandle, ListenError, PeerInfo, Running, StartError};
 pub use config::{Config, ConfigError};
 pub use handlers::{HandlerCtx, Handlers, LoopHandler, WorkerHandler};
 pub use message::{Callback, FailReason, Flags, Message, MsgId, Outcome, Received, Retry};
-pub use queue::{Delivery, NetQueue, SendFailure};
 pub use stats::Stats;

@@ -20,6 +20,7 @@
 //! come from `strace -c -f -p PID` on a separate, shorter run; allocations
 //! from a counting global allocator inside each server.
 
+use bench::{clk_tck, cpu_ticks, median, mm, sh};
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -81,47 +82,6 @@ struct Args {
 
 fn free_addr() -> Res<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
-}
-
-fn cpu_ticks(pid: u32) -> Res<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = &stat[stat.rfind(')').ok_or("bad stat")? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Ok(f[11].parse::<u64>()? + f[12].parse::<u64>()?)
-}
-
-fn clk_tck() -> f64 {
-    // SAFETY: sysconf only reads a configuration value.
-    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    if s.is_empty() {
-        f64::NAN
-    } else {
-        s[s.len() / 2]
-    }
-}
-
-fn min(v: &[f64]) -> f64 {
-    v.iter().cloned().fold(f64::INFINITY, f64::min)
-}
-
-fn max(v: &[f64]) -> f64 {
-    v.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
-}
-
-/// `median (min..max)` with `prec` decimals.
-fn mm(v: &[f64], prec: usize) -> String {
-    format!(
-        "{:.p$} ({:.p$}..{:.p$})",
-        median(v),
-        min(v),
-        max(v),
-        p = prec
-    )
 }
 
 struct Server {
@@ -293,15 +253,6 @@ fn field(out: &str, name: &str) -> Res<f64> {
     Ok(f[i + 1].trim_end_matches(',').parse()?)
 }
 
-fn sh(cmd: &str) -> String {
-    Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 fn ratio(a: f64, b: f64) -> String {
     format!("{:.2}x", a / b)
 }
@@ -373,6 +324,7 @@ fn main() -> Res<()> {
     let mut md = String::new();
     writeln!(md, "# netlib benchmarks\n")?;
     writeln!(md, "Produced by `scripts/bench.sh` (`bench {what} --seconds {} --reps {}`); every figure below is what that run printed. Medians with min..max over the repetitions; ratios are netlib / comparator, measured in the same run, interleaved.\n", o.seconds, o.reps)?;
+    writeln!(md, "Elsewhere: the memcached example against memcached in [BENCH-memcached.md](BENCH-memcached.md) (`scripts/bench_memcached.sh`), the message center against ZeroMQ in [BENCH-msgcenter.md](BENCH-msgcenter.md) (`scripts/bench_msgcenter.sh`).\n")?;
     writeln!(md, "## Machine\n")?;
     writeln!(
         md,
