@@ -12,7 +12,10 @@ use crate::error::{Error, Result};
 use crate::event::CloseReason;
 use crate::handle::Handle;
 use crate::handler::{Handler, HandlerRef};
-use crate::socket::{bind_listener, start_connect, ConnectOptions, Io, ListenOptions, SocketState};
+use crate::socket::{
+    bind_listener, register_exclusive, start_connect, ConnectOptions, Io, ListenOptions,
+    SocketState,
+};
 use mio::Interest;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -141,9 +144,13 @@ impl Context {
         mut listener: mio::net::TcpListener,
         opts: &ListenOptions,
     ) -> Result<()> {
-        self.poll
-            .registry()
-            .register(&mut listener, h.token(), Interest::READABLE)?;
+        if opts.exclusive_wakeup {
+            register_exclusive(self.poll.registry(), &listener, h.token())?;
+        } else {
+            self.poll
+                .registry()
+                .register(&mut listener, h.token(), Interest::READABLE)?;
+        }
         let entry = self.open_entry(h)?;
         entry.io = Io::Listener(listener);
         entry.state = SocketState::Listening;
@@ -159,7 +166,8 @@ impl Context {
     /// connections arrive as [`Event::Connect`](crate::Event::Connect) on
     /// handles served by `handler`. The socket is made non-blocking; of
     /// `opts` only the options for accepted sockets (`nodelay`,
-    /// `half_close`) apply, since it is already bound and listening.
+    /// `half_close`) and `exclusive_wakeup` apply, since it is already
+    /// bound and listening.
     ///
     /// ```
     /// use netlib::{Context, EventDispatch, ListenOptions};

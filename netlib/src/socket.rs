@@ -59,6 +59,13 @@ pub struct ListenOptions {
     /// Accepted sockets report end-of-stream as [`Event::ReadClosed`](crate::Event::ReadClosed)
     /// and stay open for sending. Default false (end-of-stream closes).
     pub half_close: bool,
+    /// Register the listener with `EPOLLEXCLUSIVE`: when several loops -
+    /// threads or processes - wait on one shared listening socket, a new
+    /// connection wakes one idle waiter instead of all of them (the
+    /// thundering herd). For a listener shared by descriptor (a pre-forked
+    /// worker's inherited socket, or a `dup`); listeners of their own
+    /// (SO_REUSEPORT) do not need it. Default false.
+    pub exclusive_wakeup: bool,
 }
 
 impl Default for ListenOptions {
@@ -70,6 +77,7 @@ impl Default for ListenOptions {
             ipv6_only: None,
             nodelay: true,
             half_close: false,
+            exclusive_wakeup: false,
         }
     }
 }
@@ -276,6 +284,38 @@ pub(crate) fn start_connect(
         Err(e) => Some(e),
     };
     Ok((TcpStream::from_std(socket.into()), failure))
+}
+
+/// Registers a listener for readability with `EPOLLEXCLUSIVE`, the way
+/// mio registers it otherwise (edge-triggered, the token in the event's
+/// data), so mio reports its events as usual and deregisters it as usual.
+/// mio has no flag for this, hence the direct `epoll_ctl`.
+pub(crate) fn register_exclusive(
+    registry: &mio::Registry,
+    listener: &TcpListener,
+    token: mio::Token,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut event = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLEXCLUSIVE) as u32,
+        u64: usize::from(token) as u64,
+    };
+    // SAFETY: both descriptors are open for the duration of the call (the
+    // registry and the listener are borrowed), and `event` is a valid,
+    // initialised epoll_event that the kernel only reads.
+    let rc = unsafe {
+        libc::epoll_ctl(
+            registry.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            listener.as_raw_fd(),
+            &mut event,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Is this accept error a shortage of descriptors or memory, after which
