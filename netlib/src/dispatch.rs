@@ -304,7 +304,7 @@ fn finish_connect(ctx: &mut Context, h: Handle, event: &MioEvent) {
 /// Accepts until `WouldBlock`. Running out of descriptors pauses accepting
 /// for `Config::accept_pause` instead of spinning on the error; the
 /// connections left in the backlog are accepted when it resumes.
-fn accept_all(ctx: &mut Context, listener: Handle) {
+pub(crate) fn accept_all(ctx: &mut Context, listener: Handle) {
     loop {
         let Some(entry) = ctx.entry(listener) else {
             return;

@@ -221,6 +221,56 @@ impl Context {
         }
     }
 
+    /// Accepts the connections queued on listener `h` now, as if it had
+    /// been reported readable. A listener registered with
+    /// [`ListenOptions::exclusive_wakeup`] shares its wake-ups with other
+    /// loops: one that died (a killed process) while holding a wake-up
+    /// leaves its connection queued with nobody told, so such loops sweep
+    /// their listeners now and then with this. Not listening is
+    /// [`Error::InvalidState`].
+    pub fn accept_pending(&mut self, h: Handle) -> Result<()> {
+        self.check_listening(h, "accept")?;
+        crate::dispatch::accept_all(self, h);
+        Ok(())
+    }
+
+    /// Stops listening on `h` without losing a connection it was told
+    /// about: takes it out of the loop's poll set, accepts what is queued
+    /// (those connections are served as usual), then closes it. For a
+    /// listening socket shared by EPOLLEXCLUSIVE with other loops or
+    /// processes: a wake-up this loop received is not passed on to another
+    /// waiter, so a plain [`close`](Self::close) could leave a connection
+    /// queued with nobody woken; once out of the poll set, new connections
+    /// wake the others. Not listening is [`Error::InvalidState`].
+    pub fn close_listener_gracefully(&mut self, h: Handle) -> Result<()> {
+        self.check_listening(h, "close gracefully")?;
+        if let Some(Io::Listener(l)) = self.entry(h).map(|e| &e.io) {
+            use std::os::fd::AsRawFd;
+            let (epoll, fd) = (self.poll.as_raw_fd(), l.as_raw_fd());
+            // SAFETY: both descriptors are open; EPOLL_CTL_DEL ignores the
+            // event argument (null is allowed since Linux 2.6.9).
+            let rc =
+                unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error().into());
+            }
+        }
+        crate::dispatch::accept_all(self, h);
+        // Deregistering again in close fails harmlessly (already out).
+        self.close(h)
+    }
+
+    fn check_listening(&mut self, h: Handle, op: &'static str) -> Result<()> {
+        let entry = self.open_entry(h)?;
+        if entry.state != SocketState::Listening {
+            return Err(Error::InvalidState {
+                op,
+                state: entry.state,
+            });
+        }
+        Ok(())
+    }
+
     /// Starts connecting to `addr` (`netlib_connect`). Completion arrives as
     /// [`Event::Confirm`](crate::Event::Confirm), failure as [`Event::Close`](crate::Event::Close) with the reason - also
     /// when `connect` fails at once, so callers have a single failure path.

@@ -196,6 +196,7 @@ impl Prefork {
             drain_timeout: self.config.drain_timeout,
         };
         let child_main = |inherited: Inherited| -> i32 {
+            worker::exit_on_panic();
             let info = WorkerInfo {
                 slot: inherited.slot,
                 generation: inherited.generation,

@@ -58,12 +58,16 @@ pub(crate) fn fork(
     std::mem::forget(master_end);
     let listeners = listeners.iter().map(TcpListener::try_clone).collect();
     let code = match listeners {
-        Ok(listeners) => child_main(Inherited {
-            slot,
-            generation,
-            listeners,
-            channel: worker_end,
-        }),
+        // Never unwind into the master's frames copied into this child.
+        Ok(listeners) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            child_main(Inherited {
+                slot,
+                generation,
+                listeners,
+                channel: worker_end,
+            })
+        }))
+        .unwrap_or(101),
         Err(e) => {
             log::error!("prefork: worker {slot}: cannot take the listeners: {e}");
             1

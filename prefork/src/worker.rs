@@ -29,6 +29,13 @@
 //! A panic anywhere in a worker ends the process (exit status 101) once
 //! the panic message is printed: a loop thread that died must not leave a
 //! half-serving worker behind, and the master restarts it.
+//!
+//! EPOLLEXCLUSIVE hands each new connection's wake-up to one waiter. Two
+//! ways to lose one are handled: a draining worker takes its listeners
+//! out of its poll set *before* it accepts what is queued and closes them
+//! (so a wake-up it got is honoured, and later ones go to others), and
+//! every loop sweeps its listeners once a second, for the wake-up a
+//! killed worker took with it.
 
 use crate::inherit::Inherited;
 use netlib::{Context, Handle, HandlerRef, InitError, ListenOptions, LoopGroup, SocketState};
@@ -57,19 +64,27 @@ pub(crate) struct LoopSpec {
     pub drain_timeout: Duration,
 }
 
+/// How often each loop sweeps its listeners for connections whose
+/// wake-up was lost (see [`Context::accept_pending`]).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Makes any panic in this process end it with status 101 once the panic
+/// message is printed. Called first thing in a worker.
+pub(crate) fn exit_on_panic() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        // SAFETY: _exit ends the process at once, running nothing else.
+        unsafe { libc::_exit(101) };
+    }));
+}
+
 /// Runs a worker to its end and returns its exit status: 0 after a drain
 /// or a quit, 1 if it could not start or a loop failed.
 pub(crate) fn run<S>(inherited: Inherited, spec: &LoopSpec, setup: S) -> i32
 where
     S: Fn(&mut Context, usize) -> Result<HandlerRef, InitError> + Send + Sync + 'static,
 {
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        default_hook(info);
-        // SAFETY: _exit ends the process at once; nothing is left to be
-        // unsafe about.
-        unsafe { libc::_exit(101) };
-    }));
     let Inherited {
         slot,
         generation,
@@ -130,6 +145,13 @@ where
         for l in listeners.iter() {
             mine.push(ctx.adopt_listener_with(l.try_clone()?, &opts, server)?);
         }
+        let sweep = mine.clone();
+        ctx.add_repeating_timer(SWEEP_EVERY, move |ctx, _| {
+            for &h in &sweep {
+                // Closed by a drain: nothing to sweep any more.
+                let _ = ctx.accept_pending(h);
+            }
+        });
         handles.lock().map_err(|_| "listener table poisoned")?[i] = mine;
         Ok(())
     })
@@ -248,14 +270,19 @@ fn read_command(
 }
 
 /// Closes every loop's listeners: the shared sockets stay open in the
-/// master and the other workers, so nothing queued on them is lost.
+/// master and the other workers, so nothing queued on them is lost, and
+/// each loop accepts what its last wake-up announced before it closes
+/// ([`Context::close_listener_gracefully`]).
 fn stop_accepting(group: &LoopGroup, handles: &Arc<Mutex<Vec<Vec<Handle>>>>) {
     for (i, poster) in group.posters().iter().enumerate() {
         let handles = handles.clone();
         let _ = poster.post(move |ctx| {
             let mine = handles.lock().map(|mut h| std::mem::take(&mut h[i]));
             for h in mine.unwrap_or_default() {
-                let _ = ctx.close(h);
+                if let Err(e) = ctx.close_listener_gracefully(h) {
+                    log::warn!("prefork: closing listener {h}: {e}");
+                    let _ = ctx.close(h);
+                }
             }
         });
     }
