@@ -229,6 +229,40 @@ impl Prefork {
     }
 }
 
+/// Binds `addrs`, tells `announce` the bound addresses (in the master
+/// only: a re-executed worker binds nothing), then runs the master or the
+/// worker as [`Prefork::run`] does. The whole of what a server's `main`
+/// needs for `--processes N`.
+///
+/// ```no_run
+/// let config = prefork::Config { workers: 2, ..prefork::Config::default() };
+/// prefork::serve(
+///     config,
+///     &["127.0.0.1:0".parse()?],
+///     &netlib::ListenOptions::default(),
+///     |addrs| println!("listening on {}", addrs[0]),
+///     |_worker| Ok(|ctx: &mut netlib::Context, _| Ok(ctx.add_handler(|_: &mut netlib::Context, _, _| {}))),
+/// )?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn serve<W, S>(
+    config: Config,
+    addrs: &[SocketAddr],
+    opts: &ListenOptions,
+    announce: impl FnOnce(&[SocketAddr]),
+    make_worker: W,
+) -> io::Result<()>
+where
+    W: Fn(&WorkerInfo) -> Result<S, InitError>,
+    S: Fn(&mut Context, usize) -> Result<HandlerRef, InitError> + Send + Sync + 'static,
+{
+    let server = Prefork::bind(config, addrs, opts)?;
+    if server.is_master() {
+        announce(server.local_addrs());
+    }
+    server.run(make_worker)
+}
+
 /// Threads of this process, from `/proc/self/status`.
 fn thread_count() -> io::Result<usize> {
     let status = std::fs::read_to_string("/proc/self/status")?;

@@ -9,13 +9,15 @@
 //! `netlib-loop-<i>`), on one port with `SO_REUSEPORT`. With `-p 0` the server
 //! picks a free port; `--port-file=PATH` writes it to PATH once listening,
 //! so scripts and tests need not guess a free port. The process runs until
-//! killed; a cache has nothing to save.
+//! killed; a cache has nothing to save. `--processes N` runs N worker
+//! processes (each with `-t` loops and its own cache) under a `prefork`
+//! master: SIGHUP reloads, SIGTERM drains, crashed workers are restarted.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use examples::memcached::cli::{self, Command, Options};
-use examples::memcached::server::Server;
+use examples::memcached::server::{self, Server};
 use examples::memcached::VERSION;
 
 fn main() -> ExitCode {
@@ -57,19 +59,32 @@ fn init_logging(verbosity: u8) {
 }
 
 fn serve(options: Options) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(processes) = options.prefork.config(options.server.threads) {
+        let port_file = options.port_file.clone();
+        let mut written = Ok(());
+        server::serve_processes(options.server, processes, |addrs| {
+            if let Some(path) = &port_file {
+                written = write_port_file(path, addrs[0].port());
+            }
+        })?;
+        return Ok(written?);
+    }
     let server = Server::start(options.server)?;
     server
         .store()
         .set_verbosity(u32::from(options.verbosity.min(2)));
     if let Some(path) = &options.port_file {
-        // Write then rename, so a reader never sees a half-written file.
-        let port = server.local_addrs()[0].port();
-        let tmp = path.with_extension("tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        writeln!(file, "{port}")?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        write_port_file(path, server.local_addrs()[0].port())?;
     }
     server.wait()?;
     Ok(())
+}
+
+/// Writes then renames, so a reader never sees a half-written file.
+fn write_port_file(path: &std::path::Path, port: u16) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    writeln!(file, "{port}")?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
 }

@@ -15,6 +15,7 @@
 //! | `-A` | enable `shutdown` | same: `shutdown [graceful]` stops the server |
 //! | `-o idle_timeout=<s>` | close idle connections | same; other `-o` options are refused |
 //! | `--port-file=<path>` | (none) | write the bound port there once listening |
+//! | `--processes=<num>` | (none) | run as that many worker processes under a [`prefork`] master (each with `-t` loops and its own cache, `-m`/`-c` split evenly); `--status-file`, `--drain-timeout` and the restart flags are the master's |
 //! | `-h`, `-V` | help, version | same |
 //!
 //! The flags are declared with [`clap`], so `-h` prints them (exit 0) and an
@@ -85,6 +86,8 @@ struct Flags {
     /// Print version and exit
     #[arg(short = 'V', long, action = ArgAction::SetTrue)]
     version: bool,
+    #[command(flatten)]
+    prefork: prefork::Args,
 }
 
 /// What the command line asks for.
@@ -105,6 +108,8 @@ pub struct Options {
     pub verbosity: u8,
     /// Where to write the bound port (`--port-file`).
     pub port_file: Option<PathBuf>,
+    /// `--processes N` and the master's other flags.
+    pub prefork: prefork::Args,
 }
 
 /// Parses the arguments after the program name. `-h` and bad command lines
@@ -185,6 +190,7 @@ where
         },
         verbosity: flags.verbose,
         port_file: flags.port_file,
+        prefork: flags.prefork,
     }))
 }
 

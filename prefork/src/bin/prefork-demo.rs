@@ -25,7 +25,7 @@
 use clap::Parser;
 use imconn::ConnConfig;
 use netlib::{EventDispatch, ListenOptions};
-use prefork::{Link, Packet, Prefork, Service, WorkerInfo};
+use prefork::{Link, Packet, Service, WorkerInfo};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -136,25 +136,28 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         dispatch.run()?;
         return Ok(());
     };
-    let server = Prefork::bind(config, &[addr], &opts)?;
-    if server.is_master() {
-        println!("listening on {}", server.local_addrs()[0]);
-    }
     let panic_at_start = args.panic_at_start;
-    server.run(move |info: &WorkerInfo| {
-        if panic_at_start {
-            panic!("worker {} told to panic at start", info.slot);
-        }
-        let me = whoami(info.slot, info.generation);
-        Ok(move |ctx: &mut netlib::Context, _loop_index| {
-            let shared = Worker { whoami: me.clone() };
-            Ok(prefork::service::register(
-                ctx,
-                shared,
-                |_| Conn::default(),
-                ConnConfig::default(),
-            ))
-        })
-    })?;
+    let announce = |addrs: &[SocketAddr]| println!("listening on {}", addrs[0]);
+    prefork::serve(
+        config,
+        &[addr],
+        &opts,
+        announce,
+        move |info: &WorkerInfo| {
+            if panic_at_start {
+                panic!("worker {} told to panic at start", info.slot);
+            }
+            let me = whoami(info.slot, info.generation);
+            Ok(move |ctx: &mut netlib::Context, _loop_index| {
+                let shared = Worker { whoami: me.clone() };
+                Ok(prefork::service::register(
+                    ctx,
+                    shared,
+                    |_| Conn::default(),
+                    ConnConfig::default(),
+                ))
+            })
+        },
+    )?;
     Ok(())
 }
