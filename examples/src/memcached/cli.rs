@@ -109,7 +109,7 @@ pub struct Options {
     /// Where to write the bound port (`--port-file`).
     pub port_file: Option<PathBuf>,
     /// `--processes N` and the master's other flags.
-    pub prefork: prefork::Args,
+    pub prefork: Box<prefork::Args>,
 }
 
 /// Parses the arguments after the program name. `-h` and bad command lines
@@ -190,7 +190,7 @@ where
         },
         verbosity: flags.verbose,
         port_file: flags.port_file,
-        prefork: flags.prefork,
+        prefork: Box::new(flags.prefork),
     }))
 }
 
