@@ -337,9 +337,18 @@ pub(crate) fn accept_all(ctx: &mut Context, listener: Handle) {
                     None,
                     TimerTask::ResumeAccept(listener),
                 );
+                let mut exclusive = false;
                 if let Some(entry) = ctx.entry_mut(listener) {
                     entry.accept_paused = true;
                     entry.internal_timer = Some(timer);
+                    exclusive = entry.accept_exclusive;
+                }
+                if exclusive {
+                    // Out of the wait queue while paused, so the wake-ups
+                    // go to loops that can accept.
+                    if let Err(e) = ctx.set_exclusive_waiting(listener, false) {
+                        log::warn!("netlib: {listener} cannot leave the wait queue: {e}");
+                    }
                 }
                 return;
             }
@@ -389,6 +398,11 @@ fn fire_timers(ctx: &mut Context) {
                     if entry.internal_timer == Some(id) {
                         entry.internal_timer = None;
                         entry.accept_paused = false;
+                        if entry.accept_exclusive {
+                            if let Err(e) = ctx.set_exclusive_waiting(h, true) {
+                                log::error!("netlib: {h} cannot rejoin the wait queue: {e}");
+                            }
+                        }
                         accept_all(ctx, h);
                     }
                 }

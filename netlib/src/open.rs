@@ -156,6 +156,7 @@ impl Context {
         entry.state = SocketState::Listening;
         entry.accept_nodelay = opts.nodelay;
         entry.accept_half_close = opts.half_close;
+        entry.accept_exclusive = opts.exclusive_wakeup;
         Ok(())
     }
 
@@ -244,20 +245,34 @@ impl Context {
     /// wake the others. Not listening is [`Error::InvalidState`].
     pub fn close_listener_gracefully(&mut self, h: Handle) -> Result<()> {
         self.check_listening(h, "close gracefully")?;
-        if let Some(Io::Listener(l)) = self.entry(h).map(|e| &e.io) {
-            use std::os::fd::AsRawFd;
-            let (epoll, fd) = (self.poll.as_raw_fd(), l.as_raw_fd());
-            // SAFETY: both descriptors are open; EPOLL_CTL_DEL ignores the
-            // event argument (null is allowed since Linux 2.6.9).
-            let rc =
-                unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
-            if rc != 0 {
-                return Err(std::io::Error::last_os_error().into());
-            }
-        }
+        self.set_exclusive_waiting(h, false)?;
         crate::dispatch::accept_all(self, h);
         // Deregistering again in close fails harmlessly (already out).
         self.close(h)
+    }
+
+    /// Puts listener `h` into its loop's poll set with EPOLLEXCLUSIVE, or
+    /// takes it out (of any poll set registration), leaving the socket
+    /// open. Taking out a listener that is not in the set is not an error.
+    pub(crate) fn set_exclusive_waiting(&mut self, h: Handle, waiting: bool) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let Some(Io::Listener(l)) = self.entry(h).map(|e| &e.io) else {
+            return Ok(());
+        };
+        if waiting {
+            return Ok(register_exclusive(self.poll.registry(), l, h.token())?);
+        }
+        let (epoll, fd) = (self.poll.as_raw_fd(), l.as_raw_fd());
+        // SAFETY: both descriptors are open; EPOLL_CTL_DEL ignores the
+        // event argument (null is allowed since Linux 2.6.9).
+        let rc = unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ENOENT) {
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 
     fn check_listening(&mut self, h: Handle, op: &'static str) -> Result<()> {

@@ -64,7 +64,9 @@ pub struct ListenOptions {
     /// connection wakes one idle waiter instead of all of them (the
     /// thundering herd). For a listener shared by descriptor (a pre-forked
     /// worker's inherited socket, or a `dup`); listeners of their own
-    /// (SO_REUSEPORT) do not need it. Default false.
+    /// (SO_REUSEPORT) do not need it. While accepting is paused for want of
+    /// descriptors, such a listener leaves the wait queue, so the wake-ups
+    /// go to loops that can accept. Default false.
     pub exclusive_wakeup: bool,
 }
 
@@ -148,6 +150,8 @@ pub(crate) struct SocketEntry {
     pub(crate) accept_half_close: bool,
     /// Accepting is paused after EMFILE/ENFILE until a timer resumes it.
     pub(crate) accept_paused: bool,
+    /// Registered with EPOLLEXCLUSIVE (a listener shared with other loops).
+    pub(crate) accept_exclusive: bool,
 }
 
 impl SocketEntry {
@@ -169,6 +173,7 @@ impl SocketEntry {
             accept_nodelay: true,
             accept_half_close: false,
             accept_paused: false,
+            accept_exclusive: false,
         }
     }
 
