@@ -263,6 +263,31 @@ fn sighup_reloads_an_upgraded_binary_under_load_without_a_failed_connection() {
     assert!(wait_for(Duration::from_secs(15), || gen1.iter().all(|&p| !alive(p))).is_some());
     let mut c = Client::connect(demo.addr).unwrap();
     assert_eq!(c.whoami().unwrap()["tag"], "v2");
+    // A crash after a reload is restarted from the new binary too.
+    let gen4 = demo.wait_running(2, 4, Duration::from_secs(5));
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(gen4[0], libc::SIGKILL) };
+    let mut restarted = Vec::new();
+    let replaced = wait_for(Duration::from_secs(10), || {
+        restarted = demo.wait_running(2, 4, Duration::from_secs(10));
+        restarted[0] != gen4[0]
+    });
+    assert!(replaced.is_some(), "worker 0 of generation 4 not replaced");
+    let mut seen = Vec::new();
+    let tag = wait_for(Duration::from_secs(10), || {
+        // Connections held at once, so the other worker is not always the
+        // idle one that gets the wake-up.
+        let mut held: Vec<Client> = (0..16)
+            .filter_map(|_| Client::connect(demo.addr).ok())
+            .collect();
+        held.iter_mut().filter_map(|c| c.whoami().ok()).any(|me| {
+            seen.push(format!("{}/{}", me["pid"], me["tag"]));
+            me["pid"] == restarted[0].to_string() && me["tag"] == "v2"
+        })
+    });
+    seen.dedup();
+    println!("after the restart, answers from {seen:?}");
+    assert!(tag.is_some(), "the restarted worker never answered as v2");
     demo.signal(libc::SIGTERM);
     assert!(demo
         .wait_exit(Duration::from_secs(15))

@@ -89,9 +89,13 @@ fn status_path(name: &str) -> PathBuf {
 
 pub(crate) fn prefork(o: &Opts, md: &mut String) -> Res<()> {
     writeln!(md, "## 8. Worker processes (prefork)\n")?;
-    writeln!(md, "Servers run as N worker processes under a `prefork` master that binds once and forks; every worker loop waits on the one shared listening socket with EPOLLEXCLUSIVE. Memory and CPU are summed over the master and its workers.\n")?;
-    scale(o, md)?;
-    memcached(o, md)?;
+    let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
+    let mut body = String::new();
+    scale(o, &mut body)?;
+    memcached(o, &mut body)?;
+    let load_after = sh("cut -d' ' -f1-3 /proc/loadavg");
+    writeln!(md, "Servers run as N worker processes under a `prefork` master that binds once and forks; every worker loop waits on the one shared listening socket with EPOLLEXCLUSIVE. Memory and CPU are summed over the master and its workers. Run: `scripts/bench_prefork.sh` (`bench prefork --seconds {} --reps {} --prefork-connections {}`) at commit {}, {} logical cores shared with other engineers' work, load average before / after {load_before} / {load_after}.\n", o.seconds, o.reps, o.prefork_connections, sh("git rev-parse --short HEAD"), sh("nproc"))?;
+    md.push_str(&body);
     Ok(())
 }
 
