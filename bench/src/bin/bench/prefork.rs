@@ -379,8 +379,7 @@ fn mc_run(
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()
-        .filter(|l| l.starts_with("Run time:") && l.contains(" TPS: "))
-        .last()
+        .rfind(|l| l.starts_with("Run time:") && l.contains(" TPS: "))
         .ok_or_else(|| format!("no result from memaslap against {}: {text}", c.label))?;
     let number = |key: &str| -> Res<f64> {
         let rest = line.split(key).nth(1).ok_or("bad memaslap line")?;
@@ -393,8 +392,8 @@ fn mc_run(
     let (ops, tps) = (number("Ops: ")?, number("TPS: ")?);
     let misses = text
         .lines()
-        .filter_map(|l| l.strip_prefix("get_misses:"))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("get_misses:"))
         .map_or("?".into(), |m| m.trim().to_string());
     let cpu = (c1 - c0) as f64 / clk_tck();
     eprintln!(
