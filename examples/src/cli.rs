@@ -82,6 +82,7 @@ pub fn addr_or_unknown(addr: Option<SocketAddr>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn seconds_accepts_fractions_and_rejects_the_rest() {
