@@ -68,6 +68,9 @@ pub(crate) struct LoopSpec {
 /// wake-up was lost (see [`Context::accept_pending`]).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// How long the control thread waits for a loop to report its count.
+const LOOP_ANSWER: Duration = Duration::from_secs(5);
+
 /// Makes any panic in this process end it with status 101 once the panic
 /// message is printed. Called first thing in a worker.
 pub(crate) fn exit_on_panic() {
@@ -192,7 +195,14 @@ fn control(
             }
             _ => {}
         }
-        let live = count_connections(group, handles)?;
+        let Some(live) = count_connections(group, handles)? else {
+            // A loop busy for seconds: no count this time (the drain
+            // deadline still holds).
+            if drain_until.is_some_and(|until| Instant::now() >= until) {
+                return Ok(());
+            }
+            continue;
+        };
         if reported != Some(live) {
             // The master may be gone; the count only matters to it.
             let _ = channel.write_all(format!("conns {live}\n").as_bytes());
@@ -290,11 +300,12 @@ fn stop_accepting(group: &LoopGroup, handles: &Arc<Mutex<Vec<Vec<Handle>>>>) {
 }
 
 /// Live connections over all loops: each loop's sockets minus its
-/// listeners.
+/// listeners. `None` if a loop did not answer within [`LOOP_ANSWER`];
+/// `Err` if a loop has ended.
 fn count_connections(
     group: &LoopGroup,
     handles: &Arc<Mutex<Vec<Vec<Handle>>>>,
-) -> io::Result<usize> {
+) -> io::Result<Option<usize>> {
     let (tx, rx) = mpsc::channel();
     for (i, poster) in group.posters().iter().enumerate() {
         let (tx, handles) = (tx.clone(), handles.clone());
@@ -312,9 +323,13 @@ fn count_connections(
     drop(tx);
     let mut total = 0;
     for _ in 0..group.len() {
-        total += rx
-            .recv_timeout(Duration::from_secs(5))
-            .map_err(|_| io::Error::other("an event loop does not answer"))?;
+        match rx.recv_timeout(LOOP_ANSWER) {
+            Ok(n) => total += n,
+            Err(_) => {
+                log::warn!("prefork: an event loop did not answer within {LOOP_ANSWER:?}");
+                return Ok(None);
+            }
+        }
     }
-    Ok(total)
+    Ok(Some(total))
 }
