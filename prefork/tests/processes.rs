@@ -389,3 +389,72 @@ fn drain_deadline_closes_what_is_left_and_sigquit_stops_at_once() {
     assert!(pids.iter().all(|&p| !alive(p)));
     drop(held);
 }
+
+#[test]
+fn a_reload_onto_a_binary_that_crashes_keeps_the_old_workers_serving() {
+    let dir = util::temp_dir("badreload");
+    let exe = dir.join("prefork-demo");
+    let real = dir.join("prefork-demo.v1");
+    std::fs::copy(env!("CARGO_BIN_EXE_prefork-demo"), &real).unwrap();
+    std::fs::hard_link(&real, &exe).unwrap();
+    let demo = Demo::start_with(
+        &exe,
+        dir.clone(),
+        &[
+            "--processes",
+            "2",
+            "--restart-backoff-min",
+            "0.1",
+            "--restart-backoff-max",
+            "0.5",
+        ],
+    );
+    let gen1 = demo.wait_running(2, 1, Duration::from_secs(10));
+    // The "upgrade" panics in every worker as it starts.
+    let install = |script: String| {
+        use std::os::unix::fs::PermissionsExt;
+        let next = dir.join("next");
+        std::fs::write(&next, script).unwrap();
+        std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&next, &exe).unwrap();
+    };
+    install(format!(
+        "#!/bin/sh\nexec {} \"$@\" --panic-at-start\n",
+        real.display()
+    ));
+    let load = Load::start(demo.addr, 2);
+    demo.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_secs(2));
+    let status = demo.status();
+    assert!(
+        gen1.iter().all(|&p| alive(p)),
+        "old workers gone: {status:?}"
+    );
+    assert!(
+        status
+            .iter()
+            .any(|(k, f)| k == "master" && f["state"] == "reloading"),
+        "{status:?}"
+    );
+    // Fixed: the next reload completes and retires generation 1.
+    install(format!(
+        "#!/bin/sh\nPREFORK_DEMO_TAG=v3 exec {} \"$@\"\n",
+        real.display()
+    ));
+    demo.signal(libc::SIGHUP);
+    demo.wait_running(2, 3, Duration::from_secs(15));
+    assert!(wait_for(Duration::from_secs(15), || gen1.iter().all(|&p| !alive(p))).is_some());
+    std::thread::sleep(Duration::from_millis(300));
+    let seen = load.finish();
+    println!(
+        "reload onto a crashing binary: answers by generation/tag {:?}, failures {:?}",
+        seen.by_generation, seen.failures
+    );
+    assert!(seen.failures.is_empty(), "{:?}", seen.failures);
+    assert!(
+        !seen.by_generation.contains_key("2/-"),
+        "a crashing worker answered"
+    );
+    assert!(seen.by_generation.contains_key("3/v3"));
+    assert!(demo.log().contains("told to panic at start"));
+}
