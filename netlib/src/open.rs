@@ -13,8 +13,8 @@ use crate::event::CloseReason;
 use crate::handle::Handle;
 use crate::handler::{Handler, HandlerRef};
 use crate::socket::{
-    bind_listener, register_exclusive, start_connect, ConnectOptions, Io, ListenOptions,
-    SocketState,
+    bind_listener, register_exclusive, start_connect, unregister_exclusive, ConnectOptions, Io,
+    ListenOptions, SocketState,
 };
 use mio::Interest;
 use std::net::SocketAddr;
@@ -231,7 +231,7 @@ impl Context {
     /// [`Error::InvalidState`].
     pub fn accept_pending(&mut self, h: Handle) -> Result<()> {
         self.check_listening(h, "accept")?;
-        crate::dispatch::accept_all(self, h);
+        crate::dispatch::accept_all(self, h, true);
         Ok(())
     }
 
@@ -246,31 +246,21 @@ impl Context {
     pub fn close_listener_gracefully(&mut self, h: Handle) -> Result<()> {
         self.check_listening(h, "close gracefully")?;
         self.set_exclusive_waiting(h, false)?;
-        crate::dispatch::accept_all(self, h);
-        // Deregistering again in close fails harmlessly (already out).
+        crate::dispatch::accept_all(self, h, false);
         self.close(h)
     }
 
     /// Puts listener `h` into its loop's poll set with EPOLLEXCLUSIVE, or
-    /// takes it out (of any poll set registration), leaving the socket
-    /// open. Taking out a listener that is not in the set is not an error.
+    /// takes it out, leaving the socket open. Taking out a listener that is
+    /// not in the set is not an error.
     pub(crate) fn set_exclusive_waiting(&mut self, h: Handle, waiting: bool) -> Result<()> {
-        use std::os::fd::AsRawFd;
         let Some(Io::Listener(l)) = self.entry(h).map(|e| &e.io) else {
             return Ok(());
         };
         if waiting {
-            return Ok(register_exclusive(self.poll.registry(), l, h.token())?);
-        }
-        let (epoll, fd) = (self.poll.as_raw_fd(), l.as_raw_fd());
-        // SAFETY: both descriptors are open; EPOLL_CTL_DEL ignores the
-        // event argument (null is allowed since Linux 2.6.9).
-        let rc = unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::ENOENT) {
-                return Err(e.into());
-            }
+            register_exclusive(self.poll.registry(), l, h.token())?;
+        } else {
+            unregister_exclusive(self.poll.registry(), l)?;
         }
         Ok(())
     }

@@ -323,6 +323,36 @@ pub(crate) fn register_exclusive(
     }
 }
 
+/// Takes a listener registered by [`register_exclusive`] out of the poll
+/// set. mio cannot: it only deregisters what it registered itself (debug
+/// builds check, and refuse), and a descriptor closed while its open file
+/// lives on in other processes stays in the epoll set - where, as an
+/// exclusive waiter under a stale token, it would take wake-ups meant for
+/// the loops that still accept. Not being in the set is not an error.
+pub(crate) fn unregister_exclusive(
+    registry: &mio::Registry,
+    listener: &TcpListener,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both descriptors are open (borrowed); EPOLL_CTL_DEL ignores
+    // the event argument (null is allowed since Linux 2.6.9).
+    let rc = unsafe {
+        libc::epoll_ctl(
+            registry.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOENT) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Is this accept error a shortage of descriptors or memory, after which
 /// accepting again at once would spin?
 pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {

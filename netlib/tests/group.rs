@@ -228,8 +228,8 @@ fn a_single_listener_does_not_share_its_port_unless_asked() {
 
 /// One listening socket shared (by `dup`) between loops with
 /// `exclusive_wakeup`: every connection is accepted by exactly one loop;
-/// a loop that closes its copy gracefully leaves nothing behind, and the
-/// others take every later connection.
+/// idle loops take turns; a loop that closes its copy (gracefully or not)
+/// leaves nothing behind, and the others take every later connection.
 #[test]
 fn loops_share_one_listener_with_exclusive_wakeups_and_hand_over_on_close() {
     let listener = std::net::TcpListener::bind(localhost()).unwrap();
@@ -264,7 +264,12 @@ fn loops_share_one_listener_with_exclusive_wakeups_and_hand_over_on_close() {
             .map(|a| a.load(Ordering::SeqCst))
             .collect()
     };
-    assert_eq!(accepted(&tally).iter().sum::<usize>(), CLIENTS);
+    let first = accepted(&tally);
+    assert_eq!(first.iter().sum::<usize>(), CLIENTS);
+    // One client connecting again and again: the loop that accepted goes
+    // to the back of the wait queue, so idle loops take turns instead of
+    // the first one taking everything.
+    assert!(first.iter().all(|&n| n > 0), "accepted per loop: {first:?}");
 
     // Loop 0 stops accepting; the handle may not be listening any more.
     let h0 = handles.lock().unwrap()[0].unwrap();
@@ -282,6 +287,21 @@ fn loops_share_one_listener_with_exclusive_wakeups_and_hand_over_on_close() {
     let after = accepted(&tally);
     assert_eq!(after[0], before[0], "loop 0 accepted after closing");
     assert_eq!(after.iter().sum::<usize>(), 2 * CLIENTS);
+
+    // A plain close too leaves no registration behind in loop 1's poll
+    // set (the socket lives on in the other loops): one would take the
+    // wake-ups meant for loop 2 and the clients below would hang.
+    let h1 = handles.lock().unwrap()[1].unwrap();
+    let (tx, rx) = mpsc::channel();
+    group.posters()[1]
+        .post(move |ctx| {
+            let _ = tx.send(ctx.close(h1));
+        })
+        .unwrap();
+    assert!(rx.recv_timeout(Duration::from_secs(5)).unwrap().is_ok());
+    round_trip(CLIENTS);
+    let last = accepted(&tally);
+    assert_eq!(last[2], after[2] + CLIENTS, "accepted per loop: {last:?}");
     group.stop();
     group.join().unwrap();
 }

@@ -48,11 +48,12 @@
 //! queued is lost. Each worker loop registers the socket with
 //! `EPOLLEXCLUSIVE` ([`netlib::ListenOptions::exclusive_wakeup`]), so a
 //! new connection wakes one idle loop rather than every loop of every
-//! worker. The kernel hands the wake-up to the first waiting loop in its
-//! queue, so under light load the spread is uneven (idle workers take
-//! turns less evenly than a hash would); under load, busy loops are not
-//! waiting and the others take the connections. The process tests print
-//! the spread they see.
+//! worker. The kernel hands the wake-up to the first idle waiter in the
+//! socket's wait queue, so a loop that accepted moves itself to the back
+//! of that queue (netlib does this for exclusive listeners: two system
+//! calls per accepting turn), and idle loops take turns; busy loops are
+//! not waiting, so under load the idle ones take the connections. The
+//! process tests and `BENCH.md` section 8 print the spread they see.
 //!
 //! ## Example
 //!
