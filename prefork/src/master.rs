@@ -19,8 +19,10 @@
 //!   every slot of the new generation reported `ready`, then they are told
 //!   to drain. The listening sockets are never closed, so a connection
 //!   that arrives at any moment is accepted by someone.
-//! - **Stop (SIGTERM/SIGINT).** Every worker drains; the master exits when
-//!   the last one has. A worker still there after the drain timeout plus a
+//! - **Stop (SIGTERM/SIGINT).** The master closes its copies of the
+//!   listening sockets and every worker drains (it accepts what is queued,
+//!   then closes its own), so once the last worker stopped accepting new
+//!   connections are refused; the master exits when the last worker has. A worker still there after the drain timeout plus a
 //!   grace of 2 s is killed. **SIGQUIT** tells every worker to quit now
 //!   (connections closed) and kills what is left after 1 s.
 
@@ -426,6 +428,10 @@ impl Master<'_> {
 
     fn stop(&mut self, drain: bool) {
         self.stopping = true;
+        // No worker will be started again: the sockets close once the
+        // workers have closed theirs, and new connections are refused
+        // rather than left waiting in a backlog nobody accepts from.
+        self.listeners.clear();
         self.reload = None;
         for s in &mut self.slots {
             s.restart_at = None;

@@ -11,7 +11,7 @@ use crate::signals;
 use std::ffi::OsString;
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -56,23 +56,26 @@ pub(crate) fn fork(
         unsafe { libc::close(fd) };
     }
     std::mem::forget(master_end);
-    let listeners = listeners.iter().map(TcpListener::try_clone).collect();
-    let code = match listeners {
-        // Never unwind into the master's frames copied into this child.
-        Ok(listeners) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            child_main(Inherited {
-                slot,
-                generation,
-                listeners,
-                channel: worker_end,
-            })
-        }))
-        .unwrap_or(101),
-        Err(e) => {
-            log::error!("prefork: worker {slot}: cannot take the listeners: {e}");
-            1
-        }
-    };
+    // The child owns the listening descriptors it inherited: it closes them
+    // when it stops accepting, so that after a stop nothing holds them.
+    let listeners = listeners
+        .iter()
+        // SAFETY: the master's owners of these descriptors live on in this
+        // child's copy of memory but are never dropped here: the child
+        // leaves through `exit` below and never unwinds into the master's
+        // frames (catch_unwind), so each descriptor has one owner in use.
+        .map(|l| unsafe { TcpListener::from_raw_fd(l.as_raw_fd()) })
+        .collect();
+    // Never unwind into the master's frames copied into this child.
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        child_main(Inherited {
+            slot,
+            generation,
+            listeners,
+            channel: worker_end,
+        })
+    }))
+    .unwrap_or(101);
     std::process::exit(code);
 }
 

@@ -141,12 +141,21 @@ where
         exclusive_wakeup: true,
         ..spec.listen.clone()
     };
-    let listeners = Arc::new(listeners);
-    LoopGroup::start(threads, spec.netlib.clone(), move |ctx, i| {
+    // The inherited descriptors are dropped once every loop has its own
+    // duplicate: when the loops close theirs, this worker holds none.
+    let listeners = Arc::new(Mutex::new(listeners));
+    let originals = listeners.clone();
+    let group = LoopGroup::start(threads, spec.netlib.clone(), move |ctx, i| {
         let server = setup(ctx, i)?;
-        let mut mine = Vec::with_capacity(listeners.len());
-        for l in listeners.iter() {
-            mine.push(ctx.adopt_listener_with(l.try_clone()?, &opts, server)?);
+        let copies = listeners
+            .lock()
+            .map_err(|_| "listener table poisoned")?
+            .iter()
+            .map(TcpListener::try_clone)
+            .collect::<io::Result<Vec<_>>>()?;
+        let mut mine = Vec::with_capacity(copies.len());
+        for l in copies {
+            mine.push(ctx.adopt_listener_with(l, &opts, server)?);
         }
         let sweep = mine.clone();
         ctx.add_repeating_timer(SWEEP_EVERY, move |ctx, _| {
@@ -157,7 +166,11 @@ where
         });
         handles.lock().map_err(|_| "listener table poisoned")?[i] = mine;
         Ok(())
-    })
+    });
+    if let Ok(mut l) = originals.lock() {
+        l.clear();
+    }
+    group
 }
 
 /// What the master asked for.

@@ -343,13 +343,23 @@ fn sigterm_drains_an_in_flight_slow_request_then_exits() {
     std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
     demo.signal(libc::SIGTERM);
+    // While the slow request drains, new connections are refused, not left
+    // waiting in a backlog nobody accepts from.
+    let refused = wait_for(Duration::from_millis(700), || {
+        std::net::TcpStream::connect(addr)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+    });
     let ((status, _), took) = slow.join().unwrap().expect("the slow request was cut");
+    assert!(
+        refused.is_some(),
+        "connections still accepted after SIGTERM"
+    );
     assert_eq!(status, 0);
     let exit = demo
         .wait_exit(Duration::from_secs(15))
         .expect("master did not exit");
     println!(
-        "SIGTERM: slow request answered after {took:?}; master exited {:?} after the signal",
+        "SIGTERM: new connections refused {refused:?} after the signal; slow request answered after {took:?}; master exited {:?} after the signal",
         t.elapsed()
     );
     assert!(exit.success());
