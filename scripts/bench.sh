@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 echo "building (release)..." >&2
 CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -q -p bench --bins
-CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -q -p examples --bin pingpong
+CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -q -p examples --bin pingpong --bin netlib-memcached
 CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -q -p servers --bin msg_server
 baseline=()
 if [ -n "${BENCH_BASELINE:-}" ]; then

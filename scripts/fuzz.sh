@@ -15,7 +15,7 @@ secs=${1:-30}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(pdu_decoder proto_bodies login_http memcached_session socks_request msgcenter_frame msgcenter_value)
+    targets=(pdu_decoder proto_bodies login_http memcached_session socks_request msgcenter_frame msgcenter_value prefork_packet)
 fi
 logdir=${FUZZ_LOG_DIR:-$(mktemp -d)}
 mkdir -p "$logdir"

@@ -28,19 +28,10 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
-use std::time::Duration;
 
-/// A duration in (fractional) seconds: `0.5`, `8`.
-pub fn seconds(value: &str) -> Result<Duration, String> {
-    let secs: f64 = value
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{value}` is not a number of seconds"))?;
-    if !(secs.is_finite() && secs >= 0.0) {
-        return Err(format!("`{value}` is not a duration (seconds >= 0)"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+/// A duration in (fractional) seconds: `0.5`, `8` (the parser the
+/// prefork master's flags use too).
+pub use prefork::config::seconds;
 
 /// A number above zero: `--sessions`, `--size`, `--max-conns`.
 pub fn positive<T: FromStr + PartialOrd + Default>(value: &str) -> Result<T, String> {
@@ -91,6 +82,7 @@ pub fn addr_or_unknown(addr: Option<SocketAddr>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn seconds_accepts_fractions_and_rejects_the_rest() {

@@ -21,7 +21,7 @@ use crate::context::Context;
 use crate::event::{CloseReason, Event};
 use crate::handle::Handle;
 use crate::handler::HandlerRef;
-use crate::socket::{Io, SocketState};
+use crate::socket::{unregister_exclusive, Io, SocketState};
 use crate::timer::TimerId;
 
 /// Rounds of deferred closures run at shutdown before the rest is dropped.
@@ -118,7 +118,13 @@ impl Context {
         entry.state = SocketState::Closing;
         let io = std::mem::replace(&mut entry.io, Io::None);
         let timer = entry.internal_timer.take();
+        let exclusive = entry.accept_exclusive;
         match io {
+            Io::Listener(l) if exclusive => {
+                if let Err(e) = unregister_exclusive(self.poll.registry(), &l) {
+                    log::error!("netlib: {h} cannot leave the poll set: {e}");
+                }
+            }
             Io::Listener(mut l) => {
                 let _ = self.poll.registry().deregister(&mut l);
             }

@@ -207,7 +207,7 @@ fn handle_io_event(ctx: &mut Context, event: &MioEvent) {
     match entry.state {
         SocketState::Listening => {
             if event.is_readable() {
-                accept_all(ctx, h);
+                accept_all(ctx, h, true);
             }
         }
         SocketState::Connecting => finish_connect(ctx, h, event),
@@ -303,8 +303,11 @@ fn finish_connect(ctx: &mut Context, h: Handle, event: &MioEvent) {
 
 /// Accepts until `WouldBlock`. Running out of descriptors pauses accepting
 /// for `Config::accept_pause` instead of spinning on the error; the
-/// connections left in the backlog are accepted when it resumes.
-fn accept_all(ctx: &mut Context, listener: Handle) {
+/// connections left in the backlog are accepted when it resumes. With
+/// `rotate`, a listener shared by EPOLLEXCLUSIVE that accepted something
+/// goes to the back of the socket's wait queue (see [`rotate_exclusive`]).
+pub(crate) fn accept_all(ctx: &mut Context, listener: Handle, rotate: bool) {
+    let mut accepted = 0usize;
     loop {
         let Some(entry) = ctx.entry(listener) else {
             return;
@@ -317,11 +320,17 @@ fn accept_all(ctx: &mut Context, listener: Handle) {
         };
         match l.accept() {
             Ok((stream, peer)) => {
+                accepted += 1;
                 if let Some(h) = ctx.adopt_accepted(listener, stream, peer) {
                     ctx.dispatch(h, Event::Connect { listener });
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if rotate && accepted > 0 {
+                    rotate_exclusive(ctx, listener);
+                }
+                return;
+            }
             Err(e)
                 if e.kind() == io::ErrorKind::Interrupted
                     || e.kind() == io::ErrorKind::ConnectionAborted => {}
@@ -337,13 +346,41 @@ fn accept_all(ctx: &mut Context, listener: Handle) {
                     None,
                     TimerTask::ResumeAccept(listener),
                 );
+                let mut exclusive = false;
                 if let Some(entry) = ctx.entry_mut(listener) {
                     entry.accept_paused = true;
                     entry.internal_timer = Some(timer);
+                    exclusive = entry.accept_exclusive;
+                }
+                if exclusive {
+                    // Out of the wait queue while paused, so the wake-ups
+                    // go to loops that can accept.
+                    if let Err(e) = ctx.set_exclusive_waiting(listener, false) {
+                        log::warn!("netlib: {listener} cannot leave the wait queue: {e}");
+                    }
                 }
                 return;
             }
         }
+    }
+}
+
+/// A listener shared by EPOLLEXCLUSIVE that just accepted goes to the back
+/// of the socket's wait queue (out of the poll set and in again). The kernel
+/// wakes the first idle waiter in that queue, so without this one loop
+/// would take every connection while it is idle and the others only the
+/// overflow; with it, idle loops take turns. A connection arriving in
+/// between wakes another waiter, and one queued before is reported again
+/// when the listener is added back. Two system calls per accepting turn.
+fn rotate_exclusive(ctx: &mut Context, listener: Handle) {
+    if !ctx.entry(listener).is_some_and(|e| e.accept_exclusive) {
+        return;
+    }
+    let rotated = ctx
+        .set_exclusive_waiting(listener, false)
+        .and_then(|()| ctx.set_exclusive_waiting(listener, true));
+    if let Err(e) = rotated {
+        log::error!("netlib: {listener} cannot rejoin the wait queue: {e}");
     }
 }
 
@@ -389,7 +426,12 @@ fn fire_timers(ctx: &mut Context) {
                     if entry.internal_timer == Some(id) {
                         entry.internal_timer = None;
                         entry.accept_paused = false;
-                        accept_all(ctx, h);
+                        if entry.accept_exclusive {
+                            if let Err(e) = ctx.set_exclusive_waiting(h, true) {
+                                log::error!("netlib: {h} cannot rejoin the wait queue: {e}");
+                            }
+                        }
+                        accept_all(ctx, h, true);
                     }
                 }
                 TimerTask::ResumeAccept(h)

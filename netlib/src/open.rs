@@ -12,7 +12,10 @@ use crate::error::{Error, Result};
 use crate::event::CloseReason;
 use crate::handle::Handle;
 use crate::handler::{Handler, HandlerRef};
-use crate::socket::{bind_listener, start_connect, ConnectOptions, Io, ListenOptions, SocketState};
+use crate::socket::{
+    bind_listener, register_exclusive, start_connect, unregister_exclusive, ConnectOptions, Io,
+    ListenOptions, SocketState,
+};
 use crate::stream::{Listener, Stream};
 use mio::Interest;
 use std::net::SocketAddr;
@@ -143,14 +146,19 @@ impl Context {
         mut listener: Listener,
         opts: &ListenOptions,
     ) -> Result<()> {
-        self.poll
-            .registry()
-            .register(&mut listener, h.token(), Interest::READABLE)?;
+        if opts.exclusive_wakeup {
+            register_exclusive(self.poll.registry(), &listener, h.token())?;
+        } else {
+            self.poll
+                .registry()
+                .register(&mut listener, h.token(), Interest::READABLE)?;
+        }
         let entry = self.open_entry(h)?;
         entry.io = Io::Listener(listener);
         entry.state = SocketState::Listening;
         entry.accept_nodelay = opts.nodelay;
         entry.accept_half_close = opts.half_close;
+        entry.accept_exclusive = opts.exclusive_wakeup;
         Ok(())
     }
 
@@ -161,7 +169,8 @@ impl Context {
     /// connections arrive as [`Event::Connect`](crate::Event::Connect) on
     /// handles served by `handler`. The socket is made non-blocking; of
     /// `opts` only the options for accepted sockets (`nodelay`,
-    /// `half_close`) apply, since it is already bound and listening.
+    /// `half_close`) and `exclusive_wakeup` apply, since it is already
+    /// bound and listening.
     ///
     /// ```
     /// use netlib::{Context, EventDispatch, ListenOptions};
@@ -276,6 +285,60 @@ impl Context {
                 Err(e)
             }
         }
+    }
+
+    /// Accepts the connections queued on listener `h` now, as if it had
+    /// been reported readable. A listener registered with
+    /// [`ListenOptions::exclusive_wakeup`] shares its wake-ups with other
+    /// loops: one that died (a killed process) while holding a wake-up
+    /// leaves its connection queued with nobody told, so such loops sweep
+    /// their listeners now and then with this. Not listening is
+    /// [`Error::InvalidState`].
+    pub fn accept_pending(&mut self, h: Handle) -> Result<()> {
+        self.check_listening(h, "accept")?;
+        crate::dispatch::accept_all(self, h, true);
+        Ok(())
+    }
+
+    /// Stops listening on `h` without losing a connection it was told
+    /// about: takes it out of the loop's poll set, accepts what is queued
+    /// (those connections are served as usual), then closes it. For a
+    /// listening socket shared by EPOLLEXCLUSIVE with other loops or
+    /// processes: a wake-up this loop received is not passed on to another
+    /// waiter, so a plain [`close`](Self::close) could leave a connection
+    /// queued with nobody woken; once out of the poll set, new connections
+    /// wake the others. Not listening is [`Error::InvalidState`].
+    pub fn close_listener_gracefully(&mut self, h: Handle) -> Result<()> {
+        self.check_listening(h, "close gracefully")?;
+        self.set_exclusive_waiting(h, false)?;
+        crate::dispatch::accept_all(self, h, false);
+        self.close(h)
+    }
+
+    /// Puts listener `h` into its loop's poll set with EPOLLEXCLUSIVE, or
+    /// takes it out, leaving the socket open. Taking out a listener that is
+    /// not in the set is not an error.
+    pub(crate) fn set_exclusive_waiting(&mut self, h: Handle, waiting: bool) -> Result<()> {
+        let Some(Io::Listener(l)) = self.entry(h).map(|e| &e.io) else {
+            return Ok(());
+        };
+        if waiting {
+            register_exclusive(self.poll.registry(), l, h.token())?;
+        } else {
+            unregister_exclusive(self.poll.registry(), l)?;
+        }
+        Ok(())
+    }
+
+    fn check_listening(&mut self, h: Handle, op: &'static str) -> Result<()> {
+        let entry = self.open_entry(h)?;
+        if entry.state != SocketState::Listening {
+            return Err(Error::InvalidState {
+                op,
+                state: entry.state,
+            });
+        }
+        Ok(())
     }
 
     /// Starts connecting to `addr` (`netlib_connect`). Completion arrives as

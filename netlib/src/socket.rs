@@ -63,6 +63,15 @@ pub struct ListenOptions {
     /// Accepted sockets report end-of-stream as [`Event::ReadClosed`](crate::Event::ReadClosed)
     /// and stay open for sending. Default false (end-of-stream closes).
     pub half_close: bool,
+    /// Register the listener with `EPOLLEXCLUSIVE`: when several loops -
+    /// threads or processes - wait on one shared listening socket, a new
+    /// connection wakes one idle waiter instead of all of them (the
+    /// thundering herd). For a listener shared by descriptor (a pre-forked
+    /// worker's inherited socket, or a `dup`); listeners of their own
+    /// (SO_REUSEPORT) do not need it. While accepting is paused for want of
+    /// descriptors, such a listener leaves the wait queue, so the wake-ups
+    /// go to loops that can accept. Default false.
+    pub exclusive_wakeup: bool,
 }
 
 impl Default for ListenOptions {
@@ -74,6 +83,7 @@ impl Default for ListenOptions {
             ipv6_only: None,
             nodelay: true,
             half_close: false,
+            exclusive_wakeup: false,
         }
     }
 }
@@ -144,6 +154,8 @@ pub(crate) struct SocketEntry {
     pub(crate) accept_half_close: bool,
     /// Accepting is paused after EMFILE/ENFILE until a timer resumes it.
     pub(crate) accept_paused: bool,
+    /// Registered with EPOLLEXCLUSIVE (a listener shared with other loops).
+    pub(crate) accept_exclusive: bool,
 }
 
 impl SocketEntry {
@@ -165,6 +177,7 @@ impl SocketEntry {
             accept_nodelay: true,
             accept_half_close: false,
             accept_paused: false,
+            accept_exclusive: false,
         }
     }
 
@@ -354,6 +367,68 @@ pub(crate) fn start_connect(
         Err(e) => Some(e),
     };
     Ok((Stream::Tcp(TcpStream::from_std(socket.into())), failure))
+}
+
+/// Registers a listener for readability with `EPOLLEXCLUSIVE`, the way
+/// mio registers it otherwise (edge-triggered, the token in the event's
+/// data), so mio reports its events as usual and deregisters it as usual.
+/// mio has no flag for this, hence the direct `epoll_ctl`.
+pub(crate) fn register_exclusive(
+    registry: &mio::Registry,
+    listener: &impl std::os::fd::AsFd,
+    token: mio::Token,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut event = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLEXCLUSIVE) as u32,
+        u64: usize::from(token) as u64,
+    };
+    // SAFETY: both descriptors are open for the duration of the call (the
+    // registry and the listener are borrowed), and `event` is a valid,
+    // initialised epoll_event that the kernel only reads.
+    let rc = unsafe {
+        libc::epoll_ctl(
+            registry.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            listener.as_fd().as_raw_fd(),
+            &mut event,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Takes a listener registered by [`register_exclusive`] out of the poll
+/// set. mio cannot: it only deregisters what it registered itself (debug
+/// builds check, and refuse), and a descriptor closed while its open file
+/// lives on in other processes stays in the epoll set - where, as an
+/// exclusive waiter under a stale token, it would take wake-ups meant for
+/// the loops that still accept. Not being in the set is not an error.
+pub(crate) fn unregister_exclusive(
+    registry: &mio::Registry,
+    listener: &impl std::os::fd::AsFd,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both descriptors are open (borrowed); EPOLL_CTL_DEL ignores
+    // the event argument (null is allowed since Linux 2.6.9).
+    let rc = unsafe {
+        libc::epoll_ctl(
+            registry.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            listener.as_fd().as_raw_fd(),
+            std::ptr::null_mut(),
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOENT) {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Is this accept error a shortage of descriptors or memory, after which

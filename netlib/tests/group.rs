@@ -225,3 +225,83 @@ fn a_single_listener_does_not_share_its_port_unless_asked() {
     let addr = one[0].local_addr().unwrap();
     assert!(netlib::bind_reuseport(addr, 1, &shared).is_ok());
 }
+
+/// One listening socket shared (by `dup`) between loops with
+/// `exclusive_wakeup`: every connection is accepted by exactly one loop;
+/// idle loops take turns; a loop that closes its copy (gracefully or not)
+/// leaves nothing behind, and the others take every later connection.
+#[test]
+fn loops_share_one_listener_with_exclusive_wakeups_and_hand_over_on_close() {
+    let listener = std::net::TcpListener::bind(localhost()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tally = Arc::new(Tally::default());
+    let handles: Arc<Mutex<Vec<Option<Handle>>>> = Arc::new(Mutex::new(vec![None; LOOPS]));
+    let (shared, recorded, t) = (Arc::new(listener), handles.clone(), tally.clone());
+    let group = LoopGroup::start(LOOPS, netlib::Config::default(), move |ctx, i| {
+        let opts = ListenOptions {
+            exclusive_wakeup: true,
+            ..ListenOptions::default()
+        };
+        let h = ctx.adopt_listener(shared.try_clone()?, &opts, counting_echo(t.clone(), i))?;
+        recorded.lock().unwrap()[i] = Some(h);
+        Ok(())
+    })
+    .unwrap();
+    let round_trip = |n: usize| {
+        for _ in 0..n {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            c.write_all(b"ping").unwrap();
+            let mut reply = [0u8; 4];
+            c.read_exact(&mut reply).unwrap();
+            assert_eq!(&reply, b"ping");
+        }
+    };
+    round_trip(CLIENTS);
+    let accepted = |t: &Tally| -> Vec<usize> {
+        t.accepted
+            .iter()
+            .map(|a| a.load(Ordering::SeqCst))
+            .collect()
+    };
+    let first = accepted(&tally);
+    assert_eq!(first.iter().sum::<usize>(), CLIENTS);
+    // One client connecting again and again: the loop that accepted goes
+    // to the back of the wait queue, so idle loops take turns instead of
+    // the first one taking everything.
+    assert!(first.iter().all(|&n| n > 0), "accepted per loop: {first:?}");
+
+    // Loop 0 stops accepting; the handle may not be listening any more.
+    let h0 = handles.lock().unwrap()[0].unwrap();
+    let (tx, rx) = mpsc::channel();
+    group.posters()[0]
+        .post(move |ctx| {
+            let _ = tx.send((ctx.close_listener_gracefully(h0), ctx.accept_pending(h0)));
+        })
+        .unwrap();
+    let (closed, again) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(closed.is_ok());
+    assert!(again.is_err(), "a closed listener cannot be swept");
+    let before = accepted(&tally);
+    round_trip(CLIENTS);
+    let after = accepted(&tally);
+    assert_eq!(after[0], before[0], "loop 0 accepted after closing");
+    assert_eq!(after.iter().sum::<usize>(), 2 * CLIENTS);
+
+    // A plain close too leaves no registration behind in loop 1's poll
+    // set (the socket lives on in the other loops): one would take the
+    // wake-ups meant for loop 2 and the clients below would hang.
+    let h1 = handles.lock().unwrap()[1].unwrap();
+    let (tx, rx) = mpsc::channel();
+    group.posters()[1]
+        .post(move |ctx| {
+            let _ = tx.send(ctx.close(h1));
+        })
+        .unwrap();
+    assert!(rx.recv_timeout(Duration::from_secs(5)).unwrap().is_ok());
+    round_trip(CLIENTS);
+    let last = accepted(&tally);
+    assert_eq!(last[2], after[2] + CLIENTS, "accepted per loop: {last:?}");
+    group.stop();
+    group.join().unwrap();
+}

@@ -1,14 +1,17 @@
 //! Connection scale: N idle connections held by one netlib loop.
 //!
 //! ```text
-//! conn_scale server ADDR          # ImServer, heartbeat + idle deadlines armed
-//! conn_scale client ADDR N        # opens N connections, prints "connected N", then idles
+//! conn_scale server ADDR [--processes N --status-file F]   # ImServer, heartbeat + idle deadlines armed
+//! conn_scale client ADDR N [--src-base 2]   # opens N connections, prints "connected N", then idles
 //! ```
 //!
-//! The client spreads its source addresses over 127.0.0.2.. (30 000
-//! connections each) to get past the ephemeral port range. Both raise
-//! RLIMIT_NOFILE. The driver (`bench conn_scale`) reads the server's RSS and
-//! CPU time from /proc.
+//! The client spreads its source addresses over 127.0.0.<src-base>..
+//! (30 000 connections each) to get past the ephemeral port range; several
+//! clients with different `--src-base` share the load. Both raise
+//! RLIMIT_NOFILE. With `--processes N` the server is N worker processes
+//! under a prefork master, so the per-process descriptor limit no longer
+//! caps it. The drivers (`bench conn_scale`, `bench prefork_scale`) read
+//! the server's RSS and CPU time from /proc.
 
 use imconn::{ConnConfig, ConnCtx, Connection, ImServer, PduCodec, Timeouts};
 use netlib::{EventDispatch, ListenOptions};
@@ -25,13 +28,35 @@ impl Connection for Idle {
     fn on_frame(&mut self, _cx: &mut ConnCtx<'_, Self>, _pdu: PduRef<'_>) {}
 }
 
-fn server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+fn server(addr: SocketAddr, processes: &prefork::Args) -> Result<(), Box<dyn std::error::Error>> {
     bench::raise_nofile(200_000);
+    let opts = ListenOptions {
+        backlog: 4096,
+        ..ListenOptions::default()
+    };
+    if let Some(config) = processes.config(1) {
+        prefork::serve(
+            config,
+            &[addr],
+            &opts,
+            |_| {},
+            |_| Ok(|ctx: &mut netlib::Context, _| Ok(register(ctx))),
+        )?;
+        return Ok(());
+    }
     let mut dispatch = EventDispatch::new()?;
     let ctx = dispatch.context();
+    let server = register(ctx);
+    ctx.listen_with(addr, &opts, server)?;
+    dispatch.run()?;
+    Ok(())
+}
+
+/// One loop's server: every connection with heartbeat and idle deadlines
+/// armed, as on a server link; long enough not to fire during the
+/// measurement.
+fn register(ctx: &mut netlib::Context) -> netlib::HandlerRef {
     let config = ConnConfig {
-        // Heartbeat and idle deadlines armed on every connection, as on a
-        // server link; long enough not to fire during the measurement.
         timeouts: Timeouts {
             heartbeat: Some(Duration::from_secs(300)),
             idle: Some(Duration::from_secs(600)),
@@ -39,17 +64,10 @@ fn server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
         },
         ..ConnConfig::client()
     };
-    let server = ImServer::<Idle>::register(ctx, (), move |_, _| Some((Idle, config)));
-    let opts = ListenOptions {
-        backlog: 4096,
-        ..ListenOptions::default()
-    };
-    ctx.listen_with(addr, &opts, server)?;
-    dispatch.run()?;
-    Ok(())
+    ImServer::<Idle>::register(ctx, (), move |_, _| Some((Idle, config)))
 }
 
-fn client(addr: SocketAddr, n: usize) -> Result<(), Box<dyn std::error::Error>> {
+fn client(addr: SocketAddr, n: usize, src_base: u8) -> Result<(), Box<dyn std::error::Error>> {
     bench::raise_nofile(n as u64 + 1000);
     let mut socks = Vec::with_capacity(n);
     for i in 0..n {
@@ -58,7 +76,10 @@ fn client(addr: SocketAddr, n: usize) -> Result<(), Box<dyn std::error::Error>> 
         if fd < 0 {
             return Err(format!("socket: {}", std::io::Error::last_os_error()).into());
         }
-        let src = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2 + (i / 30_000) as u8), 0);
+        let src = SocketAddrV4::new(
+            Ipv4Addr::new(127, 0, 0, src_base.saturating_add((i / 30_000) as u8)),
+            0,
+        );
         let dst = match addr {
             SocketAddr::V4(a) => a,
             SocketAddr::V6(_) => return Err("IPv4 only".into()),
@@ -109,6 +130,8 @@ enum Args {
     Server {
         /// Address to listen on
         addr: SocketAddr,
+        #[command(flatten)]
+        processes: prefork::Args,
     },
     /// Open N connections, print "connected N", then idle
     Client {
@@ -116,12 +139,15 @@ enum Args {
         addr: SocketAddr,
         /// Connections to open
         n: usize,
+        /// Last byte of the first source address (127.0.0.<src-base>)
+        #[arg(long, default_value_t = 2)]
+        src_base: u8,
     },
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     match <Args as clap::Parser>::parse() {
-        Args::Server { addr } => server(addr),
-        Args::Client { addr, n } => client(addr, n),
+        Args::Server { addr, processes } => server(addr, &processes),
+        Args::Client { addr, n, src_base } => client(addr, n, src_base),
     }
 }

@@ -11,13 +11,16 @@
 //! so scripts and tests need not guess a free port. With `-s PATH` it
 //! listens on that Unix-domain socket instead of TCP. The process runs
 //! until SIGINT or SIGTERM (or `shutdown`, with `-A`), then stops its loops
-//! and removes its socket file; a cache has nothing to save.
+//! and removes its socket file; a cache has nothing to save. `--processes N`
+//! runs N worker processes (each with `-t` loops and its own cache) under a
+//! `prefork` master: SIGHUP reloads, SIGTERM drains, crashed workers are
+//! restarted.
 
 use std::process::ExitCode;
 
 use examples::memcached::cli::{self, Command, Options};
 use examples::memcached::process;
-use examples::memcached::server::Server;
+use examples::memcached::server::{self, Server};
 use examples::memcached::VERSION;
 
 fn main() -> ExitCode {
@@ -90,6 +93,26 @@ fn serve(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(user) = &options.user {
         process::become_user(user)?;
+    }
+    if let Some(processes) = options.prefork.config(options.server.threads) {
+        if options.server.unix.is_some() {
+            return Err(
+                "-s cannot be combined with --processes (the workers share TCP listeners)".into(),
+            );
+        }
+        let pid_file = match &options.pid_file {
+            Some(path) => Some(process::PidFile::write(path)?),
+            None => None,
+        };
+        let port_file = options.port_file.clone();
+        let mut written = Ok(());
+        server::serve_processes(options.server, processes, |addrs| {
+            if let Some(path) = &port_file {
+                written = process::write_atomically(path, &format!("{}\n", addrs[0].port()));
+            }
+        })?;
+        drop(pid_file);
+        return Ok(written?);
     }
     let server = Server::start(options.server)?;
     server

@@ -6,6 +6,10 @@
 //! and prints the bytes it read per second. The server is the plain
 //! [`examples::echo`] server.
 //!
+//! `--processes N` runs the server as N worker processes under a
+//! [`prefork`] master (each with `--threads` loops), all accepting on one
+//! shared socket.
+//!
 //! Both sides are [`imconn::Server`]s with the raw codec - the client opens
 //! its sessions with `Server::connect` - and both echo with
 //! [`echo_frame`]. They are kept lean because this is what gets compared
@@ -15,7 +19,7 @@
 //! event.
 //!
 //! ```text
-//! pingpong server [--host 127.0.0.1] [--port 2008] [--threads 1]
+//! pingpong server [--host 127.0.0.1] [--port 2008] [--threads 1] [--processes N]
 //! pingpong client --connect 127.0.0.1:2008 [--sessions 100] [--block 16384] [--seconds 10]
 //! ```
 
@@ -49,6 +53,9 @@ enum Role {
         /// Event loops, one per thread, sharing the port (SO_REUSEPORT)
         #[arg(long, short = 't', default_value_t = 1, value_parser = cli::positive::<usize>)]
         threads: usize,
+        /// Worker processes (`--processes N`), each with `--threads` loops
+        #[command(flatten)]
+        prefork: prefork::Args,
     },
     /// Keep one block in flight per session and print MiB/s
     Client {
@@ -75,7 +82,19 @@ fn main() -> ExitCode {
             host,
             port,
             threads,
-        } => server(cli::listen_addr(host, port), threads),
+            prefork,
+        } => match prefork.config(threads) {
+            // N processes under a master, each running `threads` loops.
+            Some(config) => prefork::serve(
+                config,
+                &[cli::listen_addr(host, port)],
+                &ListenOptions::default(),
+                |addrs| cli::announce(addrs[0]),
+                |_| Ok(|ctx: &mut Context, _| Ok(echo::register(ctx))),
+            )
+            .map_err(Into::into),
+            None => server(cli::listen_addr(host, port), threads),
+        },
         Role::Client {
             connect,
             sessions,

@@ -18,7 +18,11 @@
 //!
 //! ```text
 //! procmon [--pid PID] [--host 127.0.0.1] [--port 2013] [--interval 1] [--timeout 10] [--max-conns 1024]
+//!         [--processes N]
 //! ```
+//!
+//! With `--processes N` the server runs as N worker processes under a
+//! [`prefork`] master; without `--pid` each worker watches the master.
 //!
 //! Then `curl http://127.0.0.1:2013/metrics`, or open the address in a
 //! browser. Watching another user's process needs the rights to read its
@@ -55,6 +59,9 @@ struct Args {
     /// Most HTTP connections served at once
     #[arg(long, default_value_t = 1024, value_parser = cli::positive::<usize>)]
     max_conns: usize,
+    /// Worker processes (`--processes N`); without `--pid` they watch their master
+    #[command(flatten)]
+    prefork: prefork::Args,
 }
 
 fn usage_error(message: &str) -> ! {
@@ -79,6 +86,34 @@ fn main() -> ExitCode {
         usage_error("--timeout must be positive");
     }
     cli::init_logging();
+    let addr = cli::listen_addr(args.host, args.port);
+    if let Some(prefork) = args.prefork.config(1) {
+        let watched = args.pid;
+        let served = prefork::serve(
+            prefork,
+            &[addr],
+            &ListenOptions::default(),
+            |addrs| cli::announce(addrs[0]),
+            |_| {
+                // In a worker the parent is the master.
+                let pid = watched.unwrap_or_else(std::os::unix::process::parent_id);
+                Monitor::new(pid).map_err(|e| format!("cannot read /proc/{pid}: {e}"))?;
+                Ok(move |ctx: &mut netlib::Context, _| {
+                    let monitor = Monitor::new(pid)?.with_interval(interval);
+                    let server = HttpServer::register(ctx, monitor, config);
+                    ctx.add_handler_timer(server, interval, Some(interval))?;
+                    Ok(server)
+                })
+            },
+        );
+        return match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("procmon: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let monitor = Monitor::new(pid)
             .map_err(|e| format!("cannot read /proc/{pid}: {e}"))?
@@ -86,11 +121,7 @@ fn main() -> ExitCode {
         let mut dispatch = EventDispatch::new()?;
         let ctx = dispatch.context();
         let server = HttpServer::register(ctx, monitor, config);
-        let listener = ctx.listen_with(
-            cli::listen_addr(args.host, args.port),
-            &ListenOptions::default(),
-            server,
-        )?;
+        let listener = ctx.listen_with(addr, &ListenOptions::default(), server)?;
         // The sampling timer; HttpServer hands it to the Monitor.
         ctx.add_handler_timer(server, interval, Some(interval))?;
         let addr = ctx.local_addr(listener)?;

@@ -27,6 +27,7 @@
 //! | `-P`, `--pidfile=<file>` | write the pid there | same; removed at clean shutdown |
 //! | `-u`, `--user=<name>` | run as this user when started as root | same: switches user and groups before listening; ignored when not root |
 //! | `--port-file=<path>` | (none) | write the bound port there once listening |
+//! | `--processes=<num>` | (none) | run as that many worker processes under a [`prefork`] master (each with `-t` loops and its own cache, `-m`/`-c` split evenly); `--status-file`, `--drain-timeout` and the restart flags are the master's |
 //! | `-h`, `-V` | help, version | same |
 //!
 //! The flags are declared with [`clap`], so `-h` prints them (exit 0) and an
@@ -126,6 +127,8 @@ struct Flags {
     /// Print version and exit
     #[arg(short = 'V', long, action = ArgAction::SetTrue)]
     version: bool,
+    #[command(flatten)]
+    prefork: prefork::Args,
 }
 
 /// What the command line asks for.
@@ -156,6 +159,8 @@ pub struct Options {
     /// `-o` options accepted but without effect here (see
     /// [`IGNORED_OPTIONS`]), for `main` to log once logging is set up.
     pub ignored: Vec<String>,
+    /// `--processes N` and the master's other flags.
+    pub prefork: prefork::Args,
 }
 
 /// memcached 1.6.18's `-o` sub-options for machinery this server does not
@@ -309,6 +314,7 @@ where
         daemonize: flags.daemon,
         pid_file: flags.pidfile,
         ignored,
+        prefork: flags.prefork,
     })))
 }
 

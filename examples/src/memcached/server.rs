@@ -203,9 +203,7 @@ impl Server {
             }
         };
         let threads = config.threads.max(1);
-        let mut cache = config.cache.clone();
-        cache.threads = threads;
-        cache.shards = if threads == 1 { 1 } else { threads * 4 };
+        let mut cache = cache_config(&config.cache, threads);
         if let Some(unix) = &config.unix {
             cache.domain_socket = Some(Arc::from(unix.path.as_path()));
             cache.unix_mask = unix.mode;
@@ -247,9 +245,7 @@ impl Server {
                     loops[i].clone(),
                     stoppers.clone(),
                 );
-                let codec = MemcachedCodec::new(store.config());
-                let server =
-                    imconn::Server::<Client>::register_with_codec(ctx, state, codec, accept);
+                let server = register_loop(ctx, &store, state);
                 let mine = per_loop[i]
                     .lock()
                     .map(|mut l| std::mem::take(&mut *l))
@@ -374,6 +370,63 @@ impl Server {
         drop(self.socket_file);
         result.map_err(|e| io::Error::other(e.to_string()))
     }
+}
+
+/// The cache settings for `threads` loops: one shard with one loop, four
+/// per loop otherwise, so loops rarely meet on a lock.
+fn cache_config(cache: &Config, threads: usize) -> Config {
+    let mut cache = cache.clone();
+    cache.threads = threads;
+    cache.shards = if threads == 1 { 1 } else { threads * 4 };
+    cache
+}
+
+/// Registers one loop's memcached server.
+fn register_loop(ctx: &mut Context, store: &Store, state: LoopState) -> HandlerRef {
+    let codec = MemcachedCodec::new(store.config());
+    imconn::Server::<Client>::register_with_codec(ctx, state, codec, accept)
+}
+
+/// Runs the server as `processes.workers` worker processes under a
+/// [`prefork`] master, each with `config.threads` loops, all accepting on
+/// the same sockets; `announce` gets the bound addresses (in the master).
+///
+/// Each worker is a cache of its own: `-m` and `-c` are split evenly over
+/// the workers, and a key lives in the worker whose connection stored it
+/// (a client on one connection sees its own writes; use `-t` for one
+/// cache shared by every loop). The ASCII `shutdown` command closes only
+/// its connection here; stop the master with SIGTERM (drain) or SIGQUIT.
+pub fn serve_processes(
+    config: ServerConfig,
+    processes: prefork::Config,
+    announce: impl FnOnce(&[SocketAddr]),
+) -> io::Result<()> {
+    let threads = config.threads.max(1);
+    let workers = processes.workers.max(1);
+    let mut cache = cache_config(&config.cache, threads);
+    cache.memory_limit /= workers;
+    cache.max_connections = cache.max_connections.div_ceil(workers);
+    let processes = prefork::Config {
+        threads,
+        ..processes
+    };
+    let opts = ListenOptions::default();
+    prefork::serve(processes, &config.listen, &opts, announce, |info| {
+        // After the fork: the store and its reclaimer thread are this
+        // worker's own.
+        let store = Arc::new(Store::new(&cache, Arc::new(SystemClock)));
+        let limit = Arc::new(ConnectionLimit::new(cache.max_connections));
+        spawn_reclaimer(Arc::downgrade(&store), Arc::new(AtomicBool::new(false)))?;
+        log::info!(
+            "memcached: worker {} serving with {threads} loop(s)",
+            info.slot
+        );
+        Ok(move |ctx: &mut Context, _| {
+            let state =
+                LoopState::new(store.clone(), limit.clone(), Arc::default(), Arc::default());
+            Ok(register_loop(ctx, &store, state))
+        })
+    })
 }
 
 /// How often the reclaimer thread takes a step.

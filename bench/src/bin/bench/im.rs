@@ -152,28 +152,6 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
 /// Replaces (or adds) the `## 5. IM routing` section of an existing
 /// BENCH.md, keeping everything else.
 pub(crate) fn splice_im(old: &str, section: &str) -> String {
-    let cut = |text: &str, heading: &str| -> (usize, usize) {
-        let Some(start) = text.find(heading) else {
-            return (usize::MAX, usize::MAX);
-        };
-        let end = text[start + heading.len()..]
-            .find("\n## ")
-            .map_or(text.len(), |i| start + heading.len() + i + 1);
-        (start, end)
-    };
-    let mut doc = old.to_string();
-    let (s, e) = cut(&doc, "## Not measured in this run");
-    if s != usize::MAX {
-        doc.replace_range(s..e, "");
-    }
-    let (s, e) = cut(&doc, "## 5. IM routing");
-    if s != usize::MAX {
-        doc.replace_range(s..e, section);
-    } else {
-        if !doc.ends_with("\n\n") {
-            doc.push('\n');
-        }
-        doc.push_str(section);
-    }
-    doc
+    let doc = splice_section(old, "## Not measured in this run", "");
+    splice_section(&doc, "## 5. IM routing", section)
 }

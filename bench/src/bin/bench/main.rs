@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! bench all [--seconds 5] [--reps 3] [--out BENCH.md] [--svg bench/pingpong.svg]
-//! bench pingpong|pdu|timers|conn_scale|im|group|baseline [...]   # one scenario
+//! bench pingpong|pdu|timers|conn_scale|im|group|baseline|prefork [...]   # one scenario
 //! ```
 //!
 //! One file per scenario: `pingpong`, `pdu`, `scale` (timers, connection
@@ -11,7 +11,8 @@
 //! options, the process and measurement helpers, and the report.
 //!
 //! `bench im` with an existing `--out` file rewrites only its
-//! "5. IM routing" section and keeps the rest.
+//! "5. IM routing" section and keeps the rest; `bench prefork` likewise
+//! only its "8. Worker processes (prefork)" section.
 //!
 //! It expects the binaries of this crate and `pingpong` (examples) next to
 //! itself (`scripts/bench.sh` builds them). Servers run on core 0 and load
@@ -32,12 +33,14 @@ mod compare;
 mod im;
 mod pdu;
 mod pingpong;
+mod prefork;
 mod scale;
 
 use compare::{baseline, group};
 use im::{im, splice_im};
 use pdu::pdu_echo;
 use pingpong::{pingpong, plot};
+use prefork::prefork;
 use scale::{conn_scale, timers};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -51,6 +54,7 @@ struct Opts {
     pin: bool,
     strace: bool,
     baseline: Option<PathBuf>,
+    prefork_connections: usize,
 }
 
 /// Runs the benchmark scenarios and rewrites BENCH.md and the pingpong chart.
@@ -58,7 +62,7 @@ struct Opts {
 #[command(name = "bench")]
 struct Args {
     /// Scenario to run
-    #[arg(default_value = "all", value_parser = ["all", "pingpong", "pdu", "timers", "conn_scale", "im", "group", "baseline"])]
+    #[arg(default_value = "all", value_parser = ["all", "pingpong", "pdu", "timers", "conn_scale", "im", "group", "baseline", "prefork"])]
     what: String,
     /// A directory holding an earlier build's `pdu_echo_server` and
     /// `netlib_pingpong_server` (scripts/bench.sh builds them from
@@ -78,6 +82,9 @@ struct Args {
     /// The pingpong chart to write
     #[arg(long, default_value = "bench/pingpong.svg")]
     svg: PathBuf,
+    /// Idle connections of the prefork scale run (section 8a)
+    #[arg(long, default_value_t = 100_000)]
+    prefork_connections: usize,
 }
 
 fn free_addr() -> Res<SocketAddr> {
@@ -253,6 +260,29 @@ fn field(out: &str, name: &str) -> Res<f64> {
     Ok(f[i + 1].trim_end_matches(',').parse()?)
 }
 
+/// `old` with the section that starts at `heading` (up to the next `## `
+/// heading) replaced by `section`, or with `section` appended if it has no
+/// such section.
+fn splice_section(old: &str, heading: &str, section: &str) -> String {
+    let mut doc = old.to_string();
+    match doc.find(heading) {
+        Some(start) => {
+            let end = doc[start + heading.len()..]
+                .find("\n## ")
+                .map_or(doc.len(), |i| start + heading.len() + i + 1);
+            doc.replace_range(start..end, section);
+        }
+        None if section.is_empty() => {}
+        None => {
+            if !doc.ends_with("\n\n") {
+                doc.push('\n');
+            }
+            doc.push_str(section);
+        }
+    }
+    doc
+}
+
 fn ratio(a: f64, b: f64) -> String {
     format!("{:.2}x", a / b)
 }
@@ -279,6 +309,7 @@ fn main() -> Res<()> {
             && Command::new("taskset").arg("-V").output().is_ok(),
         strace: Command::new("strace").arg("-V").output().is_ok(),
         baseline: args.baseline,
+        prefork_connections: args.prefork_connections,
     };
     bench::raise_nofile(65536);
     let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
@@ -316,6 +347,20 @@ fn main() -> Res<()> {
     }
     if run("baseline") {
         baseline(&o, &mut body)?;
+    }
+    if run("prefork") {
+        let mut section = String::new();
+        prefork(&o, &mut section)?;
+        if what == "prefork" {
+            // Only this section: keep the rest of the existing file.
+            if let Ok(old) = std::fs::read_to_string(&o.out) {
+                let heading = "## 8. Worker processes (prefork)";
+                std::fs::write(&o.out, splice_section(&old, heading, &section))?;
+                eprintln!("updated the prefork section of {}", o.out.display());
+                return Ok(());
+            }
+        }
+        body.push_str(&section);
     }
     if let Some(points) = &pp {
         plot(&o, points)?;

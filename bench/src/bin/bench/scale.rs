@@ -51,7 +51,7 @@ pub(crate) fn fd_count(pid: u32) -> usize {
 pub(crate) fn conn_scale(o: &Opts, md: &mut String) -> Res<()> {
     let idle_secs = 10.0;
     writeln!(md, "## 3. Connection scale\n")?;
-    writeln!(md, "`conn_scale server` (ImServer, heartbeat 300 s and idle 600 s deadlines armed on every connection, i.e. one netlib timer each) holds N idle connections opened by `conn_scale client` (blocking sockets, source addresses spread over 127.0.0.2.. in blocks of 30 000). RSS per connection = (VmRSS with N connections - VmRSS before) / N: user-space memory plus the pages the kernel charged to the process, not socket buffers. Idle CPU = server utime+stime over {idle_secs} s with all N connected. One repetition per size.\n")?;
+    writeln!(md, "`conn_scale server` (ImServer, heartbeat 300 s and idle 600 s deadlines armed on every connection, i.e. one netlib timer each) holds N idle connections opened by `conn_scale client` (blocking sockets, source addresses spread over 127.0.0.2.. in blocks of 30 000). RSS per connection = (VmRSS with N connections - VmRSS before) / N: user-space memory plus the pages the kernel charged to the process, not socket buffers. Idle CPU = server utime+stime over {idle_secs} s with all N connected. One repetition per size. Past one process's descriptor limit, see 8a: the same server as several worker processes.\n")?;
     writeln!(md, "| connections | RSS before KiB | RSS after KiB | bytes per connection | idle CPU % of a core | <= 1 KiB/conn | < 1% CPU |")?;
     writeln!(md, "|---|---|---|---|---|---|---|")?;
     // What the server process may open: it inherits our limit, raised as far
