@@ -33,6 +33,6 @@ echo "==> bob waits for a message; alice sends him one"
 $bin/im_client --login "$login_client" --user bob --password bob123 recv --count 1 --timeout 10 &
 bob=$!
 sleep 0.5
-$bin/im_client --login "$login_client" --user alice --password alice123 send 2 "hello bob, from alice"
+$bin/im_client --login "$login_client" --user alice --password alice123 send bob "hello bob, from alice"
 wait $bob
 echo "done: bob (id 2) received alice's (id 1) message through login_server -> msg_server"

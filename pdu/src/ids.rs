@@ -68,6 +68,54 @@ pub mod cid {
         pub const KICK_USER: u16 = 0x0107;
     }
 
+    /// Commands of [`sid::BUDDY_LIST`](super::sid::BUDDY_LIST)
+    /// (`IM.BaseDefine.BuddyListCmdID`).
+    pub mod buddy {
+        /// `CID_BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST`.
+        pub const RECENT_CONTACT_SESSION_REQUEST: u16 = 0x0201;
+        /// `CID_BUDDY_LIST_RECENT_CONTACT_SESSION_RESPONSE`.
+        pub const RECENT_CONTACT_SESSION_RESPONSE: u16 = 0x0202;
+        /// `CID_BUDDY_LIST_STATUS_NOTIFY`: a user went on or off line
+        /// ([`ImUserStatNotify`](crate::proto::ImUserStatNotify)).
+        pub const STATUS_NOTIFY: u16 = 0x0203;
+        /// `CID_BUDDY_LIST_USER_INFO_REQUEST` ([`ImUsersInfoReq`](crate::proto::ImUsersInfoReq)).
+        pub const USER_INFO_REQUEST: u16 = 0x0204;
+        /// `CID_BUDDY_LIST_USER_INFO_RESPONSE` ([`ImUsersInfoRsp`](crate::proto::ImUsersInfoRsp)).
+        pub const USER_INFO_RESPONSE: u16 = 0x0205;
+        /// `CID_BUDDY_LIST_REMOVE_SESSION_REQ`.
+        pub const REMOVE_SESSION_REQ: u16 = 0x0206;
+        /// `CID_BUDDY_LIST_REMOVE_SESSION_RES`.
+        pub const REMOVE_SESSION_RES: u16 = 0x0207;
+        /// `CID_BUDDY_LIST_ALL_USER_REQUEST` ([`ImAllUserReq`](crate::proto::ImAllUserReq)).
+        pub const ALL_USER_REQUEST: u16 = 0x0208;
+        /// `CID_BUDDY_LIST_ALL_USER_RESPONSE` ([`ImAllUserRsp`](crate::proto::ImAllUserRsp)).
+        pub const ALL_USER_RESPONSE: u16 = 0x0209;
+        /// `CID_BUDDY_LIST_USERS_STATUS_REQUEST` ([`ImUsersStatReq`](crate::proto::ImUsersStatReq)).
+        pub const USERS_STATUS_REQUEST: u16 = 0x020a;
+        /// `CID_BUDDY_LIST_USERS_STATUS_RESPONSE` ([`ImUsersStatRsp`](crate::proto::ImUsersStatRsp)).
+        pub const USERS_STATUS_RESPONSE: u16 = 0x020b;
+        /// `CID_BUDDY_LIST_CHANGE_AVATAR_REQUEST`.
+        pub const CHANGE_AVATAR_REQUEST: u16 = 0x020c;
+        /// `CID_BUDDY_LIST_CHANGE_AVATAR_RESPONSE`.
+        pub const CHANGE_AVATAR_RESPONSE: u16 = 0x020d;
+        /// `CID_BUDDY_LIST_PC_LOGIN_STATUS_NOTIFY`.
+        pub const PC_LOGIN_STATUS_NOTIFY: u16 = 0x020e;
+        /// `CID_BUDDY_LIST_REMOVE_SESSION_NOTIFY`.
+        pub const REMOVE_SESSION_NOTIFY: u16 = 0x020f;
+        /// `CID_BUDDY_LIST_DEPARTMENT_REQUEST` ([`ImDepartmentReq`](crate::proto::ImDepartmentReq)).
+        pub const DEPARTMENT_REQUEST: u16 = 0x0210;
+        /// `CID_BUDDY_LIST_DEPARTMENT_RESPONSE` ([`ImDepartmentRsp`](crate::proto::ImDepartmentRsp)).
+        pub const DEPARTMENT_RESPONSE: u16 = 0x0211;
+        /// `CID_BUDDY_LIST_AVATAR_CHANGED_NOTIFY`.
+        pub const AVATAR_CHANGED_NOTIFY: u16 = 0x0212;
+        /// `CID_BUDDY_LIST_CHANGE_SIGN_INFO_REQUEST`.
+        pub const CHANGE_SIGN_INFO_REQUEST: u16 = 0x0213;
+        /// `CID_BUDDY_LIST_CHANGE_SIGN_INFO_RESPONSE`.
+        pub const CHANGE_SIGN_INFO_RESPONSE: u16 = 0x0214;
+        /// `CID_BUDDY_LIST_SIGN_INFO_CHANGED_NOTIFY`.
+        pub const SIGN_INFO_CHANGED_NOTIFY: u16 = 0x0215;
+    }
+
     /// Commands of [`sid::MSG`](super::sid::MSG) (`IM.BaseDefine.MessageCmdID`).
     pub mod msg {
         /// `CID_MSG_DATA`: a message ([`ImMsgData`](crate::proto::ImMsgData)).
@@ -108,6 +156,17 @@ pub mod cid {
         /// `CID_MSG_GET_BY_MSG_ID_RES`
         /// ([`ImGetMsgByIdRsp`](crate::proto::ImGetMsgByIdRsp)).
         pub const GET_BY_MSG_ID_RES: u16 = 0x030e;
+    }
+
+    /// Commands of [`sid::INTERNAL`](super::sid::INTERNAL): this project's own
+    /// server-to-server commands (TeamTalk defines none for this service).
+    pub mod internal {
+        /// The login server challenges a message server's link
+        /// ([`ImLinkChallenge`](crate::proto::ImLinkChallenge)).
+        pub const LINK_CHALLENGE: u16 = 0x0801;
+        /// The message server proves the shared key
+        /// ([`ImLinkProof`](crate::proto::ImLinkProof)).
+        pub const LINK_PROOF: u16 = 0x0802;
     }
 
     /// Commands of [`sid::GROUP`](super::sid::GROUP) (`IM.BaseDefine.GroupCmdID`).
@@ -192,6 +251,7 @@ pub fn command_name(service_id: u16, command_id: u16) -> Option<&'static str> {
         (sid::LOGIN, cid::login::REQ_LOGINOUT) => "CID_LOGIN_REQ_LOGINOUT",
         (sid::LOGIN, cid::login::RES_LOGINOUT) => "CID_LOGIN_RES_LOGINOUT",
         (sid::LOGIN, cid::login::KICK_USER) => "CID_LOGIN_KICK_USER",
+        (sid::BUDDY_LIST, c) => return buddy_name(c),
         (sid::MSG, cid::msg::DATA) => "CID_MSG_DATA",
         (sid::MSG, cid::msg::DATA_ACK) => "CID_MSG_DATA_ACK",
         (sid::MSG, cid::msg::READ_ACK) => "CID_MSG_READ_ACK",
@@ -227,9 +287,39 @@ pub fn command_name(service_id: u16, command_id: u16) -> Option<&'static str> {
         (sid::OTHER, cid::other::USER_STATUS_UPDATE) => "CID_OTHER_USER_STATUS_UPDATE",
         (sid::OTHER, cid::other::USER_CNT_UPDATE) => "CID_OTHER_USER_CNT_UPDATE",
         (sid::OTHER, cid::other::SERVER_KICK_USER) => "CID_OTHER_SERVER_KICK_USER",
+        (sid::INTERNAL, cid::internal::LINK_CHALLENGE) => "CID_INTERNAL_LINK_CHALLENGE",
+        (sid::INTERNAL, cid::internal::LINK_PROOF) => "CID_INTERNAL_LINK_PROOF",
         _ => return None,
     };
     Some(name)
+}
+
+fn buddy_name(command_id: u16) -> Option<&'static str> {
+    use cid::buddy::*;
+    Some(match command_id {
+        RECENT_CONTACT_SESSION_REQUEST => "CID_BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST",
+        RECENT_CONTACT_SESSION_RESPONSE => "CID_BUDDY_LIST_RECENT_CONTACT_SESSION_RESPONSE",
+        STATUS_NOTIFY => "CID_BUDDY_LIST_STATUS_NOTIFY",
+        USER_INFO_REQUEST => "CID_BUDDY_LIST_USER_INFO_REQUEST",
+        USER_INFO_RESPONSE => "CID_BUDDY_LIST_USER_INFO_RESPONSE",
+        REMOVE_SESSION_REQ => "CID_BUDDY_LIST_REMOVE_SESSION_REQ",
+        REMOVE_SESSION_RES => "CID_BUDDY_LIST_REMOVE_SESSION_RES",
+        ALL_USER_REQUEST => "CID_BUDDY_LIST_ALL_USER_REQUEST",
+        ALL_USER_RESPONSE => "CID_BUDDY_LIST_ALL_USER_RESPONSE",
+        USERS_STATUS_REQUEST => "CID_BUDDY_LIST_USERS_STATUS_REQUEST",
+        USERS_STATUS_RESPONSE => "CID_BUDDY_LIST_USERS_STATUS_RESPONSE",
+        CHANGE_AVATAR_REQUEST => "CID_BUDDY_LIST_CHANGE_AVATAR_REQUEST",
+        CHANGE_AVATAR_RESPONSE => "CID_BUDDY_LIST_CHANGE_AVATAR_RESPONSE",
+        PC_LOGIN_STATUS_NOTIFY => "CID_BUDDY_LIST_PC_LOGIN_STATUS_NOTIFY",
+        REMOVE_SESSION_NOTIFY => "CID_BUDDY_LIST_REMOVE_SESSION_NOTIFY",
+        DEPARTMENT_REQUEST => "CID_BUDDY_LIST_DEPARTMENT_REQUEST",
+        DEPARTMENT_RESPONSE => "CID_BUDDY_LIST_DEPARTMENT_RESPONSE",
+        AVATAR_CHANGED_NOTIFY => "CID_BUDDY_LIST_AVATAR_CHANGED_NOTIFY",
+        CHANGE_SIGN_INFO_REQUEST => "CID_BUDDY_LIST_CHANGE_SIGN_INFO_REQUEST",
+        CHANGE_SIGN_INFO_RESPONSE => "CID_BUDDY_LIST_CHANGE_SIGN_INFO_RESPONSE",
+        SIGN_INFO_CHANGED_NOTIFY => "CID_BUDDY_LIST_SIGN_INFO_CHANGED_NOTIFY",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -342,6 +432,12 @@ mod tests {
         assert_eq!(cid::other::HEARTBEAT, 0x0701);
         assert_eq!(cid::other::MSG_SERV_INFO, 0x0709);
         assert_eq!(cid::other::USER_CNT_UPDATE, 0x070b);
+        assert_eq!(cid::buddy::STATUS_NOTIFY, 0x0203);
+        assert_eq!(cid::buddy::ALL_USER_REQUEST, 0x0208);
+        assert_eq!(cid::buddy::USERS_STATUS_REQUEST, 0x020a);
+        assert_eq!(cid::buddy::DEPARTMENT_RESPONSE, 0x0211);
+        assert_eq!(cid::buddy::SIGN_INFO_CHANGED_NOTIFY, 0x0215);
+        assert_eq!(cid::internal::LINK_PROOF, 0x0802);
     }
 
     #[test]

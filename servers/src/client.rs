@@ -6,10 +6,12 @@
 //! timeouts keep it simple; the servers are the event-driven side.
 
 use pdu::proto::{
-    ClientType, ImHeartBeat, ImLoginReq, ImLoginRes, ImMsgData, ImMsgDataAck, ImMsgServReq,
-    ImMsgServRsp, MsgType, SessionType, UserStatType,
+    ClientType, ImAllUserReq, ImAllUserRsp, ImGetMsgListReq, ImGetMsgListRsp, ImHeartBeat,
+    ImKickUser, ImLoginReq, ImLoginRes, ImMsgData, ImMsgDataAck, ImMsgServReq, ImMsgServRsp,
+    ImUserStatNotify, MsgInfo, MsgType, SessionType, UserInfo, UserStat, UserStatType,
 };
 use pdu::{cid, sid, FrameDecoder, Header, Message, Pdu};
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -28,6 +30,19 @@ pub struct ImClient {
     /// Message ids the server acknowledged for messages we sent.
     pub acked: Vec<u32>,
     last_send: Instant,
+    /// Frames that arrived while [`call`](Self::call) waited for its answer.
+    early: VecDeque<Pdu>,
+}
+
+/// Something the server pushed to a logged-in client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A message (already acked to the server).
+    Message(ImMsgData),
+    /// A user went on or off line (`IMUserStatNotify`).
+    Status(UserStat),
+    /// This session was kicked (`IMKickUser`); the server closes it next.
+    Kicked(ImKickUser),
 }
 
 /// Asks a login_server (client port) which msg_server to use.
@@ -108,6 +123,7 @@ impl ImClient {
             user_id: 0,
             acked: Vec::new(),
             last_send: Instant::now(),
+            early: VecDeque::new(),
         })
     }
 
@@ -128,6 +144,13 @@ impl ImClient {
 
     /// Reads the next frame, waiting until `deadline`.
     pub fn recv_pdu(&mut self, deadline: Instant) -> io::Result<Pdu> {
+        if let Some(pdu) = self.early.pop_front() {
+            return Ok(pdu);
+        }
+        self.read_pdu(deadline)
+    }
+
+    fn read_pdu(&mut self, deadline: Instant) -> io::Result<Pdu> {
         let decoder = FrameDecoder::new();
         loop {
             if let Some(frame) = decoder
@@ -166,7 +189,9 @@ impl ImClient {
         }
     }
 
-    /// Logs in; `Ok` carries the server's answer, whatever its result code.
+    /// Logs in with the password as the person typed it (sent, as TeamTalk
+    /// clients do, as its MD5 in lowercase hex); `Ok` carries the server's
+    /// answer, whatever its result code.
     pub fn login(
         &mut self,
         user: &str,
@@ -176,7 +201,7 @@ impl ImClient {
     ) -> io::Result<ImLoginRes> {
         let req = ImLoginReq {
             user_name: user.into(),
-            password: password.into(),
+            password: crate::users::md5_hex(password),
             online_status: UserStatType::UserStatusOnline as i32,
             client_type: if mobile {
                 ClientType::Android
@@ -222,9 +247,77 @@ impl ImClient {
         Ok(())
     }
 
-    /// Waits for the next incoming message, acking it; records acks of our
-    /// own messages on the way. `Ok(None)` when `deadline` passes.
-    pub fn next_message(&mut self, deadline: Instant) -> io::Result<Option<ImMsgData>> {
+    /// Sends a request and waits until `timeout` for the frame with command
+    /// `answer`, decoded; frames arriving meanwhile are kept for
+    /// [`next_event`](Self::next_event) and [`recv_pdu`](Self::recv_pdu).
+    pub fn call<Q: Message, R: Message + Default>(
+        &mut self,
+        service: u16,
+        command: u16,
+        request: &Q,
+        answer: u16,
+        timeout: Duration,
+    ) -> io::Result<R> {
+        let seq = self.send_pdu(service, command, request)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pdu = self.read_pdu(deadline)?;
+            if pdu.command_id() == answer && pdu.seq_num() == seq {
+                return pdu.decode_body().map_err(|e| invalid(e.to_string()));
+            }
+            self.early.push_back(pdu);
+        }
+    }
+
+    /// Every account the server knows (`IMAllUserReq`, version 0).
+    pub fn all_users(&mut self, timeout: Duration) -> io::Result<Vec<UserInfo>> {
+        let req = ImAllUserReq {
+            user_id: self.user_id,
+            latest_update_time: 0,
+            attach_data: None,
+        };
+        let rsp: ImAllUserRsp = self.call(
+            sid::BUDDY_LIST,
+            cid::buddy::ALL_USER_REQUEST,
+            &req,
+            cid::buddy::ALL_USER_RESPONSE,
+            timeout,
+        )?;
+        Ok(rsp.user_list)
+    }
+
+    /// The newest `count` messages of the one-to-one session with `peer`
+    /// (`IMGetMsgListReq`), oldest first.
+    pub fn history(
+        &mut self,
+        peer: u32,
+        count: u32,
+        timeout: Duration,
+    ) -> io::Result<Vec<MsgInfo>> {
+        let req = ImGetMsgListReq {
+            user_id: self.user_id,
+            session_type: SessionType::Single as i32,
+            session_id: peer,
+            msg_id_begin: 0,
+            msg_cnt: count,
+            attach_data: None,
+        };
+        let rsp: ImGetMsgListRsp = self.call(
+            sid::MSG,
+            cid::msg::LIST_REQUEST,
+            &req,
+            cid::msg::LIST_RESPONSE,
+            timeout,
+        )?;
+        let mut list = rsp.msg_list;
+        list.sort_by_key(|m| m.msg_id);
+        Ok(list)
+    }
+
+    /// Waits for the next event the server pushes: a message (acked on
+    /// the way), a status change, a kick. Records acks of our own messages
+    /// on the way. `Ok(None)` when `deadline` passes.
+    pub fn next_event(&mut self, deadline: Instant) -> io::Result<Option<Event>> {
         loop {
             let pdu = match self.recv_pdu(deadline) {
                 Ok(p) => p,
@@ -241,31 +334,64 @@ impl ImClient {
                         session_type: SessionType::Single as i32,
                     };
                     self.send_pdu(sid::MSG, cid::msg::DATA_ACK, &ack)?;
-                    return Ok(Some(msg));
+                    return Ok(Some(Event::Message(msg)));
                 }
                 (sid::MSG, cid::msg::DATA_ACK) => {
                     let ack: ImMsgDataAck =
                         pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
                     self.acked.push(ack.msg_id);
                 }
+                (sid::BUDDY_LIST, cid::buddy::STATUS_NOTIFY) => {
+                    let n: ImUserStatNotify =
+                        pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
+                    return Ok(Some(Event::Status(n.user_stat)));
+                }
                 (sid::LOGIN, cid::login::KICK_USER) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::ConnectionAborted,
-                        "kicked: logged in elsewhere",
-                    ));
+                    let k: ImKickUser = pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
+                    return Ok(Some(Event::Kicked(k)));
                 }
                 _ => {}
             }
         }
     }
 
+    /// Waits for the next incoming message, acking it; records acks of our
+    /// own messages on the way. `Ok(None)` when `deadline` passes; a kick
+    /// is an error.
+    pub fn next_message(&mut self, deadline: Instant) -> io::Result<Option<ImMsgData>> {
+        loop {
+            match self.next_event(deadline)? {
+                None => return Ok(None),
+                Some(Event::Message(m)) => return Ok(Some(m)),
+                Some(Event::Status(_)) => {}
+                Some(Event::Kicked(_)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "kicked: logged in elsewhere",
+                    ))
+                }
+            }
+        }
+    }
+
     /// Waits until the server acknowledged `count` of our messages.
     pub fn wait_acks(&mut self, count: usize, deadline: Instant) -> io::Result<()> {
+        // Other frames wait in `early` for next_event.
         while self.acked.len() < count {
-            let pdu = self.recv_pdu(deadline)?;
+            let kept = self
+                .early
+                .iter()
+                .position(|p| p.command_id() == cid::msg::DATA_ACK)
+                .and_then(|i| self.early.remove(i));
+            let pdu = match kept {
+                Some(p) => p,
+                None => self.read_pdu(deadline)?,
+            };
             if pdu.command_id() == cid::msg::DATA_ACK {
                 let ack: ImMsgDataAck = pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
                 self.acked.push(ack.msg_id);
+            } else {
+                self.early.push_back(pdu);
             }
         }
         Ok(())

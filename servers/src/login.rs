@@ -11,7 +11,9 @@
 //! | 8100 `MsgServerPort` | msg_servers | PDUs: `IMMsgServInfo`, `IMUserCntUpdate`, heartbeats | [`conn`] |
 //!
 //! The [`registry`] holds the registered message servers and picks the
-//! least loaded one (ties rotate); [`settings`] reads `loginserver.conf`.
+//! least loaded one (ties rotate); [`link_auth`] decides who may register
+//! one (allowed networks, proof of a shared key); [`settings`] reads
+//! `loginserver.conf`.
 //!
 //! ## Structure
 //!
@@ -30,7 +32,10 @@
 //!   memory and no deadline for an incomplete request: here the head is
 //!   limited while reading and the whole exchange has a deadline;
 //! - equally loaded message servers were always chosen in map order: ties
-//!   rotate.
+//!   rotate;
+//! - anyone reaching the msg_server port could register a message server and
+//!   have clients sent to it: here only allowed networks may connect, and
+//!   with a shared key only links that prove it register ([`link_auth`]).
 //!
 //! Not ported: TeamTalk chose `ip1` or `ip2` first by looking the client's
 //! address up in a carrier IP table (`isTelcome`); here `priorIP` is always
@@ -38,6 +43,7 @@
 
 pub mod conn;
 pub mod http;
+pub mod link_auth;
 pub mod registry;
 pub mod settings;
 
@@ -144,7 +150,7 @@ fn listen(
 /// ```
 pub fn start(ctx: &mut Context, settings: &LoginSettings) -> Result<Listening, LoginError> {
     let pdu_server = ImServer::<LoginConn>::register(ctx, LoginState::new(settings), |s, a| {
-        s.accept(a.listener)
+        s.accept(a.listener, a.peer)
     });
     let (client_handles, client) = listen(ctx, "client", &settings.client_addrs, pdu_server)?;
     let (link_handles, msg_server) =

@@ -203,7 +203,10 @@ fn im_client_help_and_usage_errors() {
     let out = run(CLIENT, &["recv"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(text(&out.stderr).contains("--user"), "{out:?}");
-    let out = run(CLIENT, &["--user", "a", "send", "bob", "hi"]);
+    // send needs a receiver and a text.
+    let out = run(CLIENT, &["--user", "a", "send", "bob"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = run(CLIENT, &["--user", "a", "recv", "--count", "many"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 
     let out = run(CLIENT, &["adduser", "4", "dave", "s4lt", "dave123"]);

@@ -351,6 +351,11 @@ fn a_partition_is_detected_by_heartbeats_and_the_link_returns_after_it_heals() {
             "200",
             "--MsgServerTimeoutMs",
             "1000",
+            // msg_server registers from the other namespace, proving a key.
+            "--MsgServerAllow",
+            "10.200.0.2/32",
+            "--MsgServerKey",
+            "partition-key",
         ],
         3,
     );
@@ -379,6 +384,8 @@ fn a_partition_is_detected_by_heartbeats_and_the_link_returns_after_it_heals() {
             "200",
             "--LinkIdleMs",
             "1000",
+            "--LoginServerKey",
+            "partition-key",
         ],
         1,
     );

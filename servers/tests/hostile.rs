@@ -42,7 +42,7 @@ fn trickle(s: &mut TcpStream, bytes: &[u8], every: Duration) -> (usize, Duration
 fn login_frame(user: &str, password: &str) -> Vec<u8> {
     let req = ImLoginReq {
         user_name: user.into(),
-        password: password.into(),
+        password: servers::users::md5_hex(password),
         online_status: 1,
         client_type: 1,
         client_version: None,

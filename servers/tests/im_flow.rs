@@ -138,6 +138,36 @@ fn wrong_password_gets_result_6_and_is_closed() {
 }
 
 #[test]
+fn the_password_travels_as_its_md5_hex_never_as_typed() {
+    use pdu::proto::ImLoginReq;
+    use pdu::{cid, sid};
+    let msg = msg_server(None, &[]);
+    let login = |password: String| {
+        let mut c = ImClient::connect(msg.addr("client"), T).unwrap();
+        let req = ImLoginReq {
+            user_name: "alice".into(),
+            password,
+            ..Default::default()
+        };
+        c.send_pdu(sid::LOGIN, cid::login::REQ_USERLOGIN, &req)
+            .unwrap();
+        let pdu = c.recv_pdu(Instant::now() + T).unwrap();
+        assert_eq!(pdu.command_id(), cid::login::RES_USERLOGIN);
+        pdu.decode_body::<pdu::proto::ImLoginRes>()
+            .unwrap()
+            .result_code
+    };
+    // What a TeamTalk client sends: md5("alice123") in lowercase hex.
+    assert_eq!(login("7abdccbea8473767e91378e37850d296".into()), 0);
+    // The typed password itself is not a credential.
+    assert_eq!(login("alice123".into()), 6);
+    // The users file holds neither.
+    let file = std::fs::read_to_string(DEMO_USERS).unwrap();
+    let data: String = file.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(!data.contains("alice123") && !data.contains("7abdccbea8473767"));
+}
+
+#[test]
 fn command_before_login_closes_the_connection() {
     let msg = msg_server(None, &[]);
     let mut c = ImClient::connect(msg.addr("client"), T).unwrap();

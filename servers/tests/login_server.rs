@@ -514,7 +514,10 @@ fn msg_server_links_get_heartbeats_and_silent_ones_are_dropped() {
     let mut chatty = FakeMsgServer::register(&login, 8002, 5, 10);
     eventually("quiet registered", || login.pick() == Ok(8001));
 
-    // The login server heartbeats a link it has not written to.
+    // The login server heartbeats a link it has not written to (after the
+    // challenge every link gets first).
+    let challenge = recv_frame(&mut quiet.link);
+    assert_eq!(challenge.command_id(), cid::internal::LINK_CHALLENGE);
     let frame = recv_frame(&mut quiet.link);
     assert_eq!(
         (frame.service_id(), frame.command_id()),

@@ -594,7 +594,7 @@ impl Connection for User {
         let user = self.user;
         let req = ImLoginReq {
             user_name: format!("u{user}"),
-            password: PASSWORD.into(),
+            password: servers::users::md5_hex(PASSWORD),
             online_status: UserStatType::UserStatusOnline as i32,
             client_type: ClientType::Windows as i32,
             client_version: Some("im_bench".into()),

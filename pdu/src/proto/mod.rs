@@ -9,6 +9,7 @@
 //! | module | TeamTalk file | contents |
 //! | --- | --- | --- |
 //! | [`base_define`] | `IM.BaseDefine.proto` | id and status enums, [`UserInfo`] |
+//! | [`buddy`] | `IM.Buddy.proto` | user info, all users, status, departments |
 //! | [`group`] | `IM.Group.proto` | group lists and info, temporary groups, membership |
 //! | [`login`] | `IM.Login.proto` | message-server lookup, login, logout, kick |
 //! | [`message`] | `IM.Message.proto` | [`ImMsgData`], its acknowledgements, history and unread queries |
@@ -49,6 +50,7 @@
 //! ```
 
 pub mod base_define;
+pub mod buddy;
 pub mod group;
 pub mod login;
 pub mod message;
@@ -57,6 +59,7 @@ pub mod recent_session;
 pub mod server;
 
 pub use base_define::*;
+pub use buddy::*;
 pub use group::*;
 pub use login::*;
 pub use message::*;

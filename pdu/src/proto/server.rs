@@ -50,3 +50,33 @@ pub const USER_CNT_INC: u32 = 1;
 /// [`ImUserCntUpdate::user_action`] for a user leaving (TeamTalk's
 /// `USER_CNT_DEC`).
 pub const USER_CNT_DEC: u32 = 2;
+
+/// Not TeamTalk's: command [`cid::internal::LINK_CHALLENGE`](crate::cid::internal::LINK_CHALLENGE),
+/// the login server's challenge on a message server's link (see
+/// `servers::login::link_auth`).
+///
+/// ```text
+/// message IMLinkChallenge { required bytes nonce = 1; }
+/// ```
+#[doc(alias = "IMLinkChallenge")]
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ImLinkChallenge {
+    /// Field 1, `required bytes nonce`: fresh random bytes.
+    #[prost(bytes = "vec", required, tag = "1")]
+    pub nonce: Vec<u8>,
+}
+
+/// Not TeamTalk's: command [`cid::internal::LINK_PROOF`](crate::cid::internal::LINK_PROOF),
+/// the message server's answer to [`ImLinkChallenge`].
+///
+/// ```text
+/// message IMLinkProof { required bytes mac = 1; }
+/// ```
+#[doc(alias = "IMLinkProof")]
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ImLinkProof {
+    /// Field 1, `required bytes mac`: HMAC-SHA256 of the nonce under the
+    /// shared key.
+    #[prost(bytes = "vec", required, tag = "1")]
+    pub mac: Vec<u8>,
+}

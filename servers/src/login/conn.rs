@@ -18,14 +18,21 @@
 //!   drops it after `MsgServerTimeoutMs` without traffic (heartbeats from the
 //!   peer count as traffic and need no answer). A link must register within
 //!   the same timeout. When a link closes, its registry entry goes with it.
+//!   Links are accepted only from `MsgServerAllow` networks; each gets a
+//!   challenge at once, and with `MsgServerKey` set its registration counts
+//!   only after a valid proof ([`link_auth`](super::link_auth)).
 //!
 //! A malformed frame or body closes only the connection that sent it.
 
+use super::link_auth::{self, Cidr};
 use super::registry::{MsgServerEntry, Refusal, Registry};
 use super::settings::LoginSettings;
 use imconn::{ConnConfig, ConnCtx, Connection, Limits, PduCodec, Timeouts};
 use netlib::{CloseReason, Handle};
-use pdu::proto::{ImMsgServInfo, ImMsgServReq, ImMsgServRsp, ImUserCntUpdate, ResultType};
+use pdu::proto::{
+    ImLinkChallenge, ImLinkProof, ImMsgServInfo, ImMsgServReq, ImMsgServRsp, ImUserCntUpdate,
+    ResultType,
+};
 use pdu::{cid, sid, Header, Message, PduRef};
 use std::time::Duration;
 
@@ -43,6 +50,8 @@ pub struct LoginState {
     max_clients: usize,
     client_config: ConnConfig,
     link_config: ConnConfig,
+    link_allow: Vec<Cidr>,
+    link_key: Option<link_auth::SharedKey>,
 }
 
 impl LoginState {
@@ -79,6 +88,8 @@ impl LoginState {
                 max_frame: settings.max_frame_len as usize,
                 ..ConnConfig::server_link()
             },
+            link_allow: settings.msg_server_allow.clone(),
+            link_key: settings.msg_server_key.clone(),
         }
     }
 
@@ -95,9 +106,26 @@ impl LoginState {
 
     /// The accept callback of the [`ImServer`](imconn::ImServer): the kind of
     /// connection for a socket accepted on `listener`, or `None` to refuse it.
-    pub fn accept(&mut self, listener: Handle) -> Option<(LoginConn, ConnConfig)> {
+    /// Links from outside `MsgServerAllow` are refused.
+    pub fn accept(
+        &mut self,
+        listener: Handle,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Option<(LoginConn, ConnConfig)> {
         if self.msg_server_listeners.contains(&listener) {
-            return Some((LoginConn::MsgServer, self.link_config));
+            let allowed = peer.is_some_and(|p| self.link_allow.iter().any(|n| n.contains(p.ip())));
+            if !allowed {
+                log::warn!(
+                    "login: msg_server link from {} refused: not in MsgServerAllow",
+                    crate::runtime::addr_or_unknown(peer)
+                );
+                return None;
+            }
+            let link = LoginConn::MsgServer {
+                nonce: None,
+                proven: false,
+            };
+            return Some((link, self.link_config));
         }
         if self.client_listeners.contains(&listener) {
             if self.clients >= self.max_clients {
@@ -121,17 +149,58 @@ pub enum LoginConn {
         answered: bool,
     },
     /// A message server's link.
-    MsgServer,
+    MsgServer {
+        /// The challenge sent on this link.
+        nonce: Option<[u8; link_auth::NONCE_LEN]>,
+        /// A valid proof arrived (or no key is configured).
+        proven: bool,
+    },
 }
 
 impl Connection for LoginConn {
     type Codec = PduCodec;
     type Shared = LoginState;
 
+    fn on_connect(&mut self, cx: &mut ConnCtx<'_, Self>) {
+        let LoginConn::MsgServer { nonce, proven } = self else {
+            return;
+        };
+        *proven = cx.shared.link_key.is_none();
+        match link_auth::nonce() {
+            Ok(n) => {
+                *nonce = Some(n);
+                let header = Header::new(sid::INTERNAL, cid::internal::LINK_CHALLENGE);
+                let _ = cx.send_pdu(&header, &ImLinkChallenge { nonce: n.to_vec() });
+            }
+            Err(e) => {
+                log::error!("login: msg_server link closed: cannot make a challenge: {e}");
+                cx.close();
+            }
+        }
+    }
+
     fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, pdu: PduRef<'_>) {
         match self {
             LoginConn::Client { answered } => handle_client_pdu(answered, cx, pdu),
-            LoginConn::MsgServer => handle_link_pdu(cx, pdu),
+            LoginConn::MsgServer { nonce, proven } => {
+                if pdu.service_id() == sid::INTERNAL
+                    && pdu.command_id() == cid::internal::LINK_PROOF
+                {
+                    check_proof(cx, nonce, proven, &pdu);
+                } else if *proven
+                    || pdu.service_id() == sid::OTHER && pdu.command_id() == cid::other::HEARTBEAT
+                {
+                    handle_link_pdu(cx, pdu);
+                } else {
+                    log::warn!(
+                        "login: msg_server {} closed: command {:#06x} before proving MsgServerKey \
+                         (is its LoginServerKey set to the same key?)",
+                        crate::runtime::addr_or_unknown(cx.peer()),
+                        pdu.command_id()
+                    );
+                    cx.close();
+                }
+            }
         }
     }
 
@@ -140,7 +209,7 @@ impl Connection for LoginConn {
             LoginConn::Client { .. } => {
                 cx.shared.clients = cx.shared.clients.saturating_sub(1);
             }
-            LoginConn::MsgServer => {
+            LoginConn::MsgServer { .. } => {
                 if let Some(e) = cx.shared.registry.remove(cx.handle()) {
                     log::info!(
                         "login: msg_server {} ({}:{}) gone: {reason}",
@@ -229,6 +298,38 @@ fn decode<M: Message + Default>(cx: &mut ConnCtx<'_, LoginConn>, pdu: &PduRef<'_
             );
             cx.close();
             None
+        }
+    }
+}
+
+/// Checks a link's `IMLinkProof`: one per link, against its challenge.
+fn check_proof(
+    cx: &mut ConnCtx<'_, LoginConn>,
+    nonce: &mut Option<[u8; link_auth::NONCE_LEN]>,
+    proven: &mut bool,
+    pdu: &PduRef<'_>,
+) {
+    let Some(proof) = decode::<ImLinkProof>(cx, pdu) else {
+        return;
+    };
+    let peer = crate::runtime::addr_or_unknown(cx.peer());
+    let Some(key) = cx.shared.link_key.as_ref() else {
+        log::debug!("login: msg_server {peer} sent a proof; no MsgServerKey is configured");
+        return;
+    };
+    // The nonce is used once: a second proof on the link is refused.
+    match nonce.take() {
+        Some(n) if key.verify(&n, &proof.mac) => {
+            log::info!("login: msg_server {peer} proved MsgServerKey");
+            *proven = true;
+        }
+        Some(_) => {
+            log::warn!("login: msg_server {peer} closed: wrong proof of MsgServerKey");
+            cx.close();
+        }
+        None => {
+            log::warn!("login: msg_server {peer} closed: proof sent twice");
+            cx.close();
         }
     }
 }

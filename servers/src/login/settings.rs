@@ -28,7 +28,10 @@
 //! | `MsgServerHeartbeatMs` | 5000 | heartbeat a quiet msg_server link |
 //! | `MsgServerTimeoutMs` | 30000 | drop a msg_server link silent this long |
 //! | `MaxFrameBytes` | 65536 | largest PDU accepted on either TCP port |
+//! | `MsgServerAllow` | `127.0.0.0/8;::1/128` | `;`-separated networks (CIDR) msg_servers may register from |
+//! | `MsgServerKey` | (none) | shared key msg_servers must prove (HMAC-SHA256, see [`link_auth`](super::link_auth)); msg_server's `LoginServerKey` |
 
+use super::link_auth::{parse_cidrs, Cidr, SharedKey};
 use crate::config::{Config, ConfigError, Key};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -62,6 +65,10 @@ pub struct LoginSettings {
     pub msg_server_timeout: Duration,
     /// Largest PDU accepted.
     pub max_frame_len: u32,
+    /// Networks message servers may connect from.
+    pub msg_server_allow: Vec<Cidr>,
+    /// Shared key message servers must prove, if any.
+    pub msg_server_key: Option<SharedKey>,
 }
 
 /// Every key [`LoginSettings::from_config`] reads, with its default, for
@@ -147,6 +154,16 @@ pub const KEYS: &[Key] = &[
         default: "65536",
         help: "largest PDU accepted on either TCP port",
     },
+    Key {
+        name: "MsgServerAllow",
+        default: "127.0.0.0/8;::1/128",
+        help: "';'-separated networks (CIDR) message servers may register from",
+    },
+    Key {
+        name: "MsgServerKey",
+        default: "",
+        help: "shared key message servers must prove (their LoginServerKey); none: not asked",
+    },
 ];
 
 impl Default for LoginSettings {
@@ -154,6 +171,9 @@ impl Default for LoginSettings {
         LoginSettings::from_config(&Config::default()).expect("defaults are valid")
     }
 }
+
+/// Loopback only.
+const DEFAULT_ALLOW: &str = "127.0.0.0/8;::1/128";
 
 fn millis(config: &Config, key: &str, default_ms: u64) -> Result<Duration, ConfigError> {
     let ms: u64 = config.get_or(key, default_ms)?;
@@ -196,6 +216,9 @@ impl LoginSettings {
             msg_server_heartbeat: millis(config, "MsgServerHeartbeatMs", 5_000)?,
             msg_server_timeout: millis(config, "MsgServerTimeoutMs", 30_000)?,
             max_frame_len,
+            msg_server_allow: parse_cidrs(config.get("MsgServerAllow").unwrap_or(DEFAULT_ALLOW))
+                .map_err(|e| ConfigError(format!("bad value for MsgServerAllow: {e}")))?,
+            msg_server_key: SharedKey::from_config(config.get("MsgServerKey")),
         })
     }
 }
@@ -212,6 +235,12 @@ mod tests {
         assert_eq!(s.msg_server_addrs, ["127.0.0.1:8100".parse().unwrap()]);
         assert_eq!(s.client_timeout, Duration::from_secs(120));
         assert_eq!(s.msg_server_timeout, Duration::from_secs(30));
+        assert!(s.msg_server_allow[0].contains("127.0.0.1".parse().unwrap()));
+        assert!(!s
+            .msg_server_allow
+            .iter()
+            .any(|n| n.contains("10.0.0.1".parse().unwrap())));
+        assert_eq!(s.msg_server_key, None);
     }
 
     #[test]
@@ -232,6 +261,9 @@ mod tests {
         bad.set("ClientTimeoutMs", "0");
         assert!(LoginSettings::from_config(&bad).is_err());
         bad.set("ClientTimeoutMs", "soon");
+        assert!(LoginSettings::from_config(&bad).is_err());
+        let mut bad = c.clone();
+        bad.set("MsgServerAllow", "10.0.0.0/40");
         assert!(LoginSettings::from_config(&bad).is_err());
     }
 }

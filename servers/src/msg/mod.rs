@@ -32,7 +32,9 @@
 //! that does not exist is refused, and what a mailbox or a connection may
 //! hold is bounded in the config.
 
+mod buddy;
 mod groups;
+mod link;
 mod queries;
 mod route;
 mod session;
@@ -95,6 +97,7 @@ pub struct MsgState {
     in_flight: usize,
     client_conns: u32,
     messages: u64,
+    buddy: buddy::BuddyState,
     refused: u64,
 }
 
@@ -113,6 +116,7 @@ impl MsgState {
             in_flight: 0,
             client_conns: 0,
             messages: 0,
+            buddy: buddy::BuddyState::default(),
             refused: 0,
         }
     }
@@ -193,17 +197,12 @@ impl Connection for MsgConn {
 
     fn on_confirm(&mut self, cx: &mut ConnCtx<'_, Self>) {
         // (Re)registering tells a restarted login_server the live counts.
-        let info = cx.shared.serv_info();
-        let header = Header::new(sid::OTHER, cid::other::MSG_SERV_INFO);
-        let _ = cx.send_pdu(&header, &info);
+        link::on_link_up(cx);
     }
 
     fn on_frame(&mut self, cx: &mut ConnCtx<'_, Self>, pdu: PduRef<'_>) {
         match self {
-            MsgConn::LoginLink => {
-                // login_server only sends heartbeats on the link; traffic
-                // itself keeps the link's idle deadline away.
-            }
+            MsgConn::LoginLink => link::on_link_frame(cx, &pdu),
             MsgConn::Client(client) => client.on_frame(cx, pdu),
         }
     }
@@ -316,22 +315,24 @@ impl ClientConn {
                 queries::recent_sessions(cx, &pdu)
             }
             (sid::BUDDY_LIST, proto::REMOVE_SESSION_REQ, true) => queries::remove_session(cx, &pdu),
+            (sid::BUDDY_LIST, _, true) => buddy::on_request(cx, &pdu),
             (sid::GROUP, cid::group::NORMAL_LIST_REQUEST, true) => groups::list(cx, &pdu),
             (sid::GROUP, cid::group::INFO_REQUEST, true) => groups::infos(cx, &pdu),
             (sid::GROUP, cid::group::CREATE_REQUEST, true) => groups::create(cx, &pdu),
             (sid::GROUP, cid::group::CHANGE_MEMBER_REQUEST, true) => {
                 groups::change_members(cx, &pdu)
             }
-            (s, c, logged_in) => {
+            // As TeamTalk's msg_server: what it does not know is ignored.
+            (s, c, true) => log::info!(
+                "{} command {s:#06x}/{c:#06x} ({}) not supported, ignored",
+                cx.handle(),
+                pdu::ids::command_name(s, c).unwrap_or("unknown")
+            ),
+            (s, c, false) => {
                 log::warn!(
-                    "{} {} closed: command {s:#x}/{c:#x} {}",
+                    "{} {} closed: command {s:#x}/{c:#x} before login",
                     cx.handle(),
                     crate::runtime::addr_or_unknown(cx.peer()),
-                    if logged_in {
-                        "not supported"
-                    } else {
-                        "before login"
-                    }
                 );
                 cx.close();
             }

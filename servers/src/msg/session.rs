@@ -7,7 +7,7 @@ use imconn::{ConnCtx, Timeouts};
 use netlib::{CloseReason, Handle};
 use pdu::proto::{
     ClientType, ImKickUser, ImLoginReq, ImLoginRes, ImUserCntUpdate, KickReasonType, ResultType,
-    UserInfo, UserStatType, USER_CNT_DEC, USER_CNT_INC,
+    UserStatType, USER_CNT_DEC, USER_CNT_INC,
 };
 use pdu::{cid, sid, Header, PduRef};
 
@@ -37,7 +37,7 @@ pub(super) fn login(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         cx.close_after_flush();
         return;
     };
-    let (user_id, name) = (user.id, user.name.clone());
+    let (user_id, name, info) = (user.id, user.name.clone(), super::buddy::user_info(user));
     let mobile = ClientType::try_from(req.client_type).is_ok_and(|t| t.is_mobile());
     // One session per user and client class: kick the older one.
     let same_class: Vec<Handle> = cx
@@ -87,14 +87,10 @@ pub(super) fn login(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         result_code: ResultType::RefuseReasonNone as i32,
         result_string: None,
         online_status: Some(UserStatType::UserStatusOnline as i32),
-        user_info: Some(UserInfo {
-            user_id,
-            user_nick_name: name.clone(),
-            user_real_name: name,
-            ..Default::default()
-        }),
+        user_info: Some(info),
     };
     reply(cx, pdu, sid::LOGIN, cid::login::RES_USERLOGIN, &res);
+    super::buddy::presence_changed(cx, user_id);
     let update = ImUserCntUpdate {
         user_action: USER_CNT_INC,
         user_id,
@@ -121,6 +117,7 @@ pub(super) fn logout(cx: &mut ConnCtx<'_, MsgConn>, reason: CloseReason) {
     let user = session.user_id;
     log::info!("{h} user {user} logged out: {reason}");
     cx.shared.online.remove(user, h);
+    super::buddy::presence_changed(cx, user);
     let was_draining = route::stop_drain_on(cx.shared, user, h);
     // What this connection left unacknowledged (and the rest of the
     // mailbox) goes to another connection of the user, if there is one.

@@ -85,6 +85,12 @@ pub struct Settings {
     pub rate_limit: u32,
     /// How often to log statistics (`StatsIntervalSec`).
     pub stats_interval: Duration,
+    /// Shared key to prove to login_servers (`LoginServerKey`; their
+    /// `MsgServerKey`). With a key, registration waits for their challenge.
+    pub login_key: Option<crate::login::link_auth::SharedKey>,
+    /// Most users told of one user going on or off line
+    /// (`StatusNotifyMax`; see `msg/buddy.rs`).
+    pub status_notify_max: usize,
 }
 
 impl Settings {
@@ -208,6 +214,8 @@ impl Settings {
                 }
                 secs => Duration::from_secs(secs),
             },
+            status_notify_max: c.get_or("StatusNotifyMax", 1_000)?,
+            login_key: crate::login::link_auth::SharedKey::from_config(c.get("LoginServerKey")),
         })
     }
 }
@@ -374,6 +382,16 @@ pub const KEYS: &[Key] = &[
         name: "MsgRateLimit",
         default: "1000",
         help: "messages per second per connection (burst: twice that)",
+    },
+    Key {
+        name: "LoginServerKey",
+        default: "",
+        help: "shared key proven to login_servers (their MsgServerKey); none: register at once",
+    },
+    Key {
+        name: "StatusNotifyMax",
+        default: "1000",
+        help: "most users of a department told when one goes on or off line",
     },
     Key {
         name: "StatsIntervalSec",

@@ -1,0 +1,366 @@
+//! im_client as a person uses it, driven as a real process (stdin/stdout)
+//! against the real servers: names and local times, prompt, status lines,
+//! unknown users, a kick that stops it (no ping-pong), a refused password
+//! that ends it, reconnects that back off, and the script forms.
+
+mod common;
+
+use common::{Proc, T};
+use servers::client::ImClient;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const CLIENT: &str = env!("CARGO_BIN_EXE_im_client");
+const DEMO_USERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/users.txt");
+
+fn demo_server(extra: &[&str]) -> Proc {
+    common::msg_server(std::path::Path::new(DEMO_USERS), None, extra)
+}
+
+/// A running im_client: stdin to type into, stdout and stderr lines.
+struct Client {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Client {
+    fn start(args: &[&str]) -> Client {
+        let mut child = Command::new(CLIENT)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx2.send(format!("stderr: {l}"));
+            }
+        });
+        Client {
+            stdin: child.stdin.take(),
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn chat(server: SocketAddr, user: &str, password: &str) -> Client {
+        let server = server.to_string();
+        Client::start(&[
+            "--msg-server",
+            &server,
+            "--user",
+            user,
+            "--password",
+            password,
+        ])
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The first new line containing `what`, within `within`.
+    fn expect_within(&mut self, what: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(what) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!("no line with {what:?} in {within:?}; saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    fn expect(&mut self, what: &str) -> String {
+        self.expect_within(what, T)
+    }
+
+    /// Exit status within `within`.
+    fn exit_code(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn logged_in(addr: SocketAddr, user: &str, password: &str) -> ImClient {
+    let mut c = ImClient::connect(addr, T).unwrap();
+    assert_eq!(c.login(user, password, false, T).unwrap().result_code, 0);
+    c
+}
+
+/// `[YYYY-MM-DD HH:MM:SS] ` at the start of `s` (after a prompt, if any).
+fn has_local_timestamp(s: &str) -> bool {
+    let Some(at) = s.find('[') else {
+        return false;
+    };
+    let b = s.as_bytes();
+    let stamp = &b[at + 1..];
+    stamp.len() > 20
+        && stamp[..19].iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
+        && stamp[19] == b']'
+}
+
+#[test]
+fn chat_names_senders_shows_local_times_status_and_refuses_unknown_users() {
+    let msg = demo_server(&[]);
+    let addr = msg.addr("client");
+    let mut alice = Client::chat(addr, "alice", "alice123");
+    alice.expect("logged in as alice (id 1)");
+    let mut bob = logged_in(addr, "bob", "bob123");
+    // bob is in alice's department: she sees him arrive.
+    alice.expect("* bob is online");
+
+    bob.send_text(1, "hi alice").unwrap();
+    let line = alice.expect("bob: hi alice");
+    assert!(has_local_timestamp(&line), "{line:?}");
+    let year = line.split('[').nth(1).unwrap()[..4].parse::<u32>().unwrap();
+    assert!(year >= 2024, "{line:?}");
+    assert!(alice.seen.iter().any(|l| l.contains("alice> ")), "a prompt");
+
+    // By name and by id.
+    alice.type_line("send bob hello bob");
+    alice.type_line("send 2 again");
+    for text in ["hello bob", "again"] {
+        let m = bob.next_message(Instant::now() + T).unwrap().expect(text);
+        assert_eq!(
+            (m.from_user_id, m.msg_data.as_slice()),
+            (1, text.as_bytes())
+        );
+    }
+    alice.type_line("send zed are you there");
+    alice.expect("no such user: zed");
+    alice.type_line("send 99 hello?");
+    alice.expect("no such user: 99");
+    alice.type_line("users");
+    alice.expect("users: alice (1), bob (2), carol (3)");
+
+    drop(bob);
+    alice.expect("* bob went offline");
+    alice.type_line("quit");
+    assert_eq!(alice.exit_code(T), Some(0));
+}
+
+#[test]
+fn a_client_kicked_by_a_login_elsewhere_says_so_and_stops() {
+    let msg = demo_server(&[]);
+    let addr = msg.addr("client");
+    let mut first = Client::chat(addr, "alice", "alice123");
+    first.expect("logged in as alice");
+    let mut second = Client::chat(addr, "alice", "alice123");
+    second.expect("logged in as alice");
+    first.expect("signed out: alice logged in elsewhere");
+    assert_eq!(first.exit_code(T), Some(1));
+    // No ping-pong: the second one stays logged in and gets messages.
+    let mut bob = logged_in(addr, "bob", "bob123");
+    bob.send_text(1, "to the one that stayed").unwrap();
+    second.expect("bob: to the one that stayed");
+    assert!(!second.seen.iter().any(|l| l.contains("signed out")));
+    assert_eq!(second.exit_code(Duration::from_millis(200)), None);
+}
+
+#[test]
+fn a_refused_password_ends_chat_with_a_clear_message() {
+    let msg = demo_server(&[]);
+    let started = Instant::now();
+    let mut c = Client::chat(msg.addr("client"), "alice", "not-her-password");
+    c.expect("login refused: wrong user name or password");
+    assert_eq!(c.exit_code(T), Some(1));
+    assert!(started.elapsed() < T);
+    assert!(
+        !c.seen.iter().any(|l| l.contains("retrying")),
+        "{:?}",
+        c.seen
+    );
+}
+
+#[test]
+fn reconnects_after_a_lost_server_back_off_and_resume() {
+    let mut msg = demo_server(&[]);
+    let addr = msg.addr("client");
+    let mut alice = Client::chat(addr, "alice", "alice123");
+    alice.expect("logged in as alice");
+    msg.child.kill().unwrap();
+    msg.child.wait().unwrap();
+    alice.expect("connection lost");
+    alice.expect("retrying in 1 s");
+    alice.expect_within("retrying in 2 s", Duration::from_secs(5));
+    alice.expect_within("retrying in 4 s", Duration::from_secs(5));
+    let port = addr.port().to_string();
+    let _back = demo_server(&["--ListenPort", &port]);
+    alice.expect_within("logged in as alice", Duration::from_secs(10));
+    alice.type_line("quit");
+    assert_eq!(alice.exit_code(T), Some(0));
+}
+
+#[test]
+fn script_forms_send_by_name_and_recv_through_the_login_server() {
+    let login = common::login_server(0, &[]);
+    let msg = common::msg_server(
+        std::path::Path::new(DEMO_USERS),
+        Some(login.addr("msg_server")),
+        &[],
+    );
+    let via = login.addr("client").to_string();
+    common::eventually("msg_server registered", T, || {
+        servers::client::query_msg_server(login.addr("client"), T).is_ok()
+    });
+    let mut bob = Client::start(&[
+        "--login",
+        &via,
+        "--user",
+        "bob",
+        "--password",
+        "bob123",
+        "recv",
+        "--count",
+        "1",
+        "--timeout",
+        "10",
+    ]);
+    // Wait until bob is online before alice sends.
+    let mut probe = logged_in(msg.addr("client"), "carol", "carol123");
+    common::eventually("bob online", T, || {
+        let req = pdu::proto::ImUsersStatReq {
+            user_id: 3,
+            user_id_list: vec![2],
+            attach_data: None,
+        };
+        let rsp: pdu::proto::ImUsersStatRsp = probe
+            .call(
+                pdu::sid::BUDDY_LIST,
+                pdu::cid::buddy::USERS_STATUS_REQUEST,
+                &req,
+                pdu::cid::buddy::USERS_STATUS_RESPONSE,
+                T,
+            )
+            .unwrap();
+        rsp.user_stat_list.first().map(|s| s.status) == Some(1)
+    });
+    let mut alice = Client::start(&[
+        "--login",
+        &via,
+        "--user",
+        "alice",
+        "--password",
+        "alice123",
+        "send",
+        "bob",
+        "hello",
+        "bob",
+    ]);
+    alice.expect("sent message");
+    assert_eq!(alice.exit_code(T), Some(0));
+    let line = bob.expect("alice: hello bob");
+    assert!(has_local_timestamp(&line), "{line:?}");
+    assert_eq!(bob.exit_code(T), Some(0));
+
+    let mut nobody = Client::start(&[
+        "--login",
+        &via,
+        "--user",
+        "alice",
+        "--password",
+        "alice123",
+        "send",
+        "zed",
+        "hi",
+    ]);
+    nobody.expect("no such user: zed");
+    assert_eq!(nobody.exit_code(T), Some(1));
+
+    let mut refused = Client::start(&[
+        "--login",
+        &via,
+        "--user",
+        "bob",
+        "--password",
+        "nope",
+        "recv",
+    ]);
+    refused.expect("login refused");
+    assert_eq!(refused.exit_code(T), Some(1));
+}
+
+/// The client side of 0x0309 (session history). msg_server answers it only
+/// with the durable message store (the msgstore branch of issue 12); until
+/// that is merged this test is ignored. Run with `--ignored` after the merge.
+#[test]
+#[ignore = "needs msg_server's history (0x0309) from the message store"]
+fn history_of_a_session_on_request() {
+    let msg = demo_server(&[]);
+    let addr = msg.addr("client");
+    let mut bob = logged_in(addr, "bob", "bob123");
+    for text in ["first", "second", "third"] {
+        bob.send_text(1, text).unwrap();
+        bob.wait_ack(Instant::now() + T).unwrap();
+    }
+    let server = addr.to_string();
+    let mut script = Client::start(&[
+        "--msg-server",
+        &server,
+        "--user",
+        "alice",
+        "--password",
+        "alice123",
+        "history",
+        "bob",
+        "--count",
+        "2",
+    ]);
+    let second = script.expect("bob: second");
+    assert!(has_local_timestamp(&second), "{second:?}");
+    script.expect("bob: third");
+    assert_eq!(script.exit_code(T), Some(0));
+    assert!(
+        !script.seen.iter().any(|l| l.contains("first")),
+        "{:?}",
+        script.seen
+    );
+
+    let mut alice = Client::chat(addr, "alice", "alice123");
+    alice.expect("logged in as alice");
+    alice.type_line("history bob 3");
+    alice.expect("bob: first");
+    alice.expect("bob: third");
+}
