@@ -378,12 +378,47 @@ fn open_store(
             )
             .map_err(|e| format!("DbPath {e}"))?,
         ),
+        StoreKind::Postgres { url, batch_max } => Box::new(store::postgres::PostgresStore::open(
+            store::postgres::PostgresConfig {
+                url: url.clone(),
+                batch_max: *batch_max,
+                bounds: settings.bounds,
+            },
+            completions,
+        )?),
         StoreKind::Memory { history_max } => Box::new(store::memory::MemoryStore::new(
             completions,
             settings.bounds,
             *history_max,
         )),
     })
+}
+
+/// Creates or upgrades the configured store's schema (`msg_server
+/// migrate`): what changed, for people.
+pub fn migrate(settings: &Settings) -> Result<String, String> {
+    match &settings.store {
+        StoreKind::Sqlite { path, .. } => {
+            let (before, after) = store::sqlite::migrate(path)?;
+            Ok(format!(
+                "sqlite {}: schema version {before} -> {after}",
+                path.display()
+            ))
+        }
+        StoreKind::Postgres { url, .. } => {
+            let mut client = postgres::Client::connect(url, postgres::NoTls)
+                .map_err(|e| format!("PostgresUrl: {e}"))?;
+            let (before, after) =
+                store::postgres::migrate(&mut client).map_err(|e| format!("migration: {e}"))?;
+            if before > after {
+                return Err(format!(
+                    "schema version {before} is newer than this msg_server ({after})"
+                ));
+            }
+            Ok(format!("postgres: schema version {before} -> {after}"))
+        }
+        StoreKind::Memory { .. } => Ok("memory store: nothing to migrate".into()),
+    }
 }
 
 /// Starts msg_server on `ctx`: the store, listeners, login_server links,

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod pg;
+
 use servers::client::ImClient;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};

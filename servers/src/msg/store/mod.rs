@@ -16,6 +16,9 @@
 //!   them in one transaction, commits, then posts all outcomes back. A
 //!   message's [`Outcome::Stored`] (and so the sender's ack) exists only
 //!   after the commit.
+//! - [`postgres::PostgresStore`]: the same writer-thread model on a
+//!   PostgreSQL database shared by several msg_servers (per-session id
+//!   counters locked in the transaction keep ids unique and increasing).
 //! - [`memory::MemoryStore`]: the same model in memory on the loop thread,
 //!   lost at exit; the comparator for benchmarks and a store for tests.
 //!
@@ -23,6 +26,7 @@
 //! a message whose receiver's mailbox is full is refused, not stored.
 
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 use super::MsgConn;
@@ -475,6 +479,18 @@ impl Usage {
                     .collect())
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Usage as counted elsewhere (a shared database): (user, undelivered
+    /// messages, bytes) and the total bytes of all mailboxes.
+    pub fn from_counts(
+        per_user: impl IntoIterator<Item = (u32, usize, usize)>,
+        total_bytes: usize,
+    ) -> Usage {
+        Usage {
+            per_user: per_user.into_iter().map(|(u, n, b)| (u, (n, b))).collect(),
+            total_bytes,
         }
     }
 

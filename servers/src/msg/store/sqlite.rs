@@ -665,3 +665,28 @@ pub fn mailbox_totals(path: &Path) -> rusqlite::Result<(u64, u64)> {
         |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
     )
 }
+
+/// Creates or upgrades the schema of the database at `path` (what
+/// `msg_server migrate` does; opening the store does it too). Returns the
+/// schema version (`PRAGMA user_version`) before and after.
+pub fn migrate(path: &Path) -> Result<(i64, i64), String> {
+    let fail = |e: rusqlite::Error| format!("{}: {e}", path.display());
+    let before: i64 = Connection::open(path)
+        .and_then(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
+        .map_err(fail)?;
+    let config = SqliteConfig {
+        path: path.to_path_buf(),
+        sync_full: true,
+        batch_max: 1,
+        bounds: Bounds {
+            user_msgs: 1,
+            user_bytes: 1,
+            total_bytes: 1,
+        },
+    };
+    let conn = open(&config).map_err(fail)?;
+    let after: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(fail)?;
+    Ok((before, after))
+}
