@@ -33,6 +33,7 @@
 //! hold is bounded in the config.
 
 mod buddy;
+mod cluster;
 mod groups;
 mod link;
 mod queries;
@@ -98,6 +99,8 @@ pub struct MsgState {
     client_conns: u32,
     messages: u64,
     buddy: buddy::BuddyState,
+    /// Routing to other msg_servers over NATS (`NatsAddr`), if configured.
+    cluster: Option<cluster::Cluster>,
     refused: u64,
 }
 
@@ -117,6 +120,7 @@ impl MsgState {
             client_conns: 0,
             messages: 0,
             buddy: buddy::BuddyState::default(),
+            cluster: None,
             refused: 0,
         }
     }
@@ -427,6 +431,7 @@ pub fn start(
     ctx: &mut Context,
     settings: Settings,
 ) -> Result<(HandlerRef, Vec<SocketAddr>), Box<dyn std::error::Error>> {
+    let nats = settings.nats;
     let client_config = ConnConfig {
         timeouts: settings.client_timeouts,
         limits: Limits {
@@ -480,6 +485,12 @@ pub fn start(
         Some(Ok(())) => {}
         Some(Err(e)) => return Err(format!("message store: {e}").into()),
         None => return Err("msg_server handler vanished".into()),
+    }
+    if let Some(addr) = nats {
+        let c = cluster::start(ctx, server, addr, retry_min);
+        ctx.with_handler(server, |s: &mut ImServer<MsgConn>, _| {
+            s.shared.cluster = Some(c)
+        });
     }
     let mut bound = Vec::new();
     for addr in listen {

@@ -34,7 +34,7 @@ const BACKLOG_WINDOW: usize = 256;
 
 /// Runs `f` as a hook of the first open connection among `handles` (any
 /// one gives access to every connection); false if none is open.
-fn with_any(
+pub(super) fn with_any(
     s: &mut ImServer<MsgConn>,
     ctx: &mut Context,
     handles: impl IntoIterator<Item = Handle>,
@@ -123,6 +123,11 @@ fn stored(
         }
     };
     s.shared.messages += 1;
+    // Servers where a receiver is online too get it over NATS.
+    for &r in receivers {
+        let pos = mailbox.iter().find(|(u, _)| *u == r).map(|(_, p)| *p);
+        super::cluster::publish_delivery(&mut s.shared, &m, r, pos);
+    }
     let from = m.from;
     let mut handles = vec![h];
     handles.extend(s.shared.online.get(from));
@@ -201,6 +206,25 @@ fn deliver(
         } else {
             cx.close_conn(conn);
         }
+    }
+}
+
+/// [`deliver`] unless connection `conn` already holds `m` unacknowledged (a
+/// copy from another server that the mailbox feed also read).
+pub(super) fn deliver_once(
+    cx: &mut ConnCtx<'_, MsgConn>,
+    conn: Handle,
+    m: &StoredMessage,
+    receiver: u32,
+    pos: Option<u64>,
+) {
+    let held = cx
+        .shared
+        .pending
+        .get(&conn)
+        .is_some_and(|p| p.msgs.contains_key(&(m.session, m.msg_id)));
+    if !held {
+        deliver(cx, conn, m, receiver, pos);
     }
 }
 

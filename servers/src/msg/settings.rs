@@ -70,6 +70,9 @@ pub struct Settings {
     /// server hold more for it. Its unacked deliveries go back to its
     /// offline queue.
     pub client_output_max: usize,
+    /// NATS server routing messages between msg_servers (`NatsAddr`; none:
+    /// a single msg_server).
+    pub nats: Option<SocketAddr>,
     /// Where messages are kept (`Store`, `DbPath`, `DbSynchronous`,
     /// `StoreBatchMax`, `MemoryHistoryPerSession`).
     pub store: StoreKind,
@@ -174,6 +177,12 @@ impl Settings {
             },
             link_retry_min: ms("LinkRetryMinMs", 1_000)?,
             client_output_max: c.get_or("ClientOutputMaxBytes", 16 * 1024 * 1024)?,
+            nats: match c.get("NatsAddr").unwrap_or("") {
+                "" => None,
+                a => Some(a.parse().map_err(|e| {
+                    ConfigError(format!("bad value for NatsAddr: {a:?} ({e}; e.g. 127.0.0.1:4222)"))
+                })?),
+            },
             store: match c.get("Store").unwrap_or("sqlite") {
                 "sqlite" => StoreKind::Sqlite {
                     path: PathBuf::from(c.get("DbPath").unwrap_or("msg_server.db")),
@@ -346,6 +355,11 @@ pub const KEYS: &[Key] = &[
         name: "DbPath",
         default: "msg_server.db",
         help: "SQLite database file (Store=sqlite)",
+    },
+    Key {
+        name: "NatsAddr",
+        default: "",
+        help: "NATS server (ip:port) routing messages between msg_servers; empty: one msg_server",
     },
     Key {
         name: "PostgresUrl",

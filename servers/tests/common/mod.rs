@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod nats;
 pub mod pg;
 
 use servers::client::ImClient;

@@ -1,0 +1,184 @@
+//! Several msg_servers as one service: one shared PostgreSQL (started by
+//! the test), routing over Debian's nats-server (started by the test), on
+//! loopback. A message crosses servers to every connection of its receiver,
+//! exactly once and in order; a second login on another server kicks the
+//! first; with NATS down messages are still acknowledged and reach their
+//! receiver from the database at its next login, and routing resumes when
+//! NATS is back, without a restart.
+
+mod common;
+
+use common::nats::Nats;
+use common::pg::TempPostgres;
+use common::*;
+use std::time::{Duration, Instant};
+
+struct Cluster {
+    _pg: TempPostgres,
+    nats: Nats,
+    servers: Vec<Proc>,
+}
+
+fn cluster(tag: &str, n: usize, users: u32) -> Cluster {
+    let pg = TempPostgres::start();
+    let nats = Nats::start();
+    let users = users_file(tag, users);
+    let (url, addr) = (pg.url(), nats.addr.to_string());
+    let args = [
+        "--Store",
+        "postgres",
+        "--PostgresUrl",
+        &url,
+        "--NatsAddr",
+        &addr,
+        "--MsgRateLimit",
+        "1000000",
+        "--LinkRetryMinMs",
+        "100",
+    ];
+    let servers = (0..n).map(|_| msg_server(&users, None, &args)).collect();
+    Cluster {
+        _pg: pg,
+        nats,
+        servers,
+    }
+}
+
+impl Cluster {
+    fn addr(&self, i: usize) -> std::net::SocketAddr {
+        self.servers[i].addr("client")
+    }
+}
+
+/// Sends `n` texts `prefix-i` to `to`, waiting for each ack.
+fn send(c: &mut servers::client::ImClient, to: u32, prefix: &str, n: usize) {
+    for i in 0..n {
+        c.send_text(to, &format!("{prefix}-{i}")).unwrap();
+        c.wait_ack(Instant::now() + T).unwrap();
+    }
+}
+
+/// Receives until `n` messages arrived (acking each), panicking after `T`;
+/// then checks nothing more comes for a moment.
+fn receive(c: &mut servers::client::ImClient, n: usize) -> Vec<(u32, u32, Vec<u8>)> {
+    let deadline = Instant::now() + T;
+    let mut got = Vec::new();
+    while got.len() < n {
+        let m = c
+            .next_message(deadline)
+            .unwrap()
+            .unwrap_or_else(|| panic!("only {} of {n} messages arrived", got.len()));
+        got.push((m.from_user_id, m.msg_id, m.msg_data));
+    }
+    got.extend(drain(c, Duration::from_millis(300)));
+    got
+}
+
+fn texts(prefix: &str, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| format!("{prefix}-{i}").into_bytes())
+        .collect()
+}
+
+#[test]
+fn messages_cross_servers_to_every_connection_exactly_once_in_order() {
+    let c = cluster("cluster-cross", 2, 4);
+    let mut alice = user(c.addr(0), 1);
+    // Bob on the other server, with a PC and a phone (both get everything).
+    let mut bob = user(c.addr(1), 2);
+    let mut bob_phone = servers::client::ImClient::connect(c.addr(1), T).unwrap();
+    assert_eq!(
+        bob_phone.login("u2", "pw2", true, T).unwrap().result_code,
+        0
+    );
+    // Carol on the first server, with Alice: a local receiver still works.
+    let mut carol = user(c.addr(0), 3);
+    const N: usize = 100;
+    send(&mut alice, 2, "ab", N);
+    send(&mut alice, 3, "ac", N);
+    for b in [&mut bob, &mut bob_phone] {
+        let got = receive(b, N);
+        let ids: Vec<u32> = got.iter().map(|m| m.1).collect();
+        assert_eq!(ids, (1..=N as u32).collect::<Vec<_>>(), "once, in order");
+        assert_eq!(
+            got.iter().map(|m| m.2.clone()).collect::<Vec<_>>(),
+            texts("ab", N)
+        );
+    }
+    assert_eq!(receive(&mut carol, N).len(), N);
+    // The other way, and the acks emptied the shared mailboxes.
+    send(&mut bob, 1, "ba", 10);
+    assert_eq!(receive(&mut alice, 10).len(), 10);
+    drop((alice, bob, bob_phone, carol));
+    let mut bob = user(c.addr(0), 2);
+    assert!(
+        drain(&mut bob, Duration::from_millis(500)).is_empty(),
+        "all acked before"
+    );
+}
+
+#[test]
+fn a_login_on_another_server_kicks_the_same_class() {
+    let c = cluster("cluster-kick", 2, 2);
+    let mut first = user(c.addr(0), 1);
+    let mut phone = servers::client::ImClient::connect(c.addr(0), T).unwrap();
+    assert_eq!(phone.login("u1", "pw1", true, T).unwrap().result_code, 0);
+    let _second = user(c.addr(1), 1);
+    let err = first
+        .next_message(Instant::now() + T)
+        .expect_err("the PC session on the first server is kicked");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted);
+    // The phone (another class) stays.
+    let mut other = user(c.addr(1), 2);
+    other.send_text(1, "still here").unwrap();
+    other.wait_ack(Instant::now() + T).unwrap();
+    let got = receive(&mut phone, 1);
+    assert_eq!(got[0].2, b"still here");
+}
+
+#[test]
+fn without_nats_messages_wait_in_the_database_and_routing_resumes() {
+    let mut c = cluster("cluster-outage", 2, 2);
+    let nats_addr = c.nats.addr;
+    let mut alice = user(c.addr(0), 1);
+    let mut bob = user(c.addr(1), 2);
+    send(&mut alice, 2, "live", 3);
+    assert_eq!(receive(&mut bob, 3).len(), 3);
+
+    c.nats = Nats::start_on(free_addr()); // the old one is killed
+    send(&mut alice, 2, "stored", 5); // still acknowledged
+    assert!(drain(&mut bob, Duration::from_millis(500)).is_empty());
+    // Bob's next login reads them from the database.
+    drop(bob);
+    let mut bob = user(c.addr(1), 2);
+    let got = receive(&mut bob, 5);
+    assert_eq!(
+        got.iter().map(|m| m.2.clone()).collect::<Vec<_>>(),
+        texts("stored", 5)
+    );
+
+    // NATS comes back on its address: the links reconnect by themselves.
+    c.nats = Nats::start_on(nats_addr);
+    let deadline = Instant::now() + T;
+    let mut n = 0;
+    loop {
+        assert!(Instant::now() < deadline, "routing did not resume");
+        alice.send_text(2, &format!("again-{n}")).unwrap();
+        alice.wait_ack(Instant::now() + T).unwrap();
+        n += 1;
+        if let Some(m) = bob
+            .next_message(Instant::now() + Duration::from_millis(300))
+            .unwrap()
+        {
+            assert!(m.msg_data.starts_with(b"again-"));
+            break;
+        }
+    }
+}
+
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
