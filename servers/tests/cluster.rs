@@ -20,9 +20,12 @@ struct Cluster {
 }
 
 fn cluster(tag: &str, n: usize, users: u32) -> Cluster {
+    cluster_with(&users_file(tag, users), n)
+}
+
+fn cluster_with(users: &std::path::Path, n: usize) -> Cluster {
     let pg = TempPostgres::start();
     let nats = Nats::start();
-    let users = users_file(tag, users);
     let (url, addr) = (pg.url(), nats.addr.to_string());
     let args = [
         "--Store",
@@ -36,7 +39,7 @@ fn cluster(tag: &str, n: usize, users: u32) -> Cluster {
         "--LinkRetryMinMs",
         "100",
     ];
-    let servers = (0..n).map(|_| msg_server(&users, None, &args)).collect();
+    let servers = (0..n).map(|_| msg_server(users, None, &args)).collect();
     Cluster {
         _pg: pg,
         nats,
@@ -181,4 +184,39 @@ fn free_addr() -> std::net::SocketAddr {
         .unwrap()
         .local_addr()
         .unwrap()
+}
+
+/// The next status notification about `about`, as (user, online).
+fn status_of(c: &mut servers::client::ImClient, about: u32) -> bool {
+    use servers::client::Event;
+    let deadline = Instant::now() + T;
+    loop {
+        match c.next_event(deadline).unwrap() {
+            Some(Event::Status(s)) if s.user_id == about => return s.status == 1,
+            Some(_) => {}
+            None => panic!("no status notification about user {about}"),
+        }
+    }
+}
+
+#[test]
+fn buddy_status_reaches_the_department_on_every_server() {
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("users-cluster-dept-{}.txt", std::process::id()));
+    let mut text = String::from("dept 7 0 Everyone\n");
+    for id in 1..=2 {
+        let line =
+            servers::users::user_line(id, &format!("u{id}"), &format!("s{id}"), &format!("pw{id}"));
+        text.push_str(&format!("{line} 7\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    let c = cluster_with(&path, 2);
+    let mut alice = user(c.addr(0), 1);
+    let bob = user(c.addr(1), 2);
+    assert!(
+        status_of(&mut alice, 2),
+        "bob on line, told on the other server"
+    );
+    drop(bob);
+    assert!(!status_of(&mut alice, 2), "bob off line");
 }

@@ -42,18 +42,28 @@ use std::time::Duration;
 
 const DELIVER: u8 = 1;
 const KICK: u8 = 2;
+const STATUS: u8 = 3;
+
+/// Subscription ids: a user's id, or this bit with a department's id.
+const DEPT_SID: u64 = 1 << 32;
 
 /// Most bytes of a NATS frame accepted (a message plus its header).
 const MAX_FRAME: usize = 1024 * 1024;
 
-fn subject(user: u32) -> String {
-    format!("im.user.{user}")
+/// The subject of subscription id `sid`: `im.user.<id>` or `im.dept.<id>`.
+fn subject(sid: u64) -> String {
+    if sid & DEPT_SID != 0 {
+        format!("im.dept.{}", sid as u32)
+    } else {
+        format!("im.user.{sid}")
+    }
 }
 
+/// Something to send to NATS; subjects named by subscription id.
 enum Out {
-    Pub(u32, Vec<u8>),
-    Sub(u32),
-    Unsub(u32),
+    Pub(u64, Vec<u8>),
+    Sub(u64),
+    Unsub(u64),
 }
 
 /// msg_server's side of the cluster: what to send to NATS, queued.
@@ -63,8 +73,8 @@ pub(super) struct Cluster {
     nats: HandlerRef,
     out: Vec<Out>,
     flush_posted: bool,
-    /// Users subscribed on the link (while it is up).
-    subscribed: HashSet<u32>,
+    /// Subscription ids on the link (users and departments online here).
+    subscribed: HashSet<u64>,
 }
 
 /// Starts the NATS link of msg_server `msg` (registered on `ctx`).
@@ -144,18 +154,18 @@ fn flush(ctx: &mut Context, msg: HandlerRef, nats: HandlerRef) {
         s.with_conn(ctx, h, |_, cx| {
             for item in &items {
                 let sent = match item {
-                    Out::Pub(user, payload) => cx.send(NatsOut::Pub {
-                        subject: &subject(*user),
+                    Out::Pub(sid, payload) => cx.send(NatsOut::Pub {
+                        subject: &subject(*sid),
                         reply: None,
                         payload,
                     }),
-                    Out::Sub(user) => cx.send(NatsOut::Sub {
-                        subject: &subject(*user),
+                    Out::Sub(sid) => cx.send(NatsOut::Sub {
+                        subject: &subject(*sid),
                         queue: None,
-                        sid: u64::from(*user),
+                        sid: *sid,
                     }),
-                    Out::Unsub(user) => cx.send(NatsOut::Unsub {
-                        sid: u64::from(*user),
+                    Out::Unsub(sid) => cx.send(NatsOut::Unsub {
+                        sid: *sid,
                         max: None,
                     }),
                 };
@@ -173,25 +183,48 @@ pub(super) fn logged_in(state: &mut super::MsgState, user: u32, mobile: bool) {
     if state.cluster.is_none() {
         return;
     }
-    queue(state, Out::Pub(user, vec![KICK, u8::from(mobile)]));
-    if state
-        .cluster
-        .as_mut()
-        .is_some_and(|c| c.subscribed.insert(user))
-    {
-        queue(state, Out::Sub(user));
+    queue(state, Out::Pub(user.into(), vec![KICK, u8::from(mobile)]));
+    subscribe(state, user.into(), true);
+}
+
+/// Subscribes to `sid` (`on`) or unsubscribes, once.
+fn subscribe(state: &mut super::MsgState, sid: u64, on: bool) {
+    let changed = state.cluster.as_mut().is_some_and(|c| {
+        if on {
+            c.subscribed.insert(sid)
+        } else {
+            c.subscribed.remove(&sid)
+        }
+    });
+    if changed {
+        queue(state, if on { Out::Sub(sid) } else { Out::Unsub(sid) });
     }
+}
+
+/// `user` of department `dept` went on line (`online`) or off line here;
+/// `local_members`: whether the department still has members online here
+/// (then this server keeps listening to the department's changes).
+pub(super) fn presence(
+    state: &mut super::MsgState,
+    user: u32,
+    dept: u32,
+    online: bool,
+    local_members: bool,
+) {
+    if state.cluster.is_none() {
+        return;
+    }
+    let sid = DEPT_SID | u64::from(dept);
+    let mut p = vec![STATUS];
+    p.extend_from_slice(&user.to_le_bytes());
+    p.push(u8::from(online));
+    queue(state, Out::Pub(sid, p));
+    subscribe(state, sid, local_members);
 }
 
 /// The user's last connection here left.
 pub(super) fn offline(state: &mut super::MsgState, user: u32) {
-    if state
-        .cluster
-        .as_mut()
-        .is_some_and(|c| c.subscribed.remove(&user))
-    {
-        queue(state, Out::Unsub(user));
-    }
+    subscribe(state, user.into(), false);
 }
 
 /// A committed message for `receiver` at mailbox position `pos` (none: not
@@ -203,7 +236,10 @@ pub(super) fn publish_delivery(
     pos: Option<u64>,
 ) {
     if state.cluster.is_some() {
-        queue(state, Out::Pub(receiver, encode_delivery(m, receiver, pos)));
+        queue(
+            state,
+            Out::Pub(receiver.into(), encode_delivery(m, receiver, pos)),
+        );
     }
 }
 
@@ -232,14 +268,23 @@ enum Event {
     Kick {
         mobile: bool,
     },
+    Status {
+        user: u32,
+        online: bool,
+    },
 }
 
+/// An event on subject `sid`'s user (or department).
 fn decode(user: u32, p: &[u8]) -> Option<Event> {
     let u32_at = |i: usize| Some(u32::from_le_bytes(p.get(i..i + 4)?.try_into().ok()?));
     let u64_at = |i: usize| Some(u64::from_le_bytes(p.get(i..i + 8)?.try_into().ok()?));
     match *p.first()? {
         KICK => Some(Event::Kick {
             mobile: *p.get(1)? != 0,
+        }),
+        STATUS => Some(Event::Status {
+            user: u32_at(1)?,
+            online: *p.get(5)? != 0,
         }),
         DELIVER => {
             let receiver = u32_at(1)?;
@@ -266,9 +311,15 @@ fn decode(user: u32, p: &[u8]) -> Option<Event> {
 }
 
 /// An event from NATS, on msg_server's loop side.
-fn on_event(s: &mut ImServer<MsgConn>, ctx: &mut Context, user: u32, event: Event) {
+fn on_event(s: &mut ImServer<MsgConn>, ctx: &mut Context, sid: u64, event: Event) {
+    let user = sid as u32;
     let handles = s.shared.online.get(user).to_vec();
     match event {
+        Event::Status { user, online } => {
+            if sid & DEPT_SID != 0 {
+                super::buddy::remote_presence(s, ctx, user, sid as u32, online);
+            }
+        }
         Event::Kick { mobile } => {
             super::route::with_any(s, ctx, handles, |cx| {
                 super::session::kick_same_class(cx, user, mobile);
@@ -316,25 +367,18 @@ impl Connection for NatsLink {
         let msg = cx.shared.msg;
         let _ = cx.shared.poster.post(move |ctx| {
             let _ = ctx.with_handler(msg, |s: &mut ImServer<MsgConn>, _| {
-                let users: Vec<u32> = s
-                    .shared
+                let st = &mut s.shared;
+                let mut sids: HashSet<u64> = st
                     .sessions
                     .values()
-                    .map(|session| session.user_id)
-                    .collect::<HashSet<_>>()
-                    .into_iter()
+                    .map(|session| u64::from(session.user_id))
                     .collect();
-                if let Some(c) = s.shared.cluster.as_mut() {
+                sids.extend(super::buddy::online_departments(st).map(|d| DEPT_SID | u64::from(d)));
+                if let Some(c) = st.cluster.as_mut() {
                     c.subscribed.clear();
                 }
-                for u in users {
-                    if s.shared
-                        .cluster
-                        .as_mut()
-                        .is_some_and(|c| c.subscribed.insert(u))
-                    {
-                        queue(&mut s.shared, Out::Sub(u));
-                    }
+                for sid in sids {
+                    subscribe(st, sid, true);
                 }
             });
         });
@@ -346,15 +390,17 @@ impl Connection for NatsLink {
                 let _ = cx.send(NatsOut::Pong);
             }
             NatsFrame::Msg { sid, payload, .. } => {
-                let user = sid as u32;
-                let Some(event) = decode(user, payload) else {
-                    log::warn!("cluster: undecodable NATS message for user {user}, dropped");
+                let Some(event) = decode(sid as u32, payload) else {
+                    log::warn!(
+                        "cluster: undecodable NATS message on {}, dropped",
+                        subject(sid)
+                    );
                     return;
                 };
                 let msg = cx.shared.msg;
                 let _ = cx.shared.poster.post(move |ctx| {
                     let _ = ctx.with_handler(msg, |s: &mut ImServer<MsgConn>, ctx| {
-                        on_event(s, ctx, user, event)
+                        on_event(s, ctx, sid, event)
                     });
                 });
             }
@@ -399,6 +445,15 @@ mod tests {
         assert_eq!(decode(8, &p), None, "for another user");
         assert_eq!(decode(9, &p[..20]), None, "cut short");
         assert_eq!(decode(9, &[KICK, 1]), Some(Event::Kick { mobile: true }));
+        assert_eq!(
+            decode(4, &[STATUS, 9, 0, 0, 0, 1]),
+            Some(Event::Status {
+                user: 9,
+                online: true
+            })
+        );
         assert_eq!(decode(9, &[9]), None);
+        assert_eq!(subject(7), "im.user.7");
+        assert_eq!(subject(DEPT_SID | 7), "im.dept.7");
     }
 }
