@@ -220,3 +220,189 @@ fn buddy_status_reaches_the_department_on_every_server() {
     drop(bob);
     assert!(!status_of(&mut alice, 2), "bob off line");
 }
+
+/// Per-user share of the load test: (receiver, text), from a fixed LCG.
+fn plan(users: u32, total: usize) -> Vec<Vec<(u32, String)>> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u32| {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        ((x >> 33) % u64::from(n)) as u32 + 1
+    };
+    let mut out = vec![Vec::new(); users as usize];
+    for i in 0..total {
+        let from = next(users);
+        let mut to = next(users);
+        while to == from {
+            to = next(users);
+        }
+        out[from as usize - 1].push((to, format!("m{i}")));
+    }
+    out
+}
+
+/// Logs `id` in through the login_server (retrying while a dead msg_server
+/// is still handed out).
+fn login_via(login: std::net::SocketAddr, id: u32) -> servers::client::ImClient {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempt = servers::client::query_msg_server(login, T).and_then(|addr| {
+            let mut c = servers::client::ImClient::connect(addr, T)?;
+            let res = c.login(&format!("u{id}"), &format!("pw{id}"), false, T)?;
+            assert_eq!(res.result_code, 0);
+            Ok(c)
+        });
+        match attempt {
+            Ok(c) => return c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "u{id} cannot log in again: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// What one connection received: no (sender, id) twice, ids increasing per
+/// sender.
+#[derive(Default)]
+struct ConnLog {
+    last: std::collections::HashMap<u32, u32>,
+}
+
+impl ConnLog {
+    fn take(&mut self, from: u32, id: u32) {
+        let last = self.last.entry(from).or_insert(0);
+        assert!(
+            id > *last,
+            "per connection: {from}#{id} after #{last} (duplicate or out of order)"
+        );
+        *last = id;
+    }
+}
+
+/// Takes the messages arriving within `wait` of each other.
+fn receive_logged(
+    c: &mut servers::client::ImClient,
+    conn: &mut ConnLog,
+    got: &mut std::collections::HashSet<(u32, Vec<u8>)>,
+    wait: Duration,
+) -> std::io::Result<()> {
+    while let Some(m) = c.next_message(Instant::now() + wait)? {
+        conn.take(m.from_user_id, m.msg_id);
+        got.insert((m.from_user_id, m.msg_data));
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "long (about a minute): scripts/im_cluster_tests.sh"]
+fn ten_thousand_messages_over_three_servers_survive_a_kill_9() {
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    const USERS: u32 = 30;
+    const TOTAL: usize = 10_000;
+    let pg = TempPostgres::start();
+    let nats = Nats::start();
+    let users = users_file("cluster-load", USERS);
+    let login = login_server(0, &[]);
+    let (login_client, login_msg) = (login.addr("client"), login.addr("msg_server"));
+    let (url, nats_addr) = (pg.url(), nats.addr.to_string());
+    let args = [
+        "--Store",
+        "postgres",
+        "--PostgresUrl",
+        &url,
+        "--NatsAddr",
+        &nats_addr,
+        "--MsgRateLimit",
+        "1000000",
+    ];
+    let mut servers: Vec<Proc> = (0..3)
+        .map(|_| msg_server(&users, Some(login_msg), &args))
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500)); // registrations
+    let acked: Arc<Mutex<HashSet<(u32, u32, Vec<u8>)>>> = Arc::default();
+    let (sent, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let threads: Vec<_> = plan(USERS, TOTAL)
+        .into_iter()
+        .enumerate()
+        .map(|(i, share)| {
+            let me = i as u32 + 1;
+            let (acked, sent, finished) = (acked.clone(), sent.clone(), finished.clone());
+            std::thread::spawn(move || {
+                let mut c = login_via(login_client, me);
+                let mut conn = ConnLog::default();
+                let mut got: HashSet<(u32, Vec<u8>)> = HashSet::new();
+                for chunk in share.chunks(20) {
+                    loop {
+                        let before = c.acked.len();
+                        let round = chunk
+                            .iter()
+                            .try_for_each(|(to, text)| c.send_text(*to, text).map(|_| ()))
+                            .and_then(|_| c.wait_acks(before + chunk.len(), Instant::now() + T))
+                            .and_then(|_| {
+                                receive_logged(
+                                    &mut c,
+                                    &mut conn,
+                                    &mut got,
+                                    Duration::from_millis(1),
+                                )
+                            });
+                        match round {
+                            Ok(()) => break,
+                            // Its msg_server died: log in again elsewhere;
+                            // what was not acked is sent again.
+                            Err(_) => {
+                                c = login_via(login_client, me);
+                                conn = ConnLog::default();
+                            }
+                        }
+                    }
+                    let mut a = acked.lock().unwrap();
+                    for (to, text) in chunk {
+                        a.insert((me, *to, text.clone().into_bytes()));
+                    }
+                    sent.fetch_add(chunk.len(), Ordering::Relaxed);
+                }
+                finished.fetch_add(1, Ordering::Relaxed);
+                // Everything acked to its senders for me arrives.
+                let deadline = Instant::now() + Duration::from_secs(90);
+                loop {
+                    if receive_logged(&mut c, &mut conn, &mut got, Duration::from_millis(200))
+                        .is_err()
+                    {
+                        c = login_via(login_client, me);
+                        conn = ConnLog::default();
+                    }
+                    if finished.load(Ordering::Relaxed) == USERS as usize {
+                        let want: Vec<_> = acked
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .filter(|m| m.1 == me)
+                            .map(|m| (m.0, m.2.clone()))
+                            .collect();
+                        let missing = want.iter().filter(|m| !got.contains(*m)).count();
+                        if missing == 0 {
+                            return want.len();
+                        }
+                        assert!(
+                            Instant::now() < deadline,
+                            "u{me}: {missing} acked messages never arrived"
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    // kill -9 of one msg_server a third of the way through.
+    let start = Instant::now();
+    while sent.load(Ordering::Relaxed) < TOTAL / 3 {
+        assert!(start.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    servers[2].child.kill().unwrap();
+    let received: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(received, TOTAL, "every message acked and received");
+    drop(servers);
+}

@@ -439,6 +439,7 @@ fn try_batch(
         tx: &mut tx,
         prepared,
     };
+    lock_in_order(&mut t, ops)?;
     let mut total: Option<i64> = None;
     let mut outcomes = Vec::with_capacity(ops.len());
     for op in ops {
@@ -446,6 +447,52 @@ fn try_batch(
     }
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// Locks every counter row the batch will update - sessions, then
+/// mailboxes, each in ascending order - before touching any: two servers'
+/// batches then wait for each other instead of deadlocking (PostgreSQL
+/// would find the cycle only after `deadlock_timeout`, a second).
+fn lock_in_order(t: &mut Tx<'_, '_>, ops: &[Op]) -> Result<(), postgres::Error> {
+    let mut sessions = std::collections::BTreeSet::new();
+    let mut users = std::collections::BTreeSet::new();
+    for op in ops {
+        match op {
+            Op::Append(m) => {
+                sessions.insert(m.session.to_i64());
+                users.extend(m.receivers.iter().map(|&r| i64::from(r)));
+            }
+            Op::Delivered { user, .. } => {
+                users.insert(i64::from(*user));
+            }
+            _ => {}
+        }
+    }
+    if !sessions.is_empty() {
+        let sessions: Vec<i64> = sessions.into_iter().collect();
+        t.execute(
+            "INSERT INTO session_counters (sess, last_id) SELECT unnest($1::BIGINT[]), 0
+             ON CONFLICT DO NOTHING",
+            &[&sessions],
+        )?;
+        t.query(
+            "SELECT sess FROM session_counters WHERE sess = ANY($1) ORDER BY sess FOR UPDATE",
+            &[&sessions],
+        )?;
+    }
+    if !users.is_empty() {
+        let users: Vec<i64> = users.into_iter().collect();
+        t.execute(
+            "INSERT INTO mailboxes (uid, last_pos, msgs, bytes) SELECT unnest($1::BIGINT[]), 0, 0, 0
+             ON CONFLICT DO NOTHING",
+            &[&users],
+        )?;
+        t.query(
+            "SELECT uid FROM mailboxes WHERE uid = ANY($1) ORDER BY uid FOR UPDATE",
+            &[&users],
+        )?;
+    }
+    Ok(())
 }
 
 /// Runs one operation inside the batch's transaction.
