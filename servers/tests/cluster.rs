@@ -27,24 +27,27 @@ fn cluster_with(users: &std::path::Path, n: usize) -> Cluster {
     let pg = TempPostgres::start();
     let nats = Nats::start();
     let (url, addr) = (pg.url(), nats.addr.to_string());
-    let args = [
-        "--Store",
-        "postgres",
-        "--PostgresUrl",
-        &url,
-        "--NatsAddr",
-        &addr,
-        "--MsgRateLimit",
-        "1000000",
-        "--LinkRetryMinMs",
-        "100",
-    ];
+    let args = cluster_args(&url, &addr);
     let servers = (0..n).map(|_| msg_server(users, None, &args)).collect();
     Cluster {
         _pg: pg,
         nats,
         servers,
     }
+}
+
+/// msg_server arguments for the shared database `url` and NATS at `nats`.
+fn cluster_args<'a>(url: &'a str, nats: &'a str) -> [&'a str; 8] {
+    [
+        "--Store",
+        "postgres",
+        "--PostgresUrl",
+        url,
+        "--NatsAddr",
+        nats,
+        "--MsgRateLimit",
+        "1000000",
+    ]
 }
 
 impl Cluster {
@@ -201,15 +204,7 @@ fn status_of(c: &mut servers::client::ImClient, about: u32) -> bool {
 
 #[test]
 fn buddy_status_reaches_the_department_on_every_server() {
-    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("users-cluster-dept-{}.txt", std::process::id()));
-    let mut text = String::from("dept 7 0 Everyone\n");
-    for id in 1..=2 {
-        let line =
-            servers::users::user_line(id, &format!("u{id}"), &format!("s{id}"), &format!("pw{id}"));
-        text.push_str(&format!("{line} 7\n"));
-    }
-    std::fs::write(&path, text).unwrap();
+    let path = users_file_in_dept("cluster-dept", 2, 7);
     let c = cluster_with(&path, 2);
     let mut alice = user(c.addr(0), 1);
     let bob = user(c.addr(1), 2);
@@ -307,16 +302,7 @@ fn ten_thousand_messages_over_three_servers_survive_a_kill_9() {
     let login = login_server(0, &[]);
     let (login_client, login_msg) = (login.addr("client"), login.addr("msg_server"));
     let (url, nats_addr) = (pg.url(), nats.addr.to_string());
-    let args = [
-        "--Store",
-        "postgres",
-        "--PostgresUrl",
-        &url,
-        "--NatsAddr",
-        &nats_addr,
-        "--MsgRateLimit",
-        "1000000",
-    ];
+    let args = cluster_args(&url, &nats_addr);
     let mut servers: Vec<Proc> = (0..3)
         .map(|_| msg_server(&users, Some(login_msg), &args))
         .collect();

@@ -157,6 +157,19 @@ pub fn users_file(tag: &str, n: u32) -> PathBuf {
     path
 }
 
+/// A users file like [`users_file`] whose accounts are all in department
+/// `dept` (declared in the file).
+pub fn users_file_in_dept(tag: &str, n: u32, dept: u32) -> PathBuf {
+    let path = users_file(tag, n);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out = format!("dept {dept} 0 Everyone\n");
+    for line in text.lines() {
+        out.push_str(&format!("{line} {dept}\n"));
+    }
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
 /// A fresh database path in the target directory, named after `tag`
 /// (removed first, with its WAL files, if a previous run left one).
 pub fn db_path(tag: &str) -> PathBuf {

@@ -376,6 +376,75 @@ pub trait MessageStore {
     fn take_groups(&mut self) -> Vec<GroupRecord>;
 }
 
+/// An operation queued for a writer thread, with its continuation.
+pub type Job = (Op, Option<Done>);
+
+/// The loop side of a store served by a thread of its own (SQLite,
+/// PostgreSQL): a channel to the thread. Dropping it lets the thread finish
+/// what is queued and exit.
+pub struct WriterThread {
+    tx: std::sync::mpsc::Sender<Job>,
+    describe: String,
+    groups: Vec<GroupRecord>,
+}
+
+impl WriterThread {
+    /// Starts thread `name`: it blocks for the first queued job, takes every
+    /// other one already queued (up to `batch_max`), hands them to
+    /// `run_batch` (one transaction) and posts the outcomes back.
+    pub fn spawn(
+        name: &str,
+        describe: String,
+        groups: Vec<GroupRecord>,
+        batch_max: usize,
+        completions: Completions,
+        mut run_batch: impl FnMut(&mut Vec<Job>) -> Vec<(Done, Outcome)> + Send + 'static,
+    ) -> Result<WriterThread, String> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let mut batch: Vec<Job> = Vec::new();
+                while let Ok(first) = rx.recv() {
+                    batch.push(first);
+                    while batch.len() < batch_max {
+                        match rx.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    let (n, started) = (batch.len(), std::time::Instant::now());
+                    let results = run_batch(&mut batch);
+                    log::debug!("store: batch of {n} operations in {:?}", started.elapsed());
+                    completions.complete(results);
+                }
+                log::info!("store: writer thread done");
+            })
+            .map_err(|e| format!("cannot start the store thread: {e}"))?;
+        Ok(WriterThread {
+            tx,
+            describe,
+            groups,
+        })
+    }
+}
+
+impl MessageStore for WriterThread {
+    fn submit(&mut self, op: Op, done: Option<Done>) {
+        if self.tx.send((op, done)).is_err() {
+            log::error!("store thread gone: operation dropped");
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn take_groups(&mut self) -> Vec<GroupRecord> {
+        std::mem::take(&mut self.groups)
+    }
+}
+
 /// Carries outcomes from a store (any thread) back to the loop: queued, and
 /// one posted closure runs everything queued so far, in order.
 #[derive(Clone)]

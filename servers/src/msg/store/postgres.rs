@@ -37,13 +37,12 @@
 //! start, under an advisory lock so two starting at once do not race).
 
 use super::{
-    Bounds, Completions, Done, GroupRecord, MessageStore, NewMessage, Op, Outcome, Refusal,
-    SessionKey, StoredMessage, Usage, UserSession,
+    Bounds, Completions, Done, GroupRecord, Job, NewMessage, Op, Outcome, Refusal, SessionKey,
+    StoredMessage, Usage, UserSession, WriterThread,
 };
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement, Transaction};
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc;
 
 /// Schema versions in order: version n is `MIGRATIONS[n - 1]`.
 pub const MIGRATIONS: &[&str] = &["
@@ -157,22 +156,16 @@ pub fn connect(url: &str) -> Result<Client, String> {
     }
 }
 
-type Job = (Op, Option<Done>);
-
-/// The PostgreSQL store's loop side: a channel to the writer thread.
-/// Dropping it lets the thread finish what is queued and exit.
-pub struct PostgresStore {
-    tx: mpsc::Sender<Job>,
-    describe: String,
-    groups: Vec<GroupRecord>,
-}
+/// The PostgreSQL store: a [`WriterThread`] running a [`Writer`].
+pub struct PostgresStore;
 
 impl PostgresStore {
     /// Connects, migrates the schema, loads the groups and starts the writer
     /// thread. Errors come back here, at startup.
-    pub fn open(config: PostgresConfig, completions: Completions) -> Result<PostgresStore, String> {
+    pub fn open(config: PostgresConfig, completions: Completions) -> Result<WriterThread, String> {
         let mut client = connect(&config.url)?;
         let groups = load_groups(&mut client).map_err(|e| format!("loading groups: {e}"))?;
+        let batch_max = config.batch_max;
         let describe = describe(&config.url);
         let mut writer = Writer {
             client: Some(client),
@@ -180,16 +173,14 @@ impl PostgresStore {
             known: HashSet::new(),
             prepared: Prepared::new(),
         };
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("msg-store-pg".into())
-            .spawn(move || writer.run(&rx, &completions))
-            .map_err(|e| format!("cannot start the store thread: {e}"))?;
-        Ok(PostgresStore {
-            tx,
+        WriterThread::spawn(
+            "msg-store-pg",
             describe,
             groups,
-        })
+            batch_max,
+            completions,
+            move |batch| writer.run_batch(batch),
+        )
     }
 }
 
@@ -205,22 +196,6 @@ fn describe(url: &str) -> String {
         return format!("postgres {host}");
     }
     format!("postgres {}", shown.join(" "))
-}
-
-impl MessageStore for PostgresStore {
-    fn submit(&mut self, op: Op, done: Option<Done>) {
-        if self.tx.send((op, done)).is_err() {
-            log::error!("store thread gone: operation dropped");
-        }
-    }
-
-    fn describe(&self) -> String {
-        self.describe.clone()
-    }
-
-    fn take_groups(&mut self) -> Vec<GroupRecord> {
-        std::mem::take(&mut self.groups)
-    }
 }
 
 fn load_groups(client: &mut Client) -> Result<Vec<GroupRecord>, postgres::Error> {
@@ -341,24 +316,6 @@ fn is_conflict(e: &postgres::Error) -> bool {
 }
 
 impl Writer {
-    fn run(&mut self, rx: &mpsc::Receiver<Job>, completions: &Completions) {
-        let mut batch: Vec<Job> = Vec::new();
-        while let Ok(first) = rx.recv() {
-            batch.push(first);
-            while batch.len() < self.config.batch_max {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            let (n, started) = (batch.len(), std::time::Instant::now());
-            let results = self.run_batch(&mut batch);
-            log::debug!("store: batch of {n} operations in {:?}", started.elapsed());
-            completions.complete(results);
-        }
-        log::info!("store: postgres writer thread done");
-    }
-
     fn run_batch(&mut self, batch: &mut Vec<Job>) -> Vec<(Done, Outcome)> {
         let ops: Vec<Op> = batch.iter().map(|(op, _)| op.clone()).collect();
         let dones: Vec<Option<Done>> = batch.drain(..).map(|(_, d)| d).collect();

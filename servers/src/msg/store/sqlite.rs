@@ -38,13 +38,12 @@
 //!   `group_members(group_id, user)`: groups and who is in them.
 
 use super::{
-    Bounds, Completions, Done, GroupRecord, MessageStore, NewMessage, Op, Outcome, Refusal,
-    SessionKey, StoredMessage, Usage, UserSession,
+    Bounds, Completions, Done, GroupRecord, Job, NewMessage, Op, Outcome, Refusal, SessionKey,
+    StoredMessage, Usage, UserSession, WriterThread,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -107,48 +106,28 @@ pub struct SqliteConfig {
     pub bounds: Bounds,
 }
 
-type Job = (Op, Option<Done>);
-
-/// The SQLite store's loop side: a channel to the writer thread. Dropping
-/// it lets the thread finish what is queued and exit.
-pub struct SqliteStore {
-    tx: mpsc::Sender<Job>,
-    path: PathBuf,
-    groups: Vec<GroupRecord>,
-}
+/// The SQLite store: a [`WriterThread`] running a [`Writer`].
+pub struct SqliteStore;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database and starts the writer thread.
     /// Errors (a file that cannot be opened, a foreign schema) come back
     /// here, at startup.
-    pub fn open(config: SqliteConfig, completions: Completions) -> Result<SqliteStore, String> {
+    pub fn open(config: SqliteConfig, completions: Completions) -> Result<WriterThread, String> {
         let path = config.path.clone();
         let conn = open(&config).map_err(|e| format!("{}: {e}", path.display()))?;
         let groups = load_groups(&conn).map_err(|e| format!("{}: {e}", path.display()))?;
+        let batch_max = config.batch_max;
         let mut writer =
             Writer::new(conn, config).map_err(|e| format!("{}: {e}", path.display()))?;
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("msg-store".into())
-            .spawn(move || writer.run(&rx, &completions))
-            .map_err(|e| format!("cannot start the store thread: {e}"))?;
-        Ok(SqliteStore { tx, path, groups })
-    }
-}
-
-impl MessageStore for SqliteStore {
-    fn submit(&mut self, op: Op, done: Option<Done>) {
-        if self.tx.send((op, done)).is_err() {
-            log::error!("store thread gone: operation dropped");
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!("sqlite {}", self.path.display())
-    }
-
-    fn take_groups(&mut self) -> Vec<GroupRecord> {
-        std::mem::take(&mut self.groups)
+        WriterThread::spawn(
+            "msg-store",
+            format!("sqlite {}", path.display()),
+            groups,
+            batch_max,
+            completions,
+            move |batch| writer.run_batch(batch),
+        )
     }
 }
 
@@ -294,22 +273,6 @@ impl Writer {
             self.cache.last_pos = self.cache.last_pos.max(pos as u64);
         }
         Ok(())
-    }
-
-    fn run(&mut self, rx: &mpsc::Receiver<Job>, completions: &Completions) {
-        let mut batch: Vec<Job> = Vec::new();
-        while let Ok(first) = rx.recv() {
-            batch.push(first);
-            while batch.len() < self.config.batch_max {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            let results = self.run_batch(&mut batch);
-            completions.complete(results);
-        }
-        log::info!("store: writer thread done");
     }
 
     /// Runs a batch in one transaction; outcomes for the jobs with a
