@@ -274,6 +274,9 @@ impl ConnLog {
     }
 }
 
+/// A message acknowledged to its sender: (from, to, text).
+type Acked = (u32, u32, Vec<u8>);
+
 /// Takes the messages arriving within `wait` of each other.
 fn receive_logged(
     c: &mut servers::client::ImClient,
@@ -307,7 +310,7 @@ fn ten_thousand_messages_over_three_servers_survive_a_kill_9() {
         .map(|_| msg_server(&users, Some(login_msg), &args))
         .collect();
     std::thread::sleep(Duration::from_millis(1500)); // registrations
-    let acked: Arc<Mutex<HashSet<(u32, u32, Vec<u8>)>>> = Arc::default();
+    let acked: Arc<Mutex<HashSet<Acked>>> = Arc::default();
     let (sent, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let threads: Vec<_> = plan(USERS, TOTAL)
         .into_iter()

@@ -19,8 +19,11 @@
 //!   (unread counts, history, latest id, messages by id, read acks, recent
 //!   sessions);
 //! - [`groups`](self::groups): normal and temporary groups, membership;
-//! - [`store`]: where messages live (SQLite on a thread of its own, or
-//!   memory), behind [`store::MessageStore`];
+//! - [`buddy`](self::buddy): users, departments, status notifications;
+//! - [`cluster`](self::cluster): several msg_servers as one service -
+//!   deliveries, logins and status changes routed over NATS;
+//! - [`store`]: where messages live (SQLite or PostgreSQL on a thread of
+//!   their own, or memory), behind [`store::MessageStore`];
 //! - [`settings`](self::settings): the config keys.
 //!
 //! Fixes over TeamTalk's msg_server: before a successful login only login
