@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, body)) = data.split_first() else {
         return;
     };
-    match which % 15 {
+    match which % 26 {
         0 => round_trip::<proto::UserInfo>(body),
         1 => round_trip::<proto::ImMsgServReq>(body),
         2 => round_trip::<proto::ImMsgServRsp>(body),
@@ -41,6 +41,17 @@ fuzz_target!(|data: &[u8]| {
         11 => round_trip::<proto::ImHeartBeat>(body),
         12 => round_trip::<proto::ImMsgServInfo>(body),
         13 => round_trip::<proto::ImUserCntUpdate>(body),
+        14 => round_trip::<proto::ImUnreadMsgCntReq>(body),
+        15 => round_trip::<proto::ImGetMsgListReq>(body),
+        16 => round_trip::<proto::ImGetLatestMsgIdReq>(body),
+        17 => round_trip::<proto::ImGetMsgByIdReq>(body),
+        18 => round_trip::<proto::ImRecentContactSessionReq>(body),
+        19 => round_trip::<proto::ImRemoveSessionReq>(body),
+        20 => round_trip::<proto::ImNormalGroupListReq>(body),
+        21 => round_trip::<proto::ImGroupInfoListReq>(body),
+        22 => round_trip::<proto::ImGroupCreateReq>(body),
+        23 => round_trip::<proto::ImGroupChangeMemberReq>(body),
+        24 => round_trip::<proto::ImClientTimeReq>(body),
         _ => round_trip::<proto::ImLoginRes>(body),
     }
 });

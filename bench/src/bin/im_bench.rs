@@ -828,6 +828,11 @@ fn run() -> Res<()> {
             "100000",
             "--Store",
             &args.store,
+            // Behind by this many operations the server refuses messages
+            // (no ack); the bench measures how far it keeps up instead: a
+            // store that falls behind shows as a `late` step.
+            "--StoreInFlightMax",
+            "1000000000",
         ])
         .arg("--DbPath")
         .arg(dir.join("msg.db"))

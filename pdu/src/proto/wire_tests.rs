@@ -218,3 +218,79 @@ fn unknown_enum_values_survive_and_getters_fall_back() {
     assert_eq!(msg.kick_reason, 99);
     assert_eq!(msg.encode_to_vec(), bytes);
 }
+
+#[test]
+fn msg_by_id_req_sends_repeated_ids_unpacked_as_proto2_does() {
+    let msg = ImGetMsgByIdReq {
+        user_id: 2,
+        session_type: SessionType::Single as i32,
+        session_id: 1,
+        msg_id_list: vec![3, 300],
+        attach_data: None,
+    };
+    roundtrip(
+        &msg,
+        &[
+            0x08, 0x02, // 1: user_id
+            0x10, 0x01, // 2: session_type = SESSION_TYPE_SINGLE
+            0x18, 0x01, // 3: session_id
+            0x20, 0x03, // 4: msg_id_list[0], one key per element (not packed)
+            0x20, 0xac, 0x02, // 4: msg_id_list[1] = 300
+        ],
+    );
+    // A packed list (what a proto3 peer would send) decodes too.
+    let packed = [
+        0x08, 0x02, 0x10, 0x01, 0x18, 0x01, 0x22, 0x03, 0x03, 0xac, 0x02,
+    ];
+    assert_eq!(ImGetMsgByIdReq::decode(&packed[..]).unwrap(), msg);
+}
+
+#[test]
+fn group_info_and_contact_session_match_hand_encoding() {
+    let info = GroupInfo {
+        group_id: 100,
+        version: 2,
+        group_name: "t".into(),
+        group_avatar: String::new(),
+        group_creator_id: 1,
+        group_type: GroupType::Tmp as i32,
+        shield_status: 0,
+        group_member_list: vec![1, 4],
+    };
+    roundtrip(
+        &info,
+        &[
+            0x08, 0x64, // 1: group_id = 100
+            0x10, 0x02, // 2: version
+            0x1a, 0x01, b't', // 3: group_name
+            0x22, 0x00, // 4: group_avatar, required so sent empty
+            0x28, 0x01, // 5: group_creator_id
+            0x30, 0x02, // 6: group_type = GROUP_TYPE_TMP
+            0x38, 0x00, // 7: shield_status
+            0x40, 0x01, 0x40, 0x04, // 8: group_member_list, unpacked
+        ],
+    );
+    let session = ContactSessionInfo {
+        session_id: 2,
+        session_type: SessionType::Single as i32,
+        session_status: SessionStatusType::SessionStatusDelete as i32,
+        updated_time: 1,
+        latest_msg_id: 3,
+        latest_msg_data: b"hi".to_vec(),
+        latest_msg_type: MsgType::SingleText as i32,
+        latest_msg_from_user_id: 1,
+    };
+    roundtrip(
+        &session,
+        &[
+            0x08, 0x02, // 1: session_id
+            0x10, 0x01, // 2: session_type
+            0x18, 0x01, // 3: session_status = SESSION_STATUS_DELETE
+            0x20, 0x01, // 4: updated_time
+            0x28, 0x03, // 5: latest_msg_id
+            0x32, 0x02, b'h', b'i', // 6: latest_msg_data
+            0x38, 0x01, // 7: latest_msg_type
+            0x40, 0x01, // 8: latest_msg_from_user_id
+        ],
+    );
+}

@@ -141,7 +141,11 @@ pub(super) fn history(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     };
     let op = Op::History {
         session,
-        until: req.msg_id_begin,
+        // TeamTalk clients ask with 0 for "from the newest".
+        until: match req.msg_id_begin {
+            0 => u32::MAX,
+            id => id,
+        },
         count: req.msg_cnt.min(MAX_MESSAGES_PER_REQUEST as u32),
     };
     query(cx, pdu, op, move |cx, h, seq, outcome| {

@@ -152,7 +152,6 @@ impl MemoryStore {
                 until,
                 count,
             } => {
-                let until = if until == 0 { u32::MAX } else { until };
                 let list = self
                     .history
                     .get(&session)

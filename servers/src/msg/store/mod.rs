@@ -226,12 +226,12 @@ pub enum Op {
         /// Most messages returned.
         limit: usize,
     },
-    /// Up to `count` messages with ids up to `until` (0: the newest), newest
-    /// first -> [`Outcome::Messages`].
+    /// Up to `count` messages with ids up to `until`, newest first ->
+    /// [`Outcome::Messages`].
     History {
         /// The session.
         session: SessionKey,
-        /// Highest id returned; 0 for the newest.
+        /// Highest id returned (`u32::MAX`: from the newest).
         until: u32,
         /// Most messages returned.
         count: u32,

@@ -500,7 +500,6 @@ fn exec(
             until,
             count,
         } => {
-            let until = if until == 0 { u32::MAX } else { until };
             let rows = tx.query(
                 "SELECT sess, msg_id, sender, created, msg_type, data FROM messages
                  WHERE sess = $1 AND msg_id <= $2 ORDER BY msg_id DESC LIMIT $3",

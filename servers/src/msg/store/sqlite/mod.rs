@@ -25,7 +25,10 @@
 //!   (the mailbox); a row goes when a connection of `user` acks the delivery.
 //!   `pos` is given by the writer, increasing (never reused, so a mailbox
 //!   feed reading "after pos" misses nothing), and the loop keeps it with
-//!   each delivery so an ack deletes by primary key.
+//!   each delivery so an ack deletes by primary key. Each user's positions
+//!   are also kept in the writer's memory (bounded by the mailbox bounds,
+//!   rebuilt from the table at start) instead of in an index on `user`, so
+//!   a message writes no index page for its mailbox row.
 //! - `user_sessions(user, sess, peer, kind, created, read_id, removed_at,
 //!   removed_time)`: each user's sessions (recent contacts) with its read
 //!   position, and the newest id when the user removed the session (-1: not
@@ -37,12 +40,13 @@
 //! - `groups(group_id, name, avatar, creator, kind, version)` and
 //!   `group_members(group_id, user)`: groups and who is in them.
 
+mod ops;
+
 use super::{
-    Bounds, Completions, Done, GroupRecord, Job, NewMessage, Op, Outcome, Refusal, SessionKey,
-    StoredMessage, Usage, UserSession, WriterThread,
+    Bounds, Completions, Done, GroupRecord, Job, Outcome, Refusal, SessionKey, Usage, WriterThread,
 };
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use std::collections::{HashMap, HashSet};
+use rusqlite::Connection;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 const SCHEMA: &str = "
@@ -65,7 +69,6 @@ CREATE TABLE IF NOT EXISTS inbox (
     msg    INTEGER NOT NULL,
     bytes  INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS inbox_by_user ON inbox (user, pos);
 CREATE TABLE IF NOT EXISTS user_sessions (
     user         INTEGER NOT NULL,
     sess         INTEGER NOT NULL,
@@ -157,42 +160,6 @@ fn load_groups(conn: &Connection) -> rusqlite::Result<Vec<GroupRecord>> {
     Ok(groups)
 }
 
-fn create_group(tx: &Transaction<'_>, g: GroupRecord) -> rusqlite::Result<u32> {
-    let id: Option<u32> = (g.id != 0).then_some(g.id);
-    let inserted = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO groups (group_id, name, avatar, creator, kind, version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![id, g.name, g.avatar, g.creator, g.kind, g.version])?;
-    let id = match id {
-        Some(id) => id,
-        None => tx.last_insert_rowid() as u32,
-    };
-    if inserted == 1 {
-        set_members(tx, id, &g.members, g.version)?;
-    }
-    Ok(id)
-}
-
-fn set_members(
-    tx: &Transaction<'_>,
-    group: u32,
-    members: &[u32],
-    version: u32,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
-        .execute([group])?;
-    let mut add =
-        tx.prepare_cached("INSERT INTO group_members (group_id, user) VALUES (?1, ?2)")?;
-    for m in members {
-        add.execute([group, *m])?;
-    }
-    tx.prepare_cached("UPDATE groups SET version = ?2 WHERE group_id = ?1")?
-        .execute([group, version])?;
-    Ok(())
-}
-
 fn open(config: &SqliteConfig) -> rusqlite::Result<Connection> {
     let conn = Connection::open(&config.path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -237,6 +204,8 @@ struct Cache {
     known: HashSet<(u32, i64)>,
     /// The last mailbox position given.
     last_pos: u64,
+    /// Each user's mailbox positions.
+    mailboxes: HashMap<u32, BTreeSet<u64>>,
     /// An append failed half way: the batch is rolled back.
     poisoned: bool,
 }
@@ -271,6 +240,11 @@ impl Writer {
             let (user, bytes, pos) = row?;
             self.cache.usage.add(user, bytes as usize);
             self.cache.last_pos = self.cache.last_pos.max(pos as u64);
+            self.cache
+                .mailboxes
+                .entry(user)
+                .or_default()
+                .insert(pos as u64);
         }
         Ok(())
     }
@@ -283,7 +257,7 @@ impl Writer {
         let committed = match self.conn.transaction() {
             Ok(tx) => {
                 for (op, done) in batch.drain(..) {
-                    outcomes.push(exec(&tx, op, &mut self.cache, &self.config.bounds));
+                    outcomes.push(ops::exec(&tx, op, &mut self.cache, &self.config.bounds));
                     dones.push(done);
                 }
                 if self.cache.poisoned {
@@ -327,295 +301,6 @@ impl Writer {
             .filter_map(|(done, outcome)| done.map(|d| (d, outcome)))
             .collect()
     }
-}
-
-fn failed(e: rusqlite::Error) -> Outcome {
-    log::error!("store: {e}");
-    Outcome::Failed(e.to_string())
-}
-
-/// Runs one operation inside the batch's transaction.
-fn exec(tx: &Transaction<'_>, op: Op, cache: &mut Cache, bounds: &Bounds) -> Outcome {
-    match op {
-        Op::Append(m) => match append(tx, m, cache, bounds) {
-            Ok(o) => o,
-            Err(e) => {
-                log::error!("store: append failed: {e}; the batch is rolled back");
-                cache.poisoned = true;
-                Outcome::Refused(Refusal::Failed(e.to_string()))
-            }
-        },
-        Op::Delivered { user, pos } => {
-            let r = tx
-                .prepare_cached("DELETE FROM inbox WHERE pos = ?1 AND user = ?2 RETURNING bytes")
-                .and_then(|mut st| {
-                    st.query_row(params![pos as i64, user], |r| r.get::<_, i64>(0))
-                        .optional()
-                });
-            match r {
-                Ok(Some(bytes)) => {
-                    cache.usage.remove(user, bytes as usize);
-                    Outcome::Done
-                }
-                Ok(None) => Outcome::Done,
-                Err(e) => failed(e),
-            }
-        }
-        Op::Undelivered { user, after, limit } => {
-            undelivered(tx, user, after, limit).unwrap_or_else(failed)
-        }
-        Op::History {
-            session,
-            until,
-            count,
-        } => {
-            let until = if until == 0 { u32::MAX } else { until };
-            messages(
-                tx,
-                "SELECT sess, msg_id, sender, created, msg_type, data FROM messages
-                 WHERE sess = ?1 AND msg_id <= ?2 ORDER BY msg_id DESC LIMIT ?3",
-                params![session.to_i64(), until, count],
-            )
-            .map(Outcome::Messages)
-            .unwrap_or_else(failed)
-        }
-        Op::ById { session, ids } => {
-            let mut out = Vec::new();
-            for id in ids {
-                match messages(
-                    tx,
-                    "SELECT sess, msg_id, sender, created, msg_type, data FROM messages
-                     WHERE sess = ?1 AND msg_id = ?2",
-                    params![session.to_i64(), id],
-                ) {
-                    Ok(found) => out.extend(found),
-                    Err(e) => return failed(e),
-                }
-            }
-            Outcome::Messages(out)
-        }
-        Op::Latest { session } => latest_id(tx, session, cache)
-            .map(Outcome::LatestId)
-            .unwrap_or_else(failed),
-        Op::ReadAck {
-            user,
-            session,
-            msg_id,
-        } => tx
-            .prepare_cached(
-                "UPDATE user_sessions SET read_id = max(read_id, ?3) WHERE user = ?1 AND sess = ?2",
-            )
-            .and_then(|mut st| st.execute(params![user, session.to_i64(), msg_id]))
-            .map(|_| Outcome::Done)
-            .unwrap_or_else(failed),
-        Op::Sessions {
-            user,
-            since,
-            unread_only,
-        } => sessions(tx, user, since, unread_only)
-            .map(Outcome::Sessions)
-            .unwrap_or_else(failed),
-        Op::RemoveSession { user, session } => tx
-            .prepare_cached(
-                "UPDATE user_sessions SET removed_time = ?3,
-                     removed_at = (SELECT coalesce(max(msg_id), 0) FROM messages WHERE sess = ?2)
-                 WHERE user = ?1 AND sess = ?2",
-            )
-            .and_then(|mut st| {
-                st.execute(params![user, session.to_i64(), super::super::unix_now()])
-            })
-            .map(|_| Outcome::Done)
-            .unwrap_or_else(failed),
-        Op::CreateGroup(g) => create_group(tx, g)
-            .map(Outcome::GroupCreated)
-            .unwrap_or_else(failed),
-        Op::SetMembers {
-            group,
-            members,
-            version,
-        } => set_members(tx, group, &members, version)
-            .map(|_| Outcome::Done)
-            .unwrap_or_else(failed),
-    }
-}
-
-fn latest_id(tx: &Transaction<'_>, session: SessionKey, cache: &Cache) -> rusqlite::Result<u32> {
-    if let Some(id) = cache
-        .staged
-        .get(&session)
-        .or_else(|| cache.last_id.get(&session))
-    {
-        return Ok(*id);
-    }
-    tx.prepare_cached("SELECT coalesce(max(msg_id), 0) FROM messages WHERE sess = ?1")?
-        .query_row(params![session.to_i64()], |r| r.get(0))
-}
-
-fn append(
-    tx: &Transaction<'_>,
-    mut m: NewMessage,
-    cache: &mut Cache,
-    bounds: &Bounds,
-) -> rusqlite::Result<Outcome> {
-    let id = latest_id(tx, m.session, cache)? + 1;
-    let stored = m.take_stored(id);
-    let size = stored.size();
-    let receivers = match cache
-        .usage
-        .admit_message(bounds, m.session, &m.receivers, size)
-    {
-        Ok(r) => r,
-        Err(r) => return Ok(Outcome::Refused(r)),
-    };
-    let sess = m.session.to_i64();
-    let kind = m.session.session_type() as i32;
-    // A failure half way poisons the batch (rolled back, nobody acked), so
-    // no savepoint per message is needed.
-    tx.prepare_cached(
-        "INSERT INTO messages (sess, msg_id, sender, receiver, msg_type, data, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        sess,
-        id,
-        stored.from,
-        m.session.id_for(stored.from),
-        stored.msg_type,
-        stored.data,
-        stored.create_time
-    ])?;
-    let row = tx.last_insert_rowid();
-    let mut inbox = tx.prepare_cached(
-        "INSERT INTO inbox (pos, user, sess, msg_id, msg, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    let mut mailbox = Vec::with_capacity(receivers.len());
-    for &r in &receivers {
-        let pos = cache.last_pos + 1;
-        inbox.execute(params![pos as i64, r, sess, id, row, size as i64])?;
-        cache.last_pos = pos;
-        cache.usage.add(r, size);
-        mailbox.push((r, pos));
-    }
-    // The session joins the lists of users who did not have it yet.
-    let mut join = tx.prepare_cached(
-        "INSERT OR IGNORE INTO user_sessions (user, sess, peer, kind, created)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for &u in m.receivers.iter().chain([&stored.from]) {
-        if !cache.known.contains(&(u, sess)) {
-            join.execute(params![
-                u,
-                sess,
-                m.session.id_for(u),
-                kind,
-                stored.create_time
-            ])?;
-            if cache.known.len() >= KNOWN_MAX {
-                cache.known.clear();
-            }
-            cache.known.insert((u, sess));
-        }
-    }
-    cache.staged.insert(m.session, id);
-    Ok(Outcome::Stored(stored, mailbox))
-}
-
-fn row_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
-    Ok(StoredMessage {
-        session: SessionKey::from_i64(r.get(0)?),
-        msg_id: r.get(1)?,
-        from: r.get(2)?,
-        create_time: r.get(3)?,
-        msg_type: r.get(4)?,
-        data: r.get(5)?,
-    })
-}
-
-fn messages(
-    tx: &Transaction<'_>,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> rusqlite::Result<Vec<StoredMessage>> {
-    let mut st = tx.prepare_cached(sql)?;
-    let rows = st.query_map(params, row_message)?;
-    rows.collect()
-}
-
-fn undelivered(
-    tx: &Transaction<'_>,
-    user: u32,
-    after: u64,
-    limit: usize,
-) -> rusqlite::Result<Outcome> {
-    let mut st = tx.prepare_cached(
-        "SELECT m.sess, m.msg_id, m.sender, m.created, m.msg_type, m.data, i.pos
-         FROM inbox i JOIN messages m ON m.id = i.msg
-         WHERE i.user = ?1 AND i.pos > ?2 ORDER BY i.pos LIMIT ?3",
-    )?;
-    let rows = st.query_map(params![user, after as i64, limit as i64 + 1], |r| {
-        Ok((r.get::<_, i64>(6)? as u64, row_message(r)?))
-    })?;
-    let mut items: Vec<(u64, StoredMessage)> = rows.collect::<rusqlite::Result<_>>()?;
-    let complete = items.len() <= limit;
-    items.truncate(limit);
-    Ok(Outcome::Backlog { items, complete })
-}
-
-fn sessions(
-    tx: &Transaction<'_>,
-    user: u32,
-    since: u32,
-    unread_only: bool,
-) -> rusqlite::Result<Vec<UserSession>> {
-    let mut st = tx.prepare_cached(
-        "SELECT s.sess, s.created, s.removed_at, s.removed_time,
-                (SELECT count(*) FROM messages u
-                 WHERE u.sess = s.sess AND u.msg_id > s.read_id AND u.sender != s.user),
-                m.msg_id, m.sender, m.created, m.msg_type, m.data
-         FROM user_sessions s
-         LEFT JOIN messages m ON m.sess = s.sess
-             AND m.msg_id = (SELECT max(msg_id) FROM messages WHERE sess = s.sess)
-         WHERE s.user = ?1",
-    )?;
-    let rows = st.query_map(params![user], |r| {
-        let session = SessionKey::from_i64(r.get(0)?);
-        let latest = match r.get::<_, Option<u32>>(5)? {
-            Some(msg_id) => Some(StoredMessage {
-                session,
-                msg_id,
-                from: r.get(6)?,
-                create_time: r.get(7)?,
-                msg_type: r.get(8)?,
-                data: r.get(9)?,
-            }),
-            None => None,
-        };
-        let (created, removed_at, removed_time): (u32, i64, u32) =
-            (r.get(1)?, r.get(2)?, r.get(3)?);
-        let latest_id = latest.as_ref().map_or(0, |m| i64::from(m.msg_id));
-        let latest_time = latest.as_ref().map_or(created, |m| m.create_time);
-        let removed = removed_at >= 0 && latest_id <= removed_at;
-        Ok(UserSession {
-            session,
-            removed,
-            updated: if removed {
-                removed_time.max(latest_time)
-            } else {
-                latest_time
-            },
-            unread: r.get(4)?,
-            latest,
-        })
-    })?;
-    let mut list: Vec<UserSession> = rows
-        .filter(|s| {
-            s.as_ref().map_or(true, |s| {
-                s.updated > since && (!unread_only || s.unread > 0)
-            })
-        })
-        .collect::<rusqlite::Result<_>>()?;
-    list.sort_by(|a, b| b.updated.cmp(&a.updated).then(a.session.cmp(&b.session)));
-    Ok(list)
 }
 
 /// The database file's mailbox usage, for tests and tools: (undelivered
