@@ -511,3 +511,42 @@ fn migrate_creates_then_keeps_the_schema_of_both_stores() {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
 }
+
+#[test]
+fn postgres_going_away_refuses_messages_and_its_return_needs_no_restart() {
+    let pg = pg::TempPostgres::start();
+    let url = pg.url();
+    let users = users_file("pg-outage", 2);
+    let ms = msg_server(
+        &users,
+        None,
+        &["--Store", "postgres", "--PostgresUrl", &url],
+    );
+    let addr = ms.addr("client");
+    let (mut alice, mut bob) = (user(addr, 1), user(addr, 2));
+    alice.send_text(2, "before").unwrap();
+    alice.wait_ack(Instant::now() + T).unwrap();
+    pg.pause();
+    // Not stored, so not acknowledged.
+    alice.send_text(2, "while down").unwrap();
+    assert!(alice
+        .wait_ack(Instant::now() + Duration::from_millis(1500))
+        .is_err());
+    pg.resume();
+    // The writer reconnects at its next batch.
+    let mut n = 0;
+    let id = loop {
+        assert!(n < 50, "messages never acknowledged again");
+        alice.send_text(2, &format!("after-{n}")).unwrap();
+        if let Ok(id) = alice.wait_ack(Instant::now() + Duration::from_millis(500)) {
+            break id;
+        }
+        n += 1;
+    };
+    assert_eq!(id, 2, "the refused message used no id");
+    let got: Vec<Vec<u8>> = drain(&mut bob, Duration::from_millis(500))
+        .into_iter()
+        .map(|m| m.2)
+        .collect();
+    assert_eq!(got, [b"before".to_vec(), format!("after-{n}").into_bytes()]);
+}

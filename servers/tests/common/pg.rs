@@ -71,31 +71,10 @@ impl TempPostgres {
                 "--no-sync",
             ],
         );
-        let log = pg.dir.join("log");
         // The port was free a moment ago; another test may have taken it
         // since: try a few.
         for attempt in 1.. {
-            let opts = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
-                pg.port,
-                pg.dir.display()
-            );
-            let started = pg.run(
-                &bin("pg_ctl"),
-                &[
-                    "-D",
-                    data.to_str().unwrap(),
-                    "-l",
-                    log.to_str().unwrap(),
-                    "-w",
-                    "-t",
-                    "60",
-                    "-o",
-                    &opts,
-                    "start",
-                ],
-            );
-            match started {
+            match pg.pg_ctl_start() {
                 Ok(()) => break,
                 Err(e) if attempt >= 3 => panic!("{e}"),
                 Err(e) => {
@@ -108,6 +87,47 @@ impl TempPostgres {
             .expect("connect to the temporary postgres");
         c.batch_execute("CREATE DATABASE im").unwrap();
         pg
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            self.port,
+            self.dir.display()
+        );
+        let (data, log) = (self.dir.join("data"), self.dir.join("log"));
+        self.run(
+            &bin("pg_ctl"),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                &opts,
+                "start",
+            ],
+        )
+    }
+
+    /// Stops the server (fast shutdown: sessions are cut); [`resume`]
+    /// starts it again on the same port with the same data.
+    pub fn pause(&self) {
+        let data = self.dir.join("data");
+        self.must(
+            &bin("pg_ctl"),
+            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"],
+        );
+    }
+
+    /// Starts a [`pause`]d server again.
+    pub fn resume(&self) {
+        if let Err(e) = self.pg_ctl_start() {
+            panic!("{e}");
+        }
     }
 
     fn must(&self, program: &str, args: &[&str]) {
