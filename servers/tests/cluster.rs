@@ -312,12 +312,14 @@ fn ten_thousand_messages_over_three_servers_survive_a_kill_9() {
     std::thread::sleep(Duration::from_millis(1500)); // registrations
     let acked: Arc<Mutex<HashSet<Acked>>> = Arc::default();
     let (sent, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let again = Arc::new(AtomicUsize::new(0)); // logins after the kill
     let threads: Vec<_> = plan(USERS, TOTAL)
         .into_iter()
         .enumerate()
         .map(|(i, share)| {
             let me = i as u32 + 1;
             let (acked, sent, finished) = (acked.clone(), sent.clone(), finished.clone());
+            let again = again.clone();
             std::thread::spawn(move || {
                 let mut c = login_via(login_client, me);
                 let mut conn = ConnLog::default();
@@ -343,6 +345,7 @@ fn ten_thousand_messages_over_three_servers_survive_a_kill_9() {
                             // what was not acked is sent again.
                             Err(_) => {
                                 c = login_via(login_client, me);
+                                again.fetch_add(1, Ordering::Relaxed);
                                 conn = ConnLog::default();
                             }
                         }
@@ -361,6 +364,7 @@ fn ten_thousand_messages_over_three_servers_survive_a_kill_9() {
                         .is_err()
                     {
                         c = login_via(login_client, me);
+                        again.fetch_add(1, Ordering::Relaxed);
                         conn = ConnLog::default();
                     }
                     if finished.load(Ordering::Relaxed) == USERS as usize {
@@ -393,5 +397,8 @@ fn ten_thousand_messages_over_three_servers_survive_a_kill_9() {
     servers[2].child.kill().unwrap();
     let received: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert_eq!(received, TOTAL, "every message acked and received");
+    let again = again.load(Ordering::Relaxed);
+    eprintln!("{again} users logged in again after the kill -9");
+    assert!(again > 0, "the killed msg_server had users, who moved");
     drop(servers);
 }
