@@ -294,11 +294,6 @@ fn receive_logged(
 #[test]
 #[ignore = "long (about a minute): scripts/im_cluster_tests.sh"]
 fn ten_thousand_messages_over_three_servers_survive_a_kill_9() {
-    use std::collections::HashSet;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
-    const USERS: u32 = 30;
-    const TOTAL: usize = 10_000;
     let pg = TempPostgres::start();
     let nats = Nats::start();
     let users = users_file("cluster-load", USERS);
@@ -310,6 +305,20 @@ fn ten_thousand_messages_over_three_servers_survive_a_kill_9() {
         .map(|_| msg_server(&users, Some(login_msg), &args))
         .collect();
     std::thread::sleep(Duration::from_millis(1500)); // registrations
+    load_with_kill_9(login_client, &mut servers[2]);
+}
+
+const USERS: u32 = 30;
+const TOTAL: usize = 10_000;
+
+/// `USERS` users log in through `login_client` and send `TOTAL` messages
+/// between random pairs; `victim` gets kill -9 a third of the way through.
+/// Every message acknowledged to its sender arrives, once and in order per
+/// connection; the victim's users log in again elsewhere.
+fn load_with_kill_9(login_client: std::net::SocketAddr, victim: &mut Proc) {
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
     let acked: Arc<Mutex<HashSet<Acked>>> = Arc::default();
     let (sent, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let again = Arc::new(AtomicUsize::new(0)); // logins after the kill
@@ -394,11 +403,143 @@ fn ten_thousand_messages_over_three_servers_survive_a_kill_9() {
         assert!(start.elapsed() < Duration::from_secs(120), "no progress");
         std::thread::sleep(Duration::from_millis(20));
     }
-    servers[2].child.kill().unwrap();
+    victim.child.kill().unwrap();
     let received: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert_eq!(received, TOTAL, "every message acked and received");
     let again = again.load(Ordering::Relaxed);
     eprintln!("{again} users logged in again after the kill -9");
     assert!(again > 0, "the killed msg_server had users, who moved");
-    drop(servers);
+}
+
+// ---- network namespaces ----------------------------------------------------
+
+/// The hub's address: PostgreSQL, NATS and the login_server's msg_server
+/// port, on a bridge in this namespace.
+const HUB: &str = "10.201.0.1";
+
+/// A bridge with `HUB` and one network namespace per msg_server joined to
+/// it by a veth pair (10.201.0.11, .12, ...): separate addresses, as
+/// separate machines would have. Removed when dropped.
+struct Net {
+    bridge: String,
+    namespaces: Vec<String>,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Net {
+    /// `None` (after saying why) without the rights to create namespaces.
+    fn create(n: usize) -> Option<Net> {
+        let tag = std::process::id() % 100_000;
+        let mut net = Net {
+            bridge: format!("imcb{tag}"),
+            namespaces: Vec::new(),
+        };
+        if let Err(e) = ip(&["link", "add", &net.bridge, "type", "bridge"]) {
+            eprintln!("\n*** SKIP: cannot create a bridge (needs root and iproute2): {e} ***\n");
+            return None;
+        }
+        let setup = |net: &mut Net| -> Result<(), String> {
+            ip(&["addr", "add", &format!("{HUB}/24"), "dev", &net.bridge])?;
+            ip(&["link", "set", &net.bridge, "up"])?;
+            for i in 0..n {
+                let (ns, veth) = (format!("imc-{tag}-{i}"), format!("imc{tag}v{i}"));
+                ip(&["netns", "add", &ns])?;
+                net.namespaces.push(ns.clone());
+                ip(&[
+                    "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+                ])?;
+                ip(&["link", "set", &veth, "master", &net.bridge, "up"])?;
+                ip(&[
+                    "-n",
+                    &ns,
+                    "addr",
+                    "add",
+                    &format!("{}/24", Net::addr(i)),
+                    "dev",
+                    "eth0",
+                ])?;
+                ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+                ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            }
+            Ok(())
+        };
+        setup(&mut net).expect("namespace setup");
+        Some(net)
+    }
+
+    fn addr(i: usize) -> String {
+        format!("10.201.0.{}", 11 + i)
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for ns in &self.namespaces {
+            let _ = ip(&["netns", "del", ns]);
+        }
+        let _ = ip(&["link", "del", &self.bridge]);
+    }
+}
+
+#[test]
+#[ignore = "long, needs root: scripts/im_cluster_tests.sh"]
+fn ten_thousand_messages_over_three_servers_in_namespaces_survive_a_kill_9() {
+    let Some(net) = Net::create(3) else {
+        return;
+    };
+    let pg = TempPostgres::start_on(Some((HUB, "10.201.0.0/24")));
+    let nats = Nats::start_on(std::net::SocketAddr::new(
+        HUB.parse().unwrap(),
+        free_addr().port(),
+    ));
+    let users = users_file("cluster-netns", USERS);
+    let login = login_server(
+        0,
+        &[
+            "--MsgServerListenIP",
+            HUB,
+            "--MsgServerAllow",
+            "10.201.0.0/24",
+        ],
+    );
+    let login_msg = login.addr("msg_server");
+    let (url, nats_addr) = (pg.url_on(HUB), nats.addr.to_string());
+    let (users, port) = (
+        users.to_str().unwrap().to_string(),
+        login_msg.port().to_string(),
+    );
+    let mut servers: Vec<Proc> = net
+        .namespaces
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            let addr = Net::addr(i);
+            let mut cmd = std::process::Command::new("ip");
+            cmd.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_msg_server")])
+                .args(["--ListenIP", &addr, "--ListenPort", "0", "--IpAddr1", &addr])
+                .args(["--IpAddr2", &addr, "--UsersFile", &users])
+                .args(["--LoginServerIP1", HUB, "--LoginServerPort1", &port])
+                .args(cluster_args(&url, &nats_addr));
+            let p = Proc::start_cmd(cmd, 1);
+            assert_eq!(p.addr("client").ip().to_string(), addr);
+            p
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500)); // registrations
+    load_with_kill_9(login.addr("client"), &mut servers[2]);
 }

@@ -11,8 +11,10 @@ use std::process::Command;
 /// A running temporary PostgreSQL server.
 pub struct TempPostgres {
     dir: PathBuf,
-    /// Its loopback port.
+    /// Its port (on loopback and [`listen`](Self::start_on)).
     pub port: u16,
+    /// Addresses it listens on.
+    listen: String,
     as_postgres: bool,
 }
 
@@ -32,8 +34,14 @@ fn bin(name: &str) -> String {
 }
 
 impl TempPostgres {
-    /// Starts one (panics with the server's log if it cannot).
+    /// Starts one on loopback (panics with the server's log if it cannot).
     pub fn start() -> TempPostgres {
+        TempPostgres::start_on(None)
+    }
+
+    /// Starts one listening on loopback and, with `Some((ip, cidr))`, on
+    /// `ip` too, trusting clients from `cidr` (test namespaces).
+    pub fn start_on(also: Option<(&str, &str)>) -> TempPostgres {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
@@ -44,6 +52,10 @@ impl TempPostgres {
         let mut pg = TempPostgres {
             dir,
             port: free_port(),
+            listen: match also {
+                Some((ip, _)) => format!("127.0.0.1,{ip}"),
+                None => "127.0.0.1".into(),
+            },
             as_postgres,
         };
         if as_postgres {
@@ -71,6 +83,14 @@ impl TempPostgres {
                 "--no-sync",
             ],
         );
+        if let Some((_, cidr)) = also {
+            use std::io::Write;
+            let mut hba = std::fs::OpenOptions::new()
+                .append(true)
+                .open(data.join("pg_hba.conf"))
+                .unwrap();
+            writeln!(hba, "host all all {cidr} trust").unwrap();
+        }
         // The port was free a moment ago; another test may have taken it
         // since: try a few.
         for attempt in 1.. {
@@ -91,9 +111,10 @@ impl TempPostgres {
 
     fn pg_ctl_start(&self) -> Result<(), String> {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            "-p {} -k {} -c listen_addresses={} -c fsync=off -c max_connections=50",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.listen
         );
         let (data, log) = (self.dir.join("data"), self.dir.join("log"));
         self.run(
@@ -166,6 +187,11 @@ impl TempPostgres {
             "host=127.0.0.1 port={} user=postgres dbname={db}",
             self.port
         )
+    }
+
+    /// Connection string of the test database `im` at `host`.
+    pub fn url_on(&self, host: &str) -> String {
+        format!("host={host} port={} user=postgres dbname=im", self.port)
     }
 
     /// Connection string of the test database `im`.
