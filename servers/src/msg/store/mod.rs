@@ -203,6 +203,36 @@ pub struct UserSession {
     pub latest: Option<StoredMessage>,
 }
 
+impl UserSession {
+    /// A session as a store keeps it for a user: created at `created`,
+    /// removed (-1: never) when its newest id was `removed_at`, at
+    /// `removed_time`; removed still unless a newer message came, and
+    /// updated at its newest message (or its removal, if later).
+    pub fn from_stored(
+        session: SessionKey,
+        created: u32,
+        removed_at: i64,
+        removed_time: u32,
+        unread: u32,
+        latest: Option<StoredMessage>,
+    ) -> UserSession {
+        let latest_id = latest.as_ref().map_or(0, |m| i64::from(m.msg_id));
+        let latest_time = latest.as_ref().map_or(created, |m| m.create_time);
+        let removed = removed_at >= 0 && latest_id <= removed_at;
+        UserSession {
+            session,
+            removed,
+            updated: if removed {
+                removed_time.max(latest_time)
+            } else {
+                latest_time
+            },
+            unread,
+            latest,
+        }
+    }
+}
+
 /// A request to the store.
 #[derive(Debug, Clone)]
 pub enum Op {

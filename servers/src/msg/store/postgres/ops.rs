@@ -325,22 +325,14 @@ fn sessions(
                 msg_type: r.get(8),
                 data: r.get(9),
             });
-            let (created, removed_at, removed_time) =
-                (u32_of(r, 1), r.get::<_, i64>(2), u32_of(r, 3));
-            let latest_id = latest.as_ref().map_or(0, |m| i64::from(m.msg_id));
-            let latest_time = latest.as_ref().map_or(created, |m| m.create_time);
-            let removed = removed_at >= 0 && latest_id <= removed_at;
-            UserSession {
+            UserSession::from_stored(
                 session,
-                removed,
-                updated: if removed {
-                    removed_time.max(latest_time)
-                } else {
-                    latest_time
-                },
-                unread: r.get::<_, i64>(4) as u32,
+                u32_of(r, 1),
+                r.get(2),
+                u32_of(r, 3),
+                r.get::<_, i64>(4) as u32,
                 latest,
-            }
+            )
         })
         .filter(|s| s.updated > since && (!unread_only || s.unread > 0))
         .collect();
