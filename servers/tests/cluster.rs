@@ -124,6 +124,26 @@ fn messages_cross_servers_to_every_connection_exactly_once_in_order() {
 }
 
 #[test]
+fn the_senders_other_connections_get_a_copy_on_any_server() {
+    let c = cluster("cluster-copy", 2, 2);
+    let mut alice = user(c.addr(0), 1);
+    let mut alice_phone = servers::client::ImClient::connect(c.addr(1), T).unwrap();
+    assert_eq!(
+        alice_phone.login("u1", "pw1", true, T).unwrap().result_code,
+        0
+    );
+    let mut bob = user(c.addr(1), 2);
+    send(&mut alice, 2, "copy", 3);
+    assert_eq!(receive(&mut bob, 3).len(), 3);
+    let copies = receive(&mut alice_phone, 3);
+    assert_eq!(
+        copies.iter().map(|m| (m.0, m.1)).collect::<Vec<_>>(),
+        [(1, 1), (1, 2), (1, 3)],
+        "alice's own messages, once each"
+    );
+}
+
+#[test]
 fn a_login_on_another_server_kicks_the_same_class() {
     let c = cluster("cluster-kick", 2, 2);
     let mut first = user(c.addr(0), 1);

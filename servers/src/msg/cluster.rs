@@ -43,6 +43,7 @@ use std::time::Duration;
 const DELIVER: u8 = 1;
 const KICK: u8 = 2;
 const STATUS: u8 = 3;
+const COPY: u8 = 4;
 
 /// Subscription ids: a user's id, or this bit with a department's id.
 const DEPT_SID: u64 = 1 << 32;
@@ -243,6 +244,16 @@ pub(super) fn publish_delivery(
     }
 }
 
+/// The sender's copy of a committed message (`to`: the session as the
+/// sender names it) goes to the sender's connections on other servers.
+pub(super) fn publish_copy(state: &mut super::MsgState, m: &StoredMessage, to: u32) {
+    if state.cluster.is_some() {
+        let mut p = encode_delivery(m, to, None);
+        p[0] = COPY;
+        queue(state, Out::Pub(m.from.into(), p));
+    }
+}
+
 fn encode_delivery(m: &StoredMessage, receiver: u32, pos: Option<u64>) -> Vec<u8> {
     let mut p = Vec::with_capacity(40 + m.data.len());
     p.push(DELIVER);
@@ -272,6 +283,10 @@ enum Event {
         user: u32,
         online: bool,
     },
+    Copy {
+        to: u32,
+        message: StoredMessage,
+    },
 }
 
 /// An event on subject `sid`'s user (or department).
@@ -286,24 +301,27 @@ fn decode(user: u32, p: &[u8]) -> Option<Event> {
             user: u32_at(1)?,
             online: *p.get(5)? != 0,
         }),
-        DELIVER => {
+        kind @ (DELIVER | COPY) => {
             let receiver = u32_at(1)?;
-            if receiver != user {
-                return None;
-            }
             let pos = u64_at(5)?.checked_sub(1);
-            let session = SessionKey::from_i64(u64_at(13)? as i64);
-            Some(Event::Deliver {
+            let message = StoredMessage {
+                session: SessionKey::from_i64(u64_at(13)? as i64),
+                msg_id: u32_at(21)?,
+                from: u32_at(25)?,
+                create_time: u32_at(29)?,
+                msg_type: u32_at(33)? as i32,
+                data: p.get(37..)?.to_vec(),
+            };
+            if kind == COPY {
+                return (message.from == user).then_some(Event::Copy {
+                    to: receiver,
+                    message,
+                });
+            }
+            (receiver == user).then_some(Event::Deliver {
                 receiver,
                 pos,
-                message: StoredMessage {
-                    session,
-                    msg_id: u32_at(21)?,
-                    from: u32_at(25)?,
-                    create_time: u32_at(29)?,
-                    msg_type: u32_at(33)? as i32,
-                    data: p.get(37..)?.to_vec(),
-                },
+                message,
             })
         }
         _ => None,
@@ -328,17 +346,32 @@ fn on_event(s: &mut ImServer<MsgConn>, ctx: &mut Context, sid: u64, event: Event
                 }
             });
         }
+        Event::Copy { to, message } => {
+            let copy = message.to_msg_data(to);
+            let header = pdu::Header::new(pdu::sid::MSG, pdu::cid::msg::DATA);
+            super::route::with_any(s, ctx, handles.clone(), |cx| {
+                for h in handles {
+                    let _ = cx.send_pdu_to(h, &header, &copy);
+                }
+            });
+        }
         Event::Deliver {
             receiver,
             pos,
             message,
         } => {
-            // A mailbox being fed from the store gets it from there, in order.
-            if s.shared.drains.contains_key(&receiver) {
-                return;
-            }
+            // The connection being fed the mailbox from the store gets it
+            // from there, in order: the feed fetches once more before it
+            // ends. The user's other connections get it now.
+            let fed = match s.shared.drains.get_mut(&receiver) {
+                Some(d) => {
+                    d.recheck = true;
+                    Some(d.conn)
+                }
+                None => None,
+            };
             super::route::with_any(s, ctx, handles.clone(), |cx| {
-                for h in handles {
+                for h in handles.into_iter().filter(|h| Some(*h) != fed) {
                     super::route::deliver_once(cx, h, &message, receiver, pos);
                 }
             });
@@ -445,6 +478,10 @@ mod tests {
         assert_eq!(decode(8, &p), None, "for another user");
         assert_eq!(decode(9, &p[..20]), None, "cut short");
         assert_eq!(decode(9, &[KICK, 1]), Some(Event::Kick { mobile: true }));
+        let mut copy = encode_delivery(&m, 9, None);
+        copy[0] = COPY;
+        assert!(matches!(decode(3, &copy), Some(Event::Copy { to: 9, .. })));
+        assert_eq!(decode(9, &copy), None, "a copy goes to its sender");
         assert_eq!(
             decode(4, &[STATUS, 9, 0, 0, 0, 1]),
             Some(Event::Status {

@@ -79,6 +79,10 @@ struct Drain {
     after: u64,
     /// A fetch is in flight.
     fetching: bool,
+    /// A message for the user came from another msg_server during the
+    /// feed: fetch once more before ending it (the message is committed, so
+    /// a fetch from now on sees it).
+    recheck: bool,
     /// Tells a stale fetch's answer (the drain moved on) from the current.
     generation: u64,
 }

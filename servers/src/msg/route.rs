@@ -128,6 +128,9 @@ fn stored(
         let pos = mailbox.iter().find(|(u, _)| *u == r).map(|(_, p)| *p);
         super::cluster::publish_delivery(&mut s.shared, &m, r, pos);
     }
+    if !receivers.contains(&m.from) {
+        super::cluster::publish_copy(&mut s.shared, &m, to);
+    }
     let from = m.from;
     let mut handles = vec![h];
     handles.extend(s.shared.online.get(from));
@@ -264,6 +267,7 @@ pub(super) fn start_drain(cx: &mut ConnCtx<'_, MsgConn>, user: u32, conn: Handle
             conn,
             after: 0,
             fetching: false,
+            recheck: false,
             generation,
         },
     );
@@ -380,10 +384,12 @@ fn backlog(
                 d.after = *pos;
             }
         }
+        let mut recheck = false;
         if let Some(d) = cx.shared.drains.get_mut(&user) {
             d.fetching = false;
+            recheck = std::mem::take(&mut d.recheck);
         }
-        if complete && all_fed {
+        if complete && all_fed && !recheck {
             cx.shared.drains.remove(&user);
         } else {
             pump(cx, user);
