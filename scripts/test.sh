@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 for bin_pkg in "memcached:memcached" "memccapable:libmemcached-tools" \
         "nc:netcat-openbsd" "socat:socat" "curl:curl" "wrk:wrk" \
-        "ip:iproute2" "nft:nftables"; do
+        "ip:iproute2" "nft:nftables" "pg_ctlcluster:postgresql" \
+        "nats-server:nats-server"; do
     bin=${bin_pkg%%:*}; pkg=${bin_pkg##*:}
     command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

@@ -23,7 +23,8 @@
 //!   a high-water mark, a hard cap, half-close after drain;
 //! - [`policy`]: heartbeats, idle and login deadlines, reconnect backoff;
 //! - [`maps`]: user id to connections;
-//! - [`http`]: HTTP/1.1 requests as a codec, and responses.
+//! - [`http`]: HTTP/1.1 requests as a codec, and responses;
+//! - [`nats`]: the client side of NATS's text protocol as a codec.
 //!
 //! ```
 //! use imconn::{Accepted, ConnConfig, ConnCtx, Connection, ImServer, PduCodec, RawFrame};
@@ -62,6 +63,7 @@ pub mod group;
 pub mod http;
 mod link;
 pub mod maps;
+pub mod nats;
 pub mod pdu_codec;
 pub mod policy;
 pub mod server;
@@ -76,6 +78,7 @@ pub use codec::{
 pub use ctx::ConnCtx;
 pub use group::ServerGroup;
 pub use maps::UserMap;
+pub use nats::{NatsCodec, NatsFrame, NatsOut};
 pub use pdu_codec::{ImServer, PduCodec, RawFrame};
 pub use policy::{Backoff, Timeouts};
 pub use server::{Accepted, ConnConfig, Connection, Server, DEFAULT_MAX_FRAME};

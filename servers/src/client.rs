@@ -176,6 +176,8 @@ impl ImClient {
                     ))
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                // A signal (a child process of the caller ending): read on.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e)
                     if matches!(
                         e.kind(),

@@ -14,7 +14,13 @@ pub const USAGE_EXIT: i32 = 2;
 /// unknown key or an unreadable file prints the reason and exits 2.
 pub fn command_line(program: &str, about: &str, keys: &[Key]) -> Config {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match Config::from_command_line(&args, keys) {
+    command_line_of(program, about, keys, &args)
+}
+
+/// [`command_line`] over `args` (what follows the program name, or a
+/// subcommand).
+pub fn command_line_of(program: &str, about: &str, keys: &[Key], args: &[String]) -> Config {
+    match Config::from_command_line(args, keys) {
         Ok(CommandLine::Run(config)) => config,
         Ok(CommandLine::Help) => {
             print!("{}", config::help(program, about, keys));

@@ -233,15 +233,7 @@ fn status_notifications_go_to_online_users_of_the_same_department() {
 #[test]
 fn notifications_per_change_are_bounded_by_status_notify_max() {
     // Five users of one department; at most two are told.
-    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("users-buddy-bound-{}.txt", std::process::id()));
-    let mut text = String::from("dept 7 0 Everyone\n");
-    for id in 1..=5 {
-        let line =
-            servers::users::user_line(id, &format!("u{id}"), &format!("s{id}"), &format!("pw{id}"));
-        text.push_str(&format!("{line} 7\n"));
-    }
-    std::fs::write(&path, text).unwrap();
+    let path = common::users_file_in_dept("buddy-bound", 5, 7);
     let msg = common::msg_server(&path, None, &["--StatusNotifyMax", "2"]);
     let addr = msg.addr("client");
     let mut early: Vec<ImClient> = (1..=4).map(|id| common::user(addr, id)).collect();

@@ -50,15 +50,38 @@ fn send_until_killed(addr: std::net::SocketAddr, from: u32) -> Vec<(u32, u32, u3
 }
 
 #[test]
-fn kill_9_under_load_loses_nothing_acknowledged() {
-    let users = users_file("restart", 12);
+fn kill_9_under_load_loses_nothing_acknowledged_sqlite() {
     let db = db_path("restart");
-    let extra = [
-        "--DbPath",
-        db.to_str().unwrap(),
-        "--MsgRateLimit",
-        "1000000",
-    ];
+    kill_9_loses_nothing_acknowledged(
+        "sqlite",
+        &["--DbPath", db.to_str().unwrap()],
+        Some(db.clone()),
+        1500,
+    );
+}
+
+#[test]
+fn kill_9_under_load_loses_nothing_acknowledged_postgres() {
+    let pg = pg::TempPostgres::start();
+    let url = pg.url();
+    kill_9_loses_nothing_acknowledged(
+        "postgres",
+        &["--Store", "postgres", "--PostgresUrl", &url],
+        None,
+        3000, // a batch costs round trips to another process
+    );
+}
+
+/// The same scenario over the store `store_args` select.
+fn kill_9_loses_nothing_acknowledged(
+    tag: &str,
+    store_args: &[&str],
+    db: Option<std::path::PathBuf>,
+    run_ms: u64,
+) {
+    let users = users_file(&format!("restart-{tag}"), 12);
+    let mut extra = vec!["--MsgRateLimit", "1000000"];
+    extra.extend(store_args);
     let ms = msg_server(&users, None, &extra);
     let addr = ms.addr("client");
     let stop = Arc::new(AtomicBool::new(false));
@@ -83,7 +106,7 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
     let senders: Vec<_> = SENDERS
         .map(|s| std::thread::spawn(move || send_until_killed(addr, s)))
         .collect();
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(run_ms));
     drop(ms); // SIGKILL, mid-stream
     let acked: Vec<_> = senders
         .into_iter()
@@ -102,7 +125,7 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
     );
 
     let mut ms = msg_server(&users, None, &extra);
-    ms.db = Some(db.clone()); // removed with the process
+    ms.db = db; // removed with the process
     let addr = ms.addr("client");
     // Every acknowledged message is in its session's history, under its id;
     // ids in a session run 1, 2, 3... without gaps.
@@ -195,9 +218,11 @@ fn recent(c: &mut servers::client::ImClient) -> Vec<ContactSessionInfo> {
     rsp.contact_session_list
 }
 
-fn commands_answered_from(store: &str) {
+fn commands_answered_from(store: &str, extra: &[&str]) {
     let users = users_file(&format!("commands-{store}"), 3);
-    let ms = msg_server(&users, None, &["--Store", store]);
+    let mut args = vec!["--Store", store];
+    args.extend(extra);
+    let ms = msg_server(&users, None, &args);
     let addr = ms.addr("client");
     let (mut alice, mut bob) = (user(addr, 1), user(addr, 2));
     let mut bob_phone = servers::client::ImClient::connect(addr, T).unwrap();
@@ -365,10 +390,163 @@ fn commands_answered_from(store: &str) {
 
 #[test]
 fn commands_are_answered_from_the_sqlite_store() {
-    commands_answered_from("sqlite");
+    commands_answered_from("sqlite", &[]);
+}
+
+#[test]
+fn commands_are_answered_from_the_postgres_store() {
+    let pg = pg::TempPostgres::start();
+    commands_answered_from("postgres", &["--PostgresUrl", &pg.url()]);
 }
 
 #[test]
 fn commands_are_answered_from_the_memory_store() {
-    commands_answered_from("memory");
+    commands_answered_from("memory", &[]);
+}
+
+/// Sends `n` messages to `to` pipelined (32 in flight); the ids acked, in
+/// the order of the acks.
+fn send_pipelined(c: &mut servers::client::ImClient, to: u32, n: usize) -> Vec<u32> {
+    let mut sent = 0;
+    let mut in_flight = 0;
+    while sent < n || in_flight > 0 {
+        while sent < n && in_flight < 32 {
+            c.send_text(to, &format!("m{sent}")).unwrap();
+            sent += 1;
+            in_flight += 1;
+        }
+        c.wait_ack(Instant::now() + T).unwrap();
+        in_flight -= 1;
+    }
+    std::mem::take(&mut c.acked)
+}
+
+#[test]
+fn two_servers_writing_one_session_give_unique_increasing_ids() {
+    let pg = pg::TempPostgres::start();
+    let url = pg.url();
+    let users = users_file("pg-two-writers", 2);
+    let args = [
+        "--Store",
+        "postgres",
+        "--PostgresUrl",
+        &url,
+        "--MsgRateLimit",
+        "1000000",
+    ];
+    let (a, b) = (
+        msg_server(&users, None, &args),
+        msg_server(&users, None, &args),
+    );
+    let (addr_a, addr_b) = (a.addr("client"), b.addr("client"));
+    const N: usize = 400;
+    // u1 on server A and u2 on server B write session (1, 2) at once.
+    let one = std::thread::spawn(move || send_pipelined(&mut user(addr_a, 1), 2, N));
+    let two = std::thread::spawn(move || send_pipelined(&mut user(addr_b, 2), 1, N));
+    let (ids1, ids2) = (one.join().unwrap(), two.join().unwrap());
+    for ids in [&ids1, &ids2] {
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids of one sender increase"
+        );
+    }
+    // Both were writing at once: their ids interleave.
+    assert!(
+        ids1[0] < ids2[N - 1] && ids2[0] < ids1[N - 1],
+        "writers overlapped"
+    );
+    let mut all: Vec<u32> = ids1.iter().chain(&ids2).copied().collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (1..=2 * N as u32).collect::<Vec<_>>(),
+        "unique, no gaps"
+    );
+    // Both writers' messages interleave in the history (both were writing
+    // at once), in id order.
+    let mut c = user(addr_a, 1);
+    let h = history(&mut c, 2);
+    assert_eq!(h.len(), 2 * N);
+    let ids: Vec<u32> = h.iter().map(|m| m.0).collect();
+    assert_eq!(ids, (1..=2 * N as u32).collect::<Vec<_>>());
+}
+
+fn migrate(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_msg_server"))
+        .arg("migrate")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn migrate_creates_then_keeps_the_schema_of_both_stores() {
+    let db = db_path("migrate");
+    let sqlite = ["--DbPath", db.to_str().unwrap()];
+    assert!(migrate(&sqlite).contains("schema version 0 -> 1"));
+    assert!(migrate(&sqlite).contains("schema version 1 -> 1"));
+    let pg = pg::TempPostgres::start();
+    let url = pg.url();
+    let postgres = ["--Store", "postgres", "--PostgresUrl", &url];
+    assert!(migrate(&postgres).contains("schema version 0 -> 1"));
+    assert!(migrate(&postgres).contains("schema version 1 -> 1"));
+    // A database newer than the program is refused, not touched.
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.batch_execute("UPDATE schema_version SET version = 99")
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_msg_server"))
+        .arg("migrate")
+        .args(postgres)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("newer"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+}
+
+#[test]
+fn postgres_going_away_refuses_messages_and_its_return_needs_no_restart() {
+    let pg = pg::TempPostgres::start();
+    let url = pg.url();
+    let users = users_file("pg-outage", 2);
+    let ms = msg_server(
+        &users,
+        None,
+        &["--Store", "postgres", "--PostgresUrl", &url],
+    );
+    let addr = ms.addr("client");
+    let (mut alice, mut bob) = (user(addr, 1), user(addr, 2));
+    alice.send_text(2, "before").unwrap();
+    alice.wait_ack(Instant::now() + T).unwrap();
+    pg.pause();
+    // Not stored, so not acknowledged.
+    alice.send_text(2, "while down").unwrap();
+    assert!(alice
+        .wait_ack(Instant::now() + Duration::from_millis(1500))
+        .is_err());
+    pg.resume();
+    // The writer reconnects at its next batch.
+    let mut n = 0;
+    let id = loop {
+        assert!(n < 50, "messages never acknowledged again");
+        alice.send_text(2, &format!("after-{n}")).unwrap();
+        if let Ok(id) = alice.wait_ack(Instant::now() + Duration::from_millis(500)) {
+            break id;
+        }
+        n += 1;
+    };
+    assert_eq!(id, 2, "the refused message used no id");
+    let got: Vec<Vec<u8>> = drain(&mut bob, Duration::from_millis(500))
+        .into_iter()
+        .map(|m| m.2)
+        .collect();
+    assert_eq!(got, [b"before".to_vec(), format!("after-{n}").into_bytes()]);
 }

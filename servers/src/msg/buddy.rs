@@ -218,12 +218,15 @@ pub(super) fn presence_changed(cx: &mut ConnCtx<'_, MsgConn>, user: u32) {
         .take(state.settings.status_notify_max)
         .flat_map(|m| state.online.get(*m).iter().copied())
         .collect();
-    if members.is_empty() {
+    let local_members = !members.is_empty();
+    if !local_members {
         state.buddy.online_by_dept.remove(&dept);
     }
     if !changed {
         return;
     }
+    // Other msg_servers tell their members of the department.
+    super::cluster::presence(state, user, dept, online, local_members);
     let notify = ImUserStatNotify {
         user_stat: UserStat {
             user_id: user,
@@ -234,4 +237,49 @@ pub(super) fn presence_changed(cx: &mut ConnCtx<'_, MsgConn>, user: u32) {
     for h in targets {
         let _ = cx.send_pdu_to(h, &header, &notify);
     }
+}
+
+/// Departments with members online on this server.
+pub(super) fn online_departments(state: &MsgState) -> impl Iterator<Item = u32> + '_ {
+    state.buddy.online_by_dept.keys().copied()
+}
+
+/// `user` of department `dept` went on or off line on another msg_server:
+/// tells up to `StatusNotifyMax` members of the department online here.
+pub(super) fn remote_presence(
+    s: &mut imconn::ImServer<MsgConn>,
+    ctx: &mut netlib::Context,
+    user: u32,
+    dept: u32,
+    online: bool,
+) {
+    let state = &s.shared;
+    let targets: Vec<_> = state
+        .buddy
+        .online_by_dept
+        .get(&dept)
+        .into_iter()
+        .flatten()
+        .filter(|m| **m != user)
+        .take(state.settings.status_notify_max)
+        .flat_map(|m| state.online.get(*m).iter().copied())
+        .collect();
+    // Still on line here (another connection) wins over off line there.
+    let status = if online || state.online.is_online(user) {
+        UserStatType::UserStatusOnline
+    } else {
+        UserStatType::UserStatusOffline
+    };
+    let notify = ImUserStatNotify {
+        user_stat: UserStat {
+            user_id: user,
+            status: status as i32,
+        },
+    };
+    let header = Header::new(sid::BUDDY_LIST, cid::buddy::STATUS_NOTIFY);
+    super::route::with_any(s, ctx, targets.clone(), |cx| {
+        for h in targets {
+            let _ = cx.send_pdu_to(h, &header, &notify);
+        }
+    });
 }

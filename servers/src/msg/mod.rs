@@ -19,8 +19,11 @@
 //!   (unread counts, history, latest id, messages by id, read acks, recent
 //!   sessions);
 //! - [`groups`](self::groups): normal and temporary groups, membership;
-//! - [`store`]: where messages live (SQLite on a thread of its own, or
-//!   memory), behind [`store::MessageStore`];
+//! - [`buddy`](self::buddy): users, departments, status notifications;
+//! - [`cluster`](self::cluster): several msg_servers as one service -
+//!   deliveries, logins and status changes routed over NATS;
+//! - [`store`]: where messages live (SQLite or PostgreSQL on a thread of
+//!   their own, or memory), behind [`store::MessageStore`];
 //! - [`settings`](self::settings): the config keys.
 //!
 //! Fixes over TeamTalk's msg_server: before a successful login only login
@@ -33,6 +36,7 @@
 //! hold is bounded in the config.
 
 mod buddy;
+mod cluster;
 mod groups;
 mod link;
 mod queries;
@@ -75,6 +79,10 @@ struct Drain {
     after: u64,
     /// A fetch is in flight.
     fetching: bool,
+    /// A message for the user came from another msg_server during the
+    /// feed: fetch once more before ending it (the message is committed, so
+    /// a fetch from now on sees it).
+    recheck: bool,
     /// Tells a stale fetch's answer (the drain moved on) from the current.
     generation: u64,
 }
@@ -98,6 +106,8 @@ pub struct MsgState {
     client_conns: u32,
     messages: u64,
     buddy: buddy::BuddyState,
+    /// Routing to other msg_servers over NATS (`NatsAddr`), if configured.
+    cluster: Option<cluster::Cluster>,
     refused: u64,
 }
 
@@ -117,6 +127,7 @@ impl MsgState {
             client_conns: 0,
             messages: 0,
             buddy: buddy::BuddyState::default(),
+            cluster: None,
             refused: 0,
         }
     }
@@ -378,6 +389,14 @@ fn open_store(
             )
             .map_err(|e| format!("DbPath {e}"))?,
         ),
+        StoreKind::Postgres { url, batch_max } => Box::new(store::postgres::PostgresStore::open(
+            store::postgres::PostgresConfig {
+                url: url.clone(),
+                batch_max: *batch_max,
+                bounds: settings.bounds,
+            },
+            completions,
+        )?),
         StoreKind::Memory { history_max } => Box::new(store::memory::MemoryStore::new(
             completions,
             settings.bounds,
@@ -386,12 +405,40 @@ fn open_store(
     })
 }
 
+/// Creates or upgrades the configured store's schema (`msg_server
+/// migrate`): what changed, for people.
+pub fn migrate(settings: &Settings) -> Result<String, String> {
+    match &settings.store {
+        StoreKind::Sqlite { path, .. } => {
+            let (before, after) = store::sqlite::migrate(path)?;
+            Ok(format!(
+                "sqlite {}: schema version {before} -> {after}",
+                path.display()
+            ))
+        }
+        StoreKind::Postgres { url, .. } => {
+            let mut client = postgres::Client::connect(url, postgres::NoTls)
+                .map_err(|e| format!("PostgresUrl: {e}"))?;
+            let (before, after) =
+                store::postgres::migrate(&mut client).map_err(|e| format!("migration: {e}"))?;
+            if before > after {
+                return Err(format!(
+                    "schema version {before} is newer than this msg_server ({after})"
+                ));
+            }
+            Ok(format!("postgres: schema version {before} -> {after}"))
+        }
+        StoreKind::Memory { .. } => Ok("memory store: nothing to migrate".into()),
+    }
+}
+
 /// Starts msg_server on `ctx`: the store, listeners, login_server links,
 /// stats timer. Returns the server handle and the bound client addresses.
 pub fn start(
     ctx: &mut Context,
     settings: Settings,
 ) -> Result<(HandlerRef, Vec<SocketAddr>), Box<dyn std::error::Error>> {
+    let nats = settings.nats;
     let client_config = ConnConfig {
         timeouts: settings.client_timeouts,
         limits: Limits {
@@ -445,6 +492,12 @@ pub fn start(
         Some(Ok(())) => {}
         Some(Err(e)) => return Err(format!("message store: {e}").into()),
         None => return Err("msg_server handler vanished".into()),
+    }
+    if let Some(addr) = nats {
+        let c = cluster::start(ctx, server, addr, retry_min);
+        ctx.with_handler(server, |s: &mut ImServer<MsgConn>, _| {
+            s.shared.cluster = Some(c)
+        });
     }
     let mut bound = Vec::new();
     for addr in listen {

@@ -34,7 +34,7 @@ const BACKLOG_WINDOW: usize = 256;
 
 /// Runs `f` as a hook of the first open connection among `handles` (any
 /// one gives access to every connection); false if none is open.
-fn with_any(
+pub(super) fn with_any(
     s: &mut ImServer<MsgConn>,
     ctx: &mut Context,
     handles: impl IntoIterator<Item = Handle>,
@@ -123,6 +123,14 @@ fn stored(
         }
     };
     s.shared.messages += 1;
+    // Servers where a receiver is online too get it over NATS.
+    for &r in receivers {
+        let pos = mailbox.iter().find(|(u, _)| *u == r).map(|(_, p)| *p);
+        super::cluster::publish_delivery(&mut s.shared, &m, r, pos);
+    }
+    if !receivers.contains(&m.from) {
+        super::cluster::publish_copy(&mut s.shared, &m, to);
+    }
     let from = m.from;
     let mut handles = vec![h];
     handles.extend(s.shared.online.get(from));
@@ -204,6 +212,25 @@ fn deliver(
     }
 }
 
+/// [`deliver`] unless connection `conn` already holds `m` unacknowledged (a
+/// copy from another server that the mailbox feed also read).
+pub(super) fn deliver_once(
+    cx: &mut ConnCtx<'_, MsgConn>,
+    conn: Handle,
+    m: &StoredMessage,
+    receiver: u32,
+    pos: Option<u64>,
+) {
+    let held = cx
+        .shared
+        .pending
+        .get(&conn)
+        .is_some_and(|p| p.msgs.contains_key(&(m.session, m.msg_id)));
+    if !held {
+        deliver(cx, conn, m, receiver, pos);
+    }
+}
+
 /// `IMMsgDataAck` from a receiver: the delivery leaves its mailbox.
 pub(super) fn delivery_ack(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     let Some(ack) = super::decode::<ImMsgDataAck>(cx, pdu) else {
@@ -240,6 +267,7 @@ pub(super) fn start_drain(cx: &mut ConnCtx<'_, MsgConn>, user: u32, conn: Handle
             conn,
             after: 0,
             fetching: false,
+            recheck: false,
             generation,
         },
     );
@@ -356,10 +384,12 @@ fn backlog(
                 d.after = *pos;
             }
         }
+        let mut recheck = false;
         if let Some(d) = cx.shared.drains.get_mut(&user) {
             d.fetching = false;
+            recheck = std::mem::take(&mut d.recheck);
         }
-        if complete && all_fed {
+        if complete && all_fed && !recheck {
             cx.shared.drains.remove(&user);
         } else {
             pump(cx, user);

@@ -39,35 +39,8 @@ pub(super) fn login(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     };
     let (user_id, name, info) = (user.id, user.name.clone(), super::buddy::user_info(user));
     let mobile = ClientType::try_from(req.client_type).is_ok_and(|t| t.is_mobile());
-    // One session per user and client class: kick the older one.
-    let same_class: Vec<Handle> = cx
-        .shared
-        .online
-        .get(user_id)
-        .iter()
-        .copied()
-        .filter(|h| {
-            cx.shared
-                .sessions
-                .get(h)
-                .is_some_and(|s| s.mobile == mobile)
-        })
-        .collect();
-    for old in same_class {
-        log::info!("user {user_id} logged in again: kicking {old}");
-        let kick = ImKickUser {
-            user_id,
-            kick_reason: KickReasonType::KickReasonDuplicateUser as i32,
-        };
-        let _ = cx.send_pdu_to(old, &Header::new(sid::LOGIN, cid::login::KICK_USER), &kick);
-        cx.close_conn_after_flush(old);
-        // The old session stops receiving at once; what it left
-        // unacknowledged is still in the mailbox.
-        cx.shared.online.remove(user_id, old);
-        cx.shared.sessions.remove(&old);
-        cx.shared.pending.remove(&old);
-        route::stop_drain_on(cx.shared, user_id, old);
-    }
+    kick_same_class(cx, user_id, mobile);
+    super::cluster::logged_in(cx.shared, user_id, mobile);
     let h = cx.handle();
     cx.set_logged_in();
     if mobile {
@@ -117,6 +90,9 @@ pub(super) fn logout(cx: &mut ConnCtx<'_, MsgConn>, reason: CloseReason) {
     let user = session.user_id;
     log::info!("{h} user {user} logged out: {reason}");
     cx.shared.online.remove(user, h);
+    if !cx.shared.online.is_online(user) {
+        super::cluster::offline(cx.shared, user);
+    }
     super::buddy::presence_changed(cx, user);
     let was_draining = route::stop_drain_on(cx.shared, user, h);
     // What this connection left unacknowledged (and the rest of the
@@ -134,4 +110,38 @@ pub(super) fn logout(cx: &mut ConnCtx<'_, MsgConn>, reason: CloseReason) {
         &Header::new(sid::OTHER, cid::other::USER_CNT_UPDATE),
         &update,
     );
+}
+
+/// One session per user and client class: kicks this server's sessions of
+/// `user_id` of the class (`mobile` or not) - a new login here, or one on
+/// another msg_server ([`super::cluster`]).
+pub(super) fn kick_same_class(cx: &mut ConnCtx<'_, MsgConn>, user_id: u32, mobile: bool) {
+    let same_class: Vec<Handle> = cx
+        .shared
+        .online
+        .get(user_id)
+        .iter()
+        .copied()
+        .filter(|h| {
+            cx.shared
+                .sessions
+                .get(h)
+                .is_some_and(|s| s.mobile == mobile)
+        })
+        .collect();
+    for old in same_class {
+        log::info!("user {user_id} logged in again: kicking {old}");
+        let kick = ImKickUser {
+            user_id,
+            kick_reason: KickReasonType::KickReasonDuplicateUser as i32,
+        };
+        let _ = cx.send_pdu_to(old, &Header::new(sid::LOGIN, cid::login::KICK_USER), &kick);
+        cx.close_conn_after_flush(old);
+        // The old session stops receiving at once; what it left
+        // unacknowledged is still in the mailbox.
+        cx.shared.online.remove(user_id, old);
+        cx.shared.sessions.remove(&old);
+        cx.shared.pending.remove(&old);
+        route::stop_drain_on(cx.shared, user_id, old);
+    }
 }

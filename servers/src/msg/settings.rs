@@ -22,6 +22,14 @@ pub enum StoreKind {
         /// Most operations per transaction (`StoreBatchMax`).
         batch_max: usize,
     },
+    /// PostgreSQL database `PostgresUrl`, shared by several msg_servers,
+    /// written by a thread of its own (`Store=postgres`).
+    Postgres {
+        /// libpq connection string or `postgresql://` URL (`PostgresUrl`).
+        url: String,
+        /// Most operations per transaction (`StoreBatchMax`).
+        batch_max: usize,
+    },
     /// In memory, lost at exit (`Store=memory`): the comparator of
     /// benchmarks. Keeps `MemoryHistoryPerSession` messages per session.
     Memory {
@@ -62,6 +70,9 @@ pub struct Settings {
     /// server hold more for it. Its unacked deliveries go back to its
     /// offline queue.
     pub client_output_max: usize,
+    /// NATS server routing messages between msg_servers (`NatsAddr`; none:
+    /// a single msg_server).
+    pub nats: Option<SocketAddr>,
     /// Where messages are kept (`Store`, `DbPath`, `DbSynchronous`,
     /// `StoreBatchMax`, `MemoryHistoryPerSession`).
     pub store: StoreKind,
@@ -166,6 +177,12 @@ impl Settings {
             },
             link_retry_min: ms("LinkRetryMinMs", 1_000)?,
             client_output_max: c.get_or("ClientOutputMaxBytes", 16 * 1024 * 1024)?,
+            nats: match c.get("NatsAddr").unwrap_or("") {
+                "" => None,
+                a => Some(a.parse().map_err(|e| {
+                    ConfigError(format!("bad value for NatsAddr: {a:?} ({e}; e.g. 127.0.0.1:4222)"))
+                })?),
+            },
             store: match c.get("Store").unwrap_or("sqlite") {
                 "sqlite" => StoreKind::Sqlite {
                     path: PathBuf::from(c.get("DbPath").unwrap_or("msg_server.db")),
@@ -180,12 +197,23 @@ impl Settings {
                     },
                     batch_max: positive(c, "StoreBatchMax", 4096)?,
                 },
+                "postgres" => StoreKind::Postgres {
+                    url: match c.get("PostgresUrl") {
+                        Some(u) if !u.is_empty() => u.to_string(),
+                        _ => {
+                            return Err(ConfigError(
+                                "Store=postgres needs PostgresUrl (e.g. host=127.0.0.1 port=5432 user=im dbname=im)".into(),
+                            ))
+                        }
+                    },
+                    batch_max: positive(c, "StoreBatchMax", 4096)?,
+                },
                 "memory" => StoreKind::Memory {
                     history_max: positive(c, "MemoryHistoryPerSession", 1000)?,
                 },
                 other => {
                     return Err(ConfigError(format!(
-                        "bad value for Store: {other:?} (sqlite or memory)"
+                        "bad value for Store: {other:?} (sqlite, postgres or memory)"
                     )))
                 }
             },
@@ -321,12 +349,22 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "Store",
         default: "sqlite",
-        help: "where messages are kept: sqlite (durable) or memory (lost at exit)",
+        help: "where messages are kept: sqlite (durable), postgres (shared by several msg_servers) or memory (lost at exit)",
     },
     Key {
         name: "DbPath",
         default: "msg_server.db",
         help: "SQLite database file (Store=sqlite)",
+    },
+    Key {
+        name: "NatsAddr",
+        default: "",
+        help: "NATS server (ip:port) routing messages between msg_servers; empty: one msg_server",
+    },
+    Key {
+        name: "PostgresUrl",
+        default: "",
+        help: "PostgreSQL connection string (Store=postgres), e.g. host=127.0.0.1 port=5432 user=im dbname=im",
     },
     Key {
         name: "DbSynchronous",

@@ -5,6 +5,9 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod nats;
+pub mod pg;
+
 use servers::client::ImClient;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
@@ -143,6 +146,19 @@ pub fn users_file(tag: &str, n: u32) -> PathBuf {
         text.push('\n');
     }
     std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A users file like [`users_file`] whose accounts are all in department
+/// `dept` (declared in the file).
+pub fn users_file_in_dept(tag: &str, n: u32, dept: u32) -> PathBuf {
+    let path = users_file(tag, n);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out = format!("dept {dept} 0 Everyone\n");
+    for line in text.lines() {
+        out.push_str(&format!("{line} {dept}\n"));
+    }
+    std::fs::write(&path, out).unwrap();
     path
 }
 

@@ -16,6 +16,9 @@
 //!   them in one transaction, commits, then posts all outcomes back. A
 //!   message's [`Outcome::Stored`] (and so the sender's ack) exists only
 //!   after the commit.
+//! - [`postgres::PostgresStore`]: the same writer-thread model on a
+//!   PostgreSQL database shared by several msg_servers (per-session id
+//!   counters locked in the transaction keep ids unique and increasing).
 //! - [`memory::MemoryStore`]: the same model in memory on the loop thread,
 //!   lost at exit; the comparator for benchmarks and a store for tests.
 //!
@@ -23,6 +26,7 @@
 //! a message whose receiver's mailbox is full is refused, not stored.
 
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 use super::MsgConn;
@@ -199,6 +203,36 @@ pub struct UserSession {
     pub latest: Option<StoredMessage>,
 }
 
+impl UserSession {
+    /// A session as a store keeps it for a user: created at `created`,
+    /// removed (-1: never) when its newest id was `removed_at`, at
+    /// `removed_time`; removed still unless a newer message came, and
+    /// updated at its newest message (or its removal, if later).
+    pub fn from_stored(
+        session: SessionKey,
+        created: u32,
+        removed_at: i64,
+        removed_time: u32,
+        unread: u32,
+        latest: Option<StoredMessage>,
+    ) -> UserSession {
+        let latest_id = latest.as_ref().map_or(0, |m| i64::from(m.msg_id));
+        let latest_time = latest.as_ref().map_or(created, |m| m.create_time);
+        let removed = removed_at >= 0 && latest_id <= removed_at;
+        UserSession {
+            session,
+            removed,
+            updated: if removed {
+                removed_time.max(latest_time)
+            } else {
+                latest_time
+            },
+            unread,
+            latest,
+        }
+    }
+}
+
 /// A request to the store.
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -372,6 +406,75 @@ pub trait MessageStore {
     fn take_groups(&mut self) -> Vec<GroupRecord>;
 }
 
+/// An operation queued for a writer thread, with its continuation.
+pub type Job = (Op, Option<Done>);
+
+/// The loop side of a store served by a thread of its own (SQLite,
+/// PostgreSQL): a channel to the thread. Dropping it lets the thread finish
+/// what is queued and exit.
+pub struct WriterThread {
+    tx: std::sync::mpsc::Sender<Job>,
+    describe: String,
+    groups: Vec<GroupRecord>,
+}
+
+impl WriterThread {
+    /// Starts thread `name`: it blocks for the first queued job, takes every
+    /// other one already queued (up to `batch_max`), hands them to
+    /// `run_batch` (one transaction) and posts the outcomes back.
+    pub fn spawn(
+        name: &str,
+        describe: String,
+        groups: Vec<GroupRecord>,
+        batch_max: usize,
+        completions: Completions,
+        mut run_batch: impl FnMut(&mut Vec<Job>) -> Vec<(Done, Outcome)> + Send + 'static,
+    ) -> Result<WriterThread, String> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let mut batch: Vec<Job> = Vec::new();
+                while let Ok(first) = rx.recv() {
+                    batch.push(first);
+                    while batch.len() < batch_max {
+                        match rx.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    let (n, started) = (batch.len(), std::time::Instant::now());
+                    let results = run_batch(&mut batch);
+                    log::debug!("store: batch of {n} operations in {:?}", started.elapsed());
+                    completions.complete(results);
+                }
+                log::info!("store: writer thread done");
+            })
+            .map_err(|e| format!("cannot start the store thread: {e}"))?;
+        Ok(WriterThread {
+            tx,
+            describe,
+            groups,
+        })
+    }
+}
+
+impl MessageStore for WriterThread {
+    fn submit(&mut self, op: Op, done: Option<Done>) {
+        if self.tx.send((op, done)).is_err() {
+            log::error!("store thread gone: operation dropped");
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn take_groups(&mut self) -> Vec<GroupRecord> {
+        std::mem::take(&mut self.groups)
+    }
+}
+
 /// Carries outcomes from a store (any thread) back to the loop: queued, and
 /// one posted closure runs everything queued so far, in order.
 #[derive(Clone)]
@@ -475,6 +578,18 @@ impl Usage {
                     .collect())
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Usage as counted elsewhere (a shared database): (user, undelivered
+    /// messages, bytes) and the total bytes of all mailboxes.
+    pub fn from_counts(
+        per_user: impl IntoIterator<Item = (u32, usize, usize)>,
+        total_bytes: usize,
+    ) -> Usage {
+        Usage {
+            per_user: per_user.into_iter().map(|(u, n, b)| (u, (n, b))).collect(),
+            total_bytes,
         }
     }
 

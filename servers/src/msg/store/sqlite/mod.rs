@@ -43,12 +43,11 @@
 mod ops;
 
 use super::{
-    Bounds, Completions, Done, GroupRecord, MessageStore, Op, Outcome, Refusal, SessionKey, Usage,
+    Bounds, Completions, Done, GroupRecord, Job, Outcome, Refusal, SessionKey, Usage, WriterThread,
 };
 use rusqlite::Connection;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -110,48 +109,28 @@ pub struct SqliteConfig {
     pub bounds: Bounds,
 }
 
-type Job = (Op, Option<Done>);
-
-/// The SQLite store's loop side: a channel to the writer thread. Dropping
-/// it lets the thread finish what is queued and exit.
-pub struct SqliteStore {
-    tx: mpsc::Sender<Job>,
-    path: PathBuf,
-    groups: Vec<GroupRecord>,
-}
+/// The SQLite store: a [`WriterThread`] running a [`Writer`].
+pub struct SqliteStore;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database and starts the writer thread.
     /// Errors (a file that cannot be opened, a foreign schema) come back
     /// here, at startup.
-    pub fn open(config: SqliteConfig, completions: Completions) -> Result<SqliteStore, String> {
+    pub fn open(config: SqliteConfig, completions: Completions) -> Result<WriterThread, String> {
         let path = config.path.clone();
         let conn = open(&config).map_err(|e| format!("{}: {e}", path.display()))?;
         let groups = load_groups(&conn).map_err(|e| format!("{}: {e}", path.display()))?;
+        let batch_max = config.batch_max;
         let mut writer =
             Writer::new(conn, config).map_err(|e| format!("{}: {e}", path.display()))?;
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("msg-store".into())
-            .spawn(move || writer.run(&rx, &completions))
-            .map_err(|e| format!("cannot start the store thread: {e}"))?;
-        Ok(SqliteStore { tx, path, groups })
-    }
-}
-
-impl MessageStore for SqliteStore {
-    fn submit(&mut self, op: Op, done: Option<Done>) {
-        if self.tx.send((op, done)).is_err() {
-            log::error!("store thread gone: operation dropped");
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!("sqlite {}", self.path.display())
-    }
-
-    fn take_groups(&mut self) -> Vec<GroupRecord> {
-        std::mem::take(&mut self.groups)
+        WriterThread::spawn(
+            "msg-store",
+            format!("sqlite {}", path.display()),
+            groups,
+            batch_max,
+            completions,
+            move |batch| writer.run_batch(batch),
+        )
     }
 }
 
@@ -270,22 +249,6 @@ impl Writer {
         Ok(())
     }
 
-    fn run(&mut self, rx: &mpsc::Receiver<Job>, completions: &Completions) {
-        let mut batch: Vec<Job> = Vec::new();
-        while let Ok(first) = rx.recv() {
-            batch.push(first);
-            while batch.len() < self.config.batch_max {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            let results = self.run_batch(&mut batch);
-            completions.complete(results);
-        }
-        log::info!("store: writer thread done");
-    }
-
     /// Runs a batch in one transaction; outcomes for the jobs with a
     /// continuation.
     fn run_batch(&mut self, batch: &mut Vec<Job>) -> Vec<(Done, Outcome)> {
@@ -349,4 +312,29 @@ pub fn mailbox_totals(path: &Path) -> rusqlite::Result<(u64, u64)> {
         [],
         |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
     )
+}
+
+/// Creates or upgrades the schema of the database at `path` (what
+/// `msg_server migrate` does; opening the store does it too). Returns the
+/// schema version (`PRAGMA user_version`) before and after.
+pub fn migrate(path: &Path) -> Result<(i64, i64), String> {
+    let fail = |e: rusqlite::Error| format!("{}: {e}", path.display());
+    let before: i64 = Connection::open(path)
+        .and_then(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
+        .map_err(fail)?;
+    let config = SqliteConfig {
+        path: path.to_path_buf(),
+        sync_full: true,
+        batch_max: 1,
+        bounds: Bounds {
+            user_msgs: 1,
+            user_bytes: 1,
+            total_bytes: 1,
+        },
+    };
+    let conn = open(&config).map_err(fail)?;
+    let after: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(fail)?;
+    Ok((before, after))
 }

@@ -278,22 +278,14 @@ fn sessions(
             }),
             None => None,
         };
-        let (created, removed_at, removed_time): (u32, i64, u32) =
-            (r.get(1)?, r.get(2)?, r.get(3)?);
-        let latest_id = latest.as_ref().map_or(0, |m| i64::from(m.msg_id));
-        let latest_time = latest.as_ref().map_or(created, |m| m.create_time);
-        let removed = removed_at >= 0 && latest_id <= removed_at;
-        Ok(UserSession {
+        Ok(UserSession::from_stored(
             session,
-            removed,
-            updated: if removed {
-                removed_time.max(latest_time)
-            } else {
-                latest_time
-            },
-            unread: r.get(4)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
             latest,
-        })
+        ))
     })?;
     let mut list: Vec<UserSession> = rows
         .filter(|s| {

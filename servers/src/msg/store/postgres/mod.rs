@@ -1,0 +1,419 @@
+//! [`PostgresStore`]: messages in a PostgreSQL database shared by several
+//! msg_servers, written by a thread of its own with group commit.
+//!
+//! Same model as [`super::sqlite`]: the loop sends operations over a
+//! channel; the writer thread takes every queued operation (up to
+//! `StoreBatchMax`), runs them in one transaction, commits, and only then
+//! posts the outcomes back through [`Completions`]. It uses the synchronous
+//! `postgres` crate: the thread blocks on the database, which is what a
+//! writer thread is for, and the loop never sees a future or a second
+//! runtime.
+//!
+//! What changes with several writers:
+//!
+//! - **Message ids.** Each session has a counter row
+//!   (`session_counters`) bumped with `INSERT .. ON CONFLICT DO UPDATE ..
+//!   RETURNING` inside the batch's transaction. The row stays locked until
+//!   the commit, so two msg_servers writing one session at once get distinct
+//!   ids, and ids commit in increasing order (the second waits for the
+//!   first). Nothing is cached between batches: another server may have
+//!   moved the counter.
+//! - **Mailbox positions** are per user (`mailboxes.last_pos`, bumped the
+//!   same way), so a feed reading "after pos" never skips a row committed
+//!   late by another server. The same row keeps the user's undelivered count
+//!   and bytes, which the per-user bounds are checked against.
+//! - **Conflicts.** Batches of two servers can lock counters in opposite
+//!   orders; PostgreSQL then aborts one (deadlock, or a serialization
+//!   failure). The writer retries the whole batch (up to [`RETRIES`]
+//!   times): nobody was answered yet, so a retry is invisible.
+//! - **Losing the database.** A batch that cannot commit is refused (no
+//!   sender is acked) and the next batch reconnects.
+//! - **Bounds.** Per-user bounds read the user's row; the total bound reads
+//!   the sum over all mailboxes once per batch, so several servers together
+//!   may overshoot it by about one batch each.
+//!
+//! This file holds the connection, the schema and the writer thread's
+//! batches; `ops.rs` the SQL of each operation.
+//!
+//! Schema: see [`MIGRATIONS`]; `schema_version` holds the version applied
+//! (`msg_server migrate` applies what is missing; a server also does it at
+//! start, under an advisory lock so two starting at once do not race).
+
+mod ops;
+
+use super::{Bounds, Completions, Done, GroupRecord, Job, Op, Outcome, Refusal, WriterThread};
+use ops::{exec, lock_in_order, u32_of};
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row, Statement, Transaction};
+use std::collections::{HashMap, HashSet};
+
+/// Schema versions in order: version n is `MIGRATIONS[n - 1]`.
+pub const MIGRATIONS: &[&str] = &["
+CREATE TABLE messages (
+    sess     BIGINT  NOT NULL,
+    msg_id   BIGINT  NOT NULL,
+    sender   BIGINT  NOT NULL,
+    receiver BIGINT  NOT NULL,
+    msg_type INTEGER NOT NULL,
+    data     BYTEA   NOT NULL,
+    created  BIGINT  NOT NULL,
+    PRIMARY KEY (sess, msg_id)
+);
+CREATE TABLE session_counters (
+    sess    BIGINT PRIMARY KEY,
+    last_id BIGINT NOT NULL
+);
+CREATE TABLE mailboxes (
+    uid      BIGINT PRIMARY KEY,
+    last_pos BIGINT NOT NULL,
+    msgs     BIGINT NOT NULL,
+    bytes    BIGINT NOT NULL
+);
+CREATE TABLE inbox (
+    uid    BIGINT NOT NULL,
+    pos    BIGINT NOT NULL,
+    sess   BIGINT NOT NULL,
+    msg_id BIGINT NOT NULL,
+    bytes  BIGINT NOT NULL,
+    PRIMARY KEY (uid, pos)
+);
+CREATE TABLE user_sessions (
+    uid          BIGINT NOT NULL,
+    sess         BIGINT NOT NULL,
+    peer         BIGINT NOT NULL,
+    kind         INTEGER NOT NULL,
+    created      BIGINT NOT NULL,
+    read_id      BIGINT NOT NULL DEFAULT 0,
+    removed_at   BIGINT NOT NULL DEFAULT -1,
+    removed_time BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (uid, sess)
+);
+CREATE TABLE groups (
+    group_id BIGINT PRIMARY KEY,
+    name     TEXT    NOT NULL,
+    avatar   TEXT    NOT NULL,
+    creator  BIGINT  NOT NULL,
+    kind     INTEGER NOT NULL,
+    version  BIGINT  NOT NULL
+);
+CREATE TABLE group_members (
+    group_id BIGINT NOT NULL,
+    uid      BIGINT NOT NULL,
+    PRIMARY KEY (group_id, uid)
+);
+"];
+
+/// Times a batch is retried after a deadlock or serialization failure.
+pub const RETRIES: usize = 20;
+
+/// Advisory lock key taken while migrating.
+const MIGRATE_LOCK: i64 = 0x6d73_675f_7363_6865;
+
+/// PostgreSQL-backed store settings.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// libpq-style connection string or URL (`PostgresUrl`).
+    pub url: String,
+    /// Most operations per transaction (`StoreBatchMax`).
+    pub batch_max: usize,
+    /// Mailbox bounds.
+    pub bounds: Bounds,
+}
+
+/// Applies the migrations the database lacks; returns (version before,
+/// version now). A database newer than this program is left alone and
+/// comes back as before > now.
+pub fn migrate(client: &mut Client) -> Result<(usize, usize), postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let before: Option<i32> = tx
+        .query_opt("SELECT version FROM schema_version", &[])?
+        .map(|r| r.get(0));
+    let before = before.unwrap_or(0) as usize;
+    if before > MIGRATIONS.len() {
+        // Leave it alone; the caller reports it (before > now).
+        tx.rollback()?;
+        return Ok((before, MIGRATIONS.len()));
+    }
+    for sql in &MIGRATIONS[before..] {
+        tx.batch_execute(sql)?;
+    }
+    let now = MIGRATIONS.len() as i32;
+    tx.execute("DELETE FROM schema_version", &[])?;
+    tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&now])?;
+    tx.commit()?;
+    Ok((before, MIGRATIONS.len()))
+}
+
+/// Connects and migrates: the start of every use of the database.
+pub fn connect(url: &str) -> Result<Client, String> {
+    let mut client = Client::connect(url, NoTls).map_err(|e| format!("PostgresUrl: {e}"))?;
+    match migrate(&mut client) {
+        Ok((v, _)) if v > MIGRATIONS.len() => Err(format!(
+            "schema version {v} is newer than this msg_server ({})",
+            MIGRATIONS.len()
+        )),
+        Ok(_) => Ok(client),
+        Err(e) => Err(format!("migration failed: {e}")),
+    }
+}
+
+/// The PostgreSQL store: a [`WriterThread`] running a [`Writer`].
+pub struct PostgresStore;
+
+impl PostgresStore {
+    /// Connects, migrates the schema, loads the groups and starts the writer
+    /// thread. Errors come back here, at startup.
+    pub fn open(config: PostgresConfig, completions: Completions) -> Result<WriterThread, String> {
+        let mut client = connect(&config.url)?;
+        let groups = load_groups(&mut client).map_err(|e| format!("loading groups: {e}"))?;
+        let batch_max = config.batch_max;
+        let describe = describe(&config.url);
+        let mut writer = Writer {
+            client: Some(client),
+            config,
+            known: HashSet::new(),
+            prepared: Prepared::new(),
+        };
+        WriterThread::spawn(
+            "msg-store-pg",
+            describe,
+            groups,
+            batch_max,
+            completions,
+            move |batch| writer.run_batch(batch),
+        )
+    }
+}
+
+/// The connection string without its password, for logs.
+fn describe(url: &str) -> String {
+    let shown: Vec<&str> = url
+        .split_whitespace()
+        .filter(|kv| !kv.starts_with("password"))
+        .collect();
+    if url.contains("://") {
+        // URL form: keep the part after the credentials.
+        let host = url.rsplit('@').next().unwrap_or(url);
+        return format!("postgres {host}");
+    }
+    format!("postgres {}", shown.join(" "))
+}
+
+fn load_groups(client: &mut Client) -> Result<Vec<GroupRecord>, postgres::Error> {
+    let mut groups = Vec::new();
+    for r in client.query(
+        "SELECT group_id, name, avatar, creator, kind, version FROM groups ORDER BY group_id",
+        &[],
+    )? {
+        groups.push(GroupRecord {
+            id: u32_of(&r, 0),
+            name: r.get(1),
+            avatar: r.get(2),
+            creator: u32_of(&r, 3),
+            kind: r.get(4),
+            version: u32_of(&r, 5),
+            members: Vec::new(),
+        });
+    }
+    for g in &mut groups {
+        g.members = client
+            .query(
+                "SELECT uid FROM group_members WHERE group_id = $1 ORDER BY uid",
+                &[&i64::from(g.id)],
+            )?
+            .iter()
+            .map(|r| u32_of(r, 0))
+            .collect();
+    }
+    Ok(groups)
+}
+
+/// The writer thread's state.
+struct Writer {
+    /// None after the connection broke: the next batch reconnects.
+    client: Option<Client>,
+    config: PostgresConfig,
+    /// (user, session) pairs known to be in `user_sessions`.
+    known: HashSet<(u32, i64)>,
+    /// Statements prepared on the current connection.
+    prepared: Prepared,
+}
+
+/// Statements prepared on a connection, by their text: one round trip per
+/// query instead of two.
+type Prepared = HashMap<&'static str, Statement>;
+
+/// A transaction with the connection's prepared statements.
+pub(super) struct Tx<'a, 'b> {
+    tx: &'a mut Transaction<'b>,
+    prepared: &'a mut Prepared,
+}
+
+impl Tx<'_, '_> {
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(st) = self.prepared.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.tx.prepare(sql)?;
+        self.prepared.insert(sql, st.clone());
+        Ok(st)
+    }
+
+    pub(super) fn query(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let st = self.statement(sql)?;
+        self.tx.query(&st, p)
+    }
+
+    pub(super) fn query_opt(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let st = self.statement(sql)?;
+        self.tx.query_opt(&st, p)
+    }
+
+    pub(super) fn query_one(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
+        let st = self.statement(sql)?;
+        self.tx.query_one(&st, p)
+    }
+
+    pub(super) fn execute(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let st = self.statement(sql)?;
+        self.tx.execute(&st, p)
+    }
+
+    pub(super) fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
+        self.tx.batch_execute(sql)
+    }
+}
+
+/// Most entries of the cache of known user sessions.
+pub(super) const KNOWN_MAX: usize = 1 << 20;
+
+/// Whether PostgreSQL aborted the transaction for a conflict with another
+/// one (a retry may succeed).
+fn is_conflict(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.code().is_some_and(|c| {
+        *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    })
+}
+
+impl Writer {
+    fn run_batch(&mut self, batch: &mut Vec<Job>) -> Vec<(Done, Outcome)> {
+        let ops: Vec<Op> = batch.iter().map(|(op, _)| op.clone()).collect();
+        let dones: Vec<Option<Done>> = batch.drain(..).map(|(_, d)| d).collect();
+        let outcomes = self.commit_with_retries(&ops).unwrap_or_else(|e| {
+            log::error!(
+                "store: commit of {} operations failed: {e}; writes refused",
+                ops.len()
+            );
+            ops.iter()
+                .map(|op| match op {
+                    Op::Append(_) => Outcome::Refused(Refusal::Failed(e.clone())),
+                    _ => Outcome::Failed(e.clone()),
+                })
+                .collect()
+        });
+        dones
+            .into_iter()
+            .zip(outcomes)
+            .filter_map(|(done, outcome)| done.map(|d| (d, outcome)))
+            .collect()
+    }
+
+    fn commit_with_retries(&mut self, ops: &[Op]) -> Result<Vec<Outcome>, String> {
+        let mut last = String::new();
+        for attempt in 0..=RETRIES {
+            if self.client.as_ref().is_none_or(Client::is_closed) {
+                match connect(&self.config.url) {
+                    Ok(c) => {
+                        log::info!("store: connected to postgres");
+                        self.client = Some(c);
+                        self.prepared.clear();
+                    }
+                    Err(e) => {
+                        self.client = None;
+                        return Err(e);
+                    }
+                }
+            }
+            let client = self.client.as_mut().expect("connected above");
+            let bounds = self.config.bounds;
+            let known = &mut self.known;
+            let mut added = Vec::new();
+            match try_batch(client, &mut self.prepared, ops, &bounds, known, &mut added) {
+                Ok(outcomes) => return Ok(outcomes),
+                Err(e) => {
+                    // The transaction rolled back: its sessions may not be
+                    // in the table.
+                    for k in added {
+                        known.remove(&k);
+                    }
+                    if is_conflict(&e) && attempt < RETRIES {
+                        log::debug!("store: batch conflicted with another server, retried: {e}");
+                        last = e.to_string();
+                        continue;
+                    }
+                    if client.is_closed() {
+                        self.client = None;
+                    }
+                    return Err(e.to_string());
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+/// One batch in one transaction; any error rolls it all back.
+fn try_batch(
+    client: &mut Client,
+    prepared: &mut Prepared,
+    ops: &[Op],
+    bounds: &Bounds,
+    known: &mut HashSet<(u32, i64)>,
+    added: &mut Vec<(u32, i64)>,
+) -> Result<Vec<Outcome>, postgres::Error> {
+    let mut tx = client.transaction()?;
+    let mut t = Tx {
+        tx: &mut tx,
+        prepared,
+    };
+    lock_in_order(&mut t, ops)?;
+    let mut total: Option<i64> = None;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for op in ops {
+        outcomes.push(exec(&mut t, op.clone(), bounds, &mut total, known, added)?);
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+/// The database's mailbox usage, for tests and tools: (undelivered
+/// messages, bytes).
+pub fn mailbox_totals(url: &str) -> Result<(u64, u64), String> {
+    let mut c = Client::connect(url, NoTls).map_err(|e| e.to_string())?;
+    let r = c
+        .query_one(
+            "SELECT count(*), coalesce(sum(bytes), 0)::BIGINT FROM inbox",
+            &[],
+        )
+        .map_err(|e| e.to_string())?;
+    Ok((r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
+}
