@@ -1,0 +1,351 @@
+//! `cluster`: start a Reg or an Exe, generate data, run the jobs, list
+//! what Reg knows. See the crate docs and the README's walk-through.
+//!
+//! ```text
+//! cluster reg --listen 127.0.0.1:7600
+//! cluster exe --reg 127.0.0.1:7600 --listen 127.0.0.1:7601 --data /tmp/exe1
+//! cluster nqueens --reg 127.0.0.1:7600 --n 12
+//! cluster list --reg 127.0.0.1:7600
+//! ```
+//!
+//! Nodes print `LISTEN <role> <addr>` once listening; jobs print
+//! `RESULT ...` lines (and `WORK <exe> <tasks>` per executor) on stdout,
+//! and a progress bar on a terminal's stderr.
+
+use clap::{Parser, Subcommand};
+use cluster::jobs::{self, datagen, Work};
+use cluster::proto::ListReply;
+use cluster::{Exe, ExeOptions, NodeConfig, Publisher, Reg};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Reg/Exe cluster on msgcenter: N-queens, distributed median, top-k")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+    /// This node's listen address (jobs and list listen too: executors
+    /// connect back to them).
+    #[arg(long, global = true, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// A setting as key=value (repeatable): lease_ms, exe_heartbeat_ms,
+    /// republish_ms, grace_ms, max_shuffle_bytes, max_task_bytes, or any
+    /// msgcenter key (retry_interval_ms, dead_after_ms, ...).
+    #[arg(long = "set", global = true)]
+    settings: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the registry until killed.
+    Reg,
+    /// Run an executor until killed.
+    Exe {
+        /// Reg's address.
+        #[arg(long)]
+        reg: SocketAddr,
+        /// Tasks run at once.
+        #[arg(long, default_value_t = 2)]
+        capacity: u32,
+        /// Data directory (its files are announced to Reg).
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Write a file of little-endian 64-bit integers (for `median`).
+    GenData {
+        /// The file (put it in an executor's data directory).
+        #[arg(long)]
+        out: PathBuf,
+        /// How many integers.
+        #[arg(long, default_value_t = 10_000_000)]
+        count: u64,
+        /// Generator seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Write a file of words, one per line (for `topk`).
+    GenWords {
+        /// The file.
+        #[arg(long)]
+        out: PathBuf,
+        /// How many words.
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+        /// Distinct words possible.
+        #[arg(long, default_value_t = 50_000)]
+        vocab: u64,
+        /// Generator seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Count the solutions of N-queens across the executors.
+    Nqueens {
+        /// Reg's address.
+        #[arg(long)]
+        reg: SocketAddr,
+        /// Board size.
+        #[arg(long, default_value_t = 12)]
+        n: u32,
+        /// Rows placed per task prefix (tasks: about N^depth).
+        #[arg(long, default_value_t = 2)]
+        depth: u32,
+        /// Give up after this long without any progress.
+        #[arg(long, default_value_t = 120)]
+        stall_s: u64,
+    },
+    /// The median of the integer files the executors hold.
+    Median {
+        /// Reg's address.
+        #[arg(long)]
+        reg: SocketAddr,
+        /// Data files are those whose name starts with this.
+        #[arg(long, default_value = "median-")]
+        prefix: String,
+        /// Sub-ranges counted per round (2 = binary search).
+        #[arg(long, default_value_t = 64)]
+        buckets: u32,
+        /// Give up after this long without any progress.
+        #[arg(long, default_value_t = 120)]
+        stall_s: u64,
+    },
+    /// The k most frequent words of the word files the executors hold.
+    Topk {
+        /// Reg's address.
+        #[arg(long)]
+        reg: SocketAddr,
+        /// Word files are those whose name starts with this.
+        #[arg(long, default_value = "words-")]
+        prefix: String,
+        /// How many words.
+        #[arg(long, default_value_t = 10)]
+        k: u32,
+        /// Reducers (default: one per executor).
+        #[arg(long)]
+        shards: Option<u32>,
+        /// Give up after this long without any progress.
+        #[arg(long, default_value_t = 120)]
+        stall_s: u64,
+    },
+    /// List Reg's executors and unfinished tasks.
+    List {
+        /// Reg's address.
+        #[arg(long)]
+        reg: SocketAddr,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let is_node = matches!(cli.cmd, Cmd::Reg | Cmd::Exe { .. });
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or(if is_node { "info" } else { "warn" }),
+    )
+    .init();
+    if let Err(e) = run(cli) {
+        eprintln!("cluster: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let mut cfg = NodeConfig::default();
+    cfg.center.listen = cli.listen;
+    for s in &cli.settings {
+        cfg.set_pair(s)?;
+    }
+    match cli.cmd {
+        Cmd::Reg => {
+            let reg = Reg::start(cfg)?;
+            println!("LISTEN reg {}", reg.addr());
+            park()
+        }
+        Cmd::Exe {
+            reg,
+            capacity,
+            data,
+        } => {
+            let exe = Exe::start(
+                cfg,
+                ExeOptions {
+                    reg,
+                    capacity: capacity.max(1),
+                    data_dir: data,
+                },
+            )?;
+            println!("LISTEN exe {}", exe.addr());
+            park()
+        }
+        Cmd::GenData { out, count, seed } => {
+            datagen::gen_ints(&out, count, seed).map_err(|e| format!("{}: {e}", out.display()))
+        }
+        Cmd::GenWords {
+            out,
+            count,
+            vocab,
+            seed,
+        } => datagen::gen_words(&out, count, vocab.max(1), seed)
+            .map_err(|e| format!("{}: {e}", out.display())),
+        Cmd::Nqueens {
+            reg,
+            n,
+            depth,
+            stall_s,
+        } => {
+            let p = Publisher::start(cfg, reg)?;
+            let (bar, progress) = bar();
+            let mut work = Work::default();
+            let t = Instant::now();
+            let count = jobs::nqueens::run(&p, n, depth, Duration::from_secs(stall_s), &progress, &mut work)?;
+            bar.finish_and_clear();
+            println!("RESULT nqueens {n} {count} {:.3}s", t.elapsed().as_secs_f64());
+            print_work(&work);
+            Ok(())
+        }
+        Cmd::Median {
+            reg,
+            prefix,
+            buckets,
+            stall_s,
+        } => {
+            let p = Publisher::start(cfg, reg)?;
+            let files = files_with(&p, &prefix)?;
+            let (bar, progress) = bar();
+            let mut work = Work::default();
+            let t = Instant::now();
+            let a = jobs::median::run(&p, &files, buckets, Duration::from_secs(stall_s), &progress, &mut work)?;
+            bar.finish_and_clear();
+            println!(
+                "RESULT median {} of {} values, {} files, {} rounds, {:.3}s",
+                a.median,
+                a.count,
+                files.len(),
+                a.rounds,
+                t.elapsed().as_secs_f64()
+            );
+            print_work(&work);
+            Ok(())
+        }
+        Cmd::Topk {
+            reg,
+            prefix,
+            k,
+            shards,
+            stall_s,
+        } => {
+            let p = Publisher::start(cfg, reg)?;
+            let files = files_with(&p, &prefix)?;
+            let exes = p.list(Duration::from_secs(5)).map_or(1, |l| l.exes.len() as u32);
+            let (bar, progress) = bar();
+            let mut work = Work::default();
+            let t = Instant::now();
+            let top = jobs::topk::run(
+                &p,
+                &files,
+                shards.unwrap_or(exes).max(1),
+                k,
+                Duration::from_secs(stall_s),
+                &progress,
+                &mut work,
+            )?;
+            bar.finish_and_clear();
+            println!(
+                "RESULT topk {} words from {} files, {:.3}s",
+                top.len(),
+                files.len(),
+                t.elapsed().as_secs_f64()
+            );
+            for (w, n) in top {
+                println!("TOP {w} {n}");
+            }
+            print_work(&work);
+            Ok(())
+        }
+        Cmd::List { reg } => {
+            let p = Publisher::start(cfg, reg)?;
+            let l = p
+                .list(Duration::from_secs(5))
+                .ok_or_else(|| format!("Reg {reg} did not answer"))?;
+            print_list(&l);
+            Ok(())
+        }
+    }
+}
+
+fn park() -> Result<(), String> {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Distinct file names starting with `prefix` over all executors.
+fn files_with(p: &Publisher, prefix: &str) -> Result<Vec<String>, String> {
+    let l = p
+        .list(Duration::from_secs(5))
+        .ok_or("Reg did not answer the list request")?;
+    let mut files: Vec<String> = l
+        .exes
+        .iter()
+        .flat_map(|e| e.files.iter())
+        .filter(|f| f.name.starts_with(prefix))
+        .map(|f| f.name.clone())
+        .collect();
+    files.sort();
+    files.dedup();
+    if files.is_empty() {
+        return Err(format!("no executor holds a file named {prefix}*"));
+    }
+    Ok(files)
+}
+
+fn bar() -> (ProgressBar, impl Fn(u64, u64, &str)) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let b = bar.clone();
+    (bar, move |done, total, note: &str| {
+        b.set_length(total);
+        b.set_position(done);
+        b.set_message(note.to_string());
+    })
+}
+
+fn print_work(w: &Work) {
+    let mut rows: Vec<_> = w.tasks.iter().collect();
+    rows.sort();
+    for (exe, n) in rows {
+        println!("WORK {exe} {n}");
+    }
+    println!("REPEATS reassigned={} duplicate_results={}", w.reassigned, w.duplicates);
+}
+
+fn print_list(l: &ListReply) {
+    println!("{} executors", l.exes.len());
+    for e in &l.exes {
+        let files: Vec<String> = e.files.iter().map(|f| format!("{}({}B)", f.name, f.size)).collect();
+        println!(
+            "EXE {} capacity={} tasks={} lease_left={}ms files=[{}]",
+            e.addr,
+            e.capacity,
+            e.running,
+            e.lease_left_ms,
+            files.join(" ")
+        );
+    }
+    println!("{} unfinished tasks", l.tasks.len());
+    for t in &l.tasks {
+        println!(
+            "TASK {:x} {} file={:?} publisher={} exe={} attempts={}",
+            t.spec.id,
+            t.spec.kind.name(),
+            t.spec.file,
+            t.publisher,
+            t.exe.map_or("-".to_string(), |a| a.to_string()),
+            t.attempts
+        );
+    }
+}
