@@ -35,6 +35,10 @@ struct Cli {
     /// msgcenter key (retry_interval_ms, dead_after_ms, ...).
     #[arg(long = "set", global = true)]
     settings: Vec<String>,
+    /// Jobs: print `PROGRESS <done> <total> <note>` lines on stdout
+    /// instead of drawing a progress bar (for scripts and tests).
+    #[arg(long, global = true)]
+    progress_lines: bool,
 }
 
 #[derive(Subcommand)]
@@ -150,6 +154,8 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    let lines = cli.progress_lines;
+    let bar = move || bar(lines);
     let mut cfg = NodeConfig::default();
     cfg.center.listen = cli.listen;
     for s in &cli.settings {
@@ -299,8 +305,12 @@ fn files_with(p: &Publisher, prefix: &str) -> Result<Vec<String>, String> {
     Ok(files)
 }
 
-fn bar() -> (ProgressBar, impl Fn(u64, u64, &str)) {
-    let bar = ProgressBar::new(0);
+fn bar(lines: bool) -> (ProgressBar, impl Fn(u64, u64, &str)) {
+    let bar = if lines {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -308,6 +318,9 @@ fn bar() -> (ProgressBar, impl Fn(u64, u64, &str)) {
     );
     let b = bar.clone();
     (bar, move |done, total, note: &str| {
+        if lines {
+            println!("PROGRESS {done} {total} {note}");
+        }
         b.set_length(total);
         b.set_position(done);
         b.set_message(note.to_string());

@@ -1,0 +1,124 @@
+//! Reg and several Exe processes on loopback, each job checked against a
+//! single-machine computation; an executor killed with SIGKILL mid-job;
+//! Reg killed and restarted mid-job.
+
+mod common;
+use cluster::jobs::{datagen, nqueens};
+use common::*;
+use std::time::Duration;
+
+const JOB: Duration = Duration::from_secs(90);
+
+fn three_exes(tag: &str) -> Cluster {
+    let mut c = Cluster::reg(None, "127.0.0.1:0");
+    for i in 0..3 {
+        let d = tmpdir(&format!("{tag}{i}"));
+        c.exe(None, "127.0.0.1:0", &d, 2);
+    }
+    c
+}
+
+fn count_of(lines: &[String], n: u32) -> u64 {
+    let l = line(lines, &format!("RESULT nqueens {n} "));
+    l.split(' ').nth(3).unwrap().parse().unwrap()
+}
+
+#[test]
+fn nqueens_counts_match_brute_force_and_known_values() {
+    let c = three_exes("nq");
+    let lines = c.job(None, "127.0.0.1:0", &["nqueens", "--n", "10"], JOB);
+    assert_eq!(count_of(&lines, 10), 724);
+    assert_eq!(count_of(&lines, 10), nqueens::brute_force(10));
+    let lines = c.job(None, "127.0.0.1:0", &["nqueens", "--n", "12", "--depth", "3"], JOB);
+    assert_eq!(count_of(&lines, 12), 14_200);
+    // The work was spread: more than one executor returned results.
+    assert!(lines.iter().filter(|l| l.starts_with("WORK ")).count() >= 2, "{lines:?}");
+}
+
+#[test]
+fn median_and_topk_match_one_machine() {
+    let c = three_exes("data");
+    let mut ints = Vec::new();
+    let mut words = Vec::new();
+    for (i, d) in c.dirs.iter().enumerate() {
+        let f = d.join(format!("median-{i}.i64"));
+        datagen::gen_ints(&f, 200_000 + i as u64, 10 + i as u64).unwrap();
+        ints.push(f);
+        let w = d.join(format!("words-{i}.txt"));
+        datagen::gen_words(&w, 100_000, 20_000, 20 + i as u64).unwrap();
+        words.push(w);
+    }
+    std::thread::sleep(Duration::from_millis(600)); // the next heartbeat announces them
+    let (want, n) = sort_median(&ints);
+    let lines = c.job(None, "127.0.0.1:0", &["median"], JOB);
+    let l = line(&lines, "RESULT median ");
+    assert!(l.starts_with(&format!("RESULT median {want} of {n} values, 3 files")), "{l} want {want}");
+    // Plain binary search (2 buckets) gives the same.
+    let lines = c.job(None, "127.0.0.1:0", &["median", "--buckets", "2"], JOB);
+    assert!(line(&lines, "RESULT median ").starts_with(&format!("RESULT median {want} ")));
+
+    let lines = c.job(None, "127.0.0.1:0", &["topk", "--k", "15", "--shards", "3"], JOB);
+    assert_eq!(top_lines(&lines), local_topk(&words, 15));
+}
+
+#[test]
+fn executor_killed_mid_job_still_right() {
+    let mut c = three_exes("kill");
+    // ~1,400 small tasks: long enough to kill one executor in the middle.
+    let mut job = c.start_job(
+        None,
+        "127.0.0.1:0",
+        &["nqueens", "--n", "14", "--depth", "3", "--progress-lines"],
+    );
+    wait_progress(&mut job, 0.25, JOB);
+    c.exes[0].kill9();
+    let (lines, ok) = job.finish(JOB);
+    assert!(ok, "{lines:?}");
+    assert_eq!(count_of(&lines, 14), 365_596);
+    // The killed executor's running tasks went to others.
+    let repeats = line(&lines, "REPEATS ");
+    assert!(!repeats.contains("reassigned=0 "), "{repeats}");
+}
+
+#[test]
+fn reg_restarted_mid_job_still_right() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut c = Cluster::reg(None, &listen);
+    for i in 0..2 {
+        c.exe(None, "127.0.0.1:0", &tmpdir(&format!("regr{i}")), 2);
+    }
+    // 15 long tasks (one per first-row queen, about a second each), so
+    // some run across the restart.
+    let mut job = c.start_job(
+        None,
+        "127.0.0.1:0",
+        &["nqueens", "--n", "15", "--depth", "1", "--progress-lines"],
+    );
+    wait_progress(&mut job, 0.2, JOB);
+    c.reg.kill9();
+    c.reg = Proc::start(None, &["reg", "--listen", &listen, "--set", "grace_ms=4000"]);
+    c.reg.listen_addr();
+    // Within its grace period the new Reg assigns nothing, so tasks it
+    // lists with an executor were rebuilt from the executors' heartbeats.
+    let mut list = Vec::new();
+    for _ in 0..30 {
+        list = c.job(None, "127.0.0.1:0", &["list"], JOB);
+        if list.iter().any(|l| l == "2 executors") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        list.iter().any(|l| l.starts_with("TASK ") && !l.contains(" exe=- ")),
+        "no running task rebuilt: {list:?}"
+    );
+    let (lines, ok) = job.finish(JOB);
+    assert!(ok, "{lines:?}");
+    assert_eq!(count_of(&lines, 15), 2_279_184);
+    // Nothing ran twice: the running tasks kept running.
+    assert_eq!(
+        line(&lines, "REPEATS "),
+        "REPEATS reassigned=0 duplicate_results=0"
+    );
+}
