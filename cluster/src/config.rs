@@ -26,6 +26,21 @@ pub struct NodeConfig {
     /// Largest task input or result a publisher keeps (`max_task_bytes`),
     /// raising the msgcenter `max_body` to fit. Default 1 MiB - 1 KiB.
     pub max_task_bytes: usize,
+    /// File transfer: bytes per chunk (`file_chunk`). Default 256 KiB.
+    pub file_chunk: usize,
+    /// File transfer: chunks sent and not yet acknowledged (`file_window`).
+    /// Default 8.
+    pub file_window: usize,
+    /// File transfer: a transfer from which nothing arrived for this long
+    /// is asked for again from its first missing chunk
+    /// (`file_inactivity_ms`). Default 5 minutes (the seed's timeout).
+    pub file_inactivity: Duration,
+    /// File transfer: requests per transfer before it fails
+    /// (`file_attempts`). Default 5.
+    pub file_attempts: u32,
+    /// File transfer: files an executor sends at once (`max_file_senders`).
+    /// Default 4.
+    pub max_file_senders: usize,
     /// The node's message center.
     pub center: msgcenter::Config,
 }
@@ -49,6 +64,11 @@ impl Default for NodeConfig {
             grace: None,
             max_shuffle_bytes: 256 << 20,
             max_task_bytes: (1 << 20) - 1024,
+            file_chunk: 256 * 1024,
+            file_window: 8,
+            file_inactivity: Duration::from_secs(300),
+            file_attempts: 5,
+            max_file_senders: 4,
             center,
         }
     }
@@ -84,6 +104,11 @@ impl NodeConfig {
             "republish_ms" => self.republish = ms()?,
             "grace_ms" => self.grace = Some(ms()?),
             "max_shuffle_bytes" => self.max_shuffle_bytes = num()?,
+            "file_chunk" => self.file_chunk = num()?,
+            "file_window" => self.file_window = num()?,
+            "file_inactivity_ms" => self.file_inactivity = ms()?,
+            "file_attempts" => self.file_attempts = num()? as u32,
+            "max_file_senders" => self.max_file_senders = num()?,
             "max_task_bytes" => {
                 self.max_task_bytes = num()?;
                 self.center.max_body = (self.max_task_bytes + 1024).max(self.center.max_body);
@@ -108,6 +133,18 @@ impl NodeConfig {
         }
         if self.republish.is_zero() {
             return Err("republish_ms must be above 0".into());
+        }
+        if self.file_chunk == 0 || self.file_chunk + 256 > self.center.max_body {
+            return Err("file_chunk must be above 0 and leave 256 bytes below max_body".into());
+        }
+        if self.file_window == 0 || self.file_window > 1024 {
+            return Err("file_window must be between 1 and 1024".into());
+        }
+        if self.file_window * self.file_chunk >= self.center.backlog_high {
+            return Err("file_window * file_chunk must stay below backlog_high".into());
+        }
+        if self.file_inactivity.is_zero() || self.file_attempts == 0 {
+            return Err("file_inactivity_ms and file_attempts must be above 0".into());
         }
         if self.max_task_bytes + 64 > self.center.max_body {
             return Err("max_task_bytes must leave 64 bytes below max_body".into());

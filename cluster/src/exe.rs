@@ -130,6 +130,7 @@ impl Exe {
             handle: OnceLock::new(),
             pool,
             shuffle: Default::default(),
+            files: crate::files::FileService::new(opts.data_dir.clone(), cfg.clone()),
             cfg: cfg.clone(),
         });
         let sh: Sh = Shared::new(
@@ -145,7 +146,11 @@ impl Exe {
             cfg.clone(),
         );
         let handlers = Self::handlers(&sh, &env);
-        let node = Node::start(&sh, handlers, cfg.heartbeat, |sh| {
+        let env_t = env.clone();
+        let node = Node::start(&sh, handlers, cfg.heartbeat, move |sh| {
+            if let Some(h) = env_t.handle.get() {
+                env_t.files.tick(h);
+            }
             let files = scan_files(&sh.lock().opts.data_dir);
             sh.run(|s, out| {
                 s.files = files;
@@ -179,7 +184,8 @@ impl Exe {
                 }
                 Err(e) => log::warn!("exe: INPUT from {}: {e}", m.from),
             });
-        jobs::topk::handlers(handlers, env)
+        let handlers = jobs::topk::handlers(handlers, env);
+        crate::files::FileService::handlers(handlers, env)
     }
 
     /// The address the executor listens on.

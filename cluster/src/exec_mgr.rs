@@ -149,13 +149,16 @@ impl ExecutorMgr {
     }
 
     /// Chooses the executor for `spec`: among those with a free slot (any,
-    /// for a passive task) that hold its file (if it names one), the least
+    /// for a passive task) that hold its file (if it names one; that lack
+    /// it, for a PullFile task), the least
     /// loaded (tasks per slot); ties are broken by rotating through them,
     /// so equal executors take turns.
     pub fn pick(&mut self, spec: &TaskSpec) -> Option<SocketAddr> {
+        // A PullFile task copies its file to an executor that lacks it.
+        let pull = spec.kind == crate::proto::Kind::PullFile;
         let fits = |e: &&Executor| {
             (spec.passive || e.slots_used < e.capacity)
-                && (spec.file.is_empty() || e.holds(&spec.file))
+                && (spec.file.is_empty() || e.holds(&spec.file) != pull)
         };
         // load a/b compared by cross-multiplication: tasks / capacity.
         let load = |e: &Executor| (e.tasks.len() as u64, e.capacity.max(1) as u64);

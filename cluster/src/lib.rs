@@ -14,11 +14,13 @@
 //! - Reg keeps its state in memory and rebuilds it after a restart from
 //!   the executors' heartbeats (they list their running tasks) and the
 //!   publishers' republishing; running tasks are not disturbed;
+//! - file transfer between executors ([`files`]): chunks checked by
+//!   SHA-256, an inactivity timeout, resume from the last verified chunk;
 //! - the [`jobs`]: N-queens, distributed median, top-k by a shuffle
 //!   between executors.
 //!
 //! Modules: [`wire`] (body encoding), [`proto`] (the messages), [`config`],
-//! [`node`] (what the three roles share), [`exec_mgr`], [`reg`], [`exe`],
+//! [`node`] (what the three roles share), [`exec_mgr`], [`reg`], [`exe`], [`files`],
 //! [`publisher`], [`pool`], [`jobs`].
 
 #![warn(missing_docs)]
@@ -26,6 +28,7 @@
 pub mod config;
 pub mod exe;
 pub mod exec_mgr;
+pub mod files;
 pub mod jobs;
 pub mod node;
 pub mod pool;

@@ -132,6 +132,19 @@ enum Cmd {
         #[arg(long, default_value_t = 120)]
         stall_s: u64,
     },
+    /// Copy a file to an executor that lacks it (it pulls the file from one
+    /// that holds it: chunked, hashed, resumable).
+    Replicate {
+        /// Reg's address.
+        #[arg(long)]
+        reg: SocketAddr,
+        /// The file's name.
+        #[arg(long)]
+        file: String,
+        /// Give up after this long without any progress.
+        #[arg(long, default_value_t = 600)]
+        stall_s: u64,
+    },
     /// List Reg's executors and unfinished tasks.
     List {
         /// Reg's address.
@@ -265,6 +278,28 @@ fn run(cli: Cli) -> Result<(), String> {
             for (w, n) in top {
                 println!("TOP {w} {n}");
             }
+            print_work(&work);
+            Ok(())
+        }
+        Cmd::Replicate { reg, file, stall_s } => {
+            let p = Publisher::start(cfg, reg)?;
+            let (bar, progress) = bar();
+            let mut work = Work::default();
+            let t = Instant::now();
+            let r = jobs::run_all(
+                &p,
+                cluster::proto::Kind::PullFile,
+                vec![(file.clone(), file.clone().into_bytes())],
+                Duration::from_secs(stall_s),
+                &progress,
+                &mut work,
+            )?;
+            bar.finish_and_clear();
+            println!(
+                "RESULT replicate {} {:.3}s",
+                String::from_utf8_lossy(&r[0]),
+                t.elapsed().as_secs_f64()
+            );
             print_work(&work);
             Ok(())
         }

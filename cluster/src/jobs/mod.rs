@@ -40,6 +40,8 @@ pub struct Env {
     pub pool: Pool,
     /// Shuffle input waiting for reducers.
     pub shuffle: Mutex<topk::Shuffle>,
+    /// File transfer, both sides.
+    pub files: crate::files::FileService,
     /// Its settings.
     pub cfg: NodeConfig,
 }
@@ -65,6 +67,7 @@ pub fn start(env: &Arc<Env>, a: &Assign, input: Vec<u8>, done: Done) {
     let spec = a.spec.clone();
     match spec.kind {
         Kind::TopkReduce => topk::start_reduce(env, spec.id, &input, done),
+        Kind::PullFile => pull_file(env, a, &input, done),
         kind => {
             let queued = env.pool.run(move || {
                 let r = match kind {
@@ -82,6 +85,30 @@ pub fn start(env: &Arc<Env>, a: &Assign, input: Vec<u8>, done: Done) {
             }
         }
     }
+}
+
+/// A PullFile task (input: the file's name): copies the file from an
+/// executor holding it into this one's data directory.
+fn pull_file(env: &Arc<Env>, a: &Assign, input: &[u8], done: Done) {
+    let name = String::from_utf8_lossy(input).into_owned();
+    let Some(h) = env.handle.get() else {
+        return done(Err("center not started".into()));
+    };
+    let me = [h.local_addr(), h.advertised_addr()];
+    if env.data_dir.join(&name).is_file() {
+        return done(Ok(format!("{name} already here").into_bytes()));
+    }
+    let Some(&holder) = a.holders.iter().find(|x| !me.contains(x)) else {
+        return done(Err(format!("no executor holds {name}")));
+    };
+    env.files.request(
+        h,
+        holder,
+        &name,
+        Box::new(move |r| {
+            done(r.map(|p| format!("{} from {holder}", p.display()).into_bytes()))
+        }),
+    );
 }
 
 /// Progress of a job, for a CLI's progress bar.

@@ -1,0 +1,522 @@
+//! File transfer between executors (seed 002 steps 7-10 and the
+//! request-file flow). An executor that needs a file asks the executor
+//! holding it with [`FileService::request`], giving a completion callback;
+//! the id of the transfer (the callback id) travels with every message.
+//!
+//! | type | name       | from -> to          | body                                         |
+//! |-----:|------------|---------------------|----------------------------------------------|
+//! | 140  | FILE_REQ   | requester -> holder | id, attempt, name, first chunk, chunk size, window |
+//! | 141  | FILE_CHUNK | holder -> requester | id, attempt, index, SHA-256 of the chunk, bytes |
+//! | 142  | FILE_END   | holder -> requester | id, attempt, chunks, size, SHA-256 of the file |
+//! | 143  | FILE_ERR   | holder -> requester | id, attempt, reason                          |
+//!
+//! - The holder streams the file from a thread of its own, one chunk read
+//!   at a time (never the whole file in memory), and keeps at most
+//!   `file_window` chunks unacknowledged (flow control: FILE_CHUNK is
+//!   NeedAck, acknowledged once the requester has verified and written it).
+//! - The requester checks each chunk's SHA-256 and writes it at its offset
+//!   into `<name>.part` on a msgcenter worker thread (never on the loop);
+//!   at FILE_END it hashes the whole file, renames it into place and runs
+//!   the callback with the path - or with the reason it failed.
+//! - The timeout is on inactivity (`file_inactivity_ms`, default 5 minutes
+//!   as in the seed): a transfer that keeps moving is never killed for
+//!   being large. When nothing arrived for that long, the requester asks
+//!   again from its first missing chunk (a new attempt; the holder stops
+//!   sending the old one), up to `file_attempts` times.
+
+use crate::config::NodeConfig;
+use crate::jobs::Env;
+use crate::wire::{Reader, WireResult, Writer};
+use msgcenter::{CenterHandle, Handlers, Message, Outcome};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// See the module table.
+pub const FILE_REQ: u32 = 140;
+/// See the module table.
+pub const FILE_CHUNK: u32 = 141;
+/// See the module table.
+pub const FILE_END: u32 = 142;
+/// See the module table.
+pub const FILE_ERR: u32 = 143;
+
+/// What a transfer ends with: the file's path, or why it failed.
+pub type FileDone = Box<dyn FnOnce(Result<PathBuf, String>) + Send>;
+
+/// One incoming transfer.
+struct Incoming {
+    holder: SocketAddr,
+    name: String,
+    attempt: u32,
+    /// Chunks verified and written, by index.
+    have: Vec<bool>,
+    /// The first chunk not yet verified (everything before it is on disk).
+    prefix: u64,
+    last_activity: Instant,
+    done: Option<FileDone>,
+    bytes: u64,
+}
+
+impl Incoming {
+    fn mark(&mut self, index: u64) {
+        let i = index as usize;
+        if self.have.len() <= i {
+            self.have.resize(i + 1, false);
+        }
+        self.have[i] = true;
+        while self.have.get(self.prefix as usize) == Some(&true) {
+            self.prefix += 1;
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tables {
+    incoming: HashMap<u64, Incoming>,
+    /// Holder side: the latest attempt per (requester, id); a sender
+    /// thread of an older attempt stops.
+    sending: HashMap<(SocketAddr, u64), u32>,
+    next_id: u64,
+}
+
+/// Counters of a file service (for tests and logs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileStats {
+    /// Requests sent again after inactivity.
+    pub resumes: u64,
+    /// Chunks that failed their hash.
+    pub bad_chunks: u64,
+    /// Chunks written.
+    pub chunks: u64,
+}
+
+/// Both sides of file transfer for one executor.
+pub struct FileService {
+    dir: PathBuf,
+    cfg: NodeConfig,
+    tables: Mutex<Tables>,
+    senders: AtomicUsize,
+    stats: Mutex<FileStats>,
+}
+
+impl FileService {
+    /// Files go to and come from `dir`.
+    pub fn new(dir: PathBuf, cfg: NodeConfig) -> FileService {
+        FileService {
+            dir,
+            cfg,
+            tables: Mutex::new(Tables::default()),
+            senders: AtomicUsize::new(0),
+            stats: Mutex::new(FileStats::default()),
+        }
+    }
+
+    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> FileStats {
+        *self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn part_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.part"))
+    }
+
+    /// Asks `holder` for its file `name`; `done` runs once with the path in
+    /// this executor's data directory, or the reason it failed. Returns
+    /// the transfer's (callback) id.
+    pub fn request(&self, h: &CenterHandle, holder: SocketAddr, name: &str, done: FileDone) -> u64 {
+        if let Err(e) = check_name(name) {
+            done(Err(e));
+            return 0;
+        }
+        let id = {
+            let mut t = self.tables();
+            t.next_id += 1;
+            let id = t.next_id;
+            t.incoming.insert(
+                id,
+                Incoming {
+                    holder,
+                    name: name.to_string(),
+                    attempt: 1,
+                    have: Vec::new(),
+                    prefix: 0,
+                    last_activity: Instant::now(),
+                    done: Some(done),
+                    bytes: 0,
+                },
+            );
+            id
+        };
+        // A stale partial file of an earlier run is not trusted.
+        let _ = std::fs::remove_file(self.part_path(name));
+        h.post(self.req_msg(holder, id, 1, name, 0));
+        log::info!("files: transfer {id}: {name} from {holder}");
+        id
+    }
+
+    fn req_msg(&self, holder: SocketAddr, id: u64, attempt: u32, name: &str, first: u64) -> Message {
+        let body = Writer::new()
+            .u64(id)
+            .u32(attempt)
+            .str(name)
+            .u64(first)
+            .u32(self.cfg.file_chunk as u32)
+            .u32(self.cfg.file_window as u32)
+            .finish();
+        Message::new(holder, FILE_REQ, body).need_ack()
+    }
+
+    fn fail(&self, id: u64, why: String) {
+        let inc = self.tables().incoming.remove(&id);
+        if let Some(mut inc) = inc {
+            log::warn!("files: transfer {id} ({}) failed: {why}", inc.name);
+            if let Some(done) = inc.done.take() {
+                done(Err(why));
+            }
+        }
+    }
+
+    /// Checks inactivity: asks again from the first missing chunk, or
+    /// fails the transfer after `file_attempts` attempts. Called by the
+    /// executor's ticker.
+    pub fn tick(&self, h: &CenterHandle) {
+        let mut resend = Vec::new();
+        let mut failed = Vec::new();
+        {
+            let mut t = self.tables();
+            for (id, inc) in t.incoming.iter_mut() {
+                if inc.last_activity.elapsed() < self.cfg.file_inactivity {
+                    continue;
+                }
+                if inc.attempt >= self.cfg.file_attempts {
+                    failed.push((*id, format!(
+                        "nothing received for {:?}, {} attempts",
+                        self.cfg.file_inactivity, inc.attempt
+                    )));
+                    continue;
+                }
+                inc.attempt += 1;
+                inc.last_activity = Instant::now();
+                log::warn!(
+                    "files: transfer {id} ({}) inactive; resuming from chunk {} (attempt {})",
+                    inc.name,
+                    inc.prefix,
+                    inc.attempt
+                );
+                resend.push(self.req_msg(inc.holder, *id, inc.attempt, &inc.name, inc.prefix));
+            }
+        }
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).resumes += resend.len() as u64;
+        for m in resend {
+            h.post(m);
+        }
+        for (id, why) in failed {
+            self.fail(id, why);
+        }
+    }
+
+    /// Adds the four handlers: FILE_REQ on the loop (it starts a sender
+    /// thread), FILE_CHUNK and FILE_END on msgcenter's workers (they hash
+    /// and write), FILE_ERR on the loop.
+    pub fn handlers(h: Handlers, env: &Arc<Env>) -> Handlers {
+        let (a, b, c, d) = (env.clone(), env.clone(), env.clone(), env.clone());
+        h.on(FILE_REQ, move |_, m| match decode_req(m.body) {
+            Ok(req) => a.files.start_sender(&a, m.from, req),
+            Err(e) => log::warn!("files: bad FILE_REQ from {}: {e}", m.from),
+        })
+        .on_worker(FILE_CHUNK, move |_, m| b.files.on_chunk(m.from, m.body))
+        .on_worker(FILE_END, move |_, m| c.files.on_end(&c, m.body))
+        .on(FILE_ERR, move |_, m| {
+            let mut r = Reader::new(m.body);
+            if let (Ok(id), Ok(attempt), Ok(why)) = (r.u64(), r.u32(), r.str()) {
+                let current = d.files.tables().incoming.get(&id).map(|i| i.attempt);
+                if current == Some(attempt) {
+                    d.files.fail(id, format!("holder {}: {why}", m.from));
+                }
+            }
+        })
+    }
+
+    fn on_chunk(&self, from: SocketAddr, body: &[u8]) {
+        let mut r = Reader::new(body);
+        let parsed = (|| -> WireResult<_> { Ok((r.u64()?, r.u32()?, r.u64()?, r.bytes()?, r.bytes()?)) })();
+        let Ok((id, attempt, index, hash, data)) = parsed else {
+            return log::warn!("files: bad FILE_CHUNK from {from}");
+        };
+        let name = {
+            let mut t = self.tables();
+            let Some(inc) = t.incoming.get_mut(&id) else {
+                return; // finished or failed already
+            };
+            if inc.attempt != attempt || inc.holder != from {
+                return; // an older attempt's chunk
+            }
+            inc.last_activity = Instant::now();
+            inc.name.clone()
+        };
+        if Sha256::digest(data).as_slice() != hash {
+            self.stats.lock().unwrap_or_else(|p| p.into_inner()).bad_chunks += 1;
+            log::warn!("files: transfer {id} chunk {index} failed its SHA-256; it will be asked for again");
+            return;
+        }
+        let offset = index * self.cfg.file_chunk as u64;
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(self.part_path(&name))
+            .and_then(|f| f.write_all_at(data, offset));
+        if let Err(e) = written {
+            return self.fail(id, format!("writing {name}.part: {e}"));
+        }
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).chunks += 1;
+        if let Some(inc) = self.tables().incoming.get_mut(&id) {
+            inc.mark(index);
+            inc.bytes += data.len() as u64;
+        }
+    }
+
+    fn on_end(&self, env: &Arc<Env>, body: &[u8]) {
+        let mut r = Reader::new(body);
+        let parsed = (|| -> WireResult<_> { Ok((r.u64()?, r.u32()?, r.u64()?, r.u64()?, r.bytes()?.to_vec())) })();
+        let Ok((id, attempt, chunks, size, hash)) = parsed else {
+            return log::warn!("files: bad FILE_END");
+        };
+        let (name, prefix) = {
+            let t = self.tables();
+            let Some(inc) = t.incoming.get(&id) else {
+                return;
+            };
+            if inc.attempt != attempt {
+                return;
+            }
+            (inc.name.clone(), inc.prefix)
+        };
+        if prefix < chunks {
+            // A chunk failed its hash: ask for the rest again at once.
+            let msg = {
+                let mut t = self.tables();
+                let Some(inc) = t.incoming.get_mut(&id) else {
+                    return;
+                };
+                inc.attempt += 1;
+                inc.last_activity = Instant::now();
+                self.req_msg(inc.holder, id, inc.attempt, &name, prefix)
+            };
+            if let Some(h) = env.handle.get() {
+                h.post(msg);
+            }
+            return;
+        }
+        let part = self.part_path(&name);
+        let check = (|| -> std::io::Result<Vec<u8>> {
+            let f = std::fs::OpenOptions::new().write(true).open(&part)?;
+            f.set_len(size)?;
+            f.sync_all()?;
+            sha256_file(&part, 0)
+        })();
+        match check {
+            Ok(h) if h == hash => {
+                let dest = self.dir.join(&name);
+                if let Err(e) = std::fs::rename(&part, &dest) {
+                    return self.fail(id, format!("renaming {name}: {e}"));
+                }
+                let inc = self.tables().incoming.remove(&id);
+                if let Some(mut inc) = inc {
+                    log::info!("files: transfer {id}: {name} complete ({size} bytes, {} attempts)", inc.attempt);
+                    if let Some(done) = inc.done.take() {
+                        done(Ok(dest));
+                    }
+                }
+            }
+            Ok(_) => {
+                let _ = std::fs::remove_file(&part);
+                self.fail(id, format!("{name}: the whole-file SHA-256 does not match"));
+            }
+            Err(e) => self.fail(id, format!("{name}: {e}")),
+        }
+    }
+
+    fn start_sender(&self, env: &Arc<Env>, to: SocketAddr, req: Req) {
+        let key = (to, req.id);
+        {
+            let mut t = self.tables();
+            let latest = t.sending.entry(key).or_insert(0);
+            if req.attempt <= *latest {
+                return; // a duplicate or older request
+            }
+            *latest = req.attempt;
+        }
+        let Some(h) = env.handle.get().cloned() else {
+            return;
+        };
+        let err = |why: String| {
+            let body = Writer::new().u64(req.id).u32(req.attempt).str(&why).finish();
+            h.post(Message::new(to, FILE_ERR, body).need_ack());
+        };
+        if let Err(e) = check_name(&req.name) {
+            return err(e);
+        }
+        let max_chunk = self.cfg.center.max_body.saturating_sub(256);
+        if req.chunk == 0 || req.chunk as usize > max_chunk || req.window == 0 || req.window > 1024 {
+            return err(format!("bad chunk size {} or window {}", req.chunk, req.window));
+        }
+        if self.senders.fetch_add(1, Ordering::SeqCst) >= self.cfg.max_file_senders {
+            self.senders.fetch_sub(1, Ordering::SeqCst);
+            // Not an error: the requester asks again after its inactivity time.
+            return log::warn!("files: {} senders busy; request for {} from {to} waits", self.cfg.max_file_senders, req.name);
+        }
+        let env = env.clone();
+        let path = self.dir.join(&req.name);
+        let spawned = std::thread::Builder::new()
+            .name("file-sender".into())
+            .spawn(move || {
+                let r = send_file(&env, &h, to, &path, &req);
+                env.files.senders.fetch_sub(1, Ordering::SeqCst);
+                if let Err(why) = r {
+                    log::warn!("files: sending {} to {to} stopped: {why}", req.name);
+                    if why.starts_with("file:") {
+                        let body = Writer::new().u64(req.id).u32(req.attempt).str(&why).finish();
+                        h.post(Message::new(to, FILE_ERR, body).need_ack());
+                    }
+                }
+            });
+        if spawned.is_err() {
+            self.senders.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A decoded FILE_REQ.
+struct Req {
+    id: u64,
+    attempt: u32,
+    name: String,
+    first: u64,
+    chunk: u32,
+    window: u32,
+}
+
+fn decode_req(body: &[u8]) -> WireResult<Req> {
+    let mut r = Reader::new(body);
+    let req = Req {
+        id: r.u64()?,
+        attempt: r.u32()?,
+        name: r.str()?.to_string(),
+        first: r.u64()?,
+        chunk: r.u32()?,
+        window: r.u32()?,
+    };
+    r.end()?;
+    Ok(req)
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains('/') || name.contains('\\') || name.starts_with('.') {
+        Err(format!("bad file name {name:?}"))
+    } else {
+        Ok(())
+    }
+}
+
+/// SHA-256 of a file from `offset` on, read in 1 MiB pieces.
+pub fn sha256_file(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h.finalize().to_vec());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// The holder's sender thread: chunks from `req.first` on, at most
+/// `req.window` unacknowledged; then FILE_END with the whole file's hash.
+/// Stops when a newer attempt of the same transfer arrived, or a chunk
+/// was not acknowledged (the requester will ask again).
+fn send_file(env: &Env, h: &CenterHandle, to: SocketAddr, path: &Path, req: &Req) -> Result<(), String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("file: {}: {e}", req.name))?;
+    let size = f.metadata().map_err(|e| format!("file: {e}"))?.len();
+    let chunk = req.chunk as u64;
+    let chunks = size.div_ceil(chunk);
+    // The whole-file hash: the part before `first` is read (not sent).
+    let mut whole = Sha256::new();
+    let mut buf = vec![0u8; chunk as usize];
+    for _ in 0..req.first.min(chunks) {
+        let n = read_full(&mut f, &mut buf).map_err(|e| format!("file: {e}"))?;
+        whole.update(&buf[..n]);
+    }
+    let (tx, rx) = mpsc::channel::<bool>();
+    let mut in_flight = 0usize;
+    let wait = env.cfg.center.retry.deadline + Duration::from_secs(5);
+    let settle = |in_flight: &mut usize| -> Result<(), String> {
+        let ok = rx.recv_timeout(wait).map_err(|_| "no outcome for a chunk".to_string())?;
+        *in_flight -= 1;
+        if ok {
+            Ok(())
+        } else {
+            Err("a chunk was not acknowledged".into())
+        }
+    };
+    for index in req.first..chunks {
+        let current = env.files.tables().sending.get(&(to, req.id)).copied();
+        if current != Some(req.attempt) {
+            return Err("superseded by a newer request".into());
+        }
+        let n = read_full(&mut f, &mut buf).map_err(|e| format!("file: {e}"))?;
+        whole.update(&buf[..n]);
+        let body = Writer::new()
+            .u64(req.id)
+            .u32(req.attempt)
+            .u64(index)
+            .bytes(&Sha256::digest(&buf[..n]))
+            .bytes(&buf[..n])
+            .finish();
+        while in_flight >= req.window as usize {
+            settle(&mut in_flight)?;
+        }
+        in_flight += 1;
+        let tx = tx.clone();
+        h.post(Message::new(to, FILE_CHUNK, body).need_ack().on_done(move |_, o| {
+            let _ = tx.send(matches!(o, Outcome::Acked { .. }));
+        }));
+    }
+    while in_flight > 0 {
+        settle(&mut in_flight)?;
+    }
+    let body = Writer::new()
+        .u64(req.id)
+        .u32(req.attempt)
+        .u64(chunks)
+        .u64(size)
+        .bytes(&whole.finalize())
+        .finish();
+    h.post(Message::new(to, FILE_END, body).need_ack());
+    Ok(())
+}
+
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
