@@ -47,8 +47,22 @@ pub const FILE_END: u32 = 142;
 /// See the module table.
 pub const FILE_ERR: u32 = 143;
 
-/// What a transfer ends with: the file's path, or why it failed.
-pub type FileDone = Box<dyn FnOnce(Result<PathBuf, String>) + Send>;
+/// A completed transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transferred {
+    /// Where the file now is.
+    pub path: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// Requests it took (1: no resume).
+    pub attempts: u32,
+    /// The chunks later attempts started from (the verified prefix each
+    /// time; 0 would be a restart from scratch).
+    pub resumed_from: Vec<u64>,
+}
+
+/// What a transfer ends with: the file, or why it failed.
+pub type FileDone = Box<dyn FnOnce(Result<Transferred, String>) + Send>;
 
 /// One incoming transfer.
 struct Incoming {
@@ -62,6 +76,7 @@ struct Incoming {
     last_activity: Instant,
     done: Option<FileDone>,
     bytes: u64,
+    resumed_from: Vec<u64>,
 }
 
 impl Incoming {
@@ -154,6 +169,7 @@ impl FileService {
                     last_activity: Instant::now(),
                     done: Some(done),
                     bytes: 0,
+                    resumed_from: Vec::new(),
                 },
             );
             id
@@ -208,6 +224,7 @@ impl FileService {
                 }
                 inc.attempt += 1;
                 inc.last_activity = Instant::now();
+                inc.resumed_from.push(inc.prefix);
                 log::warn!(
                     "files: transfer {id} ({}) inactive; resuming from chunk {} (attempt {})",
                     inc.name,
@@ -312,6 +329,7 @@ impl FileService {
                 };
                 inc.attempt += 1;
                 inc.last_activity = Instant::now();
+                inc.resumed_from.push(prefix);
                 self.req_msg(inc.holder, id, inc.attempt, &name, prefix)
             };
             if let Some(h) = env.handle.get() {
@@ -336,7 +354,12 @@ impl FileService {
                 if let Some(mut inc) = inc {
                     log::info!("files: transfer {id}: {name} complete ({size} bytes, {} attempts)", inc.attempt);
                     if let Some(done) = inc.done.take() {
-                        done(Ok(dest));
+                        done(Ok(Transferred {
+                            path: dest,
+                            size,
+                            attempts: inc.attempt,
+                            resumed_from: std::mem::take(&mut inc.resumed_from),
+                        }));
                     }
                 }
             }

@@ -106,7 +106,16 @@ fn pull_file(env: &Arc<Env>, a: &Assign, input: &[u8], done: Done) {
         holder,
         &name,
         Box::new(move |r| {
-            done(r.map(|p| format!("{} from {holder}", p.display()).into_bytes()))
+            done(r.map(|t| {
+                format!(
+                    "{} {} bytes from {holder}, {} attempts, resumed from chunks {:?}",
+                    t.path.display(),
+                    t.size,
+                    t.attempts,
+                    t.resumed_from
+                )
+                .into_bytes()
+            }))
         }),
     );
 }
