@@ -47,16 +47,21 @@ pub struct NodeConfig {
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        let mut center = msgcenter::Config::default();
+        let defaults = msgcenter::Config::default();
         // Cluster peers come and go; find out within a couple of seconds.
-        center.heartbeat = Duration::from_millis(500);
-        center.dead_after = Duration::from_secs(3);
-        center.connect_timeout = Duration::from_secs(2);
-        center.handshake_timeout = Duration::from_secs(2);
-        center.reconnect_max = Duration::from_secs(1);
-        center.retry.interval = Duration::from_millis(300);
-        center.retry.max_retries = 100;
-        center.retry.deadline = Duration::from_secs(20);
+        let center = msgcenter::Config {
+            heartbeat: Duration::from_millis(500),
+            dead_after: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(2),
+            handshake_timeout: Duration::from_secs(2),
+            reconnect_max: Duration::from_secs(1),
+            retry: msgcenter::Retry {
+                interval: Duration::from_millis(300),
+                max_retries: 100,
+                deadline: Duration::from_secs(20),
+            },
+            ..defaults
+        };
         NodeConfig {
             lease: Duration::from_secs(3),
             heartbeat: Duration::from_millis(500),

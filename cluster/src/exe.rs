@@ -60,12 +60,9 @@ pub fn scan_files(dir: &Path) -> Vec<FileInfo> {
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let md = e.metadata().ok()?;
-            (md.is_file() && !name.ends_with(".part") && !name.starts_with('.')).then(|| {
-                FileInfo {
-                    name,
-                    size: md.len(),
-                }
-            })
+            let size = md.len();
+            (md.is_file() && !name.ends_with(".part") && !name.starts_with('.'))
+                .then_some(FileInfo { name, size })
         })
         .collect();
     files.sort_by(|a, b| a.name.cmp(&b.name));
@@ -176,13 +173,15 @@ impl Exe {
                 }
                 Err(e) => log::warn!("exe: ASSIGN from {}: {e}", m.from),
             })
-            .on(proto::INPUT, move |_, m| match proto::decode_tagged(m.body) {
-                Ok((id, found, input)) => {
-                    let input = input.to_vec();
-                    let sh = b.clone();
-                    b.run(|s, out| on_input(s, &sh, &env_b, id, found, input, out));
+            .on(proto::INPUT, move |_, m| {
+                match proto::decode_tagged(m.body) {
+                    Ok((id, found, input)) => {
+                        let input = input.to_vec();
+                        let sh = b.clone();
+                        b.run(|s, out| on_input(s, &sh, &env_b, id, found, input, out));
+                    }
+                    Err(e) => log::warn!("exe: INPUT from {}: {e}", m.from),
                 }
-                Err(e) => log::warn!("exe: INPUT from {}: {e}", m.from),
             });
         let handlers = jobs::topk::handlers(handlers, env);
         crate::files::FileService::handlers(handlers, env)

@@ -181,7 +181,14 @@ impl FileService {
         id
     }
 
-    fn req_msg(&self, holder: SocketAddr, id: u64, attempt: u32, name: &str, first: u64) -> Message {
+    fn req_msg(
+        &self,
+        holder: SocketAddr,
+        id: u64,
+        attempt: u32,
+        name: &str,
+        first: u64,
+    ) -> Message {
         let body = Writer::new()
             .u64(id)
             .u32(attempt)
@@ -216,10 +223,13 @@ impl FileService {
                     continue;
                 }
                 if inc.attempt >= self.cfg.file_attempts {
-                    failed.push((*id, format!(
-                        "nothing received for {:?}, {} attempts",
-                        self.cfg.file_inactivity, inc.attempt
-                    )));
+                    failed.push((
+                        *id,
+                        format!(
+                            "nothing received for {:?}, {} attempts",
+                            self.cfg.file_inactivity, inc.attempt
+                        ),
+                    ));
                     continue;
                 }
                 inc.attempt += 1;
@@ -267,7 +277,8 @@ impl FileService {
 
     fn on_chunk(&self, from: SocketAddr, body: &[u8]) {
         let mut r = Reader::new(body);
-        let parsed = (|| -> WireResult<_> { Ok((r.u64()?, r.u32()?, r.u64()?, r.bytes()?, r.bytes()?)) })();
+        let parsed =
+            (|| -> WireResult<_> { Ok((r.u64()?, r.u32()?, r.u64()?, r.bytes()?, r.bytes()?)) })();
         let Ok((id, attempt, index, hash, data)) = parsed else {
             return log::warn!("files: bad FILE_CHUNK from {from}");
         };
@@ -283,8 +294,13 @@ impl FileService {
             inc.name.clone()
         };
         if Sha256::digest(data).as_slice() != hash {
-            self.stats.lock().unwrap_or_else(|p| p.into_inner()).bad_chunks += 1;
-            log::warn!("files: transfer {id} chunk {index} failed its SHA-256; it will be asked for again");
+            self.stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .bad_chunks += 1;
+            log::warn!(
+                "files: transfer {id} chunk {index} failed its SHA-256; it will be asked for again"
+            );
             return;
         }
         let offset = index * self.cfg.file_chunk as u64;
@@ -306,7 +322,9 @@ impl FileService {
 
     fn on_end(&self, env: &Arc<Env>, body: &[u8]) {
         let mut r = Reader::new(body);
-        let parsed = (|| -> WireResult<_> { Ok((r.u64()?, r.u32()?, r.u64()?, r.u64()?, r.bytes()?.to_vec())) })();
+        let parsed = (|| -> WireResult<_> {
+            Ok((r.u64()?, r.u32()?, r.u64()?, r.u64()?, r.bytes()?.to_vec()))
+        })();
         let Ok((id, attempt, chunks, size, hash)) = parsed else {
             return log::warn!("files: bad FILE_END");
         };
@@ -352,7 +370,10 @@ impl FileService {
                 }
                 let inc = self.tables().incoming.remove(&id);
                 if let Some(mut inc) = inc {
-                    log::info!("files: transfer {id}: {name} complete ({size} bytes, {} attempts)", inc.attempt);
+                    log::info!(
+                        "files: transfer {id}: {name} complete ({size} bytes, {} attempts)",
+                        inc.attempt
+                    );
                     if let Some(done) = inc.done.take() {
                         done(Ok(Transferred {
                             path: dest,
@@ -385,20 +406,32 @@ impl FileService {
             return;
         };
         let err = |why: String| {
-            let body = Writer::new().u64(req.id).u32(req.attempt).str(&why).finish();
+            let body = Writer::new()
+                .u64(req.id)
+                .u32(req.attempt)
+                .str(&why)
+                .finish();
             h.post(Message::new(to, FILE_ERR, body).need_ack());
         };
         if let Err(e) = check_name(&req.name) {
             return err(e);
         }
         let max_chunk = self.cfg.center.max_body.saturating_sub(256);
-        if req.chunk == 0 || req.chunk as usize > max_chunk || req.window == 0 || req.window > 1024 {
-            return err(format!("bad chunk size {} or window {}", req.chunk, req.window));
+        if req.chunk == 0 || req.chunk as usize > max_chunk || req.window == 0 || req.window > 1024
+        {
+            return err(format!(
+                "bad chunk size {} or window {}",
+                req.chunk, req.window
+            ));
         }
         if self.senders.fetch_add(1, Ordering::SeqCst) >= self.cfg.max_file_senders {
             self.senders.fetch_sub(1, Ordering::SeqCst);
             // Not an error: the requester asks again after its inactivity time.
-            return log::warn!("files: {} senders busy; request for {} from {to} waits", self.cfg.max_file_senders, req.name);
+            return log::warn!(
+                "files: {} senders busy; request for {} from {to} waits",
+                self.cfg.max_file_senders,
+                req.name
+            );
         }
         let env = env.clone();
         let path = self.dir.join(&req.name);
@@ -410,7 +443,11 @@ impl FileService {
                 if let Err(why) = r {
                     log::warn!("files: sending {} to {to} stopped: {why}", req.name);
                     if why.starts_with("file:") {
-                        let body = Writer::new().u64(req.id).u32(req.attempt).str(&why).finish();
+                        let body = Writer::new()
+                            .u64(req.id)
+                            .u32(req.attempt)
+                            .str(&why)
+                            .finish();
                         h.post(Message::new(to, FILE_ERR, body).need_ack());
                     }
                 }
@@ -472,7 +509,13 @@ pub fn sha256_file(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
 /// `req.window` unacknowledged; then FILE_END with the whole file's hash.
 /// Stops when a newer attempt of the same transfer arrived, or a chunk
 /// was not acknowledged (the requester will ask again).
-fn send_file(env: &Env, h: &CenterHandle, to: SocketAddr, path: &Path, req: &Req) -> Result<(), String> {
+fn send_file(
+    env: &Env,
+    h: &CenterHandle,
+    to: SocketAddr,
+    path: &Path,
+    req: &Req,
+) -> Result<(), String> {
     let mut f = std::fs::File::open(path).map_err(|e| format!("file: {}: {e}", req.name))?;
     let size = f.metadata().map_err(|e| format!("file: {e}"))?.len();
     let chunk = req.chunk as u64;
@@ -488,7 +531,9 @@ fn send_file(env: &Env, h: &CenterHandle, to: SocketAddr, path: &Path, req: &Req
     let mut in_flight = 0usize;
     let wait = env.cfg.center.retry.deadline + Duration::from_secs(5);
     let settle = |in_flight: &mut usize| -> Result<(), String> {
-        let ok = rx.recv_timeout(wait).map_err(|_| "no outcome for a chunk".to_string())?;
+        let ok = rx
+            .recv_timeout(wait)
+            .map_err(|_| "no outcome for a chunk".to_string())?;
         *in_flight -= 1;
         if ok {
             Ok(())
@@ -515,9 +560,13 @@ fn send_file(env: &Env, h: &CenterHandle, to: SocketAddr, path: &Path, req: &Req
         }
         in_flight += 1;
         let tx = tx.clone();
-        h.post(Message::new(to, FILE_CHUNK, body).need_ack().on_done(move |_, o| {
-            let _ = tx.send(matches!(o, Outcome::Acked { .. }));
-        }));
+        h.post(
+            Message::new(to, FILE_CHUNK, body)
+                .need_ack()
+                .on_done(move |_, o| {
+                    let _ = tx.send(matches!(o, Outcome::Acked { .. }));
+                }),
+        );
     }
     while in_flight > 0 {
         settle(&mut in_flight)?;

@@ -79,7 +79,8 @@ impl Node {
         tick: impl Fn(&Arc<Shared<S>>) + Send + 'static,
     ) -> Result<Node, String> {
         shared.cfg.validate()?;
-        let center = Center::spawn(shared.cfg.center.clone(), handlers).map_err(|e| e.to_string())?;
+        let center =
+            Center::spawn(shared.cfg.center.clone(), handlers).map_err(|e| e.to_string())?;
         let _ = shared.handle.set(center.handle().clone());
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (shared.clone(), stop.clone());

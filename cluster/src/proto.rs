@@ -249,7 +249,9 @@ impl ExeState {
             })
             .collect::<WireResult<_>>()?;
         let n = r.count(17)?;
-        let running = (0..n).map(|_| Assign::read(&mut r)).collect::<WireResult<_>>()?;
+        let running = (0..n)
+            .map(|_| Assign::read(&mut r))
+            .collect::<WireResult<_>>()?;
         let n = r.count(8)?;
         let finished = (0..n).map(|_| r.u64()).collect::<WireResult<_>>()?;
         let n = r.count(8)?;

@@ -109,29 +109,36 @@ impl Publisher {
                 drop(s);
                 cx.post(Message::new(m.from, proto::INPUT, body).need_ack());
             })
-            .on(proto::RESULT, move |_, m| match proto::decode_tagged(m.body) {
-                Ok((id, ok, data)) => b.run(|s, _| match s.tasks.get_mut(&id) {
-                    Some(t) if !t.done => {
-                        t.done = true;
-                        t.input = Vec::new();
-                        let result = if ok {
-                            Ok(data.to_vec())
-                        } else {
-                            Err(String::from_utf8_lossy(data).into_owned())
-                        };
-                        let _ = s.events.send(Event::Result {
-                            task: id,
-                            exe: m.from,
-                            result,
-                        });
-                    }
-                    Some(_) => {
-                        s.duplicates += 1;
-                        log::info!("publisher: second result of task {id:x} from {} dropped", m.from);
-                    }
-                    None => log::warn!("publisher: result of unknown task {id:x} from {}", m.from),
-                }),
-                Err(e) => log::warn!("publisher: RESULT from {}: {e}", m.from),
+            .on(proto::RESULT, move |_, m| {
+                match proto::decode_tagged(m.body) {
+                    Ok((id, ok, data)) => b.run(|s, _| match s.tasks.get_mut(&id) {
+                        Some(t) if !t.done => {
+                            t.done = true;
+                            t.input = Vec::new();
+                            let result = if ok {
+                                Ok(data.to_vec())
+                            } else {
+                                Err(String::from_utf8_lossy(data).into_owned())
+                            };
+                            let _ = s.events.send(Event::Result {
+                                task: id,
+                                exe: m.from,
+                                result,
+                            });
+                        }
+                        Some(_) => {
+                            s.duplicates += 1;
+                            log::info!(
+                                "publisher: second result of task {id:x} from {} dropped",
+                                m.from
+                            );
+                        }
+                        None => {
+                            log::warn!("publisher: result of unknown task {id:x} from {}", m.from)
+                        }
+                    }),
+                    Err(e) => log::warn!("publisher: RESULT from {}: {e}", m.from),
+                }
             })
             .on(proto::ASSIGNED, move |_, m| {
                 let mut r = Reader::new(m.body);
@@ -147,13 +154,15 @@ impl Publisher {
                     }
                 });
             })
-            .on(proto::LIST_REPLY, move |_, m| match ListReply::decode(m.body) {
-                Ok(l) => {
-                    for w in d.lock().lists.drain(..) {
-                        let _ = w.send(l.clone());
+            .on(proto::LIST_REPLY, move |_, m| {
+                match ListReply::decode(m.body) {
+                    Ok(l) => {
+                        for w in d.lock().lists.drain(..) {
+                            let _ = w.send(l.clone());
+                        }
                     }
+                    Err(e) => log::warn!("publisher: LIST_REPLY: {e}"),
                 }
-                Err(e) => log::warn!("publisher: LIST_REPLY: {e}"),
             });
         let every = (cfg.republish / 4).max(Duration::from_millis(20));
         let node = Node::start(&sh, handlers, every, |sh| {

@@ -61,7 +61,10 @@ impl RegState {
         if let Some(e) = self.tasks.get_mut(&id) {
             if let Some(x) = e.exe.take() {
                 self.mgr.remove_task(x, &e.spec);
-                log::info!("reg: task {id:x} ({}) back to pending: {why}", e.spec.kind.name());
+                log::info!(
+                    "reg: task {id:x} ({}) back to pending: {why}",
+                    e.spec.kind.name()
+                );
             }
             if !self.pending.contains(&id) {
                 self.pending.push(id);
@@ -96,9 +99,8 @@ impl RegState {
         );
         let sh2 = sh.clone();
         out.push(
-            Message::new(x, proto::ASSIGN, body)
-                .need_ack()
-                .on_done(move |_, outcome| match outcome {
+            Message::new(x, proto::ASSIGN, body).need_ack().on_done(
+                move |_, outcome| match outcome {
                     Outcome::Acked { .. } => sh2.run(|st, _| {
                         if let Some(e) = st.tasks.get_mut(&id) {
                             if e.exe == Some(x) {
@@ -116,7 +118,8 @@ impl RegState {
                         })
                     }
                     Outcome::Written => {}
-                }),
+                },
+            ),
         );
         out.push(assigned_msg(e.publisher, id, x));
     }
@@ -195,7 +198,10 @@ impl RegState {
             }
             match self.tasks.get_mut(&id) {
                 None => {
-                    log::info!("reg: rebuilt task {id:x} ({}) on {from}", a.spec.kind.name());
+                    log::info!(
+                        "reg: rebuilt task {id:x} ({}) on {from}",
+                        a.spec.kind.name()
+                    );
                     self.mgr.add_task(from, &a.spec);
                     self.tasks.insert(
                         id,
@@ -324,9 +330,11 @@ impl Reg {
         let sh: Sh = Shared::new(RegState::new(cfg.clone()), cfg.clone());
         let (a, b, c) = (sh.clone(), sh.clone(), sh.clone());
         let handlers = Handlers::new()
-            .on(proto::EXE_STATE, move |_, m| match ExeState::decode(m.body) {
-                Ok(st) => a.run(|s, out| s.on_state(&a, m.from, st, out)),
-                Err(e) => log::warn!("reg: EXE_STATE from {}: {e}", m.from),
+            .on(proto::EXE_STATE, move |_, m| {
+                match ExeState::decode(m.body) {
+                    Ok(st) => a.run(|s, out| s.on_state(&a, m.from, st, out)),
+                    Err(e) => log::warn!("reg: EXE_STATE from {}: {e}", m.from),
+                }
             })
             .on(proto::PUBLISH, move |_, m| {
                 let mut r = Reader::new(m.body);
@@ -340,9 +348,7 @@ impl Reg {
                 cx.reply(proto::LIST_REPLY, body);
             });
         let every = (cfg.lease / 4).max(Duration::from_millis(20));
-        let node = Node::start(&sh, handlers, every, |sh| {
-            sh.run(|s, out| s.tick(sh, out))
-        })?;
+        let node = Node::start(&sh, handlers, every, |sh| sh.run(|s, out| s.tick(sh, out)))?;
         log::info!("reg: listening on {}", node.addr());
         Ok(Reg { node })
     }

@@ -30,7 +30,11 @@ fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{cmd} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -64,10 +68,29 @@ impl Lan {
             run("ip", &["netns", "add", &ns]).unwrap();
             lan.hosts.push(ns.clone());
             let port = format!("p{o}");
-            run("ip", &["-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", &sw]).unwrap();
+            run(
+                "ip",
+                &[
+                    "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port,
+                    "netns", &sw,
+                ],
+            )
+            .unwrap();
             run("ip", &["-n", &sw, "link", "set", &port, "master", "br0"]).unwrap();
             run("ip", &["-n", &sw, "link", "set", &port, "up"]).unwrap();
-            run("ip", &["-n", &ns, "addr", "add", &format!("10.78.0.{o}/24"), "dev", "eth0"]).unwrap();
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &ns,
+                    "addr",
+                    "add",
+                    &format!("10.78.0.{o}/24"),
+                    "dev",
+                    "eth0",
+                ],
+            )
+            .unwrap();
             run("ip", &["-n", &ns, "link", "set", "eth0", "up"]).unwrap();
             run("ip", &["-n", &ns, "link", "set", "lo", "up"]).unwrap();
         }
@@ -86,13 +109,38 @@ impl Lan {
              chain out {{ type filter hook output priority 0; ip daddr 10.78.0.{b} drop; }}\n\
              }}\n"
         );
-        let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-cut.nft", self.base));
+        let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{}-cut.nft", self.base));
         std::fs::write(&path, script).unwrap();
-        run("ip", &["netns", "exec", &self.ns(a), "nft", "-f", path.to_str().unwrap()]).unwrap();
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.ns(a),
+                "nft",
+                "-f",
+                path.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
     }
 
     fn heal(&self, a: u8) {
-        run("ip", &["netns", "exec", &self.ns(a), "nft", "delete", "table", "inet", "clcut"]).unwrap();
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.ns(a),
+                "nft",
+                "delete",
+                "table",
+                "inet",
+                "clcut",
+            ],
+        )
+        .unwrap();
     }
 }
 
@@ -120,7 +168,12 @@ fn client(lan: &Lan) -> (String, String) {
 }
 
 fn nqueens_count(lines: &[String], n: u32) -> u64 {
-    line(lines, &format!("RESULT nqueens {n} ")).split(' ').nth(3).unwrap().parse().unwrap()
+    line(lines, &format!("RESULT nqueens {n} "))
+        .split(' ')
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -130,9 +183,21 @@ fn jobs_across_hosts() {
     };
     let c = cluster_on(&lan, &[2, 3, 4], "hj");
     let (ns, listen) = client(&lan);
-    let lines = c.job(Some(&ns), &listen, &["nqueens", "--n", "12", "--depth", "2"], JOB);
+    let lines = c.job(
+        Some(&ns),
+        &listen,
+        &["nqueens", "--n", "12", "--depth", "2"],
+        JOB,
+    );
     assert_eq!(nqueens_count(&lines, 12), 14_200);
-    assert_eq!(lines.iter().filter(|l| l.starts_with("WORK 10.78.0.")).count(), 3, "{lines:?}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("WORK 10.78.0."))
+            .count(),
+        3,
+        "{lines:?}"
+    );
 
     let mut ints = Vec::new();
     let mut words = Vec::new();
@@ -147,7 +212,10 @@ fn jobs_across_hosts() {
     std::thread::sleep(Duration::from_millis(600));
     let (want, n) = sort_median(&ints);
     let lines = c.job(Some(&ns), &listen, &["median"], JOB);
-    assert!(line(&lines, "RESULT median ").starts_with(&format!("RESULT median {want} of {n} values")), "{lines:?}");
+    assert!(
+        line(&lines, "RESULT median ").starts_with(&format!("RESULT median {want} of {n} values")),
+        "{lines:?}"
+    );
     let lines = c.job(Some(&ns), &listen, &["topk", "--k", "12"], JOB);
     assert_eq!(top_lines(&lines), local_topk(&words, 12));
 }
@@ -162,15 +230,28 @@ fn cut_transfer_resumes_across_hosts() {
     c.exe(Some(&lan.ns(2)), "10.78.0.2:7601", &holder, 2);
     let size = 16 * 1024 * 1024;
     let mut rng = datagen::Rng::new(7);
-    let data: Vec<u8> = (0..size / 8).flat_map(|_| rng.next_u64().to_le_bytes()).collect();
+    let data: Vec<u8> = (0..size / 8)
+        .flat_map(|_| rng.next_u64().to_le_bytes())
+        .collect();
     std::fs::write(holder.join("cut.bin"), &data).unwrap();
     // The requester: short inactivity timeout, many attempts.
     let req_dir = tmpdir("htr");
     let reg = c.reg_addr.to_string();
     let exe = Proc::start(
         Some(&lan.ns(3)),
-        &["exe", "--reg", &reg, "--listen", "10.78.0.3:7601", "--data", req_dir.to_str().unwrap(),
-          "--set", "file_inactivity_ms=1000", "--set", "file_attempts=50"],
+        &[
+            "exe",
+            "--reg",
+            &reg,
+            "--listen",
+            "10.78.0.3:7601",
+            "--data",
+            req_dir.to_str().unwrap(),
+            "--set",
+            "file_inactivity_ms=1000",
+            "--set",
+            "file_attempts=50",
+        ],
     );
     exe.listen_addr();
     c.exes.push(exe);
@@ -191,7 +272,13 @@ fn cut_transfer_resumes_across_hosts() {
     let l = line(&lines, "RESULT replicate ");
     assert!(!l.contains(" 1 attempts"), "not resumed: {l}");
     let from = l.split("resumed from chunks [").nth(1).unwrap();
-    let first: u64 = from.split([',', ']']).next().unwrap().trim().parse().unwrap();
+    let first: u64 = from
+        .split([',', ']'])
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(first > 0, "restarted from scratch: {l}");
     assert_eq!(std::fs::read(req_dir.join("cut.bin")).unwrap(), data);
 }
@@ -204,13 +291,20 @@ fn executor_killed_across_hosts() {
     };
     let mut c = cluster_on(&lan, &[2, 3, 4], "hk");
     let (ns, listen) = client(&lan);
-    let mut job = c.start_job(Some(&ns), &listen, &["nqueens", "--n", "14", "--depth", "3", "--progress-lines"]);
-    wait_progress(&mut job, 0.3, JOB);
+    let mut job = c.start_job(
+        Some(&ns),
+        &listen,
+        &["nqueens", "--n", "15", "--depth", "1", "--progress-lines"],
+    );
+    wait_progress(&mut job, 0.2, JOB);
     c.exes[1].kill9();
     let (lines, ok) = job.finish(JOB);
     assert!(ok, "{lines:?}");
-    assert_eq!(nqueens_count(&lines, 14), 365_596);
-    assert!(!line(&lines, "REPEATS ").contains("reassigned=0 "), "{lines:?}");
+    assert_eq!(nqueens_count(&lines, 15), 2_279_184);
+    assert!(
+        !line(&lines, "REPEATS ").contains("reassigned=0 "),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -221,13 +315,23 @@ fn reg_restarted_across_hosts() {
     };
     let mut c = cluster_on(&lan, &[2, 3], "hr");
     let (ns, listen) = client(&lan);
-    let mut job = c.start_job(Some(&ns), &listen, &["nqueens", "--n", "15", "--depth", "1", "--progress-lines"]);
+    let mut job = c.start_job(
+        Some(&ns),
+        &listen,
+        &["nqueens", "--n", "15", "--depth", "1", "--progress-lines"],
+    );
     wait_progress(&mut job, 0.2, JOB);
     c.reg.kill9();
-    c.reg = Proc::start(Some(&lan.ns(1)), &["reg", "--listen", &format!("{REG}:7600")]);
+    c.reg = Proc::start(
+        Some(&lan.ns(1)),
+        &["reg", "--listen", &format!("{REG}:7600")],
+    );
     c.reg.listen_addr();
     let (lines, ok) = job.finish(JOB);
     assert!(ok, "{lines:?}");
     assert_eq!(nqueens_count(&lines, 15), 2_279_184);
-    assert_eq!(line(&lines, "REPEATS "), "REPEATS reassigned=0 duplicate_results=0");
+    assert_eq!(
+        line(&lines, "REPEATS "),
+        "REPEATS reassigned=0 duplicate_results=0"
+    );
 }

@@ -24,7 +24,15 @@ fn two_exes(tag: &str, extra: &[&str]) -> Cluster {
     c.exe(None, "127.0.0.1:0", &tmpdir(&format!("{tag}0")), 2);
     let d = tmpdir(&format!("{tag}1"));
     let reg = c.reg_addr.to_string();
-    let mut args = vec!["exe", "--reg", &reg, "--listen", "127.0.0.1:0", "--data", d.to_str().unwrap()];
+    let mut args = vec![
+        "exe",
+        "--reg",
+        &reg,
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        d.to_str().unwrap(),
+    ];
     for s in extra {
         args.extend(["--set", s]);
     }
@@ -41,7 +49,12 @@ fn replicated_file_is_identical() {
     // Not a multiple of the chunk size; more chunks than the window.
     blob(&c.dirs[0].join("blob.bin"), 3 * 1024 * 1024 + 12345);
     std::thread::sleep(Duration::from_millis(600));
-    let lines = c.job(None, "127.0.0.1:0", &["replicate", "--file", "blob.bin"], Duration::from_secs(60));
+    let lines = c.job(
+        None,
+        "127.0.0.1:0",
+        &["replicate", "--file", "blob.bin"],
+        Duration::from_secs(60),
+    );
     let l = line(&lines, "RESULT replicate ");
     assert!(l.contains("1 attempts"), "{l}");
     assert_eq!(
@@ -63,7 +76,10 @@ fn stalled_transfer_resumes_from_last_verified_chunk() {
     let part = d1.join("big.bin.part");
     let start = Instant::now();
     while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) < size as u64 / 4 {
-        assert!(start.elapsed() < Duration::from_secs(60), "the transfer did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the transfer did not start"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let holder = c.exes[0].child.id() as i32;
@@ -76,7 +92,13 @@ fn stalled_transfer_resumes_from_last_verified_chunk() {
     // Resumed, and never from scratch.
     assert!(!l.contains(" 1 attempts"), "{l}");
     let from = l.split("resumed from chunks [").nth(1).unwrap();
-    let first: u64 = from.split([',', ']']).next().unwrap().trim().parse().unwrap();
+    let first: u64 = from
+        .split([',', ']'])
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(first > 0, "restarted from scratch: {l}");
     assert_eq!(
         std::fs::read(c.dirs[0].join("big.bin")).unwrap(),

@@ -156,9 +156,11 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let is_node = matches!(cli.cmd, Cmd::Reg | Cmd::Exe { .. });
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or(if is_node { "info" } else { "warn" }),
-    )
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(if is_node {
+        "info"
+    } else {
+        "warn"
+    }))
     .init();
     if let Err(e) = run(cli) {
         eprintln!("cluster: {e}");
@@ -216,9 +218,19 @@ fn run(cli: Cli) -> Result<(), String> {
             let (bar, progress) = bar();
             let mut work = Work::default();
             let t = Instant::now();
-            let count = jobs::nqueens::run(&p, n, depth, Duration::from_secs(stall_s), &progress, &mut work)?;
+            let count = jobs::nqueens::run(
+                &p,
+                n,
+                depth,
+                Duration::from_secs(stall_s),
+                &progress,
+                &mut work,
+            )?;
             bar.finish_and_clear();
-            println!("RESULT nqueens {n} {count} {:.3}s", t.elapsed().as_secs_f64());
+            println!(
+                "RESULT nqueens {n} {count} {:.3}s",
+                t.elapsed().as_secs_f64()
+            );
             print_work(&work);
             Ok(())
         }
@@ -233,7 +245,14 @@ fn run(cli: Cli) -> Result<(), String> {
             let (bar, progress) = bar();
             let mut work = Work::default();
             let t = Instant::now();
-            let a = jobs::median::run(&p, &files, buckets, Duration::from_secs(stall_s), &progress, &mut work)?;
+            let a = jobs::median::run(
+                &p,
+                &files,
+                buckets,
+                Duration::from_secs(stall_s),
+                &progress,
+                &mut work,
+            )?;
             bar.finish_and_clear();
             println!(
                 "RESULT median {} of {} values, {} files, {} rounds, {:.3}s",
@@ -255,7 +274,9 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let p = Publisher::start(cfg, reg)?;
             let files = files_with(&p, &prefix)?;
-            let exes = p.list(Duration::from_secs(5)).map_or(1, |l| l.exes.len() as u32);
+            let exes = p
+                .list(Duration::from_secs(5))
+                .map_or(1, |l| l.exes.len() as u32);
             let (bar, progress) = bar();
             let mut work = Work::default();
             let t = Instant::now();
@@ -368,13 +389,20 @@ fn print_work(w: &Work) {
     for (exe, n) in rows {
         println!("WORK {exe} {n}");
     }
-    println!("REPEATS reassigned={} duplicate_results={}", w.reassigned, w.duplicates);
+    println!(
+        "REPEATS reassigned={} duplicate_results={}",
+        w.reassigned, w.duplicates
+    );
 }
 
 fn print_list(l: &ListReply) {
     println!("{} executors", l.exes.len());
     for e in &l.exes {
-        let files: Vec<String> = e.files.iter().map(|f| format!("{}({}B)", f.name, f.size)).collect();
+        let files: Vec<String> = e
+            .files
+            .iter()
+            .map(|f| format!("{}({}B)", f.name, f.size))
+            .collect();
         println!(
             "EXE {} capacity={} tasks={} lease_left={}ms files=[{}]",
             e.addr,

@@ -178,9 +178,14 @@ pub fn run(
             })
             .collect();
         let note = format!("median round {round}: [{}, {}]", q.lo, q.hi);
-        let results = run_all(p, Kind::MedianCount, inputs, timeout, &|d, t, _: &str| {
-            progress.update(d, t, &note)
-        }, work)?;
+        let results = run_all(
+            p,
+            Kind::MedianCount,
+            inputs,
+            timeout,
+            &|d, t, _: &str| progress.update(d, t, &note),
+            work,
+        )?;
         let mut below = 0;
         let mut sums = vec![0u64; buckets as usize];
         for r in &results {
@@ -226,9 +231,21 @@ mod tests {
     #[test]
     fn buckets_cover_the_range() {
         for q in [
-            Query { lo: i64::MIN, hi: i64::MAX, buckets: 64 },
-            Query { lo: -5, hi: 5, buckets: 4 },
-            Query { lo: 7, hi: 8, buckets: 64 },
+            Query {
+                lo: i64::MIN,
+                hi: i64::MAX,
+                buckets: 64,
+            },
+            Query {
+                lo: -5,
+                hi: 5,
+                buckets: 4,
+            },
+            Query {
+                lo: 7,
+                hi: 8,
+                buckets: 64,
+            },
         ] {
             let (first, _) = q.range(0);
             assert_eq!(first, q.lo);

@@ -49,11 +49,7 @@ pub struct Env {
 impl Env {
     /// A file of the data directory, refusing names that leave it.
     pub fn data_file(&self, name: &str) -> Result<PathBuf, String> {
-        if name.is_empty()
-            || name.contains('/')
-            || name.contains('\\')
-            || name.starts_with('.')
-        {
+        if name.is_empty() || name.contains('/') || name.contains('\\') || name.starts_with('.') {
             return Err(format!("bad file name {name:?}"));
         }
         Ok(self.data_dir.join(name))
@@ -67,7 +63,17 @@ pub fn start(env: &Arc<Env>, a: &Assign, input: Vec<u8>, done: Done) {
     let spec = a.spec.clone();
     match spec.kind {
         Kind::TopkReduce => topk::start_reduce(env, spec.id, &input, done),
-        Kind::PullFile => pull_file(env, a, &input, done),
+        Kind::PullFile => {
+            // On the pool: starting a transfer touches the disk.
+            let (env, a) = (env.clone(), a.clone());
+            if !env
+                .clone()
+                .pool
+                .run(move || pull_file(&env, &a, &input, done))
+            {
+                log::warn!("exe: pool stopped; task {:x} dropped", spec.id);
+            }
+        }
         kind => {
             let queued = env.pool.run(move || {
                 let r = match kind {

@@ -90,8 +90,9 @@ pub fn brute_force(n: u32) -> u64 {
             }
             q.push(c as u8);
             // checked for every pair, not incrementally, to stay naive
-            let ok = (0..q.len())
-                .all(|i| (i + 1..q.len()).all(|j| (q[i] as i32 - q[j] as i32).abs() != (j - i) as i32));
+            let ok = (0..q.len()).all(|i| {
+                (i + 1..q.len()).all(|j| (q[i] as i32 - q[j] as i32).abs() != (j - i) as i32)
+            });
             if ok {
                 used[c] = true;
                 total += perm(q, used, n);
@@ -115,7 +116,10 @@ pub fn run_task(input: &[u8]) -> Result<Vec<u8>, String> {
     let n = r.u32().map_err(|e| e.to_string())?;
     let prefix = r.bytes().map_err(|e| e.to_string())?;
     if n == 0 || n > MAX_N || prefix.len() > n as usize {
-        return Err(format!("bad N-queens task: n {n}, prefix of {}", prefix.len()));
+        return Err(format!(
+            "bad N-queens task: n {n}, prefix of {}",
+            prefix.len()
+        ));
     }
     Ok(count_from(n, prefix).to_be_bytes().to_vec())
 }
@@ -139,7 +143,10 @@ pub fn run(
         .collect();
     let results = run_all(p, Kind::NQueens, inputs, timeout, progress, work)?;
     results.iter().try_fold(0u64, |acc, r| {
-        let b: [u8; 8] = r.as_slice().try_into().map_err(|_| "bad count".to_string())?;
+        let b: [u8; 8] = r
+            .as_slice()
+            .try_into()
+            .map_err(|_| "bad count".to_string())?;
         Ok(acc + u64::from_be_bytes(b))
     })
 }

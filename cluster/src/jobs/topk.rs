@@ -28,6 +28,9 @@ use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+/// Map tasks in flight: task -> (map index, [(shard, reducer address)]).
+type MapsInFlight = HashMap<TaskId, (u32, Vec<(u32, SocketAddr)>)>;
+
 /// Bytes of word counts per PARTITION message.
 const CHUNK: usize = 256 * 1024;
 /// PARTITION messages a map keeps unacknowledged.
@@ -180,7 +183,9 @@ pub fn handlers(h: Handlers, env: &Arc<Env>) -> Handlers {
     let env = env.clone();
     h.on(proto::PARTITION, move |_, m| {
         let mut r = Reader::new(m.body);
-        let parsed = (|| Ok::<_, crate::wire::WireError>((r.u64()?, r.u32()?, r.u32()?, r.u32()?, r.bytes()?)))();
+        let parsed = (|| {
+            Ok::<_, crate::wire::WireError>((r.u64()?, r.u32()?, r.u32()?, r.u32()?, r.bytes()?))
+        })();
         let Ok((id, map, chunk, chunks, data)) = parsed else {
             return log::warn!("exe: bad PARTITION from {}", m.from);
         };
@@ -190,7 +195,15 @@ pub fn handlers(h: Handlers, env: &Arc<Env>) -> Handlers {
 
 /// Keeps one chunk of a map's partition for reducer `id` (from a
 /// PARTITION message, or from a map on the same executor).
-fn store(env: &Arc<Env>, from: SocketAddr, id: TaskId, map: u32, chunk: u32, chunks: u32, data: &[u8]) {
+fn store(
+    env: &Arc<Env>,
+    from: SocketAddr,
+    id: TaskId,
+    map: u32,
+    chunk: u32,
+    chunks: u32,
+    data: &[u8],
+) {
     if chunk >= chunks || chunks > 1 << 20 {
         return log::warn!("exe: PARTITION chunk {chunk} of {chunks} from {from}");
     }
@@ -267,7 +280,8 @@ pub fn run_map(env: &Arc<Env>, _id: TaskId, input: &[u8]) -> Result<Vec<u8>, Str
     if inp.shards == 0 {
         return Err("0 shards".into());
     }
-    let counts = count_words(&env.data_file(&inp.file)?).map_err(|e| format!("{}: {e}", inp.file))?;
+    let counts =
+        count_words(&env.data_file(&inp.file)?).map_err(|e| format!("{}: {e}", inp.file))?;
     let mut parts: Vec<Vec<(String, u64)>> = vec![Vec::new(); inp.shards as usize];
     for (w, n) in counts {
         parts[shard(&w, inp.shards) as usize].push((w, n));
@@ -278,7 +292,9 @@ pub fn run_map(env: &Arc<Env>, _id: TaskId, input: &[u8]) -> Result<Vec<u8>, Str
     let mut failed: HashSet<u32> = HashSet::new();
     let wait = env.cfg.center.retry.deadline + Duration::from_secs(10);
     let settle = |in_flight: &mut usize, failed: &mut HashSet<u32>| -> Result<(), String> {
-        let (r, ok) = rx.recv_timeout(wait).map_err(|_| "no outcome for a partition")?;
+        let (r, ok) = rx
+            .recv_timeout(wait)
+            .map_err(|_| "no outcome for a partition")?;
         *in_flight -= 1;
         if !ok {
             failed.insert(r);
@@ -371,11 +387,14 @@ pub fn run(
     for _ in 0..shards {
         reducers.push(p.submit(Kind::TopkReduce, "", true, reduce_input.clone())?);
     }
-    let shard_of: HashMap<TaskId, u32> = reducers.iter().enumerate().map(|(i, id)| (*id, i as u32)).collect();
+    let shard_of: HashMap<TaskId, u32> = reducers
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i as u32))
+        .collect();
     let mut place: Vec<Option<SocketAddr>> = vec![None; shards as usize];
     let mut delivered = vec![vec![false; shards as usize]; files.len()];
-    // In-flight map tasks: task -> (map, [(shard, reducer address)]).
-    let mut maps_in_flight: HashMap<TaskId, (u32, Vec<(u32, SocketAddr)>)> = HashMap::new();
+    let mut maps_in_flight: MapsInFlight = HashMap::new();
     let mut tops: Vec<Option<Vec<(String, u64)>>> = vec![None; shards as usize];
     let total = (files.len() + shards as usize) as u64;
     let mut done = 0u64;
@@ -383,7 +402,7 @@ pub fn run(
     let publish_maps = |m: usize,
                         only: &[u32],
                         place: &[Option<SocketAddr>],
-                        in_flight: &mut HashMap<TaskId, (u32, Vec<(u32, SocketAddr)>)>|
+                        in_flight: &mut MapsInFlight|
      -> Result<(), String> {
         let targets: Vec<(u32, SocketAddr, TaskId)> = only
             .iter()
@@ -406,7 +425,9 @@ pub fn run(
     let mut map_placed: HashSet<TaskId> = HashSet::new();
     loop {
         let Some(ev) = p.next_event(timeout) else {
-            return Err(format!("no progress for {timeout:?} ({done} of {total} tasks done)"));
+            return Err(format!(
+                "no progress for {timeout:?} ({done} of {total} tasks done)"
+            ));
         };
         match ev {
             Event::Assigned { task, exe } => {
@@ -491,7 +512,12 @@ mod tests {
 
     #[test]
     fn order_and_shards() {
-        let v = vec![("b".into(), 2), ("a".into(), 2), ("c".into(), 5), ("d".into(), 1)];
+        let v = vec![
+            ("b".into(), 2),
+            ("a".into(), 2),
+            ("c".into(), 5),
+            ("d".into(), 1),
+        ];
         assert_eq!(
             top(v, 3),
             vec![("c".to_string(), 5), ("a".into(), 2), ("b".into(), 2)]

@@ -48,7 +48,7 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `cluster args...` (inside `ns` if given) with [`SETTINGS`]
-/// (settings in `args` override them).
+    /// (settings in `args` override them).
     pub fn start(ns: Option<&str>, args: &[&str]) -> Proc {
         let mut cmd = match ns {
             Some(ns) => {
@@ -92,7 +92,13 @@ impl Proc {
     pub fn wait_line(&self, prefix: &str, within: Duration) -> String {
         let start = Instant::now();
         loop {
-            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.starts_with(prefix)) {
+            if let Some(l) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.starts_with(prefix))
+            {
                 return l.clone();
             }
             assert!(
@@ -140,7 +146,12 @@ impl Proc {
     /// Results seen so far (lines of a job with `WORK`, none before the end)
     /// - for jobs, the progress is read from Reg's list instead.
     pub fn line_count(&self, prefix: &str) -> usize {
-        self.lines.lock().unwrap().iter().filter(|l| l.starts_with(prefix)).count()
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .count()
     }
 }
 
@@ -196,7 +207,13 @@ impl Cluster {
     }
 
     /// Runs a job command to completion.
-    pub fn job(&self, ns: Option<&str>, listen: &str, args: &[&str], within: Duration) -> Vec<String> {
+    pub fn job(
+        &self,
+        ns: Option<&str>,
+        listen: &str,
+        args: &[&str],
+        within: Duration,
+    ) -> Vec<String> {
         let reg = self.reg_addr.to_string();
         let mut all = vec![args[0], "--reg", &reg, "--listen", listen];
         all.extend_from_slice(&args[1..]);
@@ -227,7 +244,10 @@ pub fn sort_median(files: &[PathBuf]) -> (i64, usize) {
     let mut all = Vec::new();
     for f in files {
         let b = std::fs::read(f).unwrap();
-        all.extend(b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())));
+        all.extend(
+            b.chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap())),
+        );
     }
     all.sort_unstable();
     (all[(all.len() - 1) / 2], all.len())
@@ -287,8 +307,15 @@ pub fn wait_progress(job: &mut Proc, frac: f64, within: Duration) {
                 return;
             }
         }
-        assert!(job.child.try_wait().unwrap().is_none(), "the job ended early: {:?}", job.lines.lock().unwrap());
-        assert!(start.elapsed() < within, "no progress to {frac} within {within:?}");
+        assert!(
+            job.child.try_wait().unwrap().is_none(),
+            "the job ended early: {:?}",
+            job.lines.lock().unwrap()
+        );
+        assert!(
+            start.elapsed() < within,
+            "no progress to {frac} within {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
