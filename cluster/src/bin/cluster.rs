@@ -145,6 +145,15 @@ enum Cmd {
         #[arg(long, default_value_t = 600)]
         stall_s: u64,
     },
+    /// The same jobs on this machine alone, single-threaded (baselines and
+    /// checks): `local nqueens N`, `local median FILE...` (sorts
+    /// everything), `local topk K FILE...`.
+    Local {
+        /// nqueens, median or topk.
+        job: String,
+        /// N, files, or K followed by files.
+        args: Vec<String>,
+    },
     /// List Reg's executors and unfinished tasks.
     List {
         /// Reg's address.
@@ -324,6 +333,7 @@ fn run(cli: Cli) -> Result<(), String> {
             print_work(&work);
             Ok(())
         }
+        Cmd::Local { job, args } => local(&job, &args),
         Cmd::List { reg } => {
             let p = Publisher::start(cfg, reg)?;
             let l = p
@@ -333,6 +343,60 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn local(job: &str, args: &[String]) -> Result<(), String> {
+    let t = Instant::now();
+    let num = |s: Option<&String>| -> Result<u64, String> {
+        s.ok_or("missing number")?
+            .parse()
+            .map_err(|e| format!("{e}"))
+    };
+    match job {
+        "nqueens" => {
+            let n = num(args.first())? as u32;
+            if n == 0 || n > jobs::nqueens::MAX_N {
+                return Err(format!("N must be between 1 and {}", jobs::nqueens::MAX_N));
+            }
+            let c = jobs::nqueens::count_from(n, &[]);
+            println!("RESULT nqueens {n} {c} {:.3}s", t.elapsed().as_secs_f64());
+        }
+        "median" => {
+            let mut all = Vec::new();
+            for f in args {
+                let b = std::fs::read(f).map_err(|e| format!("{f}: {e}"))?;
+                all.extend(b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())));
+            }
+            if all.is_empty() {
+                return Err("no values".into());
+            }
+            all.sort_unstable();
+            println!(
+                "RESULT median {} of {} values, {:.3}s",
+                all[(all.len() - 1) / 2],
+                all.len(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        "topk" => {
+            let k = num(args.first())? as usize;
+            let mut counts = std::collections::HashMap::new();
+            for f in &args[1..] {
+                for (w, n) in jobs::topk::count_words(std::path::Path::new(f))
+                    .map_err(|e| format!("{f}: {e}"))?
+                {
+                    *counts.entry(w).or_insert(0u64) += n;
+                }
+            }
+            let top = jobs::topk::top(counts.into_iter().collect(), k);
+            println!("RESULT topk {} words, {:.3}s", top.len(), t.elapsed().as_secs_f64());
+            for (w, n) in top {
+                println!("TOP {w} {n}");
+            }
+        }
+        _ => return Err(format!("unknown local job {job:?} (nqueens, median, topk)")),
+    }
+    Ok(())
 }
 
 fn park() -> Result<(), String> {

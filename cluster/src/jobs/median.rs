@@ -29,14 +29,15 @@ pub struct Query {
 }
 
 impl Query {
-    /// Width of a sub-range.
+    /// Width of a sub-range (at most 2^64 / 2 for 2 or more buckets; the
+    /// whole span, up to 2^64, for 1 - which `run_task` refuses).
     fn width(&self) -> i128 {
         let span = self.hi as i128 - self.lo as i128 + 1;
         (span + self.buckets as i128 - 1) / self.buckets as i128
     }
     /// The sub-range of `v` (which must lie in [lo, hi]).
     pub fn bucket(&self, v: i64) -> usize {
-        ((v as i128 - self.lo as i128) / self.width()) as usize
+        ((v as u64).wrapping_sub(self.lo as u64) / self.width() as u64) as usize
     }
     /// The bounds of sub-range `b`.
     pub fn range(&self, b: usize) -> (i64, i64) {
@@ -63,6 +64,10 @@ pub fn count_file(path: &std::path::Path, q: Query) -> std::io::Result<Counts> {
         below: 0,
         buckets: vec![0; q.buckets as usize],
     };
+    // Offsets from lo fit in u64 (hi - lo < 2^64), and so does the width
+    // (buckets >= 1): u64 division per value instead of i128.
+    let width = q.width() as u64;
+    let lo = q.lo as u64;
     let mut buf = vec![0u8; 1 << 20];
     let mut have = 0;
     loop {
@@ -77,7 +82,7 @@ pub fn count_file(path: &std::path::Path, q: Query) -> std::io::Result<Counts> {
             if v < q.lo {
                 c.below += 1;
             } else if v <= q.hi {
-                c.buckets[q.bucket(v)] += 1;
+                c.buckets[((v as u64).wrapping_sub(lo) / width) as usize] += 1; // = q.bucket(v)
             }
         }
         buf.copy_within(whole..have, 0);
@@ -106,7 +111,7 @@ pub fn run_task(env: &Env, input: &[u8]) -> Result<Vec<u8>, String> {
         ))
     };
     let (file, q) = parse(&mut r).map_err(|e| e.to_string())?;
-    if q.lo > q.hi || q.buckets == 0 || q.buckets > 65_536 {
+    if q.lo > q.hi || q.buckets < 2 || q.buckets > 65_536 {
         return Err(format!("bad median query {q:?}"));
     }
     let c = count_file(&env.data_file(&file)?, q).map_err(|e| format!("{file}: {e}"))?;
