@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// Where an executor runs and what it offers.
 #[derive(Debug, Clone)]
@@ -147,6 +148,14 @@ impl Exe {
         let node = Node::start(&sh, handlers, cfg.heartbeat, move |sh| {
             if let Some(h) = env_t.handle.get() {
                 env_t.files.tick(h);
+            }
+            let pruned = env_t
+                .shuffle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .prune(Duration::from_secs(600));
+            if pruned > 0 {
+                log::info!("exe: dropped shuffle input of {pruned} reducers not here");
             }
             let files = scan_files(&sh.lock().opts.data_dir);
             sh.run(|s, out| {

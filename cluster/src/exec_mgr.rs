@@ -27,6 +27,24 @@ pub struct Executor {
 }
 
 impl Executor {
+    fn new(
+        addr: SocketAddr,
+        capacity: u32,
+        incarnation: u64,
+        files: Vec<FileInfo>,
+        expires: Instant,
+    ) -> Executor {
+        Executor {
+            addr,
+            capacity,
+            incarnation,
+            files,
+            expires,
+            tasks: HashSet::new(),
+            slots_used: 0,
+        }
+    }
+
     fn holds(&self, file: &str) -> bool {
         self.files.iter().any(|f| f.name == file)
     }
@@ -72,29 +90,13 @@ impl ExecutorMgr {
             }
             Some(e) => {
                 let lost: Vec<TaskId> = e.tasks.drain().collect();
-                *e = Executor {
-                    addr,
-                    capacity,
-                    incarnation,
-                    files,
-                    expires,
-                    tasks: HashSet::new(),
-                    slots_used: 0,
-                };
+                *e = Executor::new(addr, capacity, incarnation, files, expires);
                 Upsert::Restarted(lost)
             }
             None => {
                 self.exes.insert(
                     addr,
-                    Executor {
-                        addr,
-                        capacity,
-                        incarnation,
-                        files,
-                        expires,
-                        tasks: HashSet::new(),
-                        slots_used: 0,
-                    },
+                    Executor::new(addr, capacity, incarnation, files, expires),
                 );
                 Upsert::New
             }

@@ -406,12 +406,7 @@ impl FileService {
             return;
         };
         let err = |why: String| {
-            let body = Writer::new()
-                .u64(req.id)
-                .u32(req.attempt)
-                .str(&why)
-                .finish();
-            h.post(Message::new(to, FILE_ERR, body).need_ack());
+            h.post(err_msg(to, &req, &why));
         };
         if let Err(e) = check_name(&req.name) {
             return err(e);
@@ -443,12 +438,7 @@ impl FileService {
                 if let Err(why) = r {
                     log::warn!("files: sending {} to {to} stopped: {why}", req.name);
                     if why.starts_with("file:") {
-                        let body = Writer::new()
-                            .u64(req.id)
-                            .u32(req.attempt)
-                            .str(&why)
-                            .finish();
-                        h.post(Message::new(to, FILE_ERR, body).need_ack());
+                        h.post(err_msg(to, &req, &why));
                     }
                 }
             });
@@ -482,7 +472,14 @@ fn decode_req(body: &[u8]) -> WireResult<Req> {
     Ok(req)
 }
 
-fn check_name(name: &str) -> Result<(), String> {
+/// FILE_ERR for request `req`: the holder cannot send the file.
+fn err_msg(to: SocketAddr, req: &Req, why: &str) -> Message {
+    let body = Writer::new().u64(req.id).u32(req.attempt).str(why).finish();
+    Message::new(to, FILE_ERR, body).need_ack()
+}
+
+/// A plain file name (no directories, not hidden).
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.contains('/') || name.contains('\\') || name.starts_with('.') {
         Err(format!("bad file name {name:?}"))
     } else {

@@ -190,6 +190,26 @@ pub struct FileInfo {
     pub size: u64,
 }
 
+impl FileInfo {
+    fn write_all(w: &mut Writer, files: &[FileInfo]) {
+        w.u32(files.len() as u32);
+        for f in files {
+            w.str(&f.name).u64(f.size);
+        }
+    }
+    fn read_all(r: &mut Reader<'_>) -> WireResult<Vec<FileInfo>> {
+        let n = r.count(12)?;
+        (0..n)
+            .map(|_| {
+                Ok(FileInfo {
+                    name: r.str()?.to_string(),
+                    size: r.u64()?,
+                })
+            })
+            .collect()
+    }
+}
+
 /// An executor's registration and heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExeState {
@@ -214,12 +234,8 @@ impl ExeState {
     /// The body.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u32(self.capacity)
-            .u64(self.incarnation)
-            .u32(self.files.len() as u32);
-        for f in &self.files {
-            w.str(&f.name).u64(f.size);
-        }
+        w.u32(self.capacity).u64(self.incarnation);
+        FileInfo::write_all(&mut w, &self.files);
         w.u32(self.running.len() as u32);
         for a in &self.running {
             a.write(&mut w);
@@ -239,15 +255,7 @@ impl ExeState {
         let mut r = Reader::new(body);
         let capacity = r.u32()?;
         let incarnation = r.u64()?;
-        let n = r.count(12)?;
-        let files = (0..n)
-            .map(|_| {
-                Ok(FileInfo {
-                    name: r.str()?.to_string(),
-                    size: r.u64()?,
-                })
-            })
-            .collect::<WireResult<_>>()?;
+        let files = FileInfo::read_all(&mut r)?;
         let n = r.count(17)?;
         let running = (0..n)
             .map(|_| Assign::read(&mut r))
@@ -314,11 +322,8 @@ impl ListReply {
             w.addr(e.addr)
                 .u32(e.capacity)
                 .u32(e.running)
-                .u64(e.lease_left_ms)
-                .u32(e.files.len() as u32);
-            for f in &e.files {
-                w.str(&f.name).u64(f.size);
-            }
+                .u64(e.lease_left_ms);
+            FileInfo::write_all(&mut w, &e.files);
         }
         w.u32(self.tasks.len() as u32);
         for t in &self.tasks {
@@ -342,15 +347,7 @@ impl ListReply {
             let capacity = r.u32()?;
             let running = r.u32()?;
             let lease_left_ms = r.u64()?;
-            let m = r.count(12)?;
-            let files = (0..m)
-                .map(|_| {
-                    Ok(FileInfo {
-                        name: r.str()?.to_string(),
-                        size: r.u64()?,
-                    })
-                })
-                .collect::<WireResult<_>>()?;
+            let files = FileInfo::read_all(&mut r)?;
             exes.push(ExeRow {
                 addr,
                 capacity,

@@ -14,7 +14,7 @@
 
 use clap::{Parser, Subcommand};
 use cluster::jobs::{self, datagen, Work};
-use cluster::proto::ListReply;
+use cluster::proto::{Kind, ListReply};
 use cluster::{Exe, ExeOptions, NodeConfig, Publisher, Reg};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::net::SocketAddr;
@@ -179,7 +179,6 @@ fn main() {
 
 fn run(cli: Cli) -> Result<(), String> {
     let lines = cli.progress_lines;
-    let bar = move || bar(lines);
     let mut cfg = NodeConfig::default();
     cfg.center.listen = cli.listen;
     for s in &cli.settings {
@@ -222,116 +221,56 @@ fn run(cli: Cli) -> Result<(), String> {
             n,
             depth,
             stall_s,
-        } => {
-            let p = Publisher::start(cfg, reg)?;
-            let (bar, progress) = bar();
-            let mut work = Work::default();
-            let t = Instant::now();
-            let count = jobs::nqueens::run(
-                &p,
-                n,
-                depth,
-                Duration::from_secs(stall_s),
-                &progress,
-                &mut work,
-            )?;
-            bar.finish_and_clear();
-            println!(
-                "RESULT nqueens {n} {count} {:.3}s",
-                t.elapsed().as_secs_f64()
-            );
-            print_work(&work);
-            Ok(())
-        }
+        } => job(cfg, reg, lines, stall_s, |p, stall, progress, work| {
+            let count = jobs::nqueens::run(p, n, depth, stall, progress, work)?;
+            Ok(vec![format!("RESULT nqueens {n} {count}")])
+        }),
         Cmd::Median {
             reg,
             prefix,
             buckets,
             stall_s,
-        } => {
-            let p = Publisher::start(cfg, reg)?;
-            let files = files_with(&p, &prefix)?;
-            let (bar, progress) = bar();
-            let mut work = Work::default();
-            let t = Instant::now();
-            let a = jobs::median::run(
-                &p,
-                &files,
-                buckets,
-                Duration::from_secs(stall_s),
-                &progress,
-                &mut work,
-            )?;
-            bar.finish_and_clear();
-            println!(
-                "RESULT median {} of {} values, {} files, {} rounds, {:.3}s",
+        } => job(cfg, reg, lines, stall_s, |p, stall, progress, work| {
+            let files = files_with(p, &prefix)?;
+            let a = jobs::median::run(p, &files, buckets, stall, progress, work)?;
+            Ok(vec![format!(
+                "RESULT median {} of {} values, {} files, {} rounds,",
                 a.median,
                 a.count,
                 files.len(),
-                a.rounds,
-                t.elapsed().as_secs_f64()
-            );
-            print_work(&work);
-            Ok(())
-        }
+                a.rounds
+            )])
+        }),
         Cmd::Topk {
             reg,
             prefix,
             k,
             shards,
             stall_s,
-        } => {
-            let p = Publisher::start(cfg, reg)?;
-            let files = files_with(&p, &prefix)?;
+        } => job(cfg, reg, lines, stall_s, |p, stall, progress, work| {
+            let files = files_with(p, &prefix)?;
             let exes = p
                 .list(Duration::from_secs(5))
                 .map_or(1, |l| l.exes.len() as u32);
-            let (bar, progress) = bar();
-            let mut work = Work::default();
-            let t = Instant::now();
-            let top = jobs::topk::run(
-                &p,
-                &files,
-                shards.unwrap_or(exes).max(1),
-                k,
-                Duration::from_secs(stall_s),
-                &progress,
-                &mut work,
-            )?;
-            bar.finish_and_clear();
-            println!(
-                "RESULT topk {} words from {} files, {:.3}s",
+            let shards = shards.unwrap_or(exes).max(1);
+            let top = jobs::topk::run(p, &files, shards, k, stall, progress, work)?;
+            let mut out = vec![format!(
+                "RESULT topk {} words from {} files,",
                 top.len(),
-                files.len(),
-                t.elapsed().as_secs_f64()
-            );
-            for (w, n) in top {
-                println!("TOP {w} {n}");
-            }
-            print_work(&work);
-            Ok(())
-        }
+                files.len()
+            )];
+            out.extend(top.iter().map(|(w, n)| format!("TOP {w} {n}")));
+            Ok(out)
+        }),
         Cmd::Replicate { reg, file, stall_s } => {
-            let p = Publisher::start(cfg, reg)?;
-            let (bar, progress) = bar();
-            let mut work = Work::default();
-            let t = Instant::now();
-            let r = jobs::run_all(
-                &p,
-                cluster::proto::Kind::PullFile,
-                vec![(file.clone(), file.clone().into_bytes())],
-                Duration::from_secs(stall_s),
-                &progress,
-                &mut work,
-            )?;
-            bar.finish_and_clear();
-            println!(
-                "RESULT replicate {} {:.3}s",
-                String::from_utf8_lossy(&r[0]),
-                t.elapsed().as_secs_f64()
-            );
-            print_work(&work);
-            Ok(())
+            job(cfg, reg, lines, stall_s, |p, stall, progress, work| {
+                let input = vec![(file.clone(), file.clone().into_bytes())];
+                let r = jobs::run_all(p, Kind::PullFile, input, stall, progress, work)?;
+                Ok(vec![format!(
+                    "RESULT replicate {}",
+                    String::from_utf8_lossy(&r[0])
+                )])
+            })
         }
         Cmd::Local { job, args } => local(&job, &args),
         Cmd::List { reg } => {
@@ -365,7 +304,10 @@ fn local(job: &str, args: &[String]) -> Result<(), String> {
             let mut all = Vec::new();
             for f in args {
                 let b = std::fs::read(f).map_err(|e| format!("{f}: {e}"))?;
-                all.extend(b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())));
+                all.extend(
+                    b.chunks_exact(8)
+                        .map(|c| i64::from_le_bytes(c.try_into().unwrap())),
+                );
             }
             if all.is_empty() {
                 return Err("no values".into());
@@ -389,13 +331,49 @@ fn local(job: &str, args: &[String]) -> Result<(), String> {
                 }
             }
             let top = jobs::topk::top(counts.into_iter().collect(), k);
-            println!("RESULT topk {} words, {:.3}s", top.len(), t.elapsed().as_secs_f64());
+            println!(
+                "RESULT topk {} words, {:.3}s",
+                top.len(),
+                t.elapsed().as_secs_f64()
+            );
             for (w, n) in top {
                 println!("TOP {w} {n}");
             }
         }
         _ => return Err(format!("unknown local job {job:?} (nqueens, median, topk)")),
     }
+    Ok(())
+}
+
+/// Runs a job as a publisher with a progress bar (or lines); prints the
+/// job's lines, the first with the elapsed time appended, then the work
+/// per executor.
+fn job(
+    cfg: NodeConfig,
+    reg: SocketAddr,
+    lines: bool,
+    stall_s: u64,
+    run: impl FnOnce(
+        &Publisher,
+        Duration,
+        &dyn jobs::Progress,
+        &mut Work,
+    ) -> Result<Vec<String>, String>,
+) -> Result<(), String> {
+    let p = Publisher::start(cfg, reg)?;
+    let (bar, progress) = bar(lines);
+    let mut work = Work::default();
+    let t = Instant::now();
+    let out = run(&p, Duration::from_secs(stall_s), &progress, &mut work)?;
+    bar.finish_and_clear();
+    for (i, l) in out.iter().enumerate() {
+        if i == 0 {
+            println!("{l} {:.3}s", t.elapsed().as_secs_f64());
+        } else {
+            println!("{l}");
+        }
+    }
+    print_work(&work);
     Ok(())
 }
 

@@ -49,9 +49,7 @@ pub struct Env {
 impl Env {
     /// A file of the data directory, refusing names that leave it.
     pub fn data_file(&self, name: &str) -> Result<PathBuf, String> {
-        if name.is_empty() || name.contains('/') || name.contains('\\') || name.starts_with('.') {
-            return Err(format!("bad file name {name:?}"));
-        }
+        crate::files::check_name(name)?;
         Ok(self.data_dir.join(name))
     }
 }

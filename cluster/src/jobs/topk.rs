@@ -99,12 +99,24 @@ impl MapPart {
     }
 }
 
-#[derive(Default)]
 struct ReduceBox {
+    created: std::time::Instant,
     parts: HashMap<u32, MapPart>,
     expect: Option<(u32, usize, Done)>,
     bytes: usize,
     overflow: bool,
+}
+
+impl Default for ReduceBox {
+    fn default() -> Self {
+        ReduceBox {
+            created: std::time::Instant::now(),
+            parts: HashMap::new(),
+            expect: None,
+            bytes: 0,
+            overflow: false,
+        }
+    }
 }
 
 /// Shuffle input held by an executor for its reducers, by reduce task.
@@ -115,6 +127,23 @@ pub struct Shuffle {
 }
 
 impl Shuffle {
+    /// Drops input that no reducer here claimed within `age` (its reduce
+    /// task went elsewhere, or its job ended); returns how many boxes.
+    pub fn prune(&mut self, age: Duration) -> usize {
+        let stale: Vec<TaskId> = self
+            .boxes
+            .iter()
+            .filter(|(_, b)| b.expect.is_none() && b.created.elapsed() > age)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &stale {
+            if let Some(b) = self.boxes.remove(id) {
+                self.bytes -= b.bytes;
+            }
+        }
+        stale.len()
+    }
+
     /// Takes a ready reducer: its parts, k and callback.
     fn take_ready(&mut self, id: TaskId) -> Option<(Vec<MapPart>, usize, Done, bool)> {
         let b = self.boxes.get(&id)?;
