@@ -142,3 +142,46 @@ fn reg_restarted_mid_job_still_right() {
         "REPEATS reassigned=0 duplicate_results=0"
     );
 }
+
+#[test]
+fn topk_survives_an_executor_killed_mid_shuffle() {
+    let mut c = three_exes("tkill");
+    // Every word file on two executors, so killing one loses no data.
+    let mut words = Vec::new();
+    for i in 0..3 {
+        let f = tmpdir("tkw").join(format!("words-{i}.txt"));
+        datagen::gen_words(&f, 400_000, 30_000, 50 + i as u64).unwrap();
+        for d in [&c.dirs[i], &c.dirs[(i + 1) % 3]] {
+            std::fs::copy(&f, d.join(format!("words-{i}.txt"))).unwrap();
+        }
+        words.push(f);
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    let mut job = c.start_job(
+        None,
+        "127.0.0.1:0",
+        &["topk", "--k", "20", "--shards", "3", "--progress-lines"],
+    );
+    // Reducers are placed (one per executor: least loaded) and the maps
+    // are running: kill one executor, reducer and maps with it.
+    let start = std::time::Instant::now();
+    while !job
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("top-k: mapping"))
+    {
+        assert!(start.elapsed() < JOB, "maps never started");
+        assert!(job.child.try_wait().unwrap().is_none(), "job ended");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    c.exes[0].kill9();
+    let (lines, ok) = job.finish(JOB);
+    assert!(ok, "{lines:?}");
+    assert_eq!(top_lines(&lines), local_topk(&words, 20));
+    assert!(
+        !line(&lines, "REPEATS ").contains("reassigned=0 "),
+        "{lines:?}"
+    );
+}

@@ -321,12 +321,27 @@ fn reg_restarted_across_hosts() {
         &["nqueens", "--n", "15", "--depth", "1", "--progress-lines"],
     );
     wait_progress(&mut job, 0.2, JOB);
+    // Executors paused across the restart: their tasks are still running
+    // when they re-register, however slow the machine (see loopback.rs).
+    let pids: Vec<i32> = c.exes.iter().map(|e| e.child.id() as i32).collect();
+    for &p in &pids {
+        unsafe { libc::kill(p, libc::SIGSTOP) };
+    }
     c.reg.kill9();
     c.reg = Proc::start(
         Some(&lan.ns(1)),
-        &["reg", "--listen", &format!("{REG}:7600")],
+        &[
+            "reg",
+            "--listen",
+            &format!("{REG}:7600"),
+            "--set",
+            "grace_ms=4000",
+        ],
     );
     c.reg.listen_addr();
+    for &p in &pids {
+        unsafe { libc::kill(p, libc::SIGCONT) };
+    }
     let (lines, ok) = job.finish(JOB);
     assert!(ok, "{lines:?}");
     assert_eq!(nqueens_count(&lines, 15), 2_279_184);

@@ -319,7 +319,14 @@ pub fn run_map(env: &Arc<Env>, _id: TaskId, input: &[u8]) -> Result<Vec<u8>, Str
     let (tx, rx) = mpsc::channel::<(u32, bool)>();
     let mut in_flight = 0;
     let mut failed: HashSet<u32> = HashSet::new();
-    let wait = env.cfg.center.retry.deadline + Duration::from_secs(10);
+    // A reducer that does not acknowledge within two leases is presumed
+    // gone (Reg will have moved it): give up on its shard so the slot is
+    // freed and the driver sends the shard to the reducer's new place.
+    let retry = msgcenter::Retry {
+        deadline: (2 * env.cfg.lease + Duration::from_secs(1)).min(env.cfg.center.retry.deadline),
+        ..env.cfg.center.retry
+    };
+    let wait = retry.deadline + Duration::from_secs(10);
     let settle = |in_flight: &mut usize, failed: &mut HashSet<u32>| -> Result<(), String> {
         let (r, ok) = rx
             .recv_timeout(wait)
@@ -373,6 +380,7 @@ pub fn run_map(env: &Arc<Env>, _id: TaskId, input: &[u8]) -> Result<Vec<u8>, Str
             handle.post(
                 Message::new(*addr, proto::PARTITION, body)
                     .need_ack()
+                    .with_retry(retry)
                     .on_done(move |_, o| {
                         let _ = tx.send((r, matches!(o, Outcome::Acked { .. })));
                     }),
