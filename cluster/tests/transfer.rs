@@ -45,18 +45,28 @@ fn two_exes(tag: &str, extra: &[&str]) -> Cluster {
 
 #[test]
 fn replicated_file_is_identical() {
-    let c = two_exes("rep", &[]);
-    // Not a multiple of the chunk size; more chunks than the window.
-    blob(&c.dirs[0].join("blob.bin"), 3 * 1024 * 1024 + 12345);
+    // The timeout is on inactivity only: a transfer that takes longer than
+    // it (about 2 s here in a debug build), but keeps moving, completes in
+    // one attempt (file_attempts=1: any timeout would fail it).
+    let c = two_exes("rep", &["file_inactivity_ms=1500", "file_attempts=1"]);
+    // Not a multiple of the chunk size; many more chunks than the window.
+    let size = 16 * 1024 * 1024 + 12345;
+    blob(&c.dirs[0].join("blob.bin"), size);
     std::thread::sleep(Duration::from_millis(600));
+    let start = Instant::now();
     let lines = c.job(
         None,
         "127.0.0.1:0",
         &["replicate", "--file", "blob.bin"],
-        Duration::from_secs(60),
+        Duration::from_secs(120),
     );
+    let took = start.elapsed();
     let l = line(&lines, "RESULT replicate ");
-    assert!(l.contains("1 attempts"), "{l}");
+    assert!(
+        l.contains(&format!("{size} bytes")) && l.contains(" 1 attempts"),
+        "{l}"
+    );
+    eprintln!("16 MiB in {took:?} with a 1.5 s inactivity timeout");
     assert_eq!(
         std::fs::read(c.dirs[0].join("blob.bin")).unwrap(),
         std::fs::read(c.dirs[1].join("blob.bin")).unwrap()
