@@ -358,3 +358,125 @@ impl Reg {
         self.node.addr()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Kind;
+
+    fn addr(p: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], p))
+    }
+
+    fn state(cap: u32, running: Vec<Assign>, finished: Vec<TaskId>) -> ExeState {
+        ExeState {
+            capacity: cap,
+            incarnation: 1,
+            files: Vec::new(),
+            running,
+            finished,
+            abandoned: Vec::new(),
+        }
+    }
+
+    fn spec(id: TaskId) -> TaskSpec {
+        TaskSpec {
+            id,
+            kind: Kind::NQueens,
+            file: String::new(),
+            passive: false,
+        }
+    }
+
+    /// Runs `f` and returns the messages it wanted to send, as (to, type,
+    /// task id); they are leaked rather than dropped (dropping reports
+    /// `Shutdown` to their callbacks, which would requeue the tasks).
+    fn step(
+        sh: &Sh,
+        f: impl FnOnce(&mut RegState, &Sh, &mut Vec<Message>),
+    ) -> Vec<(SocketAddr, u32, u64)> {
+        let mut taken = Vec::new();
+        sh.run(|st, out| {
+            f(st, sh, out);
+            taken = std::mem::take(out);
+        });
+        let seen = taken
+            .iter()
+            .map(|m| {
+                let id = u64::from_be_bytes(m.body[..8].try_into().unwrap());
+                (m.to, m.msg_type, id)
+            })
+            .collect();
+        for m in taken {
+            std::mem::forget(m);
+        }
+        seen
+    }
+
+    #[test]
+    fn expiry_reassigns_and_restart_rebuilds() {
+        let mut cfg = NodeConfig::default();
+        cfg.lease = Duration::from_millis(100);
+        cfg.grace = Some(Duration::ZERO);
+        let sh: Sh = Shared::new(RegState::new(cfg.clone()), cfg.clone());
+        let (a, b, p) = (addr(1), addr(2), addr(9));
+        step(&sh, |st, sh, out| {
+            st.on_state(sh, a, state(1, vec![], vec![]), out)
+        });
+        step(&sh, |st, sh, out| {
+            st.on_state(sh, b, state(1, vec![], vec![]), out)
+        });
+        let mut sent = Vec::new();
+        for id in 1..=3 {
+            sent.extend(step(&sh, |st, sh, out| st.on_publish(sh, p, spec(id), out)));
+        }
+        // One task per executor (capacity 1), each with ASSIGN and ASSIGNED.
+        let assigns: Vec<_> = sent.iter().filter(|m| m.1 == proto::ASSIGN).collect();
+        assert_eq!(assigns.len(), 2, "{sent:?}");
+        assert!(sent
+            .iter()
+            .filter(|m| m.1 == proto::ASSIGNED)
+            .all(|m| m.0 == p));
+        let on_a = assigns.iter().find(|m| m.0 == a).unwrap().2;
+        let on_b = assigns.iter().find(|m| m.0 == b).unwrap().2;
+        // A falls silent; B renews. A's task waits for a free slot.
+        std::thread::sleep(Duration::from_millis(150));
+        let running_b = Assign {
+            spec: spec(on_b),
+            publisher: p,
+            holders: vec![],
+        };
+        step(&sh, |st, sh, out| {
+            st.on_state(sh, b, state(1, vec![running_b.clone()], vec![]), out)
+        });
+        assert!(step(&sh, |st, sh, out| st.tick(sh, out)).is_empty());
+        let l = sh.lock().list();
+        assert_eq!(l.exes.len(), 1);
+        assert!(l.tasks.iter().any(|t| t.spec.id == on_a && t.exe.is_none()));
+        // B finishes: A's old task (or the third) goes to B.
+        let sent = step(&sh, |st, sh, out| {
+            st.on_state(sh, b, state(1, vec![], vec![on_b]), out)
+        });
+        assert!(
+            sent.iter().any(|m| m.0 == b && m.1 == proto::ASSIGN),
+            "{sent:?}"
+        );
+        // A result already delivered is not published again.
+        assert!(step(&sh, |st, sh, out| st.on_publish(sh, p, spec(on_b), out)).is_empty());
+
+        // A new Reg learns B's running task from its heartbeat, assigns
+        // nothing during its grace, and does not assign that task twice.
+        let mut cfg2 = cfg.clone();
+        cfg2.grace = Some(Duration::from_secs(60));
+        let sh2: Sh = Shared::new(RegState::new(cfg2.clone()), cfg2);
+        step(&sh2, |st, sh, out| {
+            st.on_state(sh, b, state(2, vec![running_b.clone()], vec![]), out)
+        });
+        let l = sh2.lock().list();
+        assert_eq!(l.tasks.len(), 1);
+        assert_eq!(l.tasks[0].exe, Some(b));
+        let sent = step(&sh2, |st, sh, out| st.on_publish(sh, p, spec(on_b), out));
+        assert_eq!(sent, vec![(p, proto::ASSIGNED, on_b)]);
+        assert!(step(&sh2, |st, sh, out| st.on_publish(sh, p, spec(77), out)).is_empty());
+    }
+}
