@@ -415,9 +415,11 @@ mod tests {
 
     #[test]
     fn expiry_reassigns_and_restart_rebuilds() {
-        let mut cfg = NodeConfig::default();
-        cfg.lease = Duration::from_millis(100);
-        cfg.grace = Some(Duration::ZERO);
+        let cfg = NodeConfig {
+            lease: Duration::from_millis(100),
+            grace: Some(Duration::ZERO),
+            ..NodeConfig::default()
+        };
         let sh: Sh = Shared::new(RegState::new(cfg.clone()), cfg.clone());
         let (a, b, p) = (addr(1), addr(2), addr(9));
         step(&sh, |st, sh, out| {
@@ -466,8 +468,10 @@ mod tests {
 
         // A new Reg learns B's running task from its heartbeat, assigns
         // nothing during its grace, and does not assign that task twice.
-        let mut cfg2 = cfg.clone();
-        cfg2.grace = Some(Duration::from_secs(60));
+        let cfg2 = NodeConfig {
+            grace: Some(Duration::from_secs(60)),
+            ..cfg.clone()
+        };
         let sh2: Sh = Shared::new(RegState::new(cfg2.clone()), cfg2);
         step(&sh2, |st, sh, out| {
             st.on_state(sh, b, state(2, vec![running_b.clone()], vec![]), out)
