@@ -22,7 +22,9 @@
 //!   as in the seed): a transfer that keeps moving is never killed for
 //!   being large. When nothing arrived for that long, the requester asks
 //!   again from its first missing chunk (a new attempt; the holder stops
-//!   sending the old one), up to `file_attempts` times.
+//!   sending the old one), up to `file_attempts` times. A holder already
+//!   sending `max_file_senders` files answers "busy", and the requester
+//!   asks again a second later (not counted as an attempt).
 
 use crate::config::NodeConfig;
 use crate::jobs::Env;
@@ -77,6 +79,10 @@ struct Incoming {
     done: Option<FileDone>,
     bytes: u64,
     resumed_from: Vec<u64>,
+    /// Requests that timed out (counted against `file_attempts`).
+    timeouts: u32,
+    /// The holder said it is busy: ask again at this time (not counted).
+    busy_until: Option<Instant>,
 }
 
 impl Incoming {
@@ -170,6 +176,8 @@ impl FileService {
                     done: Some(done),
                     bytes: 0,
                     resumed_from: Vec::new(),
+                    timeouts: 0,
+                    busy_until: None,
                 },
             );
             id
@@ -219,10 +227,26 @@ impl FileService {
         {
             let mut t = self.tables();
             for (id, inc) in t.incoming.iter_mut() {
+                if let Some(at) = inc.busy_until {
+                    if Instant::now() >= at {
+                        inc.busy_until = None;
+                        inc.attempt += 1;
+                        inc.last_activity = Instant::now();
+                        resend.push(self.req_msg(
+                            inc.holder,
+                            *id,
+                            inc.attempt,
+                            &inc.name,
+                            inc.prefix,
+                        ));
+                    }
+                    continue;
+                }
                 if inc.last_activity.elapsed() < self.cfg.file_inactivity {
                     continue;
                 }
-                if inc.attempt >= self.cfg.file_attempts {
+                inc.timeouts += 1;
+                if inc.timeouts >= self.cfg.file_attempts {
                     failed.push((
                         *id,
                         format!(
@@ -267,10 +291,18 @@ impl FileService {
         .on(FILE_ERR, move |_, m| {
             let mut r = Reader::new(m.body);
             if let (Ok(id), Ok(attempt), Ok(why)) = (r.u64(), r.u32(), r.str()) {
-                let current = d.files.tables().incoming.get(&id).map(|i| i.attempt);
-                if current == Some(attempt) {
-                    d.files.fail(id, format!("holder {}: {why}", m.from));
+                let mut t = d.files.tables();
+                let Some(inc) = t.incoming.get_mut(&id).filter(|i| i.attempt == attempt) else {
+                    return;
+                };
+                if why.starts_with("busy") {
+                    // Ask again in a second; not counted as a failed attempt.
+                    inc.busy_until = Some(Instant::now() + Duration::from_secs(1));
+                    inc.last_activity = Instant::now();
+                    return;
                 }
+                drop(t);
+                d.files.fail(id, format!("holder {}: {why}", m.from));
             }
         })
     }
@@ -421,12 +453,11 @@ impl FileService {
         }
         if self.senders.fetch_add(1, Ordering::SeqCst) >= self.cfg.max_file_senders {
             self.senders.fetch_sub(1, Ordering::SeqCst);
-            // Not an error: the requester asks again after its inactivity time.
-            return log::warn!(
-                "files: {} senders busy; request for {} from {to} waits",
-                self.cfg.max_file_senders,
-                req.name
-            );
+            // The requester asks again shortly.
+            return err(format!(
+                "busy: {} files being sent",
+                self.cfg.max_file_senders
+            ));
         }
         let env = env.clone();
         let path = self.dir.join(&req.name);

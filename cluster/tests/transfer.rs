@@ -115,3 +115,53 @@ fn stalled_transfer_resumes_from_last_verified_chunk() {
         std::fs::read(d1.join("big.bin")).unwrap()
     );
 }
+
+#[test]
+fn busy_holder_serves_requests_in_turn() {
+    // The holder sends one file at a time; two executors pull at once.
+    let mut c = Cluster::reg(None, "127.0.0.1:0");
+    let holder = tmpdir("busy0");
+    let reg = c.reg_addr.to_string();
+    let p = Proc::start(
+        None,
+        &[
+            "exe",
+            "--reg",
+            &reg,
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            holder.to_str().unwrap(),
+            "--set",
+            "max_file_senders=1",
+        ],
+    );
+    p.listen_addr();
+    c.exes.push(p);
+    c.dirs.push(holder.clone());
+    for i in 1..=2 {
+        c.exe(None, "127.0.0.1:0", &tmpdir(&format!("busy{i}")), 2);
+    }
+    blob(&holder.join("a.bin"), 6 * 1024 * 1024);
+    std::thread::sleep(Duration::from_millis(600));
+    // Two PullFile tasks for the same file go to the two executors that
+    // lack it (least loaded), whose requests reach the holder together.
+    let jobs: Vec<Proc> = (0..2)
+        .map(|_| c.start_job(None, "127.0.0.1:0", &["replicate", "--file", "a.bin"]))
+        .collect();
+    let mut results = Vec::new();
+    for j in jobs {
+        let (lines, ok) = j.finish(Duration::from_secs(120));
+        assert!(ok, "{lines:?}");
+        results.push(line(&lines, "RESULT replicate ").to_string());
+    }
+    // One of them was told "busy" and asked again (its attempts count it).
+    assert!(
+        results.iter().any(|l| !l.contains(" 1 attempts")),
+        "{results:?}"
+    );
+    let want = std::fs::read(holder.join("a.bin")).unwrap();
+    for d in &c.dirs[1..] {
+        assert_eq!(std::fs::read(d.join("a.bin")).unwrap(), want);
+    }
+}
