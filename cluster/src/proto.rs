@@ -311,6 +311,9 @@ pub struct ListReply {
     pub exes: Vec<ExeRow>,
     /// Unfinished tasks.
     pub tasks: Vec<TaskRow>,
+    /// Running tasks Reg learned from executors' heartbeats rather than
+    /// by assigning them (after a restart, or after giving one up).
+    pub rebuilt: u64,
 }
 
 impl ListReply {
@@ -335,6 +338,7 @@ impl ListReply {
             };
             w.u32(t.attempts);
         }
+        w.u64(self.rebuilt);
         w.finish()
     }
     /// Decodes a body.
@@ -370,8 +374,13 @@ impl ListReply {
                 attempts,
             });
         }
+        let rebuilt = r.u64()?;
         r.end()?;
-        Ok(ListReply { exes, tasks })
+        Ok(ListReply {
+            exes,
+            tasks,
+            rebuilt,
+        })
     }
 }
 
@@ -434,6 +443,7 @@ mod tests {
                 exe: None,
                 attempts: 1,
             }],
+            rebuilt: 3,
         };
         assert_eq!(ListReply::decode(&l.encode()).unwrap(), l);
         let body = st.encode();

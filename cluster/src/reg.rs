@@ -40,6 +40,7 @@ pub struct RegState {
     pending: Vec<TaskId>,
     done: Recent,
     started: Instant,
+    rebuilt: u64,
     cfg: NodeConfig,
 }
 
@@ -53,6 +54,7 @@ impl RegState {
             pending: Vec::new(),
             done: Recent::new(100_000),
             started: Instant::now(),
+            rebuilt: 0,
             cfg,
         }
     }
@@ -198,6 +200,7 @@ impl RegState {
             }
             match self.tasks.get_mut(&id) {
                 None => {
+                    self.rebuilt += 1;
                     log::info!(
                         "reg: rebuilt task {id:x} ({}) on {from}",
                         a.spec.kind.name()
@@ -216,8 +219,10 @@ impl RegState {
                     );
                 }
                 Some(e) if e.exe.is_none() => {
-                    // Requeued (say, its lease ran out) but still running:
-                    // keep it where it is.
+                    // Requeued (its lease ran out), or republished to a
+                    // restarted Reg, but still running: keep it where it is.
+                    self.rebuilt += 1;
+                    log::info!("reg: task {id:x} found running on {from}");
                     e.exe = Some(from);
                     e.acked = true;
                     self.mgr.add_task(from, &e.spec);
@@ -306,6 +311,7 @@ impl RegState {
         ListReply {
             exes: self.mgr.rows(Instant::now()),
             tasks,
+            rebuilt: self.rebuilt,
         }
     }
 }
@@ -479,6 +485,7 @@ mod tests {
         let l = sh2.lock().list();
         assert_eq!(l.tasks.len(), 1);
         assert_eq!(l.tasks[0].exe, Some(b));
+        assert_eq!(l.rebuilt, 1);
         let sent = step(&sh2, |st, sh, out| st.on_publish(sh, p, spec(on_b), out));
         assert_eq!(sent, vec![(p, proto::ASSIGNED, on_b)]);
         assert!(step(&sh2, |st, sh, out| st.on_publish(sh, p, spec(77), out)).is_empty());

@@ -344,6 +344,13 @@ fn reg_restarted_across_hosts() {
     }
     let (lines, ok) = job.finish(JOB);
     assert!(ok, "{lines:?}");
+    let list = c.job(Some(&ns), &listen, &["list"], JOB);
+    assert!(
+        !list
+            .iter()
+            .any(|l| l == "0 running tasks learned from heartbeats"),
+        "{list:?}"
+    );
     assert_eq!(nqueens_count(&lines, 15), 2_279_184);
     assert_eq!(
         line(&lines, "REPEATS "),

@@ -455,6 +455,7 @@ fn print_list(l: &ListReply) {
         );
     }
     println!("{} unfinished tasks", l.tasks.len());
+    println!("{} running tasks learned from heartbeats", l.rebuilt);
     for t in &l.tasks {
         println!(
             "TASK {:x} {} file={:?} publisher={} exe={} attempts={}",
