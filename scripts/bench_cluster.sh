@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 INTS=${INTS:-10000000}      # integers per median file (4 files)
 WORDS=${WORDS:-2000000}     # words per word file (4 files)
-NQ=${NQ:-15}                # N-queens board
+NQ=${NQ:-16}                # N-queens board
 XFER_MB=${XFER_MB:-512}     # file transfer size
 OUT=${OUT:-BENCH-cluster.md}
 cargo build --release -q -p cluster
