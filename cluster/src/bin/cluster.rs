@@ -159,6 +159,10 @@ enum Cmd {
         /// Reg's address.
         #[arg(long)]
         reg: SocketAddr,
+        /// List again every this many seconds, until interrupted (watch
+        /// executors come and go and tasks move).
+        #[arg(long)]
+        watch: Option<u64>,
     },
 }
 
@@ -273,13 +277,20 @@ fn run(cli: Cli) -> Result<(), String> {
             })
         }
         Cmd::Local { job, args } => local(&job, &args),
-        Cmd::List { reg } => {
+        Cmd::List { reg, watch } => {
             let p = Publisher::start(cfg, reg)?;
-            let l = p
-                .list(Duration::from_secs(5))
-                .ok_or_else(|| format!("Reg {reg} did not answer"))?;
-            print_list(&l);
-            Ok(())
+            loop {
+                match p.list(Duration::from_secs(5)) {
+                    Some(l) => print_list(&l),
+                    None if watch.is_none() => return Err(format!("Reg {reg} did not answer")),
+                    None => println!("Reg {reg} did not answer"),
+                }
+                let Some(every) = watch else {
+                    return Ok(());
+                };
+                std::thread::sleep(Duration::from_secs(every.max(1)));
+                println!("--");
+            }
         }
     }
 }
