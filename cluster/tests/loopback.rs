@@ -189,3 +189,56 @@ fn topk_survives_an_executor_killed_mid_shuffle() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn garbage_messages_are_refused_and_the_cluster_carries_on() {
+    use msgcenter::{Center, Config, Handlers, Message, Outcome};
+    let mut c = Cluster::reg(None, "127.0.0.1:0");
+    c.exe(None, "127.0.0.1:0", &tmpdir("junk"), 2);
+    let exe = c.exes[0].listen_addr();
+    let junk = Center::spawn(Config::default(), Handlers::new()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let bodies: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0xff; 3],
+        vec![0xff; 64],       // huge claimed lengths and counts
+        (0..200u8).collect(), // plausible prefix, then nonsense
+        [&7u64.to_be_bytes()[..], &[1, 0, 0, 0]].concat(), // an id and a truncated field
+    ];
+    let mut n = 0;
+    for to in [c.reg_addr, exe] {
+        for t in [
+            100, 110, 111, 112, 114, 120, 121, 122, 130, 140, 141, 142, 143,
+        ] {
+            for b in &bodies {
+                let tx = tx.clone();
+                junk.handle().post(
+                    Message::new(to, t, b.clone())
+                        .need_ack()
+                        .on_done(move |_, o| tx.send(o).unwrap()),
+                );
+                n += 1;
+            }
+        }
+    }
+    // Every one was handled (acknowledged: the handler returned after
+    // logging the bad body) or refused for lack of a handler - none
+    // crashed a node.
+    for _ in 0..n {
+        let o = rx.recv_timeout(JOB).unwrap();
+        assert!(
+            matches!(
+                o,
+                Outcome::Acked { .. } | Outcome::Failed(msgcenter::FailReason::NoHandler)
+            ),
+            "{o:?}"
+        );
+    }
+    assert!(c.reg.child.try_wait().unwrap().is_none(), "Reg died");
+    assert!(
+        c.exes[0].child.try_wait().unwrap().is_none(),
+        "executor died"
+    );
+    let lines = c.job(None, "127.0.0.1:0", &["nqueens", "--n", "8"], JOB);
+    assert_eq!(count_of(&lines, 8), 92);
+}
