@@ -26,6 +26,10 @@ pub struct NodeConfig {
     /// Largest task input or result a publisher keeps (`max_task_bytes`),
     /// raising the msgcenter `max_body` to fit. Default 1 MiB - 1 KiB.
     pub max_task_bytes: usize,
+    /// Most unfinished tasks Reg holds, and most tasks an executor
+    /// accepts at once (`max_tasks`); past it PUBLISH and ASSIGN are
+    /// refused (logged; publishers publish again later). Default 1,000,000.
+    pub max_tasks: usize,
     /// File transfer: bytes per chunk (`file_chunk`). Default 256 KiB.
     pub file_chunk: usize,
     /// File transfer: chunks sent and not yet acknowledged (`file_window`).
@@ -69,6 +73,7 @@ impl Default for NodeConfig {
             grace: None,
             max_shuffle_bytes: 256 << 20,
             max_task_bytes: (1 << 20) - 1024,
+            max_tasks: 1_000_000,
             file_chunk: 256 * 1024,
             file_window: 8,
             file_inactivity: Duration::from_secs(300),
@@ -109,6 +114,7 @@ impl NodeConfig {
             "republish_ms" => self.republish = ms()?,
             "grace_ms" => self.grace = Some(ms()?),
             "max_shuffle_bytes" => self.max_shuffle_bytes = num()?,
+            "max_tasks" => self.max_tasks = num()?,
             "file_chunk" => self.file_chunk = num()?,
             "file_window" => self.file_window = num()?,
             "file_inactivity_ms" => self.file_inactivity = ms()?,

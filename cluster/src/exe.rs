@@ -207,6 +207,12 @@ fn on_assign(s: &mut ExeInner, sh: &Sh, assign: Assign, out: &mut Vec<Message>) 
     if s.running.contains_key(&id) || s.finished.contains(id) {
         return;
     }
+    if s.running.len() >= sh.cfg.max_tasks {
+        return log::warn!(
+            "exe: {} tasks here (max_tasks); ASSIGN of {id:x} refused",
+            s.running.len()
+        );
+    }
     s.abandoned.retain(|(a, _)| *a != id);
     log::info!(
         "exe: task {id:x} ({}) from {}",

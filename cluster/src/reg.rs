@@ -261,6 +261,13 @@ impl RegState {
             }
             return;
         }
+        if self.tasks.len() >= self.cfg.max_tasks {
+            return log::warn!(
+                "reg: {} unfinished tasks (max_tasks); PUBLISH of {:x} from {from} refused",
+                self.tasks.len(),
+                spec.id
+            );
+        }
         let id = spec.id;
         self.tasks.insert(
             id,

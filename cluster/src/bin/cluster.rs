@@ -31,8 +31,10 @@ struct Cli {
     #[arg(long, global = true, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
     /// A setting as key=value (repeatable): lease_ms, exe_heartbeat_ms,
-    /// republish_ms, grace_ms, max_shuffle_bytes, max_task_bytes, or any
-    /// msgcenter key (retry_interval_ms, dead_after_ms, ...).
+    /// republish_ms, grace_ms, max_tasks, max_shuffle_bytes,
+    /// max_task_bytes, file_chunk, file_window, file_inactivity_ms,
+    /// file_attempts, max_file_senders, or any msgcenter key
+    /// (retry_interval_ms, dead_after_ms, ...).
     #[arg(long = "set", global = true)]
     settings: Vec<String>,
     /// Jobs: print `PROGRESS <done> <total> <note>` lines on stdout

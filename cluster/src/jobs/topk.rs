@@ -238,6 +238,12 @@ fn store(
     }
     {
         let mut s = env.shuffle.lock().unwrap_or_else(|p| p.into_inner());
+        if !s.boxes.contains_key(&id) && s.boxes.len() >= env.cfg.max_tasks {
+            return log::warn!(
+                "exe: shuffle input for {} reducers (max_tasks); PARTITION from {from} dropped",
+                s.boxes.len()
+            );
+        }
         let over = s.bytes + data.len() > env.cfg.max_shuffle_bytes;
         let b = s.boxes.entry(id).or_default();
         if over {
