@@ -153,7 +153,7 @@ fn topk_survives_an_executor_killed_mid_shuffle() {
     // Every word file on two executors, so killing one loses no data.
     let mut words = Vec::new();
     for i in 0..3 {
-        let f = tmpdir("tkw").join(format!("words-{i}.txt"));
+        let f = c.dirs[i].join(format!("all-words-{i}.txt"));
         datagen::gen_words(&f, 400_000, 30_000, 50 + i as u64).unwrap();
         for d in [&c.dirs[i], &c.dirs[(i + 1) % 3]] {
             std::fs::copy(&f, d.join(format!("words-{i}.txt"))).unwrap();

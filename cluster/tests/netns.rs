@@ -255,6 +255,7 @@ fn cut_transfer_resumes_across_hosts() {
     );
     exe.listen_addr();
     c.exes.push(exe);
+    c.dirs.push(req_dir.clone());
     std::thread::sleep(Duration::from_millis(600));
     let (ns, listen) = client(&lan);
     let job = c.start_job(Some(&ns), &listen, &["replicate", "--file", "cut.bin"]);

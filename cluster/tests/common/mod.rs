@@ -231,6 +231,16 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    /// Stops the processes, then removes the executors' data directories.
+    fn drop(&mut self) {
+        self.exes.clear();
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
 /// The line starting with `prefix`.
 pub fn line<'a>(lines: &'a [String], prefix: &str) -> &'a str {
     lines
