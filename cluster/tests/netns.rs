@@ -124,6 +124,7 @@ impl Lan {
             ],
         )
         .unwrap();
+        let _ = std::fs::remove_file(&path);
     }
 
     fn heal(&self, a: u8) {
