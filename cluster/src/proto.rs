@@ -1,19 +1,19 @@
 //! The cluster's messages: their msgcenter types and bodies. Who sends
-//! what (the seed's numbered steps in brackets):
+//! what (the seed's numbered steps in parentheses):
 //!
 //! | type | name      | from -> to           | body                                   |
 //! |-----:|-----------|----------------------|----------------------------------------|
-//! | 100  | EXE_STATE | Exe -> Reg           | [`ExeState`]: registration [1-3] and every heartbeat |
-//! | 110  | PUBLISH   | publisher -> Reg     | [`TaskSpec`] [1]                        |
+//! | 100  | EXE_STATE | Exe -> Reg           | [`ExeState`]: registration (steps 1-3) and every heartbeat |
+//! | 110  | PUBLISH   | publisher -> Reg     | [`TaskSpec`] (step 1)                    |
 //! | 111  | ASSIGNED  | Reg -> publisher     | task id, executor address              |
-//! | 112  | ASSIGN    | Reg -> Exe           | [`Assign`] [2]                          |
+//! | 112  | ASSIGN    | Reg -> Exe           | [`Assign`] (step 2)                      |
 //! | 114  | LIST      | anyone -> Reg        | empty                                  |
 //! | 115  | LIST_REPLY| Reg -> asker         | [`ListReply`]                           |
-//! | 120  | FETCH     | Exe -> publisher     | task id [3-6: the executor-to-executor connection] |
+//! | 120  | FETCH     | Exe -> publisher     | task id (steps 3-6: the executor-to-executor connection) |
 //! | 121  | INPUT     | publisher -> Exe     | task id, found flag, input             |
 //! | 122  | RESULT    | Exe -> publisher     | task id, ok flag, result or reason     |
 //! | 130  | PARTITION | Exe -> Exe           | shuffle data for a reduce task (`jobs::topk`) |
-//! | 140-143 | FILE_* | Exe <-> Exe          | file transfer [7-10] (`files`)          |
+//! | 140-143 | FILE_* | Exe <-> Exe          | file transfer (steps 7-10, `files`)     |
 //!
 //! Registration and heartbeat are one message: an [`ExeState`] carries the
 //! executor's whole view (capacity, files, running and recently finished

@@ -1,6 +1,6 @@
 //! The jobs of seed 004, each in its own module with both halves: what an
 //! executor computes for one task, and the driver that splits the job into
-//! tasks, publishes them ([`Publisher`](crate::publisher::Publisher)) and
+//! tasks, publishes them ([`Publisher`]) and
 //! combines the results.
 //!
 //! - [`nqueens`]: the board split by the first queens' positions;
