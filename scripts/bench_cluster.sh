@@ -142,7 +142,7 @@ cpu_cl=$(awk -v a="$c0" -v b="$c0b" -v c="$c1" -v d="$c1b" -v mb="$XFER_MB" 'BEG
   echo "loopback (256 KiB chunks, SHA-256 per chunk and of the whole file, 8 chunks in"
   echo "flight, written with pwrite and hashed again at the end), against \`cat file | nc\`"
   echo "into a file over the same loopback. The cluster figure is the whole \`cluster replicate\`"
-  echo "command (publishing and assigning the task included); nc'"'"'s is \`cat | nc\` until the"
+  echo "command (publishing and assigning the task included); the nc figure is \`cat | nc\` until the"
   echo "listener has written the last byte:"
   echo
   echo "| transfer | MB/s | CPU (both executors) |"
