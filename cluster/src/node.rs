@@ -8,8 +8,7 @@ use crate::config::NodeConfig;
 use msgcenter::{Center, CenterHandle, Handlers, Message, Running};
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -65,7 +64,8 @@ impl<S> Shared<S> {
 /// both.
 pub struct Node {
     center: Option<Running>,
-    stop: Arc<AtomicBool>,
+    /// Dropped to stop the ticker at once (it waits on the other end).
+    stop: Option<mpsc::Sender<()>>,
     ticker: Option<JoinHandle<()>>,
 }
 
@@ -82,20 +82,19 @@ impl Node {
         let center =
             Center::spawn(shared.cfg.center.clone(), handlers).map_err(|e| e.to_string())?;
         let _ = shared.handle.set(center.handle().clone());
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (shared.clone(), stop.clone());
+        let (stop, stopped) = mpsc::channel::<()>();
+        let s = shared.clone();
         let ticker = std::thread::Builder::new()
             .name("cluster-ticker".into())
             .spawn(move || {
-                while !st.load(Ordering::Relaxed) {
-                    std::thread::sleep(every);
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     tick(&s);
                 }
             })
             .map_err(|e| e.to_string())?;
         Ok(Node {
             center: Some(center),
-            stop,
+            stop: Some(stop),
             ticker: Some(ticker),
         })
     }
@@ -117,7 +116,7 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.take();
         if let Some(t) = self.ticker.take() {
             let _ = t.join();
         }
