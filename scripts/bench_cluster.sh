@@ -17,6 +17,7 @@ NQ=${NQ:-16}                # N-queens board
 XFER_MB=${XFER_MB:-512}     # file transfer size
 OUT=${OUT:-BENCH-cluster.md}
 cargo build --release -q -p cluster
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 B=$PWD/target/release/cluster
 W=$(mktemp -d /tmp/bench-cluster.XXXXXX)
 PIDS=()
@@ -84,10 +85,15 @@ for n in 1 2 4; do
   stop_cluster
 done
 
-# One machine, one thread.
-base_nq=$($B local nqueens "$NQ")
-base_med=$($B local median "$W"/data/median-*.i64)
-base_top=$($B local topk 10 "$W"/data/words-*.txt | head -1)
+# One machine, one thread; CPU seconds (user+sys) from bash's time.
+local_run() { # $1 = output file, rest = command; prints the CPU seconds
+  local out=$1; shift
+  local TIMEFORMAT='%3U %3S'
+  { time "$@" > "$out"; } 2>&1 | awk '{ printf "%.2f", $1 + $2 }'
+}
+cpu_nq=$(local_run "$W/b1" "$B" local nqueens "$NQ"); base_nq=$(cat "$W/b1")
+cpu_med=$(local_run "$W/b2" "$B" local median "$W"/data/median-*.i64); base_med=$(cat "$W/b2")
+cpu_top=$(local_run "$W/b3" "$B" local topk 10 "$W"/data/words-*.txt); base_top=$(sed -n 1p "$W/b3")
 
 # File transfer: executor to executor vs cat | nc, same loopback.
 head -c $((XFER_MB * 1024 * 1024)) /dev/urandom > "$W/blob.bin"
@@ -122,7 +128,8 @@ cpu_cl=$(awk -v a="$c0" -v b="$c0b" -v c="$c1" -v d="$c1b" -v mb="$XFER_MB" 'BEG
   echo "executors share its $(nproc) cores: with more executors than cores the wall time cannot"
   echo "drop further, so the work per executor (tasks and CPU seconds) is the figure that"
   echo "shows the split. Executors have capacity 1 (one task at a time); the 4 data files"
-  echo "are spread round-robin over the executors (1 executor holds all 4)."
+  echo "are spread round-robin over the executors (1 executor holds all 4). Load average"
+  echo "before / after the run: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)."
   echo
   echo "## Jobs"
   echo
@@ -132,9 +139,9 @@ cpu_cl=$(awk -v a="$c0" -v b="$c0b" -v c="$c1" -v d="$c1b" -v mb="$XFER_MB" 'BEG
   echo
   echo "One machine, one thread (\`cluster local\`), same data:"
   echo
-  echo "- \`$base_nq\`"
-  echo "- \`$base_med\` (reads and sorts everything)"
-  echo "- \`$base_top\`"
+  echo "- \`$base_nq\` ($cpu_nq s CPU)"
+  echo "- \`$base_med\` ($cpu_med s CPU; reads and sorts everything)"
+  echo "- \`$base_top\` ($cpu_top s CPU)"
   echo
   echo "## File transfer between executors"
   echo
