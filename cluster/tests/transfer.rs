@@ -46,11 +46,11 @@ fn two_exes(tag: &str, extra: &[&str]) -> Cluster {
 #[test]
 fn replicated_file_is_identical() {
     // The timeout is on inactivity only: a transfer that takes longer than
-    // it (about 2 s here in a debug build), but keeps moving, completes in
-    // one attempt (file_attempts=1: any timeout would fail it).
-    let c = two_exes("rep", &["file_inactivity_ms=1500", "file_attempts=1"]);
+    // it (32 MiB: about 5 s in a debug build), but keeps moving, completes
+    // in one attempt (file_attempts=1: any timeout would fail it).
+    let c = two_exes("rep", &["file_inactivity_ms=3000", "file_attempts=1"]);
     // Not a multiple of the chunk size; many more chunks than the window.
-    let size = 16 * 1024 * 1024 + 12345;
+    let size = 32 * 1024 * 1024 + 12345;
     blob(&c.dirs[0].join("blob.bin"), size);
     std::thread::sleep(Duration::from_millis(600));
     let start = Instant::now();
@@ -66,7 +66,8 @@ fn replicated_file_is_identical() {
         l.contains(&format!("{size} bytes")) && l.contains(" 1 attempts"),
         "{l}"
     );
-    eprintln!("16 MiB in {took:?} with a 1.5 s inactivity timeout");
+    // Longer than the timeout, or this test shows nothing.
+    assert!(took > Duration::from_secs(3), "took only {took:?}");
     assert_eq!(
         std::fs::read(c.dirs[0].join("blob.bin")).unwrap(),
         std::fs::read(c.dirs[1].join("blob.bin")).unwrap()
