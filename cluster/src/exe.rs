@@ -13,9 +13,10 @@
 
 use crate::config::NodeConfig;
 use crate::jobs::{self, Env};
-use crate::node::{random_u64, Node, Recent, Shared};
-use crate::pool::Pool;
+use crate::node::{Node, Recent, Shared};
 use crate::proto::{self, Assign, ExeState, FileInfo, TaskId};
+use msgcenter::pool::random_u64;
+use msgcenter::pool::Pool;
 use msgcenter::{Handlers, Message, Outcome};
 use std::collections::HashMap;
 use std::net::SocketAddr;

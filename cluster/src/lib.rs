@@ -21,7 +21,8 @@
 //!
 //! Modules: [`wire`] (body encoding), [`proto`] (the messages), [`config`],
 //! [`node`] (what the three roles share), [`exec_mgr`], [`reg`], [`exe`], [`files`],
-//! [`publisher`], [`pool`], [`jobs`].
+//! [`publisher`], [`jobs`]. Task work runs on msgcenter's
+//! [`msgcenter::pool::Pool`].
 
 #![warn(missing_docs)]
 
@@ -31,7 +32,6 @@ pub mod exec_mgr;
 pub mod files;
 pub mod jobs;
 pub mod node;
-pub mod pool;
 pub mod proto;
 pub mod publisher;
 pub mod reg;

@@ -126,20 +126,6 @@ impl Drop for Node {
     }
 }
 
-/// A random 64-bit value (incarnations, job ids) without a dependency.
-pub fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
-}
-
 /// The last `cap` ids seen, for "already done" checks.
 pub struct Recent {
     order: VecDeque<u64>,

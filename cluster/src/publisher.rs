@@ -9,9 +9,10 @@
 //! restarted) or an executor gave one up.
 
 use crate::config::NodeConfig;
-use crate::node::{random_u64, Node, Shared};
+use crate::node::{Node, Shared};
 use crate::proto::{self, Kind, ListReply, TaskId, TaskSpec};
 use crate::wire::{Reader, Writer};
+use msgcenter::pool::random_u64;
 use msgcenter::{Handlers, Message};
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -14,145 +14,13 @@
 mod common;
 use cluster::jobs::datagen;
 use common::*;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use testkit::Lan;
 
 const JOB: Duration = Duration::from_secs(120);
 const REG: &str = "10.78.0.1";
 const CLIENT: &str = "10.78.0.10";
-
-fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{cmd}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Hosts on one bridge; everything deleted on drop.
-struct Lan {
-    base: String,
-    hosts: Vec<String>,
-}
-
-impl Lan {
-    /// Hosts with the given last octets (10.78.0.x).
-    fn create(tag: &str, octets: &[u8]) -> Option<Lan> {
-        let base = format!("cl{tag}{}", std::process::id());
-        let sw = format!("{base}-sw");
-        if let Err(e) = run("ip", &["netns", "add", &sw]) {
-            eprintln!("\n*** SKIP: cannot create a network namespace (needs root and iproute2): {e} ***\n");
-            return None;
-        }
-        let mut lan = Lan {
-            base: base.clone(),
-            hosts: Vec::new(),
-        };
-        if let Err(e) = run("nft", &["--version"]) {
-            eprintln!("\n*** SKIP: nft not available (apt-get install nftables): {e} ***\n");
-            return None;
-        }
-        run("ip", &["-n", &sw, "link", "add", "br0", "type", "bridge"]).unwrap();
-        run("ip", &["-n", &sw, "link", "set", "br0", "up"]).unwrap();
-        for &o in octets {
-            let ns = format!("{base}-{o}");
-            run("ip", &["netns", "add", &ns]).unwrap();
-            lan.hosts.push(ns.clone());
-            let port = format!("p{o}");
-            run(
-                "ip",
-                &[
-                    "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port,
-                    "netns", &sw,
-                ],
-            )
-            .unwrap();
-            run("ip", &["-n", &sw, "link", "set", &port, "master", "br0"]).unwrap();
-            run("ip", &["-n", &sw, "link", "set", &port, "up"]).unwrap();
-            run(
-                "ip",
-                &[
-                    "-n",
-                    &ns,
-                    "addr",
-                    "add",
-                    &format!("10.78.0.{o}/24"),
-                    "dev",
-                    "eth0",
-                ],
-            )
-            .unwrap();
-            run("ip", &["-n", &ns, "link", "set", "eth0", "up"]).unwrap();
-            run("ip", &["-n", &ns, "link", "set", "lo", "up"]).unwrap();
-        }
-        Some(lan)
-    }
-
-    fn ns(&self, octet: u8) -> String {
-        format!("{}-{octet}", self.base)
-    }
-
-    /// Drops all traffic between host `a` and 10.78.0.`b`, both ways, in `a`.
-    fn cut(&self, a: u8, b: u8) {
-        let script = format!(
-            "table inet clcut {{\n\
-             chain in {{ type filter hook input priority 0; ip saddr 10.78.0.{b} drop; }}\n\
-             chain out {{ type filter hook output priority 0; ip daddr 10.78.0.{b} drop; }}\n\
-             }}\n"
-        );
-        let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("{}-cut.nft", self.base));
-        std::fs::write(&path, script).unwrap();
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &self.ns(a),
-                "nft",
-                "-f",
-                path.to_str().unwrap(),
-            ],
-        )
-        .unwrap();
-        let _ = std::fs::remove_file(&path);
-    }
-
-    fn heal(&self, a: u8) {
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &self.ns(a),
-                "nft",
-                "delete",
-                "table",
-                "inet",
-                "clcut",
-            ],
-        )
-        .unwrap();
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        for ns in &self.hosts {
-            let _ = run("ip", &["netns", "del", ns]);
-        }
-        let _ = run("ip", &["netns", "del", &format!("{}-sw", self.base)]);
-    }
-}
+const SUBNET: &str = "10.78.0";
 
 /// Reg on .1 and executors on .2.. (capacity 2).
 fn cluster_on(lan: &Lan, exes: &[u8], tag: &str) -> Cluster {
@@ -179,7 +47,7 @@ fn nqueens_count(lines: &[String], n: u32) -> u64 {
 
 #[test]
 fn jobs_across_hosts() {
-    let Some(lan) = Lan::create("j", &[1, 2, 3, 4, 10]) else {
+    let Some(lan) = Lan::create("clj", SUBNET, &[1, 2, 3, 4, 10]) else {
         return;
     };
     let c = cluster_on(&lan, &[2, 3, 4], "hj");
@@ -223,7 +91,7 @@ fn jobs_across_hosts() {
 
 #[test]
 fn cut_transfer_resumes_across_hosts() {
-    let Some(lan) = Lan::create("t", &[1, 2, 3, 10]) else {
+    let Some(lan) = Lan::create("clt", SUBNET, &[1, 2, 3, 10]) else {
         return;
     };
     let mut c = Cluster::reg(Some(&lan.ns(1)), &format!("{REG}:7600"));
@@ -288,7 +156,7 @@ fn cut_transfer_resumes_across_hosts() {
 #[test]
 #[ignore = "long: run by scripts/cluster_faults.sh"]
 fn executor_killed_across_hosts() {
-    let Some(lan) = Lan::create("k", &[1, 2, 3, 4, 10]) else {
+    let Some(lan) = Lan::create("clk", SUBNET, &[1, 2, 3, 4, 10]) else {
         return;
     };
     let mut c = cluster_on(&lan, &[2, 3, 4], "hk");
@@ -312,7 +180,7 @@ fn executor_killed_across_hosts() {
 #[test]
 #[ignore = "long: run by scripts/cluster_faults.sh"]
 fn reg_restarted_across_hosts() {
-    let Some(lan) = Lan::create("r", &[1, 2, 3, 10]) else {
+    let Some(lan) = Lan::create("clr", SUBNET, &[1, 2, 3, 10]) else {
         return;
     };
     let mut c = cluster_on(&lan, &[2, 3], "hr");

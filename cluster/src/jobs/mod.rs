@@ -18,9 +18,9 @@ pub mod nqueens;
 pub mod topk;
 
 use crate::config::NodeConfig;
-use crate::pool::Pool;
 use crate::proto::{Assign, Kind, TaskId};
 use crate::publisher::{Event, Publisher};
+use msgcenter::pool::Pool;
 use msgcenter::CenterHandle;
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! Shared by the cluster's process tests: the `cluster` binary started as
 //! real processes (optionally inside a network namespace), their stdout
-//! lines collected, bounded waits, and temp directories.
+//! lines collected (stderr shown with `NETLIB_TEST_LOGS`, as testkit
+//! does), bounded waits, and temp directories.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use testkit::{spawn_piped, NetnsPair};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cluster");
 
@@ -51,11 +53,7 @@ impl Proc {
     /// (settings in `args` override them).
     pub fn start(ns: Option<&str>, args: &[&str]) -> Proc {
         let mut cmd = match ns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, BIN]);
-                c
-            }
+            Some(ns) => NetnsPair::command(ns, BIN),
             None => Command::new(BIN),
         };
         // The subcommand, the defaults, then the caller's own (later --set win).
@@ -63,17 +61,8 @@ impl Proc {
         for s in SETTINGS {
             cmd.args(["--set", s]);
         }
-        cmd.args(&args[1..]);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("CLUSTER_TEST_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()
-            .unwrap();
+        cmd.args(&args[1..]).stdin(Stdio::null());
+        let mut child = spawn_piped(cmd);
         let lines: Arc<Mutex<Vec<String>>> = Arc::default();
         let out = child.stdout.take().unwrap();
         let l = lines.clone();

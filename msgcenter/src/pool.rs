@@ -1,15 +1,27 @@
-//! A fixed pool of threads for an executor's computations (N-queens
-//! counts, file scans, reducers' merges): task work never runs on the
-//! message center's loop.
+//! A fixed pool of threads for work that must not run on a loop: the
+//! center's worker handlers, and users' computations (cluster's
+//! executors run their tasks on one). No bound of its own: callers that
+//! take work from peers count their queued jobs and bound them (the
+//! center pauses reading at `max_worker_jobs`). A job that panics ends
+//! its thread; the others carry on.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A job for the pool.
+pub type Job = Box<dyn FnOnce() + Send>;
 
 /// Threads taking jobs from one queue. Dropping it finishes the queued
 /// jobs and joins the threads.
+///
+/// ```
+/// use std::sync::mpsc;
+/// let pool = msgcenter::pool::Pool::new(2, "doc").unwrap();
+/// let (tx, rx) = mpsc::channel();
+/// assert!(pool.run(move || tx.send(6 * 7).unwrap()));
+/// assert_eq!(rx.recv().unwrap(), 42);
+/// ```
 pub struct Pool {
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -60,4 +72,19 @@ impl Drop for Pool {
             let _ = t.join();
         }
     }
+}
+
+/// A random 64-bit value (node ids, incarnations, job ids) without a
+/// dependency: std's randomly keyed hasher over the time and the pid.
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
 }
