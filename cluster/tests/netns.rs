@@ -141,14 +141,7 @@ fn cut_transfer_resumes_across_hosts() {
     assert!(ok, "{lines:?}");
     let l = line(&lines, "RESULT replicate ");
     assert!(!l.contains(" 1 attempts"), "not resumed: {l}");
-    let from = l.split("resumed from chunks [").nth(1).unwrap();
-    let first: u64 = from
-        .split([',', ']'])
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let first = first_resumed_chunk(l);
     assert!(first > 0, "restarted from scratch: {l}");
     assert_eq!(std::fs::read(req_dir.join("cut.bin")).unwrap(), data);
 }

@@ -102,14 +102,7 @@ fn stalled_transfer_resumes_from_last_verified_chunk() {
     let l = line(&lines, "RESULT replicate ");
     // Resumed, and never from scratch.
     assert!(!l.contains(" 1 attempts"), "{l}");
-    let from = l.split("resumed from chunks [").nth(1).unwrap();
-    let first: u64 = from
-        .split([',', ']'])
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let first = first_resumed_chunk(l);
     assert!(first > 0, "restarted from scratch: {l}");
     assert_eq!(
         std::fs::read(c.dirs[0].join("big.bin")).unwrap(),

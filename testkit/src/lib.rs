@@ -9,7 +9,9 @@
 //! they are missing, so a test can pass without them.
 #![warn(missing_docs)]
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Runs `cmd args...`; `Err` with its stderr if it fails.
@@ -41,6 +43,24 @@ pub fn spawn_piped(mut cmd: Command) -> Child {
         })
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+}
+
+/// Takes `child`'s piped stdout (see [`spawn_piped`]) and collects its
+/// lines, as they come, into the returned list (a reader thread ends at
+/// EOF).
+pub fn collect_lines(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let out = child.stdout.take().expect("stdout piped");
+    let l = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            match line {
+                Ok(line) => l.lock().unwrap_or_else(|p| p.into_inner()).push(line),
+                Err(_) => return,
+            }
+        }
+    });
+    lines
 }
 
 /// Two network namespaces `a` and `b` joined by a veth pair (`va` in `a`,

@@ -4,13 +4,12 @@
 //! does), bounded waits, and temp directories.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use testkit::{spawn_piped, NetnsPair};
+use testkit::{collect_lines, spawn_piped, NetnsPair};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cluster");
 
@@ -63,17 +62,7 @@ impl Proc {
         }
         cmd.args(&args[1..]).stdin(Stdio::null());
         let mut child = spawn_piped(cmd);
-        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-        let out = child.stdout.take().unwrap();
-        let l = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                match line {
-                    Ok(line) => l.lock().unwrap().push(line),
-                    Err(_) => return,
-                }
-            }
-        });
+        let lines = collect_lines(&mut child);
         Proc { child, lines }
     }
 
@@ -317,4 +306,19 @@ pub fn wait_progress(job: &mut Proc, frac: f64, within: Duration) {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// The first chunk a resumed transfer started from, in a
+/// `RESULT replicate ... resumed from chunks [a, b, ...]` line.
+pub fn first_resumed_chunk(l: &str) -> u64 {
+    let from = l
+        .split("resumed from chunks [")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no resume in {l}"));
+    from.split([',', ']'])
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
