@@ -12,9 +12,10 @@ use crate::config::{Config, ConfigError};
 use crate::conn::PeerConn;
 use crate::driver;
 use crate::frame::Hello;
-use crate::handlers::{Handlers, WorkerPool};
+use crate::handlers::Handlers;
 use crate::message::{FailReason, Message, MsgId, Outcome};
 use crate::outbound::{Held, IdGen, Info};
+use crate::pool::{random_u64, Pool};
 use crate::state::CenterState;
 use crate::stats::{Stats, StatsCell};
 use imconn::Server;
@@ -164,7 +165,7 @@ impl Center {
         let workers = if handlers.on_worker.is_empty() {
             None
         } else {
-            Some(WorkerPool::start(config.workers).map_err(StartError::Io)?)
+            Some(Pool::new(config.workers, "msgcenter-worker").map_err(StartError::Io)?)
         };
         let me = Hello {
             node_id: config.node_id.unwrap_or_else(random_u64),
@@ -295,20 +296,6 @@ fn listen_on(
 /// retry interval, between 5 and 100 ms.
 fn tick_interval(info: &Info) -> Duration {
     (info.retry.interval / 4).clamp(Duration::from_millis(5), Duration::from_millis(100))
-}
-
-/// A random 64-bit value (node ids, incarnations) without a dependency.
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
 }
 
 /// What the center holds for one peer ([`CenterHandle::peers`]).

@@ -1,6 +1,6 @@
 //! Handlers by message type ([`Handlers`]), what a handler may do
-//! ([`HandlerCtx`]: reply, post on), and the worker pool that runs the
-//! handlers registered with [`Handlers::on_worker`] off the loop.
+//! ([`HandlerCtx`]: reply, post on). Handlers registered with
+//! [`Handlers::on_worker`] run off the loop on a [`crate::pool::Pool`].
 //!
 //! A loop handler runs inside the connection's read hook: it must not
 //! block. A worker handler runs on one of `Config::workers` threads; its
@@ -15,9 +15,7 @@ use crate::message::{Message, MsgId, Received};
 use crate::outbound::Info;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 
 /// A handler run on the loop thread.
 pub type LoopHandler = Box<dyn FnMut(&mut HandlerCtx, &Received<'_>) + Send>;
@@ -117,55 +115,5 @@ impl HandlerCtx {
         let id = *msg.id.get_or_insert_with(|| self.info.ids.next());
         self.posts.push(msg);
         id
-    }
-}
-
-/// A job for the pool.
-pub(crate) type Job = Box<dyn FnOnce() + Send>;
-
-/// Threads running worker handlers. Dropping it closes the queue and joins
-/// the threads (after the jobs already queued).
-pub(crate) struct WorkerPool {
-    tx: Option<mpsc::Sender<Job>>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl WorkerPool {
-    pub(crate) fn start(n: usize) -> std::io::Result<WorkerPool> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        let mut threads = Vec::new();
-        for i in 0..n.max(1) {
-            let rx = rx.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("msgcenter-worker-{i}"))
-                    .spawn(move || loop {
-                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    })?,
-            );
-        }
-        Ok(WorkerPool {
-            tx: Some(tx),
-            threads,
-        })
-    }
-
-    /// Queues a job; false if the pool is gone.
-    pub(crate) fn run(&self, job: Job) -> bool {
-        self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok())
-    }
-}
-
-impl Drop for WorkerPool {
-    fn drop(&mut self) {
-        self.tx = None;
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
     }
 }

@@ -58,6 +58,7 @@ pub mod manager;
 mod message;
 mod outbound;
 mod peer;
+pub mod pool;
 pub mod queue;
 mod state;
 mod stats;

@@ -14,10 +14,11 @@ use crate::config::Config;
 use crate::conn::PeerConn;
 use crate::dedup::DedupWindow;
 use crate::frame::Hello;
-use crate::handlers::{Handlers, WorkerPool};
+use crate::handlers::Handlers;
 use crate::message::Message;
 use crate::outbound::Info;
 use crate::peer::Peer;
+use crate::pool::Pool;
 use imconn::Server;
 use netlib::{Context, Handle, HandlerRef};
 use std::collections::HashMap;
@@ -40,7 +41,7 @@ pub(crate) struct CenterState {
     pub(crate) pending_posts: Vec<Message>,
     pub(crate) dedup: DedupWindow,
     pub(crate) handlers: Handlers,
-    pub(crate) workers: Option<WorkerPool>,
+    pub(crate) workers: Option<Pool>,
     /// Worker jobs queued or running.
     pub(crate) worker_jobs: usize,
     /// Connections whose reading is paused because the pool was full.
@@ -62,7 +63,7 @@ impl CenterState {
         me: Hello,
         info: Arc<Info>,
         handlers: Handlers,
-        workers: Option<WorkerPool>,
+        workers: Option<Pool>,
     ) -> CenterState {
         CenterState {
             dedup: DedupWindow::new(cfg.dedup_window, cfg.dedup_max),

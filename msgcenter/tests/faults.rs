@@ -15,11 +15,10 @@
 //! `scripts/msgcenter_faults.sh` with the others.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use testkit::{run, spawn_piped, NetnsPair};
+use testkit::{collect_lines, run, spawn_piped, NetnsPair};
 
 const CUSTOMER_IP: &str = "10.77.0.1";
 const SHOP_IP: &str = "10.77.0.2";
@@ -88,17 +87,7 @@ impl Proc {
         }
         cmd.args(args);
         let mut child = spawn_piped(cmd);
-        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-        let out = child.stdout.take().unwrap();
-        let l = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                match line {
-                    Ok(line) => l.lock().unwrap().push(line),
-                    Err(_) => return,
-                }
-            }
-        });
+        let lines = collect_lines(&mut child);
         let p = Proc { child, lines };
         p.wait_line("LISTEN", Duration::from_secs(10));
         p

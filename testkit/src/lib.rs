@@ -1,14 +1,17 @@
 //! Test support shared by the workspace's fault tests (a dev-dependency
 //! only): running a command and getting its error text, starting a server
-//! process with its output piped, and a pair of
-//! network namespaces joined by a veth pair that a test creates, cuts with
+//! process with its output piped, a pair of
+//! network namespaces joined by a veth pair ([`NetnsPair`]) and a LAN of
+//! namespaces on one bridge ([`Lan`]) that a test creates, cuts with
 //! nft and deletes - with whatever still runs inside - when dropped (also
 //! on panic). Needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN), iproute2 and
-//! nftables; [`NetnsPair::create`] returns `None` after printing SKIP when
+//! nftables; [`NetnsPair::create`] and [`Lan::create`] return `None` after printing SKIP when
 //! they are missing, so a test can pass without them.
 #![warn(missing_docs)]
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Runs `cmd args...`; `Err` with its stderr if it fails.
@@ -40,6 +43,24 @@ pub fn spawn_piped(mut cmd: Command) -> Child {
         })
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+}
+
+/// Takes `child`'s piped stdout (see [`spawn_piped`]) and collects its
+/// lines, as they come, into the returned list (a reader thread ends at
+/// EOF).
+pub fn collect_lines(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let out = child.stdout.take().expect("stdout piped");
+    let l = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            match line {
+                Ok(line) => l.lock().unwrap_or_else(|p| p.into_inner()).push(line),
+                Err(_) => return,
+            }
+        }
+    });
+    lines
 }
 
 /// Two network namespaces `a` and `b` joined by a veth pair (`va` in `a`,
@@ -109,14 +130,119 @@ impl NetnsPair {
     /// Runs `nft` in namespace `ns` with `script` as its input file.
     /// Panics if nft refuses it.
     pub fn nft(&self, ns: &str, script: &str) {
-        let path = std::env::temp_dir().join(format!("{ns}.nft"));
-        std::fs::write(&path, script).unwrap();
-        let result = run(
-            "ip",
-            &["netns", "exec", ns, "nft", "-f", path.to_str().unwrap()],
+        nft_in(ns, script);
+    }
+}
+
+/// Runs `nft` in namespace `ns` with `script` as its input file.
+/// Panics if nft refuses it.
+pub fn nft_in(ns: &str, script: &str) {
+    let path = std::env::temp_dir().join(format!("{ns}.nft"));
+    std::fs::write(&path, script).unwrap();
+    let result = run(
+        "ip",
+        &["netns", "exec", ns, "nft", "-f", path.to_str().unwrap()],
+    );
+    let _ = std::fs::remove_file(&path);
+    result.unwrap();
+}
+
+/// Hosts in namespaces of their own, each with `eth0` on `<subnet>.<octet>/24`,
+/// joined by veth pairs to a bridge in a "switch" namespace; everything is
+/// deleted on drop.
+#[derive(Debug)]
+pub struct Lan {
+    base: String,
+    subnet: String,
+    hosts: Vec<String>,
+}
+
+impl Lan {
+    /// Hosts `<subnet>.<o>` for each `o` in `octets` (`subnet` like
+    /// `"10.78.0"`), in namespaces `<tag><pid>-<o>`; `None` (after printing
+    /// SKIP and why) without root or nft. Panics if the setup fails
+    /// half-way (what was made is removed).
+    pub fn create(tag: &str, subnet: &str, octets: &[u8]) -> Option<Lan> {
+        let base = format!("{tag}{}", std::process::id());
+        let sw = format!("{base}-sw");
+        if let Err(e) = run("ip", &["netns", "add", &sw]) {
+            eprintln!(
+                "\n*** SKIP: cannot create a network namespace \
+                 (needs root / CAP_SYS_ADMIN + CAP_NET_ADMIN and iproute2): {e} ***\n"
+            );
+            return None;
+        }
+        let mut lan = Lan {
+            base: base.clone(),
+            subnet: subnet.to_string(),
+            hosts: Vec::new(),
+        };
+        if let Err(e) = run("nft", &["--version"]) {
+            eprintln!("\n*** SKIP: nft not available (apt-get install nftables): {e} ***\n");
+            return None;
+        }
+        run("ip", &["-n", &sw, "link", "add", "br0", "type", "bridge"]).unwrap();
+        run("ip", &["-n", &sw, "link", "set", "br0", "up"]).unwrap();
+        for &o in octets {
+            let ns = lan.ns(o);
+            run("ip", &["netns", "add", &ns]).unwrap();
+            lan.hosts.push(ns.clone());
+            let port = format!("p{o}");
+            run(
+                "ip",
+                &[
+                    "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port,
+                    "netns", &sw,
+                ],
+            )
+            .unwrap();
+            run("ip", &["-n", &sw, "link", "set", &port, "master", "br0"]).unwrap();
+            run("ip", &["-n", &sw, "link", "set", &port, "up"]).unwrap();
+            let addr = format!("{}/24", lan.addr(o));
+            run("ip", &["-n", &ns, "addr", "add", &addr, "dev", "eth0"]).unwrap();
+            run("ip", &["-n", &ns, "link", "set", "eth0", "up"]).unwrap();
+            run("ip", &["-n", &ns, "link", "set", "lo", "up"]).unwrap();
+        }
+        Some(lan)
+    }
+
+    /// The namespace of host `octet`.
+    pub fn ns(&self, octet: u8) -> String {
+        format!("{}-{octet}", self.base)
+    }
+
+    /// The address of host `octet` (`<subnet>.<octet>`).
+    pub fn addr(&self, octet: u8) -> String {
+        format!("{}.{octet}", self.subnet)
+    }
+
+    /// Drops all traffic between host `a` and host `b`, both ways, with
+    /// an nft table `lancut` in `a` (see [`heal`](Self::heal)).
+    pub fn cut(&self, a: u8, b: u8) {
+        let peer = self.addr(b);
+        nft_in(
+            &self.ns(a),
+            &format!(
+                "table inet lancut {{\n\
+                 chain in {{ type filter hook input priority 0; ip saddr {peer} drop; }}\n\
+                 chain out {{ type filter hook output priority 0; ip daddr {peer} drop; }}\n\
+                 }}\n"
+            ),
         );
-        let _ = std::fs::remove_file(&path);
-        result.unwrap();
+    }
+
+    /// Removes host `a`'s cuts.
+    pub fn heal(&self, a: u8) {
+        nft_in(&self.ns(a), "delete table inet lancut\n");
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for ns in &self.hosts {
+            let _ = run("ip", &["netns", "del", ns]);
+        }
+        let _ = run("ip", &["netns", "del", &format!("{}-sw", self.base)]);
     }
 }
 
