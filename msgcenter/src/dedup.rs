@@ -13,7 +13,8 @@
 //! retry of it is neither handled nor acknowledged, and it does not expire
 //! until the handler is done. Pure data with an injected clock.
 
-use std::collections::{HashMap, VecDeque};
+use crate::FastMap;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// A sender's identity and the message's id.
@@ -45,7 +46,7 @@ struct Entry {
 pub(crate) struct DedupWindow {
     window: Duration,
     max: usize,
-    map: HashMap<Key, Entry>,
+    map: FastMap<Key, Entry>,
     order: VecDeque<(Instant, Key)>,
 }
 
@@ -54,7 +55,7 @@ impl DedupWindow {
         DedupWindow {
             window,
             max,
-            map: HashMap::new(),
+            map: FastMap::default(),
             order: VecDeque::new(),
         }
     }

@@ -14,6 +14,7 @@ use crate::dedup::Key;
 use crate::frame::HEADER_LEN;
 use crate::message::{FailReason, Message, MsgId, Outcome, Received};
 use crate::outbound::Held;
+use crate::peer::Peer;
 use crate::state::CenterState;
 use crate::stats::StatsCell;
 use imconn::{ConnConfig, ConnCtx, Limits, Server, Timeouts};
@@ -51,13 +52,13 @@ pub(crate) fn enqueue(s: &mut Server<PeerConn>, ctx: &mut Context, held: Held) {
         return held.finish(Outcome::Failed(FailReason::Shutdown));
     }
     let to = held.to;
-    st.peer(to);
+    let posted = held.posted_at();
     let CenterState { peers, cfg, .. } = st;
-    let Some(p) = peers.get_mut(&to) else {
-        return;
-    };
+    let p = peers
+        .entry(to)
+        .or_insert_with(|| Peer::new(to, cfg, posted));
     if p.accept(held, cfg) {
-        p.last_used = Instant::now();
+        p.last_used = p.last_used.max(posted);
         st.mark_dirty(to, ctx);
     }
 }
@@ -139,7 +140,7 @@ const BATCH: usize = 64 * 1024;
 /// then it waits in the peer's `unwritten` list with that offset.
 fn pump(s: &mut Server<PeerConn>, ctx: &mut Context, addr: SocketAddr, h: Handle, now: Instant) {
     let mut batch = std::mem::take(&mut s.shared.batch);
-    let mut msgs: Vec<Held> = Vec::new();
+    let mut msgs = std::mem::take(&mut s.shared.batch_msgs);
     while let Some(io) = s.conns().io(h) {
         let (queued, base) = (io.queued(), io.bytes_out + io.queued() as u64);
         let window = s.shared.cfg.send_window;
@@ -200,6 +201,8 @@ fn pump(s: &mut Server<PeerConn>, ctx: &mut Context, addr: SocketAddr, h: Handle
     }
     batch.clear();
     s.shared.batch = batch;
+    msgs.clear();
+    s.shared.batch_msgs = msgs;
     let bytes_out = s.conns().io(h).map_or(0, |io| io.bytes_out);
     let CenterState { peers, cfg, .. } = &mut s.shared;
     if let Some(p) = peers.get_mut(&addr) {

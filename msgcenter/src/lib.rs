@@ -64,6 +64,13 @@ mod state;
 mod stats;
 pub mod value;
 
+/// The maps on the per-message paths (peers by address, messages awaiting
+/// an acknowledgement by id, the receiver's dedup window by sender and id).
+/// aHash with a per-map random key: several times cheaper than the
+/// standard SipHash for these small keys, and still keyed, so a peer that
+/// picks ids (dedup keys come off the wire) cannot aim at one bucket.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+
 pub use center::{Center, CenterHandle, ListenError, PeerInfo, Running, StartError};
 pub use config::{Config, ConfigError};
 pub use handlers::{HandlerCtx, Handlers, LoopHandler, WorkerHandler};

@@ -120,6 +120,16 @@ impl Held {
         })
     }
 
+    /// When it was posted (the `now` given to [`Held::new`]), while it has
+    /// not been sent: lets the loop note a peer's use without reading the
+    /// clock again per message.
+    pub(crate) fn posted_at(&self) -> Instant {
+        debug_assert_eq!(self.sends, 0);
+        self.deadline
+            .checked_sub(self.retry.deadline)
+            .unwrap_or(self.deadline)
+    }
+
     /// Bytes it holds.
     pub(crate) fn size(&self) -> usize {
         self.frame.len()

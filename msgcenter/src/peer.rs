@@ -20,9 +20,10 @@ use crate::config::Config;
 use crate::frame::Hello;
 use crate::message::{FailReason, MsgId, Outcome};
 use crate::outbound::Held;
+use crate::FastMap;
 use imconn::Backoff;
 use netlib::Handle;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -35,7 +36,7 @@ pub(crate) struct Peer {
     /// last byte, in send order.
     pub(crate) unwritten: VecDeque<(u64, Held)>,
     /// NeedAck messages sent, by id.
-    pub(crate) awaiting: HashMap<MsgId, Held>,
+    pub(crate) awaiting: FastMap<MsgId, Held>,
     /// The connection in use (handshake complete).
     pub(crate) conn: Option<Handle>,
     /// Our outgoing connection being opened (connect or handshake pending).
@@ -63,7 +64,7 @@ impl Peer {
             urgent: VecDeque::new(),
             normal: VecDeque::new(),
             unwritten: VecDeque::new(),
-            awaiting: HashMap::new(),
+            awaiting: FastMap::default(),
             conn: None,
             connecting: None,
             remote: None,

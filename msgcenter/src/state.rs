@@ -16,12 +16,12 @@ use crate::dedup::DedupWindow;
 use crate::frame::Hello;
 use crate::handlers::Handlers;
 use crate::message::Message;
-use crate::outbound::Info;
+use crate::outbound::{Held, Info};
 use crate::peer::Peer;
 use crate::pool::Pool;
+use crate::FastMap;
 use imconn::Server;
 use netlib::{Context, Handle, HandlerRef};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,7 +34,7 @@ pub(crate) struct CenterState {
     pub(crate) info: Arc<Info>,
     /// The server handler, for deferred work and timers.
     pub(crate) server: Option<HandlerRef>,
-    pub(crate) peers: HashMap<SocketAddr, Peer>,
+    pub(crate) peers: FastMap<SocketAddr, Peer>,
     pub(crate) dirty: Vec<SocketAddr>,
     sweep_scheduled: bool,
     /// Messages posted by loop handlers, queued at the next sweep.
@@ -55,6 +55,9 @@ pub(crate) struct CenterState {
     pub(crate) incoming: usize,
     /// Scratch buffer of `driver::pump`, kept between calls.
     pub(crate) batch: Vec<u8>,
+    /// The messages of the write batch being built (kept to reuse its
+    /// allocation, like `batch`).
+    pub(crate) batch_msgs: Vec<Held>,
 }
 
 impl CenterState {
@@ -71,7 +74,7 @@ impl CenterState {
             me,
             info,
             server: None,
-            peers: HashMap::new(),
+            peers: FastMap::default(),
             dirty: Vec::new(),
             sweep_scheduled: false,
             pending_posts: Vec::new(),
@@ -84,6 +87,7 @@ impl CenterState {
             listeners: Vec::new(),
             incoming: 0,
             batch: Vec::new(),
+            batch_msgs: Vec::new(),
         }
     }
 
