@@ -235,20 +235,13 @@ impl Shard {
                 if item_size(old.key_len as usize, old.flags, combined_len) > item_size_max {
                     return StoreOutcome::NotStored;
                 }
-                let mut data = Vec::with_capacity(old.key_len as usize + combined_len);
-                data.extend_from_slice(old.key());
-                if mode == StoreMode::Append {
-                    data.extend_from_slice(old_value);
-                    data.extend_from_slice(added);
+                let data = if mode == StoreMode::Append {
+                    old.data_with_value(&[old_value, added])
                 } else {
-                    data.extend_from_slice(added);
-                    data.extend_from_slice(old_value);
-                }
+                    old.data_with_value(&[added, old_value])
+                };
                 // Appending keeps the old item's flags and expiry.
-                let (flags, exptime) = (old.flags, old.exptime);
-                let key_len = old.key_len;
-                self.unlink(idx);
-                self.insert(hash, data.into_boxed_slice(), key_len, flags, exptime, now)
+                self.reinsert(idx, hash, data, now)
             }
             (_, old) => {
                 if let Some(idx) = old {
@@ -296,14 +289,8 @@ impl Shard {
             e.time = now;
             self.lru_to_front(idx);
         } else {
-            let (flags, exptime, key_len) = (e.flags, e.exptime, e.key_len);
-            let mut data = Vec::with_capacity(key_len as usize + digits.len());
-            data.extend_from_slice(e.key());
-            data.extend_from_slice(digits);
-            self.unlink(idx);
-            if self.insert(hash, data.into_boxed_slice(), key_len, flags, exptime, now)
-                != StoreOutcome::Stored
-            {
+            let data = e.data_with_value(&[digits]);
+            if self.reinsert(idx, hash, data, now) != StoreOutcome::Stored {
                 return Err(DeltaError::OutOfMemory);
             }
         }
@@ -362,6 +349,17 @@ impl Shard {
     /// The number of hash buckets.
     pub(crate) fn bucket_count(&self) -> usize {
         self.buckets.len()
+    }
+
+    /// Replaces slot `idx` by a new item made of `data` (from
+    /// [`Entry::data_with_value`]) that keeps the old item's key, flags and
+    /// expiry, with a new CAS unique at the LRU head (append/prepend, and an
+    /// incr whose result outgrew the old value).
+    fn reinsert(&mut self, idx: u32, hash: u64, data: Box<[u8]>, now: u64) -> StoreOutcome {
+        let old = &self.entries[idx as usize];
+        let (key_len, flags, exptime) = (old.key_len, old.flags, old.exptime);
+        self.unlink(idx);
+        self.insert(hash, data, key_len, flags, exptime, now)
     }
 
     /// Links a new item at the head of the LRU, evicting from the tail to

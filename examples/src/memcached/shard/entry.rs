@@ -37,6 +37,18 @@ impl Entry {
         &self.data[self.key_len as usize..]
     }
 
+    /// This entry's key followed by `parts` concatenated: the data of an
+    /// item that replaces this one's value.
+    pub(super) fn data_with_value(&self, parts: &[&[u8]]) -> Box<[u8]> {
+        let value_len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut data = Vec::with_capacity(self.key_len as usize + value_len);
+        data.extend_from_slice(self.key());
+        for part in parts {
+            data.extend_from_slice(part);
+        }
+        data.into_boxed_slice()
+    }
+
     pub(super) fn is_live(&self) -> bool {
         self.key_len != 0
     }
