@@ -267,8 +267,7 @@ impl Store {
         self.shards
             .iter()
             .map(|shard| {
-                let mut s = self.lock_padded(shard);
-                s.maintain(now);
+                let mut s = self.lock_maintained(shard, now);
                 s.reclaim_expired(now, max_slots)
             })
             .sum()
@@ -369,8 +368,7 @@ impl Store {
         let now = self.now();
         let mut total = ItemStats::default();
         for shard in self.shards.iter() {
-            let mut s = self.lock_padded(shard);
-            s.maintain(now);
+            let s = self.lock_maintained(shard, now);
             total.curr_items += s.len() as u64;
             total.bytes += s.used() as u64;
             total.total_items += s.counts.total_items;
@@ -401,8 +399,7 @@ impl Store {
             if left == 0 {
                 break;
             }
-            let mut s = self.lock_padded(shard);
-            s.maintain(now);
+            let s = self.lock_maintained(shard, now);
             s.for_each_item(now, |key, len, exptime| {
                 visit(key, len, exptime);
                 left -= 1;
@@ -427,7 +424,13 @@ impl Store {
     fn lock(&self, hash: u64, now: u64) -> MutexGuard<'_, Shard> {
         // High bits pick the shard; the shard's buckets use the low bits.
         let index = ((hash >> 32) as usize) % self.shards.len();
-        let mut guard = self.lock_padded(&self.shards[index]);
+        self.lock_maintained(&self.shards[index], now)
+    }
+
+    /// Locks `shard` and applies any due delayed flush, as every operation
+    /// that looks at items must first.
+    fn lock_maintained<'a>(&self, shard: &'a Padded, now: u64) -> MutexGuard<'a, Shard> {
+        let mut guard = self.lock_padded(shard);
         guard.maintain(now);
         guard
     }
