@@ -12,11 +12,22 @@
 //! `Mutex` and picks the shard by key hash, so callers pass in the hash they
 //! already computed. All time is passed in as `now` (unix seconds) so that the
 //! shard never reads a clock and tests can drive it precisely.
+//!
+//! Parts: this file owns the slab and the chained hash table (insert,
+//! find, unlink, growth) and the per-key commands built on them; `entry`
+//! owns the slot type and the `stats` counts; `lru` the LRU list and
+//! eviction under the budget; `expiry` `flush_all` and the background
+//! reclaimer; `lease` the meta-protocol leases.
 
 use super::sizes::SizeHistogram;
 
+mod entry;
+mod expiry;
 mod lease;
+mod lru;
 use super::store::{item_size, DeltaError, ItemView, NewItem, StoreMode, StoreOutcome};
+use entry::Entry;
+pub(crate) use entry::ShardCounts;
 pub use lease::{Lease, LeaseGet, MarkStale};
 
 /// "No slot": the end of a bucket chain, free list or LRU list.
@@ -29,82 +40,6 @@ const LOAD_FACTOR_DEN: usize = 2;
 
 /// Initial number of hash buckets (a power of two).
 const INITIAL_BUCKETS: usize = 64;
-
-/// One slot: a live item, or a free slot on the free list (`key_len == 0`).
-#[derive(Debug)]
-struct Entry {
-    /// Key bytes then value bytes: the item's only allocation.
-    data: Box<[u8]>,
-    key_len: u32,
-    flags: u32,
-    hash: u64,
-    cas: u64,
-    /// Absolute unix second at which the item dies; 0 = never.
-    exptime: u64,
-    /// Unix second of the last store or modification (for delayed flush).
-    time: u64,
-    /// Whether a get/touch has found the item since it was stored
-    /// (memcached's `ITEM_FETCHED`, for the `*_unfetched` stats).
-    fetched: bool,
-    /// Meta-protocol lease bits ([`lease::TOKEN_SENT`], [`lease::STALE`]).
-    lease: u8,
-    /// Next slot in the same bucket, or in the free list.
-    chain: u32,
-    /// LRU neighbours: `prev` is more recently used.
-    prev: u32,
-    next: u32,
-}
-
-impl Entry {
-    fn key(&self) -> &[u8] {
-        &self.data[..self.key_len as usize]
-    }
-
-    fn value(&self) -> &[u8] {
-        &self.data[self.key_len as usize..]
-    }
-
-    fn is_live(&self) -> bool {
-        self.key_len != 0
-    }
-
-    fn size(&self) -> usize {
-        item_size(
-            self.key_len as usize,
-            self.flags,
-            self.data.len() - self.key_len as usize,
-        )
-    }
-
-    fn is_expired(&self, now: u64) -> bool {
-        self.exptime != 0 && self.exptime <= now
-    }
-}
-
-/// Counts a shard keeps for `stats`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ShardCounts {
-    /// Items stored since start (or `stats reset`).
-    pub(crate) total_items: u64,
-    /// Live items removed from the LRU tail to make room.
-    pub(crate) evictions: u64,
-    /// Expired items removed from the LRU tail to make room, or by the
-    /// background reclaimer.
-    pub(crate) reclaimed: u64,
-    /// Lookups that found their key expired (memcached counts every
-    /// `do_item_get` that does: get, touch, delete, incr, storage).
-    pub(crate) get_expired: u64,
-    /// Lookups that found their key invalidated by `flush_all`.
-    pub(crate) get_flushed: u64,
-    /// Expired items reclaimed without ever being fetched.
-    pub(crate) expired_unfetched: u64,
-    /// Live items evicted without ever being fetched.
-    pub(crate) evicted_unfetched: u64,
-    /// Evicted items that had an expiry time.
-    pub(crate) evicted_nonzero: u64,
-    /// Seconds since the last evicted item was stored (`evicted_time`).
-    pub(crate) evicted_time: u64,
-}
 
 /// A hash table + LRU under a memory budget. See the module docs.
 #[derive(Debug)]
@@ -188,30 +123,6 @@ impl Shard {
         self.make_room(0, now);
     }
 
-    /// The background reclaimer's step: looks at no more than `max_slots`
-    /// slots, from where the last step stopped, and removes the expired
-    /// items among them (counted as `reclaimed`, as memcached's LRU
-    /// maintainer counts them). Returns how many it removed.
-    pub(crate) fn reclaim_expired(&mut self, now: u64, max_slots: usize) -> usize {
-        let total = self.entries.len();
-        if total == 0 {
-            return 0;
-        }
-        let mut removed = 0;
-        let mut idx = self.reclaim_cursor % total;
-        for _ in 0..max_slots.min(total) {
-            let e = &self.entries[idx];
-            if e.is_live() && e.is_expired(now) {
-                self.unlink(idx as u32);
-                self.counts.reclaimed += 1;
-                removed += 1;
-            }
-            idx = (idx + 1) % total;
-        }
-        self.reclaim_cursor = idx;
-        removed
-    }
-
     /// Live items (expired ones not yet noticed included, as in memcached).
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -226,23 +137,6 @@ impl Shard {
     #[cfg(test)]
     pub(crate) fn budget(&self) -> usize {
         self.budget
-    }
-
-    /// Applies a due delayed flush. Every operation calls this first.
-    pub(crate) fn maintain(&mut self, now: u64) {
-        if let Some(at) = self.flush_at {
-            if at <= now {
-                self.flush_at = None;
-                self.flushed.clear();
-                for idx in 0..self.entries.len() {
-                    let e = &self.entries[idx];
-                    if e.is_live() && e.time <= at {
-                        self.flushed.insert(e.hash);
-                        self.unlink(idx as u32);
-                    }
-                }
-            }
-        }
     }
 
     /// Looks up a key and calls `visit` on it if present. `touch` sets a new
@@ -341,20 +235,13 @@ impl Shard {
                 if item_size(old.key_len as usize, old.flags, combined_len) > item_size_max {
                     return StoreOutcome::NotStored;
                 }
-                let mut data = Vec::with_capacity(old.key_len as usize + combined_len);
-                data.extend_from_slice(old.key());
-                if mode == StoreMode::Append {
-                    data.extend_from_slice(old_value);
-                    data.extend_from_slice(added);
+                let data = if mode == StoreMode::Append {
+                    old.data_with_value(&[old_value, added])
                 } else {
-                    data.extend_from_slice(added);
-                    data.extend_from_slice(old_value);
-                }
+                    old.data_with_value(&[added, old_value])
+                };
                 // Appending keeps the old item's flags and expiry.
-                let (flags, exptime) = (old.flags, old.exptime);
-                let key_len = old.key_len;
-                self.unlink(idx);
-                self.insert(hash, data.into_boxed_slice(), key_len, flags, exptime, now)
+                self.reinsert(idx, hash, data, now)
             }
             (_, old) => {
                 if let Some(idx) = old {
@@ -402,54 +289,12 @@ impl Shard {
             e.time = now;
             self.lru_to_front(idx);
         } else {
-            let (flags, exptime, key_len) = (e.flags, e.exptime, e.key_len);
-            let mut data = Vec::with_capacity(key_len as usize + digits.len());
-            data.extend_from_slice(e.key());
-            data.extend_from_slice(digits);
-            self.unlink(idx);
-            if self.insert(hash, data.into_boxed_slice(), key_len, flags, exptime, now)
-                != StoreOutcome::Stored
-            {
+            let data = e.data_with_value(&[digits]);
+            if self.reinsert(idx, hash, data, now) != StoreOutcome::Stored {
                 return Err(DeltaError::OutOfMemory);
             }
         }
         Ok(result)
-    }
-
-    /// `flush_all`: `None` empties the shard now; `Some(at)` schedules a
-    /// flush of everything stored at or before second `at`, replacing any
-    /// earlier schedule (memcached keeps one `oldest_live` too).
-    pub(crate) fn flush(&mut self, at: Option<u64>, now: u64) {
-        match at {
-            None => {
-                self.flush_at = None;
-                self.clear();
-            }
-            Some(at) => {
-                self.flush_at = Some(at);
-                self.maintain(now);
-            }
-        }
-    }
-
-    /// Drops every item.
-    fn clear(&mut self) {
-        let live = self.entries.iter().filter(|e| e.is_live());
-        let unfetched = live.clone().filter(|e| !e.fetched).count() as u64;
-        self.flushed_unreclaimed = (live.count() as u64, unfetched);
-        self.flushed.clear();
-        self.flushed
-            .extend(self.entries.iter().filter(|e| e.is_live()).map(|e| e.hash));
-        self.entries.clear();
-        self.free = NIL;
-        self.buckets.fill(NIL);
-        self.len = 0;
-        self.head = NIL;
-        self.tail = NIL;
-        self.used = 0;
-        if let Some(sizes) = &mut self.sizes {
-            sizes.clear();
-        }
     }
 
     /// Starts the `stats sizes` histogram (if it is not running) with
@@ -506,24 +351,15 @@ impl Shard {
         self.buckets.len()
     }
 
-    /// The age in seconds of the least recently used item (`stats items`
-    /// `age`), or `None` when the shard is empty.
-    pub(crate) fn oldest_age(&self, now: u64) -> Option<u64> {
-        (self.tail != NIL).then(|| now.saturating_sub(self.entries[self.tail as usize].time))
-    }
-
-    /// Calls `visit` with (key, value length, absolute exptime) for live
-    /// items from most to least recently used, until it returns false
-    /// (`stats cachedump`).
-    pub(crate) fn for_each_item(&self, now: u64, mut visit: impl FnMut(&[u8], usize, u64) -> bool) {
-        let mut idx = self.head;
-        while idx != NIL {
-            let e = &self.entries[idx as usize];
-            if !e.is_expired(now) && !visit(e.key(), e.value().len(), e.exptime) {
-                return;
-            }
-            idx = e.next;
-        }
+    /// Replaces slot `idx` by a new item made of `data` (from
+    /// [`Entry::data_with_value`]) that keeps the old item's key, flags and
+    /// expiry, with a new CAS unique at the LRU head (append/prepend, and an
+    /// incr whose result outgrew the old value).
+    fn reinsert(&mut self, idx: u32, hash: u64, data: Box<[u8]>, now: u64) -> StoreOutcome {
+        let old = &self.entries[idx as usize];
+        let (key_len, flags, exptime) = (old.key_len, old.flags, old.exptime);
+        self.unlink(idx);
+        self.insert(hash, data, key_len, flags, exptime, now)
     }
 
     /// Links a new item at the head of the LRU, evicting from the tail to
@@ -592,32 +428,6 @@ impl Shard {
         StoreOutcome::Stored
     }
 
-    /// Evicts from the LRU tail until `size` more bytes fit. False if the
-    /// item could never fit in this shard's budget.
-    fn make_room(&mut self, size: usize, now: u64) -> bool {
-        if size > self.budget {
-            return false;
-        }
-        while self.used + size > self.budget && self.tail != NIL {
-            let victim = self.tail;
-            let e = &self.entries[victim as usize];
-            if !self.evict && !e.is_expired(now) {
-                return false;
-            }
-            if e.is_expired(now) {
-                self.counts.reclaimed += 1;
-                self.counts.expired_unfetched += u64::from(!e.fetched);
-            } else {
-                self.counts.evictions += 1;
-                self.counts.evicted_unfetched += u64::from(!e.fetched);
-                self.counts.evicted_nonzero += u64::from(e.exptime != 0);
-                self.counts.evicted_time = now.saturating_sub(e.time);
-            }
-            self.unlink(victim);
-        }
-        true
-    }
-
     /// Removes a live slot from its bucket and the LRU and frees it.
     fn unlink(&mut self, idx: u32) {
         let bucket = self.bucket_of(self.entries[idx as usize].hash);
@@ -662,57 +472,6 @@ impl Shard {
                 self.buckets[bucket] = idx as u32;
             }
         }
-    }
-
-    fn lru_push_front(&mut self, idx: u32) {
-        let old_head = self.head;
-        {
-            let e = &mut self.entries[idx as usize];
-            e.prev = NIL;
-            e.next = old_head;
-        }
-        if old_head != NIL {
-            self.entries[old_head as usize].prev = idx;
-        } else {
-            self.tail = idx;
-        }
-        self.head = idx;
-    }
-
-    fn lru_remove(&mut self, idx: u32) {
-        let (prev, next) = {
-            let e = &self.entries[idx as usize];
-            (e.prev, e.next)
-        };
-        if prev != NIL {
-            self.entries[prev as usize].next = next;
-        } else {
-            self.head = next;
-        }
-        if next != NIL {
-            self.entries[next as usize].prev = prev;
-        } else {
-            self.tail = prev;
-        }
-    }
-
-    fn lru_to_front(&mut self, idx: u32) {
-        if self.head != idx {
-            self.lru_remove(idx);
-            self.lru_push_front(idx);
-        }
-    }
-
-    /// Keys from most to least recently used (tests only).
-    #[cfg(test)]
-    fn lru_keys(&self) -> Vec<Vec<u8>> {
-        let mut keys = Vec::new();
-        let mut idx = self.head;
-        while idx != NIL {
-            keys.push(self.entries[idx as usize].key().to_vec());
-            idx = self.entries[idx as usize].next;
-        }
-        keys
     }
 }
 

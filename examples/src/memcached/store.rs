@@ -13,6 +13,12 @@
 //! after, negative = already expired), the item size formula used for both
 //! the size limit and the memory budget, and the semantics of each storage
 //! command. [`Session`](super::Session) turns bytes into calls on it.
+//!
+//! Parts: this file owns [`Store`] itself (sharding, locking, the
+//! per-shard fan-out of admin commands and the [`ItemStats`] sum);
+//! `item` owns what an item is (key rules, exptime, size formula, storage
+//! modes and outcomes, [`NewItem`]); the tables themselves live in
+//! [`shard`](super::shard).
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -25,218 +31,11 @@ pub use super::shard::{Lease, LeaseGet, MarkStale};
 use super::shard::{Shard, ShardCounts};
 use super::stats::Counters;
 
-/// The longest key memcached accepts.
-pub const KEY_MAX_LENGTH: usize = 250;
-
-/// exptimes up to this many seconds (30 days) are relative to now; larger
-/// ones are absolute unix times (memcached's `REALTIME_MAXDELTA`).
-pub const MAX_RELATIVE_EXPTIME: i64 = 60 * 60 * 24 * 30;
-
-/// memcached's per-item header on a 64-bit build (`sizeof(item)`).
-const ITEM_HEADER: usize = 48;
-/// The stored CAS unique.
-const ITEM_CAS: usize = 8;
-
-/// How many bytes an item counts for: memcached's `ITEM_ntotal` with CAS on,
-/// i.e. header + key + NUL + flags (only if non-zero) + value + `\r\n` + CAS.
-///
-/// The same number is checked against the item size limit (so the largest
-/// storable value is exactly memcached's) and charged to the memory budget
-/// (so `bytes` and `limit_maxbytes` mean what they mean in memcached).
-///
-/// ```
-/// use examples::memcached::item_size;
-/// assert_eq!(item_size(3, 0, 5), 48 + 4 + 7 + 8);
-/// assert_eq!(item_size(3, 1, 5), 48 + 4 + 4 + 7 + 8);
-/// ```
-pub fn item_size(key_len: usize, flags: u32, value_len: usize) -> usize {
-    let suffix = if flags == 0 { 0 } else { 4 };
-    ITEM_HEADER
-        .saturating_add(key_len)
-        .saturating_add(1 + suffix)
-        .saturating_add(value_len)
-        .saturating_add(2 + ITEM_CAS)
-}
-
-/// Whether `key` is a key memcached's text protocol can carry: 1 to 250
-/// bytes, none of them a space, a newline or NUL.
-///
-/// The protocol document asks clients not to send control characters, but
-/// memcached only splits lines on spaces and reads keys as C strings, and
-/// clients rely on that: `memaslap` puts `0x10` bytes in its keys. So every
-/// other byte is accepted, UTF-8 included.
-///
-/// ```
-/// use examples::memcached::is_valid_key;
-/// assert!(is_valid_key(b"user:42"));
-/// assert!(is_valid_key(b"\x10\x10memaslap"));
-/// assert!(!is_valid_key(b"two words"));
-/// assert!(!is_valid_key(&[b'k'; 251]));
-/// ```
-pub fn is_valid_key(key: &[u8]) -> bool {
-    !key.is_empty()
-        && key.len() <= KEY_MAX_LENGTH
-        && key.iter().all(|&b| !matches!(b, b' ' | b'\n' | 0))
-}
-
-/// Converts a client's exptime into an absolute unix second (0 = never),
-/// following memcached's `realtime()`:
-///
-/// - 0 never expires;
-/// - 1 ..= 30 days is relative to `now`;
-/// - more than 30 days is an absolute unix time (possibly already past);
-/// - negative is already expired.
-///
-/// An item is expired once `now >= deadline`. "Already expired" is encoded
-/// as second 1, which is in the past for any real clock.
-///
-/// ```
-/// use examples::memcached::expiry_deadline;
-/// let now = 1_700_000_000;
-/// assert_eq!(expiry_deadline(0, now), 0);
-/// assert_eq!(expiry_deadline(10, now), now + 10);
-/// assert_eq!(expiry_deadline(60 * 60 * 24 * 30 + 1, now), 2_592_001);
-/// assert_eq!(expiry_deadline(-1, now), 1);
-/// ```
-pub fn expiry_deadline(exptime: i64, now: u64) -> u64 {
-    if exptime == 0 {
-        0
-    } else if exptime < 0 {
-        1
-    } else if exptime > MAX_RELATIVE_EXPTIME {
-        exptime as u64
-    } else {
-        now.saturating_add(exptime as u64)
-    }
-}
-
-/// What a storage command does when the key exists or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreMode {
-    /// Store unconditionally.
-    Set,
-    /// Store only if the key is absent.
-    Add,
-    /// Store only if the key is present.
-    Replace,
-    /// Add the data after the present value (flags and exptime are kept).
-    Append,
-    /// Add the data before the present value (flags and exptime are kept).
-    Prepend,
-    /// Store only if the present item's CAS unique equals this one.
-    Cas(u64),
-    /// `ms ... C<unique> I`: as [`Cas`](StoreMode::Cas), and if `unique`
-    /// is older than the present item's, store anyway but marked stale,
-    /// keeping the present item's expiry and win token.
-    CasStale(u64),
-}
-
-/// The result of a storage command; each maps to one protocol reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreOutcome {
-    /// `STORED`
-    Stored,
-    /// `NOT_STORED`: add on a present key, replace/append/prepend on a
-    /// missing one, or an append that would exceed the item size limit.
-    NotStored,
-    /// `EXISTS`: cas on an item modified since the client read it.
-    Exists,
-    /// `NOT_FOUND`: cas on a missing key.
-    NotFound,
-    /// `SERVER_ERROR out of memory storing object`: the item is larger than
-    /// a shard's whole budget.
-    OutOfMemory,
-}
-
-/// Why incr/decr did not produce a number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeltaError {
-    /// The key is absent (`NOT_FOUND`).
-    NotFound,
-    /// The value is not a decimal u64 (`CLIENT_ERROR cannot increment or
-    /// decrement non-numeric value`).
-    NonNumeric,
-    /// A longer result could not be stored (`SERVER_ERROR out of memory`).
-    OutOfMemory,
-}
-
-/// A borrowed look at a stored item, valid while its shard is locked.
-#[derive(Debug, Clone, Copy)]
-pub struct ItemView<'a> {
-    /// The key.
-    pub key: &'a [u8],
-    /// The value.
-    pub value: &'a [u8],
-    /// The client's opaque flags.
-    pub flags: u32,
-    /// The CAS unique.
-    pub cas: u64,
-    /// Absolute unix expiry second, 0 for never.
-    pub exptime: u64,
-}
-
-/// An item ready to store: key and value in one buffer (the item's only
-/// allocation, moved into the store as is), flags and absolute expiry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewItem {
-    data: Box<[u8]>,
-    key_len: u32,
-    flags: u32,
-    exptime: u64,
-}
-
-impl NewItem {
-    /// Copies `key` and `value` into a new item; `None` if the key is not
-    /// [valid](is_valid_key). `exptime` is absolute (see [`expiry_deadline`]).
-    pub fn new(key: &[u8], value: &[u8], flags: u32, exptime: u64) -> Option<Self> {
-        if !is_valid_key(key) {
-            return None;
-        }
-        let mut data = Vec::with_capacity(key.len() + value.len());
-        data.extend_from_slice(key);
-        data.extend_from_slice(value);
-        Some(NewItem {
-            data: data.into_boxed_slice(),
-            key_len: key.len() as u32,
-            flags,
-            exptime,
-        })
-    }
-
-    /// Takes a buffer already holding key then value (as the protocol reads
-    /// them straight off the wire). `None` if the first `key_len` bytes are
-    /// not a valid key.
-    pub fn from_buffer(data: Vec<u8>, key_len: usize, flags: u32, exptime: u64) -> Option<Self> {
-        if key_len > data.len() || !is_valid_key(&data[..key_len]) {
-            return None;
-        }
-        Some(NewItem {
-            data: data.into_boxed_slice(),
-            key_len: key_len as u32,
-            flags,
-            exptime,
-        })
-    }
-
-    /// The key.
-    pub fn key(&self) -> &[u8] {
-        &self.data[..self.key_len as usize]
-    }
-
-    /// The value.
-    pub fn value(&self) -> &[u8] {
-        &self.data[self.key_len as usize..]
-    }
-
-    /// [`item_size`] of this item.
-    pub fn size(&self) -> usize {
-        item_size(self.key_len as usize, self.flags, self.value().len())
-    }
-
-    pub(crate) fn into_parts(self) -> (Box<[u8]>, u32, u32, u64) {
-        (self.data, self.key_len, self.flags, self.exptime)
-    }
-}
+mod item;
+pub use item::{
+    expiry_deadline, is_valid_key, item_size, DeltaError, ItemView, NewItem, StoreMode,
+    StoreOutcome, KEY_MAX_LENGTH, MAX_RELATIVE_EXPTIME,
+};
 
 /// Item statistics summed over all shards.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -468,8 +267,7 @@ impl Store {
         self.shards
             .iter()
             .map(|shard| {
-                let mut s = self.lock_padded(shard);
-                s.maintain(now);
+                let mut s = self.lock_maintained(shard, now);
                 s.reclaim_expired(now, max_slots)
             })
             .sum()
@@ -570,8 +368,7 @@ impl Store {
         let now = self.now();
         let mut total = ItemStats::default();
         for shard in self.shards.iter() {
-            let mut s = self.lock_padded(shard);
-            s.maintain(now);
+            let s = self.lock_maintained(shard, now);
             total.curr_items += s.len() as u64;
             total.bytes += s.used() as u64;
             total.total_items += s.counts.total_items;
@@ -602,8 +399,7 @@ impl Store {
             if left == 0 {
                 break;
             }
-            let mut s = self.lock_padded(shard);
-            s.maintain(now);
+            let s = self.lock_maintained(shard, now);
             s.for_each_item(now, |key, len, exptime| {
                 visit(key, len, exptime);
                 left -= 1;
@@ -628,7 +424,13 @@ impl Store {
     fn lock(&self, hash: u64, now: u64) -> MutexGuard<'_, Shard> {
         // High bits pick the shard; the shard's buckets use the low bits.
         let index = ((hash >> 32) as usize) % self.shards.len();
-        let mut guard = self.lock_padded(&self.shards[index]);
+        self.lock_maintained(&self.shards[index], now)
+    }
+
+    /// Locks `shard` and applies any due delayed flush, as every operation
+    /// that looks at items must first.
+    fn lock_maintained<'a>(&self, shard: &'a Padded, now: u64) -> MutexGuard<'a, Shard> {
+        let mut guard = self.lock_padded(shard);
         guard.maintain(now);
         guard
     }
@@ -642,353 +444,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::memcached::clock::ManualClock;
-
-    const T0: u64 = 1_700_000_000;
-
-    fn store_with(config: Config) -> (Store, Arc<ManualClock>) {
-        let clock = Arc::new(ManualClock::new(T0));
-        (Store::new(&config, clock.clone()), clock)
-    }
-
-    fn put(store: &Store, key: &str, value: &str, exptime: u64) -> StoreOutcome {
-        let item = NewItem::new(key.as_bytes(), value.as_bytes(), 0, exptime).expect("key");
-        store.store(StoreMode::Set, item, store.now())
-    }
-
-    fn fetch(store: &Store, key: &str) -> Option<Vec<u8>> {
-        store.get(key.as_bytes(), store.now(), |i| i.value.to_vec())
-    }
-
-    #[test]
-    fn store_is_send_and_sync() {
-        fn check<T: Send + Sync>() {}
-        check::<Store>();
-    }
-
-    #[test]
-    fn keys_are_validated() {
-        assert!(is_valid_key(b"a"));
-        assert!(is_valid_key("こんにちは".as_bytes()));
-        assert!(is_valid_key(&[b'k'; 250]));
-        assert!(!is_valid_key(&[b'k'; 251]));
-        assert!(!is_valid_key(b""));
-        assert!(!is_valid_key(b"a b"));
-        assert!(!is_valid_key(b"a\nb"));
-        assert!(!is_valid_key(b"a\0b"));
-        // memcached takes control characters (memaslap sends 0x10).
-        assert!(is_valid_key(b"a\tb"));
-        assert!(is_valid_key(b"a\x7f"));
-        assert!(is_valid_key(b"\x10\x10k"));
-        assert!(NewItem::new(b"bad key", b"v", 0, 0).is_none());
-        assert!(NewItem::from_buffer(b"k".to_vec(), 2, 0, 0).is_none());
-    }
-
-    #[test]
-    fn exptime_conventions() {
-        let now = T0;
-        assert_eq!(expiry_deadline(0, now), 0);
-        assert_eq!(expiry_deadline(1, now), now + 1);
-        assert_eq!(expiry_deadline(MAX_RELATIVE_EXPTIME, now), now + 2_592_000);
-        assert_eq!(expiry_deadline(MAX_RELATIVE_EXPTIME + 1, now), 2_592_001);
-        assert_eq!(expiry_deadline(T0 as i64 + 100, now), T0 + 100);
-        assert_eq!(expiry_deadline(-1, now), 1);
-        assert_eq!(expiry_deadline(i64::MIN, now), 1);
-    }
-
-    #[test]
-    fn relative_expiry() {
-        let (store, clock) = store_with(Config::default());
-        put(&store, "k", "v", expiry_deadline(10, T0));
-        clock.advance(9);
-        assert!(fetch(&store, "k").is_some());
-        clock.advance(1);
-        assert!(fetch(&store, "k").is_none());
-        assert_eq!(store.item_stats().curr_items, 0);
-    }
-
-    #[test]
-    fn thirty_days_is_relative_and_one_more_is_absolute() {
-        let (store, clock) = store_with(Config::default());
-        put(
-            &store,
-            "rel",
-            "v",
-            expiry_deadline(MAX_RELATIVE_EXPTIME, T0),
-        );
-        put(
-            &store,
-            "abs",
-            "v",
-            expiry_deadline(MAX_RELATIVE_EXPTIME + 1, T0),
-        );
-        assert!(fetch(&store, "rel").is_some(), "30 days from now");
-        assert!(
-            fetch(&store, "abs").is_none(),
-            "1970 plus 30 days is long gone"
-        );
-        clock.advance(MAX_RELATIVE_EXPTIME as u64);
-        assert!(fetch(&store, "rel").is_none());
-    }
-
-    #[test]
-    fn absolute_and_negative_expiry() {
-        let (store, clock) = store_with(Config::default());
-        put(&store, "future", "v", expiry_deadline(T0 as i64 + 5, T0));
-        put(&store, "past", "v", expiry_deadline(T0 as i64 - 5, T0));
-        put(&store, "neg", "v", expiry_deadline(-1, T0));
-        assert!(fetch(&store, "future").is_some());
-        assert!(fetch(&store, "past").is_none());
-        assert!(fetch(&store, "neg").is_none());
-        clock.advance(5);
-        assert!(fetch(&store, "future").is_none());
-    }
-
-    #[test]
-    fn negative_exptime_set_removes_the_old_value() {
-        let (store, _) = store_with(Config::default());
-        put(&store, "k", "v", 0);
-        assert_eq!(
-            put(&store, "k", "w", expiry_deadline(-1, T0)),
-            StoreOutcome::Stored
-        );
-        assert!(fetch(&store, "k").is_none());
-    }
-
-    #[test]
-    fn touch_moves_expiry() {
-        let (store, clock) = store_with(Config::default());
-        put(&store, "k", "v", expiry_deadline(2, T0));
-        assert!(store.touch(b"k", expiry_deadline(100, T0), T0));
-        clock.advance(50);
-        assert!(fetch(&store, "k").is_some());
-        assert!(store.touch(b"k", expiry_deadline(-1, T0), store.now()));
-        assert!(fetch(&store, "k").is_none());
-        assert!(!store.touch(b"k", 0, store.now()));
-    }
-
-    #[test]
-    fn gat_returns_the_value_then_applies_the_new_expiry() {
-        let (store, _) = store_with(Config::default());
-        put(&store, "k", "v", 0);
-        let got = store.get_and_touch(b"k", expiry_deadline(-1, T0), T0, |i| i.value.to_vec());
-        assert_eq!(got.as_deref(), Some(&b"v"[..]));
-        assert!(fetch(&store, "k").is_none());
-    }
-
-    #[test]
-    fn storage_modes() {
-        let (store, _) = store_with(Config::default());
-        let now = T0;
-        let item = |v: &str| NewItem::new(b"k", v.as_bytes(), 5, 0).expect("key");
-        assert_eq!(
-            store.store(StoreMode::Replace, item("r"), now),
-            StoreOutcome::NotStored
-        );
-        assert_eq!(
-            store.store(StoreMode::Append, item("a"), now),
-            StoreOutcome::NotStored
-        );
-        assert_eq!(
-            store.store(StoreMode::Prepend, item("p"), now),
-            StoreOutcome::NotStored
-        );
-        assert_eq!(
-            store.store(StoreMode::Cas(1), item("c"), now),
-            StoreOutcome::NotFound
-        );
-        assert_eq!(
-            store.store(StoreMode::Add, item("1"), now),
-            StoreOutcome::Stored
-        );
-        assert_eq!(
-            store.store(StoreMode::Add, item("2"), now),
-            StoreOutcome::NotStored
-        );
-        let appended = NewItem::new(b"k", b"<", 9, 0).expect("key");
-        assert_eq!(
-            store.store(StoreMode::Append, appended, now),
-            StoreOutcome::Stored
-        );
-        let prepended = NewItem::new(b"k", b">", 9, 0).expect("key");
-        assert_eq!(
-            store.store(StoreMode::Prepend, prepended, now),
-            StoreOutcome::Stored
-        );
-        let (value, flags, cas) = store
-            .get(b"k", now, |i| (i.value.to_vec(), i.flags, i.cas))
-            .expect("present");
-        assert_eq!(value, b">1<");
-        assert_eq!(flags, 5, "append/prepend keep the old flags");
-        assert_eq!(
-            store.store(StoreMode::Cas(cas + 1), item("x"), now),
-            StoreOutcome::Exists
-        );
-        assert_eq!(
-            store.store(StoreMode::Cas(cas), item("y"), now),
-            StoreOutcome::Stored
-        );
-        assert_eq!(
-            store.store(StoreMode::Cas(cas), item("z"), now),
-            StoreOutcome::Exists
-        );
-        assert_eq!(
-            store.store(StoreMode::Replace, item("q"), now),
-            StoreOutcome::Stored
-        );
-        assert_eq!(fetch(&store, "k").as_deref(), Some(&b"q"[..]));
-    }
-
-    #[test]
-    fn every_mutation_gets_a_new_cas() {
-        let (store, _) = store_with(Config::default());
-        let cas = |s: &Store| s.get(b"n", T0, |i| i.cas).expect("present");
-        put(&store, "n", "1", 0);
-        let a = cas(&store);
-        store.delta(b"n", true, 1, T0).expect("numeric");
-        let b = cas(&store);
-        put(&store, "n", "1", 0);
-        let c = cas(&store);
-        assert!(a != b && b != c && a != c);
-    }
-
-    #[test]
-    fn append_past_the_size_limit_is_not_stored() {
-        let config = Config {
-            item_size_max: 200,
-            memory_limit: 0,
-            ..Config::default()
-        };
-        let (store, _) = store_with(config);
-        put(&store, "k", &"x".repeat(100), 0);
-        let more = NewItem::new(b"k", &[b'y'; 100], 0, 0).expect("key");
-        assert_eq!(
-            store.store(StoreMode::Append, more, T0),
-            StoreOutcome::NotStored
-        );
-        assert_eq!(fetch(&store, "k").map(|v| v.len()), Some(100));
-    }
-
-    #[test]
-    fn incr_wraps_and_decr_floors() {
-        let (store, _) = store_with(Config::default());
-        put(&store, "n", "18446744073709551615", 0);
-        assert_eq!(store.delta(b"n", true, 1, T0), Ok(0));
-        assert_eq!(store.delta(b"n", false, 5, T0), Ok(0));
-        assert_eq!(store.delta(b"n", true, 4294967296, T0), Ok(4294967296));
-        put(&store, "t", "hi", 0);
-        assert_eq!(store.delta(b"t", true, 1, T0), Err(DeltaError::NonNumeric));
-        put(&store, "e", "", 0);
-        assert_eq!(store.delta(b"e", true, 1, T0), Err(DeltaError::NonNumeric));
-        assert_eq!(
-            store.delta(b"missing", true, 1, T0),
-            Err(DeltaError::NotFound)
-        );
-    }
-
-    #[test]
-    fn lru_eviction_under_a_small_limit() {
-        let per_item = item_size(4, 0, 100);
-        let config = Config {
-            memory_limit: per_item * 10,
-            item_size_max: per_item,
-            shards: 1,
-            ..Config::default()
-        };
-        let (store, _) = store_with(config);
-        for i in 0..10 {
-            put(&store, &format!("k{i:03}"), &"v".repeat(100), 0);
-        }
-        assert_eq!(store.item_stats().evictions, 0);
-        // Use k000 so that k001 is the oldest.
-        assert!(fetch(&store, "k000").is_some());
-        put(&store, "k010", &"v".repeat(100), 0);
-        let stats = store.item_stats();
-        assert_eq!(stats.evictions, 1);
-        assert_eq!(stats.curr_items, 10);
-        assert!(stats.bytes <= (per_item * 10) as u64);
-        assert!(fetch(&store, "k001").is_none());
-        assert!(fetch(&store, "k000").is_some());
-        for i in 11..30 {
-            put(&store, &format!("k{i:03}"), &"v".repeat(100), 0);
-        }
-        let stats = store.item_stats();
-        assert_eq!(stats.evictions, 20);
-        assert_eq!(stats.total_items, 30);
-    }
-
-    #[test]
-    fn shards_are_lowered_to_fit_two_large_items_each() {
-        let config = Config {
-            memory_limit: 4 << 20,
-            item_size_max: 1 << 20,
-            shards: 8,
-            ..Config::default()
-        };
-        let (store, _) = store_with(config);
-        assert_eq!(store.shard_count(), 2);
-        let (store, _) = store_with(Config {
-            shards: 4,
-            ..Config::default()
-        });
-        assert_eq!(store.shard_count(), 4);
-        let (store, _) = store_with(Config {
-            shards: 0,
-            ..Config::default()
-        });
-        assert_eq!(store.shard_count(), 1);
-    }
-
-    #[test]
-    fn flush_now_and_later() {
-        let (store, clock) = store_with(Config {
-            shards: 4,
-            ..Config::default()
-        });
-        for i in 0..100 {
-            put(&store, &format!("k{i}"), "v", 0);
-        }
-        store.flush_all(None, T0);
-        assert_eq!(store.item_stats().curr_items, 0);
-        put(&store, "after", "v", 0);
-        assert!(
-            fetch(&store, "after").is_some(),
-            "a set after flush survives"
-        );
-
-        store.flush_all(Some(T0 + 10), T0);
-        clock.advance(9);
-        assert!(fetch(&store, "after").is_some());
-        clock.advance(1);
-        assert!(fetch(&store, "after").is_none());
-        put(&store, "later", "v", 0);
-        assert!(fetch(&store, "later").is_some());
-    }
-
-    #[test]
-    fn sharded_store_under_threads() {
-        let (store, _) = store_with(Config {
-            shards: 4,
-            ..Config::default()
-        });
-        let store = Arc::new(store);
-        let handles: Vec<_> = (0..4)
-            .map(|t| {
-                let store = store.clone();
-                std::thread::spawn(move || {
-                    for i in 0..500 {
-                        let key = format!("t{t}-{i}");
-                        put(&store, &key, &key, 0);
-                        assert_eq!(fetch(&store, &key), Some(key.into_bytes()));
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("thread");
-        }
-        assert_eq!(store.item_stats().curr_items, 2000);
-    }
-}
+mod tests;
