@@ -191,6 +191,34 @@ fn push_ttl(out: &mut Vec<u8>, exptime: u64, now: u64) {
     }
 }
 
+/// The checks `mg`, `md` and `ma` start with, in memcached's order: a
+/// valid key, at most `MAX_AFTER_KEY` flag tokens (else `too_long`), flags
+/// that parse (else their error, or `bad_flags` when given). Returns the
+/// flag tokens and the parsed flags; `Err` carries the error text.
+fn keyed_flags<'l, 'a>(
+    line: &'l Line<'a>,
+    now: u64,
+    too_long: &'static str,
+    bad_flags: Option<&'static str>,
+) -> Result<(&'l [&'a [u8]], Flags), &'static str> {
+    if !is_valid_key(line.key) {
+        return Err(BAD_FORMAT);
+    }
+    if line.len > MAX_AFTER_KEY {
+        return Err(too_long);
+    }
+    let tokens = line.after();
+    let flags = parse_flags(tokens, now).map_err(|e| bad_flags.unwrap_or(e))?;
+    Ok((tokens, flags))
+}
+
+/// Appends a reply without a value: `code`, the echoed `O`/`k` flags, `\r\n`.
+fn status(out: &mut Vec<u8>, code: &[u8], tokens: &[&[u8]], key: &[u8]) {
+    out.extend_from_slice(code);
+    echo(out, tokens, key);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Runs meta command `command` (`mg`, `ms`, `md`, `ma`, `mn` or `me`).
 pub(crate) fn dispatch(
     store: &Store,
@@ -258,15 +286,8 @@ fn meta_get(
     now: u64,
     out: &mut Vec<u8>,
 ) {
-    if !is_valid_key(line.key) {
-        return client_error(out, BAD_FORMAT);
-    }
-    if line.len > MAX_AFTER_KEY {
-        return client_error(out, "options flags are too long");
-    }
-    let tokens = line.after();
-    let flags = match parse_flags(tokens, now) {
-        Ok(flags) => flags,
+    let (tokens, flags) = match keyed_flags(line, now, "options flags are too long", None) {
+        Ok(parsed) => parsed,
         Err(e) => return client_error(out, e),
     };
     if opaque_too_long(tokens) {
@@ -335,9 +356,7 @@ fn meta_get(
     }
     counters.bump(miss);
     if !flags.quiet {
-        out.extend_from_slice(b"EN");
-        echo(out, tokens, key);
-        out.extend_from_slice(b"\r\n");
+        status(out, b"EN", tokens, key);
     }
 }
 
@@ -565,15 +584,14 @@ fn meta_delete(
     now: u64,
     out: &mut Vec<u8>,
 ) {
-    if !is_valid_key(line.key) {
-        return client_error(out, BAD_FORMAT);
-    }
-    if line.len > MAX_AFTER_KEY {
-        return client_error(out, "options flags too long");
-    }
-    let tokens = line.after();
-    let Ok(flags) = parse_flags(tokens, now) else {
-        return client_error(out, "invalid or duplicate flag");
+    let (tokens, flags) = match keyed_flags(
+        line,
+        now,
+        "options flags too long",
+        Some("invalid or duplicate flag"),
+    ) {
+        Ok(parsed) => parsed,
+        Err(e) => return client_error(out, e),
     };
     if opaque_too_long(tokens) {
         return client_error(out, "opaque token too long");
@@ -589,10 +607,7 @@ fn meta_delete(
         if code != b"HD" {
             counters.bump(Counter::DeleteMisses);
         }
-        out.extend_from_slice(code);
-        echo(out, tokens, key);
-        out.extend_from_slice(b"\r\n");
-        return;
+        return status(out, code, tokens, key);
     }
     let code: &[u8] = match store.get(key, now, |i| i.cas) {
         Some(cas) if flags.cas.is_some_and(|c| c != cas) => {
@@ -611,9 +626,7 @@ fn meta_delete(
             b"NF"
         }
     };
-    out.extend_from_slice(code);
-    echo(out, tokens, key);
-    out.extend_from_slice(b"\r\n");
+    status(out, code, tokens, key);
 }
 
 /// `ma <key> <flags>*`.
@@ -624,15 +637,14 @@ fn meta_arithmetic(
     now: u64,
     out: &mut Vec<u8>,
 ) {
-    if !is_valid_key(line.key) {
-        return client_error(out, BAD_FORMAT);
-    }
-    if line.len > MAX_AFTER_KEY {
-        return client_error(out, "options flags too long");
-    }
-    let tokens = line.after();
-    let Ok(flags) = parse_flags(tokens, now) else {
-        return client_error(out, "invalid or duplicate flag");
+    let (tokens, flags) = match keyed_flags(
+        line,
+        now,
+        "options flags too long",
+        Some("invalid or duplicate flag"),
+    ) {
+        Ok(parsed) => parsed,
+        Err(e) => return client_error(out, e),
     };
     let incr = match flags.mode {
         None | Some(b'I' | b'i' | b'+') => true,
@@ -687,10 +699,7 @@ fn meta_arithmetic(
     let (value, created) = match result {
         Ok(found) => found,
         Err(code) => {
-            out.extend_from_slice(code);
-            echo(out, tokens, key);
-            out.extend_from_slice(b"\r\n");
-            return;
+            return status(out, code, tokens, key);
         }
     };
     if let (Some(deadline), false) = (flags.ttl, created) {
