@@ -421,7 +421,7 @@ impl std::fmt::Display for Peer {
 }
 
 /// A bound, listening standard-library socket that
-/// [`Context::adopt_on`] can serve: the only thing the two families do
+/// `Context::adopt_on` can serve: the only thing the two families do
 /// differently when adopted is which [`Listener`] variant they become.
 trait AdoptedListener {
     fn into_nonblocking(self) -> std::io::Result<Listener>;
