@@ -135,44 +135,52 @@ impl Codec for NatsCodec {
         let (op, rest) = line.split_once([' ', '\t']).unwrap_or((line, ""));
         let rest = rest.trim();
         let used = end + 2;
-        let frame = match op.to_ascii_uppercase().as_str() {
-            "INFO" => NatsFrame::Info(rest),
-            "PING" => NatsFrame::Ping,
-            "PONG" => NatsFrame::Pong,
-            "+OK" => NatsFrame::Ok,
-            "-ERR" => NatsFrame::Err(rest.trim_matches('\'')),
-            "MSG" => {
-                let f: Vec<&str> = rest.split_ascii_whitespace().collect();
-                let (subject, sid, reply, size) = match f[..] {
-                    [s, sid, n] => (s, sid, None, n),
-                    [s, sid, r, n] => (s, sid, Some(r), n),
+        // Case-insensitive without an uppercased copy of the name.
+        let is = |name: &str| op.eq_ignore_ascii_case(name);
+        let frame = if is("INFO") {
+            NatsFrame::Info(rest)
+        } else if is("PING") {
+            NatsFrame::Ping
+        } else if is("PONG") {
+            NatsFrame::Pong
+        } else if is("+OK") {
+            NatsFrame::Ok
+        } else if is("-ERR") {
+            NatsFrame::Err(rest.trim_matches('\''))
+        } else if is("MSG") {
+            // Three or four fields, read without collecting them.
+            let mut f = rest.split_ascii_whitespace();
+            let (subject, sid, reply, size) =
+                match (f.next(), f.next(), f.next(), f.next(), f.next()) {
+                    (Some(s), Some(sid), Some(n), None, None) => (s, sid, None, n),
+                    (Some(s), Some(sid), Some(r), Some(n), None) => (s, sid, Some(r), n),
                     _ => return Err(bad(format!("NATS: bad MSG line {line:?}"))),
                 };
-                let sid = parse_u64(sid, "subscription id")?;
-                let size = parse_u64(size, "payload size")? as usize;
-                if size > max_frame {
-                    return Err(bad(format!(
-                        "NATS: message of {size} bytes, more than {max_frame}"
-                    )));
-                }
-                if src.len() < used + size + 2 {
-                    return Ok(None);
-                }
-                if &src[used + size..used + size + 2] != b"\r\n" {
-                    return Err(bad("NATS: payload not followed by CRLF".into()));
-                }
-                let payload = &src[used..used + size];
-                return Ok(Some((
-                    NatsFrame::Msg {
-                        subject,
-                        sid,
-                        reply,
-                        payload,
-                    },
-                    used + size + 2,
+            let sid = parse_u64(sid, "subscription id")?;
+            let size = parse_u64(size, "payload size")? as usize;
+            if size > max_frame {
+                return Err(bad(format!(
+                    "NATS: message of {size} bytes, more than {max_frame}"
                 )));
             }
-            _ => return Err(bad(format!("NATS: unknown operation {op:?}"))),
+            if src.len() < used + size + 2 {
+                return Ok(None);
+            }
+            if &src[used + size..used + size + 2] != b"\r\n" {
+                return Err(bad("NATS: payload not followed by CRLF".into()));
+            }
+            let payload = &src[used..used + size];
+            return Ok(Some((
+                NatsFrame::Msg {
+                    subject,
+                    sid,
+                    reply,
+                    payload,
+                },
+                used + size + 2,
+            )));
+        } else {
+            return Err(bad(format!("NATS: unknown operation {op:?}")));
         };
         Ok(Some((frame, used)))
     }

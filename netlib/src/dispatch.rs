@@ -326,7 +326,9 @@ pub(crate) fn accept_all(ctx: &mut Context, listener: Handle, rotate: bool) {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if rotate && accepted > 0 {
+                // The flag from the entry already in hand: a listener not
+                // shared by EPOLLEXCLUSIVE pays no lookup and no syscall.
+                if rotate && accepted > 0 && entry.accept_exclusive {
                     rotate_exclusive(ctx, listener);
                 }
                 return;
@@ -371,11 +373,9 @@ pub(crate) fn accept_all(ctx: &mut Context, listener: Handle, rotate: bool) {
 /// would take every connection while it is idle and the others only the
 /// overflow; with it, idle loops take turns. A connection arriving in
 /// between wakes another waiter, and one queued before is reported again
-/// when the listener is added back. Two system calls per accepting turn.
+/// when the listener is added back. Two system calls per accepting turn,
+/// only for listeners registered with `exclusive_wakeup` (the caller checks).
 fn rotate_exclusive(ctx: &mut Context, listener: Handle) {
-    if !ctx.entry(listener).is_some_and(|e| e.accept_exclusive) {
-        return;
-    }
     let rotated = ctx
         .set_exclusive_waiting(listener, false)
         .and_then(|()| ctx.set_exclusive_waiting(listener, true));

@@ -203,20 +203,25 @@ impl Context {
         self.adopt_on(h, listener, opts)
     }
 
+    /// Makes an adopted listening socket non-blocking and installs it as
+    /// `h`'s, freeing `h`'s slot on failure. One path for both families.
     fn adopt_on(
         &mut self,
         h: Handle,
-        listener: std::net::TcpListener,
+        listener: impl AdoptedListener,
         opts: &ListenOptions,
     ) -> Result<Handle> {
         let installed = listener
-            .set_nonblocking(true)
+            .into_nonblocking()
             .map_err(Error::from)
-            .and_then(|()| {
-                let listener = Listener::Tcp(mio::net::TcpListener::from_std(listener));
-                self.install_listener(h, listener, opts)
-            });
-        self.installed_or_freed(h, installed)
+            .and_then(|listener| self.install_listener(h, listener, opts));
+        match installed {
+            Ok(()) => Ok(h),
+            Err(e) => {
+                self.free_slot(h);
+                Err(e)
+            }
+        }
     }
 
     /// Serves a listening Unix-domain socket, typically from
@@ -246,7 +251,7 @@ impl Context {
         handler: H,
     ) -> Result<Handle> {
         let h = self.create_socket(handler);
-        self.adopt_unix_on(h, listener, opts)
+        self.adopt_on(h, listener, opts)
     }
 
     /// [`adopt_unix_listener`](Self::adopt_unix_listener) with a registered handler.
@@ -257,34 +262,7 @@ impl Context {
         r: HandlerRef,
     ) -> Result<Handle> {
         let h = self.socket_for(r)?;
-        self.adopt_unix_on(h, listener, opts)
-    }
-
-    fn adopt_unix_on(
-        &mut self,
-        h: Handle,
-        listener: UnixListener,
-        opts: &ListenOptions,
-    ) -> Result<Handle> {
-        let installed = listener
-            .set_nonblocking(true)
-            .map_err(Error::from)
-            .and_then(|()| {
-                let listener = Listener::Unix(mio::net::UnixListener::from_std(listener));
-                self.install_listener(h, listener, opts)
-            });
-        self.installed_or_freed(h, installed)
-    }
-
-    /// `h` if its listener was installed; otherwise its slot is freed.
-    fn installed_or_freed(&mut self, h: Handle, installed: Result<()>) -> Result<Handle> {
-        match installed {
-            Ok(()) => Ok(h),
-            Err(e) => {
-                self.free_slot(h);
-                Err(e)
-            }
-        }
+        self.adopt_on(h, listener, opts)
     }
 
     /// Accepts the connections queued on listener `h` now, as if it had
@@ -439,5 +417,26 @@ impl std::fmt::Display for Peer {
             Some(addr) => write!(f, "{addr}"),
             None => f.write_str("a Unix-domain peer"),
         }
+    }
+}
+
+/// A bound, listening standard-library socket that
+/// `Context::adopt_on` can serve: the only thing the two families do
+/// differently when adopted is which [`Listener`] variant they become.
+trait AdoptedListener {
+    fn into_nonblocking(self) -> std::io::Result<Listener>;
+}
+
+impl AdoptedListener for std::net::TcpListener {
+    fn into_nonblocking(self) -> std::io::Result<Listener> {
+        self.set_nonblocking(true)?;
+        Ok(Listener::Tcp(mio::net::TcpListener::from_std(self)))
+    }
+}
+
+impl AdoptedListener for UnixListener {
+    fn into_nonblocking(self) -> std::io::Result<Listener> {
+        self.set_nonblocking(true)?;
+        Ok(Listener::Unix(mio::net::UnixListener::from_std(self)))
     }
 }
