@@ -231,6 +231,17 @@ impl UserSession {
             latest,
         }
     }
+
+    /// Whether [`Op::Sessions`] with `since` and `unread_only` lists it.
+    pub fn listed(&self, since: u32, unread_only: bool) -> bool {
+        self.updated > since && (!unread_only || self.unread > 0)
+    }
+}
+
+/// Orders [`Op::Sessions`]' answer: the most recently updated first, ties by
+/// session.
+pub fn sort_recent_first(list: &mut [UserSession]) {
+    list.sort_by(|a, b| b.updated.cmp(&a.updated).then(a.session.cmp(&b.session)));
 }
 
 /// A request to the store.
