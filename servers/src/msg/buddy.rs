@@ -1,10 +1,10 @@
-//! What msg_server answers on `SID_BUDDY_LIST` after login, and the client
-//! time (`CID_MSG_TIME_REQUEST`): the requests a TeamTalk client sends right
-//! after logging in, answered from the users file and the online map.
+//! What msg_server answers on `SID_BUDDY_LIST` after login: the requests a
+//! TeamTalk client sends right after logging in, answered from the users
+//! file and the online map. (The client time, 0x0305 `IMClientTimeReq`, is
+//! answered by the dispatch in `mod.rs`.)
 //!
 //! | request | answer |
 //! |---|---|
-//! | 0x0305 `IMClientTimeReq` | 0x0306 server time (Unix seconds) |
 //! | 0x0204 `IMUsersInfoReq` | 0x0205 profiles of the known ids asked for (unknown ids are left out) |
 //! | 0x0208 `IMAllUserReq` | 0x0209 every account, or none if the client's `latest_update_time` is the users file's version already |
 //! | 0x0210 `IMDepartmentReq` | 0x0211 the file's departments, same versioning |
@@ -28,13 +28,13 @@
 //! logged and ignored, as TeamTalk's msg_server does with what it does not
 //! know; the connection stays.
 
-use super::{reply, unix_now, MsgConn, MsgState};
+use super::{reply, MsgConn, MsgState};
 use crate::users::{User, Users};
 use imconn::ConnCtx;
 use pdu::proto::{
-    DepartInfo, ImAllUserReq, ImAllUserRsp, ImClientTimeRsp, ImDepartmentReq, ImDepartmentRsp,
-    ImUserStatNotify, ImUsersInfoReq, ImUsersInfoRsp, ImUsersStatReq, ImUsersStatRsp, UserInfo,
-    UserStat, UserStatType,
+    DepartInfo, ImAllUserReq, ImAllUserRsp, ImDepartmentReq, ImDepartmentRsp, ImUserStatNotify,
+    ImUsersInfoReq, ImUsersInfoRsp, ImUsersStatReq, ImUsersStatRsp, UserInfo, UserStat,
+    UserStatType,
 };
 use pdu::{cid, sid, Header, Message, PduRef};
 use std::collections::{BTreeSet, HashMap};
@@ -99,19 +99,13 @@ fn newer_than<T>(users: &Users, client_has: u32, all: impl FnOnce() -> Vec<T>) -
     )
 }
 
-/// Answers a logged-in client's buddy-list request or client-time request.
+/// Answers a logged-in client's buddy-list request.
 pub(super) fn on_request(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     let Some(me) = cx.shared.sessions.get(&cx.handle()).map(|s| s.user_id) else {
         return;
     };
     let users = &cx.shared.settings.users;
     match (pdu.service_id(), pdu.command_id()) {
-        (sid::MSG, cid::msg::TIME_REQUEST) => {
-            let rsp = ImClientTimeRsp {
-                server_time: unix_now(),
-            };
-            reply(cx, pdu, sid::MSG, cid::msg::TIME_RESPONSE, &rsp);
-        }
         (sid::BUDDY_LIST, cid::buddy::USER_INFO_REQUEST) => {
             let Some(req) = decode::<ImUsersInfoReq>(cx, pdu) else {
                 return;

@@ -370,9 +370,10 @@ fn on_event(s: &mut ImServer<MsgConn>, ctx: &mut Context, sid: u64, event: Event
                 }
                 None => None,
             };
+            let body = message.to_msg_data(receiver);
             super::route::with_any(s, ctx, handles.clone(), |cx| {
                 for h in handles.into_iter().filter(|h| Some(*h) != fed) {
-                    super::route::deliver_once(cx, h, &message, receiver, pos);
+                    super::route::deliver_once(cx, h, &message, &body, pos);
                 }
             });
         }

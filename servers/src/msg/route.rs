@@ -132,12 +132,16 @@ fn stored(
         super::cluster::publish_copy(&mut s.shared, &m, to);
     }
     let from = m.from;
-    let mut handles = vec![h];
-    handles.extend(s.shared.online.get(from));
-    for r in receivers {
-        handles.extend(s.shared.online.get(*r));
-    }
-    with_any(s, ctx, handles, |cx| {
+    let online = &s.shared.online;
+    let first_open = std::iter::once(h)
+        .chain(online.get(from).iter().copied())
+        .chain(
+            receivers
+                .iter()
+                .flat_map(|r| online.get(*r).iter().copied()),
+        )
+        .find(|c| s.conns().get(*c).is_some());
+    with_any(s, ctx, first_open, |cx| {
         let ack = ImMsgDataAck {
             user_id: from,
             session_id: to,
@@ -150,38 +154,43 @@ fn stored(
         // (order).
         // A group member whose mailbox was full gets it pushed once, not
         // kept pending (the history has it).
+        // One frame body (one copy of the content) serves every receiver
+        // and connection; only its `to_session_id` differs between them.
+        let mut body = m.to_msg_data(to);
         for &r in receivers {
             let pos = mailbox.iter().find(|(u, _)| *u == r).map(|(_, p)| *p);
             if !cx.shared.drains.contains_key(&r) {
+                body.to_session_id = m.session_id_for(r);
                 for target in cx.shared.online.get(r).to_vec() {
-                    deliver(cx, target, &m, r, pos);
+                    deliver(cx, target, &m, &body, pos);
                 }
             }
         }
         if !receivers.contains(&from) {
-            let copy = m.to_msg_data(to);
+            body.to_session_id = m.session_id_for(to);
             let header = Header::new(sid::MSG, cid::msg::DATA);
             for other in cx.shared.online.get(from).to_vec() {
                 if other != h {
-                    let _ = cx.send_pdu_to(other, &header, &copy);
+                    let _ = cx.send_pdu_to(other, &header, &body);
                 }
             }
         }
     });
 }
 
-/// Sends `m` to connection `conn` of `receiver` and, if it is in the
+/// Sends `m` as `body` (its frame body for the receiver,
+/// [`StoredMessage::to_msg_data`]) to connection `conn` and, if it is in the
 /// receiver's mailbox at `pos`, keeps it pending until acked; closes the
 /// connection past its unacknowledged bounds.
 fn deliver(
     cx: &mut ConnCtx<'_, MsgConn>,
     conn: Handle,
     m: &StoredMessage,
-    receiver: u32,
+    body: &ImMsgData,
     pos: Option<u64>,
 ) {
     let header = Header::new(sid::MSG, cid::msg::DATA);
-    let _ = cx.send_pdu_to(conn, &header, &m.to_msg_data(receiver));
+    let _ = cx.send_pdu_to(conn, &header, body);
     let Some(pos) = pos else {
         return;
     };
@@ -218,7 +227,7 @@ pub(super) fn deliver_once(
     cx: &mut ConnCtx<'_, MsgConn>,
     conn: Handle,
     m: &StoredMessage,
-    receiver: u32,
+    body: &ImMsgData,
     pos: Option<u64>,
 ) {
     let held = cx
@@ -227,7 +236,7 @@ pub(super) fn deliver_once(
         .get(&conn)
         .is_some_and(|p| p.msgs.contains_key(&(m.session, m.msg_id)));
     if !held {
-        deliver(cx, conn, m, receiver, pos);
+        deliver(cx, conn, m, body, pos);
     }
 }
 
@@ -378,7 +387,7 @@ fn backlog(
                     all_fed = false;
                     break;
                 }
-                deliver(cx, d.conn, m, user, Some(*pos));
+                deliver(cx, d.conn, m, &m.to_msg_data(user), Some(*pos));
             }
             if let Some(d) = cx.shared.drains.get_mut(&user) {
                 d.after = *pos;

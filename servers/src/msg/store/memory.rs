@@ -213,7 +213,7 @@ impl MemoryStore {
                             .collect()
                     })
                     .unwrap_or_default();
-                list.sort_by(|a, b| b.updated.cmp(&a.updated).then(a.session.cmp(&b.session)));
+                super::sort_recent_first(&mut list);
                 Outcome::Sessions(list)
             }
             Op::RemoveSession { user, session } => {

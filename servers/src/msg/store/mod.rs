@@ -164,15 +164,21 @@ impl StoredMessage {
     pub fn to_msg_data(&self, receiver: u32) -> ImMsgData {
         ImMsgData {
             from_user_id: self.from,
-            to_session_id: match self.session {
-                SessionKey::Pair(..) => receiver,
-                SessionKey::Group(g) => g,
-            },
+            to_session_id: self.session_id_for(receiver),
             msg_id: self.msg_id,
             create_time: self.create_time,
             msg_type: self.msg_type,
             msg_data: self.data.clone(),
             attach_data: None,
+        }
+    }
+
+    /// `to_session_id` of the frame body delivered to `receiver`: the
+    /// receiver in a pair session, the group in a group session.
+    pub fn session_id_for(&self, receiver: u32) -> u32 {
+        match self.session {
+            SessionKey::Pair(..) => receiver,
+            SessionKey::Group(g) => g,
         }
     }
 
@@ -231,6 +237,17 @@ impl UserSession {
             latest,
         }
     }
+
+    /// Whether [`Op::Sessions`] with `since` and `unread_only` lists it.
+    pub fn listed(&self, since: u32, unread_only: bool) -> bool {
+        self.updated > since && (!unread_only || self.unread > 0)
+    }
+}
+
+/// Orders [`Op::Sessions`]' answer: the most recently updated first, ties by
+/// session.
+pub fn sort_recent_first(list: &mut [UserSession]) {
+    list.sort_by(|a, b| b.updated.cmp(&a.updated).then(a.session.cmp(&b.session)));
 }
 
 /// A request to the store.

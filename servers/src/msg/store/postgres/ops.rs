@@ -334,9 +334,9 @@ fn sessions(
                 latest,
             )
         })
-        .filter(|s| s.updated > since && (!unread_only || s.unread > 0))
+        .filter(|s| s.listed(since, unread_only))
         .collect();
-    list.sort_by(|a, b| b.updated.cmp(&a.updated).then(a.session.cmp(&b.session)));
+    crate::msg::store::sort_recent_first(&mut list);
     Ok(list)
 }
 

@@ -288,13 +288,9 @@ fn sessions(
         ))
     })?;
     let mut list: Vec<UserSession> = rows
-        .filter(|s| {
-            s.as_ref().map_or(true, |s| {
-                s.updated > since && (!unread_only || s.unread > 0)
-            })
-        })
+        .filter(|s| s.as_ref().map_or(true, |s| s.listed(since, unread_only)))
         .collect::<rusqlite::Result<_>>()?;
-    list.sort_by(|a, b| b.updated.cmp(&a.updated).then(a.session.cmp(&b.session)));
+    crate::msg::store::sort_recent_first(&mut list);
     Ok(list)
 }
 
