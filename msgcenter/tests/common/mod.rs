@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use msgcenter::frame::{self, Header, Hello, Kind, HEADER_LEN};
-use msgcenter::{Config, Message, MsgId, Outcome};
+use msgcenter::{Center, Config, Handlers, Message, MsgId, Outcome};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -235,4 +235,36 @@ impl Fake {
 
 pub fn header_len() -> usize {
     HEADER_LEN
+}
+
+/// A loopback address nothing listens on (bound once, then released).
+pub fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A sender center, and a plain listener for a hand-driven peer to accept on.
+pub fn sender_and_listener(
+    cfg: msgcenter::Config,
+) -> (TcpListener, SocketAddr, msgcenter::Running, Outcomes) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let to = listener.local_addr().unwrap();
+    let tx = Center::spawn(cfg, Handlers::new()).unwrap();
+    (listener, to, tx, Outcomes::default())
+}
+
+/// A center whose type-1 handler counts calls per id and forwards bodies.
+pub fn counting_receiver(
+    cfg: msgcenter::Config,
+) -> (msgcenter::Running, Arc<Mutex<HashMap<u64, u32>>>) {
+    let calls: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
+    let c = calls.clone();
+    let rx = Center::spawn(
+        cfg,
+        Handlers::new().on(1, move |_, m| {
+            *c.lock().unwrap().entry(m.id).or_default() += 1;
+        }),
+    )
+    .unwrap();
+    (rx, calls)
 }

@@ -1,0 +1,290 @@
+//! Scenario 5, IM routing: a load generator for msg_server, on netlib (one
+//! [`EventDispatch`], one non-blocking connection per user, all of them
+//! outgoing connections of one [`imconn::Server`] with the PDU codec).
+//!
+//! ```text
+//! im_bench --users N [--rates 1000,2000,5000,...] [--step-secs 5]
+//!          [--drain-secs 2] [--server PATH] [--no-pin] [--store sqlite|memory]
+//! ```
+//!
+//! It writes a users file with N users (ids 1..N, names `uID`, one fixed
+//! salt, password `pw`), starts `msg_server` (the binary next to this one
+//! unless `--server`) on port 0 with the message store `--store` (sqlite: a
+//! fresh database file in the run's temporary directory, the default; or
+//! memory) and reads its `LISTEN client ADDR` line, logs
+//! every user in on its own connection, then climbs the ladder of target
+//! rates: for `--step-secs` a 1 ms repeating timer sends the messages due so
+//! far (from random senders to random other users). Each message carries
+//! (magic, sender, receiver, per-sender sequence number, send time in
+//! monotonic ns) in `msg_data`; the header's seq_num is the low 16 bits of
+//! the sequence number, which the server echoes in its IMMsgDataAck, so the
+//! generator knows exactly which messages the server acknowledged.
+//! Receivers ack every delivery (IMMsgDataAck with the server's msg_id),
+//! record send-to-receive latency (hdrhistogram) and count receipts per
+//! (sender, sequence number).
+//!
+//! After a step's sending ends it waits up to `--drain-secs` for every
+//! message to be acknowledged by the server and received. Then:
+//!
+//! - everything acked and received exactly once, and the achieved send rate
+//!   at least 95% of the target: the step **passes**;
+//! - achieved rate below 95%: the step fails as `gen_limit` (the generator,
+//!   not the server, could not go faster);
+//! - messages still missing after the window: the step fails as `late`
+//!   (the server fell behind). The generator keeps waiting while anything
+//!   still arrives; if all of them then arrive exactly once the run goes on,
+//!   otherwise it is an exactly-once violation.
+//!
+//! The ladder stops at the first failing step. Then it runs at 50% and 90%
+//! of the highest passing rate and reports latency percentiles.
+//!
+//! Any exactly-once violation - a duplicate, a message lost for good, a
+//! message delivered to the wrong user or with the wrong sender, an ack out
+//! of order, a connection closed by the server - prints `im_fail ...` and
+//! exits with status 1.
+//!
+//! Output, one line each (`key value` pairs, parsed by the `bench` driver):
+//!
+//! ```text
+//! im_login users N secs S
+//! im_step users N kind ladder|lat50|lat90 target R sent M secs S rate A acked M received M dup 0 missing 0 p50_us . p99_us . p999_us . max_us . gen_cpu . server_cpu . result pass|late|gen_limit
+//! im_best users N rate R limit late|gen_limit|none
+//! ```
+//!
+//! The parts, one job each: `main` (this file: the command line, the users
+//! file, starting msg_server and the event loop), `gen` (the generator's
+//! shared state: the rate ladder, the send schedule, the exactly-once
+//! check and the report lines), `user` (one user's connection: login,
+//! acks, receipts) and `sys` (CPU accounting and core pinning).
+
+mod gen;
+mod sys;
+mod user;
+
+use gen::{tick, Gen, GenServer, Phase, PAYLOAD_LEN, TICK};
+use hdrhistogram::Histogram;
+use imconn::{Accepted, ConnConfig, Limits};
+use netlib::EventDispatch;
+use pdu::proto::{ImMsgData, MsgType};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use sys::pin_self;
+use user::{opts, User, PASSWORD, SALT};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+struct ServerProc(Child);
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    match run() {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("im_bench: FAILED: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// A load generator for msg_server: N users, a ladder of message rates.
+#[derive(clap::Parser)]
+#[command(name = "im_bench")]
+struct Args {
+    /// Users, each logged in on its own connection (at least 2)
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..))]
+    users: u32,
+    /// Target messages per second, one ladder step each
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,2000,5000,10000,20000,30000,50000,70000,100000,150000,200000"
+    )]
+    rates: Vec<u64>,
+    /// Seconds per ladder step
+    #[arg(long, default_value_t = 5.0)]
+    step_secs: f64,
+    /// Seconds to wait for stragglers after each step
+    #[arg(long, default_value_t = 2.0)]
+    drain_secs: f64,
+    /// msg_server binary [default: the one next to im_bench]
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// Do not pin the server and the load generator to separate cores
+    #[arg(long)]
+    no_pin: bool,
+    /// msg_server's message store: sqlite (durable, a fresh database file
+    /// in the run's temporary directory) or memory
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "memory"])]
+    store: String,
+}
+
+fn run() -> Res<()> {
+    let args = <Args as clap::Parser>::parse();
+    let users = args.users;
+    let rates = args.rates;
+    let (step_secs, drain_secs) = (args.step_secs, args.drain_secs);
+    let exe = std::env::current_exe()?;
+    let server: PathBuf = args
+        .server
+        .unwrap_or_else(|| exe.with_file_name("msg_server"));
+    let pin = !args.no_pin
+        && std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
+        && Command::new("taskset").arg("-V").output().is_ok();
+    let nofile = bench::raise_nofile(u64::MAX);
+    if u64::from(users) + 64 > nofile {
+        return Err(format!("RLIMIT_NOFILE is {nofile}: too low for {users} users").into());
+    }
+
+    // Users file.
+    let dir = std::env::temp_dir().join(format!("im_bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let users_file = dir.join("users");
+    let mut text = String::with_capacity(users as usize * 100);
+    for id in 1..=users {
+        text.push_str(&servers::users::user_line(
+            id,
+            &format!("u{id}"),
+            SALT,
+            PASSWORD,
+        ));
+        text.push('\n');
+    }
+    std::fs::write(&users_file, text)?;
+
+    // msg_server.
+    let mut cmd = if pin {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg("0").arg(&server);
+        c
+    } else {
+        Command::new(&server)
+    };
+    cmd.args(["--ListenPort", "0", "--UsersFile"])
+        .arg(&users_file)
+        .args([
+            "--MsgRateLimit",
+            "1000000",
+            "--ClientIdleMs",
+            "600000",
+            "--MaxConnCnt",
+            "100000",
+            "--Store",
+            &args.store,
+            // Behind by this many operations the server refuses messages
+            // (no ack); the bench measures how far it keeps up instead: a
+            // store that falls behind shows as a `late` step.
+            "--StoreInFlightMax",
+            "1000000000",
+        ])
+        .arg("--DbPath")
+        .arg(dir.join("msg.db"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped());
+    let mut child = ServerProc(
+        cmd.spawn()
+            .map_err(|e| format!("starting {}: {e}", server.display()))?,
+    );
+    let server_pid = child.0.id();
+    let stdout = child.0.stdout.take().ok_or("no server stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let addr: SocketAddr = loop {
+        let line = lines
+            .next()
+            .ok_or("msg_server exited before announcing its address")??;
+        if let Some(a) = line.strip_prefix("LISTEN client ") {
+            break a.trim().parse()?;
+        }
+    };
+    // Keep draining its stdout so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    if pin {
+        pin_self(1);
+    }
+
+    // One connection per user: the limits need only fit a login and the
+    // acks to one read, and frames up to what the old FrameDecoder took
+    // (4 MiB). The output cap is far above anything a step queues, so the
+    // generator never closes a connection of its own: a server that falls
+    // behind shows as `late`.
+    let config = ConnConfig {
+        limits: Limits {
+            high_water: 64 << 20,
+            hard_cap: 64 << 20,
+            ..Limits::default()
+        },
+        max_frame: pdu::DEFAULT_MAX_FRAME_LEN as usize,
+        ..ConnConfig::default()
+    };
+    let mut dispatch = EventDispatch::new()?;
+    let ctx = dispatch.context();
+    let gen = Gen {
+        users,
+        addr,
+        config,
+        by_user: vec![None; users as usize + 1],
+        sent: vec![0; users as usize + 1],
+        acked: vec![0; users as usize + 1],
+        next_connect: 1,
+        logged_in: 0,
+        login_start: Instant::now(),
+        recv: vec![Vec::new(); users as usize + 1],
+        rng: 0x9e37_79b9_7f4a_7c15 ^ u64::from(users),
+        epoch: Instant::now(),
+        hist: Histogram::new_with_bounds(1, 600_000_000, 3)?,
+        msg: ImMsgData {
+            msg_type: MsgType::SingleText as i32,
+            msg_data: Vec::with_capacity(PAYLOAD_LEN),
+            ..Default::default()
+        },
+        phase: Phase::Login,
+        step: None,
+        step_secs,
+        drain: Duration::from_secs_f64(drain_secs),
+        rates,
+        ladder_idx: 0,
+        best: None,
+        limit: "none",
+        server_pid,
+        error: None,
+        pending_next: None,
+    };
+    // Outgoing connections only: nothing is accepted.
+    let r = GenServer::register(ctx, gen, |_, _: &Accepted| None);
+    ctx.add_repeating_timer(TICK, move |ctx, _| {
+        ctx.with_handler(r, tick);
+    });
+    ctx.with_handler(r, |s: &mut GenServer, ctx| {
+        let (addr, config) = (s.shared.addr, s.shared.config);
+        for user in s.shared.users_to_connect() {
+            let conn = User {
+                user,
+                logged_in: false,
+            };
+            let r = s.connect(ctx, addr, &opts(), conn, config);
+            if !s.shared.connecting(ctx, user, r) {
+                return;
+            }
+        }
+    });
+    dispatch.run()?;
+    let error = dispatch
+        .context()
+        .with_handler(r, |s: &mut GenServer, _| s.shared.error.take())
+        .ok_or("generator state lost")?;
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(e) = error {
+        gen::out(&format!("im_fail users {users} {e}"));
+        return Err(e.into());
+    }
+    Ok(())
+}
