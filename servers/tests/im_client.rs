@@ -1,12 +1,18 @@
 //! im_client as a person uses it, driven as a real process (stdin/stdout)
 //! against the real servers: names and local times, prompt, status lines,
 //! unknown users, a kick that stops it (no ping-pong), a refused password
-//! that ends it, reconnects that back off, and the script forms.
+//! that ends it, reconnects that back off, the script forms, history, and
+//! group chat.
 
 mod common;
 
 use common::{Proc, T};
-use servers::client::ImClient;
+use pdu::proto::{
+    GroupModifyType, GroupType, ImGroupChangeMemberReq, ImGroupChangeMemberRsp, ImGroupCreateReq,
+    ImGroupCreateRsp, MsgType,
+};
+use pdu::{cid, sid};
+use servers::client::{ImClient, Peer};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -28,10 +34,26 @@ struct Client {
     seen: Vec<String>,
 }
 
+/// How a client finds its msg_server.
+#[derive(Clone, Copy)]
+enum Via {
+    /// `--msg-server`: straight to it.
+    Msg(SocketAddr),
+    /// `--login`: asks the login_server.
+    Login(SocketAddr),
+}
+
 impl Client {
-    fn start(args: &[&str]) -> Client {
+    /// im_client as `user` with `password`, finding the server `via`, running
+    /// `command` (empty: chat mode).
+    fn run(via: Via, user: &str, password: &str, command: &[&str]) -> Client {
+        let (flag, addr) = match via {
+            Via::Msg(a) => ("--msg-server", a),
+            Via::Login(a) => ("--login", a),
+        };
         let mut child = Command::new(CLIENT)
-            .args(args)
+            .args([flag, &addr.to_string(), "--user", user, "--password", password])
+            .args(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -60,15 +82,7 @@ impl Client {
     }
 
     fn chat(server: SocketAddr, user: &str, password: &str) -> Client {
-        let server = server.to_string();
-        Client::start(&[
-            "--msg-server",
-            &server,
-            "--user",
-            user,
-            "--password",
-            password,
-        ])
+        Client::run(Via::Msg(server), user, password, &[])
     }
 
     fn type_line(&mut self, line: &str) {
@@ -122,6 +136,28 @@ fn logged_in(addr: SocketAddr, user: &str, password: &str) -> ImClient {
     let mut c = ImClient::connect(addr, T).unwrap();
     assert_eq!(c.login(user, password, false, T).unwrap().result_code, 0);
     c
+}
+
+/// Waits until user `id` is online (asked as carol, 0x020a).
+fn wait_online(addr: SocketAddr, id: u32) {
+    let mut probe = logged_in(addr, "carol", "carol123");
+    common::eventually("user online", T, || {
+        let req = pdu::proto::ImUsersStatReq {
+            user_id: probe.user_id,
+            user_id_list: vec![id],
+            attach_data: None,
+        };
+        let rsp: pdu::proto::ImUsersStatRsp = probe
+            .call(
+                pdu::sid::BUDDY_LIST,
+                pdu::cid::buddy::USERS_STATUS_REQUEST,
+                &req,
+                pdu::cid::buddy::USERS_STATUS_RESPONSE,
+                T,
+            )
+            .unwrap();
+        rsp.user_stat_list.first().map(|s| s.status) == Some(1)
+    });
 }
 
 /// `[YYYY-MM-DD HH:MM:SS] ` at the start of `s` (after a prompt, if any).
@@ -241,92 +277,31 @@ fn script_forms_send_by_name_and_recv_through_the_login_server() {
         Some(login.addr("msg_server")),
         &[],
     );
-    let via = login.addr("client").to_string();
+    let via = Via::Login(login.addr("client"));
     common::eventually("msg_server registered", T, || {
         servers::client::query_msg_server(login.addr("client"), T).is_ok()
     });
-    let mut bob = Client::start(&[
-        "--login",
-        &via,
-        "--user",
-        "bob",
-        "--password",
-        "bob123",
-        "recv",
-        "--count",
-        "1",
-        "--timeout",
-        "10",
-    ]);
+    let mut bob = Client::run(via, "bob", "bob123", &["recv", "--count", "1", "--timeout", "10"]);
     // Wait until bob is online before alice sends.
-    let mut probe = logged_in(msg.addr("client"), "carol", "carol123");
-    common::eventually("bob online", T, || {
-        let req = pdu::proto::ImUsersStatReq {
-            user_id: 3,
-            user_id_list: vec![2],
-            attach_data: None,
-        };
-        let rsp: pdu::proto::ImUsersStatRsp = probe
-            .call(
-                pdu::sid::BUDDY_LIST,
-                pdu::cid::buddy::USERS_STATUS_REQUEST,
-                &req,
-                pdu::cid::buddy::USERS_STATUS_RESPONSE,
-                T,
-            )
-            .unwrap();
-        rsp.user_stat_list.first().map(|s| s.status) == Some(1)
-    });
-    let mut alice = Client::start(&[
-        "--login",
-        &via,
-        "--user",
-        "alice",
-        "--password",
-        "alice123",
-        "send",
-        "bob",
-        "hello",
-        "bob",
-    ]);
+    wait_online(msg.addr("client"), 2);
+    let mut alice = Client::run(via, "alice", "alice123", &["send", "bob", "hello", "bob"]);
     alice.expect("sent message");
     assert_eq!(alice.exit_code(T), Some(0));
     let line = bob.expect("alice: hello bob");
     assert!(has_local_timestamp(&line), "{line:?}");
     assert_eq!(bob.exit_code(T), Some(0));
 
-    let mut nobody = Client::start(&[
-        "--login",
-        &via,
-        "--user",
-        "alice",
-        "--password",
-        "alice123",
-        "send",
-        "zed",
-        "hi",
-    ]);
+    let mut nobody = Client::run(via, "alice", "alice123", &["send", "zed", "hi"]);
     nobody.expect("no such user: zed");
     assert_eq!(nobody.exit_code(T), Some(1));
 
-    let mut refused = Client::start(&[
-        "--login",
-        &via,
-        "--user",
-        "bob",
-        "--password",
-        "nope",
-        "recv",
-    ]);
+    let mut refused = Client::run(via, "bob", "nope", &["recv"]);
     refused.expect("login refused");
     assert_eq!(refused.exit_code(T), Some(1));
 }
 
-/// The client side of 0x0309 (session history). msg_server answers it only
-/// with the durable message store (the msgstore branch of issue 12); until
-/// that is merged this test is ignored. Run with `--ignored` after the merge.
+/// The client side of 0x0309 (session history), script form and chat mode.
 #[test]
-#[ignore = "needs msg_server's history (0x0309) from the message store"]
 fn history_of_a_session_on_request() {
     let msg = demo_server(&[]);
     let addr = msg.addr("client");
@@ -335,19 +310,12 @@ fn history_of_a_session_on_request() {
         bob.send_text(1, text).unwrap();
         bob.wait_ack(Instant::now() + T).unwrap();
     }
-    let server = addr.to_string();
-    let mut script = Client::start(&[
-        "--msg-server",
-        &server,
-        "--user",
+    let mut script = Client::run(
+        Via::Msg(addr),
         "alice",
-        "--password",
         "alice123",
-        "history",
-        "bob",
-        "--count",
-        "2",
-    ]);
+        &["history", "bob", "--count", "2"],
+    );
     let second = script.expect("bob: second");
     assert!(has_local_timestamp(&second), "{second:?}");
     script.expect("bob: third");
@@ -363,4 +331,126 @@ fn history_of_a_session_on_request() {
     alice.type_line("history bob 3");
     alice.expect("bob: first");
     alice.expect("bob: third");
+}
+
+const DEMO_GROUPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/groups.txt");
+
+/// A demo msg_server with the demo groups (100 everyone: alice, bob,
+/// carol; 101 engineering: alice, bob).
+fn group_server() -> Proc {
+    demo_server(&["--GroupsFile", DEMO_GROUPS])
+}
+
+#[test]
+fn groups_listed_sent_to_shown_with_their_names_and_their_history() {
+    let msg = group_server();
+    let addr = msg.addr("client");
+    let via = Via::Msg(addr);
+
+    // The list with names and members (0x0401 + 0x0403).
+    let mut list = Client::run(via, "bob", "bob123", &["groups"]);
+    list.expect("everyone (100): normal group, members: alice, bob, carol");
+    list.expect("engineering (101): normal group, members: alice, bob");
+    assert_eq!(list.exit_code(T), Some(0));
+
+    let mut alice = Client::chat(addr, "alice", "alice123");
+    alice.expect("logged in as alice");
+    let mut bob = logged_in(addr, "bob", "bob123");
+
+    // In: named by group and sender, local time.
+    bob.send_to(Peer::Group(100), "hi all").unwrap();
+    bob.wait_ack(Instant::now() + T).unwrap();
+    let line = alice.expect("[everyone] bob: hi all");
+    assert!(has_local_timestamp(&line), "{line:?}");
+
+    // Out, from chat mode by name and by id: group text (0x11) to the group.
+    alice.type_line("send -g everyone hello all");
+    alice.type_line("send --group 101 engineers only");
+    for (group, text) in [(100, "hello all"), (101, "engineers only")] {
+        let m = bob.next_message(Instant::now() + T).unwrap().expect(text);
+        assert_eq!(
+            (m.from_user_id, m.to_session_id, m.msg_type, m.msg_data),
+            (1, group, MsgType::GroupText as i32, text.as_bytes().to_vec())
+        );
+    }
+    alice.type_line("send -g sales hello?");
+    alice.expect("no such group: sales");
+    alice.type_line("send -g 999 hello?");
+    alice.expect("no such group: 999");
+    alice.type_line("history -g everyone 5");
+    alice.expect("[everyone] bob: hi all");
+    alice.expect("[everyone] alice: hello all");
+
+    // carol was offline: the script form gets the group message at login,
+    // and may not send to a group she is not in.
+    let mut carol = Client::run(via, "carol", "carol123", &["recv", "--count", "2"]);
+    carol.expect("[everyone] bob: hi all");
+    carol.expect("[everyone] alice: hello all");
+    assert_eq!(carol.exit_code(T), Some(0));
+    let mut outsider = Client::run(
+        via,
+        "carol",
+        "carol123",
+        &["send", "--group", "engineering", "let me in"],
+    );
+    outsider.expect("no such group: engineering");
+    assert_eq!(outsider.exit_code(T), Some(1));
+    let mut sent = Client::run(via, "carol", "carol123", &["send", "-g", "100", "bye"]);
+    sent.expect("sent message 3 to [everyone]");
+    assert_eq!(sent.exit_code(T), Some(0));
+    let mut history = Client::run(
+        via,
+        "carol",
+        "carol123",
+        &["history", "--group", "everyone", "--count", "2"],
+    );
+    history.expect("[everyone] alice: hello all");
+    history.expect("[everyone] carol: bye");
+    assert_eq!(history.exit_code(T), Some(0));
+    assert!(!history.seen.iter().any(|l| l.contains("hi all")));
+
+    // A temporary group created after alice logged in: its messages are
+    // named once it is fetched, and membership changes are shown.
+    let created: ImGroupCreateRsp = bob
+        .call(
+            sid::GROUP,
+            cid::group::CREATE_REQUEST,
+            &ImGroupCreateReq {
+                user_id: 2,
+                group_type: GroupType::Tmp as i32,
+                group_name: "lunch".into(),
+                group_avatar: String::new(),
+                member_id_list: vec![1],
+                attach_data: None,
+            },
+            cid::group::CREATE_RESPONSE,
+            T,
+        )
+        .unwrap();
+    let lunch = created.group_id.unwrap();
+    bob.send_to(Peer::Group(lunch), "noodles?").unwrap();
+    alice.expect("[lunch] bob: noodles?");
+    let added: ImGroupChangeMemberRsp = bob
+        .call(
+            sid::GROUP,
+            cid::group::CHANGE_MEMBER_REQUEST,
+            &ImGroupChangeMemberReq {
+                user_id: 2,
+                change_type: GroupModifyType::Add as i32,
+                group_id: lunch,
+                member_id_list: vec![3],
+                attach_data: None,
+            },
+            cid::group::CHANGE_MEMBER_RESPONSE,
+            T,
+        )
+        .unwrap();
+    assert_eq!(added.result_code, 0);
+    alice.expect("* bob added carol to lunch");
+    alice.type_line("groups");
+    alice.expect(&format!(
+        "lunch ({lunch}): temporary group, members: alice, bob, carol"
+    ));
+    alice.type_line("quit");
+    assert_eq!(alice.exit_code(T), Some(0));
 }
