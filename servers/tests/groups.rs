@@ -283,7 +283,12 @@ fn said(c: &mut ImClient, text: &str) -> u32 {
 /// Leaves once the server has read everything `c` sent (it answers a later
 /// request only after the acks before it).
 fn leave(mut c: ImClient) {
-    let names: Vec<String> = c.groups(T).unwrap().into_iter().map(|g| g.group_name).collect();
+    let names: Vec<String> = c
+        .groups(T)
+        .unwrap()
+        .into_iter()
+        .map(|g| g.group_name)
+        .collect();
     assert_eq!(names, ["team"]);
 }
 

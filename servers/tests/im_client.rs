@@ -52,7 +52,14 @@ impl Client {
             Via::Login(a) => ("--login", a),
         };
         let mut child = Command::new(CLIENT)
-            .args([flag, &addr.to_string(), "--user", user, "--password", password])
+            .args([
+                flag,
+                &addr.to_string(),
+                "--user",
+                user,
+                "--password",
+                password,
+            ])
             .args(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -281,7 +288,12 @@ fn script_forms_send_by_name_and_recv_through_the_login_server() {
     common::eventually("msg_server registered", T, || {
         servers::client::query_msg_server(login.addr("client"), T).is_ok()
     });
-    let mut bob = Client::run(via, "bob", "bob123", &["recv", "--count", "1", "--timeout", "10"]);
+    let mut bob = Client::run(
+        via,
+        "bob",
+        "bob123",
+        &["recv", "--count", "1", "--timeout", "10"],
+    );
     // Wait until bob is online before alice sends.
     wait_online(msg.addr("client"), 2);
     let mut alice = Client::run(via, "alice", "alice123", &["send", "bob", "hello", "bob"]);
@@ -370,7 +382,12 @@ fn groups_listed_sent_to_shown_with_their_names_and_their_history() {
         let m = bob.next_message(Instant::now() + T).unwrap().expect(text);
         assert_eq!(
             (m.from_user_id, m.to_session_id, m.msg_type, m.msg_data),
-            (1, group, MsgType::GroupText as i32, text.as_bytes().to_vec())
+            (
+                1,
+                group,
+                MsgType::GroupText as i32,
+                text.as_bytes().to_vec()
+            )
         );
     }
     alice.type_line("send -g sales hello?");

@@ -13,7 +13,9 @@ pub fn send(o: &Opts, group: bool, to: &str, text: &str) -> Result<(), Failure> 
     let mut s = session(o)?;
     let to = s.directory.resolve(to, group).map_err(Failure::Fatal)?;
     s.client.send_to(to, text)?;
-    let id = s.client.wait_ack(Instant::now() + crate::session::TIMEOUT)?;
+    let id = s
+        .client
+        .wait_ack(Instant::now() + crate::session::TIMEOUT)?;
     println!("sent message {id} to {}", s.directory.peer_name(to));
     Ok(())
 }

@@ -70,10 +70,7 @@ impl Session {
     /// The line for a membership change, and the groups fetched again (we
     /// may have joined or left). The group is named as it was known before
     /// (one we left), or as fetched (one we just joined).
-    pub fn show_group_change(
-        &mut self,
-        n: &ImGroupChangeMemberNotify,
-    ) -> Result<String, Failure> {
+    pub fn show_group_change(&mut self, n: &ImGroupChangeMemberNotify) -> Result<String, Failure> {
         if !self.directory.has_group(n.group_id) {
             self.refresh_groups()?;
             return Ok(self.directory.show_group_change(n));
