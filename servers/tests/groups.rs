@@ -34,21 +34,10 @@ fn send_group(c: &mut ImClient, group: u32, text: &str) -> u16 {
     c.send_to(Peer::Group(group), text).unwrap()
 }
 
+/// The user's groups as (id, version), through the client (0x0401, 0x0403).
 fn my_groups(c: &mut ImClient) -> Vec<(u32, u32)> {
-    let rsp: ImNormalGroupListRsp = ask(
-        c,
-        sid::GROUP,
-        cid::group::NORMAL_LIST_REQUEST,
-        &ImNormalGroupListReq {
-            user_id: c.user_id,
-            attach_data: None,
-        },
-        cid::group::NORMAL_LIST_RESPONSE,
-    );
-    rsp.group_version_list
-        .iter()
-        .map(|g| (g.group_id, g.version))
-        .collect()
+    let groups = c.groups(T).unwrap();
+    groups.iter().map(|g| (g.group_id, g.version)).collect()
 }
 
 fn group_info(c: &mut ImClient, group: u32) -> Option<GroupInfo> {
@@ -70,23 +59,12 @@ fn group_info(c: &mut ImClient, group: u32) -> Option<GroupInfo> {
 }
 
 fn change(c: &mut ImClient, group: u32, add: bool, members: &[u32]) -> ImGroupChangeMemberRsp {
-    ask(
-        c,
-        sid::GROUP,
-        cid::group::CHANGE_MEMBER_REQUEST,
-        &ImGroupChangeMemberReq {
-            user_id: c.user_id,
-            change_type: if add {
-                GroupModifyType::Add
-            } else {
-                GroupModifyType::Del
-            } as i32,
-            group_id: group,
-            member_id_list: members.to_vec(),
-            attach_data: None,
-        },
-        cid::group::CHANGE_MEMBER_RESPONSE,
-    )
+    let how = if add {
+        GroupModifyType::Add
+    } else {
+        GroupModifyType::Del
+    };
+    c.change_group(group, how, members, T).unwrap()
 }
 
 #[test]
@@ -149,24 +127,12 @@ fn groups_from_file_and_clients_route_and_persist() {
     );
 
     // A temporary group (0x0405): unknown ids are left out.
-    let created: ImGroupCreateRsp = ask(
-        &mut u4,
-        sid::GROUP,
-        cid::group::CREATE_REQUEST,
-        &ImGroupCreateReq {
-            user_id: 4,
-            group_type: GroupType::Tmp as i32,
-            group_name: "lunch".into(),
-            group_avatar: String::new(),
-            member_id_list: vec![5, 999],
-            attach_data: None,
-        },
-        cid::group::CREATE_RESPONSE,
-    );
+    let created = u4.create_group("lunch", &[5, 999], T).unwrap();
     assert_eq!(created.result_code, 0);
     assert_eq!(created.user_id_list, [4, 5]);
     let tmp = created.group_id.unwrap();
     assert_ne!(tmp, 100);
+    // What the client does not do: ask for a normal group.
     let normal: ImGroupCreateRsp = ask(
         &mut u4,
         sid::GROUP,

@@ -7,11 +7,7 @@
 mod common;
 
 use common::{Proc, T};
-use pdu::proto::{
-    GroupModifyType, GroupType, ImGroupChangeMemberReq, ImGroupChangeMemberRsp, ImGroupCreateReq,
-    ImGroupCreateRsp, MsgType,
-};
-use pdu::{cid, sid};
+use pdu::proto::{GroupModifyType, MsgType};
 use servers::client::{ImClient, Peer};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -428,39 +424,13 @@ fn groups_listed_sent_to_shown_with_their_names_and_their_history() {
 
     // A temporary group created after alice logged in: its messages are
     // named once it is fetched, and membership changes are shown.
-    let created: ImGroupCreateRsp = bob
-        .call(
-            sid::GROUP,
-            cid::group::CREATE_REQUEST,
-            &ImGroupCreateReq {
-                user_id: 2,
-                group_type: GroupType::Tmp as i32,
-                group_name: "lunch".into(),
-                group_avatar: String::new(),
-                member_id_list: vec![1],
-                attach_data: None,
-            },
-            cid::group::CREATE_RESPONSE,
-            T,
-        )
-        .unwrap();
+    let created = bob.create_group("lunch", &[1], T).unwrap();
+    assert_eq!(created.result_code, 0);
     let lunch = created.group_id.unwrap();
     bob.send_to(Peer::Group(lunch), "noodles?").unwrap();
     alice.expect("[lunch] bob: noodles?");
-    let added: ImGroupChangeMemberRsp = bob
-        .call(
-            sid::GROUP,
-            cid::group::CHANGE_MEMBER_REQUEST,
-            &ImGroupChangeMemberReq {
-                user_id: 2,
-                change_type: GroupModifyType::Add as i32,
-                group_id: lunch,
-                member_id_list: vec![3],
-                attach_data: None,
-            },
-            cid::group::CHANGE_MEMBER_RESPONSE,
-            T,
-        )
+    let added = bob
+        .change_group(lunch, GroupModifyType::Add, &[3], T)
         .unwrap();
     assert_eq!(added.result_code, 0);
     alice.expect("* bob added carol to lunch");

@@ -1,13 +1,15 @@
 //! Conversations: sending to a user or a group, what the server pushes
 //! (each delivery acked with the session it came in, so the server can take
-//! it out of the mailbox), a session's history, and the user's groups.
+//! it out of the mailbox), a session's history, the user's groups, and
+//! temporary groups (creating one, changing its members).
 
 use super::{decode, ImClient};
 use pdu::proto::{
-    GroupInfo, GroupVersionInfo, ImGetMsgListReq, ImGetMsgListRsp, ImGroupChangeMemberNotify,
-    ImGroupInfoListReq, ImGroupInfoListRsp, ImKickUser, ImMsgData, ImMsgDataAck,
-    ImNormalGroupListReq, ImNormalGroupListRsp, ImUserStatNotify, MsgInfo, MsgType, SessionType,
-    UserStat,
+    GroupInfo, GroupModifyType, GroupType, GroupVersionInfo, ImGetMsgListReq, ImGetMsgListRsp,
+    ImGroupChangeMemberNotify, ImGroupChangeMemberReq, ImGroupChangeMemberRsp, ImGroupCreateReq,
+    ImGroupCreateRsp, ImGroupInfoListReq, ImGroupInfoListRsp, ImKickUser, ImMsgData,
+    ImMsgDataAck, ImNormalGroupListReq, ImNormalGroupListRsp, ImUserStatNotify, MsgInfo, MsgType,
+    SessionType, UserStat,
 };
 use pdu::{cid, sid};
 use std::io;
@@ -189,6 +191,60 @@ impl ImClient {
         let mut groups = rsp.group_info_list;
         groups.sort_by_key(|g| g.group_id);
         Ok(groups)
+    }
+
+    /// Creates a temporary group named `name` of us and `members`
+    /// (`IMGroupCreateReq`, 0x0405). The answer says whether it was created
+    /// (`result_code` 0), its id and its members (ids that are not accounts
+    /// are left out).
+    pub fn create_group(
+        &mut self,
+        name: &str,
+        members: &[u32],
+        timeout: Duration,
+    ) -> io::Result<ImGroupCreateRsp> {
+        let req = ImGroupCreateReq {
+            user_id: self.user_id,
+            group_type: GroupType::Tmp as i32,
+            group_name: name.into(),
+            group_avatar: String::new(),
+            member_id_list: members.to_vec(),
+            attach_data: None,
+        };
+        self.call(
+            sid::GROUP,
+            cid::group::CREATE_REQUEST,
+            &req,
+            cid::group::CREATE_RESPONSE,
+            timeout,
+        )
+    }
+
+    /// Adds `members` to `group` or removes them (ourselves: leaving)
+    /// (`IMGroupChangeMemberReq`, 0x0407). The answer says whether it was
+    /// done (`result_code` 0) and the members after it; the other members
+    /// get an [`Event::GroupChange`].
+    pub fn change_group(
+        &mut self,
+        group: u32,
+        change: GroupModifyType,
+        members: &[u32],
+        timeout: Duration,
+    ) -> io::Result<ImGroupChangeMemberRsp> {
+        let req = ImGroupChangeMemberReq {
+            user_id: self.user_id,
+            change_type: change as i32,
+            group_id: group,
+            member_id_list: members.to_vec(),
+            attach_data: None,
+        };
+        self.call(
+            sid::GROUP,
+            cid::group::CHANGE_MEMBER_REQUEST,
+            &req,
+            cid::group::CHANGE_MEMBER_RESPONSE,
+            timeout,
+        )
     }
 
     /// Waits for the next event the server pushes: a message (acked on the
