@@ -8,7 +8,7 @@ mod common;
 
 use common::{Proc, T};
 use pdu::proto::{GroupModifyType, MsgType};
-use servers::client::{ImClient, Peer};
+use servers::client::{Event, ImClient, Peer};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -438,6 +438,69 @@ fn groups_listed_sent_to_shown_with_their_names_and_their_history() {
     alice.expect(&format!(
         "lunch ({lunch}): temporary group, members: alice, bob, carol"
     ));
+    alice.type_line("quit");
+    assert_eq!(alice.exit_code(T), Some(0));
+}
+
+#[test]
+fn temporary_groups_created_changed_and_left_from_the_client() {
+    let msg = group_server();
+    let addr = msg.addr("client");
+    let via = Via::Msg(addr);
+    let mut alice = Client::chat(addr, "alice", "alice123");
+    alice.expect("logged in as alice");
+    let mut bob = logged_in(addr, "bob", "bob123");
+
+    let mut create = Client::run(
+        via,
+        "carol",
+        "carol123",
+        &["group", "create", "tea", "alice", "bob"],
+    );
+    let line = create.expect("created tea (");
+    assert!(line.ends_with("members: alice, bob, carol"), "{line:?}");
+    assert_eq!(create.exit_code(T), Some(0));
+    let tea: u32 = line["created tea (".len()..line.find(')').unwrap()]
+        .parse()
+        .unwrap();
+
+    // Not told of the group at its creation: named once its first message
+    // arrives.
+    bob.send_to(Peer::Group(tea), "green or black?").unwrap();
+    alice.expect("[tea] bob: green or black?");
+    alice.type_line("group remove tea bob");
+    alice.expect("[tea]: members not changed: refused by the server");
+    alice.type_line("group add tea");
+    alice.expect("usage: group create");
+    alice.type_line("group leave tea");
+    alice.expect("left [tea]");
+    let left = loop {
+        match bob.next_event(Instant::now() + T).unwrap() {
+            Some(Event::GroupChange(n)) => break n,
+            Some(_) => continue,
+            None => panic!("bob was not told"),
+        }
+    };
+    assert_eq!(
+        (
+            left.user_id,
+            left.group_id,
+            left.chg_user_id_list,
+            left.cur_user_id_list
+        ),
+        (1, tea, vec![1], vec![2, 3])
+    );
+    alice.type_line("send -g tea still there?");
+    alice.expect("no such group: tea");
+
+    let mut stranger = Client::run(via, "carol", "carol123", &["group", "add", "tea", "zed"]);
+    stranger.expect("no such user: zed");
+    assert_eq!(stranger.exit_code(T), Some(1));
+    let mut usage = Client::run(via, "carol", "carol123", &["group", "frob", "tea"]);
+    assert_eq!(usage.exit_code(T), Some(2));
+    let mut remove = Client::run(via, "carol", "carol123", &["group", "remove", "tea", "bob"]);
+    remove.expect("[tea]: removed bob; members: carol");
+    assert_eq!(remove.exit_code(T), Some(0));
     alice.type_line("quit");
     assert_eq!(alice.exit_code(T), Some(0));
 }

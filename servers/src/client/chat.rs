@@ -7,9 +7,9 @@ use super::{decode, ImClient};
 use pdu::proto::{
     GroupInfo, GroupModifyType, GroupType, GroupVersionInfo, ImGetMsgListReq, ImGetMsgListRsp,
     ImGroupChangeMemberNotify, ImGroupChangeMemberReq, ImGroupChangeMemberRsp, ImGroupCreateReq,
-    ImGroupCreateRsp, ImGroupInfoListReq, ImGroupInfoListRsp, ImKickUser, ImMsgData,
-    ImMsgDataAck, ImNormalGroupListReq, ImNormalGroupListRsp, ImUserStatNotify, MsgInfo, MsgType,
-    SessionType, UserStat,
+    ImGroupCreateRsp, ImGroupInfoListReq, ImGroupInfoListRsp, ImKickUser, ImMsgData, ImMsgDataAck,
+    ImNormalGroupListReq, ImNormalGroupListRsp, ImUserStatNotify, MsgInfo, MsgType, SessionType,
+    UserStat,
 };
 use pdu::{cid, sid};
 use std::io;

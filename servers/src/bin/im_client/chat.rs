@@ -4,6 +4,7 @@
 //! membership changes - each shown on a line of its own followed by the
 //! `name> ` prompt.
 
+use crate::manage;
 use crate::script::history_lines;
 use crate::session::{kicked_text, session, Backoff, Failure, Session, HEARTBEAT};
 use crate::{user, Opts};
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 
 /// Printed when chat mode starts and for a line it does not understand.
 const CHAT_HELP: &str = "commands: send [-g] <to> <text> | history [-g] <with> [n] | users | \
-                         groups | quit   (a user or, with -g, a group: name or id)";
+                         groups | group create|add|remove|leave ... | quit   \
+                         (a user or, with -g, a group: name or id)";
 
 /// `--help`'s part on chat mode.
 pub const CHAT_HELP_LONG: &str = "\
@@ -26,6 +28,10 @@ Chat mode (no command, or `chat`) reads commands from stdin:
   history -g <group> [n]         the last n (20) messages of a group
   users                          every account
   groups                         your groups and their members
+  group create <name> <user>...  a temporary group of you and the users
+  group add <group> <user>...    add members (any member of a temporary group)
+  group remove <group> <user>... remove members (the group's creator)
+  group leave <group>            leave a temporary group
   quit                           leave
 Incoming messages show as `[local date time] sender: text`, group messages
 as `[local date time] [group] sender: text`.";
@@ -60,7 +66,7 @@ fn command(o: &Opts, line: &str, s: Option<&mut Session>) -> Result<bool, Failur
     match (word, s) {
         ("", _) => prompt(o),
         ("quit" | "exit", _) => return Ok(false),
-        ("send" | "users" | "history" | "groups", None) => {
+        ("send" | "users" | "history" | "groups" | "group", None) => {
             say(o, "not connected: try again after reconnecting")
         }
         ("send", Some(s)) => {
@@ -92,6 +98,14 @@ fn command(o: &Opts, line: &str, s: Option<&mut Session>) -> Result<bool, Failur
             s.refresh_groups()?;
             say(o, &s.directory.group_lines().join("\n"));
         }
+        ("group", Some(s)) => match manage::parse_line(rest) {
+            Ok(op) => match manage::run(s, &op) {
+                Ok(line) => say(o, &line),
+                Err(Failure::Fatal(e)) => say(o, &e),
+                Err(lost) => return Err(lost),
+            },
+            Err(usage) => say(o, &usage),
+        },
         _ => say(o, CHAT_HELP),
     }
     Ok(true)

@@ -107,7 +107,8 @@ impl Directory {
             .collect()
     }
 
-    fn names_of(&self, ids: &[u32]) -> String {
+    /// `alice, bob` for ids 1 and 2.
+    pub fn names_of(&self, ids: &[u32]) -> String {
         let names: Vec<String> = ids.iter().map(|id| self.name(*id)).collect();
         names.join(", ")
     }

@@ -6,6 +6,7 @@
 //! im_client --login 127.0.0.1:8008 --user bob --password bob123 recv --count 1 --timeout 10
 //! im_client --login 127.0.0.1:8008 --user bob --password bob123 history --group team --count 5
 //! im_client --login 127.0.0.1:8008 --user bob --password bob123 groups
+//! im_client --login 127.0.0.1:8008 --user bob --password bob123 group create lunch alice carol
 //! im_client --login 127.0.0.1:8008 --user bob --password bob123          # interactive
 //! im_client --http 127.0.0.1:8080 --user bob --password bob123 recv     # ask over HTTP
 //! im_client adduser 4 dave s4lt dave123        # prints a users-file line
@@ -23,7 +24,10 @@
 //! - `directory`: names and ids of users and groups, and how messages are
 //!   shown (`[local date time] sender: text`, `[local date time] [group]
 //!   sender: text` in a group);
-//! - `script`: the one-shot forms `send`, `recv`, `history`, `groups`;
+//! - `script`: the one-shot forms `send`, `recv`, `history`, `groups`,
+//!   `group`;
+//! - `manage`: temporary groups (create, add, remove, leave), for both the
+//!   script form and chat mode;
 //! - `chat`: interactive mode, reading commands from stdin with a `name> `
 //!   prompt. It stops, saying why, when the password is refused or when the
 //!   same user logs in elsewhere (no kick ping-pong); after a lost
@@ -35,6 +39,7 @@
 
 mod chat;
 mod directory;
+mod manage;
 mod script;
 mod session;
 
@@ -108,6 +113,11 @@ enum Cmd {
     },
     /// List your groups with their members (0x0401, 0x0403)
     Groups,
+    /// Temporary groups: create one, add or remove members, leave
+    Group {
+        #[command(subcommand)]
+        op: manage::GroupOp,
+    },
     /// Interactive (the default): commands from stdin, see below
     Chat,
     /// Print a users-file line for an account: `id name salt
@@ -171,6 +181,7 @@ fn main() {
         Some(Cmd::Recv { count, timeout }) => script::recv(&o, *count, *timeout),
         Some(Cmd::History { group, with, count }) => script::history(&o, *group, with, *count),
         Some(Cmd::Groups) => script::groups(&o),
+        Some(Cmd::Group { op }) => script::group(&o, op),
         Some(Cmd::Chat) | None => chat::chat(&o),
     };
     if let Err(e) = result {

@@ -1,8 +1,12 @@
-//! The one-shot forms for scripts: `send`, `recv`, `history`, `groups`.
+//! The one-shot forms for scripts: `send`, `recv`, `history`, `groups`,
+//! `group`.
 //! Each logs in, does its job, prints to stdout and exits (0 done, 1 on an
 //! error, said on stderr).
 
-use crate::session::{kicked_text, session, Backoff, Failure, Session, HEARTBEAT, QUERY_WAIT};
+use crate::manage::{self, GroupOp};
+use crate::session::{
+    answered, kicked_text, session, Backoff, Failure, Session, HEARTBEAT, QUERY_WAIT,
+};
 use crate::Opts;
 use servers::client::Event;
 use std::io;
@@ -29,15 +33,7 @@ pub fn history_lines(
     count: u32,
 ) -> Result<Vec<String>, Failure> {
     let peer = s.directory.resolve(with, group).map_err(Failure::Fatal)?;
-    let list = match s.client.history(peer, count, QUERY_WAIT) {
-        Ok(list) => list,
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-            return Err(Failure::Fatal(
-                "history not available: the server did not answer".into(),
-            ))
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let list = answered(s.client.history(peer, count, QUERY_WAIT))?;
     if list.is_empty() {
         let with = match peer {
             servers::client::Peer::User(_) => "with ",
@@ -63,6 +59,13 @@ pub fn history(o: &Opts, group: bool, with: &str, count: u32) -> Result<(), Fail
     for line in history_lines(&mut s, with, group, count)? {
         println!("{line}");
     }
+    Ok(())
+}
+
+/// `group create|add|remove|leave ...`: a temporary group's membership.
+pub fn group(o: &Opts, op: &GroupOp) -> Result<(), Failure> {
+    let mut s = session(o)?;
+    println!("{}", manage::run(&mut s, op)?);
     Ok(())
 }
 

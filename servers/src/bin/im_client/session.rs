@@ -131,3 +131,15 @@ impl Backoff {
         d
     }
 }
+
+/// A request's answer; no answer in time (a server that ignored the
+/// request) is said, not taken for a lost connection.
+pub fn answered<T>(r: io::Result<T>) -> Result<T, Failure> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+            Err(Failure::Fatal("the server did not answer".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
