@@ -7,7 +7,8 @@
 mod common;
 
 use common::{Proc, T};
-use pdu::proto::{GroupModifyType, MsgType};
+use pdu::proto::{GroupModifyType, ImMsgData, MsgType};
+use pdu::{cid, sid};
 use servers::client::{Event, ImClient, Peer};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -438,6 +439,20 @@ fn groups_listed_sent_to_shown_with_their_names_and_their_history() {
     alice.expect(&format!(
         "lunch ({lunch}): temporary group, members: alice, bob, carol"
     ));
+
+    // A voice message in a group (MSG_TYPE_GROUP_AUDIO, 0x12) is named as
+    // such, not printed as bytes.
+    let voice = ImMsgData {
+        from_user_id: 2,
+        to_session_id: 101,
+        msg_id: 0,
+        create_time: 0,
+        msg_type: MsgType::GroupAudio as i32,
+        msg_data: vec![0xff, 0xfe, 0, 1],
+        attach_data: None,
+    };
+    bob.send_pdu(sid::MSG, cid::msg::DATA, &voice).unwrap();
+    alice.expect("[engineering] bob: (voice message, 4 bytes)");
     alice.type_line("quit");
     assert_eq!(alice.exit_code(T), Some(0));
 }

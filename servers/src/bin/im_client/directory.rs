@@ -1,8 +1,11 @@
 //! Names and ids of users and of the user's groups, fetched at login, and
 //! how messages, history and group changes are shown.
 
-use pdu::proto::{GroupInfo, GroupModifyType, GroupType, ImGroupChangeMemberNotify, ImMsgData};
+use pdu::proto::{
+    GroupInfo, GroupModifyType, GroupType, ImGroupChangeMemberNotify, ImMsgData, MsgType,
+};
 use servers::client::Peer;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 /// Every account, and the groups this user is in.
@@ -114,8 +117,9 @@ impl Directory {
     }
 
     /// `[local time] sender: text`, or `[local time] [group] sender: text`
-    /// in a group: how every message and history entry is shown.
-    pub fn show(&self, peer: Peer, time: u32, from: u32, data: &[u8]) -> String {
+    /// in a group: how every message and history entry is shown. A voice
+    /// message (`MSG_TYPE_*_AUDIO`) is shown as such, not as its bytes.
+    pub fn show(&self, peer: Peer, time: u32, from: u32, msg_type: i32, data: &[u8]) -> String {
         let place = match peer {
             Peer::User(_) => String::new(),
             Peer::Group(_) => format!("{} ", self.peer_name(peer)),
@@ -124,14 +128,14 @@ impl Directory {
             "[{}] {place}{}: {}",
             local_time(time),
             self.name(from),
-            String::from_utf8_lossy(data)
+            content(msg_type, data)
         )
     }
 
     /// A delivered message as user `me` sees it.
     pub fn show_message(&self, me: u32, m: &ImMsgData) -> String {
         let peer = Peer::of_message(m, me);
-        self.show(peer, m.create_time, m.from_user_id, &m.msg_data)
+        self.show(peer, m.create_time, m.from_user_id, m.msg_type, &m.msg_data)
     }
 
     /// `* alice added dave to team`, `* bob left team`, `* alice removed
@@ -152,6 +156,16 @@ impl Directory {
                 self.names_of(&n.chg_user_id_list)
             )
         }
+    }
+}
+
+/// A message's text, or `(voice message, N bytes)` for audio.
+fn content(msg_type: i32, data: &[u8]) -> Cow<'_, str> {
+    match MsgType::try_from(msg_type) {
+        Ok(MsgType::SingleAudio | MsgType::GroupAudio) => {
+            Cow::Owned(format!("(voice message, {} bytes)", data.len()))
+        }
+        _ => String::from_utf8_lossy(data),
     }
 }
 

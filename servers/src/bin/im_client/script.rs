@@ -1,14 +1,13 @@
 //! The one-shot forms for scripts: `send`, `recv`, `history`, `groups`,
-//! `group`.
-//! Each logs in, does its job, prints to stdout and exits (0 done, 1 on an
+//! `group`. Each logs in, does its job, prints to stdout and exits (0 done, 1 on an
 //! error, said on stderr).
 
 use crate::manage::{self, GroupOp};
 use crate::session::{
-    answered, kicked_text, session, Backoff, Failure, Session, HEARTBEAT, QUERY_WAIT,
+    answered, kicked_text, session, Backoff, Failure, Session, HEARTBEAT, QUERY_WAIT, TIMEOUT,
 };
 use crate::Opts;
-use servers::client::Event;
+use servers::client::{Event, Peer};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -17,9 +16,7 @@ pub fn send(o: &Opts, group: bool, to: &str, text: &str) -> Result<(), Failure> 
     let mut s = session(o)?;
     let to = s.directory.resolve(to, group).map_err(Failure::Fatal)?;
     s.client.send_to(to, text)?;
-    let id = s
-        .client
-        .wait_ack(Instant::now() + crate::session::TIMEOUT)?;
+    let id = s.client.wait_ack(Instant::now() + TIMEOUT)?;
     println!("sent message {id} to {}", s.directory.peer_name(to));
     Ok(())
 }
@@ -36,8 +33,8 @@ pub fn history_lines(
     let list = answered(s.client.history(peer, count, QUERY_WAIT))?;
     if list.is_empty() {
         let with = match peer {
-            servers::client::Peer::User(_) => "with ",
-            servers::client::Peer::Group(_) => "in ",
+            Peer::User(_) => "with ",
+            Peer::Group(_) => "in ",
         };
         return Ok(vec![format!(
             "no messages {with}{}",
@@ -47,8 +44,13 @@ pub fn history_lines(
     Ok(list
         .iter()
         .map(|m| {
-            s.directory
-                .show(peer, m.create_time, m.from_session_id, &m.msg_data)
+            s.directory.show(
+                peer,
+                m.create_time,
+                m.from_session_id,
+                m.msg_type,
+                &m.msg_data,
+            )
         })
         .collect())
 }
