@@ -40,10 +40,49 @@ enum Via {
     Login(SocketAddr),
 }
 
+/// An account, and how its clients find the server.
+#[derive(Clone, Copy)]
+struct Account<'a> {
+    via: Via,
+    user: &'a str,
+    password: &'a str,
+}
+
+impl<'a> Account<'a> {
+    fn new(via: Via, user: &'a str, password: &'a str) -> Account<'a> {
+        Account {
+            via,
+            user,
+            password,
+        }
+    }
+
+    /// im_client running `command` (empty: chat mode).
+    fn run(self, command: &[&str]) -> Client {
+        Client::run(self, command)
+    }
+
+    /// Runs a script form to its end: it prints a line with `what` (which
+    /// is returned) and exits with `code`.
+    fn script(self, command: &[&str], what: &str, code: i32) -> String {
+        let mut c = self.run(command);
+        let line = c.expect(what);
+        assert_eq!(c.exit_code(T), Some(code), "{command:?}: {:#?}", c.seen);
+        line
+    }
+}
+
 impl Client {
     /// im_client as `user` with `password`, finding the server `via`, running
     /// `command` (empty: chat mode).
-    fn run(via: Via, user: &str, password: &str, command: &[&str]) -> Client {
+    fn run(
+        Account {
+            via,
+            user,
+            password,
+        }: Account,
+        command: &[&str],
+    ) -> Client {
         let (flag, addr) = match via {
             Via::Msg(a) => ("--msg-server", a),
             Via::Login(a) => ("--login", a),
@@ -86,7 +125,7 @@ impl Client {
     }
 
     fn chat(server: SocketAddr, user: &str, password: &str) -> Client {
-        Client::run(Via::Msg(server), user, password, &[])
+        Client::run(Account::new(Via::Msg(server), user, password), &[])
     }
 
     fn type_line(&mut self, line: &str) {
@@ -282,31 +321,24 @@ fn script_forms_send_by_name_and_recv_through_the_login_server() {
         &[],
     );
     let via = Via::Login(login.addr("client"));
+    let (as_alice, as_bob) = (
+        Account::new(via, "alice", "alice123"),
+        Account::new(via, "bob", "bob123"),
+    );
     common::eventually("msg_server registered", T, || {
         servers::client::query_msg_server(login.addr("client"), T).is_ok()
     });
-    let mut bob = Client::run(
-        via,
-        "bob",
-        "bob123",
-        &["recv", "--count", "1", "--timeout", "10"],
-    );
+    let mut bob = as_bob.run(&["recv", "--count", "1", "--timeout", "10"]);
     // Wait until bob is online before alice sends.
     wait_online(msg.addr("client"), 2);
-    let mut alice = Client::run(via, "alice", "alice123", &["send", "bob", "hello", "bob"]);
-    alice.expect("sent message");
-    assert_eq!(alice.exit_code(T), Some(0));
+    as_alice.script(&["send", "bob", "hello", "bob"], "sent message", 0);
     let line = bob.expect("alice: hello bob");
     assert!(has_local_timestamp(&line), "{line:?}");
     assert_eq!(bob.exit_code(T), Some(0));
 
-    let mut nobody = Client::run(via, "alice", "alice123", &["send", "zed", "hi"]);
-    nobody.expect("no such user: zed");
-    assert_eq!(nobody.exit_code(T), Some(1));
+    as_alice.script(&["send", "zed", "hi"], "no such user: zed", 1);
 
-    let mut refused = Client::run(via, "bob", "nope", &["recv"]);
-    refused.expect("login refused");
-    assert_eq!(refused.exit_code(T), Some(1));
+    Account::new(via, "bob", "nope").script(&["recv"], "login refused", 1);
 }
 
 /// The client side of 0x0309 (session history), script form and chat mode.
@@ -319,12 +351,8 @@ fn history_of_a_session_on_request() {
         bob.send_text(1, text).unwrap();
         bob.wait_ack(Instant::now() + T).unwrap();
     }
-    let mut script = Client::run(
-        Via::Msg(addr),
-        "alice",
-        "alice123",
-        &["history", "bob", "--count", "2"],
-    );
+    let mut script =
+        Account::new(Via::Msg(addr), "alice", "alice123").run(&["history", "bob", "--count", "2"]);
     let second = script.expect("bob: second");
     assert!(has_local_timestamp(&second), "{second:?}");
     script.expect("bob: third");
@@ -355,9 +383,13 @@ fn groups_listed_sent_to_shown_with_their_names_and_their_history() {
     let msg = group_server();
     let addr = msg.addr("client");
     let via = Via::Msg(addr);
+    let (as_bob, as_carol) = (
+        Account::new(via, "bob", "bob123"),
+        Account::new(via, "carol", "carol123"),
+    );
 
     // The list with names and members (0x0401 + 0x0403).
-    let mut list = Client::run(via, "bob", "bob123", &["groups"]);
+    let mut list = as_bob.run(&["groups"]);
     list.expect("everyone (100): normal group, members: alice, bob, carol");
     list.expect("engineering (101): normal group, members: alice, bob");
     assert_eq!(list.exit_code(T), Some(0));
@@ -397,27 +429,21 @@ fn groups_listed_sent_to_shown_with_their_names_and_their_history() {
 
     // carol was offline: the script form gets the group message at login,
     // and may not send to a group she is not in.
-    let mut carol = Client::run(via, "carol", "carol123", &["recv", "--count", "2"]);
+    let mut carol = as_carol.run(&["recv", "--count", "2"]);
     carol.expect("[everyone] bob: hi all");
     carol.expect("[everyone] alice: hello all");
     assert_eq!(carol.exit_code(T), Some(0));
-    let mut outsider = Client::run(
-        via,
-        "carol",
-        "carol123",
+    as_carol.script(
         &["send", "--group", "engineering", "let me in"],
+        "no such group: engineering",
+        1,
     );
-    outsider.expect("no such group: engineering");
-    assert_eq!(outsider.exit_code(T), Some(1));
-    let mut sent = Client::run(via, "carol", "carol123", &["send", "-g", "100", "bye"]);
-    sent.expect("sent message 3 to [everyone]");
-    assert_eq!(sent.exit_code(T), Some(0));
-    let mut history = Client::run(
-        via,
-        "carol",
-        "carol123",
-        &["history", "--group", "everyone", "--count", "2"],
+    as_carol.script(
+        &["send", "-g", "100", "bye"],
+        "sent message 3 to [everyone]",
+        0,
     );
+    let mut history = as_carol.run(&["history", "--group", "everyone", "--count", "2"]);
     history.expect("[everyone] alice: hello all");
     history.expect("[everyone] carol: bye");
     assert_eq!(history.exit_code(T), Some(0));
@@ -462,19 +488,17 @@ fn temporary_groups_created_changed_and_left_from_the_client() {
     let msg = group_server();
     let addr = msg.addr("client");
     let via = Via::Msg(addr);
+    let as_carol = Account::new(via, "carol", "carol123");
     let mut alice = Client::chat(addr, "alice", "alice123");
     alice.expect("logged in as alice");
     let mut bob = logged_in(addr, "bob", "bob123");
 
-    let mut create = Client::run(
-        via,
-        "carol",
-        "carol123",
+    let line = as_carol.script(
         &["group", "create", "tea", "alice", "bob"],
+        "created tea (",
+        0,
     );
-    let line = create.expect("created tea (");
     assert!(line.ends_with("members: alice, bob, carol"), "{line:?}");
-    assert_eq!(create.exit_code(T), Some(0));
     let tea: u32 = line["created tea (".len()..line.find(')').unwrap()]
         .parse()
         .unwrap();
@@ -508,14 +532,13 @@ fn temporary_groups_created_changed_and_left_from_the_client() {
     alice.type_line("send -g tea still there?");
     alice.expect("no such group: tea");
 
-    let mut stranger = Client::run(via, "carol", "carol123", &["group", "add", "tea", "zed"]);
-    stranger.expect("no such user: zed");
-    assert_eq!(stranger.exit_code(T), Some(1));
-    let mut usage = Client::run(via, "carol", "carol123", &["group", "frob", "tea"]);
-    assert_eq!(usage.exit_code(T), Some(2));
-    let mut remove = Client::run(via, "carol", "carol123", &["group", "remove", "tea", "bob"]);
-    remove.expect("[tea]: removed bob; members: carol");
-    assert_eq!(remove.exit_code(T), Some(0));
+    as_carol.script(&["group", "add", "tea", "zed"], "no such user: zed", 1);
+    as_carol.script(&["group", "frob", "tea"], "unrecognized subcommand", 2);
+    as_carol.script(
+        &["group", "remove", "tea", "bob"],
+        "[tea]: removed bob; members: carol",
+        0,
+    );
     alice.type_line("quit");
     assert_eq!(alice.exit_code(T), Some(0));
 }
