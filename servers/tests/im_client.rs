@@ -503,8 +503,11 @@ fn temporary_groups_created_changed_and_left_from_the_client() {
         .parse()
         .unwrap();
 
-    // Not told of the group at its creation: named once its first message
-    // arrives.
+    // Not told of the group at its creation: found when named, and named
+    // when its first message arrives.
+    alice.type_line("send -g tea tea for me");
+    let m = bob.next_message(Instant::now() + T).unwrap().expect("tea");
+    assert_eq!((m.from_user_id, m.to_session_id), (1, tea));
     bob.send_to(Peer::Group(tea), "green or black?").unwrap();
     alice.expect("[tea] bob: green or black?");
     alice.type_line("group remove tea bob");

@@ -58,6 +58,19 @@ fn group_flag(rest: &str) -> (bool, &str) {
     (false, rest)
 }
 
+/// Says `done`'s line (none: just the prompt) or, for a failure that
+/// retrying cannot mend (an unknown user, a refusal), why; a lost connection
+/// is returned.
+fn report(o: &Opts, done: Result<String, Failure>) -> Result<(), Failure> {
+    match done {
+        Ok(line) if line.is_empty() => prompt(o),
+        Ok(line) => say(o, &line),
+        Err(Failure::Fatal(why)) => say(o, &why),
+        Err(lost) => return Err(lost),
+    }
+    Ok(())
+}
+
 /// Carries out a typed line; `Ok(false)` when the person quits. A lost
 /// connection is an error; what the person got wrong is said and ignored.
 fn command(o: &Opts, line: &str, s: Option<&mut Session>) -> Result<bool, Failure> {
@@ -72,24 +85,23 @@ fn command(o: &Opts, line: &str, s: Option<&mut Session>) -> Result<bool, Failur
         ("send", Some(s)) => {
             let (group, rest) = group_flag(rest);
             let (who, text) = rest.split_once(' ').unwrap_or((rest, ""));
-            match s.directory.resolve(who, group) {
-                _ if text.trim().is_empty() => say(o, "usage: send [-g] <to> <text>"),
-                Ok(to) => {
+            if text.trim().is_empty() {
+                say(o, "usage: send [-g] <to> <text>");
+            } else {
+                let sent = s.resolve(who, group).and_then(|to| {
                     s.client.send_to(to, text)?;
-                    prompt(o);
-                }
-                Err(e) => say(o, &e),
+                    Ok(String::new())
+                });
+                report(o, sent)?;
             }
         }
         ("history", Some(s)) => {
             let (group, rest) = group_flag(rest);
             let (who, n) = rest.trim().split_once(' ').unwrap_or((rest.trim(), "20"));
             match n.trim().parse::<u32>() {
-                Ok(n) if !who.is_empty() => match history_lines(s, who, group, n) {
-                    Ok(lines) => say(o, &lines.join("\n")),
-                    Err(Failure::Fatal(e)) => say(o, &e),
-                    Err(lost) => return Err(lost),
-                },
+                Ok(n) if !who.is_empty() => {
+                    report(o, history_lines(s, who, group, n).map(|l| l.join("\n")))?
+                }
                 _ => say(o, "usage: history [-g] <with> [count]"),
             }
         }
@@ -99,11 +111,7 @@ fn command(o: &Opts, line: &str, s: Option<&mut Session>) -> Result<bool, Failur
             say(o, &s.directory.group_lines().join("\n"));
         }
         ("group", Some(s)) => match manage::parse_line(rest) {
-            Ok(op) => match manage::run(s, &op) {
-                Ok(line) => say(o, &line),
-                Err(Failure::Fatal(e)) => say(o, &e),
-                Err(lost) => return Err(lost),
-            },
+            Ok(op) => report(o, manage::run(s, &op))?,
             Err(usage) => say(o, &usage),
         },
         _ => say(o, CHAT_HELP),

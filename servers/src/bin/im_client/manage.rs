@@ -65,19 +65,13 @@ pub fn parse_line(words: &str) -> Result<GroupOp, String> {
 /// not: an unknown user or group, or a refusal by the server.
 pub fn run(s: &mut Session, op: &GroupOp) -> Result<String, Failure> {
     let me = s.client.user_id;
-    let users = |s: &Session, names: &[String]| -> Result<Vec<u32>, Failure> {
+    let users = |s: &mut Session, names: &[String]| -> Result<Vec<u32>, Failure> {
         names
             .iter()
-            .map(|n| match s.directory.resolve(n, false) {
-                Ok(p) => Ok(p.id()),
-                Err(e) => Err(Failure::Fatal(e)),
-            })
+            .map(|n| s.resolve(n, false).map(Peer::id))
             .collect()
     };
-    let group = |s: &Session, g: &str| match s.directory.resolve(g, true) {
-        Ok(p) => Ok(p.id()),
-        Err(e) => Err(Failure::Fatal(e)),
-    };
+    let group = |s: &mut Session, g: &str| s.resolve(g, true).map(Peer::id);
     let line = match op {
         GroupOp::Create { name, users: names } => {
             let ids = users(s, names)?;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// `send [--group] TO TEXT`: one message, and the server's ack.
 pub fn send(o: &Opts, group: bool, to: &str, text: &str) -> Result<(), Failure> {
     let mut s = session(o)?;
-    let to = s.directory.resolve(to, group).map_err(Failure::Fatal)?;
+    let to = s.resolve(to, group)?;
     s.client.send_to(to, text)?;
     let id = s.client.wait_ack(Instant::now() + TIMEOUT)?;
     println!("sent message {id} to {}", s.directory.peer_name(to));
@@ -29,7 +29,7 @@ pub fn history_lines(
     group: bool,
     count: u32,
 ) -> Result<Vec<String>, Failure> {
-    let peer = s.directory.resolve(with, group).map_err(Failure::Fatal)?;
+    let peer = s.resolve(with, group)?;
     let list = answered(s.client.history(peer, count, QUERY_WAIT))?;
     if list.is_empty() {
         let with = match peer {

@@ -54,6 +54,20 @@ impl Session {
         Ok(())
     }
 
+    /// A user or - when `group` - one of our groups, by name or id (see
+    /// [`Directory::resolve`]); a group not known is looked for again on
+    /// the server (created or joined since the last fetch) before it is
+    /// refused. Unknown: [`Failure::Fatal`] saying so.
+    pub fn resolve(&mut self, who: &str, group: bool) -> Result<Peer, Failure> {
+        if let Ok(peer) = self.directory.resolve(who, group) {
+            return Ok(peer);
+        }
+        if group {
+            self.refresh_groups()?;
+        }
+        self.directory.resolve(who, group).map_err(Failure::Fatal)
+    }
+
     /// `m`'s line (see [`Directory::show_message`]); a message from a group
     /// not in the directory (created or joined since login) refreshes the
     /// groups first, so it is shown with its name.
