@@ -1,23 +1,41 @@
 //! A small blocking TeamTalk client: ask a login_server for a msg_server,
-//! log in, send and receive messages with acknowledgements.
+//! log in, send and receive messages with acknowledgements, one to one and
+//! in groups.
 //!
 //! Used by the `im_client` tool and by the end-to-end tests. It is a
 //! client, one connection per thread, so plain blocking sockets with
 //! timeouts keep it simple; the servers are the event-driven side.
+//!
+//! - this module: the connection, frames, login, request/answer calls, acks
+//!   of what we sent;
+//! - `chat` (re-exported here): conversations ([`Peer`]), sending, what the
+//!   server pushes ([`Event`], acked with the session it came in), history,
+//!   groups;
+//! - `discover`: asking a login_server which msg_server to use.
+
+mod chat;
+mod discover;
+
+pub use chat::{Event, Peer};
+pub use discover::{query_msg_server, query_msg_server_http};
 
 use pdu::proto::{
-    ClientType, ImAllUserReq, ImAllUserRsp, ImGetMsgListReq, ImGetMsgListRsp, ImHeartBeat,
-    ImKickUser, ImLoginReq, ImLoginRes, ImMsgData, ImMsgDataAck, ImMsgServReq, ImMsgServRsp,
-    ImUserStatNotify, MsgInfo, MsgType, SessionType, UserInfo, UserStat, UserStatType,
+    ClientType, ImAllUserReq, ImAllUserRsp, ImHeartBeat, ImLoginReq, ImLoginRes, ImMsgDataAck,
+    UserInfo, UserStatType,
 };
 use pdu::{cid, sid, FrameDecoder, Header, Message, Pdu};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 fn invalid(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+/// `pdu`'s body as an `M`; a body that does not decode is `InvalidData`.
+fn decode<M: Message + Default>(pdu: &Pdu) -> io::Result<M> {
+    pdu.decode_body().map_err(|e| invalid(e.to_string()))
 }
 
 /// One connection speaking TeamTalk frames.
@@ -32,83 +50,6 @@ pub struct ImClient {
     last_send: Instant,
     /// Frames that arrived while [`call`](Self::call) waited for its answer.
     early: VecDeque<Pdu>,
-}
-
-/// Something the server pushed to a logged-in client.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// A message (already acked to the server).
-    Message(ImMsgData),
-    /// A user went on or off line (`IMUserStatNotify`).
-    Status(UserStat),
-    /// This session was kicked (`IMKickUser`); the server closes it next.
-    Kicked(ImKickUser),
-}
-
-/// Asks a login_server (client port) which msg_server to use.
-pub fn query_msg_server(login: SocketAddr, timeout: Duration) -> io::Result<SocketAddr> {
-    let mut c = ImClient::connect(login, timeout)?;
-    c.send_pdu(sid::LOGIN, cid::login::MSG_SERV_REQ, &ImMsgServReq {})?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let pdu = c.recv_pdu(deadline)?;
-        if pdu.command_id() != cid::login::MSG_SERV_RSP {
-            continue;
-        }
-        let rsp: ImMsgServRsp = pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
-        if rsp.result_code != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("login_server refused: result {}", rsp.result_code),
-            ));
-        }
-        let ip = rsp.prior_ip.unwrap_or_default();
-        let port = rsp.port.unwrap_or(0);
-        return format!("{ip}:{port}")
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| invalid("no address in IMMsgServRsp"));
-    }
-}
-
-/// Asks a login_server's HTTP port (`GET /msg_server`) which msg_server to
-/// use, reading `priorIP` and `port` from TeamTalk's JSON answer.
-pub fn query_msg_server_http(http: SocketAddr, timeout: Duration) -> io::Result<SocketAddr> {
-    let mut s = TcpStream::connect_timeout(&http, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    write!(
-        s,
-        "GET /msg_server HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    s.read_to_string(&mut response)?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .ok_or_else(|| invalid("no HTTP body"))?;
-    let field = |name: &str| -> Option<String> {
-        let at = body.find(&format!("\"{name}\""))?;
-        let rest = body[at + name.len() + 2..]
-            .trim_start()
-            .strip_prefix(':')?
-            .trim_start();
-        let rest = rest.strip_prefix('"').unwrap_or(rest);
-        let end = rest.find(['"', ',', '}'])?;
-        Some(rest[..end].to_string())
-    };
-    if field("code").as_deref() != Some("0") {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("login_server refused: {}", body.trim()),
-        ));
-    }
-    let (ip, port) = field("priorIP")
-        .zip(field("port"))
-        .ok_or_else(|| invalid(format!("unexpected answer: {body}")))?;
-    format!("{ip}:{port}")
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| invalid("no address in the answer"))
 }
 
 impl ImClient {
@@ -217,28 +158,13 @@ impl ImClient {
         loop {
             let pdu = self.recv_pdu(deadline)?;
             if pdu.command_id() == cid::login::RES_USERLOGIN {
-                let res: ImLoginRes = pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
+                let res: ImLoginRes = decode(&pdu)?;
                 if res.result_code == 0 {
                     self.user_id = res.user_info.as_ref().map_or(0, |u| u.user_id);
                 }
                 return Ok(res);
             }
         }
-    }
-
-    /// Sends a text message to user `to`; the ack arrives later (see
-    /// [`wait_ack`](Self::wait_ack)).
-    pub fn send_text(&mut self, to: u32, text: &str) -> io::Result<u16> {
-        let msg = ImMsgData {
-            from_user_id: self.user_id,
-            to_session_id: to,
-            msg_id: 0,
-            create_time: 0,
-            msg_type: MsgType::SingleText as i32,
-            msg_data: text.as_bytes().to_vec(),
-            attach_data: None,
-        };
-        self.send_pdu(sid::MSG, cid::msg::DATA, &msg)
     }
 
     /// Sends a heartbeat if nothing was sent for `every`.
@@ -265,7 +191,7 @@ impl ImClient {
         loop {
             let pdu = self.read_pdu(deadline)?;
             if pdu.command_id() == answer && pdu.seq_num() == seq {
-                return pdu.decode_body().map_err(|e| invalid(e.to_string()));
+                return decode(&pdu);
             }
             self.early.push_back(pdu);
         }
@@ -288,94 +214,6 @@ impl ImClient {
         Ok(rsp.user_list)
     }
 
-    /// The newest `count` messages of the one-to-one session with `peer`
-    /// (`IMGetMsgListReq`), oldest first.
-    pub fn history(
-        &mut self,
-        peer: u32,
-        count: u32,
-        timeout: Duration,
-    ) -> io::Result<Vec<MsgInfo>> {
-        let req = ImGetMsgListReq {
-            user_id: self.user_id,
-            session_type: SessionType::Single as i32,
-            session_id: peer,
-            msg_id_begin: 0,
-            msg_cnt: count,
-            attach_data: None,
-        };
-        let rsp: ImGetMsgListRsp = self.call(
-            sid::MSG,
-            cid::msg::LIST_REQUEST,
-            &req,
-            cid::msg::LIST_RESPONSE,
-            timeout,
-        )?;
-        let mut list = rsp.msg_list;
-        list.sort_by_key(|m| m.msg_id);
-        Ok(list)
-    }
-
-    /// Waits for the next event the server pushes: a message (acked on
-    /// the way), a status change, a kick. Records acks of our own messages
-    /// on the way. `Ok(None)` when `deadline` passes.
-    pub fn next_event(&mut self, deadline: Instant) -> io::Result<Option<Event>> {
-        loop {
-            let pdu = match self.recv_pdu(deadline) {
-                Ok(p) => p,
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            match (pdu.service_id(), pdu.command_id()) {
-                (sid::MSG, cid::msg::DATA) => {
-                    let msg: ImMsgData = pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
-                    let ack = ImMsgDataAck {
-                        user_id: self.user_id,
-                        session_id: msg.from_user_id,
-                        msg_id: msg.msg_id,
-                        session_type: SessionType::Single as i32,
-                    };
-                    self.send_pdu(sid::MSG, cid::msg::DATA_ACK, &ack)?;
-                    return Ok(Some(Event::Message(msg)));
-                }
-                (sid::MSG, cid::msg::DATA_ACK) => {
-                    let ack: ImMsgDataAck =
-                        pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
-                    self.acked.push(ack.msg_id);
-                }
-                (sid::BUDDY_LIST, cid::buddy::STATUS_NOTIFY) => {
-                    let n: ImUserStatNotify =
-                        pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
-                    return Ok(Some(Event::Status(n.user_stat)));
-                }
-                (sid::LOGIN, cid::login::KICK_USER) => {
-                    let k: ImKickUser = pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
-                    return Ok(Some(Event::Kicked(k)));
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Waits for the next incoming message, acking it; records acks of our
-    /// own messages on the way. `Ok(None)` when `deadline` passes; a kick
-    /// is an error.
-    pub fn next_message(&mut self, deadline: Instant) -> io::Result<Option<ImMsgData>> {
-        loop {
-            match self.next_event(deadline)? {
-                None => return Ok(None),
-                Some(Event::Message(m)) => return Ok(Some(m)),
-                Some(Event::Status(_)) => {}
-                Some(Event::Kicked(_)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::ConnectionAborted,
-                        "kicked: logged in elsewhere",
-                    ))
-                }
-            }
-        }
-    }
-
     /// Waits until the server acknowledged `count` of our messages.
     pub fn wait_acks(&mut self, count: usize, deadline: Instant) -> io::Result<()> {
         // Other frames wait in `early` for next_event.
@@ -390,7 +228,7 @@ impl ImClient {
                 None => self.read_pdu(deadline)?,
             };
             if pdu.command_id() == cid::msg::DATA_ACK {
-                let ack: ImMsgDataAck = pdu.decode_body().map_err(|e| invalid(e.to_string()))?;
+                let ack: ImMsgDataAck = decode(&pdu)?;
                 self.acked.push(ack.msg_id);
             } else {
                 self.early.push_back(pdu);
