@@ -1,0 +1,193 @@
+//! What one client connection may ask of the server per unit of time, so
+//! that no client can exhaust it for the others.
+//!
+//! Two kinds of traffic, two rules:
+//!
+//! - **Messages** (`IMMsgData`): at most `MsgRateLimit` a second, with a
+//!   burst of twice that; past it the connection is closed with a logged
+//!   reason. Nothing acknowledged is lost by that: a message counts as sent
+//!   only once its `IMMsgDataAck` went out, and the closed connection's
+//!   unacknowledged deliveries stay in the mailbox.
+//! - **Requests** (every other command after login except heartbeats,
+//!   logout and delivery acks: the store-backed queries 0x0303, 0x0307,
+//!   0x0309, 0x030b, 0x030d, 0x0201, 0x0206, the group commands, the buddy
+//!   queries, client time, and unknown commands, which are logged): at most
+//!   `QueryRateLimit` a second with a burst of twice that, and at most
+//!   `ConnQueryInFlightMax` store operations per connection waiting for the
+//!   store. Past either bound the server **stops reading the connection**
+//!   (imconn's [`pause_read`](imconn::ConnCtx::pause_read), which also holds
+//!   the frames already read) until the store has answered enough of its
+//!   queries and the rate allows the next one; then it reads on where it
+//!   stopped.
+//!
+//! Why backpressure for requests rather than a refusal or a close: most of
+//! TeamTalk's answers (unread counts, history, latest id, messages by id,
+//! recent sessions, users) have no result code, so a refusal could only be
+//! silence and a client would wait for an answer forever; a read ack has no
+//! answer at all and a client counts it as done once sent, so dropping one
+//! would undo something the user was told is done; and closing the
+//! connection would punish the legitimate burst a TeamTalk client sends right
+//! after login (and make it reconnect and send it again). Not reading costs
+//! the server nothing: what a paused connection makes it hold is the input
+//! already read (bounded by imconn's read buffer and `ClientMaxFrameBytes`)
+//! plus the kernel's socket buffer, and TCP's flow control stops the client.
+//! Every request is answered, in order, just no faster than the limits; the
+//! flooding client is the only one that waits (its own messages and acks
+//! queue behind its requests), while the store's queue holds at most
+//! `ConnQueryInFlightMax` operations of it. The global `StoreInFlightMax`
+//! stays as the last line: while the store has that many operations to
+//! answer, new requests are ignored (logged) and messages refused.
+//!
+//! Which store operations count against a connection: every one submitted
+//! while one of its requests is dispatched ([`MsgState::begin_request`]):
+//! the dispatch brackets the request, and [`MsgState::submit`] tags what it
+//! submits meanwhile with the connection. Handlers need not know about it,
+//! and a new command dispatched as a request is counted without more code.
+
+use super::{MsgConn, MsgState};
+use imconn::{ConnCtx, ImServer};
+use netlib::{Context, Handle, TimerId};
+use std::time::{Duration, Instant};
+
+/// A token bucket: `rate` tokens a second, holding at most twice that
+/// (the burst). Starts full.
+#[derive(Debug)]
+pub(super) struct TokenBucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket for `rate` a second.
+    pub(super) fn full(rate: u32) -> TokenBucket {
+        TokenBucket {
+            tokens: 2.0 * f64::from(rate.max(1)),
+            refilled: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self, rate: f64) {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(2.0 * rate);
+        self.refilled = now;
+    }
+
+    /// Takes a token if there is one.
+    pub(super) fn take(&mut self, rate: u32) -> bool {
+        let rate = f64::from(rate.max(1));
+        self.refill(rate);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Takes a token for work already in hand, going into debt if there is
+    /// none; returns how long until the debt is paid (`None`: no debt).
+    pub(super) fn take_or_wait(&mut self, rate: u32) -> Option<Duration> {
+        let rate = f64::from(rate.max(1));
+        self.refill(rate);
+        self.tokens -= 1.0;
+        (self.tokens < 0.0).then(|| Duration::from_secs_f64(-self.tokens / rate))
+    }
+}
+
+/// A client connection's request budget: its rate bucket, its store
+/// operations in flight, and whether it waits for tokens.
+#[derive(Debug)]
+pub(super) struct RequestBudget {
+    bucket: TokenBucket,
+    in_flight: usize,
+    /// The timer that ends a wait for tokens, while one runs.
+    waiting: Option<TimerId>,
+}
+
+impl RequestBudget {
+    /// A fresh budget (a full bucket) for `rate` requests a second.
+    pub(super) fn new(rate: u32) -> RequestBudget {
+        RequestBudget {
+            bucket: TokenBucket::full(rate),
+            in_flight: 0,
+            waiting: None,
+        }
+    }
+
+    fn held_back(&self, in_flight_max: usize) -> bool {
+        self.waiting.is_some() || self.in_flight >= in_flight_max
+    }
+
+    /// Reads on if nothing holds the connection back any more.
+    fn resume_if_free(&self, cx: &mut ConnCtx<'_, MsgConn>) {
+        if cx.is_read_paused() && !self.held_back(cx.shared.settings.conn_query_in_flight_max) {
+            cx.resume_read();
+        }
+    }
+
+    /// After a request was dispatched: counts the store operations it
+    /// submitted and its token, and stops reading the connection past the
+    /// limits (module docs).
+    pub(super) fn after_request(&mut self, cx: &mut ConnCtx<'_, MsgConn>) {
+        self.in_flight += cx.shared.end_request();
+        let settings = &cx.shared.settings;
+        let (rate, in_flight_max) = (settings.query_rate_limit, settings.conn_query_in_flight_max);
+        if let Some(wait) = self.bucket.take_or_wait(rate) {
+            if self.waiting.is_none() {
+                self.waiting = cx.add_timer(wait, None);
+            }
+        }
+        if self.held_back(in_flight_max) && !cx.is_read_paused() {
+            log::debug!(
+                "{} held back: {} store operations in flight (ConnQueryInFlightMax \
+                 {in_flight_max}), {} (QueryRateLimit {rate}/s)",
+                cx.handle(),
+                self.in_flight,
+                if self.waiting.is_some() {
+                    "over the rate"
+                } else {
+                    "within the rate"
+                }
+            );
+            cx.pause_read();
+        }
+    }
+
+    /// A timer of the connection fired: if it ends the wait for tokens,
+    /// reads on unless the store operations still hold it back.
+    pub(super) fn on_timer(&mut self, cx: &mut ConnCtx<'_, MsgConn>, id: TimerId) {
+        if self.waiting == Some(id) {
+            self.waiting = None;
+            self.resume_if_free(cx);
+        }
+    }
+}
+
+impl MsgState {
+    /// Brackets the dispatch of a request of connection `h`: store
+    /// operations submitted until [`end_request`](Self::end_request) count
+    /// against it.
+    pub(super) fn begin_request(&mut self, h: Handle) {
+        self.requester = Some(h);
+        self.requested = 0;
+    }
+
+    /// Ends the bracket; returns the store operations submitted in it.
+    fn end_request(&mut self) -> usize {
+        self.requester = None;
+        std::mem::take(&mut self.requested)
+    }
+}
+
+/// The store answered an operation that counted against connection `h`:
+/// one fewer in flight, and it reads on if that was what held it back.
+pub(super) fn answered(s: &mut ImServer<MsgConn>, ctx: &mut Context, h: Handle) {
+    s.with_conn(ctx, h, |conn, cx| {
+        if let MsgConn::Client(client) = conn {
+            let budget = &mut client.requests;
+            budget.in_flight = budget.in_flight.saturating_sub(1);
+            budget.resume_if_free(cx);
+        }
+    });
+}
