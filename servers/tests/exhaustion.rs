@@ -1,17 +1,27 @@
-//! Descriptor exhaustion: msg_server started with `RLIMIT_NOFILE` lowered to
-//! 64, then flooded with 200 connections that never log in. The users who
-//! were logged in before must keep chatting, the server must not spin on
-//! the failing `accept` (CPU time from `/proc`), and once the flood goes
-//! away it must accept again - including a login that waited in the
-//! kernel's backlog during the stall.
+//! One client cannot exhaust msg_server for the others.
+//!
+//! - Descriptor exhaustion: msg_server started with `RLIMIT_NOFILE` lowered
+//!   to 64, then flooded with 200 connections that never log in. The users
+//!   who were logged in before must keep chatting, the server must not spin
+//!   on the failing `accept` (CPU time from `/proc`), and once the flood
+//!   goes away it must accept again - including a login that waited in the
+//!   kernel's backlog during the stall.
+//! - A query flood: a logged-in client sends 20,000 history requests at
+//!   once. It is answered no faster than `QueryRateLimit` (burst twice
+//!   that), in order, nothing dropped, while other users' messages and
+//!   queries are answered promptly.
 //!
 //! Run with `cargo test -p servers --test exhaustion -- --nocapture`.
 
 mod common;
 
 use common::*;
+use pdu::proto::{ImGetMsgListReq, ImGetMsgListRsp, SessionType};
+use pdu::{cid, sid, Header, Pdu};
 use servers::client::ImClient;
-use std::net::TcpStream;
+use std::io::Write;
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const NOFILE: u64 = 64;
@@ -122,4 +132,128 @@ fn a_flood_past_the_descriptor_limit_stalls_accept_without_spinning_and_recovers
         "busy while accept fails: {:.1}% of a core",
         cpu * 100.0
     );
+}
+
+/// A request for the newest 200 messages of `c`'s session with `peer`.
+fn history_request(c: &ImClient, peer: u32) -> ImGetMsgListReq {
+    ImGetMsgListReq {
+        user_id: c.user_id,
+        session_type: SessionType::Single as i32,
+        session_id: peer,
+        msg_id_begin: 0,
+        msg_cnt: 200,
+        attach_data: None,
+    }
+}
+
+#[test]
+fn a_client_flooding_queries_is_held_to_its_limits_and_the_others_are_served() {
+    const RATE: usize = 100;
+    const FLOOD: u16 = 20_000;
+    const HISTORY: usize = 200;
+    let users = users_file("qflood", 4);
+    let rate = RATE.to_string();
+    let ms = msg_server(
+        &users,
+        None,
+        &["--QueryRateLimit", &rate, "--MsgRateLimit", "100000"],
+    );
+    let addr = ms.addr("client");
+    let mut flooder = user(addr, 1);
+    // A history worth asking for: each answer reads 200 messages.
+    for i in 0..HISTORY {
+        flooder.send_text(2, &format!("history {i}")).unwrap();
+    }
+    flooder.wait_acks(HISTORY, Instant::now() + T).unwrap();
+    let mut u3 = user(addr, 3);
+    let mut u4 = user(addr, 4);
+    still_chatting(&mut u3, &mut u4, "before the flood");
+
+    // Every request written at once (as fast as the server lets the socket
+    // take them), the answers read on another thread.
+    let mut frames = Vec::new();
+    let req = history_request(&flooder, 2);
+    for seq in 1..=FLOOD {
+        let header = Header::new(sid::MSG, cid::msg::LIST_REQUEST).with_seq_num(seq);
+        frames.extend_from_slice(Pdu::from_message(header, &req).unwrap().as_bytes());
+    }
+    let mut out = flooder.stream().try_clone().unwrap();
+    let control = flooder.stream().try_clone().unwrap();
+    let started = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let _ = out.write_all(&frames); // ends with an error at the shutdown
+    });
+    let answers: Arc<Mutex<Vec<(u16, usize)>>> = Arc::default();
+    let reader = {
+        let answers = Arc::clone(&answers);
+        std::thread::spawn(move || loop {
+            match flooder.recv_pdu(Instant::now() + T) {
+                Ok(p) if p.command_id() == cid::msg::LIST_RESPONSE => {
+                    let rsp: ImGetMsgListRsp = p.decode_body().unwrap();
+                    answers
+                        .lock()
+                        .unwrap()
+                        .push((p.seq_num(), rsp.msg_list.len()));
+                }
+                Ok(_) => {}
+                Err(e) => return e,
+            }
+        })
+    };
+
+    // The others chat and query while the flood goes on.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut slowest = Duration::ZERO;
+    for i in 0..10 {
+        let t = Instant::now();
+        still_chatting(&mut u3, &mut u4, &format!("during the flood {i}"));
+        let req = history_request(&u4, 3);
+        let rsp: ImGetMsgListRsp = ask(
+            &mut u4,
+            sid::MSG,
+            cid::msg::LIST_REQUEST,
+            &req,
+            cid::msg::LIST_RESPONSE,
+        );
+        assert_eq!(rsp.msg_list.len(), (i + 2).min(HISTORY));
+        slowest = slowest.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let answered = answers.lock().unwrap().clone();
+    let elapsed = started.elapsed();
+    // Held back, not cut off: the flooder's connection is still open.
+    assert!(
+        !reader.is_finished(),
+        "the flooder's connection ended early"
+    );
+    control.shutdown(Shutdown::Both).unwrap();
+    let _ = reader.join().unwrap();
+    writer.join().unwrap();
+
+    println!(
+        "query flood: {} of {FLOOD} history requests answered in {elapsed:?} \
+         (QueryRateLimit {RATE}/s, burst {}); slowest round of another user's \
+         message and query during it: {slowest:?}",
+        answered.len(),
+        2 * RATE,
+    );
+    // Others are served promptly: each round waits behind at most
+    // ConnQueryInFlightMax of the flooder's queries, not thousands.
+    assert!(
+        slowest < Duration::from_secs(2),
+        "another user waited {slowest:?} for a message and a query"
+    );
+    // The flooder is answered in order, nothing skipped, every answer whole,
+    // and no faster than the rate allows.
+    let seqs: Vec<u16> = answered.iter().map(|(s, _)| *s).collect();
+    let want: Vec<u16> = (1..=seqs.len() as u16).collect();
+    assert_eq!(seqs, want, "the flooder's requests answered in order");
+    assert!(answered.iter().all(|(_, n)| *n == HISTORY));
+    let allowed = 2 * RATE + (RATE as f64 * elapsed.as_secs_f64()) as usize + 2;
+    assert!(
+        answered.len() <= allowed,
+        "{} answers in {elapsed:?}: over QueryRateLimit {RATE}/s (at most {allowed})",
+        answered.len()
+    );
+    assert!(!answered.is_empty(), "the flooder was not answered at all");
 }
