@@ -287,7 +287,10 @@ fn a_second_connection_gets_live_messages_while_the_first_is_fed_the_mailbox() {
     let want: Vec<(u32, String)> = (0..LIVE)
         .map(|i| (BACKLOG + 1 + i, format!("live {i}")))
         .collect();
-    assert_eq!(live, want, "the mobile connection got the live messages in order");
+    assert_eq!(
+        live, want,
+        "the mobile connection got the live messages in order"
+    );
 
     // The fed connection gets the backlog and then the live messages (which
     // the mobile connection has acked meanwhile), each once, in order.

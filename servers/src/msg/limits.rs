@@ -191,3 +191,32 @@ pub(super) fn answered(s: &mut ImServer<MsgConn>, ctx: &mut Context, h: Handle) 
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TokenBucket;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let mut b = TokenBucket::full(100);
+        // A burst of twice the rate, then one token per 10 ms (the loop
+        // takes microseconds; a second of scheduling delay would be needed
+        // for 100 more).
+        let burst = (0..1000).take_while(|_| b.take(100)).count();
+        assert!((200..300).contains(&burst), "burst {burst}");
+        // Going into debt says how long until it is paid: one token at
+        // 100/s is 10 ms, and debts add up.
+        let mut b = TokenBucket {
+            tokens: 0.0,
+            refilled: Instant::now(),
+        };
+        let first = b.take_or_wait(100).expect("in debt");
+        assert!(first <= Duration::from_millis(10), "{first:?}");
+        let second = b.take_or_wait(100).expect("deeper in debt");
+        assert!(second > first && second <= Duration::from_millis(20));
+        // With tokens left there is no wait.
+        let mut b = TokenBucket::full(100);
+        assert_eq!(b.take_or_wait(100), None);
+    }
+}

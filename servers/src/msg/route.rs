@@ -31,9 +31,9 @@ use super::store::{Done, NewMessage, Op, Outcome, SessionKey, StoredMessage};
 use super::{unix_now, Drain, MsgConn, MsgState};
 use imconn::{ConnCtx, ImServer};
 use netlib::{Context, Handle};
-use std::sync::Arc;
 use pdu::proto::{ImMsgData, ImMsgDataAck, MsgType};
 use pdu::{cid, sid, Header, PduRef};
+use std::sync::Arc;
 
 /// Deliveries in flight per connection while feeding it a mailbox.
 const BACKLOG_WINDOW: usize = 256;
