@@ -150,6 +150,7 @@ impl RequestBudget {
                     "within the rate"
                 }
             );
+            cx.shared.held_back += 1;
             cx.pause_read();
         }
     }

@@ -117,6 +117,8 @@ pub struct MsgState {
     requester: Option<Handle>,
     /// Operations submitted for `requester` so far.
     requested: usize,
+    /// Times a connection was held back by its request limits (stats).
+    held_back: u64,
     client_conns: u32,
     messages: u64,
     buddy: buddy::BuddyState,
@@ -140,6 +142,7 @@ impl MsgState {
             in_flight: 0,
             requester: None,
             requested: 0,
+            held_back: 0,
             client_conns: 0,
             messages: 0,
             buddy: buddy::BuddyState::default(),
@@ -555,13 +558,15 @@ pub fn start(
             let st = &s.shared;
             log::info!(
                 "stats: {} users on {} connections, {} messages stored, {} refused, \
-                 {} deliveries unacknowledged, {} store operations in flight; store {}",
+                 {} deliveries unacknowledged, {} store operations in flight, \
+                 connections held back by their request limits {} times; store {}",
                 st.online.user_count(),
                 st.online.conn_count(),
                 st.messages,
                 st.refused,
                 st.pending.values().map(|p| p.msgs.len()).sum::<usize>(),
                 st.in_flight,
+                st.held_back,
                 st.store.as_ref().map_or_else(String::new, |s| s.describe()),
             );
         });

@@ -167,7 +167,9 @@ fn stored(
         // from the feed (it is in the mailbox, after what was fed: order);
         // the receiver's other connections get it now.
         // A group member whose mailbox was full gets it pushed once, not
-        // kept pending (the history has it).
+        // kept pending (the history has it) - on the connections not being
+        // fed, as pushing it to the fed one would put it before older
+        // messages of the group still to come from the mailbox.
         // One frame body (one copy of the content) serves every receiver
         // and connection; only its `to_session_id` differs between them.
         let mut body = m.to_msg_data(to);
