@@ -29,8 +29,9 @@
 //! connection would punish the legitimate burst a TeamTalk client sends right
 //! after login (and make it reconnect and send it again). Not reading costs
 //! the server nothing: what a paused connection makes it hold is the input
-//! already read (bounded by imconn's read buffer and `ClientMaxFrameBytes`)
-//! plus the kernel's socket buffer, and TCP's flow control stops the client.
+//! already read (at most netlib's read budget per event, 256 KiB, plus a
+//! partial frame under `ClientMaxFrameBytes`) and the kernel's socket
+//! buffer, and TCP's flow control stops the client.
 //! Every request is answered, in order, just no faster than the limits; the
 //! flooding client is the only one that waits (its own messages and acks
 //! queue behind its requests), while the store's queue holds at most
