@@ -36,8 +36,11 @@
 //! flooding client is the only one that waits (its own messages and acks
 //! queue behind its requests), while the store's queue holds at most
 //! `ConnQueryInFlightMax` operations of it. The global `StoreInFlightMax`
-//! stays as the last line: while the store has that many operations to
-//! answer, new requests are ignored (logged) and messages refused.
+//! is the last line, for many connections at once: a request that finds the
+//! store with that many operations to answer is still submitted (so at most
+//! one per connection goes past the bound), and its connection is then held
+//! back the same way until the store is below the bound again; messages are
+//! refused meanwhile (not acknowledged, `route.rs`).
 //!
 //! Which store operations count against a connection: every one submitted
 //! while one of its requests is dispatched ([`MsgState::begin_request`]):
@@ -104,6 +107,8 @@ pub(super) struct RequestBudget {
     in_flight: usize,
     /// The timer that ends a wait for tokens, while one runs.
     waiting: Option<TimerId>,
+    /// Held back until the store is below `StoreInFlightMax`.
+    store_wait: bool,
 }
 
 impl RequestBudget {
@@ -113,11 +118,12 @@ impl RequestBudget {
             bucket: TokenBucket::full(rate),
             in_flight: 0,
             waiting: None,
+            store_wait: false,
         }
     }
 
     fn held_back(&self, in_flight_max: usize) -> bool {
-        self.waiting.is_some() || self.in_flight >= in_flight_max
+        self.waiting.is_some() || self.store_wait || self.in_flight >= in_flight_max
     }
 
     /// Reads on if nothing holds the connection back any more.
@@ -131,7 +137,19 @@ impl RequestBudget {
     /// submitted and its token, and stops reading the connection past the
     /// limits (module docs).
     pub(super) fn after_request(&mut self, cx: &mut ConnCtx<'_, MsgConn>) {
-        self.in_flight += cx.shared.end_request();
+        let submitted = cx.shared.end_request();
+        self.in_flight += submitted;
+        if submitted > 0 && cx.shared.store_busy() && !self.store_wait {
+            if cx.shared.store_waiters.is_empty() {
+                log::warn!(
+                    "store busy (StoreInFlightMax {}): connections with requests \
+                     are held back until it catches up",
+                    cx.shared.settings.store_in_flight_max
+                );
+            }
+            self.store_wait = true;
+            cx.shared.store_waiters.push(cx.handle());
+        }
         let settings = &cx.shared.settings;
         let (rate, in_flight_max) = (settings.query_rate_limit, settings.conn_query_in_flight_max);
         if let Some(wait) = self.bucket.take_or_wait(rate) {
@@ -179,6 +197,28 @@ impl MsgState {
     fn end_request(&mut self) -> usize {
         self.requester = None;
         std::mem::take(&mut self.requested)
+    }
+}
+
+/// The store answered an operation: once it is below `StoreInFlightMax`
+/// again, the connections held back for it read on (unless their own limits
+/// still hold them back).
+pub(super) fn store_answered(s: &mut ImServer<MsgConn>, ctx: &mut Context) {
+    if s.shared.store_waiters.is_empty() || s.shared.store_busy() {
+        return;
+    }
+    let waiters = std::mem::take(&mut s.shared.store_waiters);
+    log::info!(
+        "store caught up: {} connections held back read on",
+        waiters.len()
+    );
+    for h in waiters {
+        s.with_conn(ctx, h, |conn, cx| {
+            if let MsgConn::Client(client) = conn {
+                client.requests.store_wait = false;
+                client.requests.resume_if_free(cx);
+            }
+        });
     }
 }
 

@@ -119,6 +119,8 @@ pub struct MsgState {
     requested: usize,
     /// Times a connection was held back by its request limits (stats).
     held_back: u64,
+    /// Connections held back until the store is below `StoreInFlightMax`.
+    store_waiters: Vec<Handle>,
     client_conns: u32,
     messages: u64,
     buddy: buddy::BuddyState,
@@ -143,6 +145,7 @@ impl MsgState {
             requester: None,
             requested: 0,
             held_back: 0,
+            store_waiters: Vec::new(),
             client_conns: 0,
             messages: 0,
             buddy: buddy::BuddyState::default(),
@@ -185,6 +188,7 @@ impl MsgState {
             if let Some(h) = requester {
                 limits::answered(s, ctx, h);
             }
+            limits::store_answered(s, ctx);
         });
         match self.store.as_mut() {
             Some(store) => store.submit(op, Some(done)),
@@ -193,7 +197,8 @@ impl MsgState {
     }
 
     /// Whether the store has `StoreInFlightMax` operations to answer: new
-    /// messages and requests are refused until it catches up.
+    /// messages are refused and connections with requests held back
+    /// ([`limits`]) until it catches up.
     fn store_busy(&self) -> bool {
         self.in_flight >= self.settings.store_in_flight_max
     }
@@ -296,23 +301,15 @@ fn decode<M: Message + Default>(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>)
 }
 
 /// A request from a logged-in connection: its user and the decoded body.
-/// `None` when the connection is not logged in, the body is undecodable
-/// (the connection is closed), or the store has `StoreInFlightMax`
-/// operations to answer (the request is ignored, logged).
+/// `None` when the connection is not logged in or the body is undecodable
+/// (the connection is closed). A busy store does not refuse it: the
+/// connection is held back after it ([`limits`]).
 fn request<M: Message + Default>(
     cx: &mut ConnCtx<'_, MsgConn>,
     pdu: &PduRef<'_>,
 ) -> Option<(u32, M)> {
     let user = cx.shared.user_of(cx.handle())?;
     let body = decode::<M>(cx, pdu)?;
-    if cx.shared.store_busy() {
-        log::warn!(
-            "{} request {:#06x} of user {user} ignored: store busy (StoreInFlightMax)",
-            cx.handle(),
-            pdu.command_id()
-        );
-        return None;
-    }
     Some((user, body))
 }
 

@@ -80,8 +80,9 @@ pub struct Settings {
     /// (`OfflineQueueMax`, `MailboxMaxBytes`, `MailboxTotalMaxBytes`): past
     /// it, messages are refused.
     pub bounds: Bounds,
-    /// Messages submitted to the store and not answered yet beyond which new
-    /// ones are refused (`StoreInFlightMax`).
+    /// Operations submitted to the store and not answered yet beyond which
+    /// new messages are refused and connections with requests held back
+    /// (`StoreInFlightMax`; `msg/limits.rs`).
     pub store_in_flight_max: usize,
     /// Largest frame a client may send, header included
     /// (`ClientMaxFrameBytes`); a larger one closes the connection.
@@ -395,7 +396,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "StoreInFlightMax",
         default: "65536",
-        help: "refuse messages while this many wait for the store",
+        help: "refuse messages, and hold back connections with requests, while this many operations wait for the store",
     },
     Key {
         name: "OfflineQueueMax",
