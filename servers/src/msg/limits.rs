@@ -39,8 +39,8 @@
 //! is the last line, for many connections at once: a request that finds the
 //! store with that many operations to answer is still submitted (so at most
 //! one per connection goes past the bound), and its connection is then held
-//! back the same way until the store is below the bound again; messages are
-//! refused meanwhile (not acknowledged, `route.rs`).
+//! back the same way until the store is down to half the bound; messages
+//! are refused while it is at the bound (not acknowledged, `route.rs`).
 //!
 //! Which store operations count against a connection: every one submitted
 //! while one of its requests is dispatched ([`MsgState::begin_request`]):
@@ -200,11 +200,14 @@ impl MsgState {
     }
 }
 
-/// The store answered an operation: once it is below `StoreInFlightMax`
-/// again, the connections held back for it read on (unless their own limits
-/// still hold them back).
+/// The store answered an operation: once it has at most half
+/// `StoreInFlightMax` to answer, the connections held back for it read on
+/// (unless their own limits still hold them back). Waiting for half, not
+/// just below the bound, keeps an overloaded store from switching them on
+/// and off at every answer.
 pub(super) fn store_answered(s: &mut ImServer<MsgConn>, ctx: &mut Context) {
-    if s.shared.store_waiters.is_empty() || s.shared.store_busy() {
+    let st = &s.shared;
+    if st.store_waiters.is_empty() || st.in_flight > st.settings.store_in_flight_max / 2 {
         return;
     }
     let waiters = std::mem::take(&mut s.shared.store_waiters);
