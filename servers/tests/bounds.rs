@@ -4,16 +4,21 @@
 //! not ack its deliveries is cut off by bytes, not only by count; and a
 //! user's mailbox is bounded in messages and bytes, all mailboxes together
 //! in bytes - past a bound the sender gets no ack (TeamTalk's refusal) and
-//! nothing is stored.
+//! nothing is stored. Requests that find the store with `StoreInFlightMax`
+//! operations to answer are held back, not dropped.
 //!
 //! Run with `cargo test -p servers --test bounds -- --nocapture`.
 
 mod common;
 
 use common::*;
-use pdu::proto::{ImMsgData, ImMsgDataAck, MsgType};
-use pdu::{cid, sid};
+use pdu::proto::{
+    ImGetMsgListReq, ImGetMsgListRsp, ImMsgData, ImMsgDataAck, ImMsgDataReadAck, ImUnreadMsgCntReq,
+    ImUnreadMsgCntRsp, MsgType, SessionType,
+};
+use pdu::{cid, sid, Header, Pdu};
 use servers::client::ImClient;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// Sends `len` bytes of text from `c` to `to`; returns the request's seq.
@@ -205,4 +210,91 @@ fn mailboxes_are_bounded_in_the_sqlite_store() {
 #[test]
 fn mailboxes_are_bounded_in_the_memory_store() {
     mailbox_bounds("memory");
+}
+
+/// A store with `StoreInFlightMax` operations to answer holds back the
+/// connections that ask more of it: 300 history requests and a read ack
+/// written at once, with room for three operations in the store, are all
+/// answered (or done), in order - none is dropped.
+#[test]
+fn requests_past_store_in_flight_max_are_held_back_not_dropped() {
+    const REQUESTS: u16 = 300;
+    let users = users_file("storebusy", 2);
+    let ms = msg_server(
+        &users,
+        None,
+        &["--StoreInFlightMax", "2", "--QueryRateLimit", "100000000"],
+    );
+    let addr = ms.addr("client");
+    // One message at a time, each sent with at most the login's mailbox
+    // fetch in the store (a message finding the store full is refused).
+    let mut u1 = user(addr, 1);
+    for i in 0..5 {
+        u1.send_text(2, &format!("read me {i}")).unwrap();
+        u1.wait_ack(Instant::now() + T).unwrap();
+    }
+    let mut u2 = user(addr, 2);
+    assert_eq!(drain(&mut u2, Duration::from_millis(300)).len(), 5);
+
+    let list = ImGetMsgListReq {
+        user_id: 2,
+        session_type: SessionType::Single as i32,
+        session_id: 1,
+        msg_id_begin: 0,
+        msg_cnt: 20,
+        attach_data: None,
+    };
+    let read = ImMsgDataReadAck {
+        user_id: 2,
+        session_id: 1,
+        msg_id: 5,
+        session_type: SessionType::Single as i32,
+    };
+    let unread = ImUnreadMsgCntReq {
+        user_id: 2,
+        attach_data: None,
+    };
+    let frame = |seq: u16, cid: u16, body: &dyn Fn(Header) -> Pdu| {
+        body(Header::new(sid::MSG, cid).with_seq_num(seq))
+            .as_bytes()
+            .to_vec()
+    };
+    let mut frames = Vec::new();
+    for seq in 1..=REQUESTS {
+        frames.extend(frame(seq, cid::msg::LIST_REQUEST, &|h| {
+            Pdu::from_message(h, &list).unwrap()
+        }));
+    }
+    frames.extend(frame(REQUESTS + 1, cid::msg::READ_ACK, &|h| {
+        Pdu::from_message(h, &read).unwrap()
+    }));
+    frames.extend(frame(REQUESTS + 2, cid::msg::UNREAD_CNT_REQUEST, &|h| {
+        Pdu::from_message(h, &unread).unwrap()
+    }));
+    u2.stream().write_all(&frames).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seqs = Vec::new();
+    let total_unread = loop {
+        let p = u2.recv_pdu(deadline).unwrap();
+        match p.command_id() {
+            cid::msg::LIST_RESPONSE => {
+                let rsp: ImGetMsgListRsp = p.decode_body().unwrap();
+                assert_eq!(rsp.msg_list.len(), 5);
+                seqs.push(p.seq_num());
+            }
+            cid::msg::UNREAD_CNT_RESPONSE => {
+                assert_eq!(p.seq_num(), REQUESTS + 2);
+                let rsp: ImUnreadMsgCntRsp = p.decode_body().unwrap();
+                break rsp.total_cnt;
+            }
+            _ => {}
+        }
+    };
+    assert_eq!(
+        seqs,
+        (1..=REQUESTS).collect::<Vec<_>>(),
+        "every request answered, in order"
+    );
+    assert_eq!(total_unread, 0, "the read ack was not dropped");
 }

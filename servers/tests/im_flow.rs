@@ -246,3 +246,85 @@ fn login_server_restart_msg_server_reregisters() {
     assert_eq!(query_msg_server_http(login.addr("http"), T).unwrap(), addr);
     logged_in(addr, "alice", "alice123", false);
 }
+
+/// While a user's mailbox is fed to one of its connections (paced by that
+/// connection's acks), its other connection - another client type - gets
+/// new messages at once and acks them; the fed connection still gets every
+/// message, the new ones after the backlog, each once and in order; and
+/// once all are acked the mailbox is empty.
+#[test]
+fn a_second_connection_gets_live_messages_while_the_first_is_fed_the_mailbox() {
+    const BACKLOG: u32 = 2000;
+    const LIVE: u32 = 20;
+    let msg = msg_server(None, &["--MsgRateLimit", "100000"]);
+    let addr = msg.addr("client");
+    let mut alice = logged_in(addr, "alice", "alice123", false);
+    for i in 0..BACKLOG {
+        alice.send_text(2, &format!("backlog {i}")).unwrap();
+    }
+    alice
+        .wait_acks(BACKLOG as usize, Instant::now() + Duration::from_secs(30))
+        .unwrap();
+
+    // The desktop connection is fed the mailbox; it reads nothing for now,
+    // so the feed stalls at its window of unacknowledged deliveries.
+    let mut desktop = logged_in(addr, "bob", "bob123", false);
+    let mut mobile = logged_in(addr, "bob", "bob123", true);
+    for i in 0..LIVE {
+        alice.send_text(2, &format!("live {i}")).unwrap();
+    }
+    alice
+        .wait_acks((BACKLOG + LIVE) as usize, Instant::now() + T)
+        .unwrap();
+    let mut live = Vec::new();
+    for _ in 0..LIVE {
+        let m = mobile
+            .next_message(Instant::now() + T)
+            .unwrap()
+            .expect("a live message on the connection not being fed");
+        live.push((m.msg_id, String::from_utf8(m.msg_data).unwrap()));
+    }
+    let want: Vec<(u32, String)> = (0..LIVE)
+        .map(|i| (BACKLOG + 1 + i, format!("live {i}")))
+        .collect();
+    assert_eq!(
+        live, want,
+        "the mobile connection got the live messages in order"
+    );
+
+    // The fed connection gets the backlog and then the live messages (which
+    // the mobile connection has acked meanwhile), each once, in order.
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < (BACKLOG + LIVE) as usize {
+        match desktop.next_message(deadline).unwrap() {
+            Some(m) => got.push((m.from_user_id, m.msg_id, m.msg_data)),
+            None => break,
+        }
+    }
+    got.extend(common::drain(&mut desktop, Duration::from_millis(300)));
+    let ids: Vec<u32> = got.iter().map(|(_, id, _)| *id).collect();
+    let want_ids: Vec<u32> = (1..=BACKLOG + LIVE).collect();
+    assert_eq!(
+        ids.len(),
+        want_ids.len(),
+        "the fed connection got {} messages",
+        ids.len()
+    );
+    assert_eq!(ids, want_ids, "every message once, in order");
+    assert_eq!(got[0].2, b"backlog 0");
+    assert_eq!(got[BACKLOG as usize].2, b"live 0");
+    assert!(
+        common::drain(&mut mobile, Duration::from_millis(300)).is_empty(),
+        "the mobile connection is not fed the backlog"
+    );
+
+    // Every delivery was acked: a new login finds the mailbox empty.
+    drop(desktop);
+    drop(mobile);
+    let mut again = logged_in(addr, "bob", "bob123", false);
+    assert!(
+        common::drain(&mut again, Duration::from_millis(500)).is_empty(),
+        "acked deliveries left the mailbox"
+    );
+}

@@ -24,6 +24,9 @@
 //!   deliveries, logins and status changes routed over NATS;
 //! - [`store`]: where messages live (SQLite or PostgreSQL on a thread of
 //!   their own, or memory), behind [`store::MessageStore`];
+//! - [`limits`](self::limits): what one connection may ask per unit of
+//!   time - the message rate, and the rate and store operations in flight of
+//!   its requests (past them the server stops reading it);
 //! - [`settings`](self::settings): the config keys.
 //!
 //! Fixes over TeamTalk's msg_server: before a successful login only login
@@ -38,6 +41,7 @@
 mod buddy;
 mod cluster;
 mod groups;
+mod limits;
 mod link;
 mod queries;
 mod route;
@@ -48,12 +52,12 @@ pub mod store;
 pub use settings::{Settings, StoreKind, KEYS};
 
 use imconn::{Backoff, ConnConfig, ConnCtx, Connection, ImServer, Limits, PduCodec, UserMap};
-use netlib::{CloseReason, Context, Handle, HandlerRef, ListenOptions};
+use netlib::{CloseReason, Context, Handle, HandlerRef, ListenOptions, TimerId};
 use pdu::proto::{self as proto, ImHeartBeat, ImLogoutRsp, ImMsgServInfo};
 use pdu::{cid, sid, Header, Message, PduRef};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use store::{Completions, GroupRecord, MessageStore, Op, SessionKey};
 
 /// A logged-in session.
@@ -71,8 +75,9 @@ struct Pending {
     bytes: usize,
 }
 
-/// A user's mailbox being fed to one of its connections.
-#[derive(Debug, Clone, Copy)]
+/// A user's mailbox being fed to one of its connections (`conn`); the
+/// user's other connections get new messages directly meanwhile.
+#[derive(Debug, Clone)]
 struct Drain {
     conn: Handle,
     /// Mailbox position of the last message fetched.
@@ -85,6 +90,10 @@ struct Drain {
     recheck: bool,
     /// Tells a stale fetch's answer (the drain moved on) from the current.
     generation: u64,
+    /// Mailbox positions past `after` that another connection of the user
+    /// acknowledged: they leave the mailbox only once the feed has passed
+    /// them, so that `conn` gets them too (`route::delivery_ack`).
+    deferred: Vec<u64>,
 }
 
 /// Server-wide state.
@@ -103,6 +112,15 @@ pub struct MsgState {
     store: Option<Box<dyn MessageStore>>,
     /// Operations submitted and not answered yet.
     in_flight: usize,
+    /// The connection whose request is being dispatched: what is submitted
+    /// meanwhile counts against its `ConnQueryInFlightMax` ([`limits`]).
+    requester: Option<Handle>,
+    /// Operations submitted for `requester` so far.
+    requested: usize,
+    /// Times a connection was held back by its request limits (stats).
+    held_back: u64,
+    /// Connections held back until the store is below `StoreInFlightMax`.
+    store_waiters: Vec<Handle>,
     client_conns: u32,
     messages: u64,
     buddy: buddy::BuddyState,
@@ -124,6 +142,10 @@ impl MsgState {
             groups: HashMap::new(),
             store: None,
             in_flight: 0,
+            requester: None,
+            requested: 0,
+            held_back: 0,
+            store_waiters: Vec::new(),
             client_conns: 0,
             messages: 0,
             buddy: buddy::BuddyState::default(),
@@ -149,14 +171,24 @@ impl MsgState {
     }
 
     /// Submits `op` to the store; `done` runs on the loop with the outcome.
-    /// Every operation counts in `in_flight` until it is answered.
+    /// Every operation counts in `in_flight` until it is answered, and one
+    /// submitted for a client's request also in that connection's budget
+    /// ([`limits`]).
     fn submit(&mut self, op: Op, done: Option<store::Done>) {
         self.in_flight += 1;
+        let requester = self.requester;
+        if requester.is_some() {
+            self.requested += 1;
+        }
         let done: store::Done = Box::new(move |s, ctx, outcome| {
             s.shared.in_flight = s.shared.in_flight.saturating_sub(1);
             if let Some(done) = done {
                 done(s, ctx, outcome);
             }
+            if let Some(h) = requester {
+                limits::answered(s, ctx, h);
+            }
+            limits::store_answered(s, ctx);
         });
         match self.store.as_mut() {
             Some(store) => store.submit(op, Some(done)),
@@ -165,7 +197,8 @@ impl MsgState {
     }
 
     /// Whether the store has `StoreInFlightMax` operations to answer: new
-    /// messages and requests are refused until it catches up.
+    /// messages are refused and connections with requests held back
+    /// ([`limits`]) until it catches up.
     fn store_busy(&self) -> bool {
         self.in_flight >= self.settings.store_in_flight_max
     }
@@ -192,10 +225,12 @@ pub enum MsgConn {
     LoginLink,
 }
 
-/// Per-client state: a token bucket for the message rate limit.
+/// Per-client state: the limits of [`limits`].
 pub struct ClientConn {
-    tokens: f64,
-    refilled: Instant,
+    /// Tokens for messages (`MsgRateLimit`).
+    msgs: limits::TokenBucket,
+    /// Tokens and store operations in flight of requests.
+    requests: limits::RequestBudget,
 }
 
 impl Connection for MsgConn {
@@ -220,6 +255,12 @@ impl Connection for MsgConn {
 
     fn on_write_complete(&mut self, cx: &mut ConnCtx<'_, Self>) {
         route::pump_if_draining(cx);
+    }
+
+    fn on_timer(&mut self, cx: &mut ConnCtx<'_, Self>, id: TimerId) {
+        if let MsgConn::Client(client) = self {
+            client.requests.on_timer(cx, id);
+        }
     }
 
     fn on_close(&mut self, cx: &mut ConnCtx<'_, Self>, reason: CloseReason) {
@@ -260,23 +301,15 @@ fn decode<M: Message + Default>(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>)
 }
 
 /// A request from a logged-in connection: its user and the decoded body.
-/// `None` when the connection is not logged in, the body is undecodable
-/// (the connection is closed), or the store has `StoreInFlightMax`
-/// operations to answer (the request is ignored, logged).
+/// `None` when the connection is not logged in or the body is undecodable
+/// (the connection is closed). A busy store does not refuse it: the
+/// connection is held back after it ([`limits`]).
 fn request<M: Message + Default>(
     cx: &mut ConnCtx<'_, MsgConn>,
     pdu: &PduRef<'_>,
 ) -> Option<(u32, M)> {
     let user = cx.shared.user_of(cx.handle())?;
     let body = decode::<M>(cx, pdu)?;
-    if cx.shared.store_busy() {
-        log::warn!(
-            "{} request {:#06x} of user {user} ignored: store busy (StoreInFlightMax)",
-            cx.handle(),
-            pdu.command_id()
-        );
-        return None;
-    }
     Some((user, body))
 }
 
@@ -299,11 +332,11 @@ impl ClientConn {
                 cx.close_after_flush();
             }
             (sid::MSG, cid::msg::DATA, true) => {
-                if self.take_token(cx.shared.settings.rate_limit) {
+                if self.msgs.take(cx.shared.settings.rate_limit) {
                     route::message(cx, &pdu);
                 } else {
                     log::warn!(
-                        "{} {} closed: over the message rate limit",
+                        "{} {} closed: over the message rate limit (MsgRateLimit)",
                         cx.handle(),
                         crate::runtime::addr_or_unknown(cx.peer())
                     );
@@ -311,34 +344,6 @@ impl ClientConn {
                 }
             }
             (sid::MSG, cid::msg::DATA_ACK, true) => route::delivery_ack(cx, &pdu),
-            (sid::MSG, cid::msg::TIME_REQUEST, true) => {
-                let res = proto::ImClientTimeRsp {
-                    server_time: unix_now(),
-                };
-                reply(cx, &pdu, sid::MSG, cid::msg::TIME_RESPONSE, &res);
-            }
-            (sid::MSG, cid::msg::READ_ACK, true) => queries::read_ack(cx, &pdu),
-            (sid::MSG, cid::msg::UNREAD_CNT_REQUEST, true) => queries::unread(cx, &pdu),
-            (sid::MSG, cid::msg::LIST_REQUEST, true) => queries::history(cx, &pdu),
-            (sid::MSG, cid::msg::GET_LATEST_MSG_ID_REQ, true) => queries::latest(cx, &pdu),
-            (sid::MSG, cid::msg::GET_BY_MSG_ID_REQ, true) => queries::by_id(cx, &pdu),
-            (sid::BUDDY_LIST, proto::RECENT_CONTACT_SESSION_REQUEST, true) => {
-                queries::recent_sessions(cx, &pdu)
-            }
-            (sid::BUDDY_LIST, proto::REMOVE_SESSION_REQ, true) => queries::remove_session(cx, &pdu),
-            (sid::BUDDY_LIST, _, true) => buddy::on_request(cx, &pdu),
-            (sid::GROUP, cid::group::NORMAL_LIST_REQUEST, true) => groups::list(cx, &pdu),
-            (sid::GROUP, cid::group::INFO_REQUEST, true) => groups::infos(cx, &pdu),
-            (sid::GROUP, cid::group::CREATE_REQUEST, true) => groups::create(cx, &pdu),
-            (sid::GROUP, cid::group::CHANGE_MEMBER_REQUEST, true) => {
-                groups::change_members(cx, &pdu)
-            }
-            // As TeamTalk's msg_server: what it does not know is ignored.
-            (s, c, true) => log::info!(
-                "{} command {s:#06x}/{c:#06x} ({}) not supported, ignored",
-                cx.handle(),
-                pdu::ids::command_name(s, c).unwrap_or("unknown")
-            ),
             (s, c, false) => {
                 log::warn!(
                     "{} {} closed: command {s:#x}/{c:#x} before login",
@@ -347,21 +352,46 @@ impl ClientConn {
                 );
                 cx.close();
             }
+            (_, _, true) => {
+                cx.shared.begin_request(cx.handle());
+                on_request(cx, &pdu);
+                self.requests.after_request(cx);
+            }
         }
     }
+}
 
-    fn take_token(&mut self, rate: u32) -> bool {
-        let now = Instant::now();
-        let rate = f64::from(rate.max(1));
-        self.tokens =
-            (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(2.0 * rate);
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
+/// A logged-in client's request: everything but heartbeats, login, logout,
+/// messages and delivery acks. Its rate and the store operations it causes
+/// count against the connection's limits ([`limits`]).
+fn on_request(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
+    match (pdu.service_id(), pdu.command_id()) {
+        (sid::MSG, cid::msg::TIME_REQUEST) => {
+            let res = proto::ImClientTimeRsp {
+                server_time: unix_now(),
+            };
+            reply(cx, pdu, sid::MSG, cid::msg::TIME_RESPONSE, &res);
         }
+        (sid::MSG, cid::msg::READ_ACK) => queries::read_ack(cx, pdu),
+        (sid::MSG, cid::msg::UNREAD_CNT_REQUEST) => queries::unread(cx, pdu),
+        (sid::MSG, cid::msg::LIST_REQUEST) => queries::history(cx, pdu),
+        (sid::MSG, cid::msg::GET_LATEST_MSG_ID_REQ) => queries::latest(cx, pdu),
+        (sid::MSG, cid::msg::GET_BY_MSG_ID_REQ) => queries::by_id(cx, pdu),
+        (sid::BUDDY_LIST, proto::RECENT_CONTACT_SESSION_REQUEST) => {
+            queries::recent_sessions(cx, pdu)
+        }
+        (sid::BUDDY_LIST, proto::REMOVE_SESSION_REQ) => queries::remove_session(cx, pdu),
+        (sid::BUDDY_LIST, _) => buddy::on_request(cx, pdu),
+        (sid::GROUP, cid::group::NORMAL_LIST_REQUEST) => groups::list(cx, pdu),
+        (sid::GROUP, cid::group::INFO_REQUEST) => groups::infos(cx, pdu),
+        (sid::GROUP, cid::group::CREATE_REQUEST) => groups::create(cx, pdu),
+        (sid::GROUP, cid::group::CHANGE_MEMBER_REQUEST) => groups::change_members(cx, pdu),
+        // As TeamTalk's msg_server: what it does not know is ignored.
+        (s, c) => log::info!(
+            "{} command {s:#06x}/{c:#06x} ({}) not supported, ignored",
+            cx.handle(),
+            pdu::ids::command_name(s, c).unwrap_or("unknown")
+        ),
     }
 }
 
@@ -466,8 +496,8 @@ pub fn start(
         }
         Some((
             MsgConn::Client(ClientConn {
-                tokens: 2.0 * f64::from(state.settings.rate_limit),
-                refilled: Instant::now(),
+                msgs: limits::TokenBucket::full(state.settings.rate_limit),
+                requests: limits::RequestBudget::new(state.settings.query_rate_limit),
             }),
             client_config,
         ))
@@ -525,13 +555,15 @@ pub fn start(
             let st = &s.shared;
             log::info!(
                 "stats: {} users on {} connections, {} messages stored, {} refused, \
-                 {} deliveries unacknowledged, {} store operations in flight; store {}",
+                 {} deliveries unacknowledged, {} store operations in flight, \
+                 connections held back by their request limits {} times; store {}",
                 st.online.user_count(),
                 st.online.conn_count(),
                 st.messages,
                 st.refused,
                 st.pending.values().map(|p| p.msgs.len()).sum::<usize>(),
                 st.in_flight,
+                st.held_back,
                 st.store.as_ref().map_or_else(String::new, |s| s.describe()),
             );
         });

@@ -17,7 +17,12 @@
 //!    the mailbox is fed from the store to one connection of the user
 //!    ([`start_drain`]), a window at a time, paced by acks and by the
 //!    connection's output queue. While a mailbox is being fed, new messages
-//!    for that user join it instead of going direct, so order is kept.
+//!    for that user reach the fed connection through the feed (they are in
+//!    the mailbox, after what it has fed so far), so its order is kept; the
+//!    user's other connections get them directly, as always. An ack from
+//!    one of those other connections for a message the feed has not reached
+//!    yet is held back ([`Drain::deferred`](super::Drain)) until the feed
+//!    passes it, so that the fed connection gets it too.
 //!
 //! Delivery is at least once: a client may see a message id twice (after a
 //! reconnect, or on two devices) and keeps the first.
@@ -28,6 +33,7 @@ use imconn::{ConnCtx, ImServer};
 use netlib::{Context, Handle};
 use pdu::proto::{ImMsgData, ImMsgDataAck, MsgType};
 use pdu::{cid, sid, Header, PduRef};
+use std::sync::Arc;
 
 /// Deliveries in flight per connection while feeding it a mailbox.
 const BACKLOG_WINDOW: usize = 256;
@@ -60,12 +66,12 @@ pub(super) fn message(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         log::warn!("{h} message from {from} to {to} refused: {why} (not acknowledged, not stored)");
         cx.shared.refused += 1;
     };
-    let (session, receivers) = match MsgType::try_from(msg.msg_type) {
+    let (session, receivers): (_, Arc<[u32]>) = match MsgType::try_from(msg.msg_type) {
         Ok(MsgType::SingleText | MsgType::SingleAudio) => {
             if !cx.shared.user_ids.contains(&to) {
                 return refuse(cx, "no such user");
             }
-            (SessionKey::single(from, to), vec![to])
+            (SessionKey::single(from, to), Arc::new([to]))
         }
         Ok(MsgType::GroupText | MsgType::GroupAudio) => match cx.shared.groups.get(&to) {
             None => return refuse(cx, "no such group"),
@@ -89,7 +95,7 @@ pub(super) fn message(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     let new = NewMessage {
         session,
         from,
-        receivers: receivers.clone(),
+        receivers: Arc::clone(&receivers),
         msg_type: msg.msg_type,
         data: msg.msg_data,
         create_time: unix_now(),
@@ -110,7 +116,7 @@ fn stored(
     receivers: &[u32],
     outcome: Outcome,
 ) {
-    let (m, mailbox) = match outcome {
+    let (m, mut mailbox) = match outcome {
         Outcome::Stored(m, mailbox) => (m, mailbox),
         Outcome::Refused(why) => {
             log::warn!("{h} message to {to} refused: {why} (not acknowledged)");
@@ -123,10 +129,17 @@ fn stored(
         }
     };
     s.shared.messages += 1;
+    // Each receiver's mailbox position, found in O(log R) (a group has R).
+    mailbox.sort_unstable_by_key(|&(u, _)| u);
+    let pos_of = |r: u32| {
+        mailbox
+            .binary_search_by_key(&r, |&(u, _)| u)
+            .ok()
+            .map(|i| mailbox[i].1)
+    };
     // Servers where a receiver is online too get it over NATS.
     for &r in receivers {
-        let pos = mailbox.iter().find(|(u, _)| *u == r).map(|(_, p)| *p);
-        super::cluster::publish_delivery(&mut s.shared, &m, r, pos);
+        super::cluster::publish_delivery(&mut s.shared, &m, r, pos_of(r));
     }
     if !receivers.contains(&m.from) {
         super::cluster::publish_copy(&mut s.shared, &m, to);
@@ -150,18 +163,22 @@ fn stored(
         };
         let header = Header::new(sid::MSG, cid::msg::DATA_ACK).with_seq_num(seq);
         let _ = cx.send_pdu_to(h, &header, &ack);
-        // While a receiver's mailbox is being fed, the message joins it
-        // (order).
+        // The connection being fed a receiver's mailbox gets the message
+        // from the feed (it is in the mailbox, after what was fed: order);
+        // the receiver's other connections get it now.
         // A group member whose mailbox was full gets it pushed once, not
-        // kept pending (the history has it).
+        // kept pending (the history has it) - on the connections not being
+        // fed, as pushing it to the fed one would put it before older
+        // messages of the group still to come from the mailbox.
         // One frame body (one copy of the content) serves every receiver
         // and connection; only its `to_session_id` differs between them.
         let mut body = m.to_msg_data(to);
         for &r in receivers {
-            let pos = mailbox.iter().find(|(u, _)| *u == r).map(|(_, p)| *p);
-            if !cx.shared.drains.contains_key(&r) {
-                body.to_session_id = m.session_id_for(r);
-                for target in cx.shared.online.get(r).to_vec() {
+            let pos = pos_of(r);
+            let fed = cx.shared.drains.get(&r).map(|d| d.conn);
+            body.to_session_id = m.session_id_for(r);
+            for target in cx.shared.online.get(r).to_vec() {
+                if Some(target) != fed {
                     deliver(cx, target, &m, &body, pos);
                 }
             }
@@ -255,11 +272,41 @@ pub(super) fn delivery_ack(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         p.bytes -= bytes;
         Some(pos)
     });
-    // Only what was delivered here costs the store an operation.
+    // Only what was delivered here costs the store an operation. What the
+    // feed of another connection of the user has not reached yet stays in
+    // the mailbox until it has (module docs).
     if let Some(pos) = acked {
-        cx.shared.submit(Op::Delivered { user, pos }, None);
+        match cx.shared.drains.get_mut(&user) {
+            Some(d) if d.conn != h && pos > d.after => d.deferred.push(pos),
+            _ => cx.shared.submit(Op::Delivered { user, pos }, None),
+        }
     }
     pump_if_draining(cx);
+}
+
+/// Submits the acks that waited for `user`'s feed to pass them: those at or
+/// before its position, or all of them when `all` (the feed ends).
+fn release_deferred(state: &mut MsgState, user: u32, all: bool) {
+    let Some(d) = state.drains.get_mut(&user) else {
+        return;
+    };
+    let after = d.after;
+    let released: Vec<u64> = if all {
+        std::mem::take(&mut d.deferred)
+    } else {
+        let (passed, waiting) = d.deferred.iter().partition(|&&p| p <= after);
+        d.deferred = waiting;
+        passed
+    };
+    for pos in released {
+        state.submit(Op::Delivered { user, pos }, None);
+    }
+}
+
+/// Ends the feed of `user`'s mailbox, releasing the acks it held back.
+fn end_drain(state: &mut MsgState, user: u32) {
+    release_deferred(state, user, true);
+    state.drains.remove(&user);
 }
 
 /// Starts feeding `user`'s mailbox to connection `conn` (unless a feed is
@@ -278,6 +325,7 @@ pub(super) fn start_drain(cx: &mut ConnCtx<'_, MsgConn>, user: u32, conn: Handle
             fetching: false,
             recheck: false,
             generation,
+            deferred: Vec::new(),
         },
     );
     pump(cx, user);
@@ -286,7 +334,7 @@ pub(super) fn start_drain(cx: &mut ConnCtx<'_, MsgConn>, user: u32, conn: Handle
 /// Stops the feed of `user`'s mailbox if it goes to `conn`; true if it did.
 pub(super) fn stop_drain_on(state: &mut MsgState, user: u32, conn: Handle) -> bool {
     if state.drains.get(&user).is_some_and(|d| d.conn == conn) {
-        state.drains.remove(&user);
+        end_drain(state, user);
         true
     } else {
         false
@@ -308,24 +356,25 @@ pub(super) fn pump_if_draining(cx: &mut ConnCtx<'_, MsgConn>) {
 /// unacknowledged bounds) are unacknowledged and the connection's output
 /// queue is below a quarter of the output cap.
 fn pump(cx: &mut ConnCtx<'_, MsgConn>, user: u32) {
-    let Some(d) = cx.shared.drains.get(&user).copied() else {
+    let Some(d) = cx.shared.drains.get(&user) else {
         return;
     };
     if d.fetching {
         return;
     }
+    let (conn, after, generation) = (d.conn, d.after, d.generation);
     let (in_flight, held) = cx
         .shared
         .pending
-        .get(&d.conn)
+        .get(&conn)
         .map_or((0, 0), |p| (p.msgs.len(), p.bytes));
     let window = BACKLOG_WINDOW
         .min(cx.shared.settings.unacked_max / 2)
         .max(1);
-    let queued = if d.conn == cx.handle() {
+    let queued = if conn == cx.handle() {
         cx.queued()
     } else {
-        match cx.io_of(d.conn) {
+        match cx.io_of(conn) {
             Some(io) => io.queued(),
             None => return,
         }
@@ -339,12 +388,11 @@ fn pump(cx: &mut ConnCtx<'_, MsgConn>, user: u32) {
     if let Some(d) = cx.shared.drains.get_mut(&user) {
         d.fetching = true;
     }
-    let generation = d.generation;
     let done: Done = Box::new(move |s, ctx, outcome| backlog(s, ctx, user, generation, outcome));
     cx.shared.submit(
         Op::Undelivered {
             user,
-            after: d.after,
+            after,
             limit: window - in_flight,
         },
         Some(done),
@@ -359,27 +407,30 @@ fn backlog(
     generation: u64,
     outcome: Outcome,
 ) {
-    let Some(d) = s.shared.drains.get(&user).copied() else {
-        return;
+    let Some(conn) = s
+        .shared
+        .drains
+        .get(&user)
+        .filter(|d| d.generation == generation)
+        .map(|d| d.conn)
+    else {
+        return; // no feed, or it moved on and its own fetch will come
     };
-    if d.generation != generation {
-        return; // the feed moved on; its own fetch will come
-    }
     let (items, complete) = match outcome {
         Outcome::Backlog { items, complete } => (items, complete),
         other => {
             log::error!("user {user}: mailbox fetch failed: {other:?}; retried at next login");
-            s.shared.drains.remove(&user);
+            end_drain(&mut s.shared, user);
             return;
         }
     };
-    let fed = with_any(s, ctx, [d.conn], |cx| {
+    let fed = with_any(s, ctx, [conn], |cx| {
         // A feed keeps within half the connection's unacknowledged bounds;
         // what does not fit now is fetched again later.
         let byte_budget = cx.shared.settings.unacked_max_bytes / 2;
         let mut all_fed = true;
         for (pos, m) in &items {
-            let (already, held) = cx.shared.pending.get(&d.conn).map_or((false, 0), |p| {
+            let (already, held) = cx.shared.pending.get(&conn).map_or((false, 0), |p| {
                 (p.msgs.contains_key(&(m.session, m.msg_id)), p.bytes)
             });
             if !already {
@@ -387,25 +438,26 @@ fn backlog(
                     all_fed = false;
                     break;
                 }
-                deliver(cx, d.conn, m, &m.to_msg_data(user), Some(*pos));
+                deliver(cx, conn, m, &m.to_msg_data(user), Some(*pos));
             }
             if let Some(d) = cx.shared.drains.get_mut(&user) {
                 d.after = *pos;
             }
         }
+        release_deferred(cx.shared, user, false);
         let mut recheck = false;
         if let Some(d) = cx.shared.drains.get_mut(&user) {
             d.fetching = false;
             recheck = std::mem::take(&mut d.recheck);
         }
         if complete && all_fed && !recheck {
-            cx.shared.drains.remove(&user);
+            end_drain(cx.shared, user);
         } else {
             pump(cx, user);
         }
     });
     if !fed {
-        s.shared.drains.remove(&user);
+        end_drain(&mut s.shared, user);
     }
 }
 

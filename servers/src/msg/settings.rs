@@ -80,8 +80,9 @@ pub struct Settings {
     /// (`OfflineQueueMax`, `MailboxMaxBytes`, `MailboxTotalMaxBytes`): past
     /// it, messages are refused.
     pub bounds: Bounds,
-    /// Messages submitted to the store and not answered yet beyond which new
-    /// ones are refused (`StoreInFlightMax`).
+    /// Operations submitted to the store and not answered yet beyond which
+    /// new messages are refused and connections with requests held back
+    /// (`StoreInFlightMax`; `msg/limits.rs`).
     pub store_in_flight_max: usize,
     /// Largest frame a client may send, header included
     /// (`ClientMaxFrameBytes`); a larger one closes the connection.
@@ -92,8 +93,17 @@ pub struct Settings {
     /// The same bound in bytes of message content (`ConnUnackedMaxBytes`).
     pub unacked_max_bytes: usize,
     /// Messages per second a connection may send, with a burst of twice that
-    /// (`MsgRateLimit`).
+    /// (`MsgRateLimit`); past it the connection is closed (`msg/limits.rs`).
     pub rate_limit: u32,
+    /// Requests (queries and other commands but messages, acks and
+    /// heartbeats) per second a connection may send, with a burst of twice
+    /// that (`QueryRateLimit`); past it the server reads the connection no
+    /// faster (`msg/limits.rs`).
+    pub query_rate_limit: u32,
+    /// Store operations of one connection's requests waiting for the store
+    /// beyond which the server stops reading the connection until some are
+    /// answered (`ConnQueryInFlightMax`).
+    pub conn_query_in_flight_max: usize,
     /// How often to log statistics (`StatsIntervalSec`).
     pub stats_interval: Duration,
     /// Shared key to prove to login_servers (`LoginServerKey`; their
@@ -234,6 +244,8 @@ impl Settings {
             unacked_max: positive(c, "ConnUnackedMax", 10_000)?,
             unacked_max_bytes: positive(c, "ConnUnackedMaxBytes", 4 * 1024 * 1024)?,
             rate_limit: c.get_or("MsgRateLimit", 1_000)?,
+            query_rate_limit: positive(c, "QueryRateLimit", 100)?.min(u32::MAX as usize) as u32,
+            conn_query_in_flight_max: positive(c, "ConnQueryInFlightMax", 8)?,
             stats_interval: match c.get_or("StatsIntervalSec", 60)? {
                 0 => {
                     return Err(ConfigError(
@@ -384,7 +396,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "StoreInFlightMax",
         default: "65536",
-        help: "refuse messages while this many wait for the store",
+        help: "refuse messages, and hold back connections with requests, while this many operations wait for the store",
     },
     Key {
         name: "OfflineQueueMax",
@@ -419,7 +431,17 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "MsgRateLimit",
         default: "1000",
-        help: "messages per second per connection (burst: twice that)",
+        help: "messages per second per connection (burst: twice that); past it the connection is closed",
+    },
+    Key {
+        name: "QueryRateLimit",
+        default: "100",
+        help: "requests (queries, group and buddy commands) per second per connection (burst: twice that); past it the connection is read no faster",
+    },
+    Key {
+        name: "ConnQueryInFlightMax",
+        default: "8",
+        help: "store operations of one connection's requests in flight; past it the connection is not read until the store answers",
     },
     Key {
         name: "LoginServerKey",

@@ -112,8 +112,9 @@ pub struct NewMessage {
     pub session: SessionKey,
     /// The sender.
     pub from: u32,
-    /// Who it is delivered to: the peer, or every group member but the sender.
-    pub receivers: Vec<u32>,
+    /// Who it is delivered to: the peer, or every group member but the
+    /// sender (shared with the code that delivers it once stored).
+    pub receivers: std::sync::Arc<[u32]>,
     /// `MsgType` as sent.
     pub msg_type: i32,
     /// The content.
