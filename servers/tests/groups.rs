@@ -298,3 +298,79 @@ fn a_groups_file_with_a_stranger_stops_msg_server_at_startup() {
     assert!(err.contains("user 7"), "{err}");
     let _ = std::fs::remove_file(&groups);
 }
+
+/// A new temporary group is announced (0x040b) to its members' connections
+/// but the creating one, and to no one else; a member's shield (0x0409) is
+/// reported in its own group info only, changes nothing in delivery, goes
+/// when the member leaves, and (`restart`: on a store that keeps it)
+/// survives a restart.
+fn announce_and_shield(extra: &[&str], restart: bool) {
+    use common::groups::*;
+    use std::time::Duration;
+    let users = users_file("groups-shield", 4);
+    let mut ms = msg_server(&users, None, extra);
+    let addr = ms.addr("client");
+    let (mut u1, mut u2, mut u4) = (user(addr, 1), user(addr, 2), user(addr, 4));
+    let mut u1_phone = ImClient::connect(addr, common::T).unwrap();
+    assert_eq!(
+        u1_phone.login("u1", "pw1", true, common::T).unwrap().result_code,
+        0
+    );
+    let g = create_tmp(&mut u1, "shielded", &[2, 3]);
+    for c in [&mut u2, &mut u1_phone] {
+        let n = next_notify(c);
+        assert_eq!(
+            (n.user_id, n.change_type, n.group_id),
+            (1, GroupModifyType::Add as i32, g)
+        );
+        assert_eq!(n.cur_user_id_list, [1, 2, 3]);
+        assert_eq!(n.chg_user_id_list, [2, 3]);
+    }
+    let quiet = Duration::from_millis(300);
+    no_cmd(&mut u1, cid::group::CHANGE_MEMBER_NOTIFY, quiet);
+    no_cmd(&mut u4, cid::group::CHANGE_MEMBER_NOTIFY, quiet);
+
+    assert_eq!(shield(&mut u2, g, true), 0);
+    assert_eq!(shield(&mut u4, g, true), 1, "not a member");
+    assert_eq!(shield(&mut u2, 999, true), 1, "no such group");
+    assert_eq!(info(&mut u2, g).unwrap().shield_status, 1);
+    assert_eq!(info(&mut u1, g).unwrap().shield_status, 0, "u2's own");
+    // Still delivered (TeamTalk's clients mute it themselves).
+    say(&mut u1, g, "muted but here");
+    assert_eq!(heard(&mut u2), (g, 1, b"muted but here".to_vec()));
+    assert_eq!(shield(&mut u2, g, false), 0);
+    assert_eq!(info(&mut u2, g).unwrap().shield_status, 0);
+    assert_eq!(shield(&mut u2, g, true), 0);
+    assert_eq!(shield(&mut u2, g, true), 0, "twice is once");
+    // Leaving drops it: back in the group, u2 is not shielded.
+    assert_eq!(shield(&mut u1, g, true), 0);
+    assert_eq!(change(&mut u1, g, false, &[1]).result_code, 0);
+    assert_eq!(change(&mut u2, g, true, &[1]).result_code, 0);
+    assert_eq!(info(&mut u1, g).unwrap().shield_status, 0);
+    if restart {
+        drop((u1, u2, u4, u1_phone));
+        let db = ms.db.take();
+        drop(ms);
+        let mut again = extra.to_vec();
+        let db_arg = db.as_ref().map(|d| d.to_str().unwrap().to_string());
+        if let Some(d) = &db_arg {
+            again.extend(["--DbPath", d]);
+        }
+        ms = msg_server(&users, None, &again);
+        ms.db = db;
+        let addr = ms.addr("client");
+        let (mut u1, mut u2) = (user(addr, 1), user(addr, 2));
+        assert_eq!(info(&mut u2, g).unwrap().shield_status, 1, "kept");
+        assert_eq!(info(&mut u1, g).unwrap().shield_status, 0);
+    }
+}
+
+#[test]
+fn a_new_group_is_announced_and_shields_persist_in_sqlite() {
+    announce_and_shield(&[], true);
+}
+
+#[test]
+fn a_new_group_is_announced_and_shields_work_in_memory() {
+    announce_and_shield(&["--Store", "memory"], false);
+}

@@ -99,6 +99,8 @@ pub struct MsgState {
     next_generation: u64,
     /// Every group by id (members ascending).
     groups: HashMap<u32, GroupRecord>,
+    /// Group changes in flight, for applying other servers' changes.
+    group_sync: groups::GroupSync,
     /// Set right after registration (the store needs the server's handler).
     store: Option<Box<dyn MessageStore>>,
     /// Operations submitted and not answered yet.
@@ -122,6 +124,7 @@ impl MsgState {
             drains: HashMap::new(),
             next_generation: 1,
             groups: HashMap::new(),
+            group_sync: groups::GroupSync::default(),
             store: None,
             in_flight: 0,
             client_conns: 0,
@@ -333,6 +336,7 @@ impl ClientConn {
             (sid::GROUP, cid::group::CHANGE_MEMBER_REQUEST, true) => {
                 groups::change_members(cx, &pdu)
             }
+            (sid::GROUP, cid::group::SHIELD_GROUP_REQUEST, true) => groups::shield(cx, &pdu),
             // As TeamTalk's msg_server: what it does not know is ignored.
             (s, c, true) => log::info!(
                 "{} command {s:#06x}/{c:#06x} ({}) not supported, ignored",

@@ -1,0 +1,118 @@
+//! Groups in SQLite: creation, membership (with the version check that
+//! keeps concurrent changes from overwriting each other), shields, and
+//! loading them back (at startup, and when asked to reload).
+
+use crate::msg::store::{group_conflict, GroupRecord, Outcome};
+use rusqlite::{params, Connection, Transaction};
+use std::collections::HashMap;
+
+/// The stored groups (`only`: just that one), with members and shields.
+pub(super) fn load(conn: &Connection, only: Option<u32>) -> rusqlite::Result<Vec<GroupRecord>> {
+    let mut groups: Vec<GroupRecord> = conn
+        .prepare_cached(
+            "SELECT group_id, name, avatar, creator, kind, version FROM groups
+             WHERE ?1 IS NULL OR group_id = ?1 ORDER BY group_id",
+        )?
+        .query_map([only], |r| {
+            Ok(GroupRecord {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                avatar: r.get(2)?,
+                creator: r.get(3)?,
+                kind: r.get(4)?,
+                version: r.get(5)?,
+                members: Vec::new(),
+                shielded: Vec::new(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let at: HashMap<u32, usize> = groups.iter().enumerate().map(|(i, g)| (g.id, i)).collect();
+    for (table, shields) in [("group_members", false), ("group_shields", true)] {
+        let sql = format!(
+            "SELECT group_id, user FROM {table} WHERE ?1 IS NULL OR group_id = ?1
+             ORDER BY group_id, user"
+        );
+        let mut st = conn.prepare_cached(&sql)?;
+        let rows = st.query_map([only], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, u32>(1)?)))?;
+        for row in rows {
+            let (group, user) = row?;
+            if let Some(g) = at.get(&group).map(|i| &mut groups[*i]) {
+                if shields {
+                    g.shielded.push(user);
+                } else {
+                    g.members.push(user);
+                }
+            }
+        }
+    }
+    Ok(groups)
+}
+
+/// Creates `g` (id 0: a new one) -> its id; an existing id is left alone.
+pub(super) fn create(tx: &Transaction<'_>, g: GroupRecord) -> rusqlite::Result<u32> {
+    let id: Option<u32> = (g.id != 0).then_some(g.id);
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO groups (group_id, name, avatar, creator, kind, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![id, g.name, g.avatar, g.creator, g.kind, g.version])?;
+    let id = match id {
+        Some(id) => id,
+        None => tx.last_insert_rowid() as u32,
+    };
+    if inserted == 1 {
+        replace_members(tx, id, &g.members)?;
+    }
+    Ok(id)
+}
+
+/// Sets `group`'s members at `version` if the stored one is `version - 1`.
+pub(super) fn set_members(
+    tx: &Transaction<'_>,
+    group: u32,
+    members: &[u32],
+    version: u32,
+) -> rusqlite::Result<Outcome> {
+    let updated = tx
+        .prepare_cached("UPDATE groups SET version = ?2 WHERE group_id = ?1 AND version = ?2 - 1")?
+        .execute([group, version])?;
+    if updated == 0 {
+        return Ok(group_conflict(group, version));
+    }
+    replace_members(tx, group, members)?;
+    Ok(Outcome::Done)
+}
+
+fn replace_members(tx: &Transaction<'_>, group: u32, members: &[u32]) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
+        .execute([group])?;
+    let mut add =
+        tx.prepare_cached("INSERT INTO group_members (group_id, user) VALUES (?1, ?2)")?;
+    for m in members {
+        add.execute([group, *m])?;
+    }
+    tx.prepare_cached(
+        "DELETE FROM group_shields WHERE group_id = ?1
+         AND user NOT IN (SELECT user FROM group_members WHERE group_id = ?1)",
+    )?
+    .execute([group])?;
+    Ok(())
+}
+
+/// Member `user` shields `group` or not (a non-member's shield is not kept).
+pub(super) fn set_shield(
+    tx: &Transaction<'_>,
+    group: u32,
+    user: u32,
+    on: bool,
+) -> rusqlite::Result<()> {
+    let sql = if on {
+        "INSERT OR IGNORE INTO group_shields (group_id, user) SELECT ?1, ?2
+         WHERE EXISTS (SELECT 1 FROM group_members WHERE group_id = ?1 AND user = ?2)"
+    } else {
+        "DELETE FROM group_shields WHERE group_id = ?1 AND user = ?2"
+    };
+    tx.prepare_cached(sql)?.execute([group, user])?;
+    Ok(())
+}
