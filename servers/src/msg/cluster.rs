@@ -731,5 +731,71 @@ mod tests {
         assert_eq!(decode(9, &[9]), None);
         assert_eq!(subject(7), "im.user.7");
         assert_eq!(subject(DEPT_SID | 7), "im.dept.7");
+        assert_eq!(subject(GROUP_SID), "im.group");
+        assert_eq!(subject(PRESENCE_SID), "im.presence");
+    }
+
+    #[test]
+    fn group_and_presence_events_round_trip() {
+        let note = Note {
+            by: 3,
+            change_type: 2,
+            changed: vec![4, 5],
+        };
+        let p = encode_group(77, Some(&note));
+        assert_eq!(
+            decode(0, &p),
+            Some(Event::Group {
+                group: 77,
+                note: Some(note)
+            })
+        );
+        assert_eq!(
+            decode(0, &encode_group(77, None)),
+            Some(Event::Group {
+                group: 77,
+                note: None
+            })
+        );
+        assert_eq!(decode(0, &p[..p.len() - 1]), None, "a cut id");
+        let mut p = vec![PRESENCE];
+        p.extend_from_slice(&42u64.to_le_bytes());
+        p.push(ON);
+        p.extend_from_slice(&[7, 0, 0, 0, 8, 0, 0, 0]);
+        assert_eq!(
+            decode(0, &p),
+            Some(Event::Presence {
+                server: 42,
+                kind: ON,
+                users: vec![7, 8]
+            })
+        );
+        p[9] = 9;
+        assert_eq!(decode(0, &p), None, "unknown kind");
+    }
+
+    #[test]
+    fn remote_presence_expires_and_is_bounded_per_user() {
+        let t0 = Instant::now();
+        let mut r = RemotePresence::default();
+        r.heard(1, 7, true, t0);
+        assert!(r.online(7, t0 + PRESENCE_TTL / 2));
+        assert!(!r.online(7, t0 + PRESENCE_TTL), "not refreshed");
+        r.heard(1, 7, true, t0 + PRESENCE_TTL / 2); // a refresh
+        assert!(r.online(7, t0 + PRESENCE_TTL));
+        r.heard(2, 7, true, t0);
+        r.heard(1, 7, false, t0); // off line on server 1, still on 2
+        assert!(r.online(7, t0));
+        r.heard(2, 7, false, t0);
+        assert!(!r.online(7, t0));
+        assert!(r.users.is_empty(), "nothing kept for an off-line user");
+        for server in 0..10u64 {
+            r.heard(server, 8, true, t0 + Duration::from_millis(server));
+        }
+        let kept: Vec<u64> = r.users[&8].iter().map(|(s, _)| *s).collect();
+        assert_eq!(kept.len(), PRESENCE_SERVERS_MAX);
+        assert!(kept.contains(&9), "the newest stays");
+        r.expire(t0 + PRESENCE_TTL + Duration::from_secs(1));
+        assert!(r.users.is_empty());
     }
 }

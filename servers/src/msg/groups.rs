@@ -343,6 +343,8 @@ pub(super) fn change_members(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
                     g.members.sort_unstable();
                 } else {
                     g.members.retain(|m| changed.binary_search(m).is_err());
+                    // A member who leaves loses its shield (as the store).
+                    g.shielded.retain(|m| changed.binary_search(m).is_err());
                 }
                 g.version += 1;
                 res.cur_user_id_list = g.members.clone();

@@ -116,3 +116,78 @@ pub(super) fn set_shield(
     tx.prepare_cached(sql)?.execute([group, user])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(members: Vec<u32>) -> GroupRecord {
+        GroupRecord {
+            id: 0,
+            name: "g".into(),
+            avatar: String::new(),
+            creator: members[0],
+            kind: 2,
+            version: 1,
+            members,
+            shielded: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn membership_changes_check_the_version_and_shields_follow_members() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(super::super::SCHEMA).unwrap();
+        let tx = conn.transaction().unwrap();
+        let id = create(&tx, group(vec![1, 2, 3])).unwrap();
+        let other = create(&tx, group(vec![4])).unwrap();
+        assert_ne!(id, other);
+        set_shield(&tx, id, 2, true).unwrap();
+        set_shield(&tx, id, 3, true).unwrap();
+        set_shield(&tx, id, 9, true).unwrap(); // not a member: not kept
+        set_shield(&tx, id, 3, false).unwrap();
+        let g = &load(&tx, Some(id)).unwrap()[0];
+        assert_eq!((g.members.clone(), g.shielded.clone()), (vec![1, 2, 3], vec![2]));
+
+        // Built on version 1: taken; 2 left, so its shield went too.
+        let done = set_members(&tx, id, &[1, 3], 2).unwrap();
+        assert!(matches!(done, Outcome::Done));
+        // Built on version 1 again (another server's copy): refused.
+        let stale = set_members(&tx, id, &[1, 2, 3, 5], 2).unwrap();
+        assert!(matches!(stale, Outcome::Failed(_)));
+        let all = load(&tx, None).unwrap();
+        assert_eq!(all.len(), 2);
+        let g = all.iter().find(|g| g.id == id).unwrap();
+        assert_eq!((g.version, g.members.clone()), (2, vec![1, 3]));
+        assert!(g.shielded.is_empty());
+        assert_eq!(all.iter().find(|g| g.id == other).unwrap().members, [4]);
+        // An existing id is left alone.
+        let mut again = group(vec![7]);
+        again.id = id;
+        assert_eq!(create(&tx, again).unwrap(), id);
+        assert_eq!(load(&tx, Some(id)).unwrap()[0].members, [1, 3]);
+    }
+
+    #[test]
+    fn a_version_1_database_gains_the_shields_table() {
+        let dir = std::env::temp_dir().join(format!("im-sqlite-v1-{}", std::process::id()));
+        let path = dir.with_extension("db");
+        let _ = std::fs::remove_file(&path);
+        let v1 = super::super::SCHEMA
+            .split("CREATE TABLE IF NOT EXISTS group_shields")
+            .next()
+            .unwrap()
+            .to_string()
+            + "PRAGMA user_version = 1;";
+        Connection::open(&path).unwrap().execute_batch(&v1).unwrap();
+        assert_eq!(super::super::migrate(&path).unwrap(), (1, 2));
+        let conn = Connection::open(&path).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM group_shields", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
