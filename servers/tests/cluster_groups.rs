@@ -26,6 +26,17 @@ fn phone(addr: std::net::SocketAddr, id: u32) -> ImClient {
     c
 }
 
+/// Waits until both servers, of `x` and of `y`, hear each other over NATS
+/// (each tells the other's user online): what one announces from now on
+/// reaches the other. (A server whose link is not up yet reads every group
+/// from the store when it comes up, but its members miss the notifies.)
+fn linked(x: &mut ImClient, y: &mut ImClient) {
+    let (xi, yi) = (x.user_id, y.user_id);
+    eventually("both servers linked over NATS", T, || {
+        online(x, &[yi]) == [true] && online(y, &[xi]) == [true]
+    });
+}
+
 fn assert_notify(n: &ImGroupChangeMemberNotify, by: u32, add: bool, cur: &[u32], chg: &[u32]) {
     let kind = if add {
         GroupModifyType::Add
@@ -43,6 +54,7 @@ fn groups_created_and_changed_on_one_server_work_on_every_server() {
     let (a, b) = (c.addr(0), c.addr(1));
     let (mut u1, mut u4) = (user(a, 1), user(a, 4));
     let (mut u2, mut u3) = (user(b, 2), user(b, 3));
+    linked(&mut u1, &mut u2);
 
     // Created on A: the members on B are told by B, which read it back.
     let g = create_tmp(&mut u1, "across", &[2, 3]);
@@ -99,6 +111,7 @@ fn groups_created_and_changed_on_one_server_work_on_every_server() {
 fn concurrent_changes_on_two_servers_are_never_lost() {
     let c = cluster("cg-race", 2, 20);
     let (mut u1, mut u2) = (user(c.addr(0), 1), user(c.addr(1), 2));
+    linked(&mut u1, &mut u2);
     let g = create_tmp(&mut u1, "race", &[2]);
     eventually("B knows the group", T, || info(&mut u2, g).is_some());
     // u1 on A adds 3..=10 and u2 on B adds 11..=18, one at a time, at once;

@@ -546,6 +546,7 @@ fn decode(user: u32, p: &[u8]) -> Option<Event> {
 
 /// An event from NATS, on msg_server's loop side.
 fn on_event(s: &mut ImServer<MsgConn>, ctx: &mut Context, sid: u64, event: Event) {
+    log::debug!("cluster: on {}: {event:?}", subject(sid));
     let user = sid as u32;
     let handles = s.shared.online.get(user).to_vec();
     match event {

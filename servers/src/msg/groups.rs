@@ -488,25 +488,25 @@ pub(super) fn reload(state: &mut MsgState, only: Option<u32>, note: Option<Note>
 
 /// A group as stored replaces this server's copy unless a change of this
 /// server is in flight (then it is read again after) or the copy is newer.
+/// `note`, another server's change, is told to the members here whatever
+/// the copy was (a read after the link came up may have brought the change
+/// first; each announcement arrives once).
 fn apply(s: &mut ImServer<MsgConn>, ctx: &mut Context, g: GroupRecord, note: Option<&Note>) {
+    log::debug!("group {} read back from the store at version {}", g.id, g.version);
+    let st = &mut s.shared;
+    if !st.groups.contains_key(&g.id) && st.groups.len() >= st.settings.groups_max {
+        log::warn!("group {} from the store not kept: GroupsMax groups exist", g.id);
+        return;
+    }
+    if let Some(note) = note {
+        notify(s, ctx, None, g.id, &g.members, note);
+    }
     let st = &mut s.shared;
     if st.group_sync.in_flight.contains_key(&g.id) {
         st.group_sync.reload.insert(g.id);
-        return;
+    } else if st.groups.get(&g.id).is_none_or(|old| old.version <= g.version) {
+        st.groups.insert(g.id, g);
     }
-    let newer = match st.groups.get(&g.id) {
-        Some(old) if old.version > g.version => return,
-        Some(old) => old.version < g.version,
-        None if st.groups.len() >= st.settings.groups_max => {
-            log::warn!("group {} from the store not kept: GroupsMax groups exist", g.id);
-            return;
-        }
-        None => true,
-    };
-    if let Some(note) = note.filter(|_| newer) {
-        notify(s, ctx, None, g.id, &g.members, note);
-    }
-    s.shared.groups.insert(g.id, g);
 }
 
 /// Sends the notify (0x040b) of `note` on `group`, whose `members` are

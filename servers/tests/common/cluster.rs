@@ -1,13 +1,43 @@
-//! Several msg_servers as one service for a test: one temporary
-//! PostgreSQL, one nats-server, `n` msg_servers using both.
+//! Several msg_servers as one service for a test: a database of its own on
+//! a temporary PostgreSQL, one nats-server, `n` msg_servers using both.
+//!
+//! Starting PostgreSQL (initdb) is most of a cluster test's time, so the
+//! tests of one binary running at once share one server, each with a
+//! database of its own; it stops when the last of them ends. NATS is not
+//! shared: its subjects (`im.user.<id>`, `im.group`) would mix the tests'
+//! users.
 
 use super::nats::Nats;
 use super::pg::TempPostgres;
 use super::{msg_server, users_file, Proc};
+use std::sync::{Arc, Mutex, Weak};
 
-/// A shared PostgreSQL, a NATS server and msg_servers using both.
+/// The PostgreSQL server of the tests running now (a new one if none is).
+fn shared_postgres() -> Arc<TempPostgres> {
+    static PG: Mutex<Weak<TempPostgres>> = Mutex::new(Weak::new());
+    let mut slot = PG.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(pg) = slot.upgrade() {
+        return pg;
+    }
+    let pg = Arc::new(TempPostgres::start());
+    *slot = Arc::downgrade(&pg);
+    pg
+}
+
+/// A fresh database on the shared server: its connection string.
+fn fresh_database(pg: &TempPostgres) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!("im_{}", N.fetch_add(1, Ordering::Relaxed));
+    let mut c = postgres::Client::connect(&pg.url_of("postgres"), postgres::NoTls)
+        .expect("connect to the temporary postgres");
+    c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    pg.url_of(&name)
+}
+
+/// A database of its own, a NATS server and msg_servers using both.
 pub struct Cluster {
-    _pg: TempPostgres,
+    _pg: Arc<TempPostgres>,
     /// The NATS server (replaced in outage tests).
     pub nats: Nats,
     /// The msg_servers.
@@ -21,9 +51,9 @@ pub fn cluster(tag: &str, n: usize, users: u32) -> Cluster {
 
 /// `n` msg_servers for the users file at `users`.
 pub fn cluster_with(users: &std::path::Path, n: usize) -> Cluster {
-    let pg = TempPostgres::start();
+    let pg = shared_postgres();
     let nats = Nats::start();
-    let (url, addr) = (pg.url(), nats.addr.to_string());
+    let (url, addr) = (fresh_database(&pg), nats.addr.to_string());
     let args = cluster_args(&url, &addr);
     let servers = (0..n).map(|_| msg_server(users, None, &args)).collect();
     Cluster {
