@@ -104,7 +104,11 @@ fn groups_created_and_changed_on_one_server_work_on_every_server() {
     u3.send_pdu(sid::MSG, cid::msg::DATA, &text).unwrap();
     u3.send_text(2, "probe").unwrap();
     let ack: ImMsgDataAck = next_cmd(&mut u3, cid::msg::DATA_ACK).decode_body().unwrap();
-    assert_eq!(ack.session_type, SessionType::Single as i32, "group text refused");
+    assert_eq!(
+        ack.session_type,
+        SessionType::Single as i32,
+        "group text refused"
+    );
 }
 
 #[test]
@@ -141,7 +145,10 @@ fn concurrent_changes_on_two_servers_are_never_lost() {
             && info(&mut u2, g).unwrap().group_member_list == everyone
     });
     // And so does the store: a server started now reads the same.
-    assert_eq!(info(&mut user(c.addr(1), 18), g).unwrap().group_member_list, everyone);
+    assert_eq!(
+        info(&mut user(c.addr(1), 18), g).unwrap().group_member_list,
+        everyone
+    );
 }
 
 /// `ids`' status as `c`'s server tells it (0x020a): online or not.
@@ -159,7 +166,10 @@ fn online(c: &mut ImClient, ids: &[u32]) -> Vec<bool> {
         cid::buddy::USERS_STATUS_RESPONSE,
     );
     assert_eq!(
-        rsp.user_stat_list.iter().map(|s| s.user_id).collect::<Vec<_>>(),
+        rsp.user_stat_list
+            .iter()
+            .map(|s| s.user_id)
+            .collect::<Vec<_>>(),
         ids
     );
     rsp.user_stat_list

@@ -5,22 +5,11 @@
 
 mod common;
 
+use common::groups::{change, info as group_info, next_cmd};
 use common::*;
 use pdu::proto::*;
-use pdu::{cid, sid, Pdu};
+use pdu::{cid, sid};
 use servers::client::ImClient;
-use std::time::Instant;
-
-/// The next frame with command `command` (others are skipped).
-fn next_cmd(c: &mut ImClient, command: u16) -> Pdu {
-    let deadline = Instant::now() + T;
-    loop {
-        let p = c.recv_pdu(deadline).unwrap();
-        if p.command_id() == command {
-            return p;
-        }
-    }
-}
 
 /// The next group message, acknowledged as a group delivery.
 fn group_message(c: &mut ImClient) -> ImMsgData {
@@ -63,44 +52,6 @@ fn my_groups(c: &mut ImClient) -> Vec<(u32, u32)> {
         .iter()
         .map(|g| (g.group_id, g.version))
         .collect()
-}
-
-fn group_info(c: &mut ImClient, group: u32) -> Option<GroupInfo> {
-    let rsp: ImGroupInfoListRsp = ask(
-        c,
-        sid::GROUP,
-        cid::group::INFO_REQUEST,
-        &ImGroupInfoListReq {
-            user_id: c.user_id,
-            group_version_list: vec![GroupVersionInfo {
-                group_id: group,
-                version: 0,
-            }],
-            attach_data: None,
-        },
-        cid::group::INFO_RESPONSE,
-    );
-    rsp.group_info_list.into_iter().next()
-}
-
-fn change(c: &mut ImClient, group: u32, add: bool, members: &[u32]) -> ImGroupChangeMemberRsp {
-    ask(
-        c,
-        sid::GROUP,
-        cid::group::CHANGE_MEMBER_REQUEST,
-        &ImGroupChangeMemberReq {
-            user_id: c.user_id,
-            change_type: if add {
-                GroupModifyType::Add
-            } else {
-                GroupModifyType::Del
-            } as i32,
-            group_id: group,
-            member_id_list: members.to_vec(),
-            attach_data: None,
-        },
-        cid::group::CHANGE_MEMBER_RESPONSE,
-    )
 }
 
 #[test]
@@ -313,7 +264,10 @@ fn announce_and_shield(extra: &[&str], restart: bool) {
     let (mut u1, mut u2, mut u4) = (user(addr, 1), user(addr, 2), user(addr, 4));
     let mut u1_phone = ImClient::connect(addr, common::T).unwrap();
     assert_eq!(
-        u1_phone.login("u1", "pw1", true, common::T).unwrap().result_code,
+        u1_phone
+            .login("u1", "pw1", true, common::T)
+            .unwrap()
+            .result_code,
         0
     );
     let g = create_tmp(&mut u1, "shielded", &[2, 3]);

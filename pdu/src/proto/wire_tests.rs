@@ -307,7 +307,8 @@ fn group_shield_matches_hand_encoding() {
         &req,
         &[
             0x08, 0x03, // 1: user_id = 3
-            0x10, 0xac, 0x02, // 2: group_id = 300 = 0x2c | 0x02 << 7 (0xac: 0x2c + continuation)
+            0x10, 0xac,
+            0x02, // 2: group_id = 300 = 0x2c | 0x02 << 7 (0xac: 0x2c + continuation)
             0x18, 0x01, // 3: shield_status = 1
             0xa2, 0x01, 0x01, b'x', // 20: attach_data, key 20 << 3 | 2 = 162 = varint a2 01
         ],

@@ -146,9 +146,10 @@ struct RemotePresence {
 
 impl RemotePresence {
     fn online(&self, user: u32, now: Instant) -> bool {
-        self.users
-            .get(&user)
-            .is_some_and(|v| v.iter().any(|(_, at)| now.duration_since(*at) < PRESENCE_TTL))
+        self.users.get(&user).is_some_and(|v| {
+            v.iter()
+                .any(|(_, at)| now.duration_since(*at) < PRESENCE_TTL)
+        })
     }
 
     fn heard(&mut self, server: u64, user: u32, on: bool, now: Instant) {

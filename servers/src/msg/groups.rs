@@ -269,23 +269,26 @@ pub(super) fn create(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     };
     let mut record = group.clone();
     let done: Done = Box::new(move |s, ctx, outcome| {
-        let Outcome::GroupCreated(id) = outcome else {
+        if let Outcome::GroupCreated(id) = outcome {
+            record.id = id;
+            let note = Note {
+                by: user,
+                change_type: GroupModifyType::Add as i32,
+                changed: record
+                    .members
+                    .iter()
+                    .copied()
+                    .filter(|m| *m != user)
+                    .collect(),
+            };
+            super::cluster::group_changed(&mut s.shared, id, Some(&note));
+            notify(s, ctx, Some(h), id, &record.members, &note);
+            s.shared.groups.insert(id, record);
+            res.result_code = 0;
+            res.group_id = Some(id);
+        } else {
             log::error!("{h} user {user}: group not created: {outcome:?}");
-            return answer(s, ctx, h, |cx| {
-                reply_seq(cx, h, seq, sid::GROUP, cid::group::CREATE_RESPONSE, &res)
-            });
-        };
-        record.id = id;
-        let note = Note {
-            by: user,
-            change_type: GroupModifyType::Add as i32,
-            changed: record.members.iter().copied().filter(|m| *m != user).collect(),
-        };
-        super::cluster::group_changed(&mut s.shared, id, Some(&note));
-        notify(s, ctx, Some(h), id, &record.members, &note);
-        s.shared.groups.insert(id, record);
-        res.result_code = 0;
-        res.group_id = Some(id);
+        }
         answer(s, ctx, h, |cx| {
             reply_seq(cx, h, seq, sid::GROUP, cid::group::CREATE_RESPONSE, &res)
         });
@@ -379,22 +382,21 @@ pub(super) fn change_members(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         version,
     };
     let done: Done = Box::new(move |s, ctx, outcome| {
-        if !matches!(outcome, Outcome::Done) {
+        if matches!(outcome, Outcome::Done) {
+            res.result_code = 0;
+            let note = Note {
+                by: user,
+                change_type: res.change_type,
+                changed: res.chg_user_id_list.clone(),
+            };
+            super::cluster::group_changed(&mut s.shared, group, Some(&note));
+            notify(s, ctx, Some(h), group, &res.cur_user_id_list, &note);
+        } else {
             log::warn!("group {group}: change not stored: {outcome:?}");
-            return answer(s, ctx, h, |cx| {
-                reply_seq(cx, h, seq, sid::GROUP, cid::group::CHANGE_MEMBER_RESPONSE, &res)
-            });
         }
-        res.result_code = 0;
-        let note = Note {
-            by: user,
-            change_type: res.change_type,
-            changed: res.chg_user_id_list.clone(),
-        };
-        super::cluster::group_changed(&mut s.shared, group, Some(&note));
-        notify(s, ctx, Some(h), group, &res.cur_user_id_list, &note);
+        let command = cid::group::CHANGE_MEMBER_RESPONSE;
         answer(s, ctx, h, |cx| {
-            reply_seq(cx, h, seq, sid::GROUP, cid::group::CHANGE_MEMBER_RESPONSE, &res)
+            reply_seq(cx, h, seq, sid::GROUP, command, &res)
         });
     });
     submit_change(cx.shared, group, op, done);
@@ -421,7 +423,14 @@ pub(super) fn shield(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         .filter(|g| g.members.binary_search(&user).is_ok())
     else {
         log::info!("{h} user {user}: group {group} not shielded: not a member");
-        return reply_seq(cx, h, seq, sid::GROUP, cid::group::SHIELD_GROUP_RESPONSE, &res);
+        return reply_seq(
+            cx,
+            h,
+            seq,
+            sid::GROUP,
+            cid::group::SHIELD_GROUP_RESPONSE,
+            &res,
+        );
     };
     match (on, g.shielded.binary_search(&user)) {
         (true, Err(at)) => g.shielded.insert(at, user),
@@ -438,7 +447,14 @@ pub(super) fn shield(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
             log::warn!("group {group}: shield of user {user} not stored: {outcome:?}");
         }
         answer(s, ctx, h, |cx| {
-            reply_seq(cx, h, seq, sid::GROUP, cid::group::SHIELD_GROUP_RESPONSE, &res)
+            reply_seq(
+                cx,
+                h,
+                seq,
+                sid::GROUP,
+                cid::group::SHIELD_GROUP_RESPONSE,
+                &res,
+            )
         });
     });
     submit_change(cx.shared, group, Op::SetShield { group, user, on }, done);
@@ -492,10 +508,17 @@ pub(super) fn reload(state: &mut MsgState, only: Option<u32>, note: Option<Note>
 /// the copy was (a read after the link came up may have brought the change
 /// first; each announcement arrives once).
 fn apply(s: &mut ImServer<MsgConn>, ctx: &mut Context, g: GroupRecord, note: Option<&Note>) {
-    log::debug!("group {} read back from the store at version {}", g.id, g.version);
+    log::debug!(
+        "group {} read back from the store at version {}",
+        g.id,
+        g.version
+    );
     let st = &mut s.shared;
     if !st.groups.contains_key(&g.id) && st.groups.len() >= st.settings.groups_max {
-        log::warn!("group {} from the store not kept: GroupsMax groups exist", g.id);
+        log::warn!(
+            "group {} from the store not kept: GroupsMax groups exist",
+            g.id
+        );
         return;
     }
     if let Some(note) = note {
@@ -504,7 +527,11 @@ fn apply(s: &mut ImServer<MsgConn>, ctx: &mut Context, g: GroupRecord, note: Opt
     let st = &mut s.shared;
     if st.group_sync.in_flight.contains_key(&g.id) {
         st.group_sync.reload.insert(g.id);
-    } else if st.groups.get(&g.id).is_none_or(|old| old.version <= g.version) {
+    } else if st
+        .groups
+        .get(&g.id)
+        .is_none_or(|old| old.version <= g.version)
+    {
         st.groups.insert(g.id, g);
     }
 }

@@ -83,4 +83,3 @@ impl Cluster {
         self.servers[i].addr("client")
     }
 }
-

@@ -48,7 +48,11 @@ pub(super) fn load(q: &mut Query<'_>, only: Option<u32>) -> Result<Vec<GroupReco
     for (rows, shield) in [(members, false), (shields, true)] {
         for r in rows {
             if let Some(g) = at.get(&u32_of(&r, 0)).map(|i| &mut groups[*i]) {
-                let list = if shield { &mut g.shielded } else { &mut g.members };
+                let list = if shield {
+                    &mut g.shielded
+                } else {
+                    &mut g.members
+                };
                 list.push(u32_of(&r, 1));
             }
         }
@@ -121,7 +125,12 @@ fn replace_members(tx: &mut Tx<'_, '_>, gid: i64, members: &[u32]) -> Result<(),
 }
 
 /// Member `user` shields `group` or not (a non-member's shield is not kept).
-pub(super) fn set_shield(tx: &mut Tx<'_, '_>, group: u32, user: u32, on: bool) -> Result<(), Error> {
+pub(super) fn set_shield(
+    tx: &mut Tx<'_, '_>,
+    group: u32,
+    user: u32,
+    on: bool,
+) -> Result<(), Error> {
     let (gid, uid) = (i64::from(group), i64::from(user));
     if on {
         tx.execute(

@@ -49,7 +49,8 @@ use postgres::{Client, NoTls, Row, Statement, Transaction};
 use std::collections::{HashMap, HashSet};
 
 /// Schema versions in order: version n is `MIGRATIONS[n - 1]`.
-pub const MIGRATIONS: &[&str] = &["
+pub const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE messages (
     sess     BIGINT  NOT NULL,
     msg_id   BIGINT  NOT NULL,
@@ -102,13 +103,15 @@ CREATE TABLE group_members (
     uid      BIGINT NOT NULL,
     PRIMARY KEY (group_id, uid)
 );
-", "
+",
+    "
 CREATE TABLE group_shields (
     group_id BIGINT NOT NULL,
     uid      BIGINT NOT NULL,
     PRIMARY KEY (group_id, uid)
 );
-"];
+",
+];
 
 /// Times a batch is retried after a deadlock or serialization failure.
 pub const RETRIES: usize = 20;
@@ -174,7 +177,8 @@ impl PostgresStore {
     /// thread. Errors come back here, at startup.
     pub fn open(config: PostgresConfig, completions: Completions) -> Result<WriterThread, String> {
         let mut client = connect(&config.url)?;
-        let groups = groups::load(&mut |sql, p| client.query(sql, p), None).map_err(|e| format!("loading groups: {e}"))?;
+        let groups = groups::load(&mut |sql, p| client.query(sql, p), None)
+            .map_err(|e| format!("loading groups: {e}"))?;
         let batch_max = config.batch_max;
         let describe = describe(&config.url);
         let mut writer = Writer {

@@ -165,7 +165,9 @@ pub(super) fn exec(
             groups::set_shield(tx, group, user, on)?;
             Outcome::Done
         }
-        Op::LoadGroups { only } => Outcome::Groups(groups::load(&mut |sql, p| tx.query(sql, p), only)?),
+        Op::LoadGroups { only } => {
+            Outcome::Groups(groups::load(&mut |sql, p| tx.query(sql, p), only)?)
+        }
     })
 }
 

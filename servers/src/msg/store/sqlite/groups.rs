@@ -147,7 +147,10 @@ mod tests {
         set_shield(&tx, id, 9, true).unwrap(); // not a member: not kept
         set_shield(&tx, id, 3, false).unwrap();
         let g = &load(&tx, Some(id)).unwrap()[0];
-        assert_eq!((g.members.clone(), g.shielded.clone()), (vec![1, 2, 3], vec![2]));
+        assert_eq!(
+            (g.members.clone(), g.shielded.clone()),
+            (vec![1, 2, 3], vec![2])
+        );
 
         // Built on version 1: taken; 2 left, so its shield went too.
         let done = set_members(&tx, id, &[1, 3], 2).unwrap();

@@ -45,9 +45,7 @@
 mod groups;
 mod ops;
 
-use super::{
-    Bounds, Completions, Done, Job, Outcome, Refusal, SessionKey, Usage, WriterThread,
-};
+use super::{Bounds, Completions, Done, Job, Outcome, Refusal, SessionKey, Usage, WriterThread};
 use rusqlite::Connection;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
