@@ -26,17 +26,6 @@ fn phone(addr: std::net::SocketAddr, id: u32) -> ImClient {
     c
 }
 
-/// Waits until both servers, of `x` and of `y`, hear each other over NATS
-/// (each tells the other's user online): what one announces from now on
-/// reaches the other. (A server whose link is not up yet reads every group
-/// from the store when it comes up, but its members miss the notifies.)
-fn linked(x: &mut ImClient, y: &mut ImClient) {
-    let (xi, yi) = (x.user_id, y.user_id);
-    eventually("both servers linked over NATS", T, || {
-        online(x, &[yi]) == [true] && online(y, &[xi]) == [true]
-    });
-}
-
 fn assert_notify(n: &ImGroupChangeMemberNotify, by: u32, add: bool, cur: &[u32], chg: &[u32]) {
     let kind = if add {
         GroupModifyType::Add
@@ -149,33 +138,6 @@ fn concurrent_changes_on_two_servers_are_never_lost() {
         info(&mut user(c.addr(1), 18), g).unwrap().group_member_list,
         everyone
     );
-}
-
-/// `ids`' status as `c`'s server tells it (0x020a): online or not.
-fn online(c: &mut ImClient, ids: &[u32]) -> Vec<bool> {
-    let req = ImUsersStatReq {
-        user_id: c.user_id,
-        user_id_list: ids.to_vec(),
-        attach_data: None,
-    };
-    let rsp: ImUsersStatRsp = ask(
-        c,
-        sid::BUDDY_LIST,
-        cid::buddy::USERS_STATUS_REQUEST,
-        &req,
-        cid::buddy::USERS_STATUS_RESPONSE,
-    );
-    assert_eq!(
-        rsp.user_stat_list
-            .iter()
-            .map(|s| s.user_id)
-            .collect::<Vec<_>>(),
-        ids
-    );
-    rsp.user_stat_list
-        .iter()
-        .map(|s| s.status == UserStatType::UserStatusOnline as i32)
-        .collect()
 }
 
 #[test]

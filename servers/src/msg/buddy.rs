@@ -259,16 +259,16 @@ pub(super) fn remote_presence(
         .take(state.settings.status_notify_max)
         .flat_map(|m| state.online.get(*m).iter().copied())
         .collect();
-    // Still on line here (another connection) wins over off line there.
-    let status = if online || state.online.is_online(user) {
-        UserStatType::UserStatusOnline
+    // Still on line here or on a third server wins over off line there.
+    let status = if online {
+        UserStatType::UserStatusOnline as i32
     } else {
-        UserStatType::UserStatusOffline
+        status(state, user)
     };
     let notify = ImUserStatNotify {
         user_stat: UserStat {
             user_id: user,
-            status: status as i32,
+            status,
         },
     };
     let header = Header::new(sid::BUDDY_LIST, cid::buddy::STATUS_NOTIFY);

@@ -5,11 +5,14 @@
 //! tests of one binary running at once share one server, each with a
 //! database of its own; it stops when the last of them ends. NATS is not
 //! shared: its subjects (`im.user.<id>`, `im.group`) would mix the tests'
-//! users.
+//! users. Also the status query (0x020a) and waiting until two servers
+//! hear each other.
 
 use super::nats::Nats;
 use super::pg::TempPostgres;
-use super::{msg_server, users_file, Proc};
+use super::{ask, eventually, msg_server, users_file, Proc, T};
+use pdu::proto::{ImUsersStatReq, ImUsersStatRsp, UserStatType};
+use servers::client::ImClient;
 use std::sync::{Arc, Mutex, Weak};
 
 /// The PostgreSQL server of the tests running now (a new one if none is).
@@ -82,4 +85,42 @@ impl Cluster {
     pub fn addr(&self, i: usize) -> std::net::SocketAddr {
         self.servers[i].addr("client")
     }
+}
+
+/// `ids`' status as `c`'s server tells it (0x020a): online or not.
+pub fn online(c: &mut ImClient, ids: &[u32]) -> Vec<bool> {
+    let req = ImUsersStatReq {
+        user_id: c.user_id,
+        user_id_list: ids.to_vec(),
+        attach_data: None,
+    };
+    let rsp: ImUsersStatRsp = ask(
+        c,
+        pdu::sid::BUDDY_LIST,
+        pdu::cid::buddy::USERS_STATUS_REQUEST,
+        &req,
+        pdu::cid::buddy::USERS_STATUS_RESPONSE,
+    );
+    assert_eq!(
+        rsp.user_stat_list
+            .iter()
+            .map(|s| s.user_id)
+            .collect::<Vec<_>>(),
+        ids
+    );
+    rsp.user_stat_list
+        .iter()
+        .map(|s| s.status == UserStatType::UserStatusOnline as i32)
+        .collect()
+}
+
+/// Waits until both servers, of `x` and of `y`, hear each other over NATS
+/// (each tells the other's user online): what one announces from now on
+/// reaches the other. (What is announced while a server's link is still
+/// connecting is not replayed to it: group notifies, department status.)
+pub fn linked(x: &mut ImClient, y: &mut ImClient) {
+    let (xi, yi) = (x.user_id, y.user_id);
+    eventually("both servers linked over NATS", T, || {
+        online(x, &[yi]) == [true] && online(y, &[xi]) == [true]
+    });
 }
