@@ -5,37 +5,11 @@
 
 mod common;
 
-use common::groups::{change, info as group_info, next_cmd};
+use common::groups::{change, group_message, info as group_info, next_cmd, send_group};
 use common::*;
 use pdu::proto::*;
 use pdu::{cid, sid};
 use servers::client::ImClient;
-
-/// The next group message, acknowledged as a group delivery.
-fn group_message(c: &mut ImClient) -> ImMsgData {
-    let m: ImMsgData = next_cmd(c, cid::msg::DATA).decode_body().unwrap();
-    let ack = ImMsgDataAck {
-        user_id: c.user_id,
-        session_id: m.to_session_id,
-        msg_id: m.msg_id,
-        session_type: SessionType::Group as i32,
-    };
-    c.send_pdu(sid::MSG, cid::msg::DATA_ACK, &ack).unwrap();
-    m
-}
-
-fn send_group(c: &mut ImClient, group: u32, text: &str) -> u16 {
-    let msg = ImMsgData {
-        from_user_id: c.user_id,
-        to_session_id: group,
-        msg_id: 0,
-        create_time: 0,
-        msg_type: MsgType::GroupText as i32,
-        msg_data: text.as_bytes().to_vec(),
-        attach_data: None,
-    };
-    c.send_pdu(sid::MSG, cid::msg::DATA, &msg).unwrap()
-}
 
 fn my_groups(c: &mut ImClient) -> Vec<(u32, u32)> {
     let rsp: ImNormalGroupListRsp = ask(

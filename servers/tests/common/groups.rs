@@ -118,8 +118,8 @@ pub fn info(c: &mut ImClient, group: u32) -> Option<GroupInfo> {
     rsp.group_info_list.into_iter().next()
 }
 
-/// Sends a group text; waits for its ack (panics if none comes).
-pub fn say(c: &mut ImClient, group: u32, text: &str) {
+/// Sends a group text: the request's sequence number.
+pub fn send_group(c: &mut ImClient, group: u32, text: &str) -> u16 {
     let msg = ImMsgData {
         from_user_id: c.user_id,
         to_session_id: group,
@@ -129,7 +129,12 @@ pub fn say(c: &mut ImClient, group: u32, text: &str) {
         msg_data: text.as_bytes().to_vec(),
         attach_data: None,
     };
-    c.send_pdu(sid::MSG, cid::msg::DATA, &msg).unwrap();
+    c.send_pdu(sid::MSG, cid::msg::DATA, &msg).unwrap()
+}
+
+/// Sends a group text; waits for its ack (panics if none comes).
+pub fn say(c: &mut ImClient, group: u32, text: &str) {
+    send_group(c, group, text);
     let ack: ImMsgDataAck = next_cmd(c, cid::msg::DATA_ACK).decode_body().unwrap();
     assert_eq!(
         (ack.session_id, ack.session_type),
@@ -137,9 +142,8 @@ pub fn say(c: &mut ImClient, group: u32, text: &str) {
     );
 }
 
-/// The next group message to `c`, acknowledged as a group delivery:
-/// (group, sender, text).
-pub fn heard(c: &mut ImClient) -> (u32, u32, Vec<u8>) {
+/// The next group message to `c`, acknowledged as a group delivery.
+pub fn group_message(c: &mut ImClient) -> ImMsgData {
     let m: ImMsgData = next_cmd(c, cid::msg::DATA).decode_body().unwrap();
     let ack = ImMsgDataAck {
         user_id: c.user_id,
@@ -148,5 +152,11 @@ pub fn heard(c: &mut ImClient) -> (u32, u32, Vec<u8>) {
         session_type: SessionType::Group as i32,
     };
     c.send_pdu(sid::MSG, cid::msg::DATA_ACK, &ack).unwrap();
+    m
+}
+
+/// [`group_message`] as (group, sender, text).
+pub fn heard(c: &mut ImClient) -> (u32, u32, Vec<u8>) {
+    let m = group_message(c);
     (m.to_session_id, m.from_user_id, m.msg_data)
 }
