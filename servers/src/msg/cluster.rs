@@ -40,12 +40,12 @@
 //!   (once per user and server, not per connection), and every
 //!   [`PRESENCE_REFRESH`] each server republishes who is online on it, in
 //!   chunks; a server whose link (re)connects asks the others to do so at
-//!   once. An entry not refreshed within [`PRESENCE_TTL`] is dropped, so
+//!   once. An entry not refreshed within [`PRESENCE_TTL`](presence::PRESENCE_TTL) is dropped, so
 //!   a server killed with `kill -9`, or a logout lost while NATS was down,
 //!   stops counting after at most that long, and a login lost that way
 //!   counts again at the next refresh. A query is then answered on the loop
 //!   from memory. The map is bounded: only ids of the users file, at most
-//!   [`PRESENCE_SERVERS_MAX`] servers per user.
+//!   [`PRESENCE_SERVERS_MAX`](presence::PRESENCE_SERVERS_MAX) servers per user.
 //! - **NATS unavailable.** Nothing waits for NATS: messages are committed
 //!   and acknowledged as before and stay in the receivers' mailboxes, read
 //!   at their next login. Publications while the link is down are dropped
@@ -67,9 +67,13 @@ use imconn::{
     Timeouts,
 };
 use netlib::{CloseReason, Context, HandlerRef, Poster};
-use std::collections::{HashMap, HashSet};
+pub(super) use presence::online_elsewhere;
+use presence::{
+    publish_presence, refresh_presence, run_id, RemotePresence, ASK, OFF, ON, PRESENCE_REFRESH,
+};
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DELIVER: u8 = 1;
 const KICK: u8 = 2;
@@ -78,13 +82,6 @@ const COPY: u8 = 4;
 const GROUP: u8 = 5;
 const PRESENCE: u8 = 6;
 
-/// Presence kinds in a [`PRESENCE`] payload.
-const OFF: u8 = 0;
-const ON: u8 = 1;
-const STILL_ON: u8 = 2;
-/// "Tell me who is online on you" (a server whose link just came up).
-const ASK: u8 = 3;
-
 /// Subscription ids: a user's id, or one of these with a department's id.
 const DEPT_SID: u64 = 1 << 32;
 /// `im.group`: every server's group changes.
@@ -92,18 +89,10 @@ const GROUP_SID: u64 = 2 << 32;
 /// `im.presence`: every server's logins, logouts and refreshes.
 const PRESENCE_SID: u64 = 3 << 32;
 
-/// Every how often a server republishes who is online on it.
-pub const PRESENCE_REFRESH: Duration = Duration::from_secs(10);
-/// How long a remote user counts as online without a refresh.
-pub const PRESENCE_TTL: Duration = Duration::from_secs(35);
-/// Most servers a user is remembered online on (more at once are a user's
-/// stale entries from restarted servers; the oldest goes).
-pub const PRESENCE_SERVERS_MAX: usize = 4;
-/// Most user ids per refresh message (16 KiB of payload).
-const REFRESH_CHUNK: usize = 4096;
-
 /// Most bytes of a NATS frame accepted (a message plus its header).
 const MAX_FRAME: usize = 1024 * 1024;
+
+mod presence;
 
 /// The subject of subscription id `sid`.
 fn subject(sid: u64) -> String {
@@ -135,44 +124,6 @@ pub(super) struct Cluster {
     server_id: u64,
     /// Users online on other servers.
     remote: RemotePresence,
-}
-
-/// Users online on other servers: user -> (server, last heard), bounded by
-/// the users file and [`PRESENCE_SERVERS_MAX`].
-#[derive(Debug, Default)]
-struct RemotePresence {
-    users: HashMap<u32, Vec<(u64, Instant)>>,
-}
-
-impl RemotePresence {
-    fn online(&self, user: u32, now: Instant) -> bool {
-        self.users.get(&user).is_some_and(|v| {
-            v.iter()
-                .any(|(_, at)| now.duration_since(*at) < PRESENCE_TTL)
-        })
-    }
-
-    fn heard(&mut self, server: u64, user: u32, on: bool, now: Instant) {
-        let list = self.users.entry(user).or_default();
-        list.retain(|(s, _)| *s != server);
-        if on {
-            if list.len() >= PRESENCE_SERVERS_MAX {
-                list.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
-                list.truncate(PRESENCE_SERVERS_MAX - 1);
-            }
-            list.push((server, now));
-        } else if list.is_empty() {
-            self.users.remove(&user);
-        }
-    }
-
-    /// Drops what was not heard within [`PRESENCE_TTL`].
-    fn expire(&mut self, now: Instant) {
-        self.users.retain(|_, v| {
-            v.retain(|(_, at)| now.duration_since(*at) < PRESENCE_TTL);
-            !v.is_empty()
-        });
-    }
 }
 
 /// Starts the NATS link of msg_server `msg` (registered on `ctx`).
@@ -222,58 +173,6 @@ pub(super) fn start(
         server_id: run_id(),
         remote: RemotePresence::default(),
     }
-}
-
-/// An id for this run of this server: random enough that two servers (or
-/// two runs of one) do not share it.
-fn run_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
-}
-
-/// Publishes a presence change (`kind`) of `users` here.
-fn publish_presence(state: &mut super::MsgState, kind: u8, users: &[u32]) {
-    let Some(c) = state.cluster.as_ref() else {
-        return;
-    };
-    let mut p = Vec::with_capacity(10 + 4 * users.len());
-    p.push(PRESENCE);
-    p.extend_from_slice(&c.server_id.to_le_bytes());
-    p.push(kind);
-    for u in users {
-        p.extend_from_slice(&u.to_le_bytes());
-    }
-    queue(state, Out::Pub(PRESENCE_SID, p));
-}
-
-/// Every [`PRESENCE_REFRESH`]: who is online here, to the others; forgets
-/// remote users not heard of for [`PRESENCE_TTL`].
-fn refresh_presence(state: &mut super::MsgState) {
-    let Some(c) = state.cluster.as_mut() else {
-        return;
-    };
-    c.remote.expire(Instant::now());
-    let mut users: Vec<u32> = state.sessions.values().map(|s| s.user_id).collect();
-    users.sort_unstable();
-    users.dedup();
-    for chunk in users.chunks(REFRESH_CHUNK) {
-        publish_presence(state, STILL_ON, chunk);
-    }
-}
-
-/// Whether `user` is online on another msg_server, as last heard.
-pub(super) fn online_elsewhere(state: &super::MsgState, user: u32) -> bool {
-    state
-        .cluster
-        .as_ref()
-        .is_some_and(|c| c.remote.online(user, Instant::now()))
 }
 
 /// A group change committed here: the other servers read the group back
@@ -556,18 +455,7 @@ fn on_event(s: &mut ImServer<MsgConn>, ctx: &mut Context, sid: u64, event: Event
             server,
             kind,
             users,
-        } => {
-            let st = &mut s.shared;
-            if kind == ASK {
-                return refresh_presence(st);
-            }
-            let now = Instant::now();
-            if let Some(c) = st.cluster.as_mut() {
-                for u in users.into_iter().filter(|u| st.user_ids.contains(u)) {
-                    c.remote.heard(server, u, kind != OFF, now);
-                }
-            }
-        }
+        } => presence::heard(&mut s.shared, server, kind, users),
         Event::Status { user, online } => {
             if sid >> 32 == DEPT_SID >> 32 {
                 super::buddy::remote_presence(s, ctx, user, sid as u32, online);
@@ -774,30 +662,5 @@ mod tests {
         );
         p[9] = 9;
         assert_eq!(decode(0, &p), None, "unknown kind");
-    }
-
-    #[test]
-    fn remote_presence_expires_and_is_bounded_per_user() {
-        let t0 = Instant::now();
-        let mut r = RemotePresence::default();
-        r.heard(1, 7, true, t0);
-        assert!(r.online(7, t0 + PRESENCE_TTL / 2));
-        assert!(!r.online(7, t0 + PRESENCE_TTL), "not refreshed");
-        r.heard(1, 7, true, t0 + PRESENCE_TTL / 2); // a refresh
-        assert!(r.online(7, t0 + PRESENCE_TTL));
-        r.heard(2, 7, true, t0);
-        r.heard(1, 7, false, t0); // off line on server 1, still on 2
-        assert!(r.online(7, t0));
-        r.heard(2, 7, false, t0);
-        assert!(!r.online(7, t0));
-        assert!(r.users.is_empty(), "nothing kept for an off-line user");
-        for server in 0..10u64 {
-            r.heard(server, 8, true, t0 + Duration::from_millis(server));
-        }
-        let kept: Vec<u64> = r.users[&8].iter().map(|(s, _)| *s).collect();
-        assert_eq!(kept.len(), PRESENCE_SERVERS_MAX);
-        assert!(kept.contains(&9), "the newest stays");
-        r.expire(t0 + PRESENCE_TTL + Duration::from_secs(1));
-        assert!(r.users.is_empty());
     }
 }
