@@ -8,53 +8,11 @@
 
 mod common;
 
+use common::cluster::*;
 use common::nats::Nats;
 use common::pg::TempPostgres;
 use common::*;
 use std::time::{Duration, Instant};
-
-struct Cluster {
-    _pg: TempPostgres,
-    nats: Nats,
-    servers: Vec<Proc>,
-}
-
-fn cluster(tag: &str, n: usize, users: u32) -> Cluster {
-    cluster_with(&users_file(tag, users), n)
-}
-
-fn cluster_with(users: &std::path::Path, n: usize) -> Cluster {
-    let pg = TempPostgres::start();
-    let nats = Nats::start();
-    let (url, addr) = (pg.url(), nats.addr.to_string());
-    let args = cluster_args(&url, &addr);
-    let servers = (0..n).map(|_| msg_server(users, None, &args)).collect();
-    Cluster {
-        _pg: pg,
-        nats,
-        servers,
-    }
-}
-
-/// msg_server arguments for the shared database `url` and NATS at `nats`.
-fn cluster_args<'a>(url: &'a str, nats: &'a str) -> [&'a str; 8] {
-    [
-        "--Store",
-        "postgres",
-        "--PostgresUrl",
-        url,
-        "--NatsAddr",
-        nats,
-        "--MsgRateLimit",
-        "1000000",
-    ]
-}
-
-impl Cluster {
-    fn addr(&self, i: usize) -> std::net::SocketAddr {
-        self.servers[i].addr("client")
-    }
-}
 
 /// Sends `n` texts `prefix-i` to `to`, waiting for each ack.
 fn send(c: &mut servers::client::ImClient, to: u32, prefix: &str, n: usize) {
@@ -224,9 +182,13 @@ fn status_of(c: &mut servers::client::ImClient, about: u32) -> bool {
 
 #[test]
 fn buddy_status_reaches_the_department_on_every_server() {
-    let path = users_file_in_dept("cluster-dept", 2, 7);
+    let path = users_file_in_dept("cluster-dept", 3, 7);
     let c = cluster_with(&path, 2);
     let mut alice = user(c.addr(0), 1);
+    // Both servers' NATS links up first (a change published while a link
+    // is still connecting is not replayed).
+    let mut carol = user(c.addr(1), 3);
+    linked(&mut alice, &mut carol);
     let bob = user(c.addr(1), 2);
     assert!(
         status_of(&mut alice, 2),

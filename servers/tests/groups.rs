@@ -5,66 +5,17 @@
 
 mod common;
 
+use common::groups::{change, group_message, info as group_info, next_cmd, send_group};
 use common::*;
 use pdu::proto::*;
-use pdu::{cid, sid, Pdu};
+use pdu::{cid, sid};
 use servers::client::{ImClient, Peer};
 use std::time::Instant;
-
-/// The next frame with command `command` (others are skipped).
-fn next_cmd(c: &mut ImClient, command: u16) -> Pdu {
-    let deadline = Instant::now() + T;
-    loop {
-        let p = c.recv_pdu(deadline).unwrap();
-        if p.command_id() == command {
-            return p;
-        }
-    }
-}
-
-/// The next message delivered to `c`, acked by the client (with the
-/// session it came in).
-fn delivered(c: &mut ImClient) -> ImMsgData {
-    c.next_message(Instant::now() + T)
-        .unwrap()
-        .expect("a message in time")
-}
-
-fn send_group(c: &mut ImClient, group: u32, text: &str) -> u16 {
-    c.send_to(Peer::Group(group), text).unwrap()
-}
 
 /// The user's groups as (id, version), through the client (0x0401, 0x0403).
 fn my_groups(c: &mut ImClient) -> Vec<(u32, u32)> {
     let groups = c.groups(T).unwrap();
     groups.iter().map(|g| (g.group_id, g.version)).collect()
-}
-
-fn group_info(c: &mut ImClient, group: u32) -> Option<GroupInfo> {
-    let rsp: ImGroupInfoListRsp = ask(
-        c,
-        sid::GROUP,
-        cid::group::INFO_REQUEST,
-        &ImGroupInfoListReq {
-            user_id: c.user_id,
-            group_version_list: vec![GroupVersionInfo {
-                group_id: group,
-                version: 0,
-            }],
-            attach_data: None,
-        },
-        cid::group::INFO_RESPONSE,
-    );
-    rsp.group_info_list.into_iter().next()
-}
-
-fn change(c: &mut ImClient, group: u32, add: bool, members: &[u32]) -> ImGroupChangeMemberRsp {
-    let how = if add {
-        GroupModifyType::Add
-    } else {
-        GroupModifyType::Del
-    };
-    c.change_group(group, how, members, T).unwrap()
 }
 
 #[test]
@@ -106,7 +57,7 @@ fn groups_from_file_and_clients_route_and_persist() {
         (ack.session_id, ack.msg_id, ack.session_type),
         (100, 1, SessionType::Group as i32)
     );
-    let m = delivered(&mut u2);
+    let m = group_message(&mut u2);
     assert_eq!((m.from_user_id, m.to_session_id, m.msg_id), (1, 100, 1));
     // Not a member, no such group: refused (no ack before the probe's).
     send_group(&mut u4, 100, "let me in");
@@ -120,7 +71,7 @@ fn groups_from_file_and_clients_route_and_persist() {
     assert_eq!(history_of_group(&mut u2, 100), [1]);
     assert!(history_of_group(&mut u4, 100).is_empty());
     let mut u3 = user(addr, 3);
-    let m = delivered(&mut u3);
+    let m = group_message(&mut u3);
     assert_eq!(
         (m.from_user_id, m.to_session_id, m.msg_data),
         (1, 100, b"hello team".to_vec())
@@ -190,7 +141,7 @@ fn groups_from_file_and_clients_route_and_persist() {
         "normal groups: creator only"
     );
     send_group(&mut u1, tmp, "in the lunch group");
-    let m = delivered(&mut u4);
+    let m = group_message(&mut u4);
     assert_eq!((m.from_user_id, m.to_session_id), (1, tmp));
 
     // Everything survives a restart.
@@ -227,7 +178,7 @@ fn group_deliveries_acked_by_the_client_leave_the_mailbox() {
     let addr = ms.addr("client");
     let (mut u1, mut u2) = (user(addr, 1), user(addr, 2));
     assert_eq!(said(&mut u1, "one"), 1);
-    assert_eq!(delivered(&mut u2).msg_data, b"one", "live");
+    assert_eq!(group_message(&mut u2).msg_data, b"one", "live");
     leave(u2);
     assert_eq!(said(&mut u1, "two"), 2);
     // At the next login only what is new; u3, offline so far, gets both from
@@ -263,7 +214,7 @@ fn leave(mut c: ImClient) {
 fn next_login_gets(addr: std::net::SocketAddr, id: u32, texts: &[&str]) {
     let mut c = user(addr, id);
     for text in texts {
-        let m = delivered(&mut c);
+        let m = group_message(&mut c);
         assert_eq!(
             (m.to_session_id, String::from_utf8_lossy(&m.msg_data)),
             (100, (*text).into()),
@@ -293,4 +244,83 @@ fn a_groups_file_with_a_stranger_stops_msg_server_at_startup() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("user 7"), "{err}");
     let _ = std::fs::remove_file(&groups);
+}
+
+/// A new temporary group is announced (0x040b) to its members' connections
+/// but the creating one, and to no one else; a member's shield (0x0409) is
+/// reported in its own group info only, changes nothing in delivery, goes
+/// when the member leaves, and (`restart`: on a store that keeps it)
+/// survives a restart.
+fn announce_and_shield(extra: &[&str], restart: bool) {
+    use common::groups::*;
+    use std::time::Duration;
+    let users = users_file("groups-shield", 4);
+    let mut ms = msg_server(&users, None, extra);
+    let addr = ms.addr("client");
+    let (mut u1, mut u2, mut u4) = (user(addr, 1), user(addr, 2), user(addr, 4));
+    let mut u1_phone = ImClient::connect(addr, common::T).unwrap();
+    assert_eq!(
+        u1_phone
+            .login("u1", "pw1", true, common::T)
+            .unwrap()
+            .result_code,
+        0
+    );
+    let g = create_tmp(&mut u1, "shielded", &[2, 3]);
+    for c in [&mut u2, &mut u1_phone] {
+        let n = next_notify(c);
+        assert_eq!(
+            (n.user_id, n.change_type, n.group_id),
+            (1, GroupModifyType::Add as i32, g)
+        );
+        assert_eq!(n.cur_user_id_list, [1, 2, 3]);
+        assert_eq!(n.chg_user_id_list, [2, 3]);
+    }
+    let quiet = Duration::from_millis(300);
+    no_cmd(&mut u1, cid::group::CHANGE_MEMBER_NOTIFY, quiet);
+    no_cmd(&mut u4, cid::group::CHANGE_MEMBER_NOTIFY, quiet);
+
+    assert_eq!(shield(&mut u2, g, true), 0);
+    assert_eq!(shield(&mut u4, g, true), 1, "not a member");
+    assert_eq!(shield(&mut u2, 999, true), 1, "no such group");
+    assert_eq!(info(&mut u2, g).unwrap().shield_status, 1);
+    assert_eq!(info(&mut u1, g).unwrap().shield_status, 0, "u2's own");
+    // Still delivered (TeamTalk's clients mute it themselves).
+    say(&mut u1, g, "muted but here");
+    assert_eq!(heard(&mut u2), (g, 1, b"muted but here".to_vec()));
+    assert_eq!(shield(&mut u2, g, false), 0);
+    assert_eq!(info(&mut u2, g).unwrap().shield_status, 0);
+    assert_eq!(shield(&mut u2, g, true), 0);
+    assert_eq!(shield(&mut u2, g, true), 0, "twice is once");
+    // Leaving drops it: back in the group, u2 is not shielded.
+    assert_eq!(shield(&mut u1, g, true), 0);
+    assert_eq!(change(&mut u1, g, false, &[1]).result_code, 0);
+    assert_eq!(change(&mut u2, g, true, &[1]).result_code, 0);
+    assert_eq!(info(&mut u1, g).unwrap().shield_status, 0);
+    if restart {
+        drop((u1, u2, u4, u1_phone));
+        let db = ms.db.take();
+        drop(ms);
+        let mut again = extra.to_vec();
+        let db_arg = db.as_ref().map(|d| d.to_str().unwrap().to_string());
+        if let Some(d) = &db_arg {
+            again.extend(["--DbPath", d]);
+        }
+        ms = msg_server(&users, None, &again);
+        ms.db = db;
+        let addr = ms.addr("client");
+        let (mut u1, mut u2) = (user(addr, 1), user(addr, 2));
+        assert_eq!(info(&mut u2, g).unwrap().shield_status, 1, "kept");
+        assert_eq!(info(&mut u1, g).unwrap().shield_status, 0);
+    }
+}
+
+#[test]
+fn a_new_group_is_announced_and_shields_persist_in_sqlite() {
+    announce_and_shield(&[], true);
+}
+
+#[test]
+fn a_new_group_is_announced_and_shields_work_in_memory() {
+    announce_and_shield(&["--Store", "memory"], false);
 }

@@ -489,13 +489,13 @@ fn migrate(args: &[&str]) -> String {
 fn migrate_creates_then_keeps_the_schema_of_both_stores() {
     let db = db_path("migrate");
     let sqlite = ["--DbPath", db.to_str().unwrap()];
-    assert!(migrate(&sqlite).contains("schema version 0 -> 1"));
-    assert!(migrate(&sqlite).contains("schema version 1 -> 1"));
+    assert!(migrate(&sqlite).contains("schema version 0 -> 2"));
+    assert!(migrate(&sqlite).contains("schema version 2 -> 2"));
     let pg = pg::TempPostgres::start();
     let url = pg.url();
     let postgres = ["--Store", "postgres", "--PostgresUrl", &url];
-    assert!(migrate(&postgres).contains("schema version 0 -> 1"));
-    assert!(migrate(&postgres).contains("schema version 1 -> 1"));
+    assert!(migrate(&postgres).contains("schema version 0 -> 2"));
+    assert!(migrate(&postgres).contains("schema version 2 -> 2"));
     // A database newer than the program is refused, not touched.
     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     c.batch_execute("UPDATE schema_version SET version = 99")

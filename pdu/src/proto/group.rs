@@ -248,3 +248,42 @@ pub struct ImGroupChangeMemberNotify {
     #[prost(uint32, repeated, packed = "false", tag = "5")]
     pub chg_user_id_list: Vec<u32>,
 }
+
+/// `IM.Group.IMGroupShieldReq`, command
+/// [`cid::group::SHIELD_GROUP_REQUEST`](crate::cid::group::SHIELD_GROUP_REQUEST):
+/// a member mutes (or unmutes) a group.
+#[doc(alias = "IMGroupShieldReq")]
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ImGroupShieldReq {
+    /// Field 1, `required uint32 user_id`.
+    #[prost(uint32, required, tag = "1")]
+    pub user_id: u32,
+    /// Field 2, `required uint32 group_id`.
+    #[prost(uint32, required, tag = "2")]
+    pub group_id: u32,
+    /// Field 3, `required uint32 shield_status`: 1 shielded, 0 not.
+    #[prost(uint32, required, tag = "3")]
+    pub shield_status: u32,
+    /// Field 20, `optional bytes attach_data`.
+    #[prost(bytes = "vec", optional, tag = "20")]
+    pub attach_data: Option<Vec<u8>>,
+}
+
+/// `IM.Group.IMGroupShieldRsp`, command
+/// [`cid::group::SHIELD_GROUP_RESPONSE`](crate::cid::group::SHIELD_GROUP_RESPONSE).
+#[doc(alias = "IMGroupShieldRsp")]
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ImGroupShieldRsp {
+    /// Field 1, `required uint32 user_id`.
+    #[prost(uint32, required, tag = "1")]
+    pub user_id: u32,
+    /// Field 2, `required uint32 group_id`.
+    #[prost(uint32, required, tag = "2")]
+    pub group_id: u32,
+    /// Field 3, `required uint32 result_code`: 0 done, 1 refused.
+    #[prost(uint32, required, tag = "3")]
+    pub result_code: u32,
+    /// Field 20, `optional bytes attach_data`.
+    #[prost(bytes = "vec", optional, tag = "20")]
+    pub attach_data: Option<Vec<u8>>,
+}

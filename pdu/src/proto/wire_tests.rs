@@ -294,3 +294,31 @@ fn group_info_and_contact_session_match_hand_encoding() {
         ],
     );
 }
+
+#[test]
+fn group_shield_matches_hand_encoding() {
+    let req = ImGroupShieldReq {
+        user_id: 3,
+        group_id: 300,
+        shield_status: 1,
+        attach_data: Some(b"x".to_vec()),
+    };
+    roundtrip(
+        &req,
+        &[
+            0x08, 0x03, // 1: user_id = 3
+            0x10, 0xac,
+            0x02, // 2: group_id = 300 = 0x2c | 0x02 << 7 (0xac: 0x2c + continuation)
+            0x18, 0x01, // 3: shield_status = 1
+            0xa2, 0x01, 0x01, b'x', // 20: attach_data, key 20 << 3 | 2 = 162 = varint a2 01
+        ],
+    );
+    let rsp = ImGroupShieldRsp {
+        user_id: 3,
+        group_id: 7,
+        result_code: 0,
+        attach_data: None,
+    };
+    // result_code is required: sent even though zero.
+    roundtrip(&rsp, &[0x08, 0x03, 0x10, 0x07, 0x18, 0x00]);
+}

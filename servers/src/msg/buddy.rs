@@ -8,7 +8,7 @@
 //! | 0x0204 `IMUsersInfoReq` | 0x0205 profiles of the known ids asked for (unknown ids are left out) |
 //! | 0x0208 `IMAllUserReq` | 0x0209 every account, or none if the client's `latest_update_time` is the users file's version already |
 //! | 0x0210 `IMDepartmentReq` | 0x0211 the file's departments, same versioning |
-//! | 0x020a `IMUsersStatReq` | 0x020b online/offline of the known ids asked for |
+//! | 0x020a `IMUsersStatReq` | 0x020b online/offline of the known ids asked for, on any msg_server (see [`cluster`](super::cluster)'s presence) |
 //!
 //! Profiles carry what the users file has: id, name (as nick, real name and
 //! domain) and department; the other `UserInfo` fields are empty.
@@ -57,8 +57,9 @@ pub(super) fn user_info(u: &User) -> UserInfo {
     }
 }
 
+/// Online here or, as last heard over NATS, on another msg_server.
 fn status(state: &MsgState, user: u32) -> i32 {
-    if state.online.is_online(user) {
+    if state.online.is_online(user) || super::cluster::online_elsewhere(state, user) {
         UserStatType::UserStatusOnline as i32
     } else {
         UserStatType::UserStatusOffline as i32
@@ -258,16 +259,16 @@ pub(super) fn remote_presence(
         .take(state.settings.status_notify_max)
         .flat_map(|m| state.online.get(*m).iter().copied())
         .collect();
-    // Still on line here (another connection) wins over off line there.
-    let status = if online || state.online.is_online(user) {
-        UserStatType::UserStatusOnline
+    // Still on line here or on a third server wins over off line there.
+    let status = if online {
+        UserStatType::UserStatusOnline as i32
     } else {
-        UserStatType::UserStatusOffline
+        status(state, user)
     };
     let notify = ImUserStatNotify {
         user_stat: UserStat {
             user_id: user,
-            status: status as i32,
+            status,
         },
     };
     let header = Header::new(sid::BUDDY_LIST, cid::buddy::STATUS_NOTIFY);

@@ -18,17 +18,48 @@
 //! - **Logins.** A login publishes a kick for the user and client class on
 //!   the user's subject: the server holding the same user's same-class
 //!   session kicks it, as a second login on one server does.
+//! - **Groups.** Every group change committed here (a temporary group
+//!   created, members changed, a shield set) is announced on `im.group`,
+//!   which every server subscribes to: the others read the group back from
+//!   the shared store (the announcement carries only the group's id and,
+//!   for the notify, who changed whom) - the store, not the message, is the
+//!   truth, so an announcement lost or overtaken by a later change costs
+//!   nothing but a read (see [`groups`](super::groups) for the version
+//!   check that keeps concurrent changes apart). Every server must know
+//!   every group, to route its users' group messages, so this one subject
+//!   goes to all of them; group changes are rare next to messages.
+//! - **Presence, for the status query (0x020a).** A user online on server
+//!   A must be shown online when asked on B. Options were a presence table in
+//!   the shared store (a write per login and logout on the database every
+//!   message already waits on, and rows left behind by a killed server), a
+//!   NATS request to every server per query (the asker does not know how
+//!   many answers to wait for: a timeout per query), or presence kept by
+//!   every server. The last is what TeamTalk's route_server did (it held
+//!   every user's status and msg_servers asked it); here each server keeps
+//!   the map itself: logins and logouts are published on `im.presence`
+//!   (once per user and server, not per connection), and every
+//!   [`PRESENCE_REFRESH`] each server republishes who is online on it, in
+//!   chunks; a server whose link (re)connects asks the others to do so at
+//!   once. An entry not refreshed within [`PRESENCE_TTL`](presence::PRESENCE_TTL) is dropped, so
+//!   a server killed with `kill -9`, or a logout lost while NATS was down,
+//!   stops counting after at most that long, and a login lost that way
+//!   counts again at the next refresh. A query is then answered on the loop
+//!   from memory. The map is bounded: only ids of the users file, at most
+//!   [`PRESENCE_SERVERS_MAX`](presence::PRESENCE_SERVERS_MAX) servers per user.
 //! - **NATS unavailable.** Nothing waits for NATS: messages are committed
 //!   and acknowledged as before and stay in the receivers' mailboxes, read
 //!   at their next login. Publications while the link is down are dropped
 //!   (the database has them); when the link comes back, the server
-//!   subscribes again to every user online on it.
+//!   subscribes again to every user online on it, reads every group back
+//!   from the store and publishes who is online on it. Meanwhile remote
+//!   users count as online until their entries expire.
 //!
 //! The loop side ([`Cluster`], in [`MsgState`](super::MsgState)) queues what
 //! to publish and flushes it through a posted closure into the NATS link's
 //! server; what arrives on the link is posted back into msg_server the same
 //! way. Payloads: a kind byte, then fixed little-endian fields.
 
+use super::groups::Note;
 use super::store::{SessionKey, StoredMessage};
 use super::MsgConn;
 use imconn::{
@@ -36,6 +67,10 @@ use imconn::{
     Timeouts,
 };
 use netlib::{CloseReason, Context, HandlerRef, Poster};
+pub(super) use presence::online_elsewhere;
+use presence::{
+    publish_presence, refresh_presence, run_id, RemotePresence, ASK, OFF, ON, PRESENCE_REFRESH,
+};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -44,19 +79,28 @@ const DELIVER: u8 = 1;
 const KICK: u8 = 2;
 const STATUS: u8 = 3;
 const COPY: u8 = 4;
+const GROUP: u8 = 5;
+const PRESENCE: u8 = 6;
 
-/// Subscription ids: a user's id, or this bit with a department's id.
+/// Subscription ids: a user's id, or one of these with a department's id.
 const DEPT_SID: u64 = 1 << 32;
+/// `im.group`: every server's group changes.
+const GROUP_SID: u64 = 2 << 32;
+/// `im.presence`: every server's logins, logouts and refreshes.
+const PRESENCE_SID: u64 = 3 << 32;
 
 /// Most bytes of a NATS frame accepted (a message plus its header).
 const MAX_FRAME: usize = 1024 * 1024;
 
-/// The subject of subscription id `sid`: `im.user.<id>` or `im.dept.<id>`.
+mod presence;
+
+/// The subject of subscription id `sid`.
 fn subject(sid: u64) -> String {
-    if sid & DEPT_SID != 0 {
-        format!("im.dept.{}", sid as u32)
-    } else {
-        format!("im.user.{sid}")
+    match sid >> 32 {
+        0 => format!("im.user.{sid}"),
+        1 => format!("im.dept.{}", sid as u32),
+        2 => "im.group".into(),
+        _ => "im.presence".into(),
     }
 }
 
@@ -76,6 +120,10 @@ pub(super) struct Cluster {
     flush_posted: bool,
     /// Subscription ids on the link (users and departments online here).
     subscribed: HashSet<u64>,
+    /// This run of this server, in presence messages.
+    server_id: u64,
+    /// Users online on other servers.
+    remote: RemotePresence,
 }
 
 /// Starts the NATS link of msg_server `msg` (registered on `ctx`).
@@ -91,6 +139,11 @@ pub(super) fn start(
         poster: poster.clone(),
     };
     let nats = Server::<NatsLink>::register(ctx, shared, |_, _| None);
+    ctx.add_repeating_timer(PRESENCE_REFRESH, move |ctx, _| {
+        ctx.with_handler(msg, |s: &mut ImServer<MsgConn>, _| {
+            refresh_presence(&mut s.shared)
+        });
+    });
     ctx.with_handler(nats, |s: &mut Server<NatsLink>, ctx| {
         let config = ConnConfig {
             timeouts: Timeouts {
@@ -117,7 +170,30 @@ pub(super) fn start(
         out: Vec::new(),
         flush_posted: false,
         subscribed: HashSet::new(),
+        server_id: run_id(),
+        remote: RemotePresence::default(),
     }
+}
+
+/// A group change committed here: the other servers read the group back
+/// (and tell their members `note`, if any).
+pub(super) fn group_changed(state: &mut super::MsgState, group: u32, note: Option<&Note>) {
+    if state.cluster.is_some() {
+        queue(state, Out::Pub(GROUP_SID, encode_group(group, note)));
+    }
+}
+
+fn encode_group(group: u32, note: Option<&Note>) -> Vec<u8> {
+    let mut p = vec![GROUP];
+    p.extend_from_slice(&group.to_le_bytes());
+    if let Some(n) = note {
+        p.extend_from_slice(&n.by.to_le_bytes());
+        p.extend_from_slice(&n.change_type.to_le_bytes());
+        for u in &n.changed {
+            p.extend_from_slice(&u.to_le_bytes());
+        }
+    }
+    p
 }
 
 fn queue(state: &mut super::MsgState, item: Out) {
@@ -186,6 +262,7 @@ pub(super) fn logged_in(state: &mut super::MsgState, user: u32, mobile: bool) {
     }
     queue(state, Out::Pub(user.into(), vec![KICK, u8::from(mobile)]));
     subscribe(state, user.into(), true);
+    publish_presence(state, ON, &[user]);
 }
 
 /// Subscribes to `sid` (`on`) or unsubscribes, once.
@@ -226,6 +303,7 @@ pub(super) fn presence(
 /// The user's last connection here left.
 pub(super) fn offline(state: &mut super::MsgState, user: u32) {
     subscribe(state, user.into(), false);
+    publish_presence(state, OFF, &[user]);
 }
 
 /// A committed message for `receiver` at mailbox position `pos` (none: not
@@ -287,6 +365,28 @@ enum Event {
         to: u32,
         message: StoredMessage,
     },
+    Group {
+        group: u32,
+        note: Option<Note>,
+    },
+    Presence {
+        server: u64,
+        kind: u8,
+        users: Vec<u32>,
+    },
+}
+
+/// Little-endian u32s filling `p` exactly.
+fn u32s(p: &[u8]) -> Option<Vec<u32>> {
+    let chunks = p.chunks_exact(4);
+    if !chunks.remainder().is_empty() {
+        return None;
+    }
+    Some(
+        chunks
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
 }
 
 /// An event on subject `sid`'s user (or department).
@@ -300,6 +400,22 @@ fn decode(user: u32, p: &[u8]) -> Option<Event> {
         STATUS => Some(Event::Status {
             user: u32_at(1)?,
             online: *p.get(5)? != 0,
+        }),
+        GROUP => Some(Event::Group {
+            group: u32_at(1)?,
+            note: match p.len() {
+                5 => None,
+                _ => Some(Note {
+                    by: u32_at(5)?,
+                    change_type: u32_at(9)? as i32,
+                    changed: u32s(p.get(13..)?)?,
+                }),
+            },
+        }),
+        PRESENCE => Some(Event::Presence {
+            server: u64_at(1)?,
+            kind: Some(*p.get(9)?).filter(|k| *k <= ASK)?,
+            users: u32s(p.get(10..)?)?,
         }),
         kind @ (DELIVER | COPY) => {
             let receiver = u32_at(1)?;
@@ -330,11 +446,18 @@ fn decode(user: u32, p: &[u8]) -> Option<Event> {
 
 /// An event from NATS, on msg_server's loop side.
 fn on_event(s: &mut ImServer<MsgConn>, ctx: &mut Context, sid: u64, event: Event) {
+    log::debug!("cluster: on {}: {event:?}", subject(sid));
     let user = sid as u32;
     let handles = s.shared.online.get(user).to_vec();
     match event {
+        Event::Group { group, note } => super::groups::reload(&mut s.shared, Some(group), note),
+        Event::Presence {
+            server,
+            kind,
+            users,
+        } => presence::heard(&mut s.shared, server, kind, users),
         Event::Status { user, online } => {
-            if sid & DEPT_SID != 0 {
+            if sid >> 32 == DEPT_SID >> 32 {
                 super::buddy::remote_presence(s, ctx, user, sid as u32, online);
             }
         }
@@ -408,12 +531,17 @@ impl Connection for NatsLink {
                     .map(|session| u64::from(session.user_id))
                     .collect();
                 sids.extend(super::buddy::online_departments(st).map(|d| DEPT_SID | u64::from(d)));
+                sids.extend([GROUP_SID, PRESENCE_SID]);
                 if let Some(c) = st.cluster.as_mut() {
                     c.subscribed.clear();
                 }
                 for sid in sids {
                     subscribe(st, sid, true);
                 }
+                // What changed while the link was down.
+                super::groups::reload(st, None, None);
+                refresh_presence(st);
+                publish_presence(st, ASK, &[]);
             });
         });
     }
@@ -493,5 +621,46 @@ mod tests {
         assert_eq!(decode(9, &[9]), None);
         assert_eq!(subject(7), "im.user.7");
         assert_eq!(subject(DEPT_SID | 7), "im.dept.7");
+        assert_eq!(subject(GROUP_SID), "im.group");
+        assert_eq!(subject(PRESENCE_SID), "im.presence");
+    }
+
+    #[test]
+    fn group_and_presence_events_round_trip() {
+        let note = Note {
+            by: 3,
+            change_type: 2,
+            changed: vec![4, 5],
+        };
+        let p = encode_group(77, Some(&note));
+        assert_eq!(
+            decode(0, &p),
+            Some(Event::Group {
+                group: 77,
+                note: Some(note)
+            })
+        );
+        assert_eq!(
+            decode(0, &encode_group(77, None)),
+            Some(Event::Group {
+                group: 77,
+                note: None
+            })
+        );
+        assert_eq!(decode(0, &p[..p.len() - 1]), None, "a cut id");
+        let mut p = vec![PRESENCE];
+        p.extend_from_slice(&42u64.to_le_bytes());
+        p.push(ON);
+        p.extend_from_slice(&[7, 0, 0, 0, 8, 0, 0, 0]);
+        assert_eq!(
+            decode(0, &p),
+            Some(Event::Presence {
+                server: 42,
+                kind: ON,
+                users: vec![7, 8]
+            })
+        );
+        p[9] = 9;
+        assert_eq!(decode(0, &p), None, "unknown kind");
     }
 }

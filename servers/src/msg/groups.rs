@@ -1,6 +1,35 @@
 //! Groups: normal groups from the groups file, temporary groups created by
 //! clients (0x0405), membership changes (0x0407) with a notify (0x040b) to
-//! every member, the user's group list (0x0401) and group info (0x0403).
+//! every member, the user's group list (0x0401), group info (0x0403) and
+//! shields (0x0409).
+//!
+//! **Creation notify.** A new temporary group is announced to its members
+//! (all their connections but the creating one) with the notify of a
+//! membership change (0x040b, `GROUP_MODIFY_TYPE_ADD`, every member but the
+//! creator as added), so their clients ask for its info (0x0403) without
+//! polling. TeamTalk's own msg_server answered only the creator; its clients
+//! already handle 0x040b for groups they do not know yet.
+//!
+//! **Shield (0x0409).** A member mutes a group for itself. The setting is
+//! stored per (user, group) and reported in that user's `GroupInfo`
+//! (`shield_status`); a member who leaves loses it. As in TeamTalk, it
+//! changes nothing in routing: a shielded group's messages are stored,
+//! counted as unread and delivered as any other (TeamTalk used the flag only
+//! to skip the push server's notifications to phones, which this service
+//! has no equivalent of; muting is the client's job, from `shield_status`).
+//! It does not bump the group's version (it is one member's setting, not the
+//! group's), as in TeamTalk.
+//!
+//! **Several msg_servers** ([`cluster`](super::cluster)). Every committed
+//! change (creation, membership, shield) is announced on NATS; the other
+//! servers read the group back from the shared store and replace their copy,
+//! then send the notify to their own members' connections. The store only
+//! takes a membership change built on the version it holds (`version - 1`):
+//! two servers changing one group at once cannot overwrite each other; the
+//! later one is refused (result 1) and reads the group back. A group with a
+//! change of this server in flight is read again once that change is
+//! answered, so an older read never overwrites a newer local change. When
+//! the NATS link comes (back) up, every group is read again.
 //!
 //! The loop keeps every group in memory ([`MsgState`]'s `groups`, bounded by
 //! `GroupsMax` and `GroupMembersMax`) to fan group messages out without
@@ -19,19 +48,42 @@
 //! 100 engineering 1 1,2,3
 //! ```
 
-use super::route::{answer, reply_seq};
+use super::route::{answer, reply_seq, with_any};
 use super::store::{Done, GroupRecord, Op, Outcome};
 use super::{MsgConn, MsgState};
 use crate::users::Users;
-use imconn::ConnCtx;
+use imconn::{ConnCtx, ImServer};
+use netlib::{Context, Handle};
 use pdu::proto::{
     GroupInfo, GroupModifyType, GroupType, GroupVersionInfo, ImGroupChangeMemberNotify,
     ImGroupChangeMemberReq, ImGroupChangeMemberRsp, ImGroupCreateReq, ImGroupCreateRsp,
-    ImGroupInfoListReq, ImGroupInfoListRsp, ImNormalGroupListReq, ImNormalGroupListRsp,
+    ImGroupInfoListReq, ImGroupInfoListRsp, ImGroupShieldReq, ImGroupShieldRsp,
+    ImNormalGroupListReq, ImNormalGroupListRsp,
 };
 use pdu::{cid, sid, Header, PduRef};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+
+/// What the loop tracks to apply other servers' changes safely.
+#[derive(Debug, Default)]
+pub(super) struct GroupSync {
+    /// Changes of this server submitted to the store and not answered, by
+    /// group.
+    in_flight: HashMap<u32, u32>,
+    /// Groups to read again once their changes in flight are answered.
+    reload: HashSet<u32>,
+}
+
+/// A membership change as the notify (0x040b) tells it: who, what, whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Note {
+    /// Who changed it.
+    pub by: u32,
+    /// `GroupModifyType`.
+    pub change_type: i32,
+    /// Users added or removed.
+    pub changed: Vec<u32>,
+}
 
 /// Reads the groups file: every member and creator must be an account, ids
 /// unique and above 0, at most `members_max` members.
@@ -84,6 +136,7 @@ fn parse(text: &str, users: &Users, members_max: usize) -> Result<Vec<GroupRecor
             kind: GroupType::Normal as i32,
             version: 1,
             members,
+            shielded: Vec::new(),
         });
     }
     Ok(groups)
@@ -97,7 +150,8 @@ pub(super) fn is_member(state: &MsgState, group: u32, user: u32) -> bool {
         .is_some_and(|g| g.members.binary_search(&user).is_ok())
 }
 
-fn info(g: &GroupRecord) -> GroupInfo {
+/// `g` as `user` sees it (its own shield).
+fn info(g: &GroupRecord, user: u32) -> GroupInfo {
     GroupInfo {
         group_id: g.id,
         version: g.version,
@@ -105,7 +159,7 @@ fn info(g: &GroupRecord) -> GroupInfo {
         group_avatar: g.avatar.clone(),
         group_creator_id: g.creator,
         group_type: g.kind,
-        shield_status: 0,
+        shield_status: u32::from(g.shielded.binary_search(&user).is_ok()),
         group_member_list: g.members.clone(),
     }
 }
@@ -157,7 +211,7 @@ pub(super) fn infos(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
             .take(max)
             .filter_map(|v| cx.shared.groups.get(&v.group_id).map(|g| (v, g)))
             .filter(|(v, g)| g.members.binary_search(&user).is_ok() && g.version > v.version)
-            .map(|(_, g)| info(g))
+            .map(|(_, g)| info(g, user))
             .collect(),
         attach_data: req.attach_data,
     };
@@ -211,11 +265,24 @@ pub(super) fn create(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         kind: GroupType::Tmp as i32,
         version: 1,
         members,
+        shielded: Vec::new(),
     };
     let mut record = group.clone();
     let done: Done = Box::new(move |s, ctx, outcome| {
         if let Outcome::GroupCreated(id) = outcome {
             record.id = id;
+            let note = Note {
+                by: user,
+                change_type: GroupModifyType::Add as i32,
+                changed: record
+                    .members
+                    .iter()
+                    .copied()
+                    .filter(|m| *m != user)
+                    .collect(),
+            };
+            super::cluster::group_changed(&mut s.shared, id, Some(&note));
+            notify(s, ctx, Some(h), id, &record.members, &note);
             s.shared.groups.insert(id, record);
             res.result_code = 0;
             res.group_id = Some(id);
@@ -279,6 +346,8 @@ pub(super) fn change_members(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
                     g.members.sort_unstable();
                 } else {
                     g.members.retain(|m| changed.binary_search(m).is_err());
+                    // A member who leaves loses its shield (as the store).
+                    g.shielded.retain(|m| changed.binary_search(m).is_err());
                 }
                 g.version += 1;
                 res.cur_user_id_list = g.members.clone();
@@ -305,17 +374,77 @@ pub(super) fn change_members(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
             &res,
         );
     }
-    let version = cx.shared.groups[&req.group_id].version;
+    let group = req.group_id;
+    let version = cx.shared.groups[&group].version;
     let op = Op::SetMembers {
-        group: req.group_id,
+        group,
         members: res.cur_user_id_list.clone(),
         version,
     };
     let done: Done = Box::new(move |s, ctx, outcome| {
         if matches!(outcome, Outcome::Done) {
             res.result_code = 0;
+            let note = Note {
+                by: user,
+                change_type: res.change_type,
+                changed: res.chg_user_id_list.clone(),
+            };
+            super::cluster::group_changed(&mut s.shared, group, Some(&note));
+            notify(s, ctx, Some(h), group, &res.cur_user_id_list, &note);
         } else {
-            log::error!("group {}: change not stored: {outcome:?}", res.group_id);
+            log::warn!("group {group}: change not stored: {outcome:?}");
+        }
+        let command = cid::group::CHANGE_MEMBER_RESPONSE;
+        answer(s, ctx, h, |cx| {
+            reply_seq(cx, h, seq, sid::GROUP, command, &res)
+        });
+    });
+    submit_change(cx.shared, group, op, done);
+}
+
+/// 0x0409 -> 0x040a: a member shields a group (`shield_status` 1) or stops
+/// shielding it (0). Result 1 for a group the user is not a member of.
+pub(super) fn shield(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
+    let Some((user, req)) = super::request::<ImGroupShieldReq>(cx, pdu) else {
+        return;
+    };
+    let (h, seq, group) = (cx.handle(), pdu.seq_num(), req.group_id);
+    let on = req.shield_status != 0;
+    let mut res = ImGroupShieldRsp {
+        user_id: user,
+        group_id: group,
+        result_code: 1,
+        attach_data: req.attach_data,
+    };
+    let Some(g) = cx
+        .shared
+        .groups
+        .get_mut(&group)
+        .filter(|g| g.members.binary_search(&user).is_ok())
+    else {
+        log::info!("{h} user {user}: group {group} not shielded: not a member");
+        return reply_seq(
+            cx,
+            h,
+            seq,
+            sid::GROUP,
+            cid::group::SHIELD_GROUP_RESPONSE,
+            &res,
+        );
+    };
+    match (on, g.shielded.binary_search(&user)) {
+        (true, Err(at)) => g.shielded.insert(at, user),
+        (false, Ok(at)) => {
+            g.shielded.remove(at);
+        }
+        _ => {}
+    }
+    let done: Done = Box::new(move |s, ctx, outcome| {
+        if matches!(outcome, Outcome::Done) {
+            res.result_code = 0;
+            super::cluster::group_changed(&mut s.shared, group, None);
+        } else {
+            log::warn!("group {group}: shield of user {user} not stored: {outcome:?}");
         }
         answer(s, ctx, h, |cx| {
             reply_seq(
@@ -323,38 +452,122 @@ pub(super) fn change_members(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
                 h,
                 seq,
                 sid::GROUP,
-                cid::group::CHANGE_MEMBER_RESPONSE,
+                cid::group::SHIELD_GROUP_RESPONSE,
                 &res,
-            );
-            if res.result_code == 0 {
-                notify(cx, user, &res);
-            }
+            )
         });
     });
-    cx.shared.submit(op, Some(done));
+    submit_change(cx.shared, group, Op::SetShield { group, user, on }, done);
 }
 
-fn notify(cx: &mut ConnCtx<'_, MsgConn>, by: u32, res: &ImGroupChangeMemberRsp) {
-    let note = ImGroupChangeMemberNotify {
-        user_id: by,
-        change_type: res.change_type,
-        group_id: res.group_id,
-        cur_user_id_list: res.cur_user_id_list.clone(),
-        chg_user_id_list: res.chg_user_id_list.clone(),
-    };
-    let header = Header::new(sid::GROUP, cid::group::CHANGE_MEMBER_NOTIFY);
-    let me = cx.handle();
-    let mut to: Vec<u32> = res.cur_user_id_list.clone();
-    to.extend(&res.chg_user_id_list);
-    to.sort_unstable();
-    to.dedup();
-    for u in to {
-        for conn in cx.shared.online.get(u).to_vec() {
-            if conn != me {
-                let _ = cx.send_pdu_to(conn, &header, &note);
+/// Submits a change of `group` made here. While it is in flight, reads of
+/// the group from the store are not applied (they may predate it); a failed
+/// change reads the group back (the store holds what is true).
+fn submit_change(state: &mut MsgState, group: u32, op: Op, done: Done) {
+    *state.group_sync.in_flight.entry(group).or_default() += 1;
+    let done: Done = Box::new(move |s, ctx, outcome| {
+        let failed = !matches!(outcome, Outcome::Done);
+        let sync = &mut s.shared.group_sync;
+        if let Some(n) = sync.in_flight.get_mut(&group) {
+            *n -= 1;
+            if *n == 0 {
+                sync.in_flight.remove(&group);
             }
         }
+        let idle = !sync.in_flight.contains_key(&group);
+        let again = failed || (idle && sync.reload.contains(&group));
+        done(s, ctx, outcome);
+        if again {
+            reload(&mut s.shared, Some(group), None);
+        }
+    });
+    state.submit(op, Some(done));
+}
+
+/// Reads `only` (or every group) back from the store and applies it; `note`:
+/// the change another server announced, told to the members here.
+pub(super) fn reload(state: &mut MsgState, only: Option<u32>, note: Option<Note>) {
+    if let Some(g) = only {
+        state.group_sync.reload.remove(&g);
     }
+    let done: Done = Box::new(move |s, ctx, outcome| match outcome {
+        Outcome::Groups(groups) => {
+            for g in groups {
+                let note = note.as_ref().filter(|_| Some(g.id) == only);
+                apply(s, ctx, g, note);
+            }
+        }
+        other => log::warn!("groups not read back from the store: {other:?}"),
+    });
+    state.submit(Op::LoadGroups { only }, Some(done));
+}
+
+/// A group as stored replaces this server's copy unless a change of this
+/// server is in flight (then it is read again after) or the copy is newer.
+/// `note`, another server's change, is told to the members here whatever
+/// the copy was (a read after the link came up may have brought the change
+/// first; each announcement arrives once).
+fn apply(s: &mut ImServer<MsgConn>, ctx: &mut Context, g: GroupRecord, note: Option<&Note>) {
+    log::debug!(
+        "group {} read back from the store at version {}",
+        g.id,
+        g.version
+    );
+    let st = &mut s.shared;
+    if !st.groups.contains_key(&g.id) && st.groups.len() >= st.settings.groups_max {
+        log::warn!(
+            "group {} from the store not kept: GroupsMax groups exist",
+            g.id
+        );
+        return;
+    }
+    if let Some(note) = note {
+        notify(s, ctx, None, g.id, &g.members, note);
+    }
+    let st = &mut s.shared;
+    if st.group_sync.in_flight.contains_key(&g.id) {
+        st.group_sync.reload.insert(g.id);
+    } else if st
+        .groups
+        .get(&g.id)
+        .is_none_or(|old| old.version <= g.version)
+    {
+        st.groups.insert(g.id, g);
+    }
+}
+
+/// Sends the notify (0x040b) of `note` on `group`, whose `members` are
+/// those after the change, to the connections here of its members and of
+/// the users it changed, but `skip`.
+fn notify(
+    s: &mut ImServer<MsgConn>,
+    ctx: &mut Context,
+    skip: Option<Handle>,
+    group: u32,
+    members: &[u32],
+    note: &Note,
+) {
+    let msg = ImGroupChangeMemberNotify {
+        user_id: note.by,
+        change_type: note.change_type,
+        group_id: group,
+        cur_user_id_list: members.to_vec(),
+        chg_user_id_list: note.changed.clone(),
+    };
+    let header = Header::new(sid::GROUP, cid::group::CHANGE_MEMBER_NOTIFY);
+    let mut users: Vec<u32> = members.iter().chain(&note.changed).copied().collect();
+    users.sort_unstable();
+    users.dedup();
+    let to: Vec<Handle> = users
+        .iter()
+        .flat_map(|u| s.shared.online.get(*u).iter().copied())
+        .filter(|h| Some(*h) != skip)
+        .collect();
+    with_any(s, ctx, to.clone(), |cx| {
+        for h in to {
+            let _ = cx.send_pdu_to(h, &header, &msg);
+        }
+    });
 }
 
 #[cfg(test)]

@@ -108,6 +108,8 @@ pub struct MsgState {
     next_generation: u64,
     /// Every group by id (members ascending).
     groups: HashMap<u32, GroupRecord>,
+    /// Group changes in flight, for applying other servers' changes.
+    group_sync: groups::GroupSync,
     /// Set right after registration (the store needs the server's handler).
     store: Option<Box<dyn MessageStore>>,
     /// Operations submitted and not answered yet.
@@ -140,6 +142,7 @@ impl MsgState {
             drains: HashMap::new(),
             next_generation: 1,
             groups: HashMap::new(),
+            group_sync: groups::GroupSync::default(),
             store: None,
             in_flight: 0,
             requester: None,
@@ -386,6 +389,7 @@ fn on_request(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
         (sid::GROUP, cid::group::INFO_REQUEST) => groups::infos(cx, pdu),
         (sid::GROUP, cid::group::CREATE_REQUEST) => groups::create(cx, pdu),
         (sid::GROUP, cid::group::CHANGE_MEMBER_REQUEST) => groups::change_members(cx, pdu),
+        (sid::GROUP, cid::group::SHIELD_GROUP_REQUEST) => groups::shield(cx, pdu),
         // As TeamTalk's msg_server: what it does not know is ignored.
         (s, c) => log::info!(
             "{} command {s:#06x}/{c:#06x} ({}) not supported, ignored",

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod cluster;
+pub mod groups;
 pub mod nats;
 pub mod pg;
 

@@ -239,13 +239,36 @@ impl MemoryStore {
                 group,
                 members,
                 version,
-            } => {
-                if let Some(g) = self.groups.get_mut(&group) {
+            } => match self.groups.get_mut(&group) {
+                Some(g) if g.version.wrapping_add(1) == version => {
+                    g.shielded.retain(|u| members.binary_search(u).is_ok());
                     g.members = members;
                     g.version = version;
+                    Outcome::Done
+                }
+                _ => super::group_conflict(group, version),
+            },
+            Op::SetShield { group, user, on } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    match (on, g.shielded.binary_search(&user)) {
+                        (true, Err(at)) if g.members.binary_search(&user).is_ok() => {
+                            g.shielded.insert(at, user)
+                        }
+                        (false, Ok(at)) => {
+                            g.shielded.remove(at);
+                        }
+                        _ => {}
+                    }
                 }
                 Outcome::Done
             }
+            Op::LoadGroups { only } => Outcome::Groups(
+                self.groups
+                    .values()
+                    .filter(|g| only.is_none_or(|id| id == g.id))
+                    .cloned()
+                    .collect(),
+            ),
         }
     }
 }

@@ -325,7 +325,10 @@ pub enum Op {
     /// Creates a group (`group.id` 0: the store picks a new id) ->
     /// [`Outcome::GroupCreated`]; an existing id is left as it is.
     CreateGroup(GroupRecord),
-    /// Sets a group's members and version -> [`Outcome::Done`].
+    /// Sets a group's members and version -> [`Outcome::Done`], if the
+    /// stored version is `version - 1` (else [`Outcome::Failed`], nothing
+    /// changed: another msg_server changed the group first). Shields of
+    /// users no longer members are dropped.
     SetMembers {
         /// The group.
         group: u32,
@@ -333,6 +336,22 @@ pub enum Op {
         members: Vec<u32>,
         /// Its version now.
         version: u32,
+    },
+    /// Member `user` shields `group` (`on`) or not -> [`Outcome::Done`]
+    /// (nothing is stored for a user who is not a member).
+    SetShield {
+        /// The group.
+        group: u32,
+        /// The member.
+        user: u32,
+        /// Shielded.
+        on: bool,
+    },
+    /// The stored groups (`only`: just that one, if it exists) ->
+    /// [`Outcome::Groups`]: what other msg_servers changed.
+    LoadGroups {
+        /// One group, or all.
+        only: Option<u32>,
     },
 }
 
@@ -353,6 +372,18 @@ pub struct GroupRecord {
     pub version: u32,
     /// Member user ids, ascending.
     pub members: Vec<u32>,
+    /// Members who shielded the group (0x0409), ascending.
+    pub shielded: Vec<u32>,
+}
+
+/// The answer to an [`Op::SetMembers`] built on a stale version of `group`
+/// (another msg_server changed it first): nothing was changed.
+pub fn group_conflict(group: u32, version: u32) -> Outcome {
+    log::info!(
+        "store: group {group} is not at version {}: changed elsewhere",
+        version.wrapping_sub(1)
+    );
+    Outcome::Failed(format!("group {group} changed meanwhile"))
 }
 
 /// Why a message was not stored.
@@ -403,6 +434,8 @@ pub enum Outcome {
     Done,
     /// A group was created under this id.
     GroupCreated(u32),
+    /// Groups as stored ([`Op::LoadGroups`]).
+    Groups(Vec<GroupRecord>),
     /// A query or update failed.
     Failed(String),
 }

@@ -39,16 +39,18 @@
 //! (`msg_server migrate` applies what is missing; a server also does it at
 //! start, under an advisory lock so two starting at once do not race).
 
+mod groups;
 mod ops;
 
-use super::{Bounds, Completions, Done, GroupRecord, Job, Op, Outcome, Refusal, WriterThread};
-use ops::{exec, lock_in_order, u32_of};
+use super::{Bounds, Completions, Done, Job, Op, Outcome, Refusal, WriterThread};
+use ops::{exec, lock_in_order};
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement, Transaction};
 use std::collections::{HashMap, HashSet};
 
 /// Schema versions in order: version n is `MIGRATIONS[n - 1]`.
-pub const MIGRATIONS: &[&str] = &["
+pub const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE messages (
     sess     BIGINT  NOT NULL,
     msg_id   BIGINT  NOT NULL,
@@ -101,7 +103,15 @@ CREATE TABLE group_members (
     uid      BIGINT NOT NULL,
     PRIMARY KEY (group_id, uid)
 );
-"];
+",
+    "
+CREATE TABLE group_shields (
+    group_id BIGINT NOT NULL,
+    uid      BIGINT NOT NULL,
+    PRIMARY KEY (group_id, uid)
+);
+",
+];
 
 /// Times a batch is retried after a deadlock or serialization failure.
 pub const RETRIES: usize = 20;
@@ -167,7 +177,8 @@ impl PostgresStore {
     /// thread. Errors come back here, at startup.
     pub fn open(config: PostgresConfig, completions: Completions) -> Result<WriterThread, String> {
         let mut client = connect(&config.url)?;
-        let groups = load_groups(&mut client).map_err(|e| format!("loading groups: {e}"))?;
+        let groups = groups::load(&mut |sql, p| client.query(sql, p), None)
+            .map_err(|e| format!("loading groups: {e}"))?;
         let batch_max = config.batch_max;
         let describe = describe(&config.url);
         let mut writer = Writer {
@@ -199,35 +210,6 @@ fn describe(url: &str) -> String {
         return format!("postgres {host}");
     }
     format!("postgres {}", shown.join(" "))
-}
-
-fn load_groups(client: &mut Client) -> Result<Vec<GroupRecord>, postgres::Error> {
-    let mut groups = Vec::new();
-    for r in client.query(
-        "SELECT group_id, name, avatar, creator, kind, version FROM groups ORDER BY group_id",
-        &[],
-    )? {
-        groups.push(GroupRecord {
-            id: u32_of(&r, 0),
-            name: r.get(1),
-            avatar: r.get(2),
-            creator: u32_of(&r, 3),
-            kind: r.get(4),
-            version: u32_of(&r, 5),
-            members: Vec::new(),
-        });
-    }
-    for g in &mut groups {
-        g.members = client
-            .query(
-                "SELECT uid FROM group_members WHERE group_id = $1 ORDER BY uid",
-                &[&i64::from(g.id)],
-            )?
-            .iter()
-            .map(|r| u32_of(r, 0))
-            .collect();
-    }
-    Ok(groups)
 }
 
 /// The writer thread's state.

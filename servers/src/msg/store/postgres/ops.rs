@@ -3,9 +3,9 @@
 //! in `mod.rs`.
 
 use super::super::{
-    Bounds, GroupRecord, NewMessage, Op, Outcome, SessionKey, StoredMessage, Usage, UserSession,
+    Bounds, NewMessage, Op, Outcome, SessionKey, StoredMessage, Usage, UserSession,
 };
-use super::{Tx, KNOWN_MAX};
+use super::{groups, Tx, KNOWN_MAX};
 use postgres::Row;
 use std::collections::HashSet;
 
@@ -155,14 +155,18 @@ pub(super) fn exec(
             )?;
             Outcome::Done
         }
-        Op::CreateGroup(g) => Outcome::GroupCreated(create_group(tx, g)?),
+        Op::CreateGroup(g) => Outcome::GroupCreated(groups::create(tx, g)?),
         Op::SetMembers {
             group,
             members,
             version,
-        } => {
-            set_members(tx, group, &members, version)?;
+        } => groups::set_members(tx, group, &members, version)?,
+        Op::SetShield { group, user, on } => {
+            groups::set_shield(tx, group, user, on)?;
             Outcome::Done
+        }
+        Op::LoadGroups { only } => {
+            Outcome::Groups(groups::load(&mut |sql, p| tx.query(sql, p), only)?)
         }
     })
 }
@@ -338,52 +342,4 @@ fn sessions(
         .collect();
     crate::msg::store::sort_recent_first(&mut list);
     Ok(list)
-}
-
-fn create_group(tx: &mut Tx<'_, '_>, g: GroupRecord) -> Result<u32, postgres::Error> {
-    // New ids are max + 1: rare, so the table lock serializing creations
-    // across servers costs nothing.
-    tx.batch_execute("LOCK TABLE groups IN SHARE ROW EXCLUSIVE MODE")?;
-    let id: i64 = if g.id != 0 {
-        i64::from(g.id)
-    } else {
-        tx.query_one("SELECT coalesce(max(group_id), 0) + 1 FROM groups", &[])?
-            .get(0)
-    };
-    let inserted = tx.execute(
-        "INSERT INTO groups (group_id, name, avatar, creator, kind, version)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        &[
-            &id,
-            &g.name,
-            &g.avatar,
-            &i64::from(g.creator),
-            &g.kind,
-            &i64::from(g.version),
-        ],
-    )?;
-    if inserted == 1 {
-        set_members(tx, id as u32, &g.members, g.version)?;
-    }
-    Ok(id as u32)
-}
-
-fn set_members(
-    tx: &mut Tx<'_, '_>,
-    group: u32,
-    members: &[u32],
-    version: u32,
-) -> Result<(), postgres::Error> {
-    let gid = i64::from(group);
-    tx.execute("DELETE FROM group_members WHERE group_id = $1", &[&gid])?;
-    let members: Vec<i64> = members.iter().map(|&m| i64::from(m)).collect();
-    tx.execute(
-        "INSERT INTO group_members (group_id, uid) SELECT $1, unnest($2::BIGINT[])",
-        &[&gid, &members],
-    )?;
-    tx.execute(
-        "UPDATE groups SET version = $2 WHERE group_id = $1",
-        &[&gid, &i64::from(version)],
-    )?;
-    Ok(())
 }

@@ -12,7 +12,7 @@
 //! If a commit fails, every write of the batch is refused (nobody is acked)
 //! and the in-memory caches are rebuilt from the file.
 //!
-//! Schema (`PRAGMA user_version = 1`), readable with the `sqlite3` command:
+//! Schema (`PRAGMA user_version = 2`), readable with the `sqlite3` command:
 //!
 //! - `messages(id, sess, msg_id, sender, receiver, msg_type, data,
 //!   created)`: every message, in arrival order (`id`, so a batch appends to
@@ -39,12 +39,13 @@
 //!   row writes (message, mailbox row in, mailbox row out at the ack).
 //! - `groups(group_id, name, avatar, creator, kind, version)` and
 //!   `group_members(group_id, user)`: groups and who is in them.
+//! - `group_shields(group_id, user)` (version 2): members who shielded a
+//!   group (0x0409).
 
+mod groups;
 mod ops;
 
-use super::{
-    Bounds, Completions, Done, GroupRecord, Job, Outcome, Refusal, SessionKey, Usage, WriterThread,
-};
+use super::{Bounds, Completions, Done, Job, Outcome, Refusal, SessionKey, Usage, WriterThread};
 use rusqlite::Connection;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -93,7 +94,12 @@ CREATE TABLE IF NOT EXISTS group_members (
     user     INTEGER NOT NULL,
     PRIMARY KEY (group_id, user)
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS group_shields (
+    group_id INTEGER NOT NULL,
+    user     INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user)
+) WITHOUT ROWID;
+PRAGMA user_version = 2;
 ";
 
 /// SQLite-backed store settings.
@@ -119,7 +125,7 @@ impl SqliteStore {
     pub fn open(config: SqliteConfig, completions: Completions) -> Result<WriterThread, String> {
         let path = config.path.clone();
         let conn = open(&config).map_err(|e| format!("{}: {e}", path.display()))?;
-        let groups = load_groups(&conn).map_err(|e| format!("{}: {e}", path.display()))?;
+        let groups = groups::load(&conn, None).map_err(|e| format!("{}: {e}", path.display()))?;
         let batch_max = config.batch_max;
         let mut writer =
             Writer::new(conn, config).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -132,32 +138,6 @@ impl SqliteStore {
             move |batch| writer.run_batch(batch),
         )
     }
-}
-
-/// Every stored group with its members (at startup, before the thread).
-fn load_groups(conn: &Connection) -> rusqlite::Result<Vec<GroupRecord>> {
-    let mut groups: Vec<GroupRecord> = conn
-        .prepare("SELECT group_id, name, avatar, creator, kind, version FROM groups")?
-        .query_map([], |r| {
-            Ok(GroupRecord {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                avatar: r.get(2)?,
-                creator: r.get(3)?,
-                kind: r.get(4)?,
-                version: r.get(5)?,
-                members: Vec::new(),
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut st =
-        conn.prepare("SELECT user FROM group_members WHERE group_id = ?1 ORDER BY user")?;
-    for g in &mut groups {
-        g.members = st
-            .query_map([g.id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-    }
-    Ok(groups)
 }
 
 fn open(config: &SqliteConfig) -> rusqlite::Result<Connection> {
@@ -174,9 +154,9 @@ fn open(config: &SqliteConfig) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "cache_size", -65536)?;
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version > 1 {
+    if version > 2 {
         return Err(rusqlite::Error::InvalidParameterName(format!(
-            "schema version {version} is newer than this msg_server (1)"
+            "schema version {version} is newer than this msg_server (2)"
         )));
     }
     conn.execute_batch(SCHEMA)?;

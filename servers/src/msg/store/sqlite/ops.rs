@@ -1,9 +1,9 @@
 //! The SQL of each store operation, run by the writer thread inside the
 //! batch's transaction (see the parent module for the schema and the batch).
 
-use super::{Cache, KNOWN_MAX};
+use super::{groups, Cache, KNOWN_MAX};
 use crate::msg::store::{
-    Bounds, GroupRecord, NewMessage, Op, Outcome, Refusal, SessionKey, StoredMessage, UserSession,
+    Bounds, NewMessage, Op, Outcome, Refusal, SessionKey, StoredMessage, UserSession,
 };
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -114,15 +114,19 @@ pub(super) fn exec(tx: &Transaction<'_>, op: Op, cache: &mut Cache, bounds: &Bou
             .and_then(|mut st| st.execute(params![user, session.to_i64(), crate::msg::unix_now()]))
             .map(|_| Outcome::Done)
             .unwrap_or_else(failed),
-        Op::CreateGroup(g) => create_group(tx, g)
+        Op::CreateGroup(g) => groups::create(tx, g)
             .map(Outcome::GroupCreated)
             .unwrap_or_else(failed),
         Op::SetMembers {
             group,
             members,
             version,
-        } => set_members(tx, group, &members, version)
+        } => groups::set_members(tx, group, &members, version).unwrap_or_else(failed),
+        Op::SetShield { group, user, on } => groups::set_shield(tx, group, user, on)
             .map(|_| Outcome::Done)
+            .unwrap_or_else(failed),
+        Op::LoadGroups { only } => groups::load(tx, only)
+            .map(Outcome::Groups)
             .unwrap_or_else(failed),
     }
 }
@@ -292,40 +296,4 @@ fn sessions(
         .collect::<rusqlite::Result<_>>()?;
     crate::msg::store::sort_recent_first(&mut list);
     Ok(list)
-}
-
-fn create_group(tx: &Transaction<'_>, g: GroupRecord) -> rusqlite::Result<u32> {
-    let id: Option<u32> = (g.id != 0).then_some(g.id);
-    let inserted = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO groups (group_id, name, avatar, creator, kind, version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![id, g.name, g.avatar, g.creator, g.kind, g.version])?;
-    let id = match id {
-        Some(id) => id,
-        None => tx.last_insert_rowid() as u32,
-    };
-    if inserted == 1 {
-        set_members(tx, id, &g.members, g.version)?;
-    }
-    Ok(id)
-}
-
-fn set_members(
-    tx: &Transaction<'_>,
-    group: u32,
-    members: &[u32],
-    version: u32,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
-        .execute([group])?;
-    let mut add =
-        tx.prepare_cached("INSERT INTO group_members (group_id, user) VALUES (?1, ?2)")?;
-    for m in members {
-        add.execute([group, *m])?;
-    }
-    tx.prepare_cached("UPDATE groups SET version = ?2 WHERE group_id = ?1")?
-        .execute([group, version])?;
-    Ok(())
 }
