@@ -383,7 +383,8 @@ impl CenterHandle {
     pub fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, ListenError> {
         let (tx, rx) = mpsc::channel();
         let server = self.0.server;
-        self.0.poster
+        self.0
+            .poster
             .post(move |ctx| {
                 let _ = tx.send(listen_on(ctx, server, addr));
             })
@@ -447,7 +448,8 @@ impl CenterHandle {
     pub fn peers(&self) -> Option<Vec<PeerInfo>> {
         let (tx, rx) = mpsc::channel();
         let server = self.0.server;
-        self.0.poster
+        self.0
+            .poster
             .post(move |ctx| {
                 let list = ctx.with_handler(server, |s: &mut Server<PeerConn>, _| {
                     let mut list: Vec<PeerInfo> = s
@@ -479,7 +481,8 @@ impl CenterHandle {
     pub fn connection_count(&self) -> Option<usize> {
         let (tx, rx) = mpsc::channel();
         let server = self.0.server;
-        self.0.poster
+        self.0
+            .poster
             .post(move |ctx| {
                 let n = ctx.with_handler(server, |s: &mut Server<PeerConn>, _| s.conns().len());
                 let _ = tx.send(n);

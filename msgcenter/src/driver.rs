@@ -10,8 +10,8 @@
 
 use crate::conn::PeerConn;
 use crate::frame::HEADER_LEN;
-use crate::message::{FailReason, MsgId, Outcome};
 use crate::inbox::Drain;
+use crate::message::{FailReason, MsgId, Outcome};
 use crate::outbound::Held;
 use crate::peer::Peer;
 use crate::state::CenterState;
@@ -45,7 +45,9 @@ pub(crate) fn conn_config(st: &CenterState) -> ConnConfig {
 }
 
 /// Takes every message posted since the last drain (one posted closure
-/// per batch, see [`crate::inbox`]) into the peers' queues.
+/// per batch, see [`crate::inbox`]) into the peers' queues and serves
+/// them at once: a posted closure runs outside any hook, so there is no
+/// reason to wait for a deferred sweep (and a loop turn) first.
 pub(crate) fn drain_inbox(s: &mut Server<PeerConn>, ctx: &mut Context, drain: Drain) {
     let st = &mut s.shared;
     let mut msgs = std::mem::take(&mut st.drained);
@@ -55,7 +57,7 @@ pub(crate) fn drain_inbox(s: &mut Server<PeerConn>, ctx: &mut Context, drain: Dr
         enqueue(st, held, now);
     }
     st.drained = msgs;
-    st.schedule_sweep(ctx);
+    sweep(s, ctx);
 }
 
 /// Queues one message taken by the loop at `now` and marks its peer dirty

@@ -23,6 +23,7 @@ pub(crate) struct Inbox {
     list: Mutex<List>,
 }
 
+#[allow(clippy::vec_box, reason = "a Held moves between queues by its pointer")]
 #[derive(Default)]
 struct List {
     msgs: Vec<Box<Held>>,
@@ -65,6 +66,7 @@ impl Inbox {
 
     /// Takes everything queued into `out` (empty, keeping its allocation
     /// for the next swap).
+    #[allow(clippy::vec_box, reason = "a Held moves between queues by its pointer")]
     pub(crate) fn take(&self, out: &mut Vec<Box<Held>>) {
         debug_assert!(out.is_empty());
         std::mem::swap(&mut self.lock().msgs, out);
@@ -98,6 +100,7 @@ impl Drain {
     }
 
     /// The loop is running the drain: takes the queued messages.
+    #[allow(clippy::vec_box, reason = "a Held moves between queues by its pointer")]
     pub(crate) fn take(mut self, out: &mut Vec<Box<Held>>) {
         self.ran = true;
         self.inbox.take(out);
@@ -155,7 +158,10 @@ mod tests {
         drop(Drain::new(inbox.clone()));
         assert_eq!(inbox.push(held(2, &log)), Pushed::Closed);
         let shutdown = Outcome::Failed(FailReason::Shutdown);
-        assert_eq!(log.lock().unwrap().as_slice(), &[(1, shutdown), (2, shutdown)]);
+        assert_eq!(
+            log.lock().unwrap().as_slice(),
+            &[(1, shutdown), (2, shutdown)]
+        );
         // A drain that ran leaves the inbox open.
         let open = Arc::new(Inbox::default());
         assert_eq!(open.push(held(3, &log)), Pushed::First);

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// See the module docs.
+#[allow(clippy::vec_box, reason = "a Held moves between queues by its pointer")]
 pub(crate) struct CenterState {
     pub(crate) cfg: Config,
     /// This node, as told to peers.

@@ -210,7 +210,9 @@ fn a_panicking_handler_is_not_acknowledged_and_its_thread_carries_on() {
         outcomes.wait(doomed),
         Outcome::Failed(FailReason::RetriesExhausted)
     );
-    let mut got: Vec<Vec<u8>> = (0..6).map(|_| replies.recv_timeout(WAIT).unwrap()).collect();
+    let mut got: Vec<Vec<u8>> = (0..6)
+        .map(|_| replies.recv_timeout(WAIT).unwrap())
+        .collect();
     got.sort();
     assert_eq!(got, (0..6u8).map(|i| vec![i]).collect::<Vec<_>>());
     // The posts made before each panic were not sent: one reply per id.
