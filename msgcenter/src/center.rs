@@ -356,7 +356,7 @@ impl CenterHandle {
     /// wakes the loop, which then takes every message posted meanwhile.
     pub fn post(&self, mut msg: Message) -> MsgId {
         let id = *msg.id.get_or_insert_with(|| self.0.info.ids.next());
-        let Some(held) = Held::new(msg, &self.0.info) else {
+        let Some(held) = Held::new(&mut msg, &self.0.info) else {
             return id;
         };
         if self.0.inbox.push(held) == Pushed::First {

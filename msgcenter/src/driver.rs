@@ -85,9 +85,9 @@ fn enqueue(st: &mut CenterState, mut held: Box<Held>, now: Instant) {
 pub(crate) fn sweep(s: &mut Server<PeerConn>, ctx: &mut Context) {
     let now = ctx.now();
     let posts = std::mem::take(&mut s.shared.pending_posts);
-    for msg in posts {
+    for mut msg in posts {
         let info = s.shared.info.clone();
-        if let Some(held) = Held::new(msg, &info) {
+        if let Some(held) = Held::new(&mut msg, &info) {
             enqueue(&mut s.shared, held, now);
         }
     }
@@ -369,8 +369,8 @@ pub(crate) fn shutdown(s: &mut Server<PeerConn>, ctx: &mut Context) {
     st.shutting_down = true;
     st.inbox.close();
     let posts = std::mem::take(&mut st.pending_posts);
-    for msg in posts {
-        if let Some(held) = Held::new(msg, &st.info) {
+    for mut msg in posts {
+        if let Some(held) = Held::new(&mut msg, &st.info) {
             held.finish(Outcome::Failed(FailReason::Shutdown));
         }
     }

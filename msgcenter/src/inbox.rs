@@ -133,10 +133,10 @@ mod tests {
             ids: IdGen::new(),
         };
         let log = log.clone();
-        let m = Message::new("127.0.0.1:2".parse().unwrap(), 1, vec![1])
+        let mut m = Message::new("127.0.0.1:2".parse().unwrap(), 1, vec![1])
             .with_id(id)
             .on_done(move |id, o| log.lock().unwrap().push((id, o)));
-        Held::new(m, &info).unwrap()
+        Held::new(&mut m, &info).unwrap()
     }
 
     #[test]

@@ -44,7 +44,8 @@
 //! `stats`.
 //!
 //! Thread model: the center's state lives on its loop thread; other
-//! threads reach it only through [`CenterHandle`] (a netlib `Poster`).
+//! threads reach it only through [`CenterHandle`] (the center's inbox
+//! of posts, drained once per batch, and a netlib `Poster`).
 //! Callbacks and loop handlers run on the loop thread and must not block.
 #![warn(missing_docs)]
 

@@ -236,7 +236,7 @@ mod tests {
         if urgent {
             m = m.urgent();
         }
-        Held::new(m, info).unwrap()
+        Held::new(&mut m, info).unwrap()
     }
 
     #[test]

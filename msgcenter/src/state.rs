@@ -147,8 +147,8 @@ impl CenterState {
     pub(crate) fn handler_panicked(&mut self, dedup_key: Key, posts: Vec<Message>) {
         StatsCell::bump(&self.info.stats.handler_panics);
         self.dedup.forget(dedup_key);
-        for msg in posts {
-            if let Some(held) = Held::new(msg, &self.info) {
+        for mut msg in posts {
+            if let Some(held) = Held::new(&mut msg, &self.info) {
                 held.finish(Outcome::Failed(FailReason::HandlerPanicked));
             }
         }
