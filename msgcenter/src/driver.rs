@@ -61,7 +61,7 @@ pub(crate) fn drain_inbox(s: &mut Server<PeerConn>, ctx: &mut Context, drain: Dr
 }
 
 /// Queues one message taken by the loop at `now` and marks its peer dirty
-/// (the caller schedules the sweep).
+/// (the caller, a sweep, then serves the dirty peers).
 fn enqueue(st: &mut CenterState, mut held: Box<Held>, now: Instant) {
     if st.shutting_down {
         return held.finish(Outcome::Failed(FailReason::Shutdown));
