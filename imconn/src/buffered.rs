@@ -111,9 +111,10 @@ pub struct BufferedConn {
     pub in_buf: SimpleBuffer,
     out_buf: SimpleBuffer,
     limits: Limits,
-    /// When data last arrived.
+    /// When data last arrived (the loop turn's time, `Context::now`: no
+    /// clock read per system call).
     pub last_recv: Instant,
-    /// When data was last handed to the kernel.
+    /// When data was last handed to the kernel (the loop turn's time).
     pub last_send: Instant,
     /// Bytes received so far.
     pub bytes_in: u64,
@@ -223,7 +224,7 @@ impl BufferedConn {
         }
         if status.bytes > 0 {
             self.bytes_in += status.bytes as u64;
-            self.last_recv = Instant::now();
+            self.last_recv = ctx.now();
         }
         status
     }
@@ -239,7 +240,7 @@ impl BufferedConn {
             Ok(0) => None,
             Ok(n) => {
                 self.bytes_in += n as u64;
-                self.last_recv = Instant::now();
+                self.last_recv = ctx.now();
                 Some(n)
             }
             Err(Error::WouldBlock) => None,
@@ -300,7 +301,7 @@ impl BufferedConn {
             }
             if written > 0 {
                 self.bytes_out += written as u64;
-                self.last_send = Instant::now();
+                self.last_send = ctx.now();
             }
         }
         let rest = &data[written..];
@@ -400,7 +401,7 @@ impl BufferedConn {
                 Ok(n) => {
                     self.out_buf.consume(n);
                     self.bytes_out += n as u64;
-                    self.last_send = Instant::now();
+                    self.last_send = ctx.now();
                 }
                 Err(Error::WouldBlock) => break,
                 Err(e) => return Err(self.failed(e)),

@@ -3,9 +3,10 @@
 //! ([`CenterHandle`]: `Send + Clone`, usable from any thread, the loop's
 //! included).
 //!
-//! A posted message is validated and encoded on the posting thread, then
-//! handed to the loop through netlib's `Poster`; its outcome comes back
-//! through its callback, on the loop thread.
+//! A posted message is validated and its body checksummed on the posting
+//! thread, then queued in the center's [`Inbox`](crate::inbox): one closure
+//! through netlib's `Poster` drains a whole batch of posts. Its outcome
+//! comes back through its callback, on the loop thread.
 
 use crate::codec::MsgCodec;
 use crate::config::{Config, ConfigError};
@@ -13,7 +14,8 @@ use crate::conn::PeerConn;
 use crate::driver;
 use crate::frame::Hello;
 use crate::handlers::Handlers;
-use crate::message::{FailReason, Message, MsgId, Outcome};
+use crate::inbox::{Drain, Inbox, Pushed};
+use crate::message::{Message, MsgId};
 use crate::outbound::{Held, IdGen, Info};
 use crate::pool::{random_u64, Pool};
 use crate::state::CenterState;
@@ -23,7 +25,7 @@ use netlib::{Context, EventDispatch, HandlerRef, ListenOptions, Poster};
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Why a center could not start.
 #[derive(Debug)]
@@ -204,7 +206,7 @@ impl Center {
             }
         };
         let bound = ctx.local_addr(listener).map_err(StartError::Loop)?;
-        let info = ctx
+        let taken = ctx
             .with_handler(server, |s: &mut Server<PeerConn>, _| {
                 let st = &mut s.shared;
                 st.server = Some(server);
@@ -218,21 +220,23 @@ impl Center {
                     ids: IdGen::new(),
                 });
                 st.info = info.clone();
-                info
+                (info, st.inbox.clone())
             })
             .ok_or(StartError::Loop(netlib::Error::InvalidHandle))?;
+        let (info, inbox) = taken;
         let tick = tick_interval(&info);
         ctx.add_repeating_timer(tick, move |ctx, _| {
             ctx.with_handler(server, |s: &mut Server<PeerConn>, ctx| driver::tick(s, ctx));
         });
         log::info!("msgcenter: node {:x} listening on {bound}", me.node_id);
-        Ok(CenterHandle {
+        Ok(CenterHandle(Arc::new(HandleInner {
             poster: ctx.poster(),
             server,
             info,
+            inbox,
             node_id: me.node_id,
             local: bound,
-        })
+        })))
     }
 }
 
@@ -319,12 +323,16 @@ pub struct PeerInfo {
     pub backlogged: bool,
 }
 
-/// Reaches a center from any thread. Cheap to clone.
+/// Reaches a center from any thread. Cheap to clone (one reference
+/// count).
 #[derive(Clone)]
-pub struct CenterHandle {
+pub struct CenterHandle(Arc<HandleInner>);
+
+struct HandleInner {
     poster: Poster,
     server: HandlerRef,
     info: Arc<Info>,
+    inbox: Arc<Inbox>,
     node_id: u64,
     local: SocketAddr,
 }
@@ -332,8 +340,8 @@ pub struct CenterHandle {
 impl std::fmt::Debug for CenterHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CenterHandle")
-            .field("node_id", &format_args!("{:x}", self.node_id))
-            .field("local", &self.local)
+            .field("node_id", &format_args!("{:x}", self.0.node_id))
+            .field("local", &self.0.local)
             .finish()
     }
 }
@@ -343,25 +351,26 @@ impl CenterHandle {
     /// outcome reaches the message's callback exactly once: on the loop
     /// thread, or right here for a body over `max_body` (`TooLarge`) and
     /// for a center that has stopped (`Shutdown`).
+    ///
+    /// Posts are batched: only a post that finds the center's inbox empty
+    /// wakes the loop, which then takes every message posted meanwhile.
     pub fn post(&self, mut msg: Message) -> MsgId {
-        let id = *msg.id.get_or_insert_with(|| self.info.ids.next());
-        let Some(held) = Held::new(msg, &self.info, Instant::now()) else {
+        let id = *msg.id.get_or_insert_with(|| self.0.info.ids.next());
+        let Some(held) = Held::new(&mut msg, &self.0.info) else {
             return id;
         };
-        let server = self.server;
-        // If the loop has stopped, the closure is dropped with the message,
-        // whose report then says Shutdown.
-        let _ = self.poster.post(move |ctx| {
-            let mut held = Some(held);
-            ctx.with_handler(server, |s: &mut Server<PeerConn>, ctx| {
-                if let Some(held) = held.take() {
-                    driver::enqueue(s, ctx, held);
-                }
+        if self.0.inbox.push(held) == Pushed::First {
+            let drain = Drain::new(self.0.inbox.clone());
+            let server = self.0.server;
+            // If the loop has stopped (or the center is gone), the drain is
+            // dropped unrun: it closes the inbox and fails what it holds
+            // with Shutdown.
+            let _ = self.0.poster.post(move |ctx| {
+                ctx.with_handler(server, |s: &mut Server<PeerConn>, ctx| {
+                    driver::drain_inbox(s, ctx, drain)
+                });
             });
-            if let Some(held) = held {
-                held.finish(Outcome::Failed(FailReason::Shutdown));
-            }
-        });
+        }
         id
     }
 
@@ -373,8 +382,9 @@ impl CenterHandle {
     /// [`set_advertised`](Self::set_advertised)).
     pub fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, ListenError> {
         let (tx, rx) = mpsc::channel();
-        let server = self.server;
-        self.poster
+        let server = self.0.server;
+        self.0
+            .poster
             .post(move |ctx| {
                 let _ = tx.send(listen_on(ctx, server, addr));
             })
@@ -389,6 +399,7 @@ impl CenterHandle {
     /// until that connection closes.
     pub fn set_advertised(&self, addr: SocketAddr) {
         *self
+            .0
             .info
             .advertised
             .write()
@@ -398,8 +409,8 @@ impl CenterHandle {
     /// The addresses the center listens on.
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {
         let (tx, rx) = mpsc::channel();
-        let server = self.server;
-        let posted = self.poster.post(move |ctx| {
+        let server = self.0.server;
+        let posted = self.0.poster.post(move |ctx| {
             let addrs = ctx.with_handler(server, |s: &mut Server<PeerConn>, _| {
                 s.shared.listeners.iter().map(|(_, a)| *a).collect()
             });
@@ -413,22 +424,22 @@ impl CenterHandle {
 
     /// The address the center listens on (`Config::listen`, bound).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.0.local
     }
 
     /// The address peers know this node by (frames' `from`).
     pub fn advertised_addr(&self) -> SocketAddr {
-        self.info.from()
+        self.0.info.from()
     }
 
     /// This node's id.
     pub fn node_id(&self) -> u64 {
-        self.node_id
+        self.0.node_id
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        self.info.stats.snapshot()
+        self.0.info.stats.snapshot()
     }
 
     /// The peers the center holds state for, with their connection and
@@ -436,8 +447,9 @@ impl CenterHandle {
     /// stopped). Asks the loop and waits: call it from another thread.
     pub fn peers(&self) -> Option<Vec<PeerInfo>> {
         let (tx, rx) = mpsc::channel();
-        let server = self.server;
-        self.poster
+        let server = self.0.server;
+        self.0
+            .poster
             .post(move |ctx| {
                 let list = ctx.with_handler(server, |s: &mut Server<PeerConn>, _| {
                     let mut list: Vec<PeerInfo> = s
@@ -468,8 +480,9 @@ impl CenterHandle {
     /// not answer within 5 s. Call it from another thread.
     pub fn connection_count(&self) -> Option<usize> {
         let (tx, rx) = mpsc::channel();
-        let server = self.server;
-        self.poster
+        let server = self.0.server;
+        self.0
+            .poster
             .post(move |ctx| {
                 let n = ctx.with_handler(server, |s: &mut Server<PeerConn>, _| s.conns().len());
                 let _ = tx.send(n);
@@ -482,8 +495,8 @@ impl CenterHandle {
     /// connections and the listener, and (for a spawned center) stops its
     /// loop. Later posts fail with `Shutdown`.
     pub fn shutdown(&self) {
-        let server = self.server;
-        let _ = self.poster.post(move |ctx| {
+        let server = self.0.server;
+        let _ = self.0.poster.post(move |ctx| {
             let owns = ctx
                 .with_handler(server, |s: &mut Server<PeerConn>, ctx| {
                     driver::shutdown(s, ctx);

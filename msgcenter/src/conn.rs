@@ -34,7 +34,7 @@ use crate::frame::{
     FrameRef, Header, Hello, Kind, RejectCode, FLAG_DUPLICATE, FLAG_NEED_ACK, FLAG_NO_HANDLER,
     FLAG_URGENT,
 };
-use crate::handlers::HandlerCtx;
+use crate::handlers::{run_guarded, HandlerCtx};
 use crate::message::{FailReason, Flags, Outcome, Received};
 use crate::state::CenterState;
 use crate::stats::StatsCell;
@@ -228,7 +228,7 @@ impl PeerConn {
         let h = cx.handle();
         self.established = true;
         cx.set_logged_in();
-        let now = Instant::now();
+        let now = cx.ctx.now();
         let CenterState {
             peers, cfg, info, ..
         } = &mut *cx.shared;
@@ -271,7 +271,7 @@ impl PeerConn {
     fn on_data(&mut self, cx: &mut ConnCtx<'_, Self>, key: SocketAddr, frame: FrameRef<'_>) {
         let hdr = frame.header;
         let need_ack = hdr.flags & FLAG_NEED_ACK != 0;
-        let now = Instant::now();
+        let now = cx.ctx.now();
         let st = &mut *cx.shared;
         let p = st.peer(key);
         p.last_used = now;
@@ -307,15 +307,12 @@ impl PeerConn {
         };
         if let Some(handler) = st.handlers.on_loop.get_mut(&hdr.msg_type) {
             let mut hcx = HandlerCtx::new(key, st.info.clone());
-            handler(&mut hcx, &rx);
+            if !run_guarded(&rx, || handler(&mut hcx, &rx)) {
+                return st.handler_panicked(dedup_key, hcx.posts);
+            }
             if !hcx.posts.is_empty() {
                 st.pending_posts.append(&mut hcx.posts);
                 st.schedule_sweep(cx.ctx);
-            }
-            if hcx.refused {
-                StatsCell::bump(&st.info.stats.refused);
-                st.dedup.forget(dedup_key);
-                return;
             }
             StatsCell::bump(&st.info.stats.handled);
             if need_ack {
@@ -323,7 +320,7 @@ impl PeerConn {
                 send_ack(cx, key, hdr.id, hdr.msg_type, 0);
             }
         } else if st.handlers.on_worker.contains_key(&hdr.msg_type) {
-            crate::driver::to_worker(cx, key, dedup_key, &rx);
+            crate::worker::to_worker(cx, key, dedup_key, &rx);
         } else {
             StatsCell::bump(&st.info.stats.unhandled);
             // Rate-limited: the 1st, 2nd, 4th, 8th... unhandled message.
@@ -346,7 +343,7 @@ impl PeerConn {
         let Some(p) = peers.get_mut(&key) else {
             return;
         };
-        p.last_used = Instant::now();
+        p.last_used = cx.ctx.now();
         // An ack for an id no longer waiting (a late ack of a retry) is
         // ignored: the message already has its outcome.
         if let Some(m) = p.awaiting.remove(&hdr.id) {

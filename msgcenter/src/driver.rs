@@ -1,23 +1,22 @@
 //! The center's work outside connection hooks, on the imconn
 //! [`Server`] that owns the connections: queueing posts, feeding
 //! connections (`pump`), opening them, the periodic `tick` (retries,
-//! deadlines, reconnects, idle connections), worker results and shutdown.
+//! deadlines, reconnects, idle connections) and shutdown.
 //!
 //! Everything here runs on the loop thread from a posted closure, a
 //! deferred sweep or a timer - never inside a hook - so sends go straight
 //! through to the kernel and the stream offsets used to report `Written`
 //! are exact.
 
-use crate::codec::Outgoing;
-use crate::conn::{ack_header, PeerConn};
-use crate::dedup::Key;
+use crate::conn::PeerConn;
 use crate::frame::HEADER_LEN;
-use crate::message::{FailReason, Message, MsgId, Outcome, Received};
+use crate::inbox::Drain;
+use crate::message::{FailReason, MsgId, Outcome};
 use crate::outbound::Held;
 use crate::peer::Peer;
 use crate::state::CenterState;
 use crate::stats::StatsCell;
-use imconn::{ConnConfig, ConnCtx, Limits, Server, Timeouts};
+use imconn::{ConnConfig, Limits, Server, Timeouts};
 use netlib::{ConnectOptions, Context, Handle};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -45,32 +44,51 @@ pub(crate) fn conn_config(st: &CenterState) -> ConnConfig {
     }
 }
 
-/// Queues a message posted from any thread (already encoded there).
-pub(crate) fn enqueue(s: &mut Server<PeerConn>, ctx: &mut Context, held: Held) {
+/// Takes every message posted since the last drain (one posted closure
+/// per batch, see [`crate::inbox`]) into the peers' queues and serves
+/// them at once: a posted closure runs outside any hook, so there is no
+/// reason to wait for a deferred sweep (and a loop turn) first.
+pub(crate) fn drain_inbox(s: &mut Server<PeerConn>, ctx: &mut Context, drain: Drain) {
     let st = &mut s.shared;
+    let mut msgs = std::mem::take(&mut st.drained);
+    drain.take(&mut msgs);
+    let now = ctx.now();
+    for held in msgs.drain(..) {
+        enqueue(st, held, now);
+    }
+    st.drained = msgs;
+    sweep(s, ctx);
+}
+
+/// Queues one message taken by the loop at `now` and marks its peer dirty
+/// (the caller, a sweep, then serves the dirty peers).
+fn enqueue(st: &mut CenterState, mut held: Box<Held>, now: Instant) {
     if st.shutting_down {
         return held.finish(Outcome::Failed(FailReason::Shutdown));
     }
+    held.start(now);
     let to = held.to;
-    let posted = held.posted_at();
-    let CenterState { peers, cfg, .. } = st;
-    let p = peers
-        .entry(to)
-        .or_insert_with(|| Peer::new(to, cfg, posted));
+    let CenterState {
+        peers, cfg, dirty, ..
+    } = st;
+    let p = peers.entry(to).or_insert_with(|| Peer::new(to, cfg, now));
     if p.accept(held, cfg) {
-        p.last_used = p.last_used.max(posted);
-        st.mark_dirty(to, ctx);
+        p.last_used = now;
+        if !p.dirty {
+            p.dirty = true;
+            dirty.push(to);
+        }
     }
 }
 
-/// Queues the posts of loop handlers, then serves every dirty peer.
+/// Queues the posts of handlers, then serves every dirty peer.
 pub(crate) fn sweep(s: &mut Server<PeerConn>, ctx: &mut Context) {
-    let now = Instant::now();
+    let now = ctx.now();
     let posts = std::mem::take(&mut s.shared.pending_posts);
-    for msg in posts {
+    for mut msg in posts {
         let info = s.shared.info.clone();
-        if let Some(held) = Held::new(msg, &info, now) {
-            enqueue(s, ctx, held);
+        if let Some(held) = Held::new(&mut msg, &info) {
+            enqueue(&mut s.shared, held, now);
         }
     }
     let dirty = std::mem::take(&mut s.shared.dirty);
@@ -126,7 +144,13 @@ fn connect(s: &mut Server<PeerConn>, ctx: &mut Context, addr: SocketAddr, now: I
 
 /// Sends `held` on `h`; `None` if the connection is gone.
 fn transmit(s: &mut Server<PeerConn>, ctx: &mut Context, h: Handle, held: &Held) -> Option<()> {
-    s.send_bytes_to(ctx, h, &held.frame).ok().map(drop)
+    let mut buf = std::mem::take(&mut s.shared.batch);
+    buf.clear();
+    held.encode(&mut buf, s.shared.info.from());
+    let sent = s.send_bytes_to(ctx, h, &buf).ok().map(drop);
+    buf.clear();
+    s.shared.batch = buf;
+    sent
 }
 
 /// Most bytes of frames written with one system call by [`pump`].
@@ -134,6 +158,8 @@ const BATCH: usize = 64 * 1024;
 
 /// Hands queued messages to connection `h` while its output queue is
 /// under the send window: urgent first, several frames per system call.
+/// Each frame is encoded once, straight into the batch that is handed to
+/// the kernel (imconn queues only what the kernel did not take).
 ///
 /// A plain message is `Written` once the stream offset of its last byte is
 /// within what the connection handed to the kernel (`bytes_out`); until
@@ -141,6 +167,7 @@ const BATCH: usize = 64 * 1024;
 fn pump(s: &mut Server<PeerConn>, ctx: &mut Context, addr: SocketAddr, h: Handle, now: Instant) {
     let mut batch = std::mem::take(&mut s.shared.batch);
     let mut msgs = std::mem::take(&mut s.shared.batch_msgs);
+    let from = s.shared.info.from();
     while let Some(io) = s.conns().io(h) {
         let (queued, base) = (io.queued(), io.bytes_out + io.queued() as u64);
         let window = s.shared.cfg.send_window;
@@ -160,10 +187,10 @@ fn pump(s: &mut Server<PeerConn>, ctx: &mut Context, addr: SocketAddr, h: Handle
             };
             if remote.is_some_and(|r| held.body_len() > r.max_body as usize) {
                 p.finish(held, Outcome::Failed(FailReason::TooLarge), cfg);
-            } else if now >= held.deadline {
+            } else if held.expired(now) {
                 p.finish(held, Outcome::Failed(FailReason::DeadlineExceeded), cfg);
             } else {
-                batch.extend_from_slice(&held.frame);
+                held.encode(&mut batch, from);
                 msgs.push(held);
             }
         }
@@ -291,11 +318,11 @@ fn tick_peer(s: &mut Server<PeerConn>, ctx: &mut Context, addr: SocketAddr, now:
     } else {
         p.last_failure.unwrap_or(FailReason::DeadlineExceeded)
     };
-    p.fail_queued(|m| now >= m.deadline, expired, cfg);
+    p.fail_queued(|m| m.expired(now), expired, cfg);
     let mut due = Vec::new();
     let mut done = Vec::new();
     for m in p.awaiting.values() {
-        if now >= m.deadline {
+        if m.expired(now) {
             done.push((m.id, expired));
         } else if m.retry_due(now) {
             if m.sends > m.retry.max_retries {
@@ -335,111 +362,15 @@ fn tick_peer(s: &mut Server<PeerConn>, ctx: &mut Context, addr: SocketAddr, now:
     }
 }
 
-/// Dispatches a received message to the worker pool (from `on_data`).
-pub(crate) fn to_worker(
-    cx: &mut ConnCtx<'_, PeerConn>,
-    key: SocketAddr,
-    dedup_key: Key,
-    rx: &Received<'_>,
-) {
-    let h = cx.handle();
-    let st = &mut *cx.shared;
-    let (Some(handler), Some(server)) = (st.handlers.on_worker.get(&rx.msg_type), st.server) else {
-        return;
-    };
-    let handler = handler.clone();
-    let info = st.info.clone();
-    let poster = cx.ctx.poster();
-    let (from, to, msg_type, id, flags) = (rx.from, rx.to, rx.msg_type, rx.id, rx.flags);
-    let body = rx.body.to_vec();
-    let job = Box::new(move || {
-        let mut hcx = crate::handlers::HandlerCtx::new(from, info);
-        let rx = Received {
-            from,
-            to,
-            msg_type,
-            id,
-            flags,
-            body: &body,
-        };
-        handler(&mut hcx, &rx);
-        let posts = std::mem::take(&mut hcx.posts);
-        let done = WorkerDone {
-            refused: hcx.refused,
-            key,
-            dedup_key,
-            id,
-            msg_type,
-            need_ack: flags.need_ack,
-            posts,
-        };
-        // If the loop stopped meanwhile, the posts are dropped and report
-        // Shutdown to their callbacks.
-        let _ = poster.post(move |ctx| {
-            ctx.with_handler(server, |s: &mut Server<PeerConn>, ctx| {
-                worker_done(s, ctx, done)
-            });
-        });
-    });
-    let accepted = st.workers.as_ref().is_some_and(|w| w.run(job));
-    if !accepted {
-        st.dedup.forget(dedup_key);
-        return;
-    }
-    st.worker_jobs += 1;
-    if st.worker_jobs >= st.cfg.max_worker_jobs {
-        st.paused.push(h);
-        cx.pause_read();
-    }
-}
-
-/// What a worker handler left for the loop.
-pub(crate) struct WorkerDone {
-    refused: bool,
-    key: SocketAddr,
-    dedup_key: Key,
-    id: MsgId,
-    msg_type: u32,
-    need_ack: bool,
-    posts: Vec<Message>,
-}
-
-fn worker_done(s: &mut Server<PeerConn>, ctx: &mut Context, done: WorkerDone) {
-    let st = &mut s.shared;
-    st.worker_jobs = st.worker_jobs.saturating_sub(1);
-    st.pending_posts.extend(done.posts);
-    st.schedule_sweep(ctx);
-    if st.worker_jobs < st.cfg.max_worker_jobs {
-        for h in std::mem::take(&mut st.paused) {
-            let _ = ctx.resume_read(h);
-        }
-    }
-    if done.refused {
-        StatsCell::bump(&st.info.stats.refused);
-        st.dedup.forget(done.dedup_key);
-        return;
-    }
-    StatsCell::bump(&st.info.stats.handled);
-    if done.need_ack {
-        st.dedup.finish(done.dedup_key);
-        // On the peer's connection now (maybe not the one it came on); with
-        // none, the sender's retry is acknowledged as a duplicate later.
-        if let Some(h) = st.peers.get(&done.key).and_then(|p| p.conn) {
-            let header = ack_header(st, done.key, done.id, done.msg_type, 0);
-            let _ = s.send_to(ctx, h, Outgoing(&header, &[]));
-        }
-    }
-}
-
 /// Fails everything held with `Shutdown`, closes every connection, and
 /// refuses what comes later.
 pub(crate) fn shutdown(s: &mut Server<PeerConn>, ctx: &mut Context) {
     let st = &mut s.shared;
     st.shutting_down = true;
-    let now = Instant::now();
+    st.inbox.close();
     let posts = std::mem::take(&mut st.pending_posts);
-    for msg in posts {
-        if let Some(held) = Held::new(msg, &st.info, now) {
+    for mut msg in posts {
+        if let Some(held) = Held::new(&mut msg, &st.info) {
             held.finish(Outcome::Failed(FailReason::Shutdown));
         }
     }

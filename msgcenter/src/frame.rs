@@ -206,6 +206,20 @@ fn get_addr(b: &[u8]) -> SocketAddr {
 
 /// Appends one frame: header then body. Fails only for a body over 4 GiB.
 pub fn encode_frame(dst: &mut Vec<u8>, header: &Header, body: &[u8]) -> Result<(), WireError> {
+    encode_frame_with_crc(dst, header, body, crc32c::crc32c(body))
+}
+
+/// [`encode_frame`] with the body's CRC32C already computed (`body_crc`
+/// must be `crc32c(body)`): a sender that keeps a message for retries
+/// checksums its body once, on the thread that posted it, and encodes the
+/// frame straight into its write buffer at each send.
+pub fn encode_frame_with_crc(
+    dst: &mut Vec<u8>,
+    header: &Header,
+    body: &[u8],
+    body_crc: u32,
+) -> Result<(), WireError> {
+    debug_assert_eq!(body_crc, crc32c::crc32c(body));
     let len = u32::try_from(body.len()).map_err(|_| WireError::TooLong {
         declared: body.len() as u64,
         max: u32::MAX as usize,
@@ -220,7 +234,7 @@ pub fn encode_frame(dst: &mut Vec<u8>, header: &Header, body: &[u8]) -> Result<(
     dst.extend_from_slice(&header.msg_type.to_be_bytes());
     put_addr(dst, header.from);
     put_addr(dst, header.to);
-    dst.extend_from_slice(&crc32c::crc32c(body).to_be_bytes());
+    dst.extend_from_slice(&body_crc.to_be_bytes());
     let header_crc = crc32c::crc32c(&dst[start..start + 60]);
     dst.extend_from_slice(&header_crc.to_be_bytes());
     dst.extend_from_slice(body);

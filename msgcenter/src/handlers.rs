@@ -10,6 +10,15 @@
 //! are written after the ack, so a receiver killed in between has acked a
 //! message whose replies it never sent - a handler whose effects must
 //! survive a crash makes them durable before it returns.
+//!
+//! A handler that panics does not take its thread down (the loop, or a
+//! worker): the panic is caught and logged, counted in
+//! `Stats::handler_panics`, and the message counts as not handled - a
+//! NeedAck message is not acknowledged and not remembered, so its sender
+//! retries it (and, if the handler keeps panicking, ends with
+//! `RetriesExhausted` or `DeadlineExceeded`). What the handler posted
+//! before it panicked is not sent: each of those messages fails with
+//! `FailReason::HandlerPanicked`, since a retry runs the handler again.
 
 use crate::message::{Message, MsgId, Received};
 use crate::outbound::Info;
@@ -79,7 +88,6 @@ pub struct HandlerCtx {
     from: SocketAddr,
     info: Arc<Info>,
     pub(crate) posts: Vec<Message>,
-    pub(crate) refused: bool,
 }
 
 impl HandlerCtx {
@@ -88,7 +96,6 @@ impl HandlerCtx {
             from,
             info,
             posts: Vec::new(),
-            refused: false,
         }
     }
 
@@ -102,18 +109,33 @@ impl HandlerCtx {
         self.post(Message::new(self.from, msg_type, body))
     }
 
-    /// Refuses the message for now (backpressure: the application cannot
-    /// take more). A NeedAck message is neither acknowledged nor
-    /// remembered as handled, so the sender's next retry offers it again; a
-    /// plain message is dropped. Counted in `Stats::refused`.
-    pub fn refuse(&mut self) {
-        self.refused = true;
-    }
-
     /// Posts `msg` (to anyone, with any flags and callback); returns its id.
     pub fn post(&mut self, mut msg: Message) -> MsgId {
         let id = *msg.id.get_or_insert_with(|| self.info.ids.next());
         self.posts.push(msg);
         id
+    }
+}
+
+/// Runs `handler` on `rx`, catching a panic (see the module docs). Returns
+/// whether it returned normally; a panic is logged here.
+pub(crate) fn run_guarded(rx: &Received<'_>, handler: impl FnOnce()) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(handler)) {
+        Ok(()) => true,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-text panic".into());
+            log::error!(
+                "msgcenter: the handler of type {} panicked on message {} from {}: {what}; \
+                 not acknowledged, its posts discarded",
+                rx.msg_type,
+                rx.id,
+                rx.from
+            );
+            false
+        }
     }
 }

@@ -39,10 +39,13 @@
 //! (xx_connection's), [`value`] (MessagePack values), and the private
 //! `state`, `peer` (one peer's queues and backlog), `conn` (one
 //! connection's hooks: handshake, data, acks), `driver` (work outside hooks: feeding connections, retries,
-//! reconnects), `dedup`, `outbound` (a held message), `stats`.
+//! reconnects), `worker` (handlers on the pool), `inbox` (posts from any
+//! thread, drained once per batch), `dedup`, `outbound` (a held message),
+//! `stats`.
 //!
 //! Thread model: the center's state lives on its loop thread; other
-//! threads reach it only through [`CenterHandle`] (a netlib `Poster`).
+//! threads reach it only through [`CenterHandle`] (the center's inbox
+//! of posts, drained once per batch, and a netlib `Poster`).
 //! Callbacks and loop handlers run on the loop thread and must not block.
 #![warn(missing_docs)]
 
@@ -54,6 +57,7 @@ mod dedup;
 mod driver;
 pub mod frame;
 mod handlers;
+mod inbox;
 pub mod manager;
 mod message;
 mod outbound;
@@ -63,6 +67,7 @@ pub mod queue;
 mod state;
 mod stats;
 pub mod value;
+mod worker;
 
 /// The maps on the per-message paths (peers by address, messages awaiting
 /// an acknowledgement by id, the receiver's dedup window by sender and id).

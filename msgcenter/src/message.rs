@@ -66,11 +66,15 @@ pub enum FailReason {
     TooLarge,
     /// The center shut down first.
     Shutdown,
+    /// Posted by a handler that then panicked: not sent (the message it
+    /// was handling was not acknowledged, and its retry runs the handler
+    /// again).
+    HandlerPanicked,
 }
 
 impl FailReason {
     /// Every reason, for counters.
-    pub const ALL: [FailReason; 9] = [
+    pub const ALL: [FailReason; 10] = [
         FailReason::Unreachable,
         FailReason::RetriesExhausted,
         FailReason::DeadlineExceeded,
@@ -80,6 +84,7 @@ impl FailReason {
         FailReason::NoHandler,
         FailReason::TooLarge,
         FailReason::Shutdown,
+        FailReason::HandlerPanicked,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -99,6 +104,7 @@ impl fmt::Display for FailReason {
             FailReason::NoHandler => "receiver has no handler for the type",
             FailReason::TooLarge => "body too large",
             FailReason::Shutdown => "center shut down",
+            FailReason::HandlerPanicked => "posted by a handler that panicked",
         })
     }
 }
@@ -115,15 +121,18 @@ pub struct Flags {
 
 /// The retry schedule of a NeedAck message: sent again every `interval`
 /// until acknowledged, at most `max_retries` more times, and given up when
-/// `deadline` (from the post) passes - whichever comes first. Plain messages
-/// use only `deadline`: not written by then, they fail.
+/// `deadline` passes - whichever comes first. Plain messages use only
+/// `deadline`: not written by then, they fail. The deadline counts from
+/// the loop turn in which the center takes the post (the loop's cached
+/// time, `netlib::Context::now`), which is the turn the post woke or the
+/// one after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry {
     /// Between two sends of an unacknowledged message.
     pub interval: Duration,
     /// Sends after the first.
     pub max_retries: u32,
-    /// From the post to giving up.
+    /// From the post (as the loop takes it) to giving up.
     pub deadline: Duration,
 }
 

@@ -30,13 +30,13 @@ use std::time::Instant;
 /// See the module docs.
 pub(crate) struct Peer {
     pub(crate) addr: SocketAddr,
-    urgent: VecDeque<Held>,
-    normal: VecDeque<Held>,
+    urgent: VecDeque<Box<Held>>,
+    normal: VecDeque<Box<Held>>,
     /// Plain messages handed to `conn`, with the stream offset of their
     /// last byte, in send order.
-    pub(crate) unwritten: VecDeque<(u64, Held)>,
+    pub(crate) unwritten: VecDeque<(u64, Box<Held>)>,
     /// NeedAck messages sent, by id.
-    pub(crate) awaiting: FastMap<MsgId, Held>,
+    pub(crate) awaiting: FastMap<MsgId, Box<Held>>,
     /// The connection in use (handshake complete).
     pub(crate) conn: Option<Handle>,
     /// Our outgoing connection being opened (connect or handshake pending).
@@ -80,7 +80,7 @@ impl Peer {
 
     /// Queues a new message; when the peer is backlogged, fails it with
     /// `Backlog` instead and returns false.
-    pub(crate) fn accept(&mut self, held: Held, cfg: &Config) -> bool {
+    pub(crate) fn accept(&mut self, held: Box<Held>, cfg: &Config) -> bool {
         if self.backlogged {
             held.finish(Outcome::Failed(FailReason::Backlog));
             return false;
@@ -110,7 +110,7 @@ impl Peer {
         self.held_bytes
     }
 
-    fn queue_of(&mut self, urgent: bool) -> &mut VecDeque<Held> {
+    fn queue_of(&mut self, urgent: bool) -> &mut VecDeque<Box<Held>> {
         if urgent {
             &mut self.urgent
         } else {
@@ -119,12 +119,12 @@ impl Peer {
     }
 
     /// Takes the next message to send: urgent first, FIFO within each.
-    pub(crate) fn pop_next(&mut self) -> Option<Held> {
+    pub(crate) fn pop_next(&mut self) -> Option<Box<Held>> {
         self.urgent.pop_front().or_else(|| self.normal.pop_front())
     }
 
     /// Puts a message taken with [`pop_next`](Self::pop_next) back in front.
-    pub(crate) fn push_front(&mut self, held: Held) {
+    pub(crate) fn push_front(&mut self, held: Box<Held>) {
         self.queue_of(held.urgent).push_front(held);
     }
 
@@ -139,7 +139,7 @@ impl Peer {
     }
 
     /// Ends a message the peer held with `outcome`, updating the backlog.
-    pub(crate) fn finish(&mut self, held: Held, outcome: Outcome, cfg: &Config) {
+    pub(crate) fn finish(&mut self, held: Box<Held>, outcome: Outcome, cfg: &Config) {
         self.held_bytes -= held.size();
         if self.backlogged && self.held_bytes < cfg.backlog_low {
             log::info!(
@@ -228,7 +228,7 @@ mod tests {
         }
     }
 
-    fn held(info: &Info, id: u64, urgent: bool, len: usize, log: &Log) -> Held {
+    fn held(info: &Info, id: u64, urgent: bool, len: usize, log: &Log) -> Box<Held> {
         let log = log.clone();
         let mut m = Message::new("127.0.0.1:2".parse().unwrap(), 1, vec![0; len])
             .with_id(id)
@@ -236,7 +236,7 @@ mod tests {
         if urgent {
             m = m.urgent();
         }
-        Held::new(m, info, Instant::now()).unwrap()
+        Held::new(&mut m, info).unwrap()
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! center's worker handlers, and users' computations (cluster's
 //! executors run their tasks on one). No bound of its own: callers that
 //! take work from peers count their queued jobs and bound them (the
-//! center pauses reading at `max_worker_jobs`). A job that panics ends
-//! its thread; the others carry on.
+//! center pauses reading at `max_worker_jobs`). A job that panics does not
+//! end its thread: the panic is caught and logged with the thread's name,
+//! and the thread takes the next job. Callers that owe someone an outcome
+//! for a job (the center's worker handlers) catch the panic inside the job
+//! themselves, to report it; this is the backstop for every other job.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -35,14 +38,15 @@ impl Pool {
         let mut threads = Vec::new();
         for i in 0..n.max(1) {
             let rx = rx.clone();
+            let thread = format!("{name}-{i}");
             threads.push(
                 std::thread::Builder::new()
-                    .name(format!("{name}-{i}"))
+                    .name(thread.clone())
                     .spawn(move || loop {
                         let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
+                        let Ok(job) = job else { return };
+                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                            log::error!("{thread}: a job panicked; the thread carries on");
                         }
                     })?,
             );
@@ -87,4 +91,31 @@ pub fn random_u64() -> u64 {
     );
     h.write_u32(std::process::id());
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pool;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_panicking_job_does_not_kill_its_thread() {
+        let pool = Pool::new(1, "panics").unwrap();
+        assert!(pool.run(|| panic!("job failed on purpose")));
+        // The only thread is still there to run the next jobs.
+        let (tx, rx) = mpsc::channel();
+        for i in 0..3 {
+            let tx = tx.clone();
+            assert!(pool.run(move || {
+                let name = std::thread::current().name().map(String::from);
+                tx.send((i, name)).unwrap();
+            }));
+        }
+        for i in 0..3 {
+            let got = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(got, (i, Some("panics-0".to_string())));
+        }
+        drop(pool); // joins: the thread ended normally
+    }
 }

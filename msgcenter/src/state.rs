@@ -4,6 +4,9 @@
 //! closures, timers, through `Context::with_handler`) reach the same data
 //! without `RefCell`.
 //!
+//! Posts from [`CenterHandle`](crate::CenterHandle)s arrive through the
+//! [`Inbox`](crate::inbox::Inbox), one drain per batch.
+//!
 //! Work that a hook cannot do itself - sending data on a connection other
 //! than its own with the right accounting, opening connections, processing
 //! a handler's posts - is recorded here (`dirty` peers, `pending_posts`)
@@ -12,13 +15,15 @@
 
 use crate::config::Config;
 use crate::conn::PeerConn;
-use crate::dedup::DedupWindow;
+use crate::dedup::{DedupWindow, Key};
 use crate::frame::Hello;
 use crate::handlers::Handlers;
-use crate::message::Message;
+use crate::inbox::Inbox;
+use crate::message::{FailReason, Message, Outcome};
 use crate::outbound::{Held, Info};
 use crate::peer::Peer;
 use crate::pool::Pool;
+use crate::stats::StatsCell;
 use crate::FastMap;
 use imconn::Server;
 use netlib::{Context, Handle, HandlerRef};
@@ -27,6 +32,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// See the module docs.
+#[allow(clippy::vec_box, reason = "a Held moves between queues by its pointer")]
 pub(crate) struct CenterState {
     pub(crate) cfg: Config,
     /// This node, as told to peers.
@@ -37,6 +43,11 @@ pub(crate) struct CenterState {
     pub(crate) peers: FastMap<SocketAddr, Peer>,
     pub(crate) dirty: Vec<SocketAddr>,
     sweep_scheduled: bool,
+    /// Messages posted through [`CenterHandle`](crate::CenterHandle)s,
+    /// from any thread, until the loop drains them.
+    pub(crate) inbox: Arc<Inbox>,
+    /// The last drained batch's list, kept for its allocation.
+    pub(crate) drained: Vec<Box<Held>>,
     /// Messages posted by loop handlers, queued at the next sweep.
     pub(crate) pending_posts: Vec<Message>,
     pub(crate) dedup: DedupWindow,
@@ -57,7 +68,7 @@ pub(crate) struct CenterState {
     pub(crate) batch: Vec<u8>,
     /// The messages of the write batch being built (kept to reuse its
     /// allocation, like `batch`).
-    pub(crate) batch_msgs: Vec<Held>,
+    pub(crate) batch_msgs: Vec<Box<Held>>,
 }
 
 impl CenterState {
@@ -77,6 +88,8 @@ impl CenterState {
             peers: FastMap::default(),
             dirty: Vec::new(),
             sweep_scheduled: false,
+            inbox: Arc::default(),
+            drained: Vec::new(),
             pending_posts: Vec::new(),
             handlers,
             workers,
@@ -125,5 +138,19 @@ impl CenterState {
                 crate::driver::sweep(s, ctx);
             });
         });
+    }
+
+    /// A handler panicked on the message `dedup_key` (see
+    /// [`handlers`](crate::handlers)): it leaves the dedup window
+    /// unacknowledged, so the sender retries, and the handler's posts fail
+    /// with `HandlerPanicked`.
+    pub(crate) fn handler_panicked(&mut self, dedup_key: Key, posts: Vec<Message>) {
+        StatsCell::bump(&self.info.stats.handler_panics);
+        self.dedup.forget(dedup_key);
+        for mut msg in posts {
+            if let Some(held) = Held::new(&mut msg, &self.info) {
+                held.finish(Outcome::Failed(FailReason::HandlerPanicked));
+            }
+        }
     }
 }

@@ -17,7 +17,7 @@ pub struct Stats {
     /// Of those, acknowledged as duplicates.
     pub acked_duplicate: u64,
     /// Failed messages, by reason (indexed like [`FailReason::ALL`]).
-    pub failed: [u64; 9],
+    pub failed: [u64; 10],
     /// Messages received and given to a handler.
     pub handled: u64,
     /// NeedAck messages received again after being handled (not handled
@@ -25,8 +25,9 @@ pub struct Stats {
     pub duplicates: u64,
     /// Received messages that no handler was registered for.
     pub unhandled: u64,
-    /// Received messages a handler refused (`HandlerCtx::refuse`).
-    pub refused: u64,
+    /// Received messages whose handler panicked (not acknowledged; see
+    /// the `Handlers` docs).
+    pub handler_panics: u64,
     /// Connections closed for breaking the protocol.
     pub protocol_errors: u64,
     /// Connections that completed the handshake.
@@ -59,11 +60,11 @@ pub(crate) struct StatsCell {
     written: AtomicU64,
     acked: AtomicU64,
     acked_duplicate: AtomicU64,
-    failed: [AtomicU64; 9],
+    failed: [AtomicU64; 10],
     pub(crate) handled: AtomicU64,
     pub(crate) duplicates: AtomicU64,
     pub(crate) unhandled: AtomicU64,
-    pub(crate) refused: AtomicU64,
+    pub(crate) handler_panics: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) connections: AtomicU64,
     pub(crate) retransmits: AtomicU64,
@@ -101,7 +102,7 @@ impl StatsCell {
             handled: self.handled.load(Relaxed),
             duplicates: self.duplicates.load(Relaxed),
             unhandled: self.unhandled.load(Relaxed),
-            refused: self.refused.load(Relaxed),
+            handler_panics: self.handler_panics.load(Relaxed),
             protocol_errors: self.protocol_errors.load(Relaxed),
             connections: self.connections.load(Relaxed),
             retransmits: self.retransmits.load(Relaxed),

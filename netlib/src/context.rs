@@ -39,7 +39,7 @@ use crate::timer::{TimerId, TimerQueue};
 use mio::Poll;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Tunables of a dispatcher. `Config::default()` suits most servers.
 #[derive(Debug, Clone)]
@@ -116,6 +116,8 @@ pub struct Context {
     pub(crate) read_budget: Option<(Handle, usize)>,
     /// This loop's process-wide unique id, carried by its handles.
     pub(crate) loop_id: u32,
+    /// When the current iteration's poll returned ([`Context::now`]).
+    pub(crate) now: Instant,
 }
 
 impl Context {
@@ -139,6 +141,7 @@ impl Context {
             config,
             read_budget: None,
             loop_id,
+            now: Instant::now(),
         }
     }
 
@@ -158,6 +161,25 @@ impl Context {
     /// Whether the loop is running and not stopping (`netlib_is_running`).
     pub fn is_running(&self) -> bool {
         self.poster().is_running()
+    }
+
+    /// The time the current iteration started: read once per loop turn,
+    /// right after the poll returns, and the same for every callback of
+    /// that turn (before the first turn: when the dispatcher was created).
+    ///
+    /// For per-message bookkeeping (last use, deadlines, dedup windows) a
+    /// hot path would otherwise read the clock per message; this is at most
+    /// one turn old - the time the callbacks before this one took. Use
+    /// `Instant::now()` where that matters (measuring a callback's own work).
+    ///
+    /// ```
+    /// let mut dispatch = netlib::EventDispatch::new().unwrap();
+    /// let before = dispatch.context().now();
+    /// dispatch.run_once(Some(std::time::Duration::ZERO)).unwrap();
+    /// assert!(dispatch.context().now() >= before);
+    /// ```
+    pub fn now(&self) -> Instant {
+        self.now
     }
 
     /// This loop's id, unique in the process; every [`Handle`] and

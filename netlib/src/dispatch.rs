@@ -121,6 +121,7 @@ impl EventDispatch {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => self.events.clear(),
             Err(e) => return Err(Error::Io(e)),
         }
+        self.ctx.now = Instant::now();
         std::mem::swap(&mut self.ctx.read_again, &mut self.again);
         for event in self.events.iter() {
             if event.token() != WAKER {

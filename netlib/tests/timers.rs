@@ -91,3 +91,38 @@ fn regression_repeating_timer_does_not_burst_after_a_stall() {
     assert_eq!(bursts, 0, "fire times: {fires:?}");
     assert!(fires.len() <= 12, "{} fires in 200 ms", fires.len());
 }
+
+#[test]
+fn context_now_is_read_once_per_iteration() {
+    let mut d = EventDispatch::new().unwrap();
+    let seen: Rc<RefCell<Vec<(Instant, Instant)>>> = Rc::default();
+    // Two timers due in the same turn see the same `now`, not later than
+    // the clock in the callback and not earlier than the turn's start.
+    for _ in 0..2 {
+        let s = seen.clone();
+        d.context()
+            .add_timer(Duration::from_millis(5), move |ctx, _| {
+                std::thread::sleep(Duration::from_millis(2));
+                s.borrow_mut().push((ctx.now(), Instant::now()));
+            });
+    }
+    let before = Instant::now();
+    run_until(&mut d, "both timers", || seen.borrow().len() == 2);
+    let turn = seen.borrow().clone();
+    assert_eq!(turn[0].0, turn[1].0, "one reading for the whole turn");
+    assert!(turn[0].0 >= before);
+    assert!(
+        turn[1].1 >= turn[0].0 + Duration::from_millis(4),
+        "the second ran later"
+    );
+    // A later turn has a later reading.
+    let s = seen.clone();
+    d.context()
+        .add_timer(Duration::from_millis(1), move |ctx, _| {
+            s.borrow_mut().push((ctx.now(), Instant::now()));
+        });
+    run_until(&mut d, "third timer", || seen.borrow().len() == 3);
+    let third = seen.borrow()[2];
+    assert!(third.0 >= turn[1].1, "read again in the later turn");
+    assert!(third.0 <= third.1);
+}
