@@ -2,15 +2,18 @@
 //! connection): the ladder of target rates and its phases (login, pause,
 //! send, drain, late), the send schedule run from the 1 ms timer, the
 //! exactly-once check of each step and the `im_step` / `im_best` lines.
+//! With several msg_servers, user `u` lives on server `(u - 1) % servers`
+//! and each message's latency is also recorded as same-server or crossing.
 
-use crate::sys::{proc_cpu, self_cpu};
+use crate::sys::{proc_cpu, self_cpu, tree_cpu};
 use crate::user::User;
 use hdrhistogram::Histogram;
 use imconn::{ConnConfig, SendError, Server};
 use netlib::{Context, Handle};
 use pdu::proto::ImMsgData;
 use pdu::{cid, sid, Header};
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -30,6 +33,8 @@ pub(crate) const PAUSE: Duration = Duration::from_millis(300);
 /// of the best rate.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Kind {
+    /// A fixed offered rate, run once before the ladder (`--fixed-rate`).
+    Fixed,
     Ladder,
     Lat50,
     Lat90,
@@ -38,6 +43,7 @@ pub(crate) enum Kind {
 impl Kind {
     fn name(self) -> &'static str {
         match self {
+            Kind::Fixed => "fixed",
             Kind::Ladder => "ladder",
             Kind::Lat50 => "lat50",
             Kind::Lat90 => "lat90",
@@ -67,16 +73,36 @@ pub(crate) struct Step {
     pub(crate) acked: u64,
     pub(crate) received: u64,
     pub(crate) dup: u64,
-    pub(crate) cpu0: (f64, f64),
-    pub(crate) cpu1: (f64, f64),
+    pub(crate) cpu0: Cpu,
+    pub(crate) cpu1: Cpu,
     pub(crate) wall0: Instant,
     pub(crate) wall1: Instant,
+}
+
+/// CPU seconds used so far, read at the start and the end of a step.
+#[derive(Clone, Default)]
+pub(crate) struct Cpu {
+    /// This process.
+    gen: f64,
+    /// Every msg_server, summed.
+    servers: f64,
+    /// Each watched process tree, in the order of [`Gen::watch`].
+    watched: Vec<f64>,
+}
+
+/// Latency of the messages whose sender and receiver are on the same
+/// msg_server, and of those that cross servers (over NATS).
+pub(crate) struct Split {
+    pub(crate) same: Histogram<u64>,
+    pub(crate) cross: Histogram<u64>,
 }
 
 /// The generator: every user's counters and the run's phase.
 pub(crate) struct Gen {
     pub(crate) users: u32,
-    pub(crate) addr: SocketAddr,
+    /// The msg_servers' client addresses; user `u` connects to
+    /// `addrs[(u - 1) % addrs.len()]`.
+    pub(crate) addrs: Vec<SocketAddr>,
     pub(crate) config: ConnConfig,
     /// Per user: its open connection.
     pub(crate) by_user: Vec<Option<Handle>>,
@@ -92,6 +118,7 @@ pub(crate) struct Gen {
     pub(crate) rng: u64,
     pub(crate) epoch: Instant,
     pub(crate) hist: Histogram<u64>,
+    pub(crate) split: Split,
     pub(crate) msg: ImMsgData,
     pub(crate) phase: Phase,
     pub(crate) step: Option<Step>,
@@ -101,7 +128,9 @@ pub(crate) struct Gen {
     pub(crate) ladder_idx: usize,
     pub(crate) best: Option<u64>,
     pub(crate) limit: &'static str,
-    pub(crate) server_pid: u32,
+    pub(crate) server_pids: Vec<u32>,
+    /// Process trees whose CPU is reported by name (`--watch NAME=PID`).
+    pub(crate) watch: Vec<(String, u32)>,
     pub(crate) error: Option<String>,
     pub(crate) pending_next: Option<(Kind, u64)>,
 }
@@ -116,6 +145,19 @@ impl Gen {
         }
         self.phase = Phase::Done;
         ctx.stop();
+    }
+
+    /// The index of the msg_server `user` connects to.
+    pub(crate) fn server_of(&self, user: u32) -> usize {
+        (user as usize - 1) % self.addrs.len()
+    }
+
+    fn cpu_now(&self) -> Cpu {
+        Cpu {
+            gen: self_cpu(),
+            servers: self.server_pids.iter().map(|p| proc_cpu(*p)).sum(),
+            watched: self.watch.iter().map(|(_, p)| tree_cpu(*p)).collect(),
+        }
     }
 
     fn now_ns(&self) -> u64 {
@@ -206,16 +248,24 @@ impl Gen {
             ));
         }
         s.received += 1;
-        let _ = self
-            .hist
-            .record((now.saturating_sub(sent_ns) / 1000).max(1));
+        let us = (now.saturating_sub(sent_ns) / 1000).max(1);
+        let _ = self.hist.record(us);
+        let split = if self.server_of(from) == self.server_of(me) {
+            &mut self.split.same
+        } else {
+            &mut self.split.cross
+        };
+        let _ = split.record(us);
         Ok(())
     }
 
     fn start_step(&mut self, kind: Kind, target: u64) {
         let first_seq = self.sent.clone();
         self.hist.reset();
+        self.split.same.reset();
+        self.split.cross.reset();
         let now = Instant::now();
+        let cpu0 = self.cpu_now();
         self.step = Some(Step {
             kind,
             target,
@@ -226,8 +276,8 @@ impl Gen {
             acked: 0,
             received: 0,
             dup: 0,
-            cpu0: (self_cpu(), proc_cpu(self.server_pid)),
-            cpu1: (0.0, 0.0),
+            cpu0,
+            cpu1: Cpu::default(),
             wall0: now,
             wall1: now,
         });
@@ -319,15 +369,44 @@ impl Gen {
     }
 
     fn report(&mut self, result: &str) {
-        let Some(s) = &mut self.step else { return };
-        if s.wall1 <= s.wall0 {
+        if self.step.as_ref().is_some_and(|s| s.wall1 <= s.wall0) {
+            let cpu1 = self.cpu_now();
+            let s = self.step.as_mut().unwrap();
             s.wall1 = Instant::now();
-            s.cpu1 = (self_cpu(), proc_cpu(self.server_pid));
+            s.cpu1 = cpu1;
         }
+        let Some(s) = &self.step else { return };
         let wall = (s.wall1 - s.wall0).as_secs_f64();
         let h = &self.hist;
+        // CPU per message: seconds used over the step and its drain, per
+        // message sent, in microseconds.
+        let per_msg = |secs: f64| secs * 1e6 / s.sent.max(1) as f64;
+        let mut extra = format!(
+            " servers {} server_us_per_msg {:.1} gen_us_per_msg {:.1}",
+            self.addrs.len(),
+            per_msg(s.cpu1.servers - s.cpu0.servers),
+            per_msg(s.cpu1.gen - s.cpu0.gen),
+        );
+        for (i, (name, _)) in self.watch.iter().enumerate() {
+            let used = s.cpu1.watched[i] - s.cpu0.watched[i];
+            let _ = write!(
+                extra,
+                " {name}_cpu {:.2} {name}_us_per_msg {:.1}",
+                used / wall,
+                per_msg(used)
+            );
+        }
+        for (name, h) in [("same", &self.split.same), ("cross", &self.split.cross)] {
+            let _ = write!(
+                extra,
+                " {name}_n {} {name}_p50_us {} {name}_p99_us {}",
+                h.len(),
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99)
+            );
+        }
         out(&format!(
-            "im_step users {} kind {} target {} sent {} secs {:.3} rate {:.0} acked {} received {} dup {} missing {} p50_us {} p99_us {} p999_us {} max_us {} gen_cpu {:.2} server_cpu {:.2} result {result}",
+            "im_step users {} kind {} target {} sent {} secs {:.3} rate {:.0} acked {} received {} dup {} missing {} p50_us {} p99_us {} p999_us {} max_us {} gen_cpu {:.2} server_cpu {:.2}{extra} result {result}",
             self.users,
             s.kind.name(),
             s.target,
@@ -342,8 +421,8 @@ impl Gen {
             h.value_at_quantile(0.99),
             h.value_at_quantile(0.999),
             h.max(),
-            (s.cpu1.0 - s.cpu0.0) / wall,
-            (s.cpu1.1 - s.cpu0.1) / wall,
+            (s.cpu1.gen - s.cpu0.gen) / wall,
+            (s.cpu1.servers - s.cpu0.servers) / wall,
         ));
     }
 
@@ -353,6 +432,10 @@ impl Gen {
         let (kind, target) = (s.kind, s.target);
         let now = Instant::now();
         match kind {
+            Kind::Fixed => {
+                self.pending_next = Some((Kind::Ladder, self.rates[self.ladder_idx]));
+                self.phase = Phase::Pause(now + PAUSE);
+            }
             Kind::Ladder => {
                 if passed {
                     self.best = Some(target);
@@ -425,10 +508,11 @@ impl Gen {
             Phase::Drain(since) => {
                 let done = self.complete();
                 if done || now - since >= self.drain {
+                    let cpu1 = self.cpu_now();
                     {
                         let s = self.step.as_mut().unwrap();
                         s.wall1 = now;
-                        s.cpu1 = (self_cpu(), proc_cpu(self.server_pid));
+                        s.cpu1 = cpu1;
                     }
                     if done {
                         if let Err(e) = self.verify() {

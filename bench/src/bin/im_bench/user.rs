@@ -145,12 +145,13 @@ impl User {
             g.phase = Phase::Pause(Instant::now() + PAUSE);
             return;
         }
-        let (addr, config) = (g.addr, g.config);
+        let config = g.config;
         for user in g.users_to_connect() {
             let conn = User {
                 user,
                 logged_in: false,
             };
+            let addr = cx.shared.addrs[cx.shared.server_of(user)];
             let r = cx.connect(addr, &opts(), conn, config);
             if !cx.shared.connecting(cx.ctx, user, r) {
                 return;
