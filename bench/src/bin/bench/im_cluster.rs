@@ -10,7 +10,9 @@
 //! of the msg_servers, of nats-server and of PostgreSQL (the postmaster and
 //! all its backends), and the latency of same-server and crossing messages.
 //! Nothing is pinned: every process shares the machine's cores, so the
-//! figures to compare are CPU per message, not cores.
+//! figures to compare are CPU per message, not cores. The server counts
+//! run interleaved (1, 2, 3, 1, 2, 3, ...) `--reps` times; the summary
+//! gives medians with min..max.
 
 use super::im::{kv, ms};
 use super::*;
@@ -28,7 +30,10 @@ const SERVER_COUNTS: [u32; 3] = [1, 2, 3];
 /// latency are compared at this rate.
 const FIXED_RATE: u64 = 1_000;
 /// Then a ladder of rates, as in section 5, for the highest zero-loss rate.
-const LADDER: &str = "2000,5000,10000,20000";
+const LADDER: &str = "2000,3000,5000,10000,20000";
+/// After a late step, seconds without progress that count as a loss: the
+/// shared database on a loaded machine can take seconds over one batch.
+const STALL_SECS: u64 = 30;
 
 pub(crate) const HEADING: &str = "## 9. IM routing across msg_servers";
 
@@ -66,12 +71,21 @@ impl Drop for NatsServer {
     }
 }
 
-/// Creates one empty database per server count and returns the
+/// One im_bench run: its server count and its output.
+struct Run {
+    k: u32,
+    rep: usize,
+    text: String,
+}
+
+/// Creates an empty database per run (`im_k{K}_r{rep}`) and returns the
 /// postmaster's pid (the parent of this session's backend).
-fn prepare_postgres(pg: &pg::TempPostgres) -> Res<u32> {
+fn prepare_postgres(pg: &pg::TempPostgres, reps: usize) -> Res<u32> {
     let mut c = postgres::Client::connect(&pg.url_of("postgres"), postgres::NoTls)?;
-    for k in SERVER_COUNTS {
-        c.batch_execute(&format!("CREATE DATABASE im_k{k}"))?;
+    for rep in 0..reps {
+        for k in SERVER_COUNTS {
+            c.batch_execute(&format!("CREATE DATABASE im_k{k}_r{rep}"))?;
+        }
     }
     let backend: i32 = c.query_one("SELECT pg_backend_pid()", &[])?.get(0);
     let stat = std::fs::read_to_string(format!("/proc/{backend}/stat"))?;
@@ -89,7 +103,10 @@ fn missing_tools() -> Option<&'static str> {
     let pg = std::fs::read_dir("/usr/lib/postgresql")
         .map(|rd| rd.flatten().any(|v| v.path().join("bin/initdb").exists()))
         .unwrap_or(false);
-    let nats = Command::new("nats-server").arg("--version").output().is_ok();
+    let nats = Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .is_ok();
     match (pg, nats) {
         (true, true) => None,
         (false, _) => Some("Debian's postgresql is not installed"),
@@ -106,66 +123,81 @@ pub(crate) fn im_cluster(o: &Opts, md: &mut String) -> Res<()> {
     let started = Instant::now();
     let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
     let step = o.seconds.min(5.0);
+    let reps = o.reps.max(1);
     let pg = pg::TempPostgres::start();
-    let pg_pid = prepare_postgres(&pg)?;
+    let pg_pid = prepare_postgres(&pg, reps)?;
     let nats = NatsServer::start()?;
     let mut runs = Vec::new();
-    for k in SERVER_COUNTS {
-        let mut cmd = Command::new(o.bin.join("im_bench"));
-        cmd.args(["--users", &USERS.to_string()])
-            .args(["--servers", &k.to_string()])
-            .args(["--store", "postgres", "--postgres-url"])
-            .arg(pg.url_of(&format!("im_k{k}")))
-            .args(["--nats", &nats.addr.to_string()])
-            .args(["--watch", &format!("nats={}", nats.child.id())])
-            .args(["--watch", &format!("postgres={pg_pid}")])
-            .args(["--fixed-rate", &FIXED_RATE.to_string()])
-            .args(["--rates", LADDER, "--step-secs", &step.to_string()])
-            .arg("--no-pin");
-        let out = cmd.stdout(Stdio::piped()).output()?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !out.status.success() {
-            let why = text
-                .lines()
-                .find(|l| l.starts_with("im_fail"))
-                .unwrap_or("no im_fail line: see stderr")
-                .to_string();
-            return Err(format!(
-                "IM cluster, {k} msg_servers: EXACTLY-ONCE OR RUN FAILURE ({}): {why}",
-                out.status
-            )
-            .into());
+    for rep in 0..reps {
+        for k in SERVER_COUNTS {
+            let mut cmd = Command::new(o.bin.join("im_bench"));
+            cmd.args(["--users", &USERS.to_string()])
+                .args(["--servers", &k.to_string()])
+                .args(["--store", "postgres", "--postgres-url"])
+                .arg(pg.url_of(&format!("im_k{k}_r{rep}")))
+                .args(["--nats", &nats.addr.to_string()])
+                .args(["--watch", &format!("nats={}", nats.child.id())])
+                .args(["--watch", &format!("postgres={pg_pid}")])
+                .args(["--fixed-rate", &FIXED_RATE.to_string()])
+                .args(["--rates", LADDER, "--step-secs", &step.to_string()])
+                .args(["--stall-secs", &STALL_SECS.to_string()])
+                .arg("--no-pin");
+            let out = cmd.stdout(Stdio::piped()).output()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if !out.status.success() {
+                let why = text
+                    .lines()
+                    .find(|l| l.starts_with("im_fail"))
+                    .unwrap_or("no im_fail line: see stderr")
+                    .to_string();
+                return Err(format!(
+                    "IM cluster, {k} msg_servers: EXACTLY-ONCE OR RUN FAILURE ({}): {why}",
+                    out.status
+                )
+                .into());
+            }
+            for l in text.lines().filter(|l| l.starts_with("im_best")) {
+                eprintln!("im_cluster {k} msg_servers, rep {}: {l}", rep + 1);
+            }
+            runs.push(Run { k, rep, text });
         }
-        for l in text.lines().filter(|l| l.starts_with("im_best")) {
-            eprintln!("im_cluster {k} msg_servers: {l}");
-        }
-        runs.push((k, text));
     }
     drop(nats);
     drop(pg);
     let load_after = sh("cut -d' ' -f1-3 /proc/loadavg");
-    write_section(o, md, &runs, step, (&load_before, &load_after), started)
+    let facts = Facts {
+        step,
+        reps,
+        load: (load_before, load_after),
+        secs: started.elapsed().as_secs_f64(),
+    };
+    write_section(o, md, &runs, &facts)
 }
 
-/// The `im_step` line of a run's fixed-rate step.
-fn fixed_of(text: &str) -> Option<HashMap<&str, &str>> {
-    find(text, "im_step", Some("fixed"))
+/// What the section says about the run besides the figures.
+struct Facts {
+    step: f64,
+    reps: usize,
+    load: (String, String),
+    secs: f64,
 }
+
+type Line<'a> = HashMap<&'a str, &'a str>;
 
 /// One `im_*` line of a run, by prefix and (for `im_step`) kind.
-fn find<'a>(text: &'a str, prefix: &str, kind: Option<&str>) -> Option<HashMap<&'a str, &'a str>> {
+fn find<'a>(text: &'a str, prefix: &str, kind: Option<&str>) -> Option<Line<'a>> {
     text.lines()
         .filter(|l| l.starts_with(prefix))
         .map(kv)
         .find(|m| kind.is_none_or(|k| m.get("kind") == Some(&k)))
 }
 
-fn num(m: &HashMap<&str, &str>, key: &str) -> f64 {
+fn num(m: &Line, key: &str) -> f64 {
     m.get(key).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
 }
 
 /// `p50 / p99 ms (n)` of the same-server or crossing messages of a step.
-fn split(m: &HashMap<&str, &str>, which: &str) -> String {
+fn split(m: &Line, which: &str) -> String {
     let g = |k: &str| m.get(format!("{which}_{k}").as_str()).copied();
     match g("n") {
         Some("0") | None => "-".into(),
@@ -177,109 +209,195 @@ fn split(m: &HashMap<&str, &str>, which: &str) -> String {
     }
 }
 
-fn write_section(
-    o: &Opts,
-    md: &mut String,
-    runs: &[(u32, String)],
-    step: f64,
-    load: (&str, &str),
-    started: Instant,
-) -> Res<()> {
-    writeln!(md, "The routing scenario of section 5 over several msg_servers acting as one service (issue 13): they share one PostgreSQL database (`Store=postgres`, group commit on the store thread, the sender's ack after the commit) and route deliveries to users on other servers over NATS (`NatsAddr`, subject `im.user.<id>` subscribed while the user is online there). `bench im_cluster` starts Debian's PostgreSQL in a temporary data directory (initdb, loopback, `fsync=off` as the tests run it, so commits are not flushed to this machine's shared disk: the figures are routing and PostgreSQL's CPU, not the disk) and `nats-server` on loopback, then for K = 1, 2 and 3 runs `im_bench --servers K`, which starts K msg_servers on a fresh database with `NatsAddr` set (so K = 1 pays for publishing to NATS too) and logs {USERS} users in, user u directly on msg_server (u - 1) mod K (not through login_server, so that which messages cross servers is known: with random pairs about (K-1)/K of them). Each message goes from a random user to a random other user; exactly-once, the server's acks and the per-step pass/late/gen_limit verdicts are section 5's. Every K first gets {FIXED_RATE} msg/s for {step} s (the same offered load, to compare CPU per message), then the ladder {LADDER} msg/s for the highest zero-loss rate and {step} s at 50% and 90% of it for latency.\n")?;
-    writeln!(md, "Nothing is pinned: the generator, the msg_servers, nats-server and PostgreSQL share the machine's {} cores, which other engineers' builds also used during the run (load average before / after {} / {}). Compare CPU per message (CPU seconds of a process over a step and its drain, from `/proc/PID/stat`, divided by the messages sent) more than rates; msg_server CPU is the sum over all K servers, PostgreSQL's the postmaster and every backend.\n", sh("nproc"), load.0, load.1)?;
-    writeln!(md, "Run: `scripts/bench_im_cluster.sh` (= `bench im_cluster --seconds {}`) at netlib commit {}, {}, {}, {:.0} s. Each K ran: `im_bench --users {USERS} --servers K --store postgres --postgres-url URL --nats ADDR --watch nats=PID --watch postgres=PID --fixed-rate {FIXED_RATE} --rates {LADDER} --step-secs {step} --no-pin`.\n",
-        o.seconds, sh("git rev-parse --short HEAD"),
-        sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'"),
-        sh("uname -r"), started.elapsed().as_secs_f64())?;
+/// The figures of one server count over its repetitions.
+struct Count<'a> {
+    runs: Vec<&'a str>,
+}
 
-    let base = runs.iter().find(|(k, _)| *k == 1).map(|(_, t)| t.as_str());
-    let ratio_to_base = |v: f64, f: &dyn Fn(&str) -> f64| {
-        let b = base.map_or(f64::NAN, f);
-        if b > 0.0 && v.is_finite() {
-            format!("{:.2}", v / b)
-        } else {
-            "-".into()
+impl<'a> Count<'a> {
+    fn of(runs: &'a [Run], k: u32) -> Count<'a> {
+        Count {
+            runs: runs
+                .iter()
+                .filter(|r| r.k == k)
+                .map(|r| r.text.as_str())
+                .collect(),
         }
-    };
-    let server_us = |t: &str| fixed_of(t).map_or(f64::NAN, |m| num(&m, "server_us_per_msg"));
-    let total_us = |t: &str| {
-        fixed_of(t).map_or(f64::NAN, |m| {
-            num(&m, "server_us_per_msg") + num(&m, "nats_us_per_msg") + num(&m, "postgres_us_per_msg")
-        })
-    };
-    writeln!(md, "At the same offered load, {FIXED_RATE} msg/s (CPU in microseconds per message; ratios are K servers / 1 server):\n")?;
-    writeln!(md, "| msg_servers | achieved msg/s | result | msg_servers CPU µs/msg (sum) | / 1 server | nats-server µs/msg | PostgreSQL µs/msg | all three µs/msg | / 1 server | generator µs/msg | same server p50 / p99 ms (n) | crossing p50 / p99 ms (n) |")?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
-    for (k, text) in runs {
-        let Some(m) = fixed_of(text) else {
-            writeln!(md, "| {k} | no fixed-rate step |||||||||||")?;
-            continue;
-        };
-        let g = |key: &str| m.get(key).copied().unwrap_or("?");
-        writeln!(
-            md,
-            "| {k} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} |",
-            g("rate"),
-            g("result"),
-            g("server_us_per_msg"),
-            ratio_to_base(server_us(text), &server_us),
-            g("nats_us_per_msg"),
-            g("postgres_us_per_msg"),
-            total_us(text),
-            ratio_to_base(total_us(text), &total_us),
-            g("gen_us_per_msg"),
-            split(&m, "same"),
-            split(&m, "cross"),
-        )?;
     }
-    let best = |t: &str| find(t, "im_best", None).map_or(f64::NAN, |m| num(&m, "rate"));
-    writeln!(md, "\nCapacity: the highest ladder rate passed with zero loss, and latency at 50% / 90% of it:\n")?;
-    writeln!(md, "| msg_servers | login s | highest zero-loss rate msg/s | / 1 server | next step failed as | at 50%: same server p50 / p99 ms (n) | at 50%: crossing | at 90%: same server | at 90%: crossing |")?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
-    for (k, text) in runs {
-        let login = find(text, "im_login", None)
-            .and_then(|m| m.get("secs").map(|s| s.to_string()))
-            .unwrap_or_else(|| "-".into());
-        let b = find(text, "im_best", None);
-        let lat = |kind: &str, which: &str| {
-            find(text, "im_step", Some(kind)).map_or("-".to_string(), |m| {
-                let note = match m.get("result") {
-                    Some(&"pass") | None => String::new(),
-                    Some(r) => format!(" ({r})"),
-                };
-                format!("{}{note}", split(&m, which))
+
+    /// `f` of each repetition that has a value.
+    fn values(&self, f: impl Fn(&'a str) -> Option<f64>) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter_map(|t| f(t))
+            .filter(|v| v.is_finite())
+            .collect()
+    }
+
+    /// `key` of the step `kind` of each repetition.
+    fn step(&self, kind: &str, key: &str) -> Vec<f64> {
+        self.values(|t| find(t, "im_step", Some(kind)).map(|m| num(&m, key)))
+    }
+
+    /// CPU µs per message of msg_servers, nats-server and PostgreSQL together
+    /// in the fixed-rate step of each repetition.
+    fn total_us(&self) -> Vec<f64> {
+        self.values(|t| {
+            find(t, "im_step", Some("fixed")).map(|m| {
+                ["server", "nats", "postgres"]
+                    .iter()
+                    .map(|p| num(&m, &format!("{p}_us_per_msg")))
+                    .sum()
             })
+        })
+    }
+
+    fn best(&self) -> Vec<f64> {
+        self.values(|t| find(t, "im_best", None).map(|m| num(&m, "rate")))
+    }
+
+    /// Median p50 / p99 in ms of the `which` messages of step `kind` over
+    /// the repetitions, with the messages counted in all of them, and the
+    /// results of the steps that did not pass.
+    fn latency(&self, kind: &str, which: &str) -> String {
+        let p50 = self.step(kind, &format!("{which}_p50_us"));
+        let p99 = self.step(kind, &format!("{which}_p99_us"));
+        let n: f64 = self.step(kind, &format!("{which}_n")).iter().sum();
+        if n == 0.0 {
+            return "-".into();
+        }
+        let failed: Vec<String> = self
+            .runs
+            .iter()
+            .filter_map(|t| find(t, "im_step", Some(kind)))
+            .filter_map(|m| {
+                m.get("result")
+                    .filter(|r| **r != "pass")
+                    .map(|r| r.to_string())
+            })
+            .collect();
+        let note = if failed.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", failed.join(", "))
         };
+        format!(
+            "{:.2} / {:.2} ({n}{note})",
+            bench::median(&p50) / 1000.0,
+            bench::median(&p99) / 1000.0
+        )
+    }
+}
+
+/// `median (min..max)`, or `-` for no values.
+fn cell(v: &[f64], prec: usize) -> String {
+    if v.is_empty() {
+        "-".into()
+    } else {
+        mm(v, prec)
+    }
+}
+
+/// The ratio of the medians of `v` and `base`.
+fn ratio_of(v: &[f64], base: &[f64]) -> String {
+    let (a, b) = (bench::median(v), bench::median(base));
+    if b > 0.0 && a.is_finite() {
+        format!("{:.2}", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+fn write_section(o: &Opts, md: &mut String, runs: &[Run], f: &Facts) -> Res<()> {
+    let step = f.step;
+    writeln!(md, "The routing scenario of section 5 over several msg_servers acting as one service (issue 13): they share one PostgreSQL database (`Store=postgres`, group commit on the store thread, the sender's ack after the commit) and route deliveries to users on other servers over NATS (`NatsAddr`; subject `im.user.<id>`, subscribed while the user is online there). `bench im_cluster` starts Debian's PostgreSQL in a temporary data directory (initdb, loopback, `fsync=off` as the tests run it, so commits are not flushed to this machine's shared disk: the figures are routing and PostgreSQL's CPU, not the disk) and `nats-server` on loopback. Then for K = 1, 2 and 3 it runs `im_bench --servers K`, which starts K msg_servers on a fresh database with `NatsAddr` set (so K = 1 publishes to NATS too) and logs {USERS} users in, user u directly on msg_server (u - 1) mod K. They do not go through login_server, so it is known which messages cross servers: with random pairs, about (K-1)/K of them. Each message goes from a random user to a random other user; the exactly-once check, the server's acks and the pass/late/gen_limit verdicts are those of section 5 (a late step must then settle with every message received exactly once, or the run fails; none failed). Every K first gets {FIXED_RATE} msg/s for {step} s, the same offered load, to compare CPU per message. Then the ladder {LADDER} msg/s finds the highest zero-loss rate (the fixed step counts if it passed), and {step} s at 50% and 90% of it measure latency. The counts ran interleaved, 1, 2, 3, then again, {} times in all.\n", f.reps)?;
+    writeln!(md, "Nothing is pinned: the generator, the msg_servers, nats-server and PostgreSQL share the machine's {} cores ({}), which other engineers' builds were also using during the run (load average before / after {} / {}). Compare CPU per message more than rates. CPU per message is the CPU seconds a process used over a step and its drain (from `/proc/PID/stat`), divided by the messages sent; on a late step the work still queued at the end of the drain is missing from it. msg_server CPU is the sum over all K servers, PostgreSQL's covers the postmaster and every backend.\n",
+        sh("nproc"), sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'"), f.load.0, f.load.1)?;
+    writeln!(md, "Run: `scripts/bench_im_cluster.sh` (= `bench im_cluster --seconds {} --reps {}`) at netlib commit {}, kernel {}, {:.0} s. Each K ran `im_bench --users {USERS} --servers K --store postgres --postgres-url URL --nats ADDR --watch nats=PID --watch postgres=PID --fixed-rate {FIXED_RATE} --rates {LADDER} --step-secs {step} --stall-secs {STALL_SECS} --no-pin`.\n",
+        o.seconds, f.reps, sh("git rev-parse --short HEAD"), sh("uname -r"), f.secs)?;
+    let counts: Vec<(u32, Count)> = SERVER_COUNTS
+        .iter()
+        .map(|&k| (k, Count::of(runs, k)))
+        .collect();
+    let base = Count::of(runs, 1);
+    writeln!(md, "At the same offered load, {FIXED_RATE} msg/s: CPU in µs per message, median (min..max) over the repetitions; ratios are K servers / 1 server, of the medians; latency is the median over the repetitions of each one's p50 / p99, with the messages counted in all of them:\n")?;
+    writeln!(md, "| msg_servers | achieved msg/s | msg_servers µs/msg (sum) | / 1 server | nats-server µs/msg | PostgreSQL µs/msg | all three µs/msg | / 1 server | generator µs/msg | same server p50 / p99 ms (n) | crossing p50 / p99 ms (n) |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|")?;
+    for (k, c) in &counts {
+        let server = c.step("fixed", "server_us_per_msg");
         writeln!(
             md,
-            "| {k} | {login} | {} | {} | {} | {} | {} | {} | {} |",
-            b.as_ref().and_then(|m| m.get("rate")).unwrap_or(&"-"),
-            ratio_to_base(best(text), &best),
-            b.as_ref().and_then(|m| m.get("limit")).unwrap_or(&"-"),
-            lat("lat50", "same"),
-            lat("lat50", "cross"),
-            lat("lat90", "same"),
-            lat("lat90", "cross"),
+            "| {k} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(&c.step("fixed", "rate"), 0),
+            cell(&server, 1),
+            ratio_of(&server, &base.step("fixed", "server_us_per_msg")),
+            cell(&c.step("fixed", "nats_us_per_msg"), 1),
+            cell(&c.step("fixed", "postgres_us_per_msg"), 1),
+            cell(&c.total_us(), 1),
+            ratio_of(&c.total_us(), &base.total_us()),
+            cell(&c.step("fixed", "gen_us_per_msg"), 1),
+            c.latency("fixed", "same"),
+            c.latency("fixed", "cross"),
         )?;
     }
-    writeln!(md, "\nEvery step (CPU in cores = CPU seconds / wall seconds over the step and its drain, and in µs per message):\n")?;
-    writeln!(md, "| msg_servers | step | target msg/s | achieved msg/s | sent | acked | received once | missing after drain | p50 / p99 ms | same server p50 / p99 ms (n) | crossing p50 / p99 ms (n) | msg_servers cores | µs/msg | nats-server cores | µs/msg | PostgreSQL cores | µs/msg | generator cores | result |")?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")?;
-    for (k, text) in runs {
-        for m in text.lines().filter(|l| l.starts_with("im_step")).map(kv) {
+    writeln!(md, "\nCapacity: the highest rate passed with zero loss, and latency at 50% / 90% of it (each repetition at its own best rate):\n")?;
+    writeln!(md, "| msg_servers | highest zero-loss rate msg/s | / 1 server | next step failed as | at 50%: same server p50 / p99 ms (n) | at 50%: crossing | at 90%: same server | at 90%: crossing |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+    for (k, c) in &counts {
+        let limits: Vec<&str> = c
+            .runs
+            .iter()
+            .filter_map(|t| find(t, "im_best", None).and_then(|m| m.get("limit").copied()))
+            .collect();
+        writeln!(
+            md,
+            "| {k} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(&c.best(), 0),
+            ratio_of(&c.best(), &base.best()),
+            limits.join(", "),
+            c.latency("lat50", "same"),
+            c.latency("lat50", "cross"),
+            c.latency("lat90", "same"),
+            c.latency("lat90", "cross"),
+        )?;
+    }
+    writeln!(
+        md,
+        "\nEvery step (cores = CPU seconds / wall seconds over the step and its drain):\n"
+    )?;
+    writeln!(md, "| msg_servers | rep | step | target msg/s | achieved msg/s | sent | acked | received once | missing after drain | p50 / p99 ms | same server p50 / p99 ms (n) | crossing p50 / p99 ms (n) | msg_servers cores | µs/msg | nats-server cores | µs/msg | PostgreSQL cores | µs/msg | generator cores | result |")?;
+    writeln!(
+        md,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )?;
+    for r in runs {
+        for m in r.text.lines().filter(|l| l.starts_with("im_step")).map(kv) {
             let g = |key: &str| m.get(key).copied().unwrap_or("?");
             writeln!(
                 md,
-                "| {k} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                g("kind"), g("target"), g("rate"), g("sent"), g("acked"), g("received"), g("missing"),
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.k, r.rep + 1, g("kind"), g("target"), g("rate"), g("sent"), g("acked"), g("received"), g("missing"),
                 ms(g("p50_us")), ms(g("p99_us")), split(&m, "same"), split(&m, "cross"),
                 g("server_cpu"), g("server_us_per_msg"), g("nats_cpu"), g("nats_us_per_msg"),
                 g("postgres_cpu"), g("postgres_us_per_msg"), g("gen_cpu"), g("result")
             )?;
         }
-        for l in text.lines().filter(|l| l.starts_with("im_late")) {
-            writeln!(md, "\n`{l}` ({k} msg_servers)\n")?;
-        }
+    }
+    let late: Vec<String> = runs
+        .iter()
+        .flat_map(|r| {
+            r.text
+                .lines()
+                .filter(|l| l.starts_with("im_late"))
+                .map(move |l| format!("- {} msg_servers, rep {}: `{l}`", r.k, r.rep + 1))
+        })
+        .collect();
+    if !late.is_empty() {
+        writeln!(
+            md,
+            "\nLate steps, every message of which was then received exactly once:\n"
+        )?;
+        writeln!(md, "{}", late.join("\n"))?;
     }
     writeln!(md)?;
     Ok(())

@@ -25,8 +25,6 @@ pub(crate) const TICK: Duration = Duration::from_millis(1);
 /// A tick sends at most this much of the schedule it is behind: a loop too
 /// busy to keep up shows as an achieved rate below the target.
 pub(crate) const CATCH_UP: f64 = 0.020;
-/// After a late step, how long without any progress means "lost".
-pub(crate) const STALL: Duration = Duration::from_secs(3);
 pub(crate) const PAUSE: Duration = Duration::from_millis(300);
 
 /// What a step is for: a rung of the ladder, or a latency run at 50% / 90%
@@ -124,6 +122,9 @@ pub(crate) struct Gen {
     pub(crate) step: Option<Step>,
     pub(crate) step_secs: f64,
     pub(crate) drain: Duration,
+    /// After a late step, how long without any progress means "lost"
+    /// (`--stall-secs`).
+    pub(crate) stall: Duration,
     pub(crate) rates: Vec<u64>,
     pub(crate) ladder_idx: usize,
     pub(crate) best: Option<u64>,
@@ -433,6 +434,10 @@ impl Gen {
         let now = Instant::now();
         match kind {
             Kind::Fixed => {
+                // A rate passed with zero loss, like a rung of the ladder.
+                if passed {
+                    self.best = Some(target);
+                }
                 self.pending_next = Some((Kind::Ladder, self.rates[self.ladder_idx]));
                 self.phase = Phase::Pause(now + PAUSE);
             }
@@ -555,13 +560,13 @@ impl Gen {
                         progress: p,
                         at: now,
                     };
-                } else if now - at >= STALL {
+                } else if now - at >= self.stall {
                     let e = self.verify().err().unwrap_or_default();
                     self.fail(
                         ctx,
                         format!(
-                            "exactly-once violated: nothing more arrived for {} s: {e}",
-                            STALL.as_secs()
+                            "exactly-once violated: nothing more arrived for {:.1} s: {e}",
+                            self.stall.as_secs_f64()
                         ),
                     );
                 }

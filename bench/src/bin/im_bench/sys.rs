@@ -18,7 +18,12 @@ pub(crate) fn self_cpu() -> f64 {
 fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let i = stat.rfind(')')?;
-    Some(stat.get(i + 2..)?.split_whitespace().map(String::from).collect())
+    Some(
+        stat.get(i + 2..)?
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
+    )
 }
 
 /// Field `field` of stat(5) (numbered from 1, as there) out of [`stat_fields`].
