@@ -138,7 +138,7 @@ pub(crate) fn im_cluster(o: &Opts, md: &mut String) -> Res<()> {
                 .args(["--nats", &nats.addr.to_string()])
                 .args(["--watch", &format!("nats={}", nats.child.id())])
                 .args(["--watch", &format!("postgres={pg_pid}")])
-                .args(["--fixed-rate", &FIXED_RATE.to_string()])
+                .args(["--fixed-rate", &FIXED_RATE.to_string(), "--idle-step"])
                 .args(["--rates", LADDER, "--step-secs", &step.to_string()])
                 .args(["--stall-secs", &STALL_SECS.to_string()])
                 .arg("--no-pin");
@@ -252,6 +252,19 @@ impl<'a> Count<'a> {
         })
     }
 
+    /// CPU µs per message of `proc` (`server`, `nats`, `postgres`) in the
+    /// fixed-rate step without what it uses idle: its µs per message times
+    /// (1 - idle cores / fixed-step cores), per repetition.
+    fn net_us(&self, proc: &str) -> Vec<f64> {
+        let (us, cores) = (format!("{proc}_us_per_msg"), format!("{proc}_cpu"));
+        self.values(|t| {
+            let fixed = find(t, "im_step", Some("fixed"))?;
+            let idle = find(t, "im_step", Some("idle"))?;
+            let busy = num(&fixed, &cores);
+            Some(num(&fixed, &us) * (1.0 - num(&idle, &cores) / busy).max(0.0))
+        })
+    }
+
     fn best(&self) -> Vec<f64> {
         self.values(|t| find(t, "im_best", None).map(|m| num(&m, "rate")))
     }
@@ -310,24 +323,27 @@ fn ratio_of(v: &[f64], base: &[f64]) -> String {
 
 fn write_section(o: &Opts, md: &mut String, runs: &[Run], f: &Facts) -> Res<()> {
     let step = f.step;
-    writeln!(md, "The routing scenario of section 5 over several msg_servers acting as one service (issue 13): they share one PostgreSQL database (`Store=postgres`, group commit on the store thread, the sender's ack after the commit) and route deliveries to users on other servers over NATS (`NatsAddr`; subject `im.user.<id>`, subscribed while the user is online there). `bench im_cluster` starts Debian's PostgreSQL in a temporary data directory (initdb, loopback, `fsync=off` as the tests run it, so commits are not flushed to this machine's shared disk: the figures are routing and PostgreSQL's CPU, not the disk) and `nats-server` on loopback. Then for K = 1, 2 and 3 it runs `im_bench --servers K`, which starts K msg_servers on a fresh database with `NatsAddr` set (so K = 1 publishes to NATS too) and logs {USERS} users in, user u directly on msg_server (u - 1) mod K. They do not go through login_server, so it is known which messages cross servers: with random pairs, about (K-1)/K of them. Each message goes from a random user to a random other user; the exactly-once check, the server's acks and the pass/late/gen_limit verdicts are those of section 5 (a late step must then settle with every message received exactly once, or the run fails; none failed). Every K first gets {FIXED_RATE} msg/s for {step} s, the same offered load, to compare CPU per message. Then the ladder {LADDER} msg/s finds the highest zero-loss rate (the fixed step counts if it passed), and {step} s at 50% and 90% of it measure latency. The counts ran interleaved, 1, 2, 3, then again, {} times in all.\n", f.reps)?;
-    writeln!(md, "Nothing is pinned: the generator, the msg_servers, nats-server and PostgreSQL share the machine's {} cores ({}), which other engineers' builds were also using during the run (load average before / after {} / {}). Compare CPU per message more than rates. CPU per message is the CPU seconds a process used over a step and its drain (from `/proc/PID/stat`), divided by the messages sent; on a late step the work still queued at the end of the drain is missing from it. msg_server CPU is the sum over all K servers, PostgreSQL's covers the postmaster and every backend.\n",
+    writeln!(md, "The routing scenario of section 5 over several msg_servers acting as one service (issue 13): they share one PostgreSQL database (`Store=postgres`, group commit on the store thread, the sender's ack after the commit) and route deliveries to users on other servers over NATS (`NatsAddr`; subject `im.user.<id>`, subscribed while the user is online there). `bench im_cluster` starts Debian's PostgreSQL in a temporary data directory (initdb, loopback, `fsync=off` as the tests run it, so commits are not flushed to this machine's shared disk: the figures are routing and PostgreSQL's CPU, not the disk) and `nats-server` on loopback. Then for K = 1, 2 and 3 it runs `im_bench --servers K`, which starts K msg_servers on a fresh database with `NatsAddr` set (so K = 1 publishes to NATS too) and logs {USERS} users in, user u directly on msg_server (u - 1) mod K. They do not go through login_server, so it is known which messages cross servers: with random pairs, about (K-1)/K of them. Each message goes from a random user to a random other user; the exactly-once check, the server's acks and the pass/late/gen_limit verdicts are those of section 5 (a late step must then settle with every message received exactly once, or the run fails; none failed). Every K first idles for {step} s with every user logged in (the CPU each process uses with nothing sent: timers, links, the store thread), then gets {FIXED_RATE} msg/s for {step} s, the same offered load, to compare CPU per message. Then the ladder {LADDER} msg/s finds the highest zero-loss rate (the fixed step counts if it passed), and {step} s at 50% and 90% of it measure latency. The counts ran interleaved, 1, 2, 3, then again, {} times in all.\n", f.reps)?;
+    writeln!(md, "Nothing is pinned: the generator, the msg_servers, nats-server and PostgreSQL share the machine's {} cores ({}), which other engineers' builds were also using during the run (load average before / after {} / {}). Compare CPU per message more than rates. CPU per message is the CPU seconds a process used over a step and its drain (from `/proc/PID/stat`), divided by the messages sent; a late step is measured until its last message arrived, and so are its latencies. msg_server CPU is the sum over all K servers, PostgreSQL's covers the postmaster and every backend.\n",
         sh("nproc"), sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'"), f.load.0, f.load.1)?;
-    writeln!(md, "Run: `scripts/bench_im_cluster.sh` (= `bench im_cluster --seconds {} --reps {}`) at netlib commit {}, kernel {}, {:.0} s. Each K ran `im_bench --users {USERS} --servers K --store postgres --postgres-url URL --nats ADDR --watch nats=PID --watch postgres=PID --fixed-rate {FIXED_RATE} --rates {LADDER} --step-secs {step} --stall-secs {STALL_SECS} --no-pin`.\n",
+    writeln!(md, "Run: `scripts/bench_im_cluster.sh` (= `bench im_cluster --seconds {} --reps {}`) at netlib commit {}, kernel {}, {:.0} s. Each K ran `im_bench --users {USERS} --servers K --store postgres --postgres-url URL --nats ADDR --watch nats=PID --watch postgres=PID --fixed-rate {FIXED_RATE} --idle-step --rates {LADDER} --step-secs {step} --stall-secs {STALL_SECS} --no-pin`.\n",
         o.seconds, f.reps, sh("git rev-parse --short HEAD"), sh("uname -r"), f.secs)?;
     let counts: Vec<(u32, Count)> = SERVER_COUNTS
         .iter()
         .map(|&k| (k, Count::of(runs, k)))
         .collect();
     let base = Count::of(runs, 1);
-    writeln!(md, "At the same offered load, {FIXED_RATE} msg/s: CPU in µs per message, median (min..max) over the repetitions; ratios are K servers / 1 server, of the medians; latency is the median over the repetitions of each one's p50 / p99, with the messages counted in all of them:\n")?;
-    writeln!(md, "| msg_servers | achieved msg/s | msg_servers µs/msg (sum) | / 1 server | nats-server µs/msg | PostgreSQL µs/msg | all three µs/msg | / 1 server | generator µs/msg | same server p50 / p99 ms (n) | crossing p50 / p99 ms (n) |")?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "At the same offered load, {FIXED_RATE} msg/s: CPU in µs per message, median (min..max) over the repetitions; ratios are K servers / 1 server, of the medians; \"net of idle\" takes out what the msg_servers use idle (µs/msg × (1 - idle cores / fixed-step cores)); latency is the median over the repetitions of each one's p50 / p99, with the messages counted in all of them:\n")?;
+    writeln!(md, "| msg_servers | achieved msg/s | msg_servers µs/msg (sum) | / 1 server | nats-server µs/msg | PostgreSQL µs/msg | all three µs/msg | / 1 server | idle cores: msg_servers, nats-server, PostgreSQL | msg_servers µs/msg net of idle | / 1 server | generator µs/msg | same server p50 / p99 ms (n) | crossing p50 / p99 ms (n) |")?;
+    writeln!(
+        md,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )?;
     for (k, c) in &counts {
         let server = c.step("fixed", "server_us_per_msg");
         writeln!(
             md,
-            "| {k} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {k} | {} | {} | {} | {} | {} | {} | {} | {}, {}, {} | {} | {} | {} | {} | {} |",
             cell(&c.step("fixed", "rate"), 0),
             cell(&server, 1),
             ratio_of(&server, &base.step("fixed", "server_us_per_msg")),
@@ -335,6 +351,11 @@ fn write_section(o: &Opts, md: &mut String, runs: &[Run], f: &Facts) -> Res<()> 
             cell(&c.step("fixed", "postgres_us_per_msg"), 1),
             cell(&c.total_us(), 1),
             ratio_of(&c.total_us(), &base.total_us()),
+            cell(&c.step("idle", "server_cpu"), 2),
+            cell(&c.step("idle", "nats_cpu"), 2),
+            cell(&c.step("idle", "postgres_cpu"), 2),
+            cell(&c.net_us("server"), 1),
+            ratio_of(&c.net_us("server"), &base.net_us("server")),
             cell(&c.step("fixed", "gen_us_per_msg"), 1),
             c.latency("fixed", "same"),
             c.latency("fixed", "cross"),
@@ -363,7 +384,7 @@ fn write_section(o: &Opts, md: &mut String, runs: &[Run], f: &Facts) -> Res<()> 
     }
     writeln!(
         md,
-        "\nEvery step (cores = CPU seconds / wall seconds over the step and its drain):\n"
+        "\nEvery step (cores = CPU seconds / wall seconds over the step and its drain, for a late step until its last message arrived):\n"
     )?;
     writeln!(md, "| msg_servers | rep | step | target msg/s | achieved msg/s | sent | acked | received once | missing after drain | p50 / p99 ms | same server p50 / p99 ms (n) | crossing p50 / p99 ms (n) | msg_servers cores | µs/msg | nats-server cores | µs/msg | PostgreSQL cores | µs/msg | generator cores | result |")?;
     writeln!(
@@ -373,13 +394,15 @@ fn write_section(o: &Opts, md: &mut String, runs: &[Run], f: &Facts) -> Res<()> 
     for r in runs {
         for m in r.text.lines().filter(|l| l.starts_with("im_step")).map(kv) {
             let g = |key: &str| m.get(key).copied().unwrap_or("?");
+            // Nothing is sent in the idle step: no CPU per message.
+            let us = |key: &str| if g("kind") == "idle" { "-" } else { g(key) };
             writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.k, r.rep + 1, g("kind"), g("target"), g("rate"), g("sent"), g("acked"), g("received"), g("missing"),
                 ms(g("p50_us")), ms(g("p99_us")), split(&m, "same"), split(&m, "cross"),
-                g("server_cpu"), g("server_us_per_msg"), g("nats_cpu"), g("nats_us_per_msg"),
-                g("postgres_cpu"), g("postgres_us_per_msg"), g("gen_cpu"), g("result")
+                g("server_cpu"), us("server_us_per_msg"), g("nats_cpu"), us("nats_us_per_msg"),
+                g("postgres_cpu"), us("postgres_us_per_msg"), g("gen_cpu"), g("result")
             )?;
         }
     }

@@ -31,6 +31,9 @@ pub(crate) const PAUSE: Duration = Duration::from_millis(300);
 /// of the best rate.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Kind {
+    /// Nothing sent, all users logged in: the CPU the processes use idle
+    /// (`--idle-step`), run first.
+    Idle,
     /// A fixed offered rate, run once before the ladder (`--fixed-rate`).
     Fixed,
     Ladder,
@@ -41,6 +44,7 @@ pub(crate) enum Kind {
 impl Kind {
     fn name(self) -> &'static str {
         match self {
+            Kind::Idle => "idle",
             Kind::Fixed => "fixed",
             Kind::Ladder => "ladder",
             Kind::Lat50 => "lat50",
@@ -71,6 +75,8 @@ pub(crate) struct Step {
     pub(crate) acked: u64,
     pub(crate) received: u64,
     pub(crate) dup: u64,
+    /// A late step's acked and received counts when its drain window ended.
+    pub(crate) at_drain: Option<(u64, u64)>,
     pub(crate) cpu0: Cpu,
     pub(crate) cpu1: Cpu,
     pub(crate) wall0: Instant,
@@ -134,6 +140,8 @@ pub(crate) struct Gen {
     pub(crate) watch: Vec<(String, u32)>,
     pub(crate) error: Option<String>,
     pub(crate) pending_next: Option<(Kind, u64)>,
+    /// The rate of the fixed step, if any (`--fixed-rate`).
+    pub(crate) fixed_rate: Option<u64>,
 }
 
 /// The generator: its connections, and [`Gen`] as their shared state.
@@ -277,6 +285,7 @@ impl Gen {
             acked: 0,
             received: 0,
             dup: 0,
+            at_drain: None,
             cpu0,
             cpu1: Cpu::default(),
             wall0: now,
@@ -378,6 +387,7 @@ impl Gen {
         }
         let Some(s) = &self.step else { return };
         let wall = (s.wall1 - s.wall0).as_secs_f64();
+        let (acked, received) = s.at_drain.unwrap_or((s.acked, s.received));
         let h = &self.hist;
         // CPU per message: seconds used over the step and its drain, per
         // message sent, in microseconds.
@@ -414,10 +424,10 @@ impl Gen {
             s.sent,
             s.send_secs,
             s.sent as f64 / s.send_secs,
-            s.acked,
-            s.received,
+            acked,
+            received,
             s.dup,
-            s.sent - s.received,
+            s.sent - received,
             h.value_at_quantile(0.5),
             h.value_at_quantile(0.99),
             h.value_at_quantile(0.999),
@@ -433,6 +443,13 @@ impl Gen {
         let (kind, target) = (s.kind, s.target);
         let now = Instant::now();
         match kind {
+            Kind::Idle => {
+                self.pending_next = Some(match self.fixed_rate {
+                    Some(r) => (Kind::Fixed, r),
+                    None => (Kind::Ladder, self.rates[self.ladder_idx]),
+                });
+                self.phase = Phase::Pause(now + PAUSE);
+            }
             Kind::Fixed => {
                 // A rate passed with zero loss, like a rung of the ladder.
                 if passed {
@@ -530,8 +547,10 @@ impl Gen {
                         self.report(if ok { "pass" } else { "gen_limit" });
                         self.next(ok, "gen_limit");
                     } else {
-                        self.report("late");
-                        let s = self.step.as_ref().unwrap();
+                        // Reported when it settles: its CPU and latency
+                        // then cover every message.
+                        let s = self.step.as_mut().unwrap();
+                        s.at_drain = Some((s.acked, s.received));
                         self.phase = Phase::Late {
                             progress: s.acked + s.received,
                             at: now,
@@ -547,6 +566,10 @@ impl Gen {
                         self.fail(ctx, format!("exactly-once violated: {e}"));
                         return 0;
                     }
+                    let cpu1 = self.cpu_now();
+                    let s = self.step.as_mut().unwrap();
+                    (s.wall1, s.cpu1) = (now, cpu1);
+                    self.report("late");
                     let s = self.step.as_ref().unwrap();
                     out(&format!(
                         "im_late users {} target {} settled_after_s {:.1} all received exactly once",
@@ -561,6 +584,7 @@ impl Gen {
                         at: now,
                     };
                 } else if now - at >= self.stall {
+                    self.report("late");
                     let e = self.verify().err().unwrap_or_default();
                     self.fail(
                         ctx,

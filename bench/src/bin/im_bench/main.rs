@@ -5,7 +5,7 @@
 //! ```text
 //! im_bench --users N [--rates 1000,2000,5000,...] [--step-secs 5]
 //!          [--drain-secs 2] [--stall-secs 3] [--server PATH] [--no-pin] [--store sqlite|memory]
-//!          [--fixed-rate R]
+//!          [--fixed-rate R] [--idle-step]
 //! im_bench ... --store postgres --postgres-url URL --nats ADDR --servers K
 //!          [--watch NAME=PID ...]
 //! ```
@@ -39,7 +39,9 @@
 //! - achieved rate below 95%: the step fails as `gen_limit` (the generator,
 //!   not the server, could not go faster);
 //! - messages still missing after the window: the step fails as `late`
-//!   (the server fell behind). The generator keeps waiting while anything
+//!   (the server fell behind). Its `im_step` line comes when it settles:
+//!   acked, received and missing as at the end of the window, latency and
+//!   CPU over every message until the last one arrived. The generator keeps waiting while anything
 //!   still arrives; if all of them then arrive exactly once the run goes on,
 //!   otherwise (nothing more for `--stall-secs`) it is an exactly-once
 //!   violation.
@@ -48,10 +50,14 @@
 //! of the highest passing rate and reports latency percentiles. With
 //! `--fixed-rate R` one step at R runs before the ladder (whatever its
 //! outcome, the ladder follows): the same offered load for every run, to
-//! compare CPU per message; if it passes it counts as a passing rate.
+//! compare CPU per message; if it passes it counts as a passing rate. With
+//! `--idle-step` a step with nothing sent comes first (kind `idle`): the
+//! CPU every process uses with all users logged in, to tell the fixed cost
+//! from the cost per message.
 //!
 //! CPU columns: `*_cpu` are cores used (CPU seconds / wall seconds over the
-//! step and its drain), `*_us_per_msg` CPU microseconds per message sent;
+//! step and its drain, or until a late step settled), `*_us_per_msg` CPU
+//! microseconds per message sent;
 //! `server_*` sums every msg_server, `NAME_*` a watched process and all its
 //! descendants (PostgreSQL's backends). `same_*` / `cross_*` split the
 //! latency by whether sender and receiver are on the same msg_server.
@@ -65,7 +71,7 @@
 //!
 //! ```text
 //! im_login users N secs S
-//! im_step users N kind fixed|ladder|lat50|lat90 target R sent M secs S rate A acked M received M dup 0 missing 0 p50_us . p99_us . p999_us . max_us . gen_cpu . server_cpu . servers K server_us_per_msg . gen_us_per_msg . [NAME_cpu . NAME_us_per_msg . ...] same_n . same_p50_us . same_p99_us . cross_n . cross_p50_us . cross_p99_us . result pass|late|gen_limit
+//! im_step users N kind idle|fixed|ladder|lat50|lat90 target R sent M secs S rate A acked M received M dup 0 missing 0 p50_us . p99_us . p999_us . max_us . gen_cpu . server_cpu . servers K server_us_per_msg . gen_us_per_msg . [NAME_cpu . NAME_us_per_msg . ...] same_n . same_p50_us . same_p99_us . cross_n . cross_p50_us . cross_p99_us . result pass|late|gen_limit
 //! im_best users N rate R limit late|gen_limit|none
 //! ```
 //!
@@ -164,6 +170,10 @@ struct Args {
     /// One step at this rate (msg/s) before the ladder
     #[arg(long)]
     fixed_rate: Option<u64>,
+    /// First, one step with nothing sent: the CPU used with every user
+    /// logged in and idle
+    #[arg(long)]
+    idle_step: bool,
 }
 
 fn parse_watch(s: &str) -> Result<(String, u32), String> {
@@ -282,7 +292,12 @@ fn run() -> Res<()> {
         server_pids,
         watch: args.watch,
         error: None,
-        pending_next: args.fixed_rate.map(|r| (Kind::Fixed, r)),
+        pending_next: match (args.idle_step, args.fixed_rate) {
+            (true, _) => Some((Kind::Idle, 0)),
+            (false, Some(r)) => Some((Kind::Fixed, r)),
+            (false, None) => None,
+        },
+        fixed_rate: args.fixed_rate,
     };
     // Outgoing connections only: nothing is accepted.
     let r = GenServer::register(ctx, gen, |_, _: &Accepted| None);
