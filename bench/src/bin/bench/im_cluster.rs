@@ -14,7 +14,7 @@
 //! run interleaved (1, 2, 3, 1, 2, 3, ...) `--reps` times; the summary
 //! gives medians with min..max.
 
-use super::im::{kv, ms};
+use super::im::{kv, ms, run_im_bench};
 use super::*;
 use std::collections::HashMap;
 
@@ -142,23 +142,8 @@ pub(crate) fn im_cluster(o: &Opts, md: &mut String) -> Res<()> {
                 .args(["--rates", LADDER, "--step-secs", &step.to_string()])
                 .args(["--stall-secs", &STALL_SECS.to_string()])
                 .arg("--no-pin");
-            let out = cmd.stdout(Stdio::piped()).output()?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            if !out.status.success() {
-                let why = text
-                    .lines()
-                    .find(|l| l.starts_with("im_fail"))
-                    .unwrap_or("no im_fail line: see stderr")
-                    .to_string();
-                return Err(format!(
-                    "IM cluster, {k} msg_servers: EXACTLY-ONCE OR RUN FAILURE ({}): {why}",
-                    out.status
-                )
-                .into());
-            }
-            for l in text.lines().filter(|l| l.starts_with("im_best")) {
-                eprintln!("im_cluster {k} msg_servers, rep {}: {l}", rep + 1);
-            }
+            let what = format!("IM cluster, {k} msg_servers, rep {}", rep + 1);
+            let text = run_im_bench(cmd, &what)?;
             runs.push(Run { k, rep, text });
         }
     }
