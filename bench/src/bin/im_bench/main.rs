@@ -78,10 +78,12 @@
 //! The parts, one job each: `main` (this file: the command line, the users
 //! file, starting msg_server and the event loop), `gen` (the generator's
 //! shared state: the rate ladder, the send schedule, the exactly-once
-//! check and the report lines), `user` (one user's connection: login,
-//! acks, receipts) and `sys` (CPU accounting and core pinning).
+//! check and the `im_best` line), `user` (one user's connection: login,
+//! acks, receipts), `report` (the CPU readings and the `im_step` line) and
+//! `sys` (CPU accounting and core pinning).
 
 mod gen;
+mod report;
 mod sys;
 mod user;
 
@@ -326,7 +328,7 @@ fn run() -> Res<()> {
     drop(procs);
     let _ = std::fs::remove_dir_all(&dir);
     if let Some(e) = error {
-        gen::out(&format!("im_fail users {users} {e}"));
+        report::out(&format!("im_fail users {users} {e}"));
         return Err(e.into());
     }
     Ok(())

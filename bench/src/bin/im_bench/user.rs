@@ -3,7 +3,8 @@
 //! of its own messages. The last login starts the ladder; each login lets
 //! the next connection start (see [`Gen::users_to_connect`]).
 
-use crate::gen::{out, Gen, Phase, PAUSE};
+use crate::gen::{Gen, Phase, PAUSE};
+use crate::report::out;
 use imconn::{ConnCtx, Connection, PduCodec};
 use netlib::{CloseReason, ConnectOptions};
 use pdu::proto::{
