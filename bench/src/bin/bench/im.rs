@@ -25,6 +25,30 @@ pub(crate) fn ms(us: &str) -> String {
         .map_or_else(|_| us.to_string(), |v| format!("{:.2}", v / 1000.0))
 }
 
+/// Runs one `im_bench` and returns its output; a failed run (an
+/// exactly-once violation or anything else) is an error naming `what` and
+/// its `im_fail` line. Echoes the `im_best` lines to stderr.
+pub(crate) fn run_im_bench(mut cmd: Command, what: &str) -> Res<String> {
+    let out = cmd.stdout(Stdio::piped()).output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        let why = text
+            .lines()
+            .find(|l| l.starts_with("im_fail"))
+            .unwrap_or("no im_fail line: see stderr")
+            .to_string();
+        return Err(format!(
+            "{what}: EXACTLY-ONCE OR RUN FAILURE ({}): {why}",
+            out.status
+        )
+        .into());
+    }
+    for l in text.lines().filter(|l| l.starts_with("im_best")) {
+        eprintln!("{what}: {l}");
+    }
+    Ok(text)
+}
+
 pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
     let started = Instant::now();
     let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
@@ -46,23 +70,7 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
         if !o.pin {
             cmd.arg("--no-pin");
         }
-        let out = cmd.stdout(Stdio::piped()).output()?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !out.status.success() {
-            let why = text
-                .lines()
-                .find(|l| l.starts_with("im_fail"))
-                .unwrap_or("no im_fail line: see stderr")
-                .to_string();
-            return Err(format!(
-                "IM routing, {users} users, {store} store: EXACTLY-ONCE OR RUN FAILURE ({}): {why}",
-                out.status
-            )
-            .into());
-        }
-        for l in text.lines().filter(|l| l.starts_with("im_best")) {
-            eprintln!("im {users} users, {store} store: {l}");
-        }
+        let text = run_im_bench(cmd, &format!("IM routing, {users} users, {store} store"))?;
         runs.push((users, store, text));
     }
     let load_after = sh("cut -d' ' -f1-3 /proc/loadavg");

@@ -3,16 +3,18 @@
 //!
 //! ```text
 //! bench all [--seconds 5] [--reps 3] [--out BENCH.md] [--svg bench/pingpong.svg]
-//! bench pingpong|pdu|timers|conn_scale|im|group|baseline|prefork [...]   # one scenario
+//! bench pingpong|pdu|timers|conn_scale|im|group|baseline|prefork|im_cluster [...]   # one scenario
 //! ```
 //!
 //! One file per scenario: `pingpong`, `pdu`, `scale` (timers, connection
-//! scale), `im`, `compare` (loop group, baseline); this one holds the
+//! scale), `im`, `compare` (loop group, baseline), `prefork`, `im_cluster`
+//! (IM routing across msg_servers over NATS and PostgreSQL); this one holds the
 //! options, the process and measurement helpers, and the report.
 //!
 //! `bench im` with an existing `--out` file rewrites only its
 //! "5. IM routing" section and keeps the rest; `bench prefork` likewise
-//! only its "8. Worker processes (prefork)" section.
+//! only its "8. Worker processes (prefork)" section, `bench im_cluster`
+//! only its "9. IM routing across msg_servers" section.
 //!
 //! It expects the binaries of this crate and `pingpong` (examples) next to
 //! itself (`scripts/bench.sh` builds them). Servers run on core 0 and load
@@ -31,6 +33,7 @@ use std::time::{Duration, Instant};
 
 mod compare;
 mod im;
+mod im_cluster;
 mod pdu;
 mod pingpong;
 mod prefork;
@@ -62,7 +65,7 @@ struct Opts {
 #[command(name = "bench")]
 struct Args {
     /// Scenario to run
-    #[arg(default_value = "all", value_parser = ["all", "pingpong", "pdu", "timers", "conn_scale", "im", "group", "baseline", "prefork"])]
+    #[arg(default_value = "all", value_parser = ["all", "pingpong", "pdu", "timers", "conn_scale", "im", "group", "baseline", "prefork", "im_cluster"])]
     what: String,
     /// A directory holding an earlier build's `pdu_echo_server` and
     /// `netlib_pingpong_server` (scripts/bench.sh builds them from
@@ -362,6 +365,20 @@ fn main() -> Res<()> {
         }
         body.push_str(&section);
     }
+    if run("im_cluster") {
+        let mut section = String::new();
+        im_cluster::im_cluster(&o, &mut section)?;
+        if what == "im_cluster" {
+            // Only this section: keep the rest of the existing file.
+            if let Ok(old) = std::fs::read_to_string(&o.out) {
+                let doc = splice_section(&old, im_cluster::HEADING, &section);
+                std::fs::write(&o.out, doc)?;
+                eprintln!("updated the IM cluster section of {}", o.out.display());
+                return Ok(());
+            }
+        }
+        body.push_str(&section);
+    }
     if let Some(points) = &pp {
         plot(&o, points)?;
     }
@@ -409,7 +426,7 @@ fn main() -> Res<()> {
         started.elapsed().as_secs_f64()
     )?;
     writeln!(md, "## Commands\n")?;
-    writeln!(md, "```sh\nscripts/bench.sh            # = cargo build --release -p bench -p examples --bins; target/release/bench all\n# each measurement, PORT a free loopback port:\ntaskset -c 0 netlib_pingpong_server 127.0.0.1:PORT STATS   # or tokio_pingpong_server\ntaskset -c 1 pingpong client --connect 127.0.0.1:PORT --sessions N --block B --seconds {s}\ntaskset -c 0 pdu_echo_server 127.0.0.1:PORT STATS          # or tokio_pdu_echo_server, messageio_pdu_echo_server\ntaskset -c 1 pdu_echo_client --connect 127.0.0.1:PORT --conns 100 --inflight 16 --warmup 1 --seconds {s} [--framing message-io]\nstrace -c -f -p SERVER_PID   # separate 2 s runs\ntaskset -c 0 timers 1000 100000 1000000\nnetlib_pingpong_server 127.0.0.1:PORT STATS --threads 2   # or tokio_pingpong_server --threads 2 (multi-thread runtime); no pinning\npdu_echo_server 127.0.0.1:PORT STATS --threads 2          # or tokio_pdu_echo_server --threads 2\nim_bench --users 1000 --step-secs {s}    # and --users 10000; starts msg_server itself (core 0), runs on core 1\n```\n", s = o.seconds)?;
+    writeln!(md, "```sh\nscripts/bench.sh            # = cargo build --release -p bench -p examples --bins; target/release/bench all\n# each measurement, PORT a free loopback port:\ntaskset -c 0 netlib_pingpong_server 127.0.0.1:PORT STATS   # or tokio_pingpong_server\ntaskset -c 1 pingpong client --connect 127.0.0.1:PORT --sessions N --block B --seconds {s}\ntaskset -c 0 pdu_echo_server 127.0.0.1:PORT STATS          # or tokio_pdu_echo_server, messageio_pdu_echo_server\ntaskset -c 1 pdu_echo_client --connect 127.0.0.1:PORT --conns 100 --inflight 16 --warmup 1 --seconds {s} [--framing message-io]\nstrace -c -f -p SERVER_PID   # separate 2 s runs\ntaskset -c 0 timers 1000 100000 1000000\nnetlib_pingpong_server 127.0.0.1:PORT STATS --threads 2   # or tokio_pingpong_server --threads 2 (multi-thread runtime); no pinning\npdu_echo_server 127.0.0.1:PORT STATS --threads 2          # or tokio_pdu_echo_server --threads 2\nim_bench --users 1000 --step-secs {s}    # and --users 10000; starts msg_server itself (core 0), runs on core 1\nscripts/bench_im_cluster.sh             # section 9 alone: bench im_cluster (PostgreSQL, nats-server, 1/2/3 msg_servers)\n```\n", s = o.seconds)?;
     md.push_str(&body);
     std::fs::write(&o.out, md)?;
     eprintln!("wrote {}", o.out.display());

@@ -1,16 +1,18 @@
 //! The generator's shared state ([`Gen`], the `Shared` of every user's
 //! connection): the ladder of target rates and its phases (login, pause,
 //! send, drain, late), the send schedule run from the 1 ms timer, the
-//! exactly-once check of each step and the `im_step` / `im_best` lines.
+//! exactly-once check of each step and the `im_best` line (`report` writes
+//! the `im_step` lines).
+//! With several msg_servers, user `u` lives on server `(u - 1) % servers`
+//! and each message's latency is also recorded as same-server or crossing.
 
-use crate::sys::{proc_cpu, self_cpu};
+use crate::report::{out, Cpu};
 use crate::user::User;
 use hdrhistogram::Histogram;
 use imconn::{ConnConfig, SendError, Server};
 use netlib::{Context, Handle};
 use pdu::proto::ImMsgData;
 use pdu::{cid, sid, Header};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -22,22 +24,27 @@ pub(crate) const TICK: Duration = Duration::from_millis(1);
 /// A tick sends at most this much of the schedule it is behind: a loop too
 /// busy to keep up shows as an achieved rate below the target.
 pub(crate) const CATCH_UP: f64 = 0.020;
-/// After a late step, how long without any progress means "lost".
-pub(crate) const STALL: Duration = Duration::from_secs(3);
 pub(crate) const PAUSE: Duration = Duration::from_millis(300);
 
 /// What a step is for: a rung of the ladder, or a latency run at 50% / 90%
 /// of the best rate.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Kind {
+    /// Nothing sent, all users logged in: the CPU the processes use idle
+    /// (`--idle-step`), run first.
+    Idle,
+    /// A fixed offered rate, run once before the ladder (`--fixed-rate`).
+    Fixed,
     Ladder,
     Lat50,
     Lat90,
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
+            Kind::Idle => "idle",
+            Kind::Fixed => "fixed",
             Kind::Ladder => "ladder",
             Kind::Lat50 => "lat50",
             Kind::Lat90 => "lat90",
@@ -67,16 +74,27 @@ pub(crate) struct Step {
     pub(crate) acked: u64,
     pub(crate) received: u64,
     pub(crate) dup: u64,
-    pub(crate) cpu0: (f64, f64),
-    pub(crate) cpu1: (f64, f64),
+    /// A late step's acked and received counts when its drain window ended.
+    pub(crate) at_drain: Option<(u64, u64)>,
+    pub(crate) cpu0: Cpu,
+    pub(crate) cpu1: Cpu,
     pub(crate) wall0: Instant,
     pub(crate) wall1: Instant,
+}
+
+/// Latency of the messages whose sender and receiver are on the same
+/// msg_server, and of those that cross servers (over NATS).
+pub(crate) struct Split {
+    pub(crate) same: Histogram<u64>,
+    pub(crate) cross: Histogram<u64>,
 }
 
 /// The generator: every user's counters and the run's phase.
 pub(crate) struct Gen {
     pub(crate) users: u32,
-    pub(crate) addr: SocketAddr,
+    /// The msg_servers' client addresses; user `u` connects to
+    /// `addrs[(u - 1) % addrs.len()]`.
+    pub(crate) addrs: Vec<SocketAddr>,
     pub(crate) config: ConnConfig,
     /// Per user: its open connection.
     pub(crate) by_user: Vec<Option<Handle>>,
@@ -92,18 +110,26 @@ pub(crate) struct Gen {
     pub(crate) rng: u64,
     pub(crate) epoch: Instant,
     pub(crate) hist: Histogram<u64>,
+    pub(crate) split: Split,
     pub(crate) msg: ImMsgData,
     pub(crate) phase: Phase,
     pub(crate) step: Option<Step>,
     pub(crate) step_secs: f64,
     pub(crate) drain: Duration,
+    /// After a late step, how long without any progress means "lost"
+    /// (`--stall-secs`).
+    pub(crate) stall: Duration,
     pub(crate) rates: Vec<u64>,
     pub(crate) ladder_idx: usize,
     pub(crate) best: Option<u64>,
     pub(crate) limit: &'static str,
-    pub(crate) server_pid: u32,
+    pub(crate) server_pids: Vec<u32>,
+    /// Process trees whose CPU is reported by name (`--watch NAME=PID`).
+    pub(crate) watch: Vec<(String, u32)>,
     pub(crate) error: Option<String>,
     pub(crate) pending_next: Option<(Kind, u64)>,
+    /// The rate of the fixed step, if any (`--fixed-rate`).
+    pub(crate) fixed_rate: Option<u64>,
 }
 
 /// The generator: its connections, and [`Gen`] as their shared state.
@@ -116,6 +142,11 @@ impl Gen {
         }
         self.phase = Phase::Done;
         ctx.stop();
+    }
+
+    /// The index of the msg_server `user` connects to.
+    pub(crate) fn server_of(&self, user: u32) -> usize {
+        (user as usize - 1) % self.addrs.len()
     }
 
     fn now_ns(&self) -> u64 {
@@ -206,16 +237,24 @@ impl Gen {
             ));
         }
         s.received += 1;
-        let _ = self
-            .hist
-            .record((now.saturating_sub(sent_ns) / 1000).max(1));
+        let us = (now.saturating_sub(sent_ns) / 1000).max(1);
+        let _ = self.hist.record(us);
+        let split = if self.server_of(from) == self.server_of(me) {
+            &mut self.split.same
+        } else {
+            &mut self.split.cross
+        };
+        let _ = split.record(us);
         Ok(())
     }
 
     fn start_step(&mut self, kind: Kind, target: u64) {
         let first_seq = self.sent.clone();
         self.hist.reset();
+        self.split.same.reset();
+        self.split.cross.reset();
         let now = Instant::now();
+        let cpu0 = self.cpu_now();
         self.step = Some(Step {
             kind,
             target,
@@ -226,8 +265,9 @@ impl Gen {
             acked: 0,
             received: 0,
             dup: 0,
-            cpu0: (self_cpu(), proc_cpu(self.server_pid)),
-            cpu1: (0.0, 0.0),
+            at_drain: None,
+            cpu0,
+            cpu1: Cpu::default(),
             wall0: now,
             wall1: now,
         });
@@ -318,41 +358,27 @@ impl Gen {
         ))
     }
 
-    fn report(&mut self, result: &str) {
-        let Some(s) = &mut self.step else { return };
-        if s.wall1 <= s.wall0 {
-            s.wall1 = Instant::now();
-            s.cpu1 = (self_cpu(), proc_cpu(self.server_pid));
-        }
-        let wall = (s.wall1 - s.wall0).as_secs_f64();
-        let h = &self.hist;
-        out(&format!(
-            "im_step users {} kind {} target {} sent {} secs {:.3} rate {:.0} acked {} received {} dup {} missing {} p50_us {} p99_us {} p999_us {} max_us {} gen_cpu {:.2} server_cpu {:.2} result {result}",
-            self.users,
-            s.kind.name(),
-            s.target,
-            s.sent,
-            s.send_secs,
-            s.sent as f64 / s.send_secs,
-            s.acked,
-            s.received,
-            s.dup,
-            s.sent - s.received,
-            h.value_at_quantile(0.5),
-            h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999),
-            h.max(),
-            (s.cpu1.0 - s.cpu0.0) / wall,
-            (s.cpu1.1 - s.cpu0.1) / wall,
-        ));
-    }
-
     /// The step is settled (verified): pick what runs next.
     fn next(&mut self, passed: bool, why: &'static str) {
         let s = self.step.as_ref().unwrap();
         let (kind, target) = (s.kind, s.target);
         let now = Instant::now();
         match kind {
+            Kind::Idle => {
+                self.pending_next = Some(match self.fixed_rate {
+                    Some(r) => (Kind::Fixed, r),
+                    None => (Kind::Ladder, self.rates[self.ladder_idx]),
+                });
+                self.phase = Phase::Pause(now + PAUSE);
+            }
+            Kind::Fixed => {
+                // A rate passed with zero loss, like a rung of the ladder.
+                if passed {
+                    self.best = Some(target);
+                }
+                self.pending_next = Some((Kind::Ladder, self.rates[self.ladder_idx]));
+                self.phase = Phase::Pause(now + PAUSE);
+            }
             Kind::Ladder => {
                 if passed {
                     self.best = Some(target);
@@ -425,10 +451,11 @@ impl Gen {
             Phase::Drain(since) => {
                 let done = self.complete();
                 if done || now - since >= self.drain {
+                    let cpu1 = self.cpu_now();
                     {
                         let s = self.step.as_mut().unwrap();
                         s.wall1 = now;
-                        s.cpu1 = (self_cpu(), proc_cpu(self.server_pid));
+                        s.cpu1 = cpu1;
                     }
                     if done {
                         if let Err(e) = self.verify() {
@@ -441,8 +468,10 @@ impl Gen {
                         self.report(if ok { "pass" } else { "gen_limit" });
                         self.next(ok, "gen_limit");
                     } else {
-                        self.report("late");
-                        let s = self.step.as_ref().unwrap();
+                        // Reported when it settles: its CPU and latency
+                        // then cover every message.
+                        let s = self.step.as_mut().unwrap();
+                        s.at_drain = Some((s.acked, s.received));
                         self.phase = Phase::Late {
                             progress: s.acked + s.received,
                             at: now,
@@ -458,6 +487,10 @@ impl Gen {
                         self.fail(ctx, format!("exactly-once violated: {e}"));
                         return 0;
                     }
+                    let cpu1 = self.cpu_now();
+                    let s = self.step.as_mut().unwrap();
+                    (s.wall1, s.cpu1) = (now, cpu1);
+                    self.report("late");
                     let s = self.step.as_ref().unwrap();
                     out(&format!(
                         "im_late users {} target {} settled_after_s {:.1} all received exactly once",
@@ -471,13 +504,14 @@ impl Gen {
                         progress: p,
                         at: now,
                     };
-                } else if now - at >= STALL {
+                } else if now - at >= self.stall {
+                    self.report("late");
                     let e = self.verify().err().unwrap_or_default();
                     self.fail(
                         ctx,
                         format!(
-                            "exactly-once violated: nothing more arrived for {} s: {e}",
-                            STALL.as_secs()
+                            "exactly-once violated: nothing more arrived for {:.1} s: {e}",
+                            self.stall.as_secs_f64()
                         ),
                     );
                 }
@@ -485,12 +519,6 @@ impl Gen {
         }
         0
     }
-}
-
-pub(crate) fn out(line: &str) {
-    let mut o = std::io::stdout().lock();
-    let _ = writeln!(o, "{line}");
-    let _ = o.flush();
 }
 
 /// Sends the messages due, from the 1 ms timer.

@@ -3,7 +3,8 @@
 //! of its own messages. The last login starts the ladder; each login lets
 //! the next connection start (see [`Gen::users_to_connect`]).
 
-use crate::gen::{out, Gen, Phase, PAUSE};
+use crate::gen::{Gen, Phase, PAUSE};
+use crate::report::out;
 use imconn::{ConnCtx, Connection, PduCodec};
 use netlib::{CloseReason, ConnectOptions};
 use pdu::proto::{
@@ -145,12 +146,13 @@ impl User {
             g.phase = Phase::Pause(Instant::now() + PAUSE);
             return;
         }
-        let (addr, config) = (g.addr, g.config);
+        let config = g.config;
         for user in g.users_to_connect() {
             let conn = User {
                 user,
                 logged_in: false,
             };
+            let addr = cx.shared.addrs[cx.shared.server_of(user)];
             let r = cx.connect(addr, &opts(), conn, config);
             if !cx.shared.connecting(cx.ctx, user, r) {
                 return;
