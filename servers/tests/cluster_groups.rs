@@ -14,7 +14,7 @@ use common::nats::Nats;
 use common::*;
 use pdu::proto::*;
 use pdu::{cid, sid};
-use servers::client::ImClient;
+use servers::client::{ImClient, Peer};
 use std::time::{Duration, Instant};
 
 fn phone(addr: std::net::SocketAddr, id: u32) -> ImClient {
@@ -176,4 +176,23 @@ fn free_addr() -> std::net::SocketAddr {
         .unwrap()
         .local_addr()
         .unwrap()
+}
+
+#[test]
+fn a_group_created_while_nats_is_down_is_read_from_the_store_on_another_server() {
+    let mut c = cluster("cg-unheard", 2, 3);
+    let (a, b) = (c.addr(0), c.addr(1));
+    let (mut u1, mut u2) = (user(a, 1), user(b, 2));
+    linked(&mut u1, &mut u2);
+    c.nats = Nats::start_on(free_addr()); // the old one is killed: B hears nothing
+
+    // Created on A: B was not told, but the group is in the shared store.
+    let g = create_tmp(&mut u1, "unheard", &[2, 3]);
+    say(&mut u2, g, "sent on b");
+    let h = u1.history(Peer::Group(g), 50, T).unwrap();
+    assert!(h.iter().any(|m| m.msg_data == b"sent on b"), "{h:?}");
+
+    // A group that exists nowhere is still refused after the lookup.
+    send_group(&mut u2, 999_999, "nobody");
+    no_cmd(&mut u2, cid::msg::DATA_ACK, Duration::from_millis(500));
 }

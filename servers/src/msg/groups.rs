@@ -502,6 +502,13 @@ pub(super) fn reload(state: &mut MsgState, only: Option<u32>, note: Option<Note>
     state.submit(Op::LoadGroups { only }, Some(done));
 }
 
+/// Applies groups read from the store (no change to announce).
+pub(super) fn apply_read(s: &mut ImServer<MsgConn>, ctx: &mut Context, groups: Vec<GroupRecord>) {
+    for g in groups {
+        apply(s, ctx, g, None);
+    }
+}
+
 /// A group as stored replaces this server's copy unless a change of this
 /// server is in flight (then it is read again after) or the copy is newer.
 /// `note`, another server's change, is told to the members here whatever

@@ -57,6 +57,17 @@ pub(super) fn message(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     let Some(msg) = super::decode::<ImMsgData>(cx, pdu) else {
         return;
     };
+    check_and_submit(cx, msg, pdu.seq_num(), true);
+}
+
+/// Checks `msg` (request `seq`) and submits it to the store. A group this
+/// server does not know yet may have been created on another msg_server
+/// while the NATS link was down: with a cluster (a shared store) it is read
+/// from the store once (`may_look_up`) before the message is refused. Such
+/// reads are bounded like the messages that cause them (`MsgRateLimit`,
+/// `StoreInFlightMax`), and the store answers in order, so one connection's
+/// messages keep their order.
+fn check_and_submit(cx: &mut ConnCtx<'_, MsgConn>, msg: ImMsgData, seq: u16, may_look_up: bool) {
     let h = cx.handle();
     let Some(from) = cx.shared.user_of(h) else {
         return;
@@ -74,6 +85,9 @@ pub(super) fn message(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
             (SessionKey::single(from, to), Arc::new([to]))
         }
         Ok(MsgType::GroupText | MsgType::GroupAudio) => match cx.shared.groups.get(&to) {
+            None if may_look_up && cx.shared.cluster.is_some() && !cx.shared.store_busy() => {
+                return look_up_group(cx, msg, seq)
+            }
             None => return refuse(cx, "no such group"),
             Some(g) if g.members.binary_search(&from).is_err() => {
                 return refuse(cx, "not a member of the group")
@@ -91,7 +105,6 @@ pub(super) fn message(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     if cx.shared.store_busy() {
         return refuse(cx, "store busy (StoreInFlightMax)");
     }
-    let seq = pdu.seq_num();
     let new = NewMessage {
         session,
         from,
@@ -103,6 +116,24 @@ pub(super) fn message(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     let done: Done =
         Box::new(move |s, ctx, outcome| stored(s, ctx, h, seq, to, &receivers, outcome));
     cx.shared.submit(Op::Append(new), Some(done));
+}
+
+/// Reads group `msg.to_session_id` from the shared store, then checks `msg`
+/// again (refused if the group is still unknown or the connection closed).
+fn look_up_group(cx: &mut ConnCtx<'_, MsgConn>, msg: ImMsgData, seq: u16) {
+    let h = cx.handle();
+    let group = msg.to_session_id;
+    let done: Done = Box::new(move |s, ctx, outcome| {
+        if let Outcome::Groups(groups) = outcome {
+            super::groups::apply_read(s, ctx, groups);
+        }
+        let checked = s.with_conn(ctx, h, |_, cx| check_and_submit(cx, msg, seq, false));
+        if checked.is_none() {
+            log::info!("{h} message to group {group} dropped: connection closed during the group's lookup (not acknowledged)");
+        }
+    });
+    cx.shared
+        .submit(Op::LoadGroups { only: Some(group) }, Some(done));
 }
 
 /// The store answered a message from connection `h` (request `seq`) to
