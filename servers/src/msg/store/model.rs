@@ -256,5 +256,4 @@ mod tests {
         assert_eq!(SessionKey::from_i64(big.to_i64()), big);
         assert_ne!(g.to_i64(), big.to_i64());
     }
-
 }

@@ -153,7 +153,8 @@ impl MessageStore for WriterThread {
             log::error!("store: {why}: operation refused");
             if let Some(done) = done {
                 let append = matches!(op, Op::Append(_));
-                self.completions.complete([(done, failure(append, why, true))]);
+                self.completions
+                    .complete([(done, failure(append, why, true))]);
             }
         }
     }

@@ -46,7 +46,12 @@ pub(super) fn exec(tx: &Transaction<'_>, op: Op, cache: &mut Cache, bounds: &Bou
             let positions: Vec<u64> = cache
                 .mailboxes
                 .get(&user)
-                .map(|m| m.range(after + 1..).take(limit + 1).map(|(p, _)| *p).collect())
+                .map(|m| {
+                    m.range(after + 1..)
+                        .take(limit + 1)
+                        .map(|(p, _)| *p)
+                        .collect()
+                })
                 .unwrap_or_default();
             undelivered(tx, &positions, limit).unwrap_or_else(failed)
         }
