@@ -1,13 +1,17 @@
 //! The message store end to end, over the real msg_server binary: nothing
 //! acknowledged is lost across `kill -9`, and the commands answered from the
 //! store (unread counts, history, latest id, messages by id, read acks with
-//! read notify, recent sessions, removing one, client time).
+//! read notify, recent sessions, removing one, client time), and a database
+//! that fails under a running server (locked by another writer, its file
+//! removed; PostgreSQL stopped) refuses messages and comes back without a
+//! restart.
 
 mod common;
 
 use common::*;
 use pdu::proto::*;
 use pdu::{cid, sid};
+use servers::client::ImClient;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -553,7 +557,7 @@ fn postgres_going_away_refuses_messages_and_its_return_needs_no_restart() {
 
 /// Sends `text-N` from `c` to `to` until one is acknowledged (N counting
 /// the refused ones); its id and text.
-fn send_until_acked(c: &mut servers::client::ImClient, to: u32, text: &str) -> (u32, String) {
+fn send_until_acked(c: &mut ImClient, to: u32, text: &str) -> (u32, String) {
     for n in 0..60 {
         let text = format!("{text}-{n}");
         c.send_text(to, &text).unwrap();
@@ -564,16 +568,23 @@ fn send_until_acked(c: &mut servers::client::ImClient, to: u32, text: &str) -> (
     panic!("messages never acknowledged again");
 }
 
-#[test]
-fn a_locked_sqlite_database_refuses_messages_and_its_release_needs_no_restart() {
-    let db = db_path("locked");
-    let users = users_file("locked", 2);
+/// msg_server on a fresh SQLite file; its users 1 and 2 logged in, and 1's
+/// first message to 2 acknowledged (not yet read by 2).
+fn chatting_on_sqlite(tag: &str) -> (Proc, std::path::PathBuf, ImClient, ImClient) {
+    let db = db_path(tag);
+    let users = users_file(tag, 2);
     let mut ms = msg_server(&users, None, &["--DbPath", db.to_str().unwrap()]);
     ms.db = Some(db.clone());
     let addr = ms.addr("client");
-    let (mut alice, mut bob) = (user(addr, 1), user(addr, 2));
+    let (mut alice, bob) = (user(addr, 1), user(addr, 2));
     alice.send_text(2, "before").unwrap();
     assert_eq!(alice.wait_ack(Instant::now() + T).unwrap(), 1);
+    (ms, db, alice, bob)
+}
+
+#[test]
+fn a_locked_sqlite_database_refuses_messages_and_its_release_needs_no_restart() {
+    let (_ms, db, mut alice, mut bob) = chatting_on_sqlite("locked");
     // Another process (here: this test) holds the database's write lock:
     // the writer waits its busy timeout (5 s), fails, and the store is
     // unavailable - not stored, so not acknowledged.
@@ -599,14 +610,7 @@ fn a_locked_sqlite_database_refuses_messages_and_its_release_needs_no_restart() 
 
 #[test]
 fn a_removed_sqlite_file_is_not_written_blind_and_a_new_one_takes_over() {
-    let db = db_path("removed");
-    let users = users_file("removed", 2);
-    let mut ms = msg_server(&users, None, &["--DbPath", db.to_str().unwrap()]);
-    ms.db = Some(db.clone());
-    let addr = ms.addr("client");
-    let (mut alice, mut bob) = (user(addr, 1), user(addr, 2));
-    alice.send_text(2, "before").unwrap();
-    assert_eq!(alice.wait_ack(Instant::now() + T).unwrap(), 1);
+    let (_ms, db, mut alice, mut bob) = chatting_on_sqlite("removed");
     assert_eq!(drain(&mut bob, Duration::from_millis(300)).len(), 1);
     // SQLite in WAL mode would go on writing to the removed file, and
     // whatever it acknowledged would be gone at the next start.
