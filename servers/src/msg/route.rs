@@ -150,7 +150,13 @@ fn stored(
     let (m, mut mailbox) = match outcome {
         Outcome::Stored(m, mailbox) => (m, mailbox),
         Outcome::Refused(why) => {
-            log::warn!("{h} message to {to} refused: {why} (not acknowledged)");
+            // A failed store logs its failure once; the messages it refuses
+            // are counted, and logged at debug level only.
+            let level = [log::Level::Warn, log::Level::Debug][why.is_store_failure() as usize];
+            log::log!(
+                level,
+                "{h} message to {to} refused: {why} (not acknowledged)"
+            );
             s.shared.refused += 1;
             return;
         }

@@ -10,6 +10,12 @@ pub(crate) const IM_USERS: [u32; 2] = [1_000, 10_000];
 /// comparator) and durable (SQLite, group commit, ack after commit).
 pub(crate) const IM_STORES: [&str; 2] = ["memory", "sqlite"];
 
+/// The ladder of target rates (msg/s): about 20% apart from 4000 up, so
+/// the durable / memory ratio of the highest passing steps resolves the
+/// 20% the durable store may cost (im_bench's default ladder doubles).
+pub(crate) const IM_RATES: &str =
+    "1000,2000,4000,6000,8000,10000,12000,14500,17500,21000,25000,30000,36000,43000,52000,62000,75000,90000";
+
 /// `key value` pairs of one `im_*` line.
 pub(crate) fn kv(line: &str) -> std::collections::HashMap<&str, &str> {
     let f: Vec<&str> = line.split_whitespace().collect();
@@ -49,6 +55,16 @@ pub(crate) fn run_im_bench(mut cmd: Command, what: &str) -> Res<String> {
     Ok(text)
 }
 
+/// msg_server's CPU time per message of an `im_step` line, in µs: its
+/// cores over the step divided by the achieved rate.
+pub(crate) fn cpu_per_msg(m: &std::collections::HashMap<&str, &str>) -> String {
+    let f = |k: &str| m.get(k).and_then(|v| v.parse::<f64>().ok());
+    match (f("server_cpu"), f("rate")) {
+        (Some(cpu), Some(rate)) if rate > 0.0 => format!("{:.0}", cpu * 1e6 / rate),
+        _ => "-".to_string(),
+    }
+}
+
 pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
     let started = Instant::now();
     let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
@@ -66,6 +82,8 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
             &step.to_string(),
             "--store",
             store,
+            "--rates",
+            IM_RATES,
         ]);
         if !o.pin {
             cmd.arg("--no-pin");
@@ -75,12 +93,12 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
     }
     let load_after = sh("cut -d' ' -f1-3 /proc/loadavg");
     writeln!(md, "## 5. IM routing\n")?;
-    writeln!(md, "`im_bench` (netlib: one EventDispatch, one non-blocking connection per user) writes a users file of N users, starts `msg_server --ListenPort 0 --UsersFile F --MsgRateLimit 1000000 --ClientIdleMs 600000 --MaxConnCnt 100000 --Store S --DbPath <fresh file> --StoreInFlightMax 1000000000` (no refusal when the store falls behind: it shows as a late step){}, logs all N users in ({} logins in flight at a time), then climbs a ladder of target rates. Each step sends for {step} s from a 1 ms repeating timer (the messages due so far, at most 20 ms' worth per tick, so a generator that falls behind shows as a lower achieved rate), each message from a random user to a random other user, carrying its sender, receiver, per-sender sequence number and send time (monotonic ns) in `msg_data`. Receivers ack every delivery (IMMsgDataAck with the server's msg_id) and record send-to-receive latency (hdrhistogram). After sending it waits up to 2 s for stragglers, then checks exactly-once over every message of the step: acknowledged by the server (acks checked in order against the header seq_num), received once by the right user from the right sender. A step **passes** when all of that holds within the 2 s and the achieved rate is >= 95% of the target; it fails as `gen_limit` if the generator sent less, or as `late` if messages were still missing after 2 s (the generator then waits until they all arrive and checks them: a message that never arrives, a duplicate, a misrouted message or a closed connection ends the run with an error - none did in this run). The ladder stops at the first failing step; the highest passing rate is the result, then {step} s runs at 50% and 90% of it give the latency figures. CPU columns are cores used (utime+stime / wall) by the generator and by msg_server over the step and its drain. Each user count runs twice, one run after the other, against the same msg_server build: `Store=memory` (messages in memory, lost at exit: the comparator) and `Store=sqlite` (the default: SQLite in WAL mode with `synchronous=FULL`, written by the store thread with group commit; the sender's ack leaves only after the commit, and receivers' acks delete mailbox rows).\n",
+    writeln!(md, "`im_bench` (netlib: one EventDispatch, one non-blocking connection per user) writes a users file of N users, starts `msg_server --ListenPort 0 --UsersFile F --MsgRateLimit 1000000 --ClientIdleMs 600000 --MaxConnCnt 100000 --Store S --DbPath <fresh file> --StoreInFlightMax 1000000000` (no refusal when the store falls behind: it shows as a late step){}, logs all N users in ({} logins in flight at a time), then climbs a ladder of target rates ({IM_RATES} msg/s). Each step sends for {step} s from a 1 ms repeating timer (the messages due so far, at most 20 ms' worth per tick, so a generator that falls behind shows as a lower achieved rate), each message from a random user to a random other user, carrying its sender, receiver, per-sender sequence number and send time (monotonic ns) in `msg_data`. Receivers ack every delivery (IMMsgDataAck with the server's msg_id) and record send-to-receive latency (hdrhistogram). After sending it waits up to 2 s for stragglers, then checks exactly-once over every message of the step: acknowledged by the server (acks checked in order against the header seq_num), received once by the right user from the right sender. A step **passes** when all of that holds within the 2 s and the achieved rate is >= 95% of the target; it fails as `gen_limit` if the generator sent less, or as `late` if messages were still missing after 2 s (the generator then waits until they all arrive and checks them: a message that never arrives, a duplicate, a misrouted message or a closed connection ends the run with an error - none did in this run). The ladder stops at the first failing step; the highest passing rate is the result, then {step} s runs at 50% and 90% of it give the latency figures. CPU columns are cores used (utime+stime / wall) by the generator and by msg_server over the step and its drain. msg_server CPU µs/msg is its cores divided by the achieved rate: the cost of one message (with its receiver's ack), steadier than the rate on a shared machine. Each user count runs twice, one run after the other, against the same msg_server build: `Store=memory` (messages in memory, lost at exit: the comparator) and `Store=sqlite` (the default: SQLite in WAL mode with `synchronous=FULL`, written by the store thread with group commit; the sender's ack leaves only after the commit, and receivers' acks delete mailbox rows).\n",
         if o.pin { " pinned to core 0 (taskset), the generator on core 1" } else { "" },
         256)?;
     writeln!(md, "Run: `bench im` at netlib commit {}, load average before / after {load_before} / {load_after}, {:.0} s.\n", sh("git rev-parse --short HEAD"), started.elapsed().as_secs_f64())?;
-    writeln!(md, "| users | store | login s | highest zero-loss rate msg/s | durable / memory | next step failed as | p50 / p99 ms at 50% | p50 / p99 ms at 90% |")?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "| users | store | login s | highest zero-loss rate msg/s | durable / memory | next step failed as | p50 / p99 ms at 50% | p50 / p99 ms at 90% | msg_server CPU µs/msg at 50% / 90% |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
     let best_rate = |text: &str| -> Option<f64> {
         text.lines()
             .filter(|l| l.starts_with("im_best"))
@@ -122,30 +140,33 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
                 _ => "-".to_string(),
             }
         };
+        let cpu = |k: &str| find("im_step", Some(k)).map_or("-".to_string(), |m| cpu_per_msg(&m));
         writeln!(
             md,
-            "| {users} | {store} | {} | {} | {ratio} | {} | {} | {} |",
+            "| {users} | {store} | {} | {} | {ratio} | {} | {} | {} | {} / {} |",
             login.unwrap_or_else(|| "-".into()),
             best.as_ref().and_then(|m| m.get("rate")).unwrap_or(&"-"),
             best.as_ref().and_then(|m| m.get("limit")).unwrap_or(&"-"),
             lat("lat50"),
             lat("lat90"),
+            cpu("lat50"),
+            cpu("lat90"),
         )?;
     }
     writeln!(md, "\nEvery step:\n")?;
-    writeln!(md, "| users | store | step | target msg/s | achieved msg/s | sent | acked by server | received once | dup | missing after 2 s | p50 ms | p99 ms | p999 ms | max ms | generator CPU | msg_server CPU | result |")?;
+    writeln!(md, "| users | store | step | target msg/s | achieved msg/s | sent | acked by server | received once | dup | missing after 2 s | p50 ms | p99 ms | p999 ms | max ms | generator CPU | msg_server CPU | msg_server CPU µs/msg | result |")?;
     writeln!(
         md,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )?;
     for (users, store, text) in &runs {
         for m in text.lines().filter(|l| l.starts_with("im_step")).map(kv) {
             let g = |k: &str| m.get(k).copied().unwrap_or("?");
             writeln!(
                 md,
-                "| {users} | {store} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {users} | {store} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 g("kind"), g("target"), g("rate"), g("sent"), g("acked"), g("received"), g("dup"), g("missing"),
-                ms(g("p50_us")), ms(g("p99_us")), ms(g("p999_us")), ms(g("max_us")), g("gen_cpu"), g("server_cpu"), g("result")
+                ms(g("p50_us")), ms(g("p99_us")), ms(g("p999_us")), ms(g("max_us")), g("gen_cpu"), g("server_cpu"), cpu_per_msg(&m), g("result")
             )?;
         }
         for l in text.lines().filter(|l| l.starts_with("im_late")) {

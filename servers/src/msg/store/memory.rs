@@ -91,7 +91,7 @@ impl MemoryStore {
         s.updated = m.create_time;
         s.removed = false;
         s.read_id = id;
-        Outcome::Stored((*stored).clone(), mailbox)
+        Outcome::Stored(stored, mailbox)
     }
 
     fn session(&mut self, user: u32, session: SessionKey) -> &mut SessionState {

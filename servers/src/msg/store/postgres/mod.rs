@@ -27,7 +27,9 @@
 //!   failure). The writer retries the whole batch (up to [`RETRIES`]
 //!   times): nobody was answered yet, so a retry is invisible.
 //! - **Losing the database.** A batch that cannot commit is refused (no
-//!   sender is acked) and the next batch reconnects.
+//!   sender is acked); the writer is dropped and a retry connects afresh
+//!   ([`WriterThread`] handles that, and the store's health, for SQLite and
+//!   PostgreSQL alike).
 //! - **Bounds.** Per-user bounds read the user's row; the total bound reads
 //!   the sum over all mailboxes once per batch, so several servers together
 //!   may overshoot it by about one batch each.
@@ -42,7 +44,7 @@
 mod groups;
 mod ops;
 
-use super::{Bounds, Completions, Done, Job, Op, Outcome, Refusal, WriterThread};
+use super::{Backend, Bounds, Completions, Op, Outcome, WriterThread};
 use ops::{exec, lock_in_order};
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement, Transaction};
@@ -181,11 +183,11 @@ impl PostgresStore {
             .map_err(|e| format!("loading groups: {e}"))?;
         let batch_max = config.batch_max;
         let describe = describe(&config.url);
-        let mut writer = Writer {
-            client: Some(client),
-            config,
-            known: HashSet::new(),
-            prepared: Prepared::new(),
+        let writer = Writer::new(client, config.clone());
+        let reconnect = move || -> Result<Box<dyn Backend>, String> {
+            let client = connect(&config.url)?;
+            log::info!("store: connected to postgres");
+            Ok(Box::new(Writer::new(client, config.clone())))
         };
         WriterThread::spawn(
             "msg-store-pg",
@@ -193,7 +195,8 @@ impl PostgresStore {
             groups,
             batch_max,
             completions,
-            move |batch| writer.run_batch(batch),
+            Box::new(writer),
+            Box::new(reconnect),
         )
     }
 }
@@ -212,14 +215,13 @@ fn describe(url: &str) -> String {
     format!("postgres {}", shown.join(" "))
 }
 
-/// The writer thread's state.
+/// The writer thread's state: one connection.
 struct Writer {
-    /// None after the connection broke: the next batch reconnects.
-    client: Option<Client>,
+    client: Client,
     config: PostgresConfig,
     /// (user, session) pairs known to be in `user_sessions`.
     known: HashSet<(u32, i64)>,
-    /// Statements prepared on the current connection.
+    /// Statements prepared on the connection.
     prepared: Prepared,
 }
 
@@ -297,69 +299,47 @@ fn is_conflict(e: &postgres::Error) -> bool {
 }
 
 impl Writer {
-    fn run_batch(&mut self, batch: &mut Vec<Job>) -> Vec<(Done, Outcome)> {
-        let ops: Vec<Op> = batch.iter().map(|(op, _)| op.clone()).collect();
-        let dones: Vec<Option<Done>> = batch.drain(..).map(|(_, d)| d).collect();
-        let outcomes = self.commit_with_retries(&ops).unwrap_or_else(|e| {
-            log::error!(
-                "store: commit of {} operations failed: {e}; writes refused",
-                ops.len()
-            );
-            ops.iter()
-                .map(|op| match op {
-                    Op::Append(_) => Outcome::Refused(Refusal::Failed(e.clone())),
-                    _ => Outcome::Failed(e.clone()),
-                })
-                .collect()
-        });
-        dones
-            .into_iter()
-            .zip(outcomes)
-            .filter_map(|(done, outcome)| done.map(|d| (d, outcome)))
-            .collect()
-    }
-
-    fn commit_with_retries(&mut self, ops: &[Op]) -> Result<Vec<Outcome>, String> {
-        let mut last = String::new();
-        for attempt in 0..=RETRIES {
-            if self.client.as_ref().is_none_or(Client::is_closed) {
-                match connect(&self.config.url) {
-                    Ok(c) => {
-                        log::info!("store: connected to postgres");
-                        self.client = Some(c);
-                        self.prepared.clear();
-                    }
-                    Err(e) => {
-                        self.client = None;
-                        return Err(e);
-                    }
-                }
-            }
-            let client = self.client.as_mut().expect("connected above");
-            let bounds = self.config.bounds;
-            let known = &mut self.known;
-            let mut added = Vec::new();
-            match try_batch(client, &mut self.prepared, ops, &bounds, known, &mut added) {
-                Ok(outcomes) => return Ok(outcomes),
-                Err(e) => {
-                    // The transaction rolled back: its sessions may not be
-                    // in the table.
-                    for k in added {
-                        known.remove(&k);
-                    }
-                    if is_conflict(&e) && attempt < RETRIES {
-                        log::debug!("store: batch conflicted with another server, retried: {e}");
-                        last = e.to_string();
-                        continue;
-                    }
-                    if client.is_closed() {
-                        self.client = None;
-                    }
-                    return Err(e.to_string());
-                }
-            }
+    fn new(client: Client, config: PostgresConfig) -> Writer {
+        Writer {
+            client,
+            config,
+            known: HashSet::new(),
+            prepared: Prepared::new(),
         }
-        Err(last)
+    }
+}
+
+impl Backend for Writer {
+    /// Runs the batch in one transaction, again (up to [`RETRIES`] times)
+    /// when it conflicted with another server's.
+    fn run_batch(&mut self, ops: Vec<Op>) -> Result<Vec<Outcome>, String> {
+        let bounds = self.config.bounds;
+        let mut attempt = 0;
+        loop {
+            let mut added = Vec::new();
+            let result = try_batch(
+                &mut self.client,
+                &mut self.prepared,
+                &ops,
+                &bounds,
+                &mut self.known,
+                &mut added,
+            );
+            let e = match result {
+                Ok(outcomes) => return Ok(outcomes),
+                Err(e) => e,
+            };
+            // The transaction rolled back: its sessions may not be in the
+            // table.
+            for k in added {
+                self.known.remove(&k);
+            }
+            if !is_conflict(&e) || attempt == RETRIES {
+                return Err(e.to_string());
+            }
+            attempt += 1;
+            log::debug!("store: batch conflicted with another server, retried: {e}");
+        }
     }
 }
 

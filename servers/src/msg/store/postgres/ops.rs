@@ -286,7 +286,7 @@ fn append(
         known.insert((u, sess));
         added.push((u, sess));
     }
-    Ok(Outcome::Stored(stored, mailbox))
+    Ok(Outcome::Stored(std::sync::Arc::new(stored), mailbox))
 }
 
 fn row_message(r: &Row) -> StoredMessage {

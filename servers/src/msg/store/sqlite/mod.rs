@@ -9,8 +9,10 @@
 //! disk (`DbSynchronous=full`, the default, also survives a power cut;
 //! `normal` survives a crash of the process). One commit per batch is what
 //! keeps durability from costing the message rate: under load, batches grow.
-//! If a commit fails, every write of the batch is refused (nobody is acked)
-//! and the in-memory caches are rebuilt from the file.
+//! If a batch fails, nothing of it is stored and nobody is acked; the
+//! writer is dropped with its caches and a retry opens the file afresh
+//! ([`WriterThread`] handles that, and the store's health, for SQLite and
+//! PostgreSQL alike).
 //!
 //! Schema (`PRAGMA user_version = 2`), readable with the `sqlite3` command:
 //!
@@ -22,7 +24,8 @@
 //!   TeamTalk assigns them; `receiver` is the peer user or the group.
 //! - `inbox(pos, user, sess, msg_id, msg, bytes)`: undelivered messages per
 //!   user (`msg` is the message's `id`)
-//!   (the mailbox); a row goes when a connection of `user` acks the delivery.
+//!   (the mailbox); a row goes when a connection of `user` acks the delivery
+//!   (deleted by `pos` alone: the writer knows whose it is and its bytes).
 //!   `pos` is given by the writer, increasing (never reused, so a mailbox
 //!   feed reading "after pos" misses nothing), and the loop keeps it with
 //!   each delivery so an ack deletes by primary key. Each user's positions
@@ -45,9 +48,9 @@
 mod groups;
 mod ops;
 
-use super::{Bounds, Completions, Done, Job, Outcome, Refusal, SessionKey, Usage, WriterThread};
+use super::{Backend, Bounds, Completions, Op, Outcome, SessionKey, Usage, WriterThread};
 use rusqlite::Connection;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 const SCHEMA: &str = "
@@ -121,21 +124,26 @@ pub struct SqliteStore;
 impl SqliteStore {
     /// Opens (creating if needed) the database and starts the writer thread.
     /// Errors (a file that cannot be opened, a foreign schema) come back
-    /// here, at startup.
+    /// here, at startup; later failures make the store unavailable until a
+    /// retry reopens the file (see [`WriterThread`]).
     pub fn open(config: SqliteConfig, completions: Completions) -> Result<WriterThread, String> {
         let path = config.path.clone();
         let conn = open(&config).map_err(|e| format!("{}: {e}", path.display()))?;
         let groups = groups::load(&conn, None).map_err(|e| format!("{}: {e}", path.display()))?;
         let batch_max = config.batch_max;
-        let mut writer =
-            Writer::new(conn, config).map_err(|e| format!("{}: {e}", path.display()))?;
+        let writer = Writer::new(conn, config.clone())?;
+        let reopen = move || -> Result<Box<dyn Backend>, String> {
+            let conn = open(&config).map_err(|e| format!("{}: {e}", config.path.display()))?;
+            Ok(Box::new(Writer::new(conn, config.clone())?))
+        };
         WriterThread::spawn(
             "msg-store",
             format!("sqlite {}", path.display()),
             groups,
             batch_max,
             completions,
-            move |batch| writer.run_batch(batch),
+            Box::new(writer),
+            Box::new(reopen),
         )
     }
 }
@@ -163,56 +171,69 @@ fn open(config: &SqliteConfig) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// The writer thread's state.
+/// The writer thread's state: one open database.
 struct Writer {
     conn: Connection,
     config: SqliteConfig,
+    /// The file opened (device, inode): a batch does not commit once the
+    /// path names another file or none.
+    file: (u64, u64),
     cache: Cache,
 }
 
-/// What the writer keeps in memory about the file, rebuilt after a failed
-/// commit.
+/// What the writer keeps in memory about the file, built when it is opened
+/// (a failed batch drops the writer, and the retry opens a new one).
 #[derive(Default)]
 struct Cache {
-    /// Newest id per session, as committed.
+    /// Newest id per session, as committed (cleared at `CACHE_MAX`
+    /// entries: the file has them).
     last_id: HashMap<SessionKey, u32>,
     /// Ids given in the running batch.
     staged: HashMap<SessionKey, u32>,
     usage: Usage,
     /// (user, session) pairs known to be in `user_sessions` (cleared at
-    /// `KNOWN_MAX` entries).
+    /// `CACHE_MAX` entries).
     known: HashSet<(u32, i64)>,
     /// The last mailbox position given.
     last_pos: u64,
-    /// Each user's mailbox positions.
-    mailboxes: HashMap<u32, BTreeSet<u64>>,
-    /// An append failed half way: the batch is rolled back.
-    poisoned: bool,
+    /// Each user's mailbox: position -> bytes it counts.
+    mailboxes: HashMap<u32, BTreeMap<u64, u32>>,
+    /// An append failed half way: the batch must roll back.
+    poisoned: Option<String>,
 }
 
-/// Most entries of the writer's cache of known user sessions (~32 MiB).
-const KNOWN_MAX: usize = 1 << 20;
+/// Most entries of each of the writer's caches of the file (~32 MiB each).
+const CACHE_MAX: usize = 1 << 20;
+
+/// (device, inode) of the file at `path`.
+fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok((m.dev(), m.ino()))
+}
 
 impl Writer {
-    fn new(conn: Connection, config: SqliteConfig) -> rusqlite::Result<Writer> {
+    fn new(conn: Connection, config: SqliteConfig) -> Result<Writer, String> {
+        let path = config.path.display().to_string();
+        let fail = |e: &dyn std::fmt::Display| format!("{path}: {e}");
+        let file = identity(&config.path).map_err(|e| fail(&e))?;
         let mut w = Writer {
             conn,
-            config,
+            file,
             cache: Cache::default(),
+            config,
         };
-        w.reload()?;
+        w.load().map_err(|e| fail(&e))?;
         Ok(w)
     }
 
-    /// Rebuilds the mailbox usage from the file (at start, after a failed
-    /// commit) and forgets cached ids.
-    fn reload(&mut self) -> rusqlite::Result<()> {
-        self.cache = Cache::default();
+    /// Builds the mailbox usage and positions from the file.
+    fn load(&mut self) -> rusqlite::Result<()> {
         let mut st = self.conn.prepare("SELECT user, bytes, pos FROM inbox")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, u32>(0)?,
-                r.get::<_, i64>(1)?,
+                r.get::<_, u32>(1)?,
                 r.get::<_, i64>(2)?,
             ))
         })?;
@@ -224,62 +245,38 @@ impl Writer {
                 .mailboxes
                 .entry(user)
                 .or_default()
-                .insert(pos as u64);
+                .insert(pos as u64, bytes);
         }
         Ok(())
     }
+}
 
-    /// Runs a batch in one transaction; outcomes for the jobs with a
-    /// continuation.
-    fn run_batch(&mut self, batch: &mut Vec<Job>) -> Vec<(Done, Outcome)> {
-        let mut dones = Vec::with_capacity(batch.len());
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let committed = match self.conn.transaction() {
-            Ok(tx) => {
-                for (op, done) in batch.drain(..) {
-                    outcomes.push(ops::exec(&tx, op, &mut self.cache, &self.config.bounds));
-                    dones.push(done);
-                }
-                if self.cache.poisoned {
-                    // Dropping the transaction rolls it back.
-                    drop(tx);
-                    Err(rusqlite::Error::InvalidQuery)
-                } else {
-                    tx.commit()
-                }
-            }
-            Err(e) => {
-                dones.extend(batch.drain(..).map(|(_, done)| done));
-                Err(e)
-            }
-        };
-        match committed {
-            Ok(()) => {
-                let staged = std::mem::take(&mut self.cache.staged);
-                self.cache.last_id.extend(staged);
-            }
-            Err(e) => {
-                log::error!(
-                    "store: commit of {} operations failed: {e}; writes refused",
-                    dones.len()
-                );
-                if let Err(e) = self.reload() {
-                    log::error!("store: cannot reload after a failed commit: {e}");
-                }
-                for o in outcomes.iter_mut() {
-                    if matches!(o, Outcome::Stored(..) | Outcome::Done) {
-                        *o = Outcome::Refused(Refusal::Failed(e.to_string()));
-                    }
-                }
-                // Operations that never ran (the transaction did not begin).
-                outcomes.resize(dones.len(), Outcome::Failed(e.to_string()));
-            }
+impl Backend for Writer {
+    /// Runs a batch in one transaction and commits it.
+    fn run_batch(&mut self, ops: Vec<Op>) -> Result<Vec<Outcome>, String> {
+        let tx = self.conn.transaction().map_err(|e| e.to_string())?;
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for op in ops {
+            outcomes.push(ops::exec(&tx, op, &mut self.cache, &self.config.bounds));
         }
-        dones
-            .into_iter()
-            .zip(outcomes)
-            .filter_map(|(done, outcome)| done.map(|d| (d, outcome)))
-            .collect()
+        if let Some(e) = self.cache.poisoned.take() {
+            return Err(e); // dropping `tx` rolls the batch back
+        }
+        // SQLite in WAL mode goes on writing to a file removed or renamed
+        // under it: what it would commit there is lost at the next start.
+        if identity(&self.config.path).ok() != Some(self.file) {
+            return Err(format!(
+                "{}: the database file was removed or replaced",
+                self.config.path.display()
+            ));
+        }
+        tx.commit().map_err(|e| e.to_string())?;
+        let staged = std::mem::take(&mut self.cache.staged);
+        if self.cache.last_id.len() + staged.len() > CACHE_MAX {
+            self.cache.last_id.clear();
+        }
+        self.cache.last_id.extend(staged);
+        Ok(outcomes)
     }
 }
 

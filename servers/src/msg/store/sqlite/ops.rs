@@ -1,11 +1,12 @@
 //! The SQL of each store operation, run by the writer thread inside the
 //! batch's transaction (see the parent module for the schema and the batch).
 
-use super::{groups, Cache, KNOWN_MAX};
+use super::{groups, Cache, CACHE_MAX};
 use crate::msg::store::{
     Bounds, NewMessage, Op, Outcome, Refusal, SessionKey, StoredMessage, UserSession,
 };
 use rusqlite::{params, OptionalExtension, Transaction};
+use std::sync::Arc;
 
 fn failed(e: rusqlite::Error) -> Outcome {
     log::error!("store: {e}");
@@ -18,42 +19,39 @@ pub(super) fn exec(tx: &Transaction<'_>, op: Op, cache: &mut Cache, bounds: &Bou
         Op::Append(m) => match append(tx, m, cache, bounds) {
             Ok(o) => o,
             Err(e) => {
-                log::error!("store: append failed: {e}; the batch is rolled back");
-                cache.poisoned = true;
-                Outcome::Refused(Refusal::Failed(e.to_string()))
+                let e = format!("append failed: {e}");
+                cache.poisoned.get_or_insert(e.clone());
+                Outcome::Refused(Refusal::Failed(e))
             }
         },
         Op::Delivered { user, pos } => {
-            let mine = cache
-                .mailboxes
-                .get_mut(&user)
-                .is_some_and(|m| m.remove(&pos));
-            if cache.mailboxes.get(&user).is_some_and(|m| m.is_empty()) {
+            // Only a position of this user's mailbox goes (a stale or
+            // forged ack deletes nothing).
+            let Some(mailbox) = cache.mailboxes.get_mut(&user) else {
+                return Outcome::Done;
+            };
+            let Some(bytes) = mailbox.remove(&pos) else {
+                return Outcome::Done;
+            };
+            if mailbox.is_empty() {
                 cache.mailboxes.remove(&user);
             }
-            if !mine {
-                return Outcome::Done;
-            }
-            let r = tx
-                .prepare_cached("DELETE FROM inbox WHERE pos = ?1 AND user = ?2 RETURNING bytes")
-                .and_then(|mut st| {
-                    st.query_row(params![pos as i64, user], |r| r.get::<_, i64>(0))
-                        .optional()
-                });
-            match r {
-                Ok(Some(bytes)) => {
-                    cache.usage.remove(user, bytes as usize);
-                    Outcome::Done
-                }
-                Ok(None) => Outcome::Done,
-                Err(e) => failed(e),
-            }
+            cache.usage.remove(user, bytes as usize);
+            tx.prepare_cached("DELETE FROM inbox WHERE pos = ?1")
+                .and_then(|mut st| st.execute([pos as i64]))
+                .map(|_| Outcome::Done)
+                .unwrap_or_else(failed)
         }
         Op::Undelivered { user, after, limit } => {
             let positions: Vec<u64> = cache
                 .mailboxes
                 .get(&user)
-                .map(|m| m.range(after + 1..).take(limit + 1).copied().collect())
+                .map(|m| {
+                    m.range(after + 1..)
+                        .take(limit + 1)
+                        .map(|(p, _)| *p)
+                        .collect()
+                })
                 .unwrap_or_default();
             undelivered(tx, &positions, limit).unwrap_or_else(failed)
         }
@@ -186,31 +184,50 @@ fn append(
         inbox.execute(params![pos as i64, r, sess, id, row, size as i64])?;
         cache.last_pos = pos;
         cache.usage.add(r, size);
-        cache.mailboxes.entry(r).or_default().insert(pos);
+        cache
+            .mailboxes
+            .entry(r)
+            .or_default()
+            .insert(pos, size as u32);
         mailbox.push((r, pos));
     }
-    // The session joins the lists of users who did not have it yet.
-    let mut join = tx.prepare_cached(
-        "INSERT OR IGNORE INTO user_sessions (user, sess, peer, kind, created)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for &u in m.receivers.iter().chain([&stored.from]) {
-        if !cache.known.contains(&(u, sess)) {
-            join.execute(params![
-                u,
-                sess,
-                m.session.id_for(u),
-                kind,
-                stored.create_time
-            ])?;
-            if cache.known.len() >= KNOWN_MAX {
-                cache.known.clear();
+    // The session joins the lists of users who did not have it yet: two
+    // rows (a single chat's two users) in one statement.
+    let joining: Vec<u32> = m
+        .receivers
+        .iter()
+        .chain([&stored.from])
+        .copied()
+        .filter(|u| !cache.known.contains(&(*u, sess)))
+        .collect();
+    let row = |u: u32| (u, sess, m.session.id_for(u), kind, stored.create_time);
+    for users in joining.chunks(2) {
+        match *users {
+            [a, b] => {
+                let (a, b) = (row(a), row(b));
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO user_sessions (user, sess, peer, kind, created)
+                     VALUES (?1, ?2, ?3, ?4, ?5), (?6, ?7, ?8, ?9, ?10)",
+                )?
+                .execute(params![a.0, a.1, a.2, a.3, a.4, b.0, b.1, b.2, b.3, b.4])?;
             }
-            cache.known.insert((u, sess));
+            [a] => {
+                let a = row(a);
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO user_sessions (user, sess, peer, kind, created)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![a.0, a.1, a.2, a.3, a.4])?;
+            }
+            _ => {}
         }
     }
+    if cache.known.len() + joining.len() > CACHE_MAX {
+        cache.known.clear();
+    }
+    cache.known.extend(joining.iter().map(|u| (*u, sess)));
     cache.staged.insert(m.session, id);
-    Ok(Outcome::Stored(stored, mailbox))
+    Ok(Outcome::Stored(Arc::new(stored), mailbox))
 }
 
 fn row_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
