@@ -218,12 +218,12 @@ fn registrations(log: &std::path::Path, servers: &[SocketAddr]) -> Vec<Option<u3
         .map(|s| {
             let key = format!(":{} ", s.port());
             text.lines()
+                .rev()
                 .filter(|l| l.contains(" registered: "))
-                .filter_map(|l| {
+                .find_map(|l| {
                     let rest = &l[l.find(&key)? + key.len()..];
                     rest.split('/').next()?.parse().ok()
                 })
-                .last()
         })
         .collect()
 }
