@@ -439,8 +439,12 @@ fn fire_timers(ctx: &mut Context) {
             }
         };
         // A finished one-shot comes back here and is dropped after the
-        // callback's borrow of the context ended.
-        drop(ctx.timers.finish(id, task, now));
+        // callback's borrow of the context ended. A repeating one is
+        // rescheduled from the clock read after its callback, not from the
+        // pass's start: if a callback earlier in this pass stalled, the
+        // pass-start time would put the next deadline in the past and the
+        // timer would fire twice in a row.
+        drop(ctx.timers.finish(id, task, Instant::now()));
         ctx.flush_pending();
     }
 }

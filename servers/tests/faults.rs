@@ -21,7 +21,7 @@ use common::*;
 use servers::client::{query_msg_server, query_msg_server_http, ImClient};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -34,6 +34,12 @@ fn answers(login: SocketAddr, n: usize) -> BTreeSet<SocketAddr> {
         .collect()
 }
 
+/// [`answers`] for polling: `None` while a lookup is refused (no msg_server
+/// registered yet, e.g. just after a start or restart).
+fn lookups(login: SocketAddr, n: usize) -> Option<BTreeSet<SocketAddr>> {
+    (0..n).map(|_| query_msg_server(login, T).ok()).collect()
+}
+
 fn set(addrs: &[SocketAddr]) -> BTreeSet<SocketAddr> {
     addrs.iter().copied().collect()
 }
@@ -43,6 +49,8 @@ fn set(addrs: &[SocketAddr]) -> BTreeSet<SocketAddr> {
 /// the thread). Returns when each exchange completed.
 struct Chat {
     stop: Arc<AtomicBool>,
+    /// Exchanges completed so far.
+    exchanges: Arc<AtomicUsize>,
     thread: JoinHandle<Vec<Instant>>,
 }
 
@@ -54,7 +62,8 @@ impl Chat {
         connect: impl FnOnce() -> (ImClient, ImClient) + Send + 'static,
     ) -> Chat {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let exchanges = Arc::new(AtomicUsize::new(0));
+        let (flag, count) = (stop.clone(), exchanges.clone());
         let body = move || {
             let (mut a, mut b) = connect();
             let mut done = Vec::new();
@@ -66,6 +75,7 @@ impl Chat {
                     still_chatting(&mut b, &mut a, &format!("b->a {i}"));
                 }
                 done.push(Instant::now());
+                count.fetch_add(1, Ordering::Relaxed);
                 i += 1;
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -75,7 +85,15 @@ impl Chat {
             Some(ns) => spawn_in(ns, body),
             None => std::thread::spawn(body),
         };
-        Chat { stop, thread }
+        Chat {
+            stop,
+            exchanges,
+            thread,
+        }
+    }
+
+    fn exchanges(&self) -> usize {
+        self.exchanges.load(Ordering::Relaxed)
     }
 
     fn finish(self) -> Vec<Instant> {
@@ -97,7 +115,7 @@ fn login_server_killed_under_load_comes_back_with_the_right_counts() {
     let m2 = msg_server(&users, Some(link_addr), &[]);
     let (a1, a2) = (m1.addr("client"), m2.addr("client"));
     eventually("both msg_servers registered", T, || {
-        answers(login.addr("client"), 4) == set(&[a1, a2])
+        lookups(login.addr("client"), 4) == Some(set(&[a1, a2]))
     });
 
     // m1: u1 and u2 chatting plus u3..u5 idle (5 users); m2: u6 (1).
@@ -105,7 +123,7 @@ fn login_server_killed_under_load_comes_back_with_the_right_counts() {
     let mut idle: Vec<ImClient> = (3..=5).map(|id| user(a1, id)).collect();
     let _u6 = user(a2, 6);
     eventually("the login_server to see m1 5, m2 1", T, || {
-        answers(login.addr("client"), 4) == set(&[a2])
+        lookups(login.addr("client"), 4) == Some(set(&[a2]))
     });
     std::thread::sleep(Duration::from_millis(300)); // some load before the kill
 
@@ -113,19 +131,30 @@ fn login_server_killed_under_load_comes_back_with_the_right_counts() {
     let killed = Instant::now();
     login.child.kill().unwrap(); // SIGKILL
     login.child.wait().unwrap();
-    // While it is down: m1 drops to 2 users, m2 grows to 5.
+    // While it is down: m1 drops to 2 users, m2 grows to 5, and u1/u2
+    // keep chatting (bounded wait: a loaded machine is slow, not wrong).
     idle.clear();
     let _late: Vec<ImClient> = (7..=10).map(|id| user(a2, id)).collect();
-    std::thread::sleep(Duration::from_millis(700));
-    let login = login_server(link_addr.port(), &[]);
+    let at_kill = chat.exchanges();
+    eventually("20 exchanges while the login_server is down", T, || {
+        chat.exchanges() >= at_kill + 20
+    });
+    let log = std::env::temp_dir().join(format!("faults-login-{}.log", std::process::id()));
+    let login = login_server_logging_to(link_addr.port(), &log);
     let restarted = Instant::now();
     let lookup = login.addr("client");
-    eventually("both msg_servers reconnected", T, || {
-        established_on(link_addr.port()) == 2
+    // The registrations the msg_servers sent on their new links, as the
+    // login_server logged them (it logs each one before using it).
+    let registered = || registrations(&log, &[a1, a2]);
+    eventually("both msg_servers re-registered", T, || {
+        registered().iter().all(Option::is_some)
     });
     let reconnected = restarted.elapsed();
-    // Registration is the first frame on a link; give it time to be read.
-    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        registered(),
+        [Some(2), Some(5)],
+        "user counts m1 and m2 registered with (live: 2 and 5; stale: 5 and 1)"
+    );
     // Right counts (m1 2, m2 5): always m1. Stale counts (5 and 1) would
     // answer m2; zeros would rotate between both.
     assert_eq!(
@@ -133,6 +162,7 @@ fn login_server_killed_under_load_comes_back_with_the_right_counts() {
         set(&[a1]),
         "choice after re-registration"
     );
+    let _ = std::fs::remove_file(&log);
 
     // Updates after the restart are counted too: m1 up to 5 ties with m2,
     // one more makes m2 the choice.
@@ -144,10 +174,12 @@ fn login_server_killed_under_load_comes_back_with_the_right_counts() {
         std::thread::sleep(Duration::from_millis(50));
     }
     eventually("m1 5 and m2 5: rotation", T, || {
-        answers(lookup, 4) == set(&[a1, a2])
+        lookups(lookup, 4) == Some(set(&[a1, a2]))
     });
     more.push(user(a1, 14));
-    eventually("m1 6 and m2 5: m2", T, || answers(lookup, 4) == set(&[a2]));
+    eventually("m1 6 and m2 5: m2", T, || {
+        lookups(lookup, 4) == Some(set(&[a2]))
+    });
 
     let times = chat.finish();
     let during = between(&times, killed, restarted);
@@ -162,6 +194,40 @@ fn login_server_killed_under_load_comes_back_with_the_right_counts() {
     assert!(during > 0, "no messages while the login_server was down");
 }
 
+/// [`login_server`] on `msg_port` with its log (info level) in `log`
+/// instead of nowhere.
+fn login_server_logging_to(msg_port: u16, log: &std::path::Path) -> Proc {
+    let mut cmd = std::process::Command::new("sh");
+    // `exec` keeps the pid, so dropping the Proc kills the server itself.
+    cmd.args(["-c", "exec \"$0\" \"$@\" 2>\"$FAULTS_LOG\""])
+        .arg(env!("CARGO_BIN_EXE_login_server"))
+        .args(["--ClientPort", "0", "--HttpPort", "0", "--MsgServerPort"])
+        .arg(msg_port.to_string())
+        .env("FAULTS_LOG", log)
+        .env("RUST_LOG", "info");
+    Proc::start_cmd(cmd, 3)
+}
+
+/// The user count each of `servers` (by client address) last registered
+/// with, read from a login_server log (`... registered: ip/ip:port cur/max
+/// users`); `None` for one not registered yet.
+fn registrations(log: &std::path::Path, servers: &[SocketAddr]) -> Vec<Option<u32>> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    servers
+        .iter()
+        .map(|s| {
+            let key = format!(":{} ", s.port());
+            text.lines()
+                .rev()
+                .filter(|l| l.contains(" registered: "))
+                .find_map(|l| {
+                    let rest = &l[l.find(&key)? + key.len()..];
+                    rest.split('/').next()?.parse().ok()
+                })
+        })
+        .collect()
+}
+
 #[test]
 fn killing_one_of_two_msg_servers_sends_new_logins_to_the_other() {
     let users = users_file("faults-two", 8);
@@ -172,11 +238,11 @@ fn killing_one_of_two_msg_servers_sends_new_logins_to_the_other() {
     let mut m2 = msg_server(&users, Some(link_addr), &[]);
     let (a1, a2) = (m1.addr("client"), m2.addr("client"));
     eventually("both msg_servers registered", T, || {
-        answers(lookup, 4) == set(&[a1, a2])
+        lookups(lookup, 4) == Some(set(&[a1, a2]))
     });
     let chat = Chat::start(None, move || (user(a1, 1), user(a1, 2)));
     eventually("m1 more loaded than m2", T, || {
-        answers(lookup, 4) == set(&[a2])
+        lookups(lookup, 4) == Some(set(&[a2]))
     });
     let mut u3 = user(query_msg_server(lookup, T).unwrap(), 3);
 
@@ -184,7 +250,7 @@ fn killing_one_of_two_msg_servers_sends_new_logins_to_the_other() {
     m2.child.kill().unwrap();
     m2.child.wait().unwrap();
     eventually("new logins sent to m1", T, || {
-        answers(lookup, 4) == set(&[a1])
+        lookups(lookup, 4) == Some(set(&[a1]))
     });
     let failover = killed.elapsed();
     let at = query_msg_server(lookup, T).unwrap();
