@@ -473,7 +473,7 @@ fn run(seconds: f64, reps: usize, size: usize, peer_counts: &[usize], out: &Path
     })?;
     writeln!(
         md,
-        "- load average before / after: {load_before} / {load_after} (the machine was shared with other engineers' builds while this ran; every figure is noisier for it)"
+        "- load average before / after: {load_before} / {load_after} (2 logical cores: a figure above 2 means other work shared the cores during the run, and every figure is noisier for it)"
     )?;
     writeln!(
         md,
