@@ -61,7 +61,8 @@ pub enum Due {
     Nothing,
 }
 
-/// Decides what is due at `now` and when to look next.
+/// Decides what is due at `now` and when to look next (`None` when a close
+/// is due, or no deadline applies: the caller acts on `Due` first).
 pub fn evaluate(
     t: &Timeouts,
     now: Instant,

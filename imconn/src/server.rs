@@ -486,7 +486,7 @@ pub(crate) fn arm_policy<K>(ctx: &mut Context, state: &mut ConnState<K>) {
         return;
     }
     let now = Instant::now();
-    let (_, next) = evaluate(
+    let (due, next) = evaluate(
         &meta.config.timeouts,
         now,
         meta.connected_at,
@@ -494,6 +494,12 @@ pub(crate) fn arm_policy<K>(ctx: &mut Context, state: &mut ConnState<K>) {
         state.io.last_recv,
         state.io.last_send,
     );
+    // A deadline can pass between a caller's own look and this one (the
+    // policy check evaluates, sends a heartbeat, then re-arms here; a
+    // stalled loop makes that gap long). What is due by now is done by a
+    // check at once: for a close, `next` is None and would leave the
+    // connection without a timer - never closed, never sent a heartbeat.
+    let next = if due == Due::Nothing { next } else { Some(now) };
     if let Some(next) = next {
         let delay = next.saturating_duration_since(now);
         meta.policy_timer = ctx.add_socket_timer(state.handle, delay, None).ok();

@@ -135,6 +135,12 @@ impl Connection for Lines {
                 }
             }
             let _ = cx.send(&b"blasted"[..]);
+        } else if line == b"deadline" {
+            // A login deadline that, measured from the connect, has passed.
+            cx.set_timeouts(Timeouts {
+                login: Some(Duration::from_millis(100)),
+                ..Timeouts::NONE
+            });
         } else if line == b"both" {
             // The current connection through send_to, then through send.
             let me = cx.handle();
@@ -191,6 +197,34 @@ fn regression_plain_server_does_not_close_clients_that_never_log_in() {
     assert_closed_by_peer(&mut strict);
     plain.get_mut().write_all(b"still here\n").unwrap();
     assert_eq!(read_line(&mut plain), "still here");
+}
+
+#[test]
+fn regression_a_deadline_already_passed_when_armed_still_closes() {
+    // The policy timer is re-armed after the check that ran it; a deadline
+    // that passed in between was dropped (no timer at all), so a silent
+    // peer was never closed. set_timeouts re-arms the same way, with a
+    // login deadline shortened from a minute to one that passed 200 ms ago.
+    let srv = Running::start(|ctx| {
+        let server = Server::<Lines>::register(ctx, Log::default(), |_, _: &Accepted| {
+            let timeouts = Timeouts {
+                login: Some(Duration::from_secs(60)),
+                ..Timeouts::NONE
+            };
+            Some((
+                Lines,
+                ConnConfig {
+                    timeouts,
+                    ..ConnConfig::default()
+                },
+            ))
+        });
+        (server, vec![listen(ctx, server)])
+    });
+    let mut s = connect(srv.addrs[0]);
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(b"deadline\n").unwrap();
+    assert_closed_by_peer(&mut s);
 }
 
 #[test]
