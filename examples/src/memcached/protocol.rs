@@ -45,7 +45,7 @@ use super::store::Store;
 use super::text::{Args, Tokens};
 use control::verbosity;
 use retrieval::Retrieve;
-pub(crate) use storage::data_block_len;
+pub(crate) use storage::{data_block_len, DataBlock};
 use storage::{PendingStore, Update};
 
 /// The version `version` and `stats` report. We speak the 1.6 text protocol,

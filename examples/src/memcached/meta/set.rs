@@ -5,6 +5,7 @@
 use super::flags::{opaque_too_long, parse_flags, Line};
 use super::reply::client_error;
 use super::{Next, BAD_FORMAT, MAX_AFTER_KEY};
+use crate::memcached::protocol::DataBlock;
 use crate::memcached::stats::{Counter, LocalCounters};
 use crate::memcached::store::{is_valid_key, item_size, NewItem, Store, StoreMode, StoreOutcome};
 use crate::memcached::text::{parse_i32, push_u64, Tokens};
@@ -111,8 +112,6 @@ pub(super) fn meta_set(
             echo.extend_from_slice(token);
         }
     }
-    let mut buf = Vec::with_capacity(key.len() + length);
-    buf.extend_from_slice(key);
     Next::Data(PendingSet {
         mode,
         append_cas,
@@ -120,10 +119,7 @@ pub(super) fn meta_set(
         key_len: key.len(),
         flags: flags.client_flags,
         exptime: flags.ttl.unwrap_or(0),
-        buf,
-        full: key.len() + length,
-        trailer: [0; 2],
-        trailer_len: 0,
+        block: DataBlock::new(key, length),
         echo,
     })
 }
@@ -138,11 +134,8 @@ pub(crate) struct PendingSet {
     key_len: usize,
     flags: u32,
     exptime: u64,
-    /// Key then value: it becomes the item.
-    buf: Vec<u8>,
-    full: usize,
-    trailer: [u8; 2],
-    trailer_len: usize,
+    /// Key then value, and the trailer.
+    block: DataBlock,
     /// The `O`, `k` and `c` tokens of the line, each after a space.
     echo: Vec<u8>,
 }
@@ -150,20 +143,12 @@ pub(crate) struct PendingSet {
 impl PendingSet {
     /// Takes what it still needs from `input`; returns how much it took.
     pub(crate) fn fill(&mut self, input: &[u8]) -> usize {
-        let need = self.full - self.buf.len();
-        let mut used = need.min(input.len());
-        self.buf.extend_from_slice(&input[..used]);
-        while self.trailer_len < 2 && used < input.len() {
-            self.trailer[self.trailer_len] = input[used];
-            self.trailer_len += 1;
-            used += 1;
-        }
-        used
+        self.block.fill(input)
     }
 
     /// Whether the data block and its trailer are in.
     pub(crate) fn is_complete(&self) -> bool {
-        self.trailer_len == 2
+        self.block.is_complete()
     }
 
     /// Stores the item and answers (memcached's `complete_nread_ascii`).
@@ -175,7 +160,7 @@ impl PendingSet {
         out: &mut Vec<u8>,
     ) {
         counters.bump(Counter::CmdSet);
-        if self.trailer != *b"\r\n" {
+        if !self.block.trailer_ok() {
             if !self.quiet {
                 client_error(out, "bad data chunk");
             }
@@ -186,10 +171,14 @@ impl PendingSet {
         let key = if self.echo.is_empty() {
             Vec::new()
         } else {
-            self.buf[..self.key_len].to_vec()
+            self.block.bytes()[..self.key_len].to_vec()
         };
-        let Some(item) = NewItem::from_buffer(self.buf, self.key_len, self.flags, self.exptime)
-        else {
+        let Some(item) = NewItem::from_buffer(
+            self.block.into_buf(),
+            self.key_len,
+            self.flags,
+            self.exptime,
+        ) else {
             return client_error(out, BAD_FORMAT);
         };
         let current_cas = || store.get(&key, now, |i| i.cas);

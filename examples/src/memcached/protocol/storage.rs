@@ -22,18 +22,49 @@ pub(super) struct PendingStore {
     key_len: usize,
     flags: u32,
     exptime: u64,
-    /// Key then value, sized exactly for both: it becomes the item.
-    buf: Vec<u8>,
-    /// `buf.len()` once the whole value is in.
-    full: usize,
-    /// The two bytes after the value, which must be `\r\n`.
-    trailer: [u8; 2],
-    trailer_len: usize,
+    /// Key then value, and the trailer.
+    block: DataBlock,
 }
 
 impl PendingStore {
     /// Takes what it still needs from `input`; returns how much it took.
     pub(super) fn fill(&mut self, input: &[u8]) -> usize {
+        self.block.fill(input)
+    }
+
+    pub(super) fn is_complete(&self) -> bool {
+        self.block.is_complete()
+    }
+}
+
+/// A data block being read (after a storage line, classic or meta): the
+/// key then the value, in the one buffer that becomes the item, and the two
+/// bytes after the value, which must be `\r\n`.
+#[derive(Debug)]
+pub(crate) struct DataBlock {
+    /// Key then value, sized exactly for both.
+    buf: Vec<u8>,
+    /// `buf.len()` once the whole value is in.
+    full: usize,
+    trailer: [u8; 2],
+    trailer_len: usize,
+}
+
+impl DataBlock {
+    /// A block of `length` value bytes for `key`.
+    pub(crate) fn new(key: &[u8], length: usize) -> DataBlock {
+        let mut buf = Vec::with_capacity(key.len() + length);
+        buf.extend_from_slice(key);
+        DataBlock {
+            buf,
+            full: key.len() + length,
+            trailer: [0; 2],
+            trailer_len: 0,
+        }
+    }
+
+    /// Takes what it still needs from `input`; returns how much it took.
+    pub(crate) fn fill(&mut self, input: &[u8]) -> usize {
         let need = self.full - self.buf.len();
         let mut used = need.min(input.len());
         self.buf.extend_from_slice(&input[..used]);
@@ -45,8 +76,24 @@ impl PendingStore {
         used
     }
 
-    pub(super) fn is_complete(&self) -> bool {
+    /// Whether the value and its trailer are in.
+    pub(crate) fn is_complete(&self) -> bool {
         self.trailer_len == 2
+    }
+
+    /// Whether the value ended with `\r\n`, as it must.
+    pub(crate) fn trailer_ok(&self) -> bool {
+        self.trailer == *b"\r\n"
+    }
+
+    /// Key then value.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The buffer, to become the item.
+    pub(crate) fn into_buf(self) -> Vec<u8> {
+        self.buf
     }
 }
 
@@ -199,18 +246,13 @@ impl Session {
             }
             return;
         }
-        let mut buf = Vec::with_capacity(key.len() + length);
-        buf.extend_from_slice(key);
         self.state = State::Data(PendingStore {
             mode,
             noreply,
             key_len: key.len(),
             flags,
             exptime: expiry_deadline(i64::from(exptime), now),
-            buf,
-            full: key.len() + length,
-            trailer: [0; 2],
-            trailer_len: 0,
+            block: DataBlock::new(key, length),
         });
     }
 
@@ -225,16 +267,23 @@ impl Session {
     ) {
         self.counters.bump(Counter::CmdSet);
         let noreply = pending.noreply;
-        if pending.trailer != *b"\r\n" {
+        if !pending.block.trailer_ok() {
             reply(out, noreply, BAD_CHUNK);
             return;
         }
         let mode = pending.mode;
-        let key = pending.buf.get(..pending.key_len).unwrap_or_default();
+        let key = pending
+            .block
+            .bytes()
+            .get(..pending.key_len)
+            .unwrap_or_default();
         store.counters().record_detail(key, DetailOp::Set);
-        let Some(item) =
-            NewItem::from_buffer(pending.buf, pending.key_len, pending.flags, pending.exptime)
-        else {
+        let Some(item) = NewItem::from_buffer(
+            pending.block.into_buf(),
+            pending.key_len,
+            pending.flags,
+            pending.exptime,
+        ) else {
             // Unreachable: the key was validated when the line was read.
             reply(out, noreply, BAD_FORMAT);
             return;
