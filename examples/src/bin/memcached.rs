@@ -114,11 +114,12 @@ fn serve(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         drop(pid_file);
         return Ok(written?);
     }
+    let signals = process::catch_stop_signals()?;
     let server = Server::start(options.server)?;
     server
         .store()
         .set_verbosity(u32::from(options.verbosity.min(2)));
-    process::stop_on_signals(server.shutdown_handle())?;
+    process::stop_on_signals(signals, server.shutdown_handle())?;
     let pid_file = match &options.pid_file {
         Some(path) => Some(process::PidFile::write(path)?),
         None => None,

@@ -4,8 +4,8 @@
 //!
 //! These are process-wide and some must run before any thread exists
 //! (`fork`, `getpwnam`), so `main` calls them in this order: [`daemonize`],
-//! then [`become_user`], then the server starts, then [`PidFile::write`]
-//! and [`stop_on_signals`]. Nothing here touches an event loop.
+//! then [`become_user`], then [`catch_stop_signals`], then the server starts,
+//! then [`PidFile::write`] and [`stop_on_signals`]. Nothing here touches an event loop.
 
 use std::ffi::CString;
 use std::io::{self, Write};
@@ -143,12 +143,23 @@ pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Stops the server when SIGINT or SIGTERM arrives, so `main` returns
-/// through `Server::wait` (which removes a `-s` socket file) and drops its
-/// [`PidFile`]. The signal is caught on a helper thread, never in a loop.
-pub fn stop_on_signals(server: ShutdownHandle) -> io::Result<()> {
+/// SIGINT and SIGTERM, caught from now on: one that arrives before the
+/// server exists waits here instead of killing the process (which would
+/// leave a `-s` socket file behind). Call before the server starts; hand
+/// the result to [`stop_on_signals`] once it has.
+pub fn catch_stop_signals() -> io::Result<signal_hook::iterator::Signals> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+}
+
+/// Stops the server when one of `signals` arrives (or has arrived), so
+/// `main` returns through `Server::wait` (which removes a `-s` socket file)
+/// and drops its [`PidFile`]. The signal is taken on a helper thread, never
+/// in a loop.
+pub fn stop_on_signals(
+    mut signals: signal_hook::iterator::Signals,
+    server: ShutdownHandle,
+) -> io::Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
