@@ -132,10 +132,7 @@ impl SqliteStore {
         let groups = groups::load(&conn, None).map_err(|e| format!("{}: {e}", path.display()))?;
         let batch_max = config.batch_max;
         let writer = Writer::new(conn, config.clone())?;
-        let reopen = move || -> Result<Box<dyn Backend>, String> {
-            let conn = open(&config).map_err(|e| format!("{}: {e}", config.path.display()))?;
-            Ok(Box::new(Writer::new(conn, config.clone())?))
-        };
+        let reopen = move || open_backend(config.clone());
         WriterThread::spawn(
             "msg-store",
             format!("sqlite {}", path.display()),
@@ -146,6 +143,14 @@ impl SqliteStore {
             Box::new(reopen),
         )
     }
+}
+
+/// Opens (creating if needed) the database as a bare [`Backend`], run on the
+/// caller's thread: what the writer thread runs, for benchmarks and tools
+/// that measure the store alone (`bench im_store`).
+pub fn open_backend(config: SqliteConfig) -> Result<Box<dyn Backend>, String> {
+    let conn = open(&config).map_err(|e| format!("{}: {e}", config.path.display()))?;
+    Ok(Box::new(Writer::new(conn, config)?))
 }
 
 fn open(config: &SqliteConfig) -> rusqlite::Result<Connection> {
