@@ -13,8 +13,8 @@ for bin_pkg in "memcached:memcached" "memccapable:libmemcached-tools" \
     bin=${bin_pkg%%:*}; pkg=${bin_pkg##*:}
     command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
-# libzmq for the bench crate's ZeroMQ comparator (msgcenter_bench), built by
-# `cargo test --workspace --all-targets`.
+# libzmq for the bench crate's ZeroMQ comparator (msgcenter_bench): the zmq
+# crate is one of bench's dependencies, built by clippy and `cargo test`.
 pkg-config --exists libzmq 2>/dev/null || need_apt+=(libzmq3-dev pkg-config)
 if [ ${#need_apt[@]} -gt 0 ] && [ "${NETLIB_SKIP_INSTALL:-0}" != 1 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -28,5 +28,8 @@ python3 -c 'import pymemcache' 2>/dev/null || python3 -m pip install -q pymemcac
 # before clippy, which builds the bench crate and so needs libzmq).
 [ "${1:-}" = --install-only ] && exit 0
 
-cargo test --workspace --all-targets
-cargo test --workspace --doc
+# Libraries, the binaries that have unit tests, integration tests (which get
+# every binary of their package built), then doc tests. Not `--all-targets`:
+# that builds every binary as a test harness, `test = false` or not - one
+# link apiece for binaries without a single test (Cargo.toml files say which).
+cargo test --workspace

@@ -1,7 +1,7 @@
 //! [`Connection`], [`ConnConfig`] and [`Accepted`]: what a protocol
 //! implements and what it chooses per connection.
 //!
-//! A protocol is a [`Codec`](crate::Codec) plus a type implementing
+//! A protocol is a [`Codec`] plus a type implementing
 //! [`Connection`]: its hooks are called by the [`Server`](crate::Server)
 //! with the connection taken out of the table. [`ConnConfig`] is chosen per
 //! connection kind when a connection is accepted or opened; deadlines are
@@ -80,7 +80,7 @@ pub trait Connection: Sized + 'static {
     }
 
     /// An outgoing connection (a link, or one opened with
-    /// [`Server::connect`] / [`ConnCtx::connect`]) completed.
+    /// [`Server::connect`](crate::Server::connect) / [`ConnCtx::connect`]) completed.
     fn on_confirm(&mut self, cx: &mut ConnCtx<'_, Self>) {
         let _ = cx;
     }
@@ -129,7 +129,7 @@ pub trait Connection: Sized + 'static {
 
     /// A timer added for the server's handler (with
     /// [`Context::add_handler_timer`] and the reference
-    /// [`Server::register`] returned) fired: periodic work of the server as
+    /// [`Server::register`](crate::Server::register) returned) fired: periodic work of the server as
     /// a whole, not of one connection.
     fn on_server_timer(shared: &mut Self::Shared, ctx: &mut Context, id: TimerId) {
         let _ = (shared, ctx, id);

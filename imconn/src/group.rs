@@ -3,7 +3,7 @@
 //!
 //! One loop per thread, muduo-style: each loop runs its own [`Server`]
 //! with its own connections and its own per-loop state
-//! ([`Connection::Shared`]); state that all loops must see is shared
+//! ([`Connection::Shared`](crate::Connection::Shared)); state that all loops must see is shared
 //! explicitly, by putting an `Arc` of it (a sharded store, counters) into
 //! each loop's state. The port is shared by SO_REUSEPORT: one listener per
 //! loop, and the kernel spreads connections over them; a connection lives

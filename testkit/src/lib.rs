@@ -1,6 +1,7 @@
-//! Test support shared by the workspace's fault tests (a dev-dependency
-//! only): running a command and getting its error text, starting a server
-//! process with its output piped, a pair of
+//! Test support shared by the workspace's tests (a dev-dependency, and a
+//! dependency of the bench crate's drivers): running a command and getting
+//! its error text, starting a server process with its output piped, a
+//! temporary PostgreSQL server ([`pg`]) and a nats-server ([`nats`]), a pair of
 //! network namespaces joined by a veth pair ([`NetnsPair`]) and a LAN of
 //! namespaces on one bridge ([`Lan`]) that a test creates, cuts with
 //! nft and deletes - with whatever still runs inside - when dropped (also
@@ -8,6 +9,9 @@
 //! nftables; [`NetnsPair::create`] and [`Lan::create`] return `None` after printing SKIP when
 //! they are missing, so a test can pass without them.
 #![warn(missing_docs)]
+
+pub mod nats;
+pub mod pg;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -5,7 +5,7 @@
 //! conn_scale client ADDR N [--src-base 2]   # opens N connections, prints "connected N", then idles
 //! ```
 //!
-//! The client spreads its source addresses over 127.0.0.<src-base>..
+//! The client spreads its source addresses over `127.0.0.<src-base>..`
 //! (30 000 connections each) to get past the ephemeral port range; several
 //! clients with different `--src-base` share the load. Both raise
 //! RLIMIT_NOFILE. With `--processes N` the server is N worker processes
@@ -139,7 +139,7 @@ enum Args {
         addr: SocketAddr,
         /// Connections to open
         n: usize,
-        /// Last byte of the first source address (127.0.0.<src-base>)
+        /// Last byte of the first source address (127.0.0.SRC_BASE)
         #[arg(long, default_value_t = 2)]
         src_base: u8,
     },

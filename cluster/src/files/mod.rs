@@ -20,7 +20,8 @@
 //!   the callback with the path - or with the reason it failed.
 //! - The timeout is on inactivity (`file_inactivity_ms`, default 5 minutes
 //!   as in the seed): a transfer that keeps moving is never killed for
-//!   being large. When nothing arrived for that long, the requester asks
+//!   being large, nor while it syncs and hashes the whole file after
+//!   FILE_END. When nothing arrived for that long, the requester asks
 //!   again from its first missing chunk (a new attempt; the holder stops
 //!   sending the old one), up to `file_attempts` times. A holder already
 //!   sending `max_file_senders` files answers "busy", and the requester
@@ -88,6 +89,9 @@ struct Incoming {
     timeouts: u32,
     /// The holder said it is busy: ask again at this time (not counted).
     busy_until: Option<Instant>,
+    /// Every chunk and FILE_END are here: the whole file is being synced
+    /// and hashed. Nothing more is to arrive, so no inactivity timeout.
+    verifying: bool,
 }
 
 impl Incoming {
@@ -183,6 +187,7 @@ impl FileService {
                     resumed_from: Vec::new(),
                     timeouts: 0,
                     busy_until: None,
+                    verifying: false,
                 },
             );
             id
@@ -247,7 +252,7 @@ impl FileService {
                     }
                     continue;
                 }
-                if inc.last_activity.elapsed() < self.cfg.file_inactivity {
+                if inc.verifying || inc.last_activity.elapsed() < self.cfg.file_inactivity {
                     continue;
                 }
                 inc.timeouts += 1;
@@ -366,13 +371,16 @@ impl FileService {
             return log::warn!("files: bad FILE_END");
         };
         let (name, prefix) = {
-            let t = self.tables();
-            let Some(inc) = t.incoming.get(&id) else {
+            let mut t = self.tables();
+            let Some(inc) = t.incoming.get_mut(&id) else {
                 return;
             };
             if inc.attempt != attempt {
                 return;
             }
+            // The sync and hash below of a large file can take longer than
+            // the inactivity timeout on a busy machine: not a stalled peer.
+            inc.verifying = inc.prefix >= chunks;
             (inc.name.clone(), inc.prefix)
         };
         if prefix < chunks {

@@ -5,7 +5,7 @@
 //! loop per thread (`-t N`), each with its own `SO_REUSEPORT` listener on
 //! the same port, so the kernel spreads new connections over them and a
 //! connection lives and dies on the loop that accepted it. Each loop runs
-//! its own [`imconn::Server`] whose state ([`LoopState`]) is the loop's own
+//! its own [`imconn::Server`] whose state (`LoopState`) is the loop's own
 //! (its connections, its [`LoopStats`]) plus `Arc`s of what is shared on
 //! purpose:
 //!

@@ -20,7 +20,7 @@
 //!   the same timeout. When a link closes, its registry entry goes with it.
 //!   Links are accepted only from `MsgServerAllow` networks; each gets a
 //!   challenge at once, and with `MsgServerKey` set its registration counts
-//!   only after a valid proof ([`link_auth`](super::link_auth)).
+//!   only after a valid proof ([`link_auth`]).
 //!
 //! A malformed frame or body closes only the connection that sent it.
 

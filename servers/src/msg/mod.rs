@@ -11,23 +11,23 @@
 //!
 //! - this file: the state, the connection type and the one `match` that
 //!   dispatches a client's commands; startup;
-//! - [`session`](self::session): login, duplicate-login kick, logout;
-//! - [`route`](self::route): a message from its sender through the store to
+//! - `session`: login, duplicate-login kick, logout;
+//! - `route`: a message from its sender through the store to
 //!   its receivers' connections, acknowledgements, and feeding a user the
 //!   messages that waited in its mailbox;
-//! - [`queries`](self::queries): the commands answered from the store
+//! - `queries`: the commands answered from the store
 //!   (unread counts, history, latest id, messages by id, read acks, recent
 //!   sessions);
-//! - [`groups`](self::groups): normal and temporary groups, membership;
-//! - [`buddy`](self::buddy): users, departments, status notifications;
-//! - [`cluster`](self::cluster): several msg_servers as one service -
+//! - `groups`: normal and temporary groups, membership;
+//! - `buddy`: users, departments, status notifications;
+//! - `cluster`: several msg_servers as one service -
 //!   deliveries, logins and status changes routed over NATS;
 //! - [`store`]: where messages live (SQLite or PostgreSQL on a thread of
 //!   their own, or memory), behind [`store::MessageStore`];
-//! - [`limits`](self::limits): what one connection may ask per unit of
+//! - `limits`: what one connection may ask per unit of
 //!   time - the message rate, and the rate and store operations in flight of
 //!   its requests (past them the server stops reading it);
-//! - [`settings`](self::settings): the config keys.
+//! - `settings`: the config keys.
 //!
 //! Fixes over TeamTalk's msg_server: before a successful login only login
 //! and heartbeat are accepted (anything else closes the connection); no
@@ -228,7 +228,7 @@ pub enum MsgConn {
     LoginLink,
 }
 
-/// Per-client state: the limits of [`limits`].
+/// Per-client state: the limits of `limits`.
 pub struct ClientConn {
     /// Tokens for messages (`MsgRateLimit`).
     msgs: limits::TokenBucket,

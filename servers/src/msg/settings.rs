@@ -53,7 +53,7 @@ pub struct Settings {
     pub login_servers: Vec<SocketAddr>,
     /// Accounts.
     pub users: Users,
-    /// Normal groups (`GroupsFile`, format in [`super::groups`]).
+    /// Normal groups (`GroupsFile`, format in the `groups` module).
     pub groups: Vec<GroupRecord>,
     /// Most groups, normal and temporary (`GroupsMax`).
     pub groups_max: usize,

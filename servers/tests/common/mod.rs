@@ -7,8 +7,7 @@
 
 pub mod cluster;
 pub mod groups;
-pub mod nats;
-pub mod pg;
+pub use testkit::{nats, pg};
 
 use servers::client::ImClient;
 use std::io::{BufRead, BufReader, Read};

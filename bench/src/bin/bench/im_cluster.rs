@@ -1,9 +1,9 @@
 //! Scenario 9: IM routing across 1, 2 and 3 msg_servers that share one
 //! PostgreSQL and route over NATS (issue 13's benchmark).
 //!
-//! One PostgreSQL (Debian's, in a temporary data directory, started by the
-//! servers' own test helper `servers/tests/common/pg.rs`, included here by
-//! path so there is one copy of it) and one `nats-server` on loopback serve
+//! One PostgreSQL (Debian's, in a temporary data directory) and one
+//! `nats-server` on loopback, started by the helpers the servers' tests
+//! use too (`testkit::pg`, `testkit::nats`), serve
 //! the whole run; each server count gets a fresh database. `im_bench`
 //! starts the msg_servers itself (`--servers K --store postgres`), connects
 //! user `u` directly to server `(u - 1) % K`, and reports per step the CPU
@@ -17,10 +17,8 @@
 use super::im::{kv, ms, run_im_bench};
 use super::*;
 use std::collections::HashMap;
-
-#[allow(dead_code)] // the driver uses only `start` and `url_of`
-#[path = "../../../../servers/tests/common/pg.rs"]
-mod pg;
+use testkit::nats::Nats;
+use testkit::pg::TempPostgres;
 
 /// Users, spread evenly over the msg_servers.
 const USERS: u32 = 1_000;
@@ -37,40 +35,6 @@ const STALL_SECS: u64 = 30;
 
 pub(crate) const HEADING: &str = "## 9. IM routing across msg_servers";
 
-/// nats-server on a free loopback port, killed when dropped.
-struct NatsServer {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl NatsServer {
-    fn start() -> Res<NatsServer> {
-        let addr = free_addr()?;
-        let child = Command::new("nats-server")
-            .args(["-a", &addr.ip().to_string(), "-p", &addr.port().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("nats-server (Debian's nats-server package): {e}"))?;
-        let nats = NatsServer { child, addr };
-        let t = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            if t.elapsed() > Duration::from_secs(10) {
-                return Err("nats-server did not listen".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(nats)
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// One im_bench run: its server count and its output.
 struct Run {
     k: u32,
@@ -80,7 +44,7 @@ struct Run {
 
 /// Creates an empty database per run (`im_k{K}_r{rep}`) and returns the
 /// postmaster's pid (the parent of this session's backend).
-fn prepare_postgres(pg: &pg::TempPostgres, reps: usize) -> Res<u32> {
+fn prepare_postgres(pg: &TempPostgres, reps: usize) -> Res<u32> {
     let mut c = postgres::Client::connect(&pg.url_of("postgres"), postgres::NoTls)?;
     for rep in 0..reps {
         for k in SERVER_COUNTS {
@@ -124,9 +88,9 @@ pub(crate) fn im_cluster(o: &Opts, md: &mut String) -> Res<()> {
     let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
     let step = o.seconds.min(5.0);
     let reps = o.reps.max(1);
-    let pg = pg::TempPostgres::start();
+    let pg = TempPostgres::start();
     let pg_pid = prepare_postgres(&pg, reps)?;
-    let nats = NatsServer::start()?;
+    let nats = Nats::try_start()?;
     let mut runs = Vec::new();
     for rep in 0..reps {
         for k in SERVER_COUNTS {
@@ -136,7 +100,7 @@ pub(crate) fn im_cluster(o: &Opts, md: &mut String) -> Res<()> {
                 .args(["--store", "postgres", "--postgres-url"])
                 .arg(pg.url_of(&format!("im_k{k}_r{rep}")))
                 .args(["--nats", &nats.addr.to_string()])
-                .args(["--watch", &format!("nats={}", nats.child.id())])
+                .args(["--watch", &format!("nats={}", nats.pid())])
                 .args(["--watch", &format!("postgres={pg_pid}")])
                 .args(["--fixed-rate", &FIXED_RATE.to_string(), "--idle-step"])
                 .args(["--rates", LADDER, "--step-secs", &step.to_string()])

@@ -105,7 +105,7 @@ pub(crate) struct Gen {
     pub(crate) next_connect: u32,
     pub(crate) logged_in: u32,
     pub(crate) login_start: Instant,
-    /// recv[user][seq]: times message `seq` of `user` was received.
+    /// `recv[user][seq]`: times message `seq` of `user` was received.
     pub(crate) recv: Vec<Vec<u8>>,
     pub(crate) rng: u64,
     pub(crate) epoch: Instant,

@@ -45,7 +45,7 @@ pub struct Lease {
     pub fetched: bool,
 }
 
-/// Why [`Shard::mark_stale`] did not mark.
+/// Why `Shard::mark_stale` did not mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MarkStale {
     /// `NF`: no such item.

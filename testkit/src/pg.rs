@@ -1,8 +1,10 @@
-//! A PostgreSQL server of its own for a test: Debian's `initdb` in a fresh
-//! temporary directory, `pg_ctl start` on a loopback port (and a unix
-//! socket in the same directory), one database `im`; stopped and removed
-//! when dropped. PostgreSQL refuses to run as root, so as root the commands
-//! run as the `postgres` user (`runuser`), which owns the directory.
+//! A PostgreSQL server of its own for a test or a benchmark (servers'
+//! store and cluster tests, `bench im_cluster`): Debian's `initdb` in a
+//! fresh temporary directory, `pg_ctl start` on a loopback port (and a unix
+//! socket in the same directory), one database `im` (`createdb`); stopped
+//! and removed when dropped. PostgreSQL refuses to run as root, so as root
+//! the commands run as the `postgres` user (`runuser`), which owns the
+//! directory. Needs Debian's `postgresql` package.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -103,9 +105,11 @@ impl TempPostgres {
                 }
             }
         }
-        let mut c = postgres::Client::connect(&pg.url_of("postgres"), postgres::NoTls)
-            .expect("connect to the temporary postgres");
-        c.batch_execute("CREATE DATABASE im").unwrap();
+        let port = pg.port.to_string();
+        pg.must(
+            &bin("createdb"),
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "im"],
+        );
         pg
     }
 
@@ -134,7 +138,7 @@ impl TempPostgres {
         )
     }
 
-    /// Stops the server (fast shutdown: sessions are cut); [`resume`]
+    /// Stops the server (fast shutdown: sessions are cut); [`resume`](Self::resume)
     /// starts it again on the same port with the same data.
     pub fn pause(&self) {
         let data = self.dir.join("data");
@@ -144,7 +148,7 @@ impl TempPostgres {
         );
     }
 
-    /// Starts a [`pause`]d server again.
+    /// Starts a [`pause`](Self::pause)d server again.
     pub fn resume(&self) {
         if let Err(e) = self.pg_ctl_start() {
             panic!("{e}");
