@@ -312,15 +312,20 @@ fn splice_subsection(old: &str, parent: &str, heading: &str, section: &str) -> S
         doc.replace_range(start..start + sub.len(), section);
         return doc;
     }
-    let at = doc.find(parent).map_or(doc.len(), |start| {
+    let next = doc.find(parent).and_then(|start| {
         doc[start + parent.len()..]
             .find("\n## ")
-            .map_or(doc.len(), |i| start + parent.len() + i + 1)
+            .map(|i| start + parent.len() + i + 1)
     });
-    if at == doc.len() && !doc.ends_with("\n\n") {
-        doc.push('\n');
+    match next {
+        Some(at) => doc.insert_str(at, section),
+        None => {
+            if !doc.ends_with("\n\n") {
+                doc.push('\n');
+            }
+            doc.push_str(section);
+        }
     }
-    doc.insert_str(at, section);
     doc
 }
 
