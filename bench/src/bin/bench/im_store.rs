@@ -358,7 +358,10 @@ pub(crate) fn im_store(o: &Opts, md: &mut String) -> Res<()> {
     let fs = sh(&format!(
         "findmnt -no FSTYPE,SOURCE -T '{}'",
         prm.dir.display()
-    ));
+    ))
+    .split_whitespace()
+    .collect::<Vec<_>>()
+    .join(" on ");
     let list = |v: &[usize]| {
         v.iter()
             .map(|x| x.to_string())
