@@ -1,9 +1,12 @@
 //! Shared pieces of the benchmark binaries: a counting global allocator, a
-//! stats thread that publishes its count, and the PDU-echo frame layout.
+//! stats thread that publishes its count, the PDU-echo frame layout, CPU
+//! readings and core pinning, and the IM traffic shape ([`traffic`]).
 //!
 //! Everything here is benchmark-only; nothing in netlib, imconn or pdu
 //! depends on this crate.
 #![warn(missing_docs)]
+
+pub mod traffic;
 
 use std::time::Duration;
 
@@ -157,6 +160,47 @@ pub fn cpu_ticks(pid: u32) -> std::io::Result<u64> {
 pub fn clk_tck() -> f64 {
     // SAFETY: sysconf only reads a configuration value.
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+/// Pins the calling thread to CPU `core` (`sched_setaffinity`); threads and
+/// processes it starts afterwards inherit the mask.
+pub fn pin_self(core: usize) {
+    // SAFETY: `cpu_set_t` is plain old data (all-zero is valid); the CPU_*
+    // macros and sched_setaffinity touch only the local set, whose size we pass.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// `getrusage(who)`: `libc::RUSAGE_SELF` (the process) or
+/// `libc::RUSAGE_THREAD` (the calling thread).
+pub fn rusage(who: libc::c_int) -> libc::rusage {
+    // SAFETY: `rusage` is plain old data, so all-zero is a valid value, and
+    // getrusage writes only into the local struct we point it at.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut ru);
+        ru
+    }
+}
+
+/// A `timeval` in seconds.
+pub fn secs(v: libc::timeval) -> f64 {
+    v.tv_sec as f64 + v.tv_usec as f64 / 1e6
+}
+
+/// CPU time the calling thread has used, in seconds
+/// (`CLOCK_THREAD_CPUTIME_ID`: nanosecond resolution, unlike rusage's ticks).
+pub fn thread_cpu() -> f64 {
+    // SAFETY: clock_gettime writes only into the local timespec we point it at.
+    unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+        ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    }
 }
 
 /// The median of `v` (NaN for none).

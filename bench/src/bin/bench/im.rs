@@ -179,8 +179,13 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
 }
 
 /// Replaces (or adds) the `## 5. IM routing` section of an existing
-/// BENCH.md, keeping everything else.
+/// BENCH.md, keeping everything else - its subsection written by `bench
+/// im_store` too, at the section's end.
 pub(crate) fn splice_im(old: &str, section: &str) -> String {
     let doc = splice_section(old, "## Not measured in this run", "");
-    splice_section(&doc, "## 5. IM routing", section)
+    let mut section = section.to_string();
+    if let Some(store) = subsection(&doc, super::im_store::HEADING) {
+        section.push_str(store);
+    }
+    splice_section(&doc, "## 5. IM routing", &section)
 }

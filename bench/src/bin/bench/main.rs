@@ -3,16 +3,21 @@
 //!
 //! ```text
 //! bench all [--seconds 5] [--reps 3] [--out BENCH.md] [--svg bench/pingpong.svg]
-//! bench pingpong|pdu|timers|conn_scale|im|group|baseline|prefork|im_cluster [...]   # one scenario
+//! bench pingpong|pdu|timers|conn_scale|im|im_store|group|baseline|prefork|im_cluster [...]   # one scenario
+//! bench im_store [--store-users 1000,10000] [--store-batches 64,512,4096]
+//!                [--store-data-bytes 24,100] [--store-warmup 1] [--store-ack-lag 2] [--store-dir DIR]
 //! ```
 //!
 //! One file per scenario: `pingpong`, `pdu`, `scale` (timers, connection
-//! scale), `im`, `compare` (loop group, baseline), `prefork`, `im_cluster`
+//! scale), `im`, `im_store` (the SQLite message store alone, on one core),
+//! `compare` (loop group, baseline), `prefork`, `im_cluster`
 //! (IM routing across msg_servers over NATS and PostgreSQL); this one holds the
 //! options, the process and measurement helpers, and the report.
 //!
 //! `bench im` with an existing `--out` file rewrites only its
-//! "5. IM routing" section and keeps the rest; `bench prefork` likewise
+//! "5. IM routing" section (keeping its subsection "5a. The SQLite store
+//! alone") and keeps the rest; `bench im_store` only that subsection
+//! (added at the end of section 5 if missing); `bench prefork` likewise
 //! only its "8. Worker processes (prefork)" section, `bench im_cluster`
 //! only its "9. IM routing across msg_servers" section.
 //!
@@ -34,6 +39,7 @@ use std::time::{Duration, Instant};
 mod compare;
 mod im;
 mod im_cluster;
+mod im_store;
 mod pdu;
 mod pingpong;
 mod prefork;
@@ -58,6 +64,7 @@ struct Opts {
     strace: bool,
     baseline: Option<PathBuf>,
     prefork_connections: usize,
+    store: im_store::Params,
 }
 
 /// Runs the benchmark scenarios and rewrites BENCH.md and the pingpong chart.
@@ -65,7 +72,7 @@ struct Opts {
 #[command(name = "bench")]
 struct Args {
     /// Scenario to run
-    #[arg(default_value = "all", value_parser = ["all", "pingpong", "pdu", "timers", "conn_scale", "im", "group", "baseline", "prefork", "im_cluster"])]
+    #[arg(default_value = "all", value_parser = ["all", "pingpong", "pdu", "timers", "conn_scale", "im", "im_store", "group", "baseline", "prefork", "im_cluster"])]
     what: String,
     /// A directory holding an earlier build's `pdu_echo_server` and
     /// `netlib_pingpong_server` (scripts/bench.sh builds them from
@@ -88,6 +95,25 @@ struct Args {
     /// Idle connections of the prefork scale run (section 8a)
     #[arg(long, default_value_t = 100_000)]
     prefork_connections: usize,
+    /// User counts of the store-alone run (section 5a)
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    store_users: Vec<u32>,
+    /// Operations (messages + acks) per transaction of the store-alone run
+    #[arg(long, value_delimiter = ',', default_value = "64,512,4096")]
+    store_batches: Vec<usize>,
+    /// Message sizes (`msg_data` bytes; im_bench sends 24) of the store-alone run
+    #[arg(long, value_delimiter = ',', default_value = "24,100")]
+    store_data_bytes: Vec<usize>,
+    /// Seconds the store-alone run writes before each measured window
+    #[arg(long, default_value_t = 1.0)]
+    store_warmup: f64,
+    /// Batches between a message's batch and its delivery ack's
+    #[arg(long, default_value_t = 2)]
+    store_ack_lag: usize,
+    /// Directory for the store-alone run's database files (default: the
+    /// system's temporary directory)
+    #[arg(long)]
+    store_dir: Option<PathBuf>,
 }
 
 fn free_addr() -> Res<SocketAddr> {
@@ -263,6 +289,46 @@ fn field(out: &str, name: &str) -> Res<f64> {
     Ok(f[i + 1].trim_end_matches(',').parse()?)
 }
 
+/// The `### ` subsection of `doc` that starts at `heading`, up to the next
+/// `## ` or `### ` heading (or the end).
+fn subsection<'a>(doc: &'a str, heading: &str) -> Option<&'a str> {
+    let start = doc.find(heading)?;
+    let body = start + heading.len();
+    let end = [doc[body..].find("\n## "), doc[body..].find("\n### ")]
+        .into_iter()
+        .flatten()
+        .min()
+        .map_or(doc.len(), |i| body + i + 1);
+    Some(&doc[start..end])
+}
+
+/// `old` with the subsection `heading` replaced by `section`; without one,
+/// `section` goes at the end of the `## ` section `parent` (or at the end
+/// of the document if that is missing too).
+fn splice_subsection(old: &str, parent: &str, heading: &str, section: &str) -> String {
+    let mut doc = old.to_string();
+    if let Some(sub) = subsection(old, heading) {
+        let start = sub.as_ptr() as usize - old.as_ptr() as usize;
+        doc.replace_range(start..start + sub.len(), section);
+        return doc;
+    }
+    let next = doc.find(parent).and_then(|start| {
+        doc[start + parent.len()..]
+            .find("\n## ")
+            .map(|i| start + parent.len() + i + 1)
+    });
+    match next {
+        Some(at) => doc.insert_str(at, section),
+        None => {
+            if !doc.ends_with("\n\n") {
+                doc.push('\n');
+            }
+            doc.push_str(section);
+        }
+    }
+    doc
+}
+
 /// `old` with the section that starts at `heading` (up to the next `## `
 /// heading) replaced by `section`, or with `section` appended if it has no
 /// such section.
@@ -313,6 +379,14 @@ fn main() -> Res<()> {
         strace: Command::new("strace").arg("-V").output().is_ok(),
         baseline: args.baseline,
         prefork_connections: args.prefork_connections,
+        store: im_store::Params {
+            users: args.store_users,
+            batches: args.store_batches,
+            data_bytes: args.store_data_bytes,
+            warmup: args.store_warmup,
+            ack_lag: args.store_ack_lag,
+            dir: args.store_dir.unwrap_or_else(std::env::temp_dir),
+        },
     };
     bench::raise_nofile(65536);
     let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
@@ -340,6 +414,20 @@ fn main() -> Res<()> {
             if let Ok(old) = std::fs::read_to_string(&o.out) {
                 std::fs::write(&o.out, splice_im(&old, &section))?;
                 eprintln!("updated the IM routing section of {}", o.out.display());
+                return Ok(());
+            }
+        }
+        body.push_str(&section);
+    }
+    if run("im_store") {
+        let mut section = String::new();
+        im_store::im_store(&o, &mut section)?;
+        if what == "im_store" {
+            // Only this subsection: keep the rest of the existing file.
+            if let Ok(old) = std::fs::read_to_string(&o.out) {
+                let doc = splice_subsection(&old, im_store::PARENT, im_store::HEADING, &section);
+                std::fs::write(&o.out, doc)?;
+                eprintln!("updated the SQLite store section of {}", o.out.display());
                 return Ok(());
             }
         }
@@ -426,7 +514,7 @@ fn main() -> Res<()> {
         started.elapsed().as_secs_f64()
     )?;
     writeln!(md, "## Commands\n")?;
-    writeln!(md, "```sh\nscripts/bench.sh            # = cargo build --release -p bench -p examples --bins; target/release/bench all\n# each measurement, PORT a free loopback port:\ntaskset -c 0 netlib_pingpong_server 127.0.0.1:PORT STATS   # or tokio_pingpong_server\ntaskset -c 1 pingpong client --connect 127.0.0.1:PORT --sessions N --block B --seconds {s}\ntaskset -c 0 pdu_echo_server 127.0.0.1:PORT STATS          # or tokio_pdu_echo_server, messageio_pdu_echo_server\ntaskset -c 1 pdu_echo_client --connect 127.0.0.1:PORT --conns 100 --inflight 16 --warmup 1 --seconds {s} [--framing message-io]\nstrace -c -f -p SERVER_PID   # separate 2 s runs\ntaskset -c 0 timers 1000 100000 1000000\nnetlib_pingpong_server 127.0.0.1:PORT STATS --threads 2   # or tokio_pingpong_server --threads 2 (multi-thread runtime); no pinning\npdu_echo_server 127.0.0.1:PORT STATS --threads 2          # or tokio_pdu_echo_server --threads 2\nim_bench --users 1000 --step-secs {s}    # and --users 10000; starts msg_server itself (core 0), runs on core 1\nscripts/bench_im_cluster.sh             # section 9 alone: bench im_cluster (PostgreSQL, nats-server, 1/2/3 msg_servers)\n```\n", s = o.seconds)?;
+    writeln!(md, "```sh\nscripts/bench.sh            # = cargo build --release -p bench -p examples --bins; target/release/bench all\n# each measurement, PORT a free loopback port:\ntaskset -c 0 netlib_pingpong_server 127.0.0.1:PORT STATS   # or tokio_pingpong_server\ntaskset -c 1 pingpong client --connect 127.0.0.1:PORT --sessions N --block B --seconds {s}\ntaskset -c 0 pdu_echo_server 127.0.0.1:PORT STATS          # or tokio_pdu_echo_server, messageio_pdu_echo_server\ntaskset -c 1 pdu_echo_client --connect 127.0.0.1:PORT --conns 100 --inflight 16 --warmup 1 --seconds {s} [--framing message-io]\nstrace -c -f -p SERVER_PID   # separate 2 s runs\ntaskset -c 0 timers 1000 100000 1000000\nnetlib_pingpong_server 127.0.0.1:PORT STATS --threads 2   # or tokio_pingpong_server --threads 2 (multi-thread runtime); no pinning\npdu_echo_server 127.0.0.1:PORT STATS --threads 2          # or tokio_pdu_echo_server --threads 2\nim_bench --users 1000 --step-secs {s}    # and --users 10000; starts msg_server itself (core 0), runs on core 1\nscripts/bench_im_store.sh               # section 5a alone: bench im_store (the SQLite store's backend on core 0, no msg_server)\nscripts/bench_im_cluster.sh             # section 9 alone: bench im_cluster (PostgreSQL, nats-server, 1/2/3 msg_servers)\n```\n", s = o.seconds)?;
     md.push_str(&body);
     std::fs::write(&o.out, md)?;
     eprintln!("wrote {}", o.out.display());

@@ -16,8 +16,7 @@ use pdu::{cid, sid, Header};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-pub(crate) const MAGIC: u32 = 0x494d_4231; // "IMB1"
-pub(crate) const PAYLOAD_LEN: usize = 24;
+pub(crate) use bench::traffic::{MAGIC, PAYLOAD_LEN};
 /// Logins in progress at once (connects are spread, not a SYN flood).
 pub(crate) const LOGIN_WINDOW: u32 = 256;
 pub(crate) const TICK: Duration = Duration::from_millis(1);
@@ -107,7 +106,7 @@ pub(crate) struct Gen {
     pub(crate) login_start: Instant,
     /// `recv[user][seq]`: times message `seq` of `user` was received.
     pub(crate) recv: Vec<Vec<u8>>,
-    pub(crate) rng: u64,
+    pub(crate) rng: bench::traffic::Traffic,
     pub(crate) epoch: Instant,
     pub(crate) hist: Histogram<u64>,
     pub(crate) split: Split,
@@ -151,16 +150,6 @@ impl Gen {
 
     fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
-    }
-
-    fn rand(&mut self) -> u64 {
-        // xorshift64*
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
     /// Users whose connections may start now (logins in flight are kept
@@ -276,21 +265,11 @@ impl Gen {
 
     fn send_one(server: &mut GenServer, ctx: &mut Context) -> Result<(), String> {
         let g = &mut server.shared;
-        let n = g.users as u64;
-        let from = 1 + (g.rand() % n) as u32;
-        let mut to = 1 + (g.rand() % (n - 1)) as u32;
-        if to >= from {
-            to += 1;
-        }
+        let (from, to) = g.rng.pair(g.users);
         let h = g.by_user[from as usize].ok_or("no connection")?;
         let now = g.now_ns();
         let seq = g.sent[from as usize];
-        let d = &mut g.msg.msg_data;
-        d.clear();
-        for v in [MAGIC, from, to, seq] {
-            d.extend_from_slice(&v.to_le_bytes());
-        }
-        d.extend_from_slice(&now.to_le_bytes());
+        bench::traffic::write_payload(&mut g.msg.msg_data, from, to, seq, now);
         g.msg.to_session_id = to;
         g.msg.from_user_id = from;
         let header = Header::new(sid::MSG, cid::msg::DATA).with_seq_num(seq as u16);

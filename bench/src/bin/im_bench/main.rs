@@ -80,13 +80,14 @@
 //! shared state: the rate ladder, the send schedule, the exactly-once
 //! check and the `im_best` line), `user` (one user's connection: login,
 //! acks, receipts), `report` (the CPU readings and the `im_step` line) and
-//! `sys` (CPU accounting and core pinning).
+//! `sys` (CPU accounting).
 
 mod gen;
 mod report;
 mod sys;
 mod user;
 
+use bench::pin_self;
 use gen::{tick, Gen, GenServer, Kind, Phase, Split, PAYLOAD_LEN, TICK};
 use hdrhistogram::Histogram;
 use imconn::{Accepted, ConnConfig, Limits};
@@ -97,7 +98,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use sys::pin_self;
 use user::{opts, User, PASSWORD, SALT};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -270,7 +270,7 @@ fn run() -> Res<()> {
         logged_in: 0,
         login_start: Instant::now(),
         recv: vec![Vec::new(); users as usize + 1],
-        rng: 0x9e37_79b9_7f4a_7c15 ^ u64::from(users),
+        rng: bench::traffic::Traffic::new(0x9e37_79b9_7f4a_7c15 ^ u64::from(users)),
         epoch: Instant::now(),
         hist: Histogram::new_with_bounds(1, 600_000_000, 3)?,
         split: Split {

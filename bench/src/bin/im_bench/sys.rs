@@ -1,16 +1,10 @@
 //! What im_bench asks of the operating system: CPU time used by itself, by
 //! the msg_servers and by watched process trees (nats-server, PostgreSQL:
-//! the CPU columns of `im_step`), and pinning itself to a core.
+//! the CPU columns of `im_step`). Pinning is [`bench::pin_self`].
 
 pub(crate) fn self_cpu() -> f64 {
-    // SAFETY: `rusage` is plain old data, so all-zero is a valid value, and
-    // getrusage writes only into the local struct we point it at.
-    unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
-        t(ru.ru_utime) + t(ru.ru_stime)
-    }
+    let ru = bench::rusage(libc::RUSAGE_SELF);
+    bench::secs(ru.ru_utime) + bench::secs(ru.ru_stime)
 }
 
 /// Fields 3.. of `/proc/PID/stat` (after the command name, which may hold
@@ -77,16 +71,5 @@ pub(crate) fn tree_cpu(root: u32) -> f64 {
         ticks as f64 / bench::clk_tck()
     } else {
         f64::NAN
-    }
-}
-
-pub(crate) fn pin_self(core: usize) {
-    // SAFETY: `cpu_set_t` is plain old data (all-zero is valid); the CPU_*
-    // macros and sched_setaffinity touch only the local set, whose size we pass.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(core, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }
