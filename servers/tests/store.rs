@@ -493,8 +493,8 @@ fn migrate(args: &[&str]) -> String {
 fn migrate_creates_then_keeps_the_schema_of_both_stores() {
     let db = db_path("migrate");
     let sqlite = ["--DbPath", db.to_str().unwrap()];
-    assert!(migrate(&sqlite).contains("schema version 0 -> 2"));
-    assert!(migrate(&sqlite).contains("schema version 2 -> 2"));
+    assert!(migrate(&sqlite).contains("schema version 0 -> 3"));
+    assert!(migrate(&sqlite).contains("schema version 3 -> 3"));
     let pg = pg::TempPostgres::start();
     let url = pg.url();
     let postgres = ["--Store", "postgres", "--PostgresUrl", &url];
