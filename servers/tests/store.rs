@@ -643,7 +643,12 @@ fn a_graceful_stop_writes_the_deferred_rows_and_delivers_nothing_twice() {
     // message (an hour here): only a graceful stop writes them.
     let db = db_path("graceful");
     let users = users_file("graceful", 3);
-    let args = ["--DbPath", db.to_str().unwrap(), "--StoreDeferMs", "3600000"];
+    let args = [
+        "--DbPath",
+        db.to_str().unwrap(),
+        "--StoreDeferMs",
+        "3600000",
+    ];
     let mut ms = msg_server(&users, None, &args);
     let addr = ms.addr("client");
     let (mut alice, mut bob) = (user(addr, 1), user(addr, 2));

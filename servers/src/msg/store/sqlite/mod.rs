@@ -215,6 +215,10 @@ struct Cache {
     /// Newest id per session, as committed (cleared at `CACHE_MAX`
     /// entries: the file has them).
     last_id: HashMap<SessionKey, u32>,
+    /// `last_id` has every session of the file (loaded whole at open, never
+    /// cleared since): a session missing from it has no message yet, and
+    /// its first message needs no look-up.
+    last_id_complete: bool,
     /// Ids given in the running batch.
     staged: HashMap<SessionKey, u32>,
     usage: Usage,
@@ -297,6 +301,24 @@ impl Writer {
                 .insert(pos as u64, entry);
         }
         drop(st);
+        // A file of up to `CACHE_MAX` messages has at most that many
+        // sessions: all of them fit the cache of newest ids.
+        let rows: i64 =
+            self.conn
+                .query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
+                    r.get(0)
+                })?;
+        if rows as usize <= CACHE_MAX {
+            let mut st = self
+                .conn
+                .prepare("SELECT sess, max(msg_id) FROM messages GROUP BY sess")?;
+            let newest = st.query_map([], |r| Ok((SessionKey::from_i64(r.get(0)?), r.get(1)?)))?;
+            for row in newest {
+                let (session, id) = row?;
+                self.cache.last_id.insert(session, id);
+            }
+            self.cache.last_id_complete = true;
+        }
         let recovered = deferred::recover(&mut self.conn, &mut self.cache)?;
         if recovered > 0 {
             log::warn!(
@@ -338,6 +360,7 @@ impl Backend for Writer {
         let staged = std::mem::take(&mut self.cache.staged);
         if self.cache.last_id.len() + staged.len() > CACHE_MAX {
             self.cache.last_id.clear();
+            self.cache.last_id_complete = false;
         }
         self.cache.last_id.extend(staged);
         Ok(outcomes)

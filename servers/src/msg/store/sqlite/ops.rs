@@ -147,6 +147,9 @@ fn latest_id(tx: &Transaction<'_>, session: SessionKey, cache: &Cache) -> rusqli
     {
         return Ok(*id);
     }
+    if cache.last_id_complete {
+        return Ok(0);
+    }
     tx.prepare_cached("SELECT coalesce(max(msg_id), 0) FROM messages WHERE sess = ?1")?
         .query_row(params![session.to_i64()], |r| r.get(0))
 }

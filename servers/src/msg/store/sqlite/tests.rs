@@ -234,3 +234,25 @@ fn a_group_message_owed_at_a_crash_goes_to_every_member_but_its_sender() {
     assert_eq!(mailbox(&mut b, 1), []);
     assert_eq!(sessions(&mut b, 1).len(), 1);
 }
+
+#[test]
+fn ids_go_on_from_the_file_after_a_restart() {
+    let db = TempDb::new("ids");
+    let mut b = open_backend(db.config(Duration::ZERO)).unwrap();
+    store(&mut b, 1, 2, "one");
+    store(&mut b, 2, 1, "two");
+    drop(b);
+    let mut b = open_backend(db.config(Duration::ZERO)).unwrap();
+    let Outcome::Stored(m, _) = run(&mut b, message(1, 2, "three")) else {
+        panic!("not stored")
+    };
+    assert_eq!(m.msg_id, 3);
+    let Outcome::Stored(m, _) = run(&mut b, message(1, 3, "new session")) else {
+        panic!("not stored")
+    };
+    assert_eq!(m.msg_id, 1);
+    let latest = Op::Latest {
+        session: SessionKey::single(1, 2),
+    };
+    assert!(matches!(run(&mut b, latest), Outcome::LatestId(3)));
+}
