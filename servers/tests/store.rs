@@ -493,8 +493,8 @@ fn migrate(args: &[&str]) -> String {
 fn migrate_creates_then_keeps_the_schema_of_both_stores() {
     let db = db_path("migrate");
     let sqlite = ["--DbPath", db.to_str().unwrap()];
-    assert!(migrate(&sqlite).contains("schema version 0 -> 2"));
-    assert!(migrate(&sqlite).contains("schema version 2 -> 2"));
+    assert!(migrate(&sqlite).contains("schema version 0 -> 3"));
+    assert!(migrate(&sqlite).contains("schema version 3 -> 3"));
     let pg = pg::TempPostgres::start();
     let url = pg.url();
     let postgres = ["--Store", "postgres", "--PostgresUrl", &url];
@@ -635,4 +635,53 @@ fn a_removed_sqlite_file_is_not_written_blind_and_a_new_one_takes_over() {
         .query_row("SELECT data FROM messages", [], |r| r.get(0))
         .unwrap();
     assert_eq!(stored, after.into_bytes());
+}
+
+#[test]
+fn a_graceful_stop_writes_the_deferred_rows_and_delivers_nothing_twice() {
+    // Mailbox and session rows are written StoreDeferMs after their
+    // message (an hour here): only a graceful stop writes them.
+    let db = db_path("graceful");
+    let users = users_file("graceful", 3);
+    let args = [
+        "--DbPath",
+        db.to_str().unwrap(),
+        "--StoreDeferMs",
+        "3600000",
+    ];
+    let mut ms = msg_server(&users, None, &args);
+    let addr = ms.addr("client");
+    let (mut alice, mut bob) = (user(addr, 1), user(addr, 2));
+    alice.send_text(2, "read at once").unwrap();
+    alice.send_text(3, "for later").unwrap();
+    for _ in 0..2 {
+        alice.wait_ack(Instant::now() + T).unwrap();
+    }
+    assert_eq!(drain(&mut bob, Duration::from_millis(300)).len(), 1);
+    let rows = |sql: &str| -> i64 {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(rows("SELECT count(*) FROM inbox"), 0, "rows still deferred");
+
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &ms.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    eventually("msg_server stopped", T, || !ms.alive());
+    // Carol's mailbox row and the four session rows are written; Bob's
+    // acked delivery never got a row.
+    assert_eq!(rows("SELECT count(*) FROM inbox WHERE user = 3"), 1);
+    assert_eq!(rows("SELECT count(*) FROM inbox"), 1);
+    assert_eq!(rows("SELECT count(*) FROM user_sessions"), 4);
+
+    let mut ms = msg_server(&users, None, &args);
+    ms.db = Some(db);
+    let addr = ms.addr("client");
+    let mut bob = user(addr, 2);
+    assert_eq!(drain(&mut bob, Duration::from_millis(500)), []);
+    let mut carol = user(addr, 3);
+    let got = drain(&mut carol, Duration::from_millis(500));
+    assert_eq!(got, [(1, 1, b"for later".to_vec())]);
 }

@@ -411,12 +411,14 @@ fn open_store(
             path,
             sync_full,
             batch_max,
+            defer,
         } => Box::new(
             store::sqlite::SqliteStore::open(
                 store::sqlite::SqliteConfig {
                     path: path.clone(),
                     sync_full: *sync_full,
                     batch_max: *batch_max,
+                    defer: *defer,
                     bounds: settings.bounds,
                 },
                 completions,

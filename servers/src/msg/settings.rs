@@ -21,6 +21,9 @@ pub enum StoreKind {
         sync_full: bool,
         /// Most operations per transaction (`StoreBatchMax`).
         batch_max: usize,
+        /// How long a message's mailbox and session rows wait before they
+        /// are written (`StoreDeferMs`).
+        defer: std::time::Duration,
     },
     /// PostgreSQL database `PostgresUrl`, shared by several msg_servers,
     /// written by a thread of its own (`Store=postgres`).
@@ -74,7 +77,7 @@ pub struct Settings {
     /// a single msg_server).
     pub nats: Option<SocketAddr>,
     /// Where messages are kept (`Store`, `DbPath`, `DbSynchronous`,
-    /// `StoreBatchMax`, `MemoryHistoryPerSession`).
+    /// `StoreBatchMax`, `StoreDeferMs`, `MemoryHistoryPerSession`).
     pub store: StoreKind,
     /// What undelivered messages may hold, per user and in total
     /// (`OfflineQueueMax`, `MailboxMaxBytes`, `MailboxTotalMaxBytes`): past
@@ -206,6 +209,7 @@ impl Settings {
                         }
                     },
                     batch_max: positive(c, "StoreBatchMax", 4096)?,
+                    defer: std::time::Duration::from_millis(c.get_or("StoreDeferMs", 1000)?),
                 },
                 "postgres" => StoreKind::Postgres {
                     url: match c.get("PostgresUrl") {
@@ -387,6 +391,11 @@ pub const KEYS: &[Key] = &[
         name: "StoreBatchMax",
         default: "4096",
         help: "most store operations committed in one transaction",
+    },
+    Key {
+        name: "StoreDeferMs",
+        default: "1000",
+        help: "Store=sqlite: a message commits with its own row; its mailbox and session rows are written this much later (none for a delivery acked meanwhile). After a crash, deliveries acked within this time are delivered again",
     },
     Key {
         name: "MemoryHistoryPerSession",

@@ -126,7 +126,12 @@ pub struct StoredMessage {
 impl StoredMessage {
     /// Bytes it counts against a mailbox.
     pub fn size(&self) -> usize {
-        self.data.len() + 32
+        StoredMessage::size_of(self.data.len())
+    }
+
+    /// What a message with `data_len` bytes of content counts in a mailbox.
+    pub fn size_of(data_len: usize) -> usize {
+        data_len + 32
     }
 
     /// The frame body delivered to `receiver`.

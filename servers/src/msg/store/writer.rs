@@ -32,7 +32,7 @@
 use super::{Completions, Done, GroupRecord, MessageStore, Op, Outcome, Refusal};
 use imconn::Backoff;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -49,7 +49,17 @@ pub trait Backend: Send {
     /// nothing of the batch is stored - and the backend is dropped (the
     /// next batch opens a new one).
     fn run_batch(&mut self, ops: Vec<Op>) -> Result<Vec<Outcome>, String>;
+
+    /// The store is stopping (every queued operation ran): write whatever
+    /// the backend held back. Nothing by default.
+    fn close(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
+
+/// How long dropping a [`WriterThread`] waits for its thread to finish the
+/// queue and [`Backend::close`].
+pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Opens a backend (at start, and again after a failure).
 pub type Opener = Box<dyn FnMut() -> Result<Box<dyn Backend>, String> + Send>;
@@ -93,9 +103,13 @@ impl std::fmt::Display for Health {
 }
 
 /// The loop side of a store served by a thread of its own: a channel to
-/// the thread. Dropping it lets the thread finish what is queued and exit.
+/// the thread. Dropping it (at msg_server's stop) lets the thread finish
+/// what is queued, close the backend and exit, and waits up to
+/// [`CLOSE_WAIT`] for that.
 pub struct WriterThread {
-    tx: Sender<Job>,
+    tx: Option<Sender<Job>>,
+    /// Closed by the thread when it is done.
+    finished: Receiver<()>,
     describe: String,
     groups: Vec<GroupRecord>,
     health: Arc<Mutex<Health>>,
@@ -127,15 +141,19 @@ impl WriterThread {
             backoff: Backoff::new(RETRY_MIN, RETRY_MAX),
             batch: Vec::new(),
         };
+        let (done, finished) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 worker.run();
+                worker.close();
                 log::info!("store: writer thread done");
+                drop(done);
             })
             .map_err(|e| format!("cannot start the store thread: {e}"))?;
         Ok(WriterThread {
-            tx,
+            tx: Some(tx),
+            finished,
             describe,
             groups,
             health,
@@ -144,9 +162,19 @@ impl WriterThread {
     }
 }
 
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Err(RecvTimeoutError::Timeout) = self.finished.recv_timeout(CLOSE_WAIT) {
+            log::warn!("store: the writer thread did not finish within {CLOSE_WAIT:?}");
+        }
+    }
+}
+
 impl MessageStore for WriterThread {
     fn submit(&mut self, op: Op, done: Option<Done>) {
-        if let Err(std::sync::mpsc::SendError((op, done))) = self.tx.send((op, done)) {
+        let Some(tx) = &self.tx else { return };
+        if let Err(std::sync::mpsc::SendError((op, done))) = tx.send((op, done)) {
             // Only a bug ends the thread early (panics in the store code
             // are caught): still, nobody waits.
             let why = "the store thread is gone";
@@ -219,6 +247,18 @@ impl Worker {
                 _ => self.try_batch(),
             };
             self.completions.complete(results);
+        }
+    }
+
+    /// The queue is closed and empty: lets the backend write what it held
+    /// back (only if it is open and well: after a failure it holds nothing).
+    fn close(&mut self) {
+        if let Some(backend) = self.backend.as_mut() {
+            match catch_unwind(AssertUnwindSafe(|| backend.close())) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => log::error!("store: closing: {e}"),
+                Err(_) => log::error!("store: closing panicked"),
+            }
         }
     }
 

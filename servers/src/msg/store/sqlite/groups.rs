@@ -172,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_database_gains_the_shields_table() {
+    fn an_old_database_gains_the_shields_and_meta_tables() {
         let dir = std::env::temp_dir().join(format!("im-sqlite-v1-{}", std::process::id()));
         let path = dir.with_extension("db");
         let _ = std::fs::remove_file(&path);
@@ -182,13 +182,30 @@ mod tests {
             .unwrap()
             .to_string()
             + "PRAGMA user_version = 1;";
-        Connection::open(&path).unwrap().execute_batch(&v1).unwrap();
-        assert_eq!(super::super::migrate(&path).unwrap(), (1, 2));
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(&v1).unwrap();
+        // Its messages had every row written when they were stored.
+        old.execute(
+            "INSERT INTO messages (id, sess, msg_id, sender, receiver, msg_type, data, created)
+             VALUES (7, 8589934595, 1, 2, 3, 1, x'68', 0)",
+            [],
+        )
+        .unwrap();
+        drop(old);
+        assert_eq!(super::super::migrate(&path).unwrap(), (1, 3));
         let conn = Connection::open(&path).unwrap();
         let n: i64 = conn
             .query_row("SELECT count(*) FROM group_shields", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 0);
+        let upto: i64 = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'written_upto'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(upto, 7);
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }

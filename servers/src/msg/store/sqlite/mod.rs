@@ -14,7 +14,12 @@
 //! ([`WriterThread`] handles that, and the store's health, for SQLite and
 //! PostgreSQL alike).
 //!
-//! Schema (`PRAGMA user_version = 2`), readable with the `sqlite3` command:
+//! A message commits with its own row; the mailbox and session rows it
+//! implies are written up to `StoreDeferMs` later, and a mailbox row not
+//! at all if the receiver acked meanwhile ([`deferred`] says why and what
+//! a crash does to them).
+//!
+//! Schema (`PRAGMA user_version = 3`), readable with the `sqlite3` command:
 //!
 //! - `messages(id, sess, msg_id, sender, receiver, msg_type, data,
 //!   created)`: every message, in arrival order (`id`, so a batch appends to
@@ -24,8 +29,11 @@
 //!   TeamTalk assigns them; `receiver` is the peer user or the group.
 //! - `inbox(pos, user, sess, msg_id, msg, bytes)`: undelivered messages per
 //!   user (`msg` is the message's `id`)
-//!   (the mailbox); a row goes when a connection of `user` acks the delivery
-//!   (deleted by `pos` alone: the writer knows whose it is and its bytes).
+//!   (the mailbox): written only for a delivery not acked within
+//!   `StoreDeferMs` of its commit, and deleted when a connection of `user`
+//!   acks it (by `pos` alone: the writer knows whose it is and its bytes).
+//!   The messages after `meta.written_upto` are in their receivers'
+//!   mailboxes too (the writer's memory has which were acked).
 //!   `pos` is given by the writer, increasing (never reused, so a mailbox
 //!   feed reading "after pos" misses nothing), and the loop keeps it with
 //!   each delivery so an ack deletes by primary key. Each user's positions
@@ -36,22 +44,27 @@
 //!   removed_time)`: each user's sessions (recent contacts) with its read
 //!   position, and the newest id when the user removed the session (-1: not
 //!   removed; a newer message brings it back). Written when a session is new
-//!   to a user, at a read ack and at a removal - not per message: unread
-//!   counts (messages from others after the read position) and update times
-//!   (the newest message's) are computed when asked, so a message costs three
-//!   row writes (message, mailbox row in, mailbox row out at the ack).
+//!   to a user (deferred, sorted), at a read ack and at a removal - not per
+//!   message: unread counts (messages from others after the read position)
+//!   and update times (the newest message's) are computed when asked.
+//! - `meta(key, value)` (version 3): `written_upto`, the last message whose
+//!   mailbox and session rows are all written.
 //! - `groups(group_id, name, avatar, creator, kind, version)` and
 //!   `group_members(group_id, user)`: groups and who is in them.
 //! - `group_shields(group_id, user)` (version 2): members who shielded a
 //!   group (0x0409).
 
+mod deferred;
 mod groups;
 mod ops;
+#[cfg(test)]
+mod tests;
 
 use super::{Backend, Bounds, Completions, Op, Outcome, SessionKey, Usage, WriterThread};
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -102,7 +115,13 @@ CREATE TABLE IF NOT EXISTS group_shields (
     user     INTEGER NOT NULL,
     PRIMARY KEY (group_id, user)
 ) WITHOUT ROWID;
-PRAGMA user_version = 2;
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT    PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value)
+    SELECT 'written_upto', coalesce(max(id), 0) FROM messages;
+PRAGMA user_version = 3;
 ";
 
 /// SQLite-backed store settings.
@@ -114,6 +133,9 @@ pub struct SqliteConfig {
     pub sync_full: bool,
     /// Most operations per transaction (`StoreBatchMax`).
     pub batch_max: usize,
+    /// How long a message's mailbox and session rows wait before they are
+    /// written (`StoreDeferMs`; see [`deferred`]).
+    pub defer: Duration,
     /// Mailbox bounds.
     pub bounds: Bounds,
 }
@@ -167,9 +189,9 @@ fn open(config: &SqliteConfig) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "cache_size", -65536)?;
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version > 2 {
+    if version > 3 {
         return Err(rusqlite::Error::InvalidParameterName(format!(
-            "schema version {version} is newer than this msg_server (2)"
+            "schema version {version} is newer than this msg_server (3)"
         )));
     }
     conn.execute_batch(SCHEMA)?;
@@ -193,6 +215,10 @@ struct Cache {
     /// Newest id per session, as committed (cleared at `CACHE_MAX`
     /// entries: the file has them).
     last_id: HashMap<SessionKey, u32>,
+    /// `last_id` has every session of the file (loaded whole at open, never
+    /// cleared since): a session missing from it has no message yet, and
+    /// its first message needs no look-up.
+    last_id_complete: bool,
     /// Ids given in the running batch.
     staged: HashMap<SessionKey, u32>,
     usage: Usage,
@@ -201,10 +227,23 @@ struct Cache {
     known: HashSet<(u32, i64)>,
     /// The last mailbox position given.
     last_pos: u64,
-    /// Each user's mailbox: position -> bytes it counts.
-    mailboxes: HashMap<u32, BTreeMap<u64, u32>>,
+    /// Each user's mailbox, by position.
+    mailboxes: HashMap<u32, BTreeMap<u64, Entry>>,
+    /// Committed messages whose other rows are not written yet.
+    deferred: deferred::Queue,
     /// An append failed half way: the batch must roll back.
     poisoned: Option<String>,
+}
+
+/// A message in a user's mailbox.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// What it counts against the mailbox bounds.
+    bytes: u32,
+    /// The message's row (`messages.id`).
+    row: i64,
+    /// Its `inbox` row is written (else it is deferred).
+    written: bool,
 }
 
 /// Most entries of each of the writer's caches of the file (~32 MiB each).
@@ -232,25 +271,60 @@ impl Writer {
         Ok(w)
     }
 
-    /// Builds the mailbox usage and positions from the file.
+    /// Builds the mailbox usage and positions from the file, then writes
+    /// the rows a crash left owed ([`deferred::recover`]).
     fn load(&mut self) -> rusqlite::Result<()> {
-        let mut st = self.conn.prepare("SELECT user, bytes, pos FROM inbox")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT user, bytes, pos, msg FROM inbox")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, u32>(0)?,
                 r.get::<_, u32>(1)?,
                 r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
             ))
         })?;
         for row in rows {
-            let (user, bytes, pos) = row?;
+            let (user, bytes, pos, msg) = row?;
             self.cache.usage.add(user, bytes as usize);
             self.cache.last_pos = self.cache.last_pos.max(pos as u64);
+            let entry = Entry {
+                bytes,
+                row: msg,
+                written: true,
+            };
             self.cache
                 .mailboxes
                 .entry(user)
                 .or_default()
-                .insert(pos as u64, bytes);
+                .insert(pos as u64, entry);
+        }
+        drop(st);
+        // A file of up to `CACHE_MAX` messages has at most that many
+        // sessions: all of them fit the cache of newest ids.
+        let rows: i64 =
+            self.conn
+                .query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
+                    r.get(0)
+                })?;
+        if rows as usize <= CACHE_MAX {
+            let mut st = self
+                .conn
+                .prepare("SELECT sess, max(msg_id) FROM messages GROUP BY sess")?;
+            let newest = st.query_map([], |r| Ok((SessionKey::from_i64(r.get(0)?), r.get(1)?)))?;
+            for row in newest {
+                let (session, id) = row?;
+                self.cache.last_id.insert(session, id);
+            }
+            self.cache.last_id_complete = true;
+        }
+        let recovered = deferred::recover(&mut self.conn, &mut self.cache)?;
+        if recovered > 0 {
+            log::warn!(
+                "store: {recovered} messages committed in the last run before their mailbox \
+                 and session rows were written: they are undelivered again"
+            );
         }
         Ok(())
     }
@@ -267,6 +341,13 @@ impl Backend for Writer {
         if let Some(e) = self.cache.poisoned.take() {
             return Err(e); // dropping `tx` rolls the batch back
         }
+        deferred::flush(
+            &tx,
+            &mut self.cache,
+            Instant::now(),
+            Some(self.config.defer),
+        )
+        .map_err(|e| e.to_string())?;
         // SQLite in WAL mode goes on writing to a file removed or renamed
         // under it: what it would commit there is lost at the next start.
         if identity(&self.config.path).ok() != Some(self.file) {
@@ -279,21 +360,29 @@ impl Backend for Writer {
         let staged = std::mem::take(&mut self.cache.staged);
         if self.cache.last_id.len() + staged.len() > CACHE_MAX {
             self.cache.last_id.clear();
+            self.cache.last_id_complete = false;
         }
         self.cache.last_id.extend(staged);
         Ok(outcomes)
     }
+
+    /// Writes every deferred row: a graceful stop delivers nothing twice.
+    fn close(&mut self) -> Result<(), String> {
+        if self.cache.deferred.len() == 0 {
+            return Ok(());
+        }
+        let tx = self.conn.transaction().map_err(|e| e.to_string())?;
+        deferred::flush(&tx, &mut self.cache, Instant::now(), None).map_err(|e| e.to_string())?;
+        tx.commit().map_err(|e| e.to_string())
+    }
 }
 
 /// The database file's mailbox usage, for tests and tools: (undelivered
-/// messages, bytes).
+/// messages, bytes) as a restart would find them - `inbox` rows, and the
+/// deliveries of messages whose rows are still deferred (some may have
+/// been acked since: the running writer knows).
 pub fn mailbox_totals(path: &Path) -> rusqlite::Result<(u64, u64)> {
-    let conn = Connection::open(path)?;
-    conn.query_row(
-        "SELECT count(*), coalesce(sum(bytes), 0) FROM inbox",
-        [],
-        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-    )
+    deferred::mailbox_totals(&Connection::open(path)?)
 }
 
 /// Creates or upgrades the schema of the database at `path` (what
@@ -308,6 +397,7 @@ pub fn migrate(path: &Path) -> Result<(i64, i64), String> {
         path: path.to_path_buf(),
         sync_full: true,
         batch_max: 1,
+        defer: Duration::ZERO,
         bounds: Bounds {
             user_msgs: 1,
             user_bytes: 1,

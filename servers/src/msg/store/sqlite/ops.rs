@@ -1,12 +1,14 @@
 //! The SQL of each store operation, run by the writer thread inside the
 //! batch's transaction (see the parent module for the schema and the batch).
 
-use super::{groups, Cache, CACHE_MAX};
+use super::deferred::{self, Deferred};
+use super::{groups, Cache, Entry, CACHE_MAX};
 use crate::msg::store::{
     Bounds, NewMessage, Op, Outcome, Refusal, SessionKey, StoredMessage, UserSession,
 };
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::sync::Arc;
+use std::time::Instant;
 
 fn failed(e: rusqlite::Error) -> Outcome {
     log::error!("store: {e}");
@@ -30,26 +32,29 @@ pub(super) fn exec(tx: &Transaction<'_>, op: Op, cache: &mut Cache, bounds: &Bou
             let Some(mailbox) = cache.mailboxes.get_mut(&user) else {
                 return Outcome::Done;
             };
-            let Some(bytes) = mailbox.remove(&pos) else {
+            let Some(entry) = mailbox.remove(&pos) else {
                 return Outcome::Done;
             };
             if mailbox.is_empty() {
                 cache.mailboxes.remove(&user);
             }
-            cache.usage.remove(user, bytes as usize);
+            cache.usage.remove(user, entry.bytes as usize);
+            if !entry.written {
+                return Outcome::Done; // its row was never written
+            }
             tx.prepare_cached("DELETE FROM inbox WHERE pos = ?1")
                 .and_then(|mut st| st.execute([pos as i64]))
                 .map(|_| Outcome::Done)
                 .unwrap_or_else(failed)
         }
         Op::Undelivered { user, after, limit } => {
-            let positions: Vec<u64> = cache
+            let positions: Vec<(u64, i64)> = cache
                 .mailboxes
                 .get(&user)
                 .map(|m| {
                     m.range(after + 1..)
                         .take(limit + 1)
-                        .map(|(p, _)| *p)
+                        .map(|(p, e)| (*p, e.row))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -89,10 +94,12 @@ pub(super) fn exec(tx: &Transaction<'_>, op: Op, cache: &mut Cache, bounds: &Bou
             user,
             session,
             msg_id,
-        } => tx
-            .prepare_cached(
-                "UPDATE user_sessions SET read_id = max(read_id, ?3) WHERE user = ?1 AND sess = ?2",
-            )
+        } => deferred::write_joins(tx, cache)
+            .and_then(|()| {
+                tx.prepare_cached(
+                    "UPDATE user_sessions SET read_id = max(read_id, ?3) WHERE user = ?1 AND sess = ?2",
+                )
+            })
             .and_then(|mut st| st.execute(params![user, session.to_i64(), msg_id]))
             .map(|_| Outcome::Done)
             .unwrap_or_else(failed),
@@ -100,15 +107,18 @@ pub(super) fn exec(tx: &Transaction<'_>, op: Op, cache: &mut Cache, bounds: &Bou
             user,
             since,
             unread_only,
-        } => sessions(tx, user, since, unread_only)
+        } => deferred::write_joins(tx, cache)
+            .and_then(|()| sessions(tx, user, since, unread_only))
             .map(Outcome::Sessions)
             .unwrap_or_else(failed),
-        Op::RemoveSession { user, session } => tx
-            .prepare_cached(
-                "UPDATE user_sessions SET removed_time = ?3,
-                     removed_at = (SELECT coalesce(max(msg_id), 0) FROM messages WHERE sess = ?2)
-                 WHERE user = ?1 AND sess = ?2",
-            )
+        Op::RemoveSession { user, session } => deferred::write_joins(tx, cache)
+            .and_then(|()| {
+                tx.prepare_cached(
+                    "UPDATE user_sessions SET removed_time = ?3,
+                         removed_at = (SELECT coalesce(max(msg_id), 0) FROM messages WHERE sess = ?2)
+                     WHERE user = ?1 AND sess = ?2",
+                )
+            })
             .and_then(|mut st| st.execute(params![user, session.to_i64(), crate::msg::unix_now()]))
             .map(|_| Outcome::Done)
             .unwrap_or_else(failed),
@@ -137,6 +147,9 @@ fn latest_id(tx: &Transaction<'_>, session: SessionKey, cache: &Cache) -> rusqli
     {
         return Ok(*id);
     }
+    if cache.last_id_complete {
+        return Ok(0);
+    }
     tx.prepare_cached("SELECT coalesce(max(msg_id), 0) FROM messages WHERE sess = ?1")?
         .query_row(params![session.to_i64()], |r| r.get(0))
 }
@@ -158,7 +171,6 @@ fn append(
         Err(r) => return Ok(Outcome::Refused(r)),
     };
     let sess = m.session.to_i64();
-    let kind = m.session.session_type() as i32;
     // A failure half way poisons the batch (rolled back, nobody acked), so
     // no savepoint per message is needed.
     tx.prepare_cached(
@@ -175,57 +187,42 @@ fn append(
         stored.create_time
     ])?;
     let row = tx.last_insert_rowid();
-    let mut inbox = tx.prepare_cached(
-        "INSERT INTO inbox (pos, user, sess, msg_id, msg, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
+    // Its mailbox and session rows wait (see `deferred`): in the writer's
+    // memory until written, and rebuilt from the message row after a crash.
     let mut mailbox = Vec::with_capacity(receivers.len());
     for &r in &receivers {
-        let pos = cache.last_pos + 1;
-        inbox.execute(params![pos as i64, r, sess, id, row, size as i64])?;
-        cache.last_pos = pos;
+        cache.last_pos += 1;
+        let pos = cache.last_pos;
         cache.usage.add(r, size);
-        cache
-            .mailboxes
-            .entry(r)
-            .or_default()
-            .insert(pos, size as u32);
+        let entry = Entry {
+            bytes: size as u32,
+            row,
+            written: false,
+        };
+        cache.mailboxes.entry(r).or_default().insert(pos, entry);
         mailbox.push((r, pos));
     }
-    // The session joins the lists of users who did not have it yet: two
-    // rows (a single chat's two users) in one statement.
-    let joining: Vec<u32> = m
+    let joins: Vec<u32> = m
         .receivers
         .iter()
         .chain([&stored.from])
         .copied()
         .filter(|u| !cache.known.contains(&(*u, sess)))
         .collect();
-    let row = |u: u32| (u, sess, m.session.id_for(u), kind, stored.create_time);
-    for users in joining.chunks(2) {
-        match *users {
-            [a, b] => {
-                let (a, b) = (row(a), row(b));
-                tx.prepare_cached(
-                    "INSERT OR IGNORE INTO user_sessions (user, sess, peer, kind, created)
-                     VALUES (?1, ?2, ?3, ?4, ?5), (?6, ?7, ?8, ?9, ?10)",
-                )?
-                .execute(params![a.0, a.1, a.2, a.3, a.4, b.0, b.1, b.2, b.3, b.4])?;
-            }
-            [a] => {
-                let a = row(a);
-                tx.prepare_cached(
-                    "INSERT OR IGNORE INTO user_sessions (user, sess, peer, kind, created)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![a.0, a.1, a.2, a.3, a.4])?;
-            }
-            _ => {}
-        }
-    }
-    if cache.known.len() + joining.len() > CACHE_MAX {
+    if cache.known.len() + joins.len() > CACHE_MAX {
         cache.known.clear();
     }
-    cache.known.extend(joining.iter().map(|u| (*u, sess)));
+    cache.known.extend(joins.iter().map(|u| (*u, sess)));
+    cache.deferred.push(Deferred {
+        row,
+        at: Instant::now(),
+        session: m.session,
+        msg_id: id,
+        created: stored.create_time,
+        bytes: size as u32,
+        mailbox: mailbox.clone(),
+        joins,
+    });
     cache.staged.insert(m.session, id);
     Ok(Outcome::Stored(Arc::new(stored), mailbox))
 }
@@ -251,16 +248,19 @@ fn messages(
     rows.collect()
 }
 
-/// The messages at mailbox `positions` (one more than `limit` tells
-/// whether there are more).
-fn undelivered(tx: &Transaction<'_>, positions: &[u64], limit: usize) -> rusqlite::Result<Outcome> {
+/// The messages at mailbox `positions`, given as (position, message row)
+/// (one more than `limit` tells whether there are more).
+fn undelivered(
+    tx: &Transaction<'_>,
+    positions: &[(u64, i64)],
+    limit: usize,
+) -> rusqlite::Result<Outcome> {
     let mut st = tx.prepare_cached(
-        "SELECT m.sess, m.msg_id, m.sender, m.created, m.msg_type, m.data
-         FROM inbox i JOIN messages m ON m.id = i.msg WHERE i.pos = ?1",
+        "SELECT sess, msg_id, sender, created, msg_type, data FROM messages WHERE id = ?1",
     )?;
     let mut items = Vec::with_capacity(positions.len().min(limit));
-    for &pos in positions.iter().take(limit) {
-        if let Some(m) = st.query_row([pos as i64], row_message).optional()? {
+    for &(pos, row) in positions.iter().take(limit) {
+        if let Some(m) = st.query_row([row], row_message).optional()? {
             items.push((pos, m));
         }
     }

@@ -1,0 +1,277 @@
+//! Write-behind of the rows a message implies besides itself: its mailbox
+//! rows (`inbox`) and the session rows of users who did not have its
+//! session yet (`user_sessions`).
+//!
+//! **Why.** Committing a message used to write five rows: the message, its
+//! index entry, a mailbox row (deleted again when the receiver acks, a
+//! few milliseconds later) and two session rows, which for a new pair of
+//! users land on two random pages of `user_sessions`. Each random page is a
+//! 4 KiB frame in the WAL at every commit; the mailbox row costs an insert
+//! and a delete for a message that, online, is gone before anyone could
+//! read the row. Only the message row is needed to keep what was
+//! acknowledged: the other rows follow from it.
+//!
+//! **How.** A message commits with its row alone, and the sender is acked
+//! after that commit as before. What else it implies waits here, in the
+//! writer's memory, for `StoreDeferMs` (the oldest first):
+//!
+//! - a mailbox position acked meanwhile never gets a row;
+//! - session rows still owed are written sorted by (user, session), so many
+//!   messages share each page written;
+//! - then `meta.written_upto` moves to the last message whose rows are all
+//!   written, in the same transaction.
+//!
+//! Session rows are written at once before any operation that reads or
+//! updates them (a read ack, a session list, a removal), so nobody sees a
+//! list without them.
+//!
+//! **After a crash** (`kill -9`, power cut), every message after
+//! `written_upto` is taken as undelivered to all its receivers (the peer,
+//! or the group's members but the sender) and its session rows are
+//! written with `INSERT OR IGNORE` ([`recover`], when the file is opened).
+//! Nothing acknowledged to a sender is lost; a delivery a receiver acked
+//! within the last `StoreDeferMs` before the crash is delivered again,
+//! with the same session and msg_id (TeamTalk's delivery is at least once
+//! anyway: an ack in flight at a crash has the same effect). A graceful
+//! stop writes everything ([`flush`] with no deadline) and delivers
+//! nothing twice.
+
+use super::{Cache, Entry};
+use crate::msg::store::{SessionKey, StoredMessage};
+use rusqlite::{params, Connection, Transaction};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Most messages waiting for their rows, whatever their age: past it the
+/// oldest are written at the next commit (~100 bytes each).
+const DEFERRED_MAX: usize = 1 << 17;
+
+/// The `meta` key of the watermark: every message with `id <=` it has its
+/// mailbox and session rows written.
+pub(super) const WRITTEN_UPTO: &str = "written_upto";
+
+/// The rows one committed message still owes.
+pub(super) struct Deferred {
+    /// The message's row id.
+    pub row: i64,
+    /// When it was committed (its batch).
+    pub at: Instant,
+    /// Its session.
+    pub session: SessionKey,
+    /// Its id in the session.
+    pub msg_id: u32,
+    /// Its creation time (a new session row's `created`).
+    pub created: u32,
+    /// Bytes it counts in each mailbox.
+    pub bytes: u32,
+    /// Its mailbox positions: (receiver, position).
+    pub mailbox: Vec<(u32, u64)>,
+    /// Users whose session row it owes (emptied once written).
+    pub joins: Vec<u32>,
+}
+
+/// The messages whose rows are not written yet, oldest first.
+#[derive(Default)]
+pub(super) struct Queue {
+    items: VecDeque<Deferred>,
+}
+
+impl Queue {
+    /// A committed message's rows, to be written later.
+    pub fn push(&mut self, d: Deferred) {
+        self.items.push_back(d);
+    }
+
+    /// Messages waiting.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+
+/// Writes the rows of messages committed before `now - defer` (every
+/// message if `defer` is `None`), and of the oldest past
+/// [`DEFERRED_MAX`], then moves the watermark past them.
+pub(super) fn flush(
+    tx: &Transaction<'_>,
+    cache: &mut Cache,
+    now: Instant,
+    defer: Option<Duration>,
+) -> rusqlite::Result<()> {
+    let due = |d: &Deferred, len: usize| match defer {
+        None => true,
+        Some(defer) => len > DEFERRED_MAX || now.saturating_duration_since(d.at) >= defer,
+    };
+    let mut joins = Vec::new();
+    let mut upto = None;
+    let mut inbox = tx.prepare_cached(
+        "INSERT INTO inbox (pos, user, sess, msg_id, msg, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    while let Some(d) = cache.deferred.items.front() {
+        if !due(d, cache.deferred.items.len()) {
+            break;
+        }
+        let d = cache.deferred.items.pop_front().expect("front exists");
+        let sess = d.session.to_i64();
+        for &(user, pos) in &d.mailbox {
+            let entry = cache.mailboxes.get_mut(&user).and_then(|m| m.get_mut(&pos));
+            if let Some(entry) = entry.filter(|e| !e.written) {
+                entry.written = true;
+                inbox.execute(params![pos as i64, user, sess, d.msg_id, d.row, d.bytes])?;
+            }
+        }
+        joins.extend(d.joins.iter().map(|&u| (u, d.session, d.created)));
+        upto = Some(d.row);
+    }
+    write_session_rows(tx, joins)?;
+    if let Some(upto) = upto {
+        tx.prepare_cached("UPDATE meta SET value = ?2 WHERE key = ?1")?
+            .execute(params![WRITTEN_UPTO, upto])?;
+    }
+    Ok(())
+}
+
+/// Writes every session row still owed, so that the operation after it
+/// reads or updates a complete `user_sessions`.
+pub(super) fn write_joins(tx: &Transaction<'_>, cache: &mut Cache) -> rusqlite::Result<()> {
+    let mut joins = Vec::new();
+    for d in &mut cache.deferred.items {
+        joins.extend(d.joins.drain(..).map(|u| (u, d.session, d.created)));
+    }
+    write_session_rows(tx, joins)
+}
+
+/// `INSERT OR IGNORE`s session rows (user, session, created), sorted so
+/// that rows of one user land on one page together.
+fn write_session_rows(
+    tx: &Transaction<'_>,
+    mut rows: Vec<(u32, SessionKey, u32)>,
+) -> rusqlite::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    rows.sort_unstable_by_key(|&(u, s, _)| (u, s.to_i64()));
+    rows.dedup_by_key(|&mut (u, s, _)| (u, s));
+    let mut st = tx.prepare_cached(
+        "INSERT OR IGNORE INTO user_sessions (user, sess, peer, kind, created)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (user, session, created) in rows {
+        st.execute(params![
+            user,
+            session.to_i64(),
+            session.id_for(user),
+            session.session_type() as i32,
+            created
+        ])?;
+    }
+    Ok(())
+}
+
+/// A message after the watermark, as the file has it.
+struct Unwritten {
+    row: i64,
+    session: SessionKey,
+    msg_id: u32,
+    sender: u32,
+    created: u32,
+    bytes: u32,
+}
+
+/// The messages after the watermark and, for each, who it is delivered to.
+fn unwritten(conn: &Connection) -> rusqlite::Result<Vec<(Unwritten, Vec<u32>)>> {
+    let upto: i64 = conn.query_row(
+        "SELECT value FROM meta WHERE key = ?1",
+        [WRITTEN_UPTO],
+        |r| r.get(0),
+    )?;
+    let mut st = conn.prepare(
+        "SELECT id, sess, msg_id, sender, created, length(data) FROM messages
+         WHERE id > ?1 ORDER BY id",
+    )?;
+    let rows = st
+        .query_map([upto], |r| {
+            Ok(Unwritten {
+                row: r.get(0)?,
+                session: SessionKey::from_i64(r.get(1)?),
+                msg_id: r.get(2)?,
+                sender: r.get(3)?,
+                created: r.get(4)?,
+                bytes: StoredMessage::size_of(r.get::<_, i64>(5)? as usize) as u32,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut members = conn.prepare_cached(
+        "SELECT user FROM group_members WHERE group_id = ?1 AND user != ?2 ORDER BY user",
+    )?;
+    rows.into_iter()
+        .map(|m| {
+            let receivers = match m.session {
+                SessionKey::Pair(..) => vec![m.session.id_for(m.sender)],
+                SessionKey::Group(g) => members
+                    .query_map(params![g, m.sender], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<u32>>>()?,
+            };
+            Ok((m, receivers))
+        })
+        .collect()
+}
+
+/// When the file is opened: the messages after the watermark (committed,
+/// their other rows not yet written when the last run ended) go back into
+/// their receivers' mailboxes, and all their rows are written now. Returns
+/// how many messages that was.
+pub(super) fn recover(conn: &mut Connection, cache: &mut Cache) -> rusqlite::Result<usize> {
+    let owed = unwritten(conn)?;
+    if owed.is_empty() {
+        return Ok(0);
+    }
+    let tx = conn.transaction()?;
+    let now = Instant::now();
+    for (m, receivers) in &owed {
+        let mut mailbox = Vec::with_capacity(receivers.len());
+        for &user in receivers {
+            cache.last_pos += 1;
+            let pos = cache.last_pos;
+            cache.usage.add(user, m.bytes as usize);
+            cache.mailboxes.entry(user).or_default().insert(
+                pos,
+                Entry {
+                    bytes: m.bytes,
+                    row: m.row,
+                    written: false,
+                },
+            );
+            mailbox.push((user, pos));
+        }
+        let mut joins = receivers.clone();
+        joins.push(m.sender);
+        cache.deferred.push(Deferred {
+            row: m.row,
+            at: now,
+            session: m.session,
+            msg_id: m.msg_id,
+            created: m.created,
+            bytes: m.bytes,
+            mailbox,
+            joins,
+        });
+    }
+    flush(&tx, cache, now, None)?;
+    tx.commit()?;
+    Ok(owed.len())
+}
+
+/// What the file's mailboxes hold: the `inbox` rows, plus each receiver of
+/// a message after the watermark (what a restart would deliver).
+pub(super) fn mailbox_totals(conn: &Connection) -> rusqlite::Result<(u64, u64)> {
+    let (mut count, mut bytes) = conn.query_row(
+        "SELECT count(*), coalesce(sum(bytes), 0) FROM inbox",
+        [],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+    )?;
+    for (m, receivers) in unwritten(conn)? {
+        count += receivers.len() as u64;
+        bytes += u64::from(m.bytes) * receivers.len() as u64;
+    }
+    Ok((count, bytes))
+}

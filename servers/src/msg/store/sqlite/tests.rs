@@ -1,0 +1,258 @@
+//! The writer on a real file, without a thread or a loop: what is written
+//! when, and what a crash (the writer dropped without [`Backend::close`])
+//! leaves for the next start.
+
+use super::{open_backend, SqliteConfig};
+use crate::msg::store::{Backend, Bounds, NewMessage, Op, Outcome, SessionKey};
+use rusqlite::Connection;
+use std::path::PathBuf;
+use std::time::Duration;
+
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new(tag: &str) -> TempDb {
+        let path = std::env::temp_dir().join(format!("im-sqlite-{tag}-{}.db", std::process::id()));
+        let db = TempDb(path);
+        db.remove();
+        db
+    }
+
+    fn config(&self, defer: Duration) -> SqliteConfig {
+        SqliteConfig {
+            path: self.0.clone(),
+            sync_full: false,
+            batch_max: 100,
+            defer,
+            bounds: Bounds {
+                user_msgs: 1000,
+                user_bytes: 1 << 20,
+                total_bytes: 1 << 24,
+            },
+        }
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        Connection::open(&self.0)
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn remove(&self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn message(from: u32, to: u32, text: &str) -> Op {
+    Op::Append(NewMessage {
+        session: SessionKey::single(from, to),
+        from,
+        receivers: std::sync::Arc::from([to]),
+        msg_type: 1,
+        data: text.as_bytes().to_vec(),
+        create_time: 1_700_000_000,
+    })
+}
+
+/// Runs one batch of one operation.
+fn run(b: &mut Box<dyn Backend>, op: Op) -> Outcome {
+    b.run_batch(vec![op]).unwrap().pop().unwrap()
+}
+
+/// Stores a message: its mailbox position.
+fn store(b: &mut Box<dyn Backend>, from: u32, to: u32, text: &str) -> u64 {
+    match run(b, message(from, to, text)) {
+        Outcome::Stored(_, mailbox) => mailbox[0].1,
+        other => panic!("not stored: {other:?}"),
+    }
+}
+
+/// `user`'s mailbox: (position, text).
+fn mailbox(b: &mut Box<dyn Backend>, user: u32) -> Vec<(u64, String)> {
+    let op = Op::Undelivered {
+        user,
+        after: 0,
+        limit: 100,
+    };
+    match run(b, op) {
+        Outcome::Backlog { items, .. } => items
+            .into_iter()
+            .map(|(p, m)| (p, String::from_utf8(m.data).unwrap()))
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn sessions(b: &mut Box<dyn Backend>, user: u32) -> Vec<(SessionKey, u32)> {
+    let op = Op::Sessions {
+        user,
+        since: 0,
+        unread_only: false,
+    };
+    match run(b, op) {
+        Outcome::Sessions(list) => list.into_iter().map(|s| (s.session, s.unread)).collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_delivery_acked_within_the_defer_time_never_writes_a_mailbox_row() {
+    let db = TempDb::new("acked");
+    let mut b = open_backend(db.config(Duration::from_secs(3600))).unwrap();
+    let pos = store(&mut b, 1, 2, "hello");
+    store(&mut b, 1, 3, "kept");
+    // Committed: the message row only.
+    assert_eq!(db.count("SELECT count(*) FROM messages"), 1 + 1);
+    assert_eq!(db.count("SELECT count(*) FROM inbox"), 0);
+    assert_eq!(db.count("SELECT count(*) FROM user_sessions"), 0);
+    assert_eq!(mailbox(&mut b, 2), [(pos, "hello".to_string())]);
+    run(&mut b, Op::Delivered { user: 2, pos });
+    assert_eq!(mailbox(&mut b, 2), []);
+    // A graceful stop writes what is owed: user 3's mailbox row and every
+    // session row, not user 2's acked one.
+    b.close().unwrap();
+    drop(b);
+    assert_eq!(db.count("SELECT count(*) FROM inbox"), 1);
+    assert_eq!(db.count("SELECT count(*) FROM inbox WHERE user = 3"), 1);
+    assert_eq!(db.count("SELECT count(*) FROM user_sessions"), 4);
+    assert_eq!(
+        db.count("SELECT value FROM meta WHERE key = 'written_upto'"),
+        2
+    );
+    let mut b = open_backend(db.config(Duration::from_secs(3600))).unwrap();
+    assert_eq!(mailbox(&mut b, 2), []);
+    assert_eq!(mailbox(&mut b, 3).len(), 1);
+}
+
+#[test]
+fn rows_not_acked_within_the_defer_time_are_written_then_deleted_at_the_ack() {
+    let db = TempDb::new("due");
+    let mut b = open_backend(db.config(Duration::ZERO)).unwrap();
+    let pos = store(&mut b, 1, 2, "late");
+    assert_eq!(db.count("SELECT count(*) FROM inbox"), 1);
+    assert_eq!(db.count("SELECT count(*) FROM user_sessions"), 2);
+    run(&mut b, Op::Delivered { user: 2, pos });
+    assert_eq!(db.count("SELECT count(*) FROM inbox"), 0);
+}
+
+#[test]
+fn session_rows_are_written_before_anything_reads_or_updates_them() {
+    let db = TempDb::new("sessions");
+    let mut b = open_backend(db.config(Duration::from_secs(3600))).unwrap();
+    store(&mut b, 1, 2, "a");
+    store(&mut b, 1, 2, "b");
+    let pair = SessionKey::single(1, 2);
+    let read = Op::ReadAck {
+        user: 2,
+        session: pair,
+        msg_id: 1,
+    };
+    run(&mut b, read);
+    assert_eq!(sessions(&mut b, 2), [(pair, 1)]);
+    assert_eq!(sessions(&mut b, 1), [(pair, 0)]);
+    assert_eq!(
+        db.count("SELECT count(*) FROM inbox"),
+        0,
+        "mailbox rows still wait"
+    );
+}
+
+#[test]
+fn after_a_crash_messages_whose_rows_were_owed_are_undelivered_again() {
+    let db = TempDb::new("crash");
+    let mut b = open_backend(db.config(Duration::from_secs(3600))).unwrap();
+    let acked = store(&mut b, 1, 2, "acked before the crash");
+    store(&mut b, 3, 2, "not acked");
+    run(
+        &mut b,
+        Op::Delivered {
+            user: 2,
+            pos: acked,
+        },
+    );
+    drop(b); // no close: what kill -9 leaves
+    assert_eq!(db.count("SELECT count(*) FROM inbox"), 0);
+    let totals = super::mailbox_totals(&db.0).unwrap();
+    assert_eq!(totals.0, 2, "what a restart will deliver");
+
+    let mut b = open_backend(db.config(Duration::from_secs(3600))).unwrap();
+    // Both are delivered again (the ack was not written), with their rows.
+    let texts: Vec<String> = mailbox(&mut b, 2).into_iter().map(|m| m.1).collect();
+    assert_eq!(texts, ["acked before the crash", "not acked"]);
+    assert_eq!(db.count("SELECT count(*) FROM inbox"), 2);
+    assert_eq!(db.count("SELECT count(*) FROM user_sessions"), 4);
+    let mut listed: Vec<SessionKey> = sessions(&mut b, 2).into_iter().map(|s| s.0).collect();
+    listed.sort();
+    assert_eq!(listed, [SessionKey::single(1, 2), SessionKey::single(2, 3)]);
+    // Nothing is recovered twice.
+    drop(b);
+    let mut b = open_backend(db.config(Duration::from_secs(3600))).unwrap();
+    assert_eq!(mailbox(&mut b, 2).len(), 2);
+    assert_eq!(db.count("SELECT count(*) FROM inbox"), 2);
+}
+
+#[test]
+fn a_group_message_owed_at_a_crash_goes_to_every_member_but_its_sender() {
+    let db = TempDb::new("group");
+    let mut b = open_backend(db.config(Duration::from_secs(3600))).unwrap();
+    let group = crate::msg::store::GroupRecord {
+        id: 0,
+        name: "g".into(),
+        avatar: String::new(),
+        creator: 1,
+        kind: 2,
+        version: 1,
+        members: vec![1, 2, 3],
+        shielded: vec![],
+    };
+    let Outcome::GroupCreated(g) = run(&mut b, Op::CreateGroup(group)) else {
+        panic!("not created")
+    };
+    let op = Op::Append(NewMessage {
+        session: SessionKey::Group(g),
+        from: 1,
+        receivers: std::sync::Arc::from([2, 3]),
+        msg_type: 17,
+        data: b"hi all".to_vec(),
+        create_time: 1_700_000_000,
+    });
+    assert!(matches!(run(&mut b, op), Outcome::Stored(..)));
+    drop(b);
+    let mut b = open_backend(db.config(Duration::from_secs(3600))).unwrap();
+    for member in [2, 3] {
+        assert_eq!(mailbox(&mut b, member).len(), 1, "member {member}");
+    }
+    assert_eq!(mailbox(&mut b, 1), []);
+    assert_eq!(sessions(&mut b, 1).len(), 1);
+}
+
+#[test]
+fn ids_go_on_from_the_file_after_a_restart() {
+    let db = TempDb::new("ids");
+    let mut b = open_backend(db.config(Duration::ZERO)).unwrap();
+    store(&mut b, 1, 2, "one");
+    store(&mut b, 2, 1, "two");
+    drop(b);
+    let mut b = open_backend(db.config(Duration::ZERO)).unwrap();
+    let Outcome::Stored(m, _) = run(&mut b, message(1, 2, "three")) else {
+        panic!("not stored")
+    };
+    assert_eq!(m.msg_id, 3);
+    let Outcome::Stored(m, _) = run(&mut b, message(1, 3, "new session")) else {
+        panic!("not stored")
+    };
+    assert_eq!(m.msg_id, 1);
+    let latest = Op::Latest {
+        session: SessionKey::single(1, 2),
+    };
+    assert!(matches!(run(&mut b, latest), Outcome::LatestId(3)));
+}
