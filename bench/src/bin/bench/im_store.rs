@@ -232,6 +232,8 @@ fn run(p: Point, prm: &Params, seconds: f64, seed: u64, pin: bool, n: usize) -> 
         path: path.clone(),
         sync_full: true,
         batch_max: p.batch,
+        // msg_server's default (`StoreDeferMs`).
+        defer: std::time::Duration::from_millis(1000),
         // Never refuse: the mailboxes hold only the messages not acked yet.
         bounds: Bounds {
             user_msgs: usize::MAX,

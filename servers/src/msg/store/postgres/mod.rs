@@ -171,7 +171,7 @@ pub fn connect(url: &str) -> Result<Client, String> {
     }
 }
 
-/// The PostgreSQL store: a [`WriterThread`] running a [`Writer`].
+/// The PostgreSQL store: a [`WriterThread`] running this module's `Writer`.
 pub struct PostgresStore;
 
 impl PostgresStore {

@@ -16,7 +16,7 @@
 //!
 //! A message commits with its own row; the mailbox and session rows it
 //! implies are written up to `StoreDeferMs` later, and a mailbox row not
-//! at all if the receiver acked meanwhile ([`deferred`] says why and what
+//! at all if the receiver acked meanwhile (module `deferred` says why and what
 //! a crash does to them).
 //!
 //! Schema (`PRAGMA user_version = 3`), readable with the `sqlite3` command:
@@ -134,13 +134,13 @@ pub struct SqliteConfig {
     /// Most operations per transaction (`StoreBatchMax`).
     pub batch_max: usize,
     /// How long a message's mailbox and session rows wait before they are
-    /// written (`StoreDeferMs`; see [`deferred`]).
+    /// written (`StoreDeferMs`; see the module `deferred`).
     pub defer: Duration,
     /// Mailbox bounds.
     pub bounds: Bounds,
 }
 
-/// The SQLite store: a [`WriterThread`] running a [`Writer`].
+/// The SQLite store: a [`WriterThread`] running this module's `Writer`.
 pub struct SqliteStore;
 
 impl SqliteStore {
