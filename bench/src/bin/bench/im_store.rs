@@ -300,6 +300,9 @@ fn run(p: Point, prm: &Params, seconds: f64, seed: u64, pin: bool, n: usize) -> 
             s.wal = file_len(Path::new(&wal));
             s.db = file_len(&path);
             let waiting: usize = unacked.iter().map(Vec::len).sum();
+            // A graceful stop writes the rows still deferred
+            // (`StoreDeferMs`): then the file knows every ack.
+            backend.close()?;
             let (inbox, _) = mailbox_totals(&path).map_err(|e| e.to_string())?;
             if inbox != waiting as u64 {
                 return Err(format!(
