@@ -19,7 +19,7 @@ pub struct Bounds {
 /// stored. Both stores keep one.
 #[derive(Debug, Default)]
 pub struct Usage {
-    per_user: HashMap<u32, (usize, usize)>,
+    per_user: HashMap<u32, (usize, usize), ahash::RandomState>,
     total_bytes: usize,
 }
 

@@ -63,6 +63,11 @@ mod tests;
 use super::{Backend, Bounds, Completions, Op, Outcome, SessionKey, Usage, WriterThread};
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// The writer's caches are looked up several times per message: a fast
+/// hash (still keyed randomly per process) instead of SipHash.
+type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+type FastSet<K> = HashSet<K, ahash::RandomState>;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -214,21 +219,21 @@ struct Writer {
 struct Cache {
     /// Newest id per session, as committed (cleared at `CACHE_MAX`
     /// entries: the file has them).
-    last_id: HashMap<SessionKey, u32>,
+    last_id: FastMap<SessionKey, u32>,
     /// `last_id` has every session of the file (loaded whole at open, never
     /// cleared since): a session missing from it has no message yet, and
     /// its first message needs no look-up.
     last_id_complete: bool,
     /// Ids given in the running batch.
-    staged: HashMap<SessionKey, u32>,
+    staged: FastMap<SessionKey, u32>,
     usage: Usage,
     /// (user, session) pairs known to be in `user_sessions` (cleared at
     /// `CACHE_MAX` entries).
-    known: HashSet<(u32, i64)>,
+    known: FastSet<(u32, i64)>,
     /// The last mailbox position given.
     last_pos: u64,
     /// Each user's mailbox, by position.
-    mailboxes: HashMap<u32, BTreeMap<u64, Entry>>,
+    mailboxes: FastMap<u32, BTreeMap<u64, Entry>>,
     /// Committed messages whose other rows are not written yet.
     deferred: deferred::Queue,
     /// An append failed half way: the batch must roll back.
