@@ -685,3 +685,26 @@ fn a_graceful_stop_writes_the_deferred_rows_and_delivers_nothing_twice() {
     let got = drain(&mut carol, Duration::from_millis(500));
     assert_eq!(got, [(1, 1, b"for later".to_vec())]);
 }
+
+#[test]
+fn deferred_rows_are_written_on_time_also_when_nothing_else_comes() {
+    let db = db_path("idle");
+    let users = users_file("idle", 3);
+    let args = ["--DbPath", db.to_str().unwrap(), "--StoreDeferMs", "100"];
+    let mut ms = msg_server(&users, None, &args);
+    ms.db = Some(db.clone());
+    let mut alice = user(ms.addr("client"), 1);
+    alice.send_text(3, "for later").unwrap();
+    alice.wait_ack(Instant::now() + T).unwrap();
+    // No more traffic: the writer wakes by itself when the row is due, so
+    // a crash after that cannot deliver anything acked long ago twice.
+    eventually("the mailbox row written", T, || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM inbox WHERE user = 3", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        n == 1
+    });
+}

@@ -55,6 +55,13 @@ pub trait Backend: Send {
     fn close(&mut self) -> Result<(), String> {
         Ok(())
     }
+
+    /// When the backend wants a batch even if no operation comes (to write
+    /// what it held back); the thread then runs an empty one. None by
+    /// default.
+    fn wake_at(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// How long dropping a [`WriterThread`] waits for its thread to finish the
@@ -234,8 +241,21 @@ struct Worker {
 
 impl Worker {
     fn run(&mut self) {
-        while let Ok(first) = self.rx.recv() {
-            self.batch.push(first);
+        loop {
+            // A backend holding rows back is woken when they are due, also
+            // when no operation comes.
+            let wake_at = self.backend.as_ref().and_then(|b| b.wake_at());
+            let first = match wake_at {
+                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(at) => self
+                    .rx
+                    .recv_timeout(at.saturating_duration_since(Instant::now())),
+            };
+            match first {
+                Ok(job) => self.batch.push(job),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
             while self.batch.len() < self.batch_max {
                 match self.rx.try_recv() {
                     Ok(job) => self.batch.push(job),

@@ -86,6 +86,11 @@ impl Queue {
     pub fn len(&self) -> usize {
         self.items.len()
     }
+
+    /// When the oldest message waiting was committed.
+    pub fn oldest(&self) -> Option<Instant> {
+        self.items.front().map(|d| d.at)
+    }
 }
 
 /// Writes the rows of messages committed before `now - defer` (every

@@ -371,6 +371,13 @@ impl Backend for Writer {
         Ok(outcomes)
     }
 
+    fn wake_at(&self) -> Option<Instant> {
+        self.cache
+            .deferred
+            .oldest()
+            .map(|at| at + self.config.defer)
+    }
+
     /// Writes every deferred row: a graceful stop delivers nothing twice.
     fn close(&mut self) -> Result<(), String> {
         if self.cache.deferred.len() == 0 {

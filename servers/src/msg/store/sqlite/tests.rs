@@ -256,3 +256,20 @@ fn ids_go_on_from_the_file_after_a_restart() {
     };
     assert!(matches!(run(&mut b, latest), Outcome::LatestId(3)));
 }
+
+#[test]
+fn an_idle_writer_is_woken_to_write_rows_when_they_are_due() {
+    let db = TempDb::new("idle");
+    let defer = Duration::from_millis(50);
+    let mut b = open_backend(db.config(defer)).unwrap();
+    assert_eq!(b.wake_at(), None, "nothing held back");
+    let before = std::time::Instant::now();
+    store(&mut b, 1, 2, "offline");
+    let at = b.wake_at().expect("rows held back");
+    assert!(at >= before + defer && at <= std::time::Instant::now() + defer);
+    // What the writer thread does at `at` with no operation queued.
+    std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
+    assert!(b.run_batch(Vec::new()).unwrap().is_empty());
+    assert_eq!(db.count("SELECT count(*) FROM inbox"), 1);
+    assert_eq!(b.wake_at(), None);
+}
