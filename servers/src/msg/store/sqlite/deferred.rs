@@ -1,9 +1,10 @@
-//! Write-behind of the rows a message implies besides itself: its mailbox
-//! rows (`inbox`) and the session rows of users who did not have its
-//! session yet (`user_sessions`).
+//! Write-behind of the rows a message implies besides itself: its entry in
+//! the session index (`message_index`), its mailbox rows (`inbox`) and the
+//! session rows of users who did not have its session yet
+//! (`user_sessions`).
 //!
 //! **Why.** Committing a message used to write five rows: the message, its
-//! index entry, a mailbox row (deleted again when the receiver acks, a
+//! index entry (on a random page: sessions are random), a mailbox row (deleted again when the receiver acks, a
 //! few milliseconds later) and two session rows, which for a new pair of
 //! users land on two random pages of `user_sessions`. Each random page is a
 //! 4 KiB frame in the WAL at every commit; the mailbox row costs an insert
@@ -16,19 +17,24 @@
 //! writer's memory, for `StoreDeferMs` (the oldest first):
 //!
 //! - a mailbox position acked meanwhile never gets a row;
-//! - session rows still owed are written sorted by (user, session), so many
-//!   messages share each page written;
+//! - index rows and session rows still owed are written sorted (by session
+//!   and id, by user and session), so many messages share each page
+//!   written: measured alone (`bench im_store`), the index written with
+//!   each message was about half of the store's CPU per message;
 //! - then `meta.written_upto` moves to the last message whose rows are all
 //!   written, in the same transaction.
 //!
-//! Session rows are written at once before any operation that reads or
-//! updates them (a read ack, a session list, a removal), so nobody sees a
-//! list without them.
+//! Index and session rows are written at once before any operation that
+//! reads or updates them (history, messages by id, a read ack, a session
+//! list, a removal), so nobody sees a session without its newest messages.
+//! The newest id of each session, which the next message needs, is in the
+//! writer's cache for every session with an index row owed.
 //!
 //! **After a crash** (`kill -9`, power cut), every message after
 //! `written_upto` is taken as undelivered to all its receivers (the peer,
-//! or the group's members but the sender) and its session rows are
-//! written with `INSERT OR IGNORE` ([`recover`], when the file is opened).
+//! or the group's members but the sender) and its index and session rows
+//! are written with `INSERT OR IGNORE` ([`recover`], when the file is
+//! opened).
 //! Nothing acknowledged to a sender is lost; a delivery a receiver acked
 //! within the last `StoreDeferMs` before the crash is delivered again,
 //! with the same session and msg_id (TeamTalk's delivery is at least once
@@ -68,6 +74,10 @@ pub(super) struct Deferred {
     pub mailbox: Vec<(u32, u64)>,
     /// Users whose session row it owes (emptied once written).
     pub joins: Vec<u32>,
+    /// Its sender (its `message_index` row's).
+    pub sender: u32,
+    /// Its `message_index` row is still owed.
+    pub unindexed: bool,
 }
 
 /// The messages whose rows are not written yet, oldest first.
@@ -107,6 +117,7 @@ pub(super) fn flush(
         Some(defer) => len > DEFERRED_MAX || now.saturating_duration_since(d.at) >= defer,
     };
     let mut joins = Vec::new();
+    let mut index = Vec::new();
     let mut upto = None;
     let mut inbox = tx.prepare_cached(
         "INSERT INTO inbox (pos, user, sess, msg_id, msg, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -125,8 +136,12 @@ pub(super) fn flush(
             }
         }
         joins.extend(d.joins.iter().map(|&u| (u, d.session, d.created)));
+        if d.unindexed {
+            index.push((d.session.to_i64(), d.msg_id, d.row, d.sender));
+        }
         upto = Some(d.row);
     }
+    write_index_rows(tx, index)?;
     write_session_rows(tx, joins)?;
     if let Some(upto) = upto {
         tx.prepare_cached("UPDATE meta SET value = ?2 WHERE key = ?1")?
@@ -143,6 +158,36 @@ pub(super) fn write_joins(tx: &Transaction<'_>, cache: &mut Cache) -> rusqlite::
         joins.extend(d.joins.drain(..).map(|u| (u, d.session, d.created)));
     }
     write_session_rows(tx, joins)
+}
+
+/// Writes every `message_index` row still owed, so that the operation
+/// after it finds every message of a session.
+pub(super) fn write_index(tx: &Transaction<'_>, cache: &mut Cache) -> rusqlite::Result<()> {
+    let mut rows = Vec::new();
+    for d in cache.deferred.items.iter_mut().filter(|d| d.unindexed) {
+        d.unindexed = false;
+        rows.push((d.session.to_i64(), d.msg_id, d.row, d.sender));
+    }
+    write_index_rows(tx, rows)
+}
+
+/// `INSERT OR IGNORE`s index rows (session, msg_id, message row, sender),
+/// sorted: a second's messages share the pages they land on.
+fn write_index_rows(
+    tx: &Transaction<'_>,
+    mut rows: Vec<(i64, u32, i64, u32)>,
+) -> rusqlite::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    rows.sort_unstable();
+    let mut st = tx.prepare_cached(
+        "INSERT OR IGNORE INTO message_index (sess, msg_id, id, sender) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (sess, msg_id, row, sender) in rows {
+        st.execute(params![sess, msg_id, row, sender])?;
+    }
+    Ok(())
 }
 
 /// `INSERT OR IGNORE`s session rows (user, session, created), sorted so
@@ -259,6 +304,8 @@ pub(super) fn recover(conn: &mut Connection, cache: &mut Cache) -> rusqlite::Res
             bytes: m.bytes,
             mailbox,
             joins,
+            sender: m.sender,
+            unindexed: true,
         });
     }
     flush(&tx, cache, now, None)?;

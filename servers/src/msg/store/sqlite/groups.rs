@@ -181,7 +181,8 @@ mod tests {
             .next()
             .unwrap()
             .to_string()
-            + "PRAGMA user_version = 1;";
+            + "CREATE UNIQUE INDEX messages_by_session ON messages (sess, msg_id);
+               PRAGMA user_version = 1;";
         let old = Connection::open(&path).unwrap();
         old.execute_batch(&v1).unwrap();
         // Its messages had every row written when they were stored.
@@ -206,6 +207,15 @@ mod tests {
             )
             .unwrap();
         assert_eq!(upto, 7);
+        // The old index on `messages` became rows of `message_index`.
+        let indexed: i64 = conn
+            .query_row(
+                "SELECT id FROM message_index WHERE sess = 8589934595",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexed, 7);
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }

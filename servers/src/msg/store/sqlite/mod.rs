@@ -23,10 +23,13 @@
 //!
 //! - `messages(id, sess, msg_id, sender, receiver, msg_type, data,
 //!   created)`: every message, in arrival order (`id`, so a batch appends to
-//!   the last pages instead of writing pages all over the table), found by
-//!   session through the index `(sess, msg_id)`; `sess` is
+//!   the last pages instead of writing pages all over the table); `sess` is
 //!   [`SessionKey::to_i64`], `msg_id` counts 1, 2, 3... per session as
 //!   TeamTalk assigns them; `receiver` is the peer user or the group.
+//! - `message_index(sess, msg_id, id, sender)` (version 3; before, an index
+//!   on `messages`): each session's messages, by id - history, messages by
+//!   id, newest id and unread counts read it. Written up to `StoreDeferMs`
+//!   after the message, sorted (module `deferred`).
 //! - `inbox(pos, user, sess, msg_id, msg, bytes)`: undelivered messages per
 //!   user (`msg` is the message's `id`)
 //!   (the mailbox): written only for a delivery not acked within
@@ -82,7 +85,13 @@ CREATE TABLE IF NOT EXISTS messages (
     data     BLOB    NOT NULL,
     created  INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS messages_by_session ON messages (sess, msg_id);
+CREATE TABLE IF NOT EXISTS message_index (
+    sess   INTEGER NOT NULL,
+    msg_id INTEGER NOT NULL,
+    id     INTEGER NOT NULL,
+    sender INTEGER NOT NULL,
+    PRIMARY KEY (sess, msg_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inbox (
     pos    INTEGER PRIMARY KEY,
     user   INTEGER NOT NULL,
@@ -200,6 +209,17 @@ fn open(config: &SqliteConfig) -> rusqlite::Result<Connection> {
         )));
     }
     conn.execute_batch(SCHEMA)?;
+    // Files of schema 1 and 2 kept the session index on `messages` itself,
+    // written at every message: its entries move to `message_index`.
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         INSERT OR IGNORE INTO message_index (sess, msg_id, id, sender)
+             SELECT sess, msg_id, id, sender FROM messages
+             WHERE EXISTS (SELECT 1 FROM sqlite_master
+                           WHERE type = 'index' AND name = 'messages_by_session');
+         DROP INDEX IF EXISTS messages_by_session;
+         COMMIT;",
+    )?;
     Ok(conn)
 }
 
@@ -306,6 +326,13 @@ impl Writer {
                 .insert(pos as u64, entry);
         }
         drop(st);
+        let recovered = deferred::recover(&mut self.conn, &mut self.cache)?;
+        if recovered > 0 {
+            log::warn!(
+                "store: {recovered} messages committed in the last run before their mailbox \
+                 and session rows were written: they are undelivered again"
+            );
+        }
         // A file of up to `CACHE_MAX` messages has at most that many
         // sessions: all of them fit the cache of newest ids.
         let rows: i64 =
@@ -316,20 +343,13 @@ impl Writer {
         if rows as usize <= CACHE_MAX {
             let mut st = self
                 .conn
-                .prepare("SELECT sess, max(msg_id) FROM messages GROUP BY sess")?;
+                .prepare("SELECT sess, max(msg_id) FROM message_index GROUP BY sess")?;
             let newest = st.query_map([], |r| Ok((SessionKey::from_i64(r.get(0)?), r.get(1)?)))?;
             for row in newest {
                 let (session, id) = row?;
                 self.cache.last_id.insert(session, id);
             }
             self.cache.last_id_complete = true;
-        }
-        let recovered = deferred::recover(&mut self.conn, &mut self.cache)?;
-        if recovered > 0 {
-            log::warn!(
-                "store: {recovered} messages committed in the last run before their mailbox \
-                 and session rows were written: they are undelivered again"
-            );
         }
         Ok(())
     }
@@ -353,6 +373,12 @@ impl Backend for Writer {
             Some(self.config.defer),
         )
         .map_err(|e| e.to_string())?;
+        // The cache of newest ids is about to be cleared: the index must
+        // then have every message (`latest_id` falls back on it).
+        let clear = self.cache.last_id.len() + self.cache.staged.len() > CACHE_MAX;
+        if clear {
+            deferred::write_index(&tx, &mut self.cache).map_err(|e| e.to_string())?;
+        }
         // SQLite in WAL mode goes on writing to a file removed or renamed
         // under it: what it would commit there is lost at the next start.
         if identity(&self.config.path).ok() != Some(self.file) {
@@ -363,7 +389,7 @@ impl Backend for Writer {
         }
         tx.commit().map_err(|e| e.to_string())?;
         let staged = std::mem::take(&mut self.cache.staged);
-        if self.cache.last_id.len() + staged.len() > CACHE_MAX {
+        if clear {
             self.cache.last_id.clear();
             self.cache.last_id_complete = false;
         }

@@ -64,21 +64,29 @@ pub(super) fn exec(tx: &Transaction<'_>, op: Op, cache: &mut Cache, bounds: &Bou
             session,
             until,
             count,
-        } => messages(
-            tx,
-            "SELECT sess, msg_id, sender, created, msg_type, data FROM messages
-                 WHERE sess = ?1 AND msg_id <= ?2 ORDER BY msg_id DESC LIMIT ?3",
-            params![session.to_i64(), until, count],
-        )
-        .map(Outcome::Messages)
-        .unwrap_or_else(failed),
+        } => deferred::write_index(tx, cache)
+            .and_then(|()| {
+                messages(
+                    tx,
+                    "SELECT m.sess, m.msg_id, m.sender, m.created, m.msg_type, m.data
+                     FROM message_index i JOIN messages m ON m.id = i.id
+                     WHERE i.sess = ?1 AND i.msg_id <= ?2 ORDER BY i.msg_id DESC LIMIT ?3",
+                    params![session.to_i64(), until, count],
+                )
+            })
+            .map(Outcome::Messages)
+            .unwrap_or_else(failed),
         Op::ById { session, ids } => {
+            if let Err(e) = deferred::write_index(tx, cache) {
+                return failed(e);
+            }
             let mut out = Vec::new();
             for id in ids {
                 match messages(
                     tx,
-                    "SELECT sess, msg_id, sender, created, msg_type, data FROM messages
-                     WHERE sess = ?1 AND msg_id = ?2",
+                    "SELECT m.sess, m.msg_id, m.sender, m.created, m.msg_type, m.data
+                     FROM message_index i JOIN messages m ON m.id = i.id
+                     WHERE i.sess = ?1 AND i.msg_id = ?2",
                     params![session.to_i64(), id],
                 ) {
                     Ok(found) => out.extend(found),
@@ -108,14 +116,16 @@ pub(super) fn exec(tx: &Transaction<'_>, op: Op, cache: &mut Cache, bounds: &Bou
             since,
             unread_only,
         } => deferred::write_joins(tx, cache)
+            .and_then(|()| deferred::write_index(tx, cache))
             .and_then(|()| sessions(tx, user, since, unread_only))
             .map(Outcome::Sessions)
             .unwrap_or_else(failed),
         Op::RemoveSession { user, session } => deferred::write_joins(tx, cache)
+            .and_then(|()| deferred::write_index(tx, cache))
             .and_then(|()| {
                 tx.prepare_cached(
                     "UPDATE user_sessions SET removed_time = ?3,
-                         removed_at = (SELECT coalesce(max(msg_id), 0) FROM messages WHERE sess = ?2)
+                         removed_at = (SELECT coalesce(max(msg_id), 0) FROM message_index WHERE sess = ?2)
                      WHERE user = ?1 AND sess = ?2",
                 )
             })
@@ -150,7 +160,10 @@ fn latest_id(tx: &Transaction<'_>, session: SessionKey, cache: &Cache) -> rusqli
     if cache.last_id_complete {
         return Ok(0);
     }
-    tx.prepare_cached("SELECT coalesce(max(msg_id), 0) FROM messages WHERE sess = ?1")?
+    // Every session with an index row owed has its newest id cached (the
+    // cache is only cleared once the index is written): the file knows the
+    // rest.
+    tx.prepare_cached("SELECT coalesce(max(msg_id), 0) FROM message_index WHERE sess = ?1")?
         .query_row(params![session.to_i64()], |r| r.get(0))
 }
 
@@ -222,6 +235,8 @@ fn append(
         bytes: size as u32,
         mailbox: mailbox.clone(),
         joins,
+        sender: stored.from,
+        unindexed: true,
     });
     cache.staged.insert(m.session, id);
     Ok(Outcome::Stored(Arc::new(stored), mailbox))
@@ -278,12 +293,13 @@ fn sessions(
 ) -> rusqlite::Result<Vec<UserSession>> {
     let mut st = tx.prepare_cached(
         "SELECT s.sess, s.created, s.removed_at, s.removed_time,
-                (SELECT count(*) FROM messages u
+                (SELECT count(*) FROM message_index u
                  WHERE u.sess = s.sess AND u.msg_id > s.read_id AND u.sender != s.user),
                 m.msg_id, m.sender, m.created, m.msg_type, m.data
          FROM user_sessions s
-         LEFT JOIN messages m ON m.sess = s.sess
-             AND m.msg_id = (SELECT max(msg_id) FROM messages WHERE sess = s.sess)
+         LEFT JOIN message_index li ON li.sess = s.sess
+             AND li.msg_id = (SELECT max(msg_id) FROM message_index WHERE sess = s.sess)
+         LEFT JOIN messages m ON m.id = li.id
          WHERE s.user = ?1",
     )?;
     let rows = st.query_map(params![user], |r| {

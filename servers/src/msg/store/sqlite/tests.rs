@@ -273,3 +273,35 @@ fn an_idle_writer_is_woken_to_write_rows_when_they_are_due() {
     assert_eq!(db.count("SELECT count(*) FROM inbox"), 1);
     assert_eq!(b.wake_at(), None);
 }
+
+#[test]
+fn history_and_unread_counts_see_messages_whose_index_rows_are_still_owed() {
+    let db = TempDb::new("index");
+    let mut b = open_backend(db.config(Duration::from_secs(3600))).unwrap();
+    store(&mut b, 1, 2, "one");
+    store(&mut b, 2, 1, "two");
+    assert_eq!(db.count("SELECT count(*) FROM message_index"), 0, "owed");
+    let pair = SessionKey::single(1, 2);
+    let history = Op::History {
+        session: pair,
+        until: u32::MAX,
+        count: 10,
+    };
+    let Outcome::Messages(list) = run(&mut b, history) else {
+        panic!("no history")
+    };
+    let ids: Vec<u32> = list.iter().map(|m| m.msg_id).collect();
+    assert_eq!(ids, [2, 1]);
+    store(&mut b, 1, 2, "three");
+    let by_id = Op::ById {
+        session: pair,
+        ids: vec![3],
+    };
+    let Outcome::Messages(list) = run(&mut b, by_id) else {
+        panic!("not found")
+    };
+    assert_eq!(list[0].data, b"three");
+    store(&mut b, 1, 2, "four");
+    assert_eq!(sessions(&mut b, 2), [(pair, 3)], "unread: one, three, four");
+    assert_eq!(db.count("SELECT count(*) FROM message_index"), 4);
+}
