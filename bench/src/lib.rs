@@ -241,3 +241,45 @@ pub fn sh(cmd: &str) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
 }
+
+/// The machine's CPU time counters of `/proc/stat` at one moment, to tell
+/// how much of a run's CPU time the hypervisor gave to other machines
+/// (steal): on a shared virtual machine that, more than the load average,
+/// says whether a run's rates are comparable with another run's.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuTimes {
+    /// Every tick of every core so far (user, nice, system, idle, iowait,
+    /// irq, softirq, steal).
+    pub total: u64,
+    /// Ticks stolen: the virtual cores were ready to run and did not.
+    pub steal: u64,
+}
+
+impl CpuTimes {
+    /// The counters now (zeros where `/proc/stat` cannot be read).
+    pub fn now() -> CpuTimes {
+        let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<u64> = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        CpuTimes {
+            total: fields.iter().sum(),
+            steal: fields.get(7).copied().unwrap_or(0),
+        }
+    }
+
+    /// Percent of the cores' time stolen between `earlier` and `self`.
+    pub fn steal_percent_since(&self, earlier: &CpuTimes) -> f64 {
+        let total = self.total.saturating_sub(earlier.total);
+        if total == 0 {
+            return 0.0;
+        }
+        100.0 * self.steal.saturating_sub(earlier.steal) as f64 / total as f64
+    }
+}

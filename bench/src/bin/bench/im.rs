@@ -68,6 +68,7 @@ pub(crate) fn cpu_per_msg(m: &std::collections::HashMap<&str, &str>) -> String {
 pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
     let started = Instant::now();
     let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
+    let cpu_before = bench::CpuTimes::now();
     let step = o.seconds.min(5.0);
     let mut runs = Vec::new();
     for (users, store) in IM_USERS
@@ -92,11 +93,12 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
         runs.push((users, store, text));
     }
     let load_after = sh("cut -d' ' -f1-3 /proc/loadavg");
+    let steal = bench::CpuTimes::now().steal_percent_since(&cpu_before);
     writeln!(md, "## 5. IM routing\n")?;
     writeln!(md, "`im_bench` (netlib: one EventDispatch, one non-blocking connection per user) writes a users file of N users, starts `msg_server --ListenPort 0 --UsersFile F --MsgRateLimit 1000000 --ClientIdleMs 600000 --MaxConnCnt 100000 --Store S --DbPath <fresh file> --StoreInFlightMax 1000000000` (no refusal when the store falls behind: it shows as a late step){}, logs all N users in ({} logins in flight at a time), then climbs a ladder of target rates ({IM_RATES} msg/s). Each step sends for {step} s from a 1 ms repeating timer (the messages due so far, at most 20 ms' worth per tick, so a generator that falls behind shows as a lower achieved rate), each message from a random user to a random other user, carrying its sender, receiver, per-sender sequence number and send time (monotonic ns) in `msg_data`. Receivers ack every delivery (IMMsgDataAck with the server's msg_id) and record send-to-receive latency (hdrhistogram). After sending it waits up to 2 s for stragglers, then checks exactly-once over every message of the step: acknowledged by the server (acks checked in order against the header seq_num), received once by the right user from the right sender. A step **passes** when all of that holds within the 2 s and the achieved rate is >= 95% of the target; it fails as `gen_limit` if the generator sent less, or as `late` if messages were still missing after 2 s (the generator then waits until they all arrive and checks them: a message that never arrives, a duplicate, a misrouted message or a closed connection ends the run with an error - none did in this run). The ladder stops at the first failing step; the highest passing rate is the result, then {step} s runs at 50% and 90% of it give the latency figures. CPU columns are cores used (utime+stime / wall) by the generator and by msg_server over the step and its drain. msg_server CPU µs/msg is its cores divided by the achieved rate: the cost of one message (with its receiver's ack), steadier than the rate on a shared machine. Each user count runs twice, one run after the other, against the same msg_server build: `Store=memory` (messages in memory, lost at exit: the comparator) and `Store=sqlite` (the default: SQLite in WAL mode with `synchronous=FULL`, written by the store thread with group commit; the sender's ack leaves only after the commit, and the message commits with its own row; its mailbox and session rows follow `StoreDeferMs`=1000 ms later, and a delivery acked meanwhile - here, nearly all - never gets a mailbox row).\n",
         if o.pin { " pinned to core 0 (taskset), the generator on core 1" } else { "" },
         256)?;
-    writeln!(md, "Run: `bench im` at netlib commit {}, load average before / after {load_before} / {load_after}, {:.0} s.\n", sh("git rev-parse --short HEAD"), started.elapsed().as_secs_f64())?;
+    writeln!(md, "Run: `bench im` at netlib commit {}, load average before / after {load_before} / {load_after}, {steal:.1}% of the cores' time stolen by the hypervisor (steal in /proc/stat: this virtual machine's host runs other machines, and every rate here is lower by at least that), {:.0} s.\n", sh("git rev-parse --short HEAD"), started.elapsed().as_secs_f64())?;
     writeln!(md, "| users | store | login s | highest zero-loss rate msg/s | durable / memory | next step failed as | p50 / p99 ms at 50% | p50 / p99 ms at 90% | msg_server CPU µs/msg at 50% / 90% |")?;
     writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
     let best_rate = |text: &str| -> Option<f64> {

@@ -329,6 +329,7 @@ pub(crate) fn im_store(o: &Opts, md: &mut String) -> Res<()> {
     }
     let started = Instant::now();
     let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
+    let cpu_before = bench::CpuTimes::now();
     let points: Vec<Point> = prm
         .users
         .iter()
@@ -360,6 +361,7 @@ pub(crate) fn im_store(o: &Opts, md: &mut String) -> Res<()> {
         }
     }
     let load_after = sh("cut -d' ' -f1-3 /proc/loadavg");
+    let steal = bench::CpuTimes::now().steal_percent_since(&cpu_before);
     let fs = sh(&format!(
         "findmnt -no FSTYPE,SOURCE -T '{}'",
         prm.dir.display()
@@ -383,7 +385,7 @@ pub(crate) fn im_store(o: &Opts, md: &mut String) -> Res<()> {
         o.seconds,
     )?;
     writeln!(md, "Measured: messages committed per second of wall time; **store CPU µs/msg**, the thread's CPU inside `run_batch` (CLOCK_THREAD_CPUTIME_ID around each call) per message, its ack included - the main figure, steadier than the rate on this shared machine; commits per second; how much of `run_batch`'s wall time was CPU (the rest is waiting for the disk: fsync at each commit); bytes the thread wrote per message (`wchar` of /proc/thread-self/io: WAL pages appended at each commit and pages copied into the database at checkpoints); the whole thread's user and system CPU per message and its voluntary (waits) and involuntary (preempted by other processes) context switches per commit (getrusage RUSAGE_THREAD; this includes building the operations, a small part); WAL and database size at the end. **Not measured**: sockets, msg_server's loop and its protocol work, the channel to the store thread and the completions posted back to the loop - section 5 has all of that. The rate is what one core does when it does nothing else; in msg_server the loop shares the core (pinned runs of section 5) and the disk waits are time the loop can use.\n")?;
-    writeln!(md, "Run: `bench im_store --seconds {} --reps {}` at netlib commit {}, load average before / after {load_before} / {load_after}, {:.0} s. The machine is shared with other engineers' builds: a 1-minute load above {} means other processes took turns on the cores (see the involuntary switches), which lowers the rate more than the CPU per message.\n",
+    writeln!(md, "Run: `bench im_store --seconds {} --reps {}` at netlib commit {}, load average before / after {load_before} / {load_after}, {steal:.1}% of the cores' time stolen by the hypervisor (steal in /proc/stat), {:.0} s. The machine is shared with other engineers' builds: a 1-minute load above {} means other processes took turns on the cores (see the involuntary switches), which lowers the rate more than the CPU per message.\n",
         o.seconds, o.reps, sh("git rev-parse --short HEAD"), started.elapsed().as_secs_f64(), sh("nproc"))?;
     writeln!(md, "| users | msg bytes | ops per commit (messages + acks) | messages/s committed | store CPU µs/msg | commits/s | run_batch CPU / wall | KiB written per msg | thread user / sys µs/msg | voluntary / involuntary switches per commit | WAL / db MiB at end | load (1 min) at start |")?;
     writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
