@@ -86,6 +86,7 @@ mod open;
 mod options;
 mod poster;
 mod schedule;
+pub mod signal;
 mod slots;
 mod socket;
 mod stream;

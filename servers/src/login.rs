@@ -173,6 +173,7 @@ pub fn start(ctx: &mut Context, settings: &LoginSettings) -> Result<Listening, L
 /// dispatcher, prints `LISTEN client|http|msg_server <addr>` for every bound
 /// listener, and runs the loop.
 pub fn run(settings: LoginSettings) -> Result<(), LoginError> {
+    let signals = netlib::signal::StopSignals::catch()?;
     let mut dispatch = EventDispatch::new()?;
     let bound = start(dispatch.context(), &settings)?;
     for (name, addrs) in [
@@ -185,7 +186,10 @@ pub fn run(settings: LoginSettings) -> Result<(), LoginError> {
             crate::runtime::announce(name, *addr);
         }
     }
-    crate::runtime::stop_on_signals(dispatch.poster())?;
+    signals.on_arrival({
+        let poster = dispatch.poster();
+        move || poster.stop()
+    })?;
     dispatch.run()?;
     log::info!("login: stopped");
     Ok(())

@@ -1,9 +1,8 @@
 //! What every server binary does around its dispatcher: logging, announcing
 //! the bound addresses (tests start the binaries on port 0 and read these
-//! lines), and stopping cleanly on SIGINT/SIGTERM.
+//! lines). Stopping cleanly on SIGINT/SIGTERM is `netlib::signal`'s.
 
 use crate::config::{self, CommandLine, Config, ConfigError, Key};
-use netlib::Poster;
 use std::net::SocketAddr;
 
 /// Exit status of a command line or configuration the server cannot run with.
@@ -59,20 +58,4 @@ pub fn announce(name: &str, addr: SocketAddr) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "LISTEN {name} {addr}");
     let _ = out.flush();
-}
-
-/// Stops the loop behind `poster` when SIGINT or SIGTERM arrives. The
-/// signal is caught on a helper thread, never in the loop.
-pub fn stop_on_signals(poster: Poster) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                log::info!("signal {sig}: shutting down");
-                poster.stop();
-            }
-        })?;
-    Ok(())
 }

@@ -114,12 +114,15 @@ fn serve(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         drop(pid_file);
         return Ok(written?);
     }
-    let signals = process::catch_stop_signals()?;
+    let signals = netlib::signal::StopSignals::catch()?;
     let server = Server::start(options.server)?;
     server
         .store()
         .set_verbosity(u32::from(options.verbosity.min(2)));
-    process::stop_on_signals(signals, server.shutdown_handle())?;
+    signals.on_arrival({
+        let server = server.shutdown_handle();
+        move || server.shutdown()
+    })?;
     let pid_file = match &options.pid_file {
         Some(path) => Some(process::PidFile::write(path)?),
         None => None,

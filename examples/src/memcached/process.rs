@@ -4,14 +4,14 @@
 //!
 //! These are process-wide and some must run before any thread exists
 //! (`fork`, `getpwnam`), so `main` calls them in this order: [`daemonize`],
-//! then [`become_user`], then [`catch_stop_signals`], then the server starts,
-//! then [`PidFile::write`] and [`stop_on_signals`]. Nothing here touches an event loop.
+//! then [`become_user`], then `netlib::signal::StopSignals::catch`, then the
+//! server starts, then [`PidFile::write`] and `StopSignals::on_arrival`.
+//! Nothing here touches an event loop.
 
 use std::ffi::CString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::server::ShutdownHandle;
 
 /// memcached's `-d` (its `daemon.c`): forks, the parent exits 0, the child
 /// starts a new session, moves to `/` and, unless `keep_stdio` (memcached
@@ -141,32 +141,4 @@ pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
-}
-
-/// SIGINT and SIGTERM, caught from now on: one that arrives before the
-/// server exists waits here instead of killing the process (which would
-/// leave a `-s` socket file behind). Call before the server starts; hand
-/// the result to [`stop_on_signals`] once it has.
-pub fn catch_stop_signals() -> io::Result<signal_hook::iterator::Signals> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-}
-
-/// Stops the server when one of `signals` arrives (or has arrived), so
-/// `main` returns through `Server::wait` (which removes a `-s` socket file)
-/// and drops its [`PidFile`]. The signal is taken on a helper thread, never
-/// in a loop.
-pub fn stop_on_signals(
-    mut signals: signal_hook::iterator::Signals,
-    server: ShutdownHandle,
-) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                log::info!("signal {sig}: shutting down");
-                server.shutdown();
-            }
-        })?;
-    Ok(())
 }

@@ -7,6 +7,7 @@
 //! are given. `--help` lists the keys with their defaults; see also
 //! `servers/conf/msgserver.conf`.
 
+use netlib::signal::StopSignals;
 use netlib::EventDispatch;
 use servers::{msg, runtime};
 
@@ -46,12 +47,18 @@ fn main() {
 }
 
 fn run(settings: msg::Settings) -> Result<(), Box<dyn std::error::Error>> {
+    // Caught before the store opens: a SIGTERM while it recovers waits, and
+    // the stop that follows writes what the store owes.
+    let signals = StopSignals::catch()?;
     let mut dispatch = EventDispatch::new()?;
     let (_, bound) = msg::start(dispatch.context(), settings)?;
     for addr in bound {
         runtime::announce("client", addr);
     }
-    runtime::stop_on_signals(dispatch.poster())?;
+    signals.on_arrival({
+        let poster = dispatch.poster();
+        move || poster.stop()
+    })?;
     dispatch.run()?;
     log::info!("msg_server stopped");
     Ok(())
