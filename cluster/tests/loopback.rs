@@ -56,7 +56,7 @@ fn median_and_topk_match_one_machine() {
         datagen::gen_words(&w, 100_000, 20_000, 20 + i as u64).unwrap();
         words.push(w);
     }
-    std::thread::sleep(Duration::from_millis(600)); // the next heartbeat announces them
+    c.wait_announced(None, Duration::from_secs(20));
     let (want, n) = sort_median(&ints);
     let lines = c.job(None, "127.0.0.1:0", &["median"], JOB);
     let l = line(&lines, "RESULT median ");
@@ -160,7 +160,7 @@ fn topk_survives_an_executor_killed_mid_shuffle() {
         }
         words.push(f);
     }
-    std::thread::sleep(Duration::from_millis(600));
+    c.wait_announced(None, Duration::from_secs(20));
     let mut job = c.start_job(
         None,
         "127.0.0.1:0",

@@ -78,7 +78,7 @@ fn jobs_across_hosts() {
         datagen::gen_words(&w, 60_000, 10_000, 40 + i as u64).unwrap();
         words.push(w);
     }
-    std::thread::sleep(Duration::from_millis(600));
+    c.wait_announced(Some(&ns), Duration::from_secs(20));
     let (want, n) = sort_median(&ints);
     let lines = c.job(Some(&ns), &listen, &["median"], JOB);
     assert!(
@@ -125,8 +125,8 @@ fn cut_transfer_resumes_across_hosts() {
     exe.listen_addr();
     c.exes.push(exe);
     c.dirs.push(req_dir.clone());
-    std::thread::sleep(Duration::from_millis(600));
     let (ns, listen) = client(&lan);
+    c.wait_announced(Some(&ns), Duration::from_secs(20));
     let job = c.start_job(Some(&ns), &listen, &["replicate", "--file", "cut.bin"]);
     let part = req_dir.join("cut.bin.part");
     let start = Instant::now();

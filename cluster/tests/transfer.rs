@@ -52,7 +52,7 @@ fn replicated_file_is_identical() {
     // Not a multiple of the chunk size; many more chunks than the window.
     let size = 32 * 1024 * 1024 + 12345;
     blob(&c.dirs[0].join("blob.bin"), size);
-    std::thread::sleep(Duration::from_millis(600));
+    c.wait_announced(None, Duration::from_secs(20));
     let start = Instant::now();
     let lines = c.job(
         None,
@@ -81,7 +81,7 @@ fn stalled_transfer_resumes_from_last_verified_chunk() {
     let d1 = c.dirs[1].clone();
     let size = 24 * 1024 * 1024;
     blob(&c.dirs[0].join("big.bin"), size);
-    std::thread::sleep(Duration::from_millis(600));
+    c.wait_announced(None, Duration::from_secs(20));
     let job = c.start_job(None, "127.0.0.1:0", &["replicate", "--file", "big.bin"]);
     // Stop the holder once a quarter of the file arrived.
     let part = d1.join("big.bin.part");
@@ -137,7 +137,7 @@ fn busy_holder_serves_requests_in_turn() {
         c.exe(None, "127.0.0.1:0", &tmpdir(&format!("busy{i}")), 2);
     }
     blob(&holder.join("a.bin"), 6 * 1024 * 1024);
-    std::thread::sleep(Duration::from_millis(600));
+    c.wait_announced(None, Duration::from_secs(20));
     // Two PullFile tasks for the same file go to the two executors that
     // lack it (least loaded), whose requests reach the holder together.
     let jobs: Vec<Proc> = (0..2)

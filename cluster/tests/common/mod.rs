@@ -200,6 +200,41 @@ impl Cluster {
         lines
     }
 
+    /// Waits until Reg lists every file of every executor's data directory
+    /// as it is now (name and size, as `cluster list` prints them): files a
+    /// test just wrote are announced by the executors' next heartbeats.
+    /// `cluster list` runs in `ns`.
+    pub fn wait_announced(&self, ns: Option<&str>, within: Duration) {
+        let want: Vec<Vec<String>> = self
+            .dirs
+            .iter()
+            .map(|d| {
+                cluster::exe::scan_files(d)
+                    .iter()
+                    .map(|f| format!("{}({}B)", f.name, f.size))
+                    .collect()
+            })
+            .collect();
+        let reg = self.reg_addr.to_string();
+        let start = Instant::now();
+        loop {
+            let (lines, _) = Proc::start(ns, &["list", "--reg", &reg]).finish(within);
+            let exes: Vec<&String> = lines.iter().filter(|l| l.starts_with("EXE ")).collect();
+            let listed = |files: &Vec<String>| {
+                exes.iter()
+                    .any(|l| files.iter().all(|f| l.contains(f.as_str())))
+            };
+            if want.iter().all(listed) {
+                return;
+            }
+            assert!(
+                start.elapsed() < within,
+                "Reg did not list {want:?} within {within:?}: {lines:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts a job command and returns it running.
     pub fn start_job(&self, ns: Option<&str>, listen: &str, args: &[&str]) -> Proc {
         let reg = self.reg_addr.to_string();

@@ -12,7 +12,6 @@ use std::ffi::CString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-
 /// memcached's `-d` (its `daemon.c`): forks, the parent exits 0, the child
 /// starts a new session, moves to `/` and, unless `keep_stdio` (memcached
 /// keeps them with `-v`), points stdin, stdout and stderr at `/dev/null`.
