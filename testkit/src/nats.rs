@@ -10,6 +10,17 @@ use std::time::{Duration, Instant};
 /// How long a starting nats-server gets to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Whether `nats-server` runs at all (what [`Nats`] needs), for a caller
+/// that would rather say why it skips than panic.
+pub fn available() -> bool {
+    Command::new("nats-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
 /// A running nats-server.
 pub struct Nats {
     child: Child,

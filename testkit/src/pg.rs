@@ -35,6 +35,13 @@ fn bin(name: &str) -> String {
     name.to_string()
 }
 
+/// Whether Debian's PostgreSQL server programs are installed (what
+/// [`TempPostgres`] needs), for a caller that would rather say why it
+/// skips than panic.
+pub fn available() -> bool {
+    std::path::Path::new(&bin("initdb")).is_absolute()
+}
+
 impl TempPostgres {
     /// Starts one on loopback (panics with the server's log if it cannot).
     pub fn start() -> TempPostgres {

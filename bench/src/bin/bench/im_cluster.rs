@@ -64,17 +64,12 @@ fn prepare_postgres(pg: &TempPostgres, reps: usize) -> Res<u32> {
 
 /// The postgres and nats-server binaries this scenario needs, or why not.
 fn missing_tools() -> Option<&'static str> {
-    let pg = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| rd.flatten().any(|v| v.path().join("bin/initdb").exists()))
-        .unwrap_or(false);
-    let nats = Command::new("nats-server")
-        .arg("--version")
-        .output()
-        .is_ok();
-    match (pg, nats) {
-        (true, true) => None,
-        (false, _) => Some("Debian's postgresql is not installed"),
-        (_, false) => Some("Debian's nats-server is not installed"),
+    if !testkit::pg::available() {
+        Some("Debian's postgresql is not installed")
+    } else if !testkit::nats::available() {
+        Some("Debian's nats-server is not installed")
+    } else {
+        None
     }
 }
 
