@@ -92,9 +92,9 @@ impl Queue {
         self.items.push_back(d);
     }
 
-    /// Messages waiting.
-    pub fn len(&self) -> usize {
-        self.items.len()
+    /// Whether no message is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
     }
 
     /// When the oldest message waiting was committed.

@@ -406,7 +406,7 @@ impl Backend for Writer {
 
     /// Writes every deferred row: a graceful stop delivers nothing twice.
     fn close(&mut self) -> Result<(), String> {
-        if self.cache.deferred.len() == 0 {
+        if self.cache.deferred.is_empty() {
             return Ok(());
         }
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;

@@ -305,3 +305,42 @@ fn history_and_unread_counts_see_messages_whose_index_rows_are_still_owed() {
     assert_eq!(sessions(&mut b, 2), [(pair, 3)], "unread: one, three, four");
     assert_eq!(db.count("SELECT count(*) FROM message_index"), 4);
 }
+
+#[test]
+fn an_old_database_gains_the_new_tables_and_its_index_moves_over() {
+    let db = TempDb::new("v1");
+    // Version 1: no `group_shields`, no `meta`, and the session index on
+    // `messages` itself (here with an empty `message_index` beside it,
+    // which the old index must fill).
+    let v1 = super::SCHEMA
+        .split("CREATE TABLE IF NOT EXISTS group_shields")
+        .next()
+        .unwrap()
+        .to_string()
+        + "CREATE UNIQUE INDEX messages_by_session ON messages (sess, msg_id);
+           PRAGMA user_version = 1;";
+    let old = Connection::open(&db.0).unwrap();
+    old.execute_batch(&v1).unwrap();
+    // Its messages had every row written when they were stored.
+    old.execute(
+        "INSERT INTO messages (id, sess, msg_id, sender, receiver, msg_type, data, created)
+         VALUES (7, 8589934595, 1, 2, 3, 1, x'68', 0)",
+        [],
+    )
+    .unwrap();
+    drop(old);
+    assert_eq!(super::migrate(&db.0).unwrap(), (1, 3));
+    assert_eq!(db.count("SELECT count(*) FROM group_shields"), 0);
+    assert_eq!(
+        db.count("SELECT value FROM meta WHERE key = 'written_upto'"),
+        7
+    );
+    assert_eq!(
+        db.count("SELECT id FROM message_index WHERE sess = 8589934595"),
+        7
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM sqlite_master WHERE name = 'messages_by_session'"),
+        0
+    );
+}
