@@ -22,27 +22,14 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_netlib-memcached")
 }
 
-/// A temp directory of this test's own, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("netlib-mc-unix-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.0.join("mc.sock")
-    }
+/// A fresh directory for one test.
+fn temp_dir(name: &str) -> testkit::TempDir {
+    testkit::TempDir::new(&format!("netlib-mc-unix-{name}")).unwrap()
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The test's socket in `dir`.
+fn socket_in(dir: &testkit::TempDir) -> PathBuf {
+    dir.join("mc.sock")
 }
 
 /// A server on a Unix socket, killed on drop.
@@ -165,8 +152,8 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn commands_over_the_unix_socket_answer_byte_for_byte() {
-    let dir = TempDir::new("commands");
-    let server = UnixServer::start(&dir.socket(), &["-t", "2"]);
+    let dir = temp_dir("commands");
+    let server = UnixServer::start(&socket_in(&dir), &["-t", "2"]);
     let mut c = server.client();
     c.exchange(&[
         ("set k 5 0 5\r\nhello\r\n", "STORED\r\n"),
@@ -193,8 +180,8 @@ fn commands_over_the_unix_socket_answer_byte_for_byte() {
 
 #[test]
 fn stats_show_the_socket_as_memcached_does() {
-    let dir = TempDir::new("stats");
-    let path = dir.socket();
+    let dir = temp_dir("stats");
+    let path = socket_in(&dir);
     let server = UnixServer::start(&path, &["-a", "640"]);
     let mut c = server.client();
     let settings = c.until_end("stats settings\r\n");
@@ -247,8 +234,8 @@ fn stats_show_the_socket_as_memcached_does() {
 
 #[test]
 fn the_socket_file_gets_the_dash_a_bits_and_tcp_is_off() {
-    let dir = TempDir::new("mode");
-    let path = dir.socket();
+    let dir = temp_dir("mode");
+    let path = socket_in(&dir);
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = tcp.local_addr().unwrap().port();
     drop(tcp);
@@ -276,8 +263,8 @@ fn the_socket_file_gets_the_dash_a_bits_and_tcp_is_off() {
 
 #[test]
 fn a_stale_file_is_replaced_and_a_live_socket_refused() {
-    let dir = TempDir::new("stale");
-    let path = dir.socket();
+    let dir = temp_dir("stale");
+    let path = socket_in(&dir);
     // A server that died without removing its socket.
     drop(UnixListener::bind(&path).unwrap());
     let server = UnixServer::start(&path, &[]);
@@ -294,7 +281,7 @@ fn a_stale_file_is_replaced_and_a_live_socket_refused() {
         .exchange(&[("version\r\n", "VERSION 1.6.21\r\n")]);
 
     // Nor does it replace a file that is not a socket.
-    let file = dir.0.join("notes.txt");
+    let file = dir.join("notes.txt");
     std::fs::write(&file, b"keep").unwrap();
     let (status, text) = run_with_timeout(Command::new(bin()).arg("-s").arg(&file), TIMEOUT);
     assert_eq!(status, Some(1), "{text}");
@@ -304,8 +291,8 @@ fn a_stale_file_is_replaced_and_a_live_socket_refused() {
 
 #[test]
 fn the_file_is_removed_on_sigterm_and_on_shutdown() {
-    let dir = TempDir::new("cleanup");
-    let path = dir.socket();
+    let dir = temp_dir("cleanup");
+    let path = socket_in(&dir);
     let mut server = UnixServer::start(&path, &[]);
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(
@@ -325,8 +312,8 @@ fn the_file_is_removed_on_sigterm_and_on_shutdown() {
 
 #[test]
 fn connections_past_dash_c_are_told_and_closed() {
-    let dir = TempDir::new("limit");
-    let server = UnixServer::start(&dir.socket(), &["-c", "2"]);
+    let dir = temp_dir("limit");
+    let server = UnixServer::start(&socket_in(&dir), &["-c", "2"]);
     // The start-up probe's connection may still be closing: wait until two
     // clients are both admitted.
     let deadline = Instant::now() + TIMEOUT;

@@ -1,6 +1,7 @@
 //! Test support shared by the workspace's tests (a dev-dependency, and a
 //! dependency of the bench crate's drivers): running a command and getting
 //! its error text, starting a server process with its output piped, a
+//! temporary directory ([`TempDir`]), a
 //! temporary PostgreSQL server ([`pg`]) and a nats-server ([`nats`]), a pair of
 //! network namespaces joined by a veth pair ([`NetnsPair`]) and a LAN of
 //! namespaces on one bridge ([`Lan`]) that a test creates, cuts with
@@ -12,6 +13,9 @@
 
 pub mod nats;
 pub mod pg;
+mod tempdir;
+
+pub use tempdir::TempDir;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -100,24 +100,6 @@ struct Sample {
     load: f64,
 }
 
-/// A fresh directory for one database file, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(under: &Path, n: usize) -> Res<Scratch> {
-        let dir = under.join(format!("bench-im-store-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// im_bench's messages, as msg_server's loop hands them to the store.
 struct Messages {
     users: u32,
@@ -225,9 +207,9 @@ fn file_len(p: &Path) -> u64 {
 
 /// Runs one repetition of `p` on a fresh file for `warmup` + `seconds`, on
 /// a thread of its own pinned to core 0 with `pin`.
-fn run(p: Point, prm: &Params, seconds: f64, seed: u64, pin: bool, n: usize) -> Res<Sample> {
-    let dir = Scratch::new(&prm.dir, n)?;
-    let path = dir.0.join("msg.db");
+fn run(p: Point, prm: &Params, seconds: f64, seed: u64, pin: bool) -> Res<Sample> {
+    let dir = testkit::TempDir::new_in(&prm.dir, "bench-im-store")?;
+    let path = dir.join("msg.db");
     let config = SqliteConfig {
         path: path.clone(),
         sync_full: true,
@@ -347,7 +329,7 @@ pub(crate) fn im_store(o: &Opts, md: &mut String) -> Res<()> {
     for rep in 0..o.reps {
         for (i, p) in points.iter().enumerate() {
             let seed = 0x9e37_79b9_7f4a_7c15 ^ u64::from(p.users) ^ ((rep as u64) << 40);
-            let s = run(*p, prm, o.seconds, seed, o.pin, i)?;
+            let s = run(*p, prm, o.seconds, seed, o.pin)?;
             eprintln!(
                 "im_store users {} bytes {} ops {} rep {rep}: {:.0} msg/s, {:.1} µs CPU/msg, {:.0} commits/s",
                 p.users,
@@ -437,7 +419,7 @@ mod tests {
             data_bytes: 100,
             batch: 8,
         };
-        let s = run(p, &prm, 0.2, 1, false, 999).expect("run");
+        let s = run(p, &prm, 0.2, 1, false).expect("run");
         assert!(s.commits > 0 && s.msgs == 4 * s.commits && s.ops == 8 * s.commits);
         assert!(s.batch_cpu > 0.0 && s.batch_wall > 0.0);
         assert!(s.db > 0);

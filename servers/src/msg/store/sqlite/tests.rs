@@ -8,19 +8,25 @@ use rusqlite::Connection;
 use std::path::PathBuf;
 use std::time::Duration;
 
-struct TempDb(PathBuf);
+/// A database file in a directory of its own (removed with its `-wal` and
+/// `-shm` when dropped).
+struct TempDb {
+    path: PathBuf,
+    _dir: testkit::TempDir,
+}
 
 impl TempDb {
     fn new(tag: &str) -> TempDb {
-        let path = std::env::temp_dir().join(format!("im-sqlite-{tag}-{}.db", std::process::id()));
-        let db = TempDb(path);
-        db.remove();
-        db
+        let dir = testkit::TempDir::new(&format!("im-sqlite-{tag}")).unwrap();
+        TempDb {
+            path: dir.join("msg.db"),
+            _dir: dir,
+        }
     }
 
     fn config(&self, defer: Duration) -> SqliteConfig {
         SqliteConfig {
-            path: self.0.clone(),
+            path: self.path.clone(),
             sync_full: false,
             batch_max: 100,
             defer,
@@ -33,22 +39,10 @@ impl TempDb {
     }
 
     fn count(&self, sql: &str) -> i64 {
-        Connection::open(&self.0)
+        Connection::open(&self.path)
             .unwrap()
             .query_row(sql, [], |r| r.get(0))
             .unwrap()
-    }
-
-    fn remove(&self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        self.remove();
     }
 }
 
@@ -181,7 +175,7 @@ fn after_a_crash_messages_whose_rows_were_owed_are_undelivered_again() {
     );
     drop(b); // no close: what kill -9 leaves
     assert_eq!(db.count("SELECT count(*) FROM inbox"), 0);
-    let totals = super::mailbox_totals(&db.0).unwrap();
+    let totals = super::mailbox_totals(&db.path).unwrap();
     assert_eq!(totals.0, 2, "what a restart will deliver");
 
     let mut b = open_backend(db.config(Duration::from_secs(3600))).unwrap();
@@ -319,7 +313,7 @@ fn an_old_database_gains_the_new_tables_and_its_index_moves_over() {
         .to_string()
         + "CREATE UNIQUE INDEX messages_by_session ON messages (sess, msg_id);
            PRAGMA user_version = 1;";
-    let old = Connection::open(&db.0).unwrap();
+    let old = Connection::open(&db.path).unwrap();
     old.execute_batch(&v1).unwrap();
     // Its messages had every row written when they were stored.
     old.execute(
@@ -329,7 +323,7 @@ fn an_old_database_gains_the_new_tables_and_its_index_moves_over() {
     )
     .unwrap();
     drop(old);
-    assert_eq!(super::migrate(&db.0).unwrap(), (1, 3));
+    assert_eq!(super::migrate(&db.path).unwrap(), (1, 3));
     assert_eq!(db.count("SELECT count(*) FROM group_shields"), 0);
     assert_eq!(
         db.count("SELECT value FROM meta WHERE key = 'written_upto'"),
