@@ -155,6 +155,7 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
             cpu("lat90"),
         )?;
     }
+    equal_load(md, &runs)?;
     writeln!(md, "\nEvery step:\n")?;
     writeln!(md, "| users | store | step | target msg/s | achieved msg/s | sent | acked by server | received once | dup | missing after 2 s | p50 ms | p99 ms | p999 ms | max ms | generator CPU | msg_server CPU | msg_server CPU µs/msg | result |")?;
     writeln!(
@@ -177,6 +178,48 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
     }
     writeln!(md, "\nmsg_server's store thread runs on the same pinned core as its loop, so the durable store's CPU is taken from the loop's; a load average above the machine's core count means other processes shared the cores during the run, and the rates and latencies are then lower bounds of what this build does on a quiet machine (compare the two stores within the run, not across runs).\n")?;
     writeln!(md, "\nA generator CPU well under 1.0 on a `gen_limit` step means the generator was not busy but not scheduled either: core 1 is shared with other work on this machine (see the load average).\n")?;
+    Ok(())
+}
+
+/// The cost of durability at the same offered load: for each user count,
+/// msg_server's CPU per message on the highest ladder step both stores
+/// passed. When the memory store's ladder ends at `gen_limit`, its highest
+/// rate is the generator's, not the server's, and this is the comparison
+/// left.
+fn equal_load(md: &mut String, runs: &[(u32, &str, String)]) -> Res<()> {
+    writeln!(md, "\nAt the same offered load (the highest ladder step both stores passed; CPU is all of msg_server's threads, its store thread included):\n")?;
+    writeln!(md, "| users | target msg/s | memory CPU µs/msg | sqlite CPU µs/msg | memory / sqlite CPU per message |")?;
+    writeln!(md, "|---|---|---|---|---|")?;
+    let passed = |users: u32, store: &str| -> Vec<std::collections::HashMap<&str, &str>> {
+        runs.iter()
+            .filter(|(u, s, _)| *u == users && *s == store)
+            .flat_map(|(_, _, t)| t.lines())
+            .filter(|l| l.starts_with("im_step"))
+            .map(kv)
+            .filter(|m| m.get("kind") == Some(&"ladder") && m.get("result") == Some(&"pass"))
+            .collect()
+    };
+    for users in IM_USERS {
+        let memory = passed(users, "memory");
+        let sqlite = passed(users, "sqlite");
+        let both = memory.iter().rev().find_map(|m| {
+            let d = sqlite.iter().find(|d| d.get("target") == m.get("target"))?;
+            Some((m, d))
+        });
+        let Some((m, d)) = both else { continue };
+        let us = |m: &std::collections::HashMap<&str, &str>| cpu_per_msg(m).parse::<f64>().ok();
+        let ratio = match (us(m), us(d)) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "-".into(),
+        };
+        writeln!(
+            md,
+            "| {users} | {} | {} | {} | {ratio} |",
+            m.get("target").unwrap_or(&"?"),
+            cpu_per_msg(m),
+            cpu_per_msg(d)
+        )?;
+    }
     Ok(())
 }
 
