@@ -395,7 +395,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "StoreDeferMs",
         default: "1000",
-        help: "Store=sqlite: a message commits with its own row; its mailbox and session rows are written this much later (none for a delivery acked meanwhile). After a crash, deliveries acked within this time are delivered again",
+        help: "Store=sqlite: a message commits with its own row; its mailbox and session rows are written within this time, half of it's worth at once (none for a delivery acked meanwhile). After a crash, deliveries acked within this time are delivered again",
     },
     Key {
         name: "MemoryHistoryPerSession",
