@@ -107,12 +107,25 @@ impl Queue {
     }
 }
 
+/// The messages a [`flush`] writes the rows of (see [`due_before`]).
+struct Due {
+    /// Those committed at or before this instant, if any...
+    before: Option<Instant>,
+    /// ...and the oldest others while more than this many wait.
+    keep: usize,
+}
+
+impl Due {
+    /// Whether `d`, the oldest of `waiting` messages, is written.
+    fn covers(&self, d: &Deferred, waiting: usize) -> bool {
+        self.before.is_some_and(|b| d.at <= b) || waiting > self.keep
+    }
+}
+
 /// Which messages [`flush`] writes the rows of: none until the oldest is
 /// `defer` old (or more than [`DEFERRED_MAX`] wait); then every message
 /// committed before `now - defer / 2`, and the oldest until at most half of
-/// [`DEFERRED_MAX`] wait. `None`: all of them. Returned as (the instant
-/// messages committed at or before are due, if any; how many may be left
-/// waiting).
+/// [`DEFERRED_MAX`] wait. `None`: all of them.
 ///
 /// Writing half a `defer`'s messages in one pass, rather than at each
 /// commit the few that just came due, is what makes the sorting pay: a
@@ -120,20 +133,22 @@ impl Queue {
 /// half a second's worth touches each page of the tables once
 /// (`bench im_store` at 1000 users: 4 KiB written and 18 µs of CPU per
 /// message before, 1 KiB and 9 µs after).
-fn due_before(
-    queue: &Queue,
-    now: Instant,
-    defer: Option<Duration>,
-) -> Option<(Option<Instant>, usize)> {
+fn due_before(queue: &Queue, now: Instant, defer: Option<Duration>) -> Option<Due> {
     let Some(defer) = defer else {
-        return Some((Some(now), 0));
+        return Some(Due {
+            before: Some(now),
+            keep: 0,
+        });
     };
     let oldest = queue.oldest()?;
     let len = queue.items.len();
     if len <= DEFERRED_MAX && now.saturating_duration_since(oldest) < defer {
         return None;
     }
-    Some((now.checked_sub(defer / 2), DEFERRED_MAX / 2))
+    Some(Due {
+        before: now.checked_sub(defer / 2),
+        keep: DEFERRED_MAX / 2,
+    })
 }
 
 /// Writes the rows of the messages [`due_before`] names (every message if
@@ -144,10 +159,9 @@ pub(super) fn flush(
     now: Instant,
     defer: Option<Duration>,
 ) -> rusqlite::Result<()> {
-    let Some((before, keep)) = due_before(&cache.deferred, now, defer) else {
+    let Some(due) = due_before(&cache.deferred, now, defer) else {
         return Ok(());
     };
-    let due = |d: &Deferred, len: usize| before.is_some_and(|b| d.at <= b) || len > keep;
     let mut joins = Vec::new();
     let mut index = Vec::new();
     let mut upto = None;
@@ -155,7 +169,7 @@ pub(super) fn flush(
         "INSERT INTO inbox (pos, user, sess, msg_id, msg, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     while let Some(d) = cache.deferred.items.front() {
-        if !due(d, cache.deferred.items.len()) {
+        if !due.covers(d, cache.deferred.items.len()) {
             break;
         }
         let d = cache.deferred.items.pop_front().expect("front exists");
@@ -383,6 +397,20 @@ mod tests {
         q
     }
 
+    /// How many of `q`'s messages a flush at `now` writes, popping the
+    /// oldest as [`flush`] does.
+    fn written(q: &Queue, now: Instant, defer: Option<Duration>) -> usize {
+        let Some(due) = due_before(q, now, defer) else {
+            return 0;
+        };
+        let len = q.items.len();
+        q.items
+            .iter()
+            .enumerate()
+            .take_while(|(i, d)| due.covers(d, len - i))
+            .count()
+    }
+
     #[test]
     fn nothing_is_due_until_the_oldest_is_defer_old_then_half_a_defer_goes_at_once() {
         let t0 = Instant::now();
@@ -390,26 +418,21 @@ mod tests {
         let defer = Some(ms(1000));
         // Committed at 0, 300 and 700 ms.
         let q = queue(&[t0, t0 + ms(300), t0 + ms(700)]);
-        assert!(due_before(&q, t0 + ms(999), defer).is_none());
+        assert_eq!(written(&q, t0 + ms(999), defer), 0);
         // At 1000 ms: everything committed by 500 ms (the first two), not
         // only the one message that just came due.
-        let (before, keep) = due_before(&q, t0 + ms(1000), defer).unwrap();
-        let due: Vec<bool> = q.items.iter().map(|d| d.at <= before.unwrap()).collect();
-        assert_eq!(due, [true, true, false]);
-        assert_eq!(keep, DEFERRED_MAX / 2);
+        assert_eq!(written(&q, t0 + ms(1000), defer), 2);
         // A graceful stop, or no defer time: all of them.
-        let (before, keep) = due_before(&q, t0 + ms(700), None).unwrap();
-        assert!(q.items.iter().all(|d| d.at <= before.unwrap()) && keep == 0);
-        assert!(due_before(&queue(&[]), t0 + ms(5000), defer).is_none());
+        assert_eq!(written(&q, t0 + ms(700), None), 3);
+        assert_eq!(written(&queue(&[]), t0 + ms(5000), defer), 0);
     }
 
     #[test]
     fn past_the_most_waiting_the_oldest_go_down_to_half_of_it() {
         let t0 = Instant::now();
-        let q = queue(&vec![t0; DEFERRED_MAX + 1]);
         // None is due by age: the oldest go until half of the most wait.
-        let (before, keep) = due_before(&q, t0, Some(Duration::from_secs(1))).unwrap();
-        assert!(before.is_none_or(|b| b < t0));
-        assert_eq!(keep, DEFERRED_MAX / 2);
+        let q = queue(&vec![t0; DEFERRED_MAX + 1]);
+        let n = written(&q, t0, Some(Duration::from_secs(1)));
+        assert_eq!(n, DEFERRED_MAX + 1 - DEFERRED_MAX / 2);
     }
 }
