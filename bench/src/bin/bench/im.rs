@@ -57,12 +57,17 @@ pub(crate) fn run_im_bench(mut cmd: Command, what: &str) -> Res<String> {
 
 /// msg_server's CPU time per message of an `im_step` line, in µs: its
 /// cores over the step divided by the achieved rate.
-pub(crate) fn cpu_per_msg(m: &std::collections::HashMap<&str, &str>) -> String {
+fn cpu_us_per_msg(m: &std::collections::HashMap<&str, &str>) -> Option<f64> {
     let f = |k: &str| m.get(k).and_then(|v| v.parse::<f64>().ok());
     match (f("server_cpu"), f("rate")) {
-        (Some(cpu), Some(rate)) if rate > 0.0 => format!("{:.0}", cpu * 1e6 / rate),
-        _ => "-".to_string(),
+        (Some(cpu), Some(rate)) if rate > 0.0 => Some(cpu * 1e6 / rate),
+        _ => None,
     }
+}
+
+/// [`cpu_us_per_msg`] as a table cell.
+pub(crate) fn cpu_per_msg(m: &std::collections::HashMap<&str, &str>) -> String {
+    cpu_us_per_msg(m).map_or_else(|| "-".to_string(), |us| format!("{us:.0}"))
 }
 
 pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
@@ -207,8 +212,7 @@ fn equal_load(md: &mut String, runs: &[(u32, &str, String)]) -> Res<()> {
             Some((m, d))
         });
         let Some((m, d)) = both else { continue };
-        let us = |m: &std::collections::HashMap<&str, &str>| cpu_per_msg(m).parse::<f64>().ok();
-        let ratio = match (us(m), us(d)) {
+        let ratio = match (cpu_us_per_msg(m), cpu_us_per_msg(d)) {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
             _ => "-".into(),
         };
