@@ -5,7 +5,7 @@
 //! ```text
 //! im_bench --users N [--rates 1000,2000,5000,...] [--step-secs 5]
 //!          [--drain-secs 2] [--stall-secs 3] [--server PATH] [--no-pin] [--store sqlite|memory]
-//!          [--fixed-rate R] [--idle-step]
+//!          [--fixed-rate R] [--idle-step] [--set KEY=VALUE ...]
 //! im_bench ... --store postgres --postgres-url URL --nats ADDR --servers K
 //!          [--watch NAME=PID ...]
 //! ```
@@ -176,6 +176,18 @@ struct Args {
     /// logged in and idle
     #[arg(long)]
     idle_step: bool,
+    /// A further msg_server setting, e.g. `--set StoreCommitIntervalUs=0`
+    /// (repeatable)
+    #[arg(long, value_parser = parse_setting)]
+    set: Vec<(String, String)>,
+}
+
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s.split_once('=').ok_or("expected KEY=VALUE")?;
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!("bad setting name {key:?}"));
+    }
+    Ok((key.to_string(), value.to_string()))
 }
 
 fn parse_watch(s: &str) -> Result<(String, u32), String> {
@@ -229,6 +241,9 @@ fn run() -> Res<()> {
     }
     if let Some(nats) = args.nats {
         store_args.extend(["--NatsAddr".into(), nats.to_string()]);
+    }
+    for (key, value) in &args.set {
+        store_args.extend([format!("--{key}"), value.clone()]);
     }
     let mut procs = Vec::new();
     let mut addrs = Vec::new();
