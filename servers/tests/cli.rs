@@ -173,6 +173,12 @@ fn bad_values_are_startup_errors_naming_key_and_value() {
             "MailboxMaxBytes",
             "0",
         ),
+        (
+            MSG,
+            vec!["--ListenPort", "0", "--StoreCommitIntervalUs", "2000000"],
+            "StoreCommitIntervalUs",
+            "2000000",
+        ),
         (LOGIN, vec!["--HttpPort", "-1"], "HttpPort", "-1"),
         (LOGIN, vec!["--HttpTimeoutMs", "0"], "HttpTimeoutMs", "0"),
     ];

@@ -410,14 +410,14 @@ fn open_store(
         StoreKind::Sqlite {
             path,
             sync_full,
-            batch_max,
+            commit,
             defer,
         } => Box::new(
             store::sqlite::SqliteStore::open(
                 store::sqlite::SqliteConfig {
                     path: path.clone(),
                     sync_full: *sync_full,
-                    batch_max: *batch_max,
+                    commit: *commit,
                     defer: *defer,
                     bounds: settings.bounds,
                 },
@@ -425,10 +425,10 @@ fn open_store(
             )
             .map_err(|e| format!("DbPath {e}"))?,
         ),
-        StoreKind::Postgres { url, batch_max } => Box::new(store::postgres::PostgresStore::open(
+        StoreKind::Postgres { url, commit } => Box::new(store::postgres::PostgresStore::open(
             store::postgres::PostgresConfig {
                 url: url.clone(),
-                batch_max: *batch_max,
+                commit: *commit,
                 bounds: settings.bounds,
             },
             completions,

@@ -1,7 +1,7 @@
 //! msg_server's settings: TeamTalk's `msgserver.conf` keys, their
 //! defaults, and the checks that refuse bad values at startup.
 
-use super::store::{Bounds, GroupRecord};
+use super::store::{Bounds, GroupCommit, GroupRecord};
 use crate::config::{Config, ConfigError, Key};
 use crate::users::Users;
 use imconn::Timeouts;
@@ -19,8 +19,9 @@ pub enum StoreKind {
         path: PathBuf,
         /// `DbSynchronous=full` (default) or `normal`.
         sync_full: bool,
-        /// Most operations per transaction (`StoreBatchMax`).
-        batch_max: usize,
+        /// Operations per transaction and time between commits
+        /// (`StoreBatchMax`, `StoreCommitIntervalUs`).
+        commit: GroupCommit,
         /// How long a message's mailbox and session rows wait before they
         /// are written (`StoreDeferMs`).
         defer: std::time::Duration,
@@ -30,8 +31,9 @@ pub enum StoreKind {
     Postgres {
         /// libpq connection string or `postgresql://` URL (`PostgresUrl`).
         url: String,
-        /// Most operations per transaction (`StoreBatchMax`).
-        batch_max: usize,
+        /// Operations per transaction and time between commits
+        /// (`StoreBatchMax`, `StoreCommitIntervalUs`).
+        commit: GroupCommit,
     },
     /// In memory, lost at exit (`Store=memory`): the comparator of
     /// benchmarks. Keeps `MemoryHistoryPerSession` messages per session.
@@ -77,7 +79,8 @@ pub struct Settings {
     /// a single msg_server).
     pub nats: Option<SocketAddr>,
     /// Where messages are kept (`Store`, `DbPath`, `DbSynchronous`,
-    /// `StoreBatchMax`, `StoreDeferMs`, `MemoryHistoryPerSession`).
+    /// `StoreBatchMax`, `StoreCommitIntervalUs`, `StoreDeferMs`,
+    /// `MemoryHistoryPerSession`).
     pub store: StoreKind,
     /// What undelivered messages may hold, per user and in total
     /// (`OfflineQueueMax`, `MailboxMaxBytes`, `MailboxTotalMaxBytes`): past
@@ -208,8 +211,11 @@ impl Settings {
                             )))
                         }
                     },
-                    batch_max: positive(c, "StoreBatchMax", 4096)?,
-                    defer: std::time::Duration::from_millis(c.get_or("StoreDeferMs", 1000)?),
+                    commit: group_commit(c)?,
+                    defer: Duration::from_millis(c.get_or(
+                        "StoreDeferMs",
+                        super::store::sqlite::DEFAULT_DEFER.as_millis() as u64,
+                    )?),
                 },
                 "postgres" => StoreKind::Postgres {
                     url: match c.get("PostgresUrl") {
@@ -220,7 +226,7 @@ impl Settings {
                             ))
                         }
                     },
-                    batch_max: positive(c, "StoreBatchMax", 4096)?,
+                    commit: group_commit(c)?,
                 },
                 "memory" => StoreKind::Memory {
                     history_max: positive(c, "MemoryHistoryPerSession", 1000)?,
@@ -265,6 +271,22 @@ impl Settings {
 }
 
 /// `key` as a number above 0, `default` when absent.
+/// `StoreBatchMax` and `StoreCommitIntervalUs`.
+fn group_commit(c: &Config) -> Result<GroupCommit, ConfigError> {
+    let default = GroupCommit::default();
+    let interval_us: u64 =
+        c.get_or("StoreCommitIntervalUs", default.interval.as_micros() as u64)?;
+    if interval_us > 1_000_000 {
+        return Err(ConfigError(format!(
+            "bad value for StoreCommitIntervalUs: {interval_us} (0 to 1000000 microseconds)"
+        )));
+    }
+    Ok(GroupCommit {
+        batch_max: positive(c, "StoreBatchMax", default.batch_max)?,
+        interval: Duration::from_micros(interval_us),
+    })
+}
+
 fn positive(c: &Config, key: &str, default: usize) -> Result<usize, ConfigError> {
     match c.get_or(key, default)? {
         0 => Err(ConfigError(format!(
@@ -393,8 +415,13 @@ pub const KEYS: &[Key] = &[
         help: "most store operations committed in one transaction",
     },
     Key {
+        name: "StoreCommitIntervalUs",
+        default: "2000",
+        help: "least time between two store commits (microseconds; 0: none): what comes meanwhile joins the next commit, so a busy store commits fewer, larger transactions, at the price of up to this much more before an ack",
+    },
+    Key {
         name: "StoreDeferMs",
-        default: "1000",
+        default: "5000",
         help: "Store=sqlite: a message commits with its own row; its mailbox and session rows are written within this time, half of it's worth at once (none for a delivery acked meanwhile). After a crash, deliveries acked within this time are delivered again",
     },
     Key {

@@ -34,7 +34,7 @@ use ::pdu::proto::MsgType;
 use bench::traffic::{write_payload, Traffic};
 use bench::{pin_self, rusage, secs, thread_cpu};
 use servers::msg::store::sqlite::{mailbox_totals, open_backend, SqliteConfig};
-use servers::msg::store::{Bounds, NewMessage, Op, Outcome, SessionKey};
+use servers::msg::store::{Bounds, GroupCommit, NewMessage, Op, Outcome, SessionKey};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -213,9 +213,14 @@ fn run(p: Point, prm: &Params, seconds: f64, seed: u64, pin: bool) -> Res<Sample
     let config = SqliteConfig {
         path: path.clone(),
         sync_full: true,
-        batch_max: p.batch,
+        // The batch is the point's; `run_batch` is called directly, so
+        // the writer thread's interval between commits plays no part.
+        commit: GroupCommit {
+            batch_max: p.batch,
+            interval: std::time::Duration::ZERO,
+        },
         // msg_server's default (`StoreDeferMs`).
-        defer: std::time::Duration::from_millis(1000),
+        defer: servers::msg::store::sqlite::DEFAULT_DEFER,
         // Never refuse: the mailboxes hold only the messages not acked yet.
         bounds: Bounds {
             user_msgs: usize::MAX,

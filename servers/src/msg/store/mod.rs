@@ -46,7 +46,9 @@ pub use model::{
     sort_recent_first, GroupRecord, NewMessage, SessionKey, StoredMessage, UserSession,
 };
 pub use usage::{Bounds, Usage};
-pub use writer::{Backend, Health, Job, Opener, WriterThread, CLOSE_WAIT, RETRY_MAX, RETRY_MIN};
+pub use writer::{
+    Backend, GroupCommit, Health, Job, Opener, WriterThread, CLOSE_WAIT, RETRY_MAX, RETRY_MIN,
+};
 
 use super::MsgConn;
 use imconn::ImServer;

@@ -8,6 +8,18 @@
 //! hands them to its [`Backend`] (one transaction, one commit) and posts
 //! all outcomes back at once through [`Completions`].
 //!
+//! **Commits at least `StoreCommitIntervalUs` apart** ([`GroupCommit`]).
+//! A commit costs about the same whether it carries one message or
+//! hundreds (the write of the log and its fsync), and the loop pays to wake
+//! a thread blocked on the channel. Under moderate load, committing as soon
+//! as one operation is queued makes many small commits; so when an
+//! operation comes sooner than the interval after the last batch started,
+//! the thread first sleeps until the interval has passed (the loop's
+//! sends meanwhile wake nobody) and then takes everything queued. An
+//! operation after a quiet spell is not held back; under full load a commit
+//! takes longer than the interval anyway. The price is up to one interval
+//! more before a busy store acknowledges.
+//!
 //! **When the database fails** (disk full, file removed, permissions, the
 //! server gone, a panic in the store code), a user of msg_server expects
 //! three things, and gets them here, once for both backends:
@@ -71,6 +83,27 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// Opens a backend (at start, and again after a failure).
 pub type Opener = Box<dyn FnMut() -> Result<Box<dyn Backend>, String> + Send>;
 
+/// How a writer thread groups operations into transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommit {
+    /// Most operations per transaction (`StoreBatchMax`, at least 1).
+    pub batch_max: usize,
+    /// Least time between the starts of two batches
+    /// (`StoreCommitIntervalUs`; zero: a batch starts as soon as an
+    /// operation is queued).
+    pub interval: Duration,
+}
+
+impl Default for GroupCommit {
+    /// msg_server's defaults: 4096 operations, 2 ms.
+    fn default() -> Self {
+        GroupCommit {
+            batch_max: 4096,
+            interval: Duration::from_millis(2),
+        }
+    }
+}
+
 /// An operation queued for a writer thread, with its continuation.
 pub type Job = (Op, Option<Done>);
 
@@ -130,7 +163,7 @@ impl WriterThread {
         name: &str,
         describe: String,
         groups: Vec<GroupRecord>,
-        batch_max: usize,
+        commit: GroupCommit,
         completions: Completions,
         backend: Box<dyn Backend>,
         open: Opener,
@@ -139,7 +172,9 @@ impl WriterThread {
         let health = Arc::new(Mutex::new(Health::Available));
         let mut worker = Worker {
             rx,
-            batch_max: batch_max.max(1),
+            batch_max: commit.batch_max.max(1),
+            interval: commit.interval,
+            last_start: None,
             completions: completions.clone(),
             backend: Some(backend),
             open,
@@ -228,6 +263,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Worker {
     rx: Receiver<Job>,
     batch_max: usize,
+    /// [`GroupCommit::interval`].
+    interval: Duration,
+    /// When the last batch started.
+    last_start: Option<Instant>,
     completions: Completions,
     /// None after a failure: opened again at the next retry.
     backend: Option<Box<dyn Backend>>,
@@ -252,10 +291,14 @@ impl Worker {
                     .recv_timeout(at.saturating_duration_since(Instant::now())),
             };
             match first {
-                Ok(job) => self.batch.push(job),
+                Ok(job) => {
+                    self.batch.push(job);
+                    self.wait_interval();
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
+            self.last_start = Some(Instant::now());
             while self.batch.len() < self.batch_max {
                 match self.rx.try_recv() {
                     Ok(job) => self.batch.push(job),
@@ -267,6 +310,18 @@ impl Worker {
                 _ => self.try_batch(),
             };
             self.completions.complete(results);
+        }
+    }
+
+    /// Sleeps until [`GroupCommit::interval`] after the last batch started
+    /// (at once if that is past), so that what the loop queues meanwhile
+    /// joins this batch.
+    fn wait_interval(&mut self) {
+        let Some(last) = self.last_start else { return };
+        let due = last + self.interval;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
         }
     }
 
@@ -391,5 +446,89 @@ impl Worker {
                 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// A backend that reports when each batch started and its size.
+    struct Recorder(mpsc::Sender<(Instant, usize)>);
+
+    impl Backend for Recorder {
+        fn run_batch(&mut self, ops: Vec<Op>) -> Result<Vec<Outcome>, String> {
+            let _ = self.0.send((Instant::now(), ops.len()));
+            Ok(ops.iter().map(|_| Outcome::Done).collect())
+        }
+    }
+
+    /// A writer thread with `interval` over a [`Recorder`]. Its operations
+    /// have no continuation, so the loop it would answer never runs.
+    fn writer(interval: Duration) -> (WriterThread, mpsc::Receiver<(Instant, usize)>) {
+        let mut ev = netlib::EventDispatch::new().unwrap();
+        let server = ev.context().add_handler(|_: &mut netlib::Context, _, _| {});
+        let completions = Completions::new(ev.poster(), server);
+        let (tx, batches) = mpsc::channel();
+        let backend = Box::new(Recorder(tx));
+        let commit = GroupCommit {
+            batch_max: 100,
+            interval,
+        };
+        let open: Opener = Box::new(|| Err("not reopened in this test".into()));
+        let w = WriterThread::spawn(
+            "test-store",
+            "test".into(),
+            vec![],
+            commit,
+            completions,
+            backend,
+            open,
+        );
+        (w.unwrap(), batches)
+    }
+
+    fn op(pos: u64) -> Op {
+        Op::Delivered { user: 1, pos }
+    }
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn operations_queued_within_the_interval_join_one_batch() {
+        let interval = Duration::from_millis(300);
+        let (mut w, batches) = writer(interval);
+        w.submit(op(1), None);
+        let (first, n) = batches.recv_timeout(WAIT).unwrap();
+        assert_eq!(n, 1);
+        // Sooner than the interval after the first batch: these wait for
+        // it and commit together.
+        for pos in 2..=4 {
+            w.submit(op(pos), None);
+        }
+        let (second, n) = batches.recv_timeout(WAIT).unwrap();
+        assert_eq!(n, 3, "the three operations in one batch");
+        assert!(second - first >= interval, "{:?}", second - first);
+    }
+
+    #[test]
+    fn an_operation_after_a_quiet_spell_is_not_held_back() {
+        let interval = Duration::from_millis(300);
+        let (mut w, batches) = writer(interval);
+        w.submit(op(1), None);
+        let (first, _) = batches.recv_timeout(WAIT).unwrap();
+        while first.elapsed() < interval * 2 {
+            std::thread::sleep(interval);
+        }
+        let submitted = Instant::now();
+        w.submit(op(2), None);
+        let (second, n) = batches.recv_timeout(WAIT).unwrap();
+        assert_eq!(n, 1);
+        assert!(
+            second - submitted < interval,
+            "started {:?} after it was queued",
+            second - submitted
+        );
     }
 }

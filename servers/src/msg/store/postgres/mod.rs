@@ -44,7 +44,7 @@
 mod groups;
 mod ops;
 
-use super::{Backend, Bounds, Completions, Op, Outcome, WriterThread};
+use super::{Backend, Bounds, Completions, GroupCommit, Op, Outcome, WriterThread};
 use ops::{exec, lock_in_order};
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement, Transaction};
@@ -126,8 +126,9 @@ const MIGRATE_LOCK: i64 = 0x6d73_675f_7363_6865;
 pub struct PostgresConfig {
     /// libpq-style connection string or URL (`PostgresUrl`).
     pub url: String,
-    /// Most operations per transaction (`StoreBatchMax`).
-    pub batch_max: usize,
+    /// Operations per transaction and time between commits
+    /// (`StoreBatchMax`, `StoreCommitIntervalUs`).
+    pub commit: GroupCommit,
     /// Mailbox bounds.
     pub bounds: Bounds,
 }
@@ -181,7 +182,7 @@ impl PostgresStore {
         let mut client = connect(&config.url)?;
         let groups = groups::load(&mut |sql, p| client.query(sql, p), None)
             .map_err(|e| format!("loading groups: {e}"))?;
-        let batch_max = config.batch_max;
+        let commit = config.commit;
         let describe = describe(&config.url);
         let writer = Writer::new(client, config.clone());
         let reconnect = move || -> Result<Box<dyn Backend>, String> {
@@ -193,7 +194,7 @@ impl PostgresStore {
             "msg-store-pg",
             describe,
             groups,
-            batch_max,
+            commit,
             completions,
             Box::new(writer),
             Box::new(reconnect),

@@ -63,7 +63,9 @@ mod ops;
 #[cfg(test)]
 mod tests;
 
-use super::{Backend, Bounds, Completions, Op, Outcome, SessionKey, Usage, WriterThread};
+use super::{
+    Backend, Bounds, Completions, GroupCommit, Op, Outcome, SessionKey, Usage, WriterThread,
+};
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -138,6 +140,19 @@ INSERT OR IGNORE INTO meta (key, value)
 PRAGMA user_version = 3;
 ";
 
+/// `StoreDeferMs`'s default: how long a message's other rows may wait.
+///
+/// Longer than a delivery and its ack take even under overload: when
+/// msg_server is behind, deliveries wait in its queues, and a mailbox row
+/// written before its ack arrives costs an insert and a delete per message
+/// just when the server has the least time (at 1 s, `im_bench` at 1000
+/// users showed that cliff: the store's cost per message rose by half past
+/// about 35,000 msg/s and the server fell behind; at 5 s it kept up to the
+/// generator's limit). The price is a longer replay after a crash (the
+/// deliveries acked within it are delivered again) and the writer's memory
+/// of the waiting messages, which `DEFERRED_MAX` bounds whatever the rate.
+pub const DEFAULT_DEFER: Duration = Duration::from_secs(5);
+
 /// SQLite-backed store settings.
 #[derive(Debug, Clone)]
 pub struct SqliteConfig {
@@ -145,8 +160,9 @@ pub struct SqliteConfig {
     pub path: PathBuf,
     /// `PRAGMA synchronous=FULL` (`DbSynchronous=full`) or `NORMAL`.
     pub sync_full: bool,
-    /// Most operations per transaction (`StoreBatchMax`).
-    pub batch_max: usize,
+    /// Operations per transaction and time between commits
+    /// (`StoreBatchMax`, `StoreCommitIntervalUs`).
+    pub commit: GroupCommit,
     /// How long a message's mailbox and session rows wait before they are
     /// written (`StoreDeferMs`; see the module `deferred`).
     pub defer: Duration,
@@ -166,14 +182,14 @@ impl SqliteStore {
         let path = config.path.clone();
         let conn = open(&config).map_err(|e| format!("{}: {e}", path.display()))?;
         let groups = groups::load(&conn, None).map_err(|e| format!("{}: {e}", path.display()))?;
-        let batch_max = config.batch_max;
+        let commit = config.commit;
         let writer = Writer::new(conn, config.clone())?;
         let reopen = move || open_backend(config.clone());
         WriterThread::spawn(
             "msg-store",
             format!("sqlite {}", path.display()),
             groups,
-            batch_max,
+            commit,
             completions,
             Box::new(writer),
             Box::new(reopen),
@@ -434,7 +450,7 @@ pub fn migrate(path: &Path) -> Result<(i64, i64), String> {
     let config = SqliteConfig {
         path: path.to_path_buf(),
         sync_full: true,
-        batch_max: 1,
+        commit: GroupCommit::default(),
         defer: Duration::ZERO,
         bounds: Bounds {
             user_msgs: 1,

@@ -3,7 +3,7 @@
 //! leaves for the next start.
 
 use super::{open_backend, SqliteConfig};
-use crate::msg::store::{Backend, Bounds, NewMessage, Op, Outcome, SessionKey};
+use crate::msg::store::{Backend, Bounds, GroupCommit, NewMessage, Op, Outcome, SessionKey};
 use rusqlite::Connection;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,7 +28,10 @@ impl TempDb {
         SqliteConfig {
             path: self.path.clone(),
             sync_full: false,
-            batch_max: 100,
+            commit: GroupCommit {
+                batch_max: 100,
+                interval: Duration::ZERO,
+            },
             defer,
             bounds: Bounds {
                 user_msgs: 1000,
