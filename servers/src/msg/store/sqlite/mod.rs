@@ -414,10 +414,7 @@ impl Backend for Writer {
     }
 
     fn wake_at(&self) -> Option<Instant> {
-        self.cache
-            .deferred
-            .oldest()
-            .map(|at| at + self.config.defer)
+        self.cache.deferred.wake_at(self.config.defer)
     }
 
     /// Writes every deferred row: a graceful stop delivers nothing twice.

@@ -341,3 +341,118 @@ fn an_old_database_gains_the_new_tables_and_its_index_moves_over() {
         0
     );
 }
+
+/// Stores `n` messages in one batch, from users 1..=50 to users 51..=100
+/// (2500 sessions): their (receiver, mailbox position).
+fn store_many(b: &mut Box<dyn Backend>, n: u32) -> Vec<(u32, u64)> {
+    let ops = (0..n)
+        .map(|i| message(1 + i % 50, 51 + (i / 50) % 50, "m"))
+        .collect();
+    b.run_batch(ops)
+        .unwrap()
+        .into_iter()
+        .map(|o| match o {
+            Outcome::Stored(_, mailbox) => mailbox[0],
+            other => panic!("not stored: {other:?}"),
+        })
+        .collect()
+}
+
+const WRITTEN_UPTO: &str = "SELECT value FROM meta WHERE key = 'written_upto'";
+
+/// Longer than storing 3000 messages takes on a loaded machine, so that
+/// the pass begins after the sleep, with all of them.
+const PASS_DEFER: Duration = Duration::from_millis(300);
+
+#[test]
+fn a_pass_is_written_over_several_commits_and_moves_the_watermark_at_its_end() {
+    let db = TempDb::new("pass");
+    let defer = PASS_DEFER;
+    let mut b = open_backend(db.config(defer)).unwrap();
+    let stored = store_many(&mut b, 3000);
+    std::thread::sleep(defer);
+    // The first step: some of the index rows, no mailbox row, the
+    // watermark where it was.
+    assert!(b.run_batch(Vec::new()).unwrap().is_empty());
+    let indexed = db.count("SELECT count(*) FROM message_index");
+    assert!(indexed > 0 && indexed < 3000, "{indexed} index rows");
+    assert_eq!(db.count("SELECT count(*) FROM inbox"), 0);
+    assert_eq!(db.count(WRITTEN_UPTO), 0);
+    assert!(b
+        .wake_at()
+        .is_some_and(|at| at <= std::time::Instant::now()));
+    // Half the deliveries are acked while the pass runs: they get no row.
+    let acks = stored
+        .iter()
+        .step_by(2)
+        .map(|&(user, pos)| Op::Delivered { user, pos })
+        .collect();
+    b.run_batch(acks).unwrap();
+    let mut commits = 2;
+    while db.count(WRITTEN_UPTO) == 0 {
+        assert!(commits < 40, "the pass is not done after {commits} commits");
+        b.run_batch(Vec::new()).unwrap();
+        commits += 1;
+    }
+    assert!(commits > 2, "{commits} commits");
+    assert_eq!(db.count(WRITTEN_UPTO), 3000);
+    assert_eq!(db.count("SELECT count(*) FROM message_index"), 3000);
+    assert_eq!(db.count("SELECT count(*) FROM user_sessions"), 2 * 2500);
+    assert_eq!(db.count("SELECT count(*) FROM inbox"), 1500);
+    assert_eq!(b.wake_at(), None, "nothing owed");
+}
+
+#[test]
+fn a_read_during_a_pass_writes_the_rest_of_what_it_reads_first() {
+    let db = TempDb::new("pass-read");
+    let defer = PASS_DEFER;
+    let mut b = open_backend(db.config(defer)).unwrap();
+    store_many(&mut b, 3000);
+    std::thread::sleep(defer);
+    b.run_batch(Vec::new()).unwrap();
+    assert!(db.count("SELECT count(*) FROM message_index") < 3000);
+    // User 51 has a message from each of users 1..=50.
+    let listed = sessions(&mut b, 51);
+    assert_eq!(listed.len(), 50);
+    assert!(listed.iter().all(|&(_, unread)| unread > 0));
+    assert_eq!(db.count("SELECT count(*) FROM message_index"), 3000);
+    assert_eq!(db.count("SELECT count(*) FROM user_sessions"), 2 * 2500);
+    // Nothing else was left in the pass: its mailbox rows and the
+    // watermark came in the same commit.
+    assert_eq!(db.count(WRITTEN_UPTO), 3000);
+    assert_eq!(db.count("SELECT count(*) FROM inbox"), 3000);
+}
+
+#[test]
+fn a_crash_during_a_pass_leaves_every_message_of_it_undelivered_once() {
+    let db = TempDb::new("pass-crash");
+    let defer = PASS_DEFER;
+    let mut b = open_backend(db.config(defer)).unwrap();
+    let stored = store_many(&mut b, 3000);
+    std::thread::sleep(defer);
+    b.run_batch(Vec::new()).unwrap();
+    let acks = stored
+        .iter()
+        .take(10)
+        .map(|&(user, pos)| Op::Delivered { user, pos })
+        .collect();
+    b.run_batch(acks).unwrap();
+    assert_eq!(db.count(WRITTEN_UPTO), 0, "still in the pass");
+    drop(b); // no close: what kill -9 leaves
+    assert_eq!(super::mailbox_totals(&db.path).unwrap().0, 3000);
+
+    let mut b = open_backend(db.config(defer)).unwrap();
+    // Every message after the watermark is delivered again (the acks
+    // were not written), once; the rows the pass wrote are not doubled.
+    assert_eq!(db.count("SELECT count(*) FROM inbox"), 3000);
+    assert_eq!(
+        db.count("SELECT count(DISTINCT msg) FROM inbox"),
+        3000,
+        "one mailbox row per message"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM message_index"), 3000);
+    assert_eq!(db.count(WRITTEN_UPTO), 3000);
+    // Users 51..=60 have 100 messages each, the others 50.
+    assert_eq!(mailbox(&mut b, 51).len(), 100);
+    assert_eq!(mailbox(&mut b, 61).len(), 50);
+}
