@@ -495,13 +495,22 @@ mod tests {
 
     const WAIT: Duration = Duration::from_secs(10);
 
-    #[test]
-    fn operations_queued_within_the_interval_join_one_batch() {
-        let interval = Duration::from_millis(300);
+    /// A writer thread with `interval` that ran its first batch (of one
+    /// operation): when that started.
+    fn after_one_batch(
+        interval: Duration,
+    ) -> (WriterThread, mpsc::Receiver<(Instant, usize)>, Instant) {
         let (mut w, batches) = writer(interval);
         w.submit(op(1), None);
         let (first, n) = batches.recv_timeout(WAIT).unwrap();
         assert_eq!(n, 1);
+        (w, batches, first)
+    }
+
+    #[test]
+    fn operations_queued_within_the_interval_join_one_batch() {
+        let interval = Duration::from_millis(300);
+        let (mut w, batches, first) = after_one_batch(interval);
         // Sooner than the interval after the first batch: these wait for
         // it and commit together.
         for pos in 2..=4 {
@@ -515,9 +524,7 @@ mod tests {
     #[test]
     fn an_operation_after_a_quiet_spell_is_not_held_back() {
         let interval = Duration::from_millis(300);
-        let (mut w, batches) = writer(interval);
-        w.submit(op(1), None);
-        let (first, _) = batches.recv_timeout(WAIT).unwrap();
+        let (mut w, batches, first) = after_one_batch(interval);
         while first.elapsed() < interval * 2 {
             std::thread::sleep(interval);
         }

@@ -364,16 +364,29 @@ const WRITTEN_UPTO: &str = "SELECT value FROM meta WHERE key = 'written_upto'";
 /// the pass begins after the sleep, with all of them.
 const PASS_DEFER: Duration = Duration::from_millis(300);
 
+/// A writer that stored 3000 messages ([`store_many`]) and wrote the
+/// first step of their pass; their mailbox positions.
+fn first_step_of_a_pass(db: &TempDb) -> (Box<dyn Backend>, Vec<(u32, u64)>) {
+    let mut b = open_backend(db.config(PASS_DEFER)).unwrap();
+    let stored = store_many(&mut b, 3000);
+    std::thread::sleep(PASS_DEFER);
+    assert!(b.run_batch(Vec::new()).unwrap().is_empty());
+    (b, stored)
+}
+
+/// The acks of `deliveries`.
+fn acks<'a>(deliveries: impl Iterator<Item = &'a (u32, u64)>) -> Vec<Op> {
+    deliveries
+        .map(|&(user, pos)| Op::Delivered { user, pos })
+        .collect()
+}
+
 #[test]
 fn a_pass_is_written_over_several_commits_and_moves_the_watermark_at_its_end() {
     let db = TempDb::new("pass");
-    let defer = PASS_DEFER;
-    let mut b = open_backend(db.config(defer)).unwrap();
-    let stored = store_many(&mut b, 3000);
-    std::thread::sleep(defer);
+    let (mut b, stored) = first_step_of_a_pass(&db);
     // The first step: some of the index rows, no mailbox row, the
     // watermark where it was.
-    assert!(b.run_batch(Vec::new()).unwrap().is_empty());
     let indexed = db.count("SELECT count(*) FROM message_index");
     assert!(indexed > 0 && indexed < 3000, "{indexed} index rows");
     assert_eq!(db.count("SELECT count(*) FROM inbox"), 0);
@@ -382,12 +395,7 @@ fn a_pass_is_written_over_several_commits_and_moves_the_watermark_at_its_end() {
         .wake_at()
         .is_some_and(|at| at <= std::time::Instant::now()));
     // Half the deliveries are acked while the pass runs: they get no row.
-    let acks = stored
-        .iter()
-        .step_by(2)
-        .map(|&(user, pos)| Op::Delivered { user, pos })
-        .collect();
-    b.run_batch(acks).unwrap();
+    b.run_batch(acks(stored.iter().step_by(2))).unwrap();
     let mut commits = 2;
     while db.count(WRITTEN_UPTO) == 0 {
         assert!(commits < 40, "the pass is not done after {commits} commits");
@@ -405,11 +413,7 @@ fn a_pass_is_written_over_several_commits_and_moves_the_watermark_at_its_end() {
 #[test]
 fn a_read_during_a_pass_writes_the_rest_of_what_it_reads_first() {
     let db = TempDb::new("pass-read");
-    let defer = PASS_DEFER;
-    let mut b = open_backend(db.config(defer)).unwrap();
-    store_many(&mut b, 3000);
-    std::thread::sleep(defer);
-    b.run_batch(Vec::new()).unwrap();
+    let (mut b, _) = first_step_of_a_pass(&db);
     assert!(db.count("SELECT count(*) FROM message_index") < 3000);
     // User 51 has a message from each of users 1..=50.
     let listed = sessions(&mut b, 51);
@@ -426,22 +430,13 @@ fn a_read_during_a_pass_writes_the_rest_of_what_it_reads_first() {
 #[test]
 fn a_crash_during_a_pass_leaves_every_message_of_it_undelivered_once() {
     let db = TempDb::new("pass-crash");
-    let defer = PASS_DEFER;
-    let mut b = open_backend(db.config(defer)).unwrap();
-    let stored = store_many(&mut b, 3000);
-    std::thread::sleep(defer);
-    b.run_batch(Vec::new()).unwrap();
-    let acks = stored
-        .iter()
-        .take(10)
-        .map(|&(user, pos)| Op::Delivered { user, pos })
-        .collect();
-    b.run_batch(acks).unwrap();
+    let (mut b, stored) = first_step_of_a_pass(&db);
+    b.run_batch(acks(stored.iter().take(10))).unwrap();
     assert_eq!(db.count(WRITTEN_UPTO), 0, "still in the pass");
     drop(b); // no close: what kill -9 leaves
     assert_eq!(super::mailbox_totals(&db.path).unwrap().0, 3000);
 
-    let mut b = open_backend(db.config(defer)).unwrap();
+    let mut b = open_backend(db.config(PASS_DEFER)).unwrap();
     // Every message after the watermark is delivered again (the acks
     // were not written), once; the rows the pass wrote are not doubled.
     assert_eq!(db.count("SELECT count(*) FROM inbox"), 3000);
