@@ -10,11 +10,16 @@ pub(crate) const IM_USERS: [u32; 2] = [1_000, 10_000];
 /// comparator) and durable (SQLite, group commit, ack after commit).
 pub(crate) const IM_STORES: [&str; 2] = ["memory", "sqlite"];
 
-/// The ladder of target rates (msg/s): about 20% apart from 4000 up, so
-/// the durable / memory ratio of the highest passing steps resolves the
-/// 20% the durable store may cost (im_bench's default ladder doubles).
+/// The ladder of target rates (msg/s): about 20% apart from 4000 up
+/// (im_bench's default ladder doubles); [`IM_REFINE`] steps then narrow
+/// the gap between the highest passing and the lowest failing rate, so the
+/// durable / memory ratio is not only as fine as the rungs.
 pub(crate) const IM_RATES: &str =
     "1000,2000,4000,6000,8000,10000,12000,14500,17500,21000,25000,30000,36000,43000,52000,62000,75000,90000";
+
+/// Refinement steps after the ladder stops (`im_bench --refine`): two
+/// bring a 20% gap down to 5%.
+pub(crate) const IM_REFINE: u32 = 2;
 
 /// `key value` pairs of one `im_*` line.
 pub(crate) fn kv(line: &str) -> std::collections::HashMap<&str, &str> {
@@ -90,6 +95,8 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
             store,
             "--rates",
             IM_RATES,
+            "--refine",
+            &IM_REFINE.to_string(),
         ]);
         if !o.pin {
             cmd.arg("--no-pin");
@@ -100,7 +107,7 @@ pub(crate) fn im(o: &Opts, md: &mut String) -> Res<()> {
     let load_after = sh("cut -d' ' -f1-3 /proc/loadavg");
     let steal = bench::CpuTimes::now().steal_percent_since(&cpu_before);
     writeln!(md, "## 5. IM routing\n")?;
-    writeln!(md, "`im_bench` (netlib: one EventDispatch, one non-blocking connection per user) writes a users file of N users, starts `msg_server --ListenPort 0 --UsersFile F --MsgRateLimit 1000000 --ClientIdleMs 600000 --MaxConnCnt 100000 --Store S --DbPath <fresh file> --StoreInFlightMax 1000000000` (no refusal when the store falls behind: it shows as a late step){}, logs all N users in ({} logins in flight at a time), then climbs a ladder of target rates ({IM_RATES} msg/s). Each step sends for {step} s from a 1 ms repeating timer (the messages due so far, at most 20 ms' worth per tick, so a generator that falls behind shows as a lower achieved rate), each message from a random user to a random other user, carrying its sender, receiver, per-sender sequence number and send time (monotonic ns) in `msg_data`. Receivers ack every delivery (IMMsgDataAck with the server's msg_id) and record send-to-receive latency (hdrhistogram). After sending it waits up to 2 s for stragglers, then checks exactly-once over every message of the step: acknowledged by the server (acks checked in order against the header seq_num), received once by the right user from the right sender. A step **passes** when all of that holds within the 2 s and the achieved rate is >= 95% of the target; it fails as `gen_limit` if the generator sent less, or as `late` if messages were still missing after 2 s (the generator then waits until they all arrive and checks them: a message that never arrives, a duplicate, a misrouted message or a closed connection ends the run with an error - none did in this run). The ladder stops at the first failing step; the highest passing rate is the result, then {step} s runs at 50% and 90% of it give the latency figures. CPU columns are cores used (utime+stime / wall) by the generator and by msg_server over the step and its drain. msg_server CPU µs/msg is its cores divided by the achieved rate: the cost of one message (with its receiver's ack), steadier than the rate on a shared machine. Each user count runs twice, one run after the other, against the same msg_server build: `Store=memory` (messages in memory, lost at exit: the comparator) and `Store=sqlite` (the default: SQLite in WAL mode with `synchronous=FULL`, written by the store thread with group commit; the sender's ack leaves only after the commit, and the message commits with its own row; its mailbox rows, session rows and session-index entry (`message_index`) follow within `StoreDeferMs`={defer_ms} ms, half that time's worth at once, sorted, and a delivery acked meanwhile - here, nearly all - never gets a mailbox row; commits start at least `StoreCommitIntervalUs`={interval_us} µs apart).\n",
+    writeln!(md, "`im_bench` (netlib: one EventDispatch, one non-blocking connection per user) writes a users file of N users, starts `msg_server --ListenPort 0 --UsersFile F --MsgRateLimit 1000000 --ClientIdleMs 600000 --MaxConnCnt 100000 --Store S --DbPath <fresh file> --StoreInFlightMax 1000000000` (no refusal when the store falls behind: it shows as a late step){}, logs all N users in ({} logins in flight at a time), then climbs a ladder of target rates ({IM_RATES} msg/s). Each step sends for {step} s from a 1 ms repeating timer (the messages due so far, at most 20 ms' worth per tick, so a generator that falls behind shows as a lower achieved rate), each message from a random user to a random other user, carrying its sender, receiver, per-sender sequence number and send time (monotonic ns) in `msg_data`. Receivers ack every delivery (IMMsgDataAck with the server's msg_id) and record send-to-receive latency (hdrhistogram). After sending it waits up to 2 s for stragglers, then checks exactly-once over every message of the step: acknowledged by the server (acks checked in order against the header seq_num), received once by the right user from the right sender. A step **passes** when all of that holds within the 2 s and the achieved rate is >= 95% of the target; it fails as `gen_limit` if the generator sent less, or as `late` if messages were still missing after 2 s (the generator then waits until they all arrive and checks them: a message that never arrives, a duplicate, a misrouted message or a closed connection ends the run with an error - none did in this run). The ladder stops at the first failing step; then up to {IM_REFINE} steps (`refine`) halve the gap between the highest passing and the lowest failing rate while they are more than 5% apart; the highest passing rate is the result, then {step} s runs at 50% and 90% of it give the latency figures. CPU columns are cores used (utime+stime / wall) by the generator and by msg_server over the step and its drain. msg_server CPU µs/msg is its cores divided by the achieved rate: the cost of one message (with its receiver's ack), steadier than the rate on a shared machine. Each user count runs twice, one run after the other, against the same msg_server build: `Store=memory` (messages in memory, lost at exit: the comparator) and `Store=sqlite` (the default: SQLite in WAL mode with `synchronous=FULL`, written by the store thread with group commit; the sender's ack leaves only after the commit, and the message commits with its own row; its mailbox rows, session rows and session-index entry (`message_index`) follow within `StoreDeferMs`={defer_ms} ms, half that time's worth at once, sorted, and a delivery acked meanwhile - here, nearly all - never gets a mailbox row; commits start at least `StoreCommitIntervalUs`={interval_us} µs apart).\n",
         if o.pin { " pinned to core 0 (taskset), the generator on core 1" } else { "" },
         256,
         defer_ms = servers::msg::store::sqlite::DEFAULT_DEFER.as_millis(),

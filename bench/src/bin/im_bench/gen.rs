@@ -35,6 +35,9 @@ pub(crate) enum Kind {
     /// A fixed offered rate, run once before the ladder (`--fixed-rate`).
     Fixed,
     Ladder,
+    /// A rate between the highest passing and the lowest failing one, after
+    /// the ladder stopped (`--refine`).
+    Refine,
     Lat50,
     Lat90,
 }
@@ -45,6 +48,7 @@ impl Kind {
             Kind::Idle => "idle",
             Kind::Fixed => "fixed",
             Kind::Ladder => "ladder",
+            Kind::Refine => "refine",
             Kind::Lat50 => "lat50",
             Kind::Lat90 => "lat90",
         }
@@ -121,6 +125,10 @@ pub(crate) struct Gen {
     pub(crate) rates: Vec<u64>,
     pub(crate) ladder_idx: usize,
     pub(crate) best: Option<u64>,
+    /// The lowest rate that failed, once one did.
+    pub(crate) failed_at: Option<u64>,
+    /// Refinement steps left (`--refine`).
+    pub(crate) refine_left: u32,
     pub(crate) limit: &'static str,
     pub(crate) server_pids: Vec<u32>,
     /// Process trees whose CPU is reported by name (`--watch NAME=PID`).
@@ -370,8 +378,23 @@ impl Gen {
                     self.limit = "none";
                 } else {
                     self.limit = why;
+                    self.failed_at = Some(target);
+                    if self.refine_next(now) {
+                        return;
+                    }
                 }
                 self.finish_ladder(now);
+            }
+            Kind::Refine => {
+                if passed {
+                    self.best = self.best.max(Some(target));
+                } else {
+                    self.limit = why;
+                    self.failed_at = Some(target);
+                }
+                if !self.refine_next(now) {
+                    self.finish_ladder(now);
+                }
             }
             Kind::Lat50 => {
                 let best = self.best.unwrap_or(0);
@@ -380,6 +403,22 @@ impl Gen {
             }
             Kind::Lat90 => self.phase = Phase::Done,
         }
+    }
+
+    /// After a failing step: queues a step halfway between the highest
+    /// passing rate and the lowest failing one, while refinement steps are
+    /// left and the two are more than 5% apart. False if there is none.
+    fn refine_next(&mut self, now: Instant) -> bool {
+        let (Some(low), Some(high)) = (self.best, self.failed_at) else {
+            return false;
+        };
+        if self.refine_left == 0 || (high.saturating_sub(low)) * 20 <= high {
+            return false;
+        }
+        self.refine_left -= 1;
+        self.pending_next = Some((Kind::Refine, (low + high) / 2 / 100 * 100));
+        self.phase = Phase::Pause(now + PAUSE);
+        true
     }
 
     fn finish_ladder(&mut self, now: Instant) {

@@ -5,7 +5,7 @@
 //! ```text
 //! im_bench --users N [--rates 1000,2000,5000,...] [--step-secs 5]
 //!          [--drain-secs 2] [--stall-secs 3] [--server PATH] [--no-pin] [--store sqlite|memory]
-//!          [--fixed-rate R] [--idle-step] [--set KEY=VALUE ...]
+//!          [--fixed-rate R] [--idle-step] [--refine N] [--set KEY=VALUE ...]
 //! im_bench ... --store postgres --postgres-url URL --nats ADDR --servers K
 //!          [--watch NAME=PID ...]
 //! ```
@@ -46,7 +46,10 @@
 //!   otherwise (nothing more for `--stall-secs`) it is an exactly-once
 //!   violation.
 //!
-//! The ladder stops at the first failing step. Then it runs at 50% and 90%
+//! The ladder stops at the first failing step; with `--refine N`, up to N
+//! steps (kind `refine`) then halve the gap between the highest passing
+//! and the lowest failing rate, while they are more than 5% apart, so the
+//! result is not only as fine as the ladder's rungs. Then it runs at 50% and 90%
 //! of the highest passing rate and reports latency percentiles. With
 //! `--fixed-rate R` one step at R runs before the ladder (whatever its
 //! outcome, the ladder follows): the same offered load for every run, to
@@ -71,7 +74,7 @@
 //!
 //! ```text
 //! im_login users N secs S
-//! im_step users N kind idle|fixed|ladder|lat50|lat90 target R sent M secs S rate A acked M received M dup 0 missing 0 p50_us . p99_us . p999_us . max_us . gen_cpu . server_cpu . servers K server_us_per_msg . gen_us_per_msg . [NAME_cpu . NAME_us_per_msg . ...] same_n . same_p50_us . same_p99_us . cross_n . cross_p50_us . cross_p99_us . result pass|late|gen_limit
+//! im_step users N kind idle|fixed|ladder|refine|lat50|lat90 target R sent M secs S rate A acked M received M dup 0 missing 0 p50_us . p99_us . p999_us . max_us . gen_cpu . server_cpu . servers K server_us_per_msg . gen_us_per_msg . [NAME_cpu . NAME_us_per_msg . ...] same_n . same_p50_us . same_p99_us . cross_n . cross_p50_us . cross_p99_us . result pass|late|gen_limit
 //! im_best users N rate R limit late|gen_limit|none
 //! ```
 //!
@@ -176,6 +179,11 @@ struct Args {
     /// logged in and idle
     #[arg(long)]
     idle_step: bool,
+    /// After the first failing step, up to this many steps halfway between
+    /// the highest passing and the lowest failing rate (while those are
+    /// more than 5% apart)
+    #[arg(long, default_value_t = 0)]
+    refine: u32,
     /// A further msg_server setting, e.g. `--set StoreCommitIntervalUs=0`
     /// (repeatable)
     #[arg(long, value_parser = parse_setting)]
@@ -304,6 +312,8 @@ fn run() -> Res<()> {
         stall: Duration::from_secs_f64(args.stall_secs),
         rates,
         ladder_idx: 0,
+        failed_at: None,
+        refine_left: args.refine,
         best: None,
         limit: "none",
         server_pids,
