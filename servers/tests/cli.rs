@@ -175,6 +175,12 @@ fn bad_values_are_startup_errors_naming_key_and_value() {
         ),
         (
             MSG,
+            vec!["--ListenPort", "0", "--DbBusyTimeoutMs", "soon"],
+            "DbBusyTimeoutMs",
+            "soon",
+        ),
+        (
+            MSG,
             vec!["--ListenPort", "0", "--StoreCommitIntervalUs", "2000000"],
             "StoreCommitIntervalUs",
             "2000000",

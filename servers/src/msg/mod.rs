@@ -410,6 +410,7 @@ fn open_store(
         StoreKind::Sqlite {
             path,
             sync_full,
+            busy_timeout,
             commit,
             defer,
         } => Box::new(
@@ -417,6 +418,7 @@ fn open_store(
                 store::sqlite::SqliteConfig {
                     path: path.clone(),
                     sync_full: *sync_full,
+                    busy_timeout: *busy_timeout,
                     commit: *commit,
                     defer: *defer,
                     bounds: settings.bounds,

@@ -19,6 +19,9 @@ pub enum StoreKind {
         path: PathBuf,
         /// `DbSynchronous=full` (default) or `normal`.
         sync_full: bool,
+        /// How long a write waits for another process's lock
+        /// (`DbBusyTimeoutMs`).
+        busy_timeout: Duration,
         /// Operations per transaction and time between commits
         /// (`StoreBatchMax`, `StoreCommitIntervalUs`).
         commit: GroupCommit,
@@ -79,6 +82,7 @@ pub struct Settings {
     /// a single msg_server).
     pub nats: Option<SocketAddr>,
     /// Where messages are kept (`Store`, `DbPath`, `DbSynchronous`,
+    /// `DbBusyTimeoutMs`,
     /// `StoreBatchMax`, `StoreCommitIntervalUs`, `StoreDeferMs`,
     /// `MemoryHistoryPerSession`).
     pub store: StoreKind,
@@ -211,6 +215,10 @@ impl Settings {
                             )))
                         }
                     },
+                    busy_timeout: Duration::from_millis(c.get_or(
+                        "DbBusyTimeoutMs",
+                        super::store::sqlite::DEFAULT_BUSY_TIMEOUT.as_millis() as u64,
+                    )?),
                     commit: group_commit(c)?,
                     defer: Duration::from_millis(c.get_or(
                         "StoreDeferMs",
@@ -408,6 +416,11 @@ pub const KEYS: &[Key] = &[
         name: "DbSynchronous",
         default: "full",
         help: "full: commits survive a power cut; normal: a crash of the process",
+    },
+    Key {
+        name: "DbBusyTimeoutMs",
+        default: "5000",
+        help: "how long a write waits for another process's lock on DbPath (e.g. an sqlite3 session in a transaction) before its batch is refused and the store is unavailable until a retry",
     },
     Key {
         name: "StoreBatchMax",

@@ -49,12 +49,18 @@ fn send_until_acked(c: &mut ImClient, to: u32, text: &str) -> (u32, String) {
     panic!("messages never acknowledged again");
 }
 
+/// How long the store's writes wait for another process's lock here
+/// (`DbBusyTimeoutMs`).
+const BUSY_TIMEOUT_MS: u64 = 300;
+
 /// msg_server on a fresh SQLite file; its users 1 and 2 logged in, and 1's
 /// first message to 2 acknowledged (not yet read by 2).
 fn chatting_on_sqlite(tag: &str) -> (Proc, std::path::PathBuf, ImClient, ImClient) {
     let db = db_path(tag);
     let users = users_file(tag, 2);
-    let mut ms = msg_server(&users, None, &["--DbPath", db.to_str().unwrap()]);
+    let busy = BUSY_TIMEOUT_MS.to_string();
+    let args = ["--DbPath", db.to_str().unwrap(), "--DbBusyTimeoutMs", &busy];
+    let mut ms = msg_server(&users, None, &args);
     ms.db = Some(db.clone());
     let addr = ms.addr("client");
     let (mut alice, bob) = (user(addr, 1), user(addr, 2));
@@ -67,15 +73,22 @@ fn chatting_on_sqlite(tag: &str) -> (Proc, std::path::PathBuf, ImClient, ImClien
 fn a_locked_sqlite_database_refuses_messages_and_its_release_needs_no_restart() {
     let (_ms, db, mut alice, mut bob) = chatting_on_sqlite("locked");
     // Another process (here: this test) holds the database's write lock:
-    // the writer waits its busy timeout (5 s), fails, and the store is
-    // unavailable - not stored, so not acknowledged.
+    // the writer waits its busy timeout, fails, and the store is
+    // unavailable - not stored, so not acknowledged. The lock is held well
+    // past the timeout but released before SQLite's own default (5 s): a
+    // writer still waiting for it would commit the message then.
     let lock = rusqlite::Connection::open(&db).unwrap();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
     alice.send_text(2, "while locked").unwrap();
-    assert!(alice
-        .wait_ack(Instant::now() + Duration::from_millis(7000))
-        .is_err());
+    let held = Duration::from_millis(BUSY_TIMEOUT_MS * 6);
+    assert!(alice.wait_ack(Instant::now() + held).is_err());
     lock.execute_batch("ROLLBACK").unwrap();
+    assert!(
+        alice
+            .wait_ack(Instant::now() + Duration::from_millis(1000))
+            .is_err(),
+        "the message sent while locked was refused, not committed late"
+    );
     // A retry commits: acknowledged again, with the next id (the refused
     // messages took none), delivered, and nothing refused was stored.
     let (id, after) = send_until_acked(&mut alice, 2, "after");

@@ -213,6 +213,7 @@ fn run(p: Point, prm: &Params, seconds: f64, seed: u64, pin: bool) -> Res<Sample
     let config = SqliteConfig {
         path: path.clone(),
         sync_full: true,
+        busy_timeout: servers::msg::store::sqlite::DEFAULT_BUSY_TIMEOUT,
         // The batch is the point's; `run_batch` is called directly, so
         // the writer thread's interval between commits plays no part.
         commit: GroupCommit {

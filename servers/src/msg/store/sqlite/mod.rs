@@ -153,6 +153,11 @@ PRAGMA user_version = 3;
 /// of the waiting messages, which `DEFERRED_MAX` bounds whatever the rate.
 pub const DEFAULT_DEFER: Duration = Duration::from_secs(5);
 
+/// `DbBusyTimeoutMs`'s default: how long a write waits for another
+/// process's lock on the file (an `sqlite3` session in a transaction)
+/// before its batch fails and the store is unavailable until a retry.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// SQLite-backed store settings.
 #[derive(Debug, Clone)]
 pub struct SqliteConfig {
@@ -160,6 +165,9 @@ pub struct SqliteConfig {
     pub path: PathBuf,
     /// `PRAGMA synchronous=FULL` (`DbSynchronous=full`) or `NORMAL`.
     pub sync_full: bool,
+    /// How long a write waits for another process's lock on the file
+    /// before the batch fails (`DbBusyTimeoutMs`).
+    pub busy_timeout: Duration,
     /// Operations per transaction and time between commits
     /// (`StoreBatchMax`, `StoreCommitIntervalUs`).
     pub commit: GroupCommit,
@@ -207,6 +215,7 @@ pub fn open_backend(config: SqliteConfig) -> Result<Box<dyn Backend>, String> {
 
 fn open(config: &SqliteConfig) -> rusqlite::Result<Connection> {
     let conn = Connection::open(&config.path)?;
+    conn.busy_timeout(config.busy_timeout)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(
         None,
@@ -447,6 +456,7 @@ pub fn migrate(path: &Path) -> Result<(i64, i64), String> {
     let config = SqliteConfig {
         path: path.to_path_buf(),
         sync_full: true,
+        busy_timeout: DEFAULT_BUSY_TIMEOUT,
         commit: GroupCommit::default(),
         defer: Duration::ZERO,
         bounds: Bounds {

@@ -28,6 +28,7 @@ impl TempDb {
         SqliteConfig {
             path: self.path.clone(),
             sync_full: false,
+            busy_timeout: super::DEFAULT_BUSY_TIMEOUT,
             commit: GroupCommit {
                 batch_max: 100,
                 interval: Duration::ZERO,
