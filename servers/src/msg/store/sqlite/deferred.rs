@@ -123,7 +123,7 @@ impl Queue {
     }
 }
 
-/// The messages a [`flush`] writes the rows of (see [`due_before`]).
+/// The messages a [`flush`] takes into a [`Pass`] (see [`due_before`]).
 struct Due {
     /// Those committed at or before this instant, if any...
     before: Option<Instant>,
@@ -138,7 +138,7 @@ impl Due {
     }
 }
 
-/// Which messages [`flush`] writes the rows of: none until the oldest is
+/// Which messages [`flush`] takes into a [`Pass`]: none until the oldest is
 /// `defer` old (or more than [`DEFERRED_MAX`] wait); then every message
 /// committed before `now - defer / 2`, and the oldest until at most half of
 /// [`DEFERRED_MAX`] wait. `None`: all of them.
