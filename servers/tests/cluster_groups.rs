@@ -196,3 +196,38 @@ fn a_group_created_while_nats_is_down_is_read_from_the_store_on_another_server()
     send_group(&mut u2, 999_999, "nobody");
     no_cmd(&mut u2, cid::msg::DATA_ACK, Duration::from_millis(500));
 }
+
+#[test]
+fn members_changed_while_nats_is_down_are_told_when_it_is_back() {
+    let mut c = cluster("cg-missed", 2, 4);
+    let (a, b) = (c.addr(0), c.addr(1));
+    let mut u1 = user(a, 1);
+    let (mut u2, mut u3) = (user(b, 2), user(b, 3));
+    linked(&mut u1, &mut u2);
+    let g = create_tmp(&mut u1, "missed", &[2]);
+    assert_notify(&next_notify(&mut u2), 1, true, &[1, 2], &[2]);
+
+    // NATS down: A's changes are committed, B hears nothing.
+    let nats_addr = c.nats.addr;
+    c.nats = Nats::start_on(free_addr()); // the old one is killed
+    let r = change(&mut u1, g, true, &[3]);
+    assert_eq!((r.result_code, r.cur_user_id_list), (0, vec![1, 2, 3]));
+    let r = change(&mut u1, g, false, &[2]);
+    assert_eq!((r.result_code, r.cur_user_id_list), (0, vec![1, 3]));
+    no_cmd(
+        &mut u3,
+        cid::group::CHANGE_MEMBER_NOTIFY,
+        Duration::from_millis(500),
+    );
+
+    // NATS back: B reads the group back and tells its members here what
+    // changed since its copy (who changed it is not stored: user 0).
+    c.nats = Nats::start_on(nats_addr);
+    assert_notify(&next_notify(&mut u3), 0, true, &[1, 3], &[3]);
+    assert_notify(&next_notify(&mut u3), 0, false, &[1, 3], &[2]);
+    assert_notify(&next_notify(&mut u2), 0, false, &[1, 3], &[2]);
+    // And routes the group as it now is, once A is linked again too.
+    linked(&mut u1, &mut u3);
+    say(&mut u3, g, "after the outage");
+    assert_eq!(heard(&mut u1), (g, 3, b"after the outage".to_vec()));
+}

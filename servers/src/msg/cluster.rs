@@ -51,7 +51,8 @@
 //!   at their next login. Publications while the link is down are dropped
 //!   (the database has them); when the link comes back, the server
 //!   subscribes again to every user online on it, reads every group back
-//!   from the store and publishes who is online on it. Meanwhile remote
+//!   from the store (telling its members here what changed meanwhile) and
+//!   publishes who is online on it. Meanwhile remote
 //!   users count as online until their entries expire.
 //!
 //! The loop side ([`Cluster`], in [`MsgState`](super::MsgState)) queues what

@@ -29,7 +29,8 @@
 //! later one is refused (result 1) and reads the group back. A group with a
 //! change of this server in flight is read again once that change is
 //! answered, so an older read never overwrites a newer local change. When
-//! the NATS link comes (back) up, every group is read again.
+//! the NATS link comes (back) up, every group is read again, and the
+//! members here are told what changed while it was down.
 //!
 //! The loop keeps every group in memory ([`MsgState`]'s `groups`, bounded by
 //! `GroupsMax` and `GroupMembersMax`) to fan group messages out without
@@ -485,7 +486,9 @@ fn submit_change(state: &mut MsgState, group: u32, op: Op, done: Done) {
 }
 
 /// Reads `only` (or every group) back from the store and applies it; `note`:
-/// the change another server announced, told to the members here.
+/// the change another server announced, told to the members here. Every
+/// group is read when the NATS link comes (back) up: then what changed
+/// meanwhile is told too ([`missed_notes`]).
 pub(super) fn reload(state: &mut MsgState, only: Option<u32>, note: Option<Note>) {
     if let Some(g) = only {
         state.group_sync.reload.remove(&g);
@@ -493,13 +496,79 @@ pub(super) fn reload(state: &mut MsgState, only: Option<u32>, note: Option<Note>
     let done: Done = Box::new(move |s, ctx, outcome| match outcome {
         Outcome::Groups(groups) => {
             for g in groups {
-                let note = note.as_ref().filter(|_| Some(g.id) == only);
-                apply(s, ctx, g, note);
+                match only {
+                    Some(id) => {
+                        let note = note.as_ref().filter(|_| g.id == id);
+                        apply(s, ctx, g, note);
+                    }
+                    None => {
+                        let st = &s.shared;
+                        let kept = st.groups.contains_key(&g.id)
+                            || st.groups.len() < st.settings.groups_max;
+                        let missed = if !kept || st.group_sync.in_flight.contains_key(&g.id) {
+                            Vec::new()
+                        } else {
+                            missed_notes(st.groups.get(&g.id), &g)
+                        };
+                        for note in &missed {
+                            notify(s, ctx, None, g.id, &g.members, note);
+                        }
+                        apply(s, ctx, g, None);
+                    }
+                }
             }
         }
         other => log::warn!("groups not read back from the store: {other:?}"),
     });
     state.submit(Op::LoadGroups { only }, Some(done));
+}
+
+/// What another server changed in group `g` while this one heard nothing
+/// (its NATS link was down), as notifies to tell the members here: a group
+/// new here is announced as at its creation (by its creator, every other
+/// member added); a newer version of a group this server has, as the
+/// members added and those removed since its copy. Who made a change is
+/// not stored: those notifies name user 0. An announcement of the same
+/// change that arrives after the link is up tells it once more.
+fn missed_notes(old: Option<&GroupRecord>, g: &GroupRecord) -> Vec<Note> {
+    let add = GroupModifyType::Add as i32;
+    let notes = match old {
+        None => vec![Note {
+            by: g.creator,
+            change_type: add,
+            changed: g
+                .members
+                .iter()
+                .copied()
+                .filter(|m| *m != g.creator)
+                .collect(),
+        }],
+        Some(old) if old.version < g.version => {
+            let not_in = |a: &[u32], b: &[u32]| -> Vec<u32> {
+                a.iter()
+                    .copied()
+                    .filter(|m| b.binary_search(m).is_err())
+                    .collect()
+            };
+            vec![
+                Note {
+                    by: 0,
+                    change_type: add,
+                    changed: not_in(&g.members, &old.members),
+                },
+                Note {
+                    by: 0,
+                    change_type: GroupModifyType::Del as i32,
+                    changed: not_in(&old.members, &g.members),
+                },
+            ]
+        }
+        Some(_) => Vec::new(),
+    };
+    notes
+        .into_iter()
+        .filter(|n| !n.changed.is_empty())
+        .collect()
 }
 
 /// Applies groups read from the store (no change to announce).
@@ -606,5 +675,49 @@ mod tests {
             let e = parse(text, &users(3), 2).unwrap_err();
             assert!(e.contains(why), "{text:?}: {e}");
         }
+    }
+
+    fn group(version: u32, members: &[u32]) -> GroupRecord {
+        GroupRecord {
+            id: 7,
+            name: "g".into(),
+            avatar: String::new(),
+            creator: 1,
+            kind: 2,
+            version,
+            members: members.to_vec(),
+            shielded: Vec::new(),
+        }
+    }
+
+    fn note(by: u32, add: bool, changed: &[u32]) -> Note {
+        let how = if add {
+            GroupModifyType::Add
+        } else {
+            GroupModifyType::Del
+        };
+        Note {
+            by,
+            change_type: how as i32,
+            changed: changed.to_vec(),
+        }
+    }
+
+    #[test]
+    fn what_a_server_missed_is_told_as_the_changes_since_its_copy() {
+        let now = group(3, &[1, 3, 4]);
+        // New here: as at its creation.
+        assert_eq!(missed_notes(None, &now), [note(1, true, &[3, 4])]);
+        // Older copy: who came, who left.
+        let old = group(1, &[1, 2, 3]);
+        assert_eq!(
+            missed_notes(Some(&old), &now),
+            [note(0, true, &[4]), note(0, false, &[2])]
+        );
+        let only_added = group(2, &[1, 2, 3, 4]);
+        assert_eq!(missed_notes(Some(&old), &only_added), [note(0, true, &[4])]);
+        // The same or a newer copy: nothing was missed.
+        assert!(missed_notes(Some(&now), &now).is_empty());
+        assert!(missed_notes(Some(&now), &old).is_empty());
     }
 }
