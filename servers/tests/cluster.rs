@@ -3,8 +3,8 @@
 //! loopback. A message crosses servers to every connection of its receiver,
 //! exactly once and in order; a second login on another server kicks the
 //! first; with NATS down messages are still acknowledged and reach their
-//! receiver from the database at its next login, and routing resumes when
-//! NATS is back, without a restart.
+//! receiver from the database at its next login or, if it stays online,
+//! when NATS is back; routing resumes then, without a restart.
 
 mod common;
 
@@ -158,6 +158,29 @@ fn without_nats_messages_wait_in_the_database_and_routing_resumes() {
             break;
         }
     }
+}
+
+#[test]
+fn messages_sent_while_nats_is_down_reach_an_online_receiver_when_it_is_back() {
+    let mut c = cluster("cluster-missed", 2, 2);
+    let nats_addr = c.nats.addr;
+    let mut alice = user(c.addr(0), 1);
+    let mut bob = user(c.addr(1), 2);
+    linked(&mut alice, &mut bob);
+
+    c.nats = Nats::start_on(free_addr()); // the old one is killed
+    send(&mut alice, 2, "missed", 5); // acknowledged: committed
+    assert!(drain(&mut bob, Duration::from_millis(500)).is_empty());
+    // NATS back: bob's server feeds him his mailbox, in order and once,
+    // without a new login.
+    c.nats = Nats::start_on(nats_addr);
+    let got = receive(&mut bob, 5);
+    assert_eq!(
+        got.iter().map(|m| m.2.clone()).collect::<Vec<_>>(),
+        texts("missed", 5)
+    );
+    let ids: Vec<u32> = got.iter().map(|m| m.1).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5]);
 }
 
 fn free_addr() -> std::net::SocketAddr {

@@ -47,13 +47,14 @@
 //!   from memory. The map is bounded: only ids of the users file, at most
 //!   [`PRESENCE_SERVERS_MAX`](presence::PRESENCE_SERVERS_MAX) servers per user.
 //! - **NATS unavailable.** Nothing waits for NATS: messages are committed
-//!   and acknowledged as before and stay in the receivers' mailboxes, read
-//!   at their next login. Publications while the link is down are dropped
-//!   (the database has them); when the link comes back, the server
-//!   subscribes again to every user online on it, reads every group back
-//!   from the store (telling its members here what changed meanwhile) and
-//!   publishes who is online on it. Meanwhile remote
-//!   users count as online until their entries expire.
+//!   and acknowledged as before and stay in the receivers' mailboxes.
+//!   Publications while the link is down are dropped (the database has
+//!   them); when the link comes back, the server subscribes again to every
+//!   user online on it, feeds each of them its mailbox (what a connection
+//!   already has is skipped), reads every group back from the store
+//!   (telling its members here what changed meanwhile) and publishes who
+//!   is online on it. Meanwhile remote users count as online until their
+//!   entries expire.
 //!
 //! The loop side ([`Cluster`], in [`MsgState`](super::MsgState)) queues what
 //! to publish and flushes it through a posted closure into the NATS link's
@@ -67,12 +68,12 @@ use imconn::{
     Backoff, ConnConfig, ConnCtx, Connection, ImServer, NatsCodec, NatsFrame, NatsOut, Server,
     Timeouts,
 };
-use netlib::{CloseReason, Context, HandlerRef, Poster};
+use netlib::{CloseReason, Context, Handle, HandlerRef, Poster};
 pub(super) use presence::online_elsewhere;
 use presence::{
     publish_presence, refresh_presence, run_id, RemotePresence, ASK, OFF, ON, PRESENCE_REFRESH,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -524,7 +525,7 @@ impl Connection for NatsLink {
         // Subscribe again to every user online here.
         let msg = cx.shared.msg;
         let _ = cx.shared.poster.post(move |ctx| {
-            let _ = ctx.with_handler(msg, |s: &mut ImServer<MsgConn>, _| {
+            let _ = ctx.with_handler(msg, |s: &mut ImServer<MsgConn>, ctx| {
                 let st = &mut s.shared;
                 let mut sids: HashSet<u64> = st
                     .sessions
@@ -543,6 +544,19 @@ impl Connection for NatsLink {
                 super::groups::reload(st, None, None);
                 refresh_presence(st);
                 publish_presence(st, ASK, &[]);
+                // Deliveries published meanwhile did not reach this
+                // server: they are in the mailboxes. Each online user's is
+                // fed to one of its connections (what that connection
+                // already has is skipped), as after a connection closes.
+                let mut feeds: HashMap<u32, Handle> = HashMap::new();
+                for (h, session) in &st.sessions {
+                    feeds.entry(session.user_id).or_insert(*h);
+                }
+                for (user, h) in feeds {
+                    super::route::with_any(s, ctx, [h], |cx| {
+                        super::route::start_drain(cx, user, h)
+                    });
+                }
             });
         });
     }

@@ -117,9 +117,9 @@ pub fn online(c: &mut ImClient, ids: &[u32]) -> Vec<bool> {
 /// Waits until both servers, of `x` and of `y`, hear each other over NATS
 /// (each tells the other's user online): what one announces from now on
 /// reaches the other. (What is announced while a server's link is still
-/// connecting is not replayed to it - department status, live deliveries
-/// (they wait in the mailbox) - except group changes, which it reads back
-/// and tells when the link is up.)
+/// connecting is not replayed to it - department status - except what it
+/// reads back from the database when the link is up: group changes and
+/// its online users' mailboxes.)
 pub fn linked(x: &mut ImClient, y: &mut ImClient) {
     let (xi, yi) = (x.user_id, y.user_id);
     eventually("both servers linked over NATS", T, || {
