@@ -50,11 +50,13 @@
 //!   and acknowledged as before and stay in the receivers' mailboxes.
 //!   Publications while the link is down are dropped (the database has
 //!   them); when the link comes back, the server subscribes again to every
-//!   user online on it, feeds each of them its mailbox (what a connection
-//!   already has is skipped), reads every group back from the store
-//!   (telling its members here what changed meanwhile) and publishes who
-//!   is online on it. Meanwhile remote users count as online until their
-//!   entries expire.
+//!   user online on it, publishes who is online on it and asks the others
+//!   to do the same; it and every server that hears the question catch up
+//!   ([`catch_up`]): each feeds its online users their mailboxes (what a
+//!   connection already has is skipped) and reads every group back from
+//!   the store, telling its members what changed meanwhile - so a link
+//!   that dropped on one side only loses nothing either. Meanwhile remote
+//!   users count as online until their entries expire.
 //!
 //! The loop side ([`Cluster`], in [`MsgState`](super::MsgState)) queues what
 //! to publish and flushes it through a posted closure into the NATS link's
@@ -457,7 +459,12 @@ fn on_event(s: &mut ImServer<MsgConn>, ctx: &mut Context, sid: u64, event: Event
             server,
             kind,
             users,
-        } => presence::heard(&mut s.shared, server, kind, users),
+        } => {
+            if kind == ASK {
+                catch_up(s, ctx);
+            }
+            presence::heard(&mut s.shared, server, kind, users)
+        }
         Event::Status { user, online } => {
             if sid >> 32 == DEPT_SID >> 32 {
                 super::buddy::remote_presence(s, ctx, user, sid as u32, online);
@@ -505,6 +512,26 @@ fn on_event(s: &mut ImServer<MsgConn>, ctx: &mut Context, sid: u64, event: Event
     }
 }
 
+/// What NATS may have dropped while a link was down - this server's or
+/// another's (it asks, `ASK`, when its link comes back): the groups are
+/// read back, their members here told what changed ([`reload`]), and each
+/// online user's mailbox is fed to one of its connections (what that
+/// connection already has is skipped), as after a connection closes. A
+/// user's other connections get what they missed at their next login. One
+/// store read per online user: done once per link (re)connection.
+///
+/// [`reload`]: super::groups::reload
+fn catch_up(s: &mut ImServer<MsgConn>, ctx: &mut Context) {
+    super::groups::reload(&mut s.shared, None, None);
+    let mut feeds: HashMap<u32, Handle> = HashMap::new();
+    for (h, session) in &s.shared.sessions {
+        feeds.entry(session.user_id).or_insert(*h);
+    }
+    for (user, h) in feeds {
+        super::route::with_any(s, ctx, [h], |cx| super::route::start_drain(cx, user, h));
+    }
+}
+
 /// The NATS link's shared state.
 pub struct NatsShared {
     msg: HandlerRef,
@@ -540,23 +567,11 @@ impl Connection for NatsLink {
                 for sid in sids {
                     subscribe(st, sid, true);
                 }
-                // What changed while the link was down.
-                super::groups::reload(st, None, None);
                 refresh_presence(st);
+                // The others catch up on what this server published while
+                // its link was down (their links may never have dropped).
                 publish_presence(st, ASK, &[]);
-                // Deliveries published meanwhile did not reach this
-                // server: they are in the mailboxes. Each online user's is
-                // fed to one of its connections (what that connection
-                // already has is skipped), as after a connection closes.
-                let mut feeds: HashMap<u32, Handle> = HashMap::new();
-                for (h, session) in &st.sessions {
-                    feeds.entry(session.user_id).or_insert(*h);
-                }
-                for (user, h) in feeds {
-                    super::route::with_any(s, ctx, [h], |cx| {
-                        super::route::start_drain(cx, user, h)
-                    });
-                }
+                catch_up(s, ctx);
             });
         });
     }

@@ -278,7 +278,6 @@ impl Settings {
     }
 }
 
-/// `key` as a number above 0, `default` when absent.
 /// `StoreBatchMax` and `StoreCommitIntervalUs`.
 fn group_commit(c: &Config) -> Result<GroupCommit, ConfigError> {
     let default = GroupCommit::default();
@@ -295,6 +294,7 @@ fn group_commit(c: &Config) -> Result<GroupCommit, ConfigError> {
     })
 }
 
+/// `key` as a number above 0, `default` when absent.
 fn positive(c: &Config, key: &str, default: usize) -> Result<usize, ConfigError> {
     match c.get_or(key, default)? {
         0 => Err(ConfigError(format!(

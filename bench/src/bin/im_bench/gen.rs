@@ -412,11 +412,12 @@ impl Gen {
         let (Some(low), Some(high)) = (self.best, self.failed_at) else {
             return false;
         };
-        if self.refine_left == 0 || (high.saturating_sub(low)) * 20 <= high {
+        let mid = (low + high) / 2 / 100 * 100;
+        if self.refine_left == 0 || (high.saturating_sub(low)) * 20 <= high || mid <= low {
             return false;
         }
         self.refine_left -= 1;
-        self.pending_next = Some((Kind::Refine, (low + high) / 2 / 100 * 100));
+        self.pending_next = Some((Kind::Refine, mid));
         self.phase = Phase::Pause(now + PAUSE);
         true
     }

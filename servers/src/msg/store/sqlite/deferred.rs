@@ -313,7 +313,7 @@ pub(super) fn write_joins(tx: &Transaction<'_>, cache: &mut Cache) -> rusqlite::
     for d in &mut cache.deferred.items {
         joins.extend(d.joins.drain(..).map(|u| (u, d.session, d.created)));
     }
-    insert_session_rows(tx, sorted_joins(joins))
+    poison_on_error(cache, insert_session_rows(tx, sorted_joins(joins)))
 }
 
 /// Writes every `message_index` row still owed, so that the operation
@@ -327,7 +327,19 @@ pub(super) fn write_index(tx: &Transaction<'_>, cache: &mut Cache) -> rusqlite::
         d.unindexed = false;
         rows.push((d.session.to_i64(), d.msg_id, d.row, d.sender));
     }
-    insert_index_rows(tx, sorted_index(rows))
+    poison_on_error(cache, insert_index_rows(tx, sorted_index(rows)))
+}
+
+/// The rows were taken out of the writer's memory: if writing them failed,
+/// the batch must not commit (it rolls back, and the writer is reopened
+/// from the file, which still owes them), whatever the operation answers.
+fn poison_on_error(cache: &mut Cache, r: rusqlite::Result<()>) -> rusqlite::Result<()> {
+    if let Err(e) = &r {
+        cache
+            .poisoned
+            .get_or_insert_with(|| format!("writing deferred rows failed: {e}"));
+    }
+    r
 }
 
 /// Index rows in key order: rows of one session land on one page together.
