@@ -215,15 +215,13 @@ impl Settings {
                             )))
                         }
                     },
-                    busy_timeout: Duration::from_millis(c.get_or(
+                    busy_timeout: millis_or(
+                        c,
                         "DbBusyTimeoutMs",
-                        super::store::sqlite::DEFAULT_BUSY_TIMEOUT.as_millis() as u64,
-                    )?),
+                        super::store::sqlite::DEFAULT_BUSY_TIMEOUT,
+                    )?,
                     commit: group_commit(c)?,
-                    defer: Duration::from_millis(c.get_or(
-                        "StoreDeferMs",
-                        super::store::sqlite::DEFAULT_DEFER.as_millis() as u64,
-                    )?),
+                    defer: millis_or(c, "StoreDeferMs", super::store::sqlite::DEFAULT_DEFER)?,
                 },
                 "postgres" => StoreKind::Postgres {
                     url: match c.get("PostgresUrl") {
@@ -276,6 +274,12 @@ impl Settings {
             login_key: crate::login::link_auth::SharedKey::from_config(c.get("LoginServerKey")),
         })
     }
+}
+
+/// `key` in milliseconds (0 allowed), `default` when absent.
+fn millis_or(c: &Config, key: &str, default: Duration) -> Result<Duration, ConfigError> {
+    let ms: u64 = c.get_or(key, default.as_millis() as u64)?;
+    Ok(Duration::from_millis(ms))
 }
 
 /// `StoreBatchMax` and `StoreCommitIntervalUs`.

@@ -172,8 +172,10 @@ impl WriterThread {
         let health = Arc::new(Mutex::new(Health::Available));
         let mut worker = Worker {
             rx,
-            batch_max: commit.batch_max.max(1),
-            interval: commit.interval,
+            commit: GroupCommit {
+                batch_max: commit.batch_max.max(1),
+                ..commit
+            },
             last_start: None,
             completions: completions.clone(),
             backend: Some(backend),
@@ -262,9 +264,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The writer thread.
 struct Worker {
     rx: Receiver<Job>,
-    batch_max: usize,
-    /// [`GroupCommit::interval`].
-    interval: Duration,
+    commit: GroupCommit,
     /// When the last batch started.
     last_start: Option<Instant>,
     completions: Completions,
@@ -284,10 +284,7 @@ impl Worker {
             // A backend holding rows back is woken when they are due, also
             // when no operation comes (not sooner than the interval).
             let wake_at = self.backend.as_ref().and_then(|b| b.wake_at());
-            let wake_at = wake_at.map(|at| match self.last_start {
-                Some(last) => at.max(last + self.interval),
-                None => at,
-            });
+            let wake_at = wake_at.map(|at| self.earliest_start().map_or(at, |e| at.max(e)));
             let first = match wake_at {
                 None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
                 Some(at) => self
@@ -303,7 +300,7 @@ impl Worker {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             self.last_start = Some(Instant::now());
-            while self.batch.len() < self.batch_max {
+            while self.batch.len() < self.commit.batch_max {
                 match self.rx.try_recv() {
                     Ok(job) => self.batch.push(job),
                     Err(_) => break,
@@ -317,15 +314,20 @@ impl Worker {
         }
     }
 
-    /// Sleeps until [`GroupCommit::interval`] after the last batch started
-    /// (at once if that is past), so that what the loop queues meanwhile
-    /// joins this batch.
+    /// The soonest the next batch may start: [`GroupCommit::interval`]
+    /// after the last one did.
+    fn earliest_start(&self) -> Option<Instant> {
+        self.last_start.map(|last| last + self.commit.interval)
+    }
+
+    /// Sleeps until [`Worker::earliest_start`] (at once if that is past), so
+    /// that what the loop queues meanwhile joins this batch.
     fn wait_interval(&mut self) {
-        let Some(last) = self.last_start else { return };
-        let due = last + self.interval;
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
+        if let Some(due) = self.earliest_start() {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
         }
     }
 
