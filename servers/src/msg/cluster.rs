@@ -454,7 +454,7 @@ fn on_event(s: &mut ImServer<MsgConn>, ctx: &mut Context, sid: u64, event: Event
     let user = sid as u32;
     let handles = s.shared.online.get(user).to_vec();
     match event {
-        Event::Group { group, note } => super::groups::reload(&mut s.shared, Some(group), note),
+        Event::Group { group, note } => super::groups::reload(&mut s.shared, group, note),
         Event::Presence {
             server,
             kind,
@@ -514,15 +514,15 @@ fn on_event(s: &mut ImServer<MsgConn>, ctx: &mut Context, sid: u64, event: Event
 
 /// What NATS may have dropped while a link was down - this server's or
 /// another's (it asks, `ASK`, when its link comes back): the groups are
-/// read back, their members here told what changed ([`reload`]), and each
+/// read back, their members here told what changed ([`reload_all`]), and each
 /// online user's mailbox is fed to one of its connections (what that
 /// connection already has is skipped), as after a connection closes. A
 /// user's other connections get what they missed at their next login. One
 /// store read per online user: done once per link (re)connection.
 ///
-/// [`reload`]: super::groups::reload
+/// [`reload_all`]: super::groups::reload_all
 fn catch_up(s: &mut ImServer<MsgConn>, ctx: &mut Context) {
-    super::groups::reload(&mut s.shared, None, None);
+    super::groups::reload_all(&mut s.shared);
     let mut feeds: HashMap<u32, Handle> = HashMap::new();
     for (h, session) in &s.shared.sessions {
         feeds.entry(session.user_id).or_insert(*h);

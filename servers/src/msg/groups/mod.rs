@@ -42,17 +42,20 @@
 //! its creator may remove others, and anyone may leave; a normal group is
 //! changed only by its creator.
 //!
-//! The groups file has one group a line, `#` comments:
-//!
-//! ```text
-//! # id name creator members
-//! 100 engineering 1 1,2,3
-//! ```
+//! The parts: this module answers the requests and sends the notifies;
+//! `file` reads the groups file; `sync` keeps the loop's copy in step with
+//! the store and with the other msg_servers.
+
+mod file;
+mod sync;
+
+pub use file::load;
+use sync::submit_change;
+pub(super) use sync::{apply_read, reload, reload_all, GroupSync};
 
 use super::route::{answer, reply_seq, with_any};
 use super::store::{Done, GroupRecord, Op, Outcome};
 use super::{MsgConn, MsgState};
-use crate::users::Users;
 use imconn::{ConnCtx, ImServer};
 use netlib::{Context, Handle};
 use pdu::proto::{
@@ -62,18 +65,6 @@ use pdu::proto::{
     ImNormalGroupListReq, ImNormalGroupListRsp,
 };
 use pdu::{cid, sid, Header, PduRef};
-use std::collections::{HashMap, HashSet};
-use std::path::Path;
-
-/// What the loop tracks to apply other servers' changes safely.
-#[derive(Debug, Default)]
-pub(super) struct GroupSync {
-    /// Changes of this server submitted to the store and not answered, by
-    /// group.
-    in_flight: HashMap<u32, u32>,
-    /// Groups to read again once their changes in flight are answered.
-    reload: HashSet<u32>,
-}
 
 /// A membership change as the notify (0x040b) tells it: who, what, whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,63 +75,6 @@ pub(super) struct Note {
     pub change_type: i32,
     /// Users added or removed.
     pub changed: Vec<u32>,
-}
-
-/// Reads the groups file: every member and creator must be an account, ids
-/// unique and above 0, at most `members_max` members.
-pub fn load(path: &Path, users: &Users, members_max: usize) -> Result<Vec<GroupRecord>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    parse(&text, users, members_max).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn parse(text: &str, users: &Users, members_max: usize) -> Result<Vec<GroupRecord>, String> {
-    let ids: HashSet<u32> = users.iter().map(|u| u.id).collect();
-    let mut seen = HashSet::new();
-    let mut groups = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let bad = |why: &str| format!("line {}: {why}: {line:?}", n + 1);
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let [id, name, creator, members] = f[..] else {
-            return Err(bad("expected: id name creator member,member,..."));
-        };
-        let id: u32 = id
-            .parse()
-            .ok()
-            .filter(|i| *i > 0)
-            .ok_or_else(|| bad("bad id"))?;
-        let creator: u32 = creator.parse().map_err(|_| bad("bad creator"))?;
-        let mut members: Vec<u32> = members
-            .split(',')
-            .map(|m| m.parse::<u32>().map_err(|_| bad("bad member id")))
-            .collect::<Result<_, _>>()?;
-        members.push(creator);
-        members.sort_unstable();
-        members.dedup();
-        if let Some(m) = members.iter().find(|m| !ids.contains(m)) {
-            return Err(bad(&format!("user {m} is not in the users file")));
-        }
-        if members.len() > members_max {
-            return Err(bad("more members than GroupMembersMax"));
-        }
-        if !seen.insert(id) {
-            return Err(bad("duplicate group id"));
-        }
-        groups.push(GroupRecord {
-            id,
-            name: name.to_string(),
-            avatar: String::new(),
-            creator,
-            kind: GroupType::Normal as i32,
-            version: 1,
-            members,
-            shielded: Vec::new(),
-        });
-    }
-    Ok(groups)
 }
 
 /// Whether `user` is a member of `group`.
@@ -461,157 +395,6 @@ pub(super) fn shield(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
     submit_change(cx.shared, group, Op::SetShield { group, user, on }, done);
 }
 
-/// Submits a change of `group` made here. While it is in flight, reads of
-/// the group from the store are not applied (they may predate it); a failed
-/// change reads the group back (the store holds what is true).
-fn submit_change(state: &mut MsgState, group: u32, op: Op, done: Done) {
-    *state.group_sync.in_flight.entry(group).or_default() += 1;
-    let done: Done = Box::new(move |s, ctx, outcome| {
-        let failed = !matches!(outcome, Outcome::Done);
-        let sync = &mut s.shared.group_sync;
-        if let Some(n) = sync.in_flight.get_mut(&group) {
-            *n -= 1;
-            if *n == 0 {
-                sync.in_flight.remove(&group);
-            }
-        }
-        let idle = !sync.in_flight.contains_key(&group);
-        let again = failed || (idle && sync.reload.contains(&group));
-        done(s, ctx, outcome);
-        if again {
-            reload(&mut s.shared, Some(group), None);
-        }
-    });
-    state.submit(op, Some(done));
-}
-
-/// Reads `only` (or every group) back from the store and applies it; `note`:
-/// the change another server announced, told to the members here. Every
-/// group is read when the NATS link comes (back) up: then what changed
-/// meanwhile is told too ([`missed_notes`]).
-pub(super) fn reload(state: &mut MsgState, only: Option<u32>, note: Option<Note>) {
-    if let Some(g) = only {
-        state.group_sync.reload.remove(&g);
-    }
-    let done: Done = Box::new(move |s, ctx, outcome| match outcome {
-        Outcome::Groups(groups) => {
-            for g in groups {
-                match only {
-                    Some(id) => {
-                        let note = note.as_ref().filter(|_| g.id == id);
-                        apply(s, ctx, g, note);
-                    }
-                    None => {
-                        let st = &s.shared;
-                        let kept = st.groups.contains_key(&g.id)
-                            || st.groups.len() < st.settings.groups_max;
-                        let missed = if !kept || st.group_sync.in_flight.contains_key(&g.id) {
-                            Vec::new()
-                        } else {
-                            missed_notes(st.groups.get(&g.id), &g)
-                        };
-                        for note in &missed {
-                            notify(s, ctx, None, g.id, &g.members, note);
-                        }
-                        apply(s, ctx, g, None);
-                    }
-                }
-            }
-        }
-        other => log::warn!("groups not read back from the store: {other:?}"),
-    });
-    state.submit(Op::LoadGroups { only }, Some(done));
-}
-
-/// What another server changed in group `g` while this one heard nothing
-/// (its NATS link was down), as notifies to tell the members here: a group
-/// new here is announced as at its creation (by its creator, every other
-/// member added); a newer version of a group this server has, as the
-/// members added and those removed since its copy. Who made a change is
-/// not stored: those notifies name user 0. An announcement of the same
-/// change that arrives after the link is up tells it once more.
-fn missed_notes(old: Option<&GroupRecord>, g: &GroupRecord) -> Vec<Note> {
-    let add = GroupModifyType::Add as i32;
-    let notes = match old {
-        None => vec![Note {
-            by: g.creator,
-            change_type: add,
-            changed: g
-                .members
-                .iter()
-                .copied()
-                .filter(|m| *m != g.creator)
-                .collect(),
-        }],
-        Some(old) if old.version < g.version => {
-            let not_in = |a: &[u32], b: &[u32]| -> Vec<u32> {
-                a.iter()
-                    .copied()
-                    .filter(|m| b.binary_search(m).is_err())
-                    .collect()
-            };
-            vec![
-                Note {
-                    by: 0,
-                    change_type: add,
-                    changed: not_in(&g.members, &old.members),
-                },
-                Note {
-                    by: 0,
-                    change_type: GroupModifyType::Del as i32,
-                    changed: not_in(&old.members, &g.members),
-                },
-            ]
-        }
-        Some(_) => Vec::new(),
-    };
-    notes
-        .into_iter()
-        .filter(|n| !n.changed.is_empty())
-        .collect()
-}
-
-/// Applies groups read from the store (no change to announce).
-pub(super) fn apply_read(s: &mut ImServer<MsgConn>, ctx: &mut Context, groups: Vec<GroupRecord>) {
-    for g in groups {
-        apply(s, ctx, g, None);
-    }
-}
-
-/// A group as stored replaces this server's copy unless a change of this
-/// server is in flight (then it is read again after) or the copy is newer.
-/// `note`, another server's change, is told to the members here whatever
-/// the copy was (a read after the link came up may have brought the change
-/// first; each announcement arrives once).
-fn apply(s: &mut ImServer<MsgConn>, ctx: &mut Context, g: GroupRecord, note: Option<&Note>) {
-    log::debug!(
-        "group {} read back from the store at version {}",
-        g.id,
-        g.version
-    );
-    let st = &mut s.shared;
-    if !st.groups.contains_key(&g.id) && st.groups.len() >= st.settings.groups_max {
-        log::warn!(
-            "group {} from the store not kept: GroupsMax groups exist",
-            g.id
-        );
-        return;
-    }
-    if let Some(note) = note {
-        notify(s, ctx, None, g.id, &g.members, note);
-    }
-    let st = &mut s.shared;
-    if st.group_sync.in_flight.contains_key(&g.id) {
-        st.group_sync.reload.insert(g.id);
-    } else if st
-        .groups
-        .get(&g.id)
-        .is_none_or(|old| old.version <= g.version)
-    {
-        st.groups.insert(g.id, g);
-    }
-}
-
 /// Sends the notify (0x040b) of `note` on `group`, whose `members` are
 /// those after the change, to the connections here of its members and of
 /// the users it changed, but `skip`.
@@ -644,80 +427,4 @@ fn notify(
             let _ = cx.send_pdu_to(h, &header, &msg);
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn users(n: u32) -> Users {
-        let text: String = (1..=n)
-            .map(|i| crate::users::user_line(i, &format!("u{i}"), "s", "p") + "\n")
-            .collect();
-        Users::parse(&text).unwrap()
-    }
-
-    #[test]
-    fn groups_file_lines_and_their_errors() {
-        let g = parse("# comment\n\n100 eng 1 2,3,2\n7 ops 3 3\n", &users(3), 10).unwrap();
-        assert_eq!(g.len(), 2);
-        assert_eq!((g[0].id, g[0].name.as_str(), g[0].creator), (100, "eng", 1));
-        assert_eq!(g[0].members, [1, 2, 3]);
-        assert_eq!(g[1].members, [3]);
-        for (text, why) in [
-            ("1 a 1", "expected"),
-            ("0 a 1 1", "bad id"),
-            ("1 a 1 9", "user 9"),
-            ("1 a 1 1\n1 b 1 1", "duplicate"),
-            ("1 a 1 x", "bad member"),
-            ("1 a 1 1,2,3", "GroupMembersMax"),
-        ] {
-            let e = parse(text, &users(3), 2).unwrap_err();
-            assert!(e.contains(why), "{text:?}: {e}");
-        }
-    }
-
-    fn group(version: u32, members: &[u32]) -> GroupRecord {
-        GroupRecord {
-            id: 7,
-            name: "g".into(),
-            avatar: String::new(),
-            creator: 1,
-            kind: 2,
-            version,
-            members: members.to_vec(),
-            shielded: Vec::new(),
-        }
-    }
-
-    fn note(by: u32, add: bool, changed: &[u32]) -> Note {
-        let how = if add {
-            GroupModifyType::Add
-        } else {
-            GroupModifyType::Del
-        };
-        Note {
-            by,
-            change_type: how as i32,
-            changed: changed.to_vec(),
-        }
-    }
-
-    #[test]
-    fn what_a_server_missed_is_told_as_the_changes_since_its_copy() {
-        let now = group(3, &[1, 3, 4]);
-        // New here: as at its creation.
-        assert_eq!(missed_notes(None, &now), [note(1, true, &[3, 4])]);
-        // Older copy: who came, who left.
-        let old = group(1, &[1, 2, 3]);
-        assert_eq!(
-            missed_notes(Some(&old), &now),
-            [note(0, true, &[4]), note(0, false, &[2])]
-        );
-        let only_added = group(2, &[1, 2, 3, 4]);
-        assert_eq!(missed_notes(Some(&old), &only_added), [note(0, true, &[4])]);
-        // The same or a newer copy: nothing was missed.
-        assert!(missed_notes(Some(&now), &now).is_empty());
-        assert!(missed_notes(Some(&now), &old).is_empty());
-    }
 }
