@@ -120,17 +120,35 @@ fn a_login_on_another_server_kicks_the_same_class() {
     assert_eq!(got[0].2, b"still here");
 }
 
-#[test]
-fn without_nats_messages_wait_in_the_database_and_routing_resumes() {
-    let mut c = cluster("cluster-outage", 2, 2);
+/// Two msg_servers, alice (user 1) on the first and bob (2) on the second,
+/// linked over NATS; then NATS is killed and alice sends `n` texts
+/// `prefix-i` to bob, each acknowledged. Returns NATS's address, to start
+/// it again on.
+fn alice_sends_with_nats_down(
+    tag: &str,
+    prefix: &str,
+    n: usize,
+) -> (
+    Cluster,
+    std::net::SocketAddr,
+    servers::client::ImClient,
+    servers::client::ImClient,
+) {
+    let mut c = cluster(tag, 2, 2);
     let nats_addr = c.nats.addr;
     let mut alice = user(c.addr(0), 1);
     let mut bob = user(c.addr(1), 2);
     send(&mut alice, 2, "live", 3);
-    assert_eq!(receive(&mut bob, 3).len(), 3);
-
+    assert_eq!(receive(&mut bob, 3).len(), 3, "linked");
     c.nats = Nats::start_on(free_addr()); // the old one is killed
-    send(&mut alice, 2, "stored", 5); // still acknowledged
+    send(&mut alice, 2, prefix, n); // still acknowledged
+    (c, nats_addr, alice, bob)
+}
+
+#[test]
+fn without_nats_messages_wait_in_the_database_and_routing_resumes() {
+    let (mut c, nats_addr, mut alice, mut bob) =
+        alice_sends_with_nats_down("cluster-outage", "stored", 5);
     assert!(drain(&mut bob, Duration::from_millis(500)).is_empty());
     // Bob's next login reads them from the database.
     drop(bob);
@@ -162,14 +180,8 @@ fn without_nats_messages_wait_in_the_database_and_routing_resumes() {
 
 #[test]
 fn messages_sent_while_nats_is_down_reach_an_online_receiver_when_it_is_back() {
-    let mut c = cluster("cluster-missed", 2, 2);
-    let nats_addr = c.nats.addr;
-    let mut alice = user(c.addr(0), 1);
-    let mut bob = user(c.addr(1), 2);
-    linked(&mut alice, &mut bob);
-
-    c.nats = Nats::start_on(free_addr()); // the old one is killed
-    send(&mut alice, 2, "missed", 5); // acknowledged: committed
+    let (mut c, nats_addr, _alice, mut bob) =
+        alice_sends_with_nats_down("cluster-missed", "missed", 5);
     assert!(drain(&mut bob, Duration::from_millis(500)).is_empty());
     // NATS back: bob's server feeds him his mailbox, in order and once,
     // without a new login.
@@ -179,8 +191,9 @@ fn messages_sent_while_nats_is_down_reach_an_online_receiver_when_it_is_back() {
         got.iter().map(|m| m.2.clone()).collect::<Vec<_>>(),
         texts("missed", 5)
     );
+    // After the session's 3 live messages.
     let ids: Vec<u32> = got.iter().map(|m| m.1).collect();
-    assert_eq!(ids, [1, 2, 3, 4, 5]);
+    assert_eq!(ids, [4, 5, 6, 7, 8]);
 }
 
 fn free_addr() -> std::net::SocketAddr {
