@@ -4,7 +4,9 @@
 //! exactly once and in order; a second login on another server kicks the
 //! first; with NATS down messages are still acknowledged and reach their
 //! receiver from the database at its next login or, if it stays online,
-//! when NATS is back; routing resumes then, without a restart.
+//! when NATS is back; routing resumes then, without a restart. The same
+//! when one server alone loses NATS (its link through a proxy the test
+//! cuts), and buddy status changed meanwhile is told when the link is back.
 
 mod common;
 
@@ -222,7 +224,7 @@ fn buddy_status_reaches_the_department_on_every_server() {
     let c = cluster_with(&path, 2);
     let mut alice = user(c.addr(0), 1);
     // Both servers' NATS links up first (a change published while a link
-    // is still connecting is not replayed).
+    // is still connecting is told at the next refresh, up to 10 s later).
     let mut carol = user(c.addr(1), 3);
     linked(&mut alice, &mut carol);
     let bob = user(c.addr(1), 2);
@@ -232,6 +234,81 @@ fn buddy_status_reaches_the_department_on_every_server() {
     );
     drop(bob);
     assert!(!status_of(&mut alice, 2), "bob off line");
+}
+
+#[test]
+fn a_login_while_nats_is_down_is_told_to_the_department_when_it_is_back() {
+    let path = users_file_in_dept("cluster-dept-outage", 3, 7);
+    let mut c = cluster_with(&path, 2);
+    let mut alice = user(c.addr(0), 1);
+    let mut carol = user(c.addr(1), 3);
+    linked(&mut alice, &mut carol);
+    let nats_addr = c.nats.addr;
+    c.nats = Nats::start_on(free_addr()); // the old one is killed
+    let _bob = user(c.addr(1), 2); // published to nobody
+    c.nats = Nats::start_on(nats_addr);
+    // Alice's server hears bob in the refresh the link-up asks for.
+    assert!(
+        status_of(&mut alice, 2),
+        "bob on line, told when NATS is back"
+    );
+}
+
+#[test]
+fn a_link_lost_by_one_server_alone_loses_nothing_either_way() {
+    use servers::client::Event;
+    let path = users_file_in_dept("cluster-one-sided", 3, 7);
+    let nats = Nats::start();
+    let proxy = testkit::proxy::CutProxy::start(nats.addr);
+    // The second server reaches NATS through the proxy; the first does not.
+    let c = cluster_via(
+        &path,
+        2,
+        nats,
+        |i, addr| if i == 1 { proxy.addr } else { addr },
+    );
+    let mut alice = user(c.addr(0), 1);
+    let mut bob = user(c.addr(1), 2);
+    linked(&mut alice, &mut bob);
+    proxy.cut();
+    // The second server sees its link closed at once; the first keeps its
+    // own, and NATS drops what it publishes for users of the second.
+    std::thread::sleep(Duration::from_millis(300));
+    send(&mut alice, 2, "to-bob", 3);
+    send(&mut bob, 1, "to-alice", 3);
+    let _carol = user(c.addr(1), 3);
+    assert!(
+        drain(&mut bob, Duration::from_millis(300)).is_empty(),
+        "cut off"
+    );
+    assert!(
+        drain(&mut alice, Duration::from_millis(300)).is_empty(),
+        "cut off"
+    );
+    proxy.restore();
+    // The second server's link comes back: it feeds bob his mailbox. The
+    // first hears its ASK: it feeds alice hers and, from the refresh,
+    // tells her of carol.
+    let got = receive(&mut bob, 3);
+    assert_eq!(
+        got.iter().map(|m| m.2.clone()).collect::<Vec<_>>(),
+        texts("to-bob", 3)
+    );
+    let deadline = Instant::now() + T;
+    let (mut to_alice, mut carol_on) = (Vec::new(), false);
+    while to_alice.len() < 3 || !carol_on {
+        match alice.next_event(deadline).unwrap() {
+            Some(Event::Message(m)) => to_alice.push(m.msg_data),
+            Some(Event::Status(s)) if s.user_id == 3 => carol_on = s.status == 1,
+            Some(_) => {}
+            None => panic!(
+                "link back: alice has {} of 3 messages; told carol is on line: {carol_on}",
+                to_alice.len()
+            ),
+        }
+    }
+    assert_eq!(to_alice, texts("to-alice", 3), "in order, once");
+    assert!(drain(&mut alice, Duration::from_millis(300)).is_empty());
 }
 
 /// Per-user share of the load test: (receiver, text), from a fixed LCG.

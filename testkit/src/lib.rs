@@ -2,7 +2,8 @@
 //! dependency of the bench crate's drivers): running a command and getting
 //! its error text, starting a server process with its output piped, a
 //! temporary directory ([`TempDir`]), a
-//! temporary PostgreSQL server ([`pg`]) and a nats-server ([`nats`]), a pair of
+//! temporary PostgreSQL server ([`pg`]) and a nats-server ([`nats`]), a TCP
+//! proxy a test can cut ([`proxy`]: one process losing a server, no root), a pair of
 //! network namespaces joined by a veth pair ([`NetnsPair`]) and a LAN of
 //! namespaces on one bridge ([`Lan`]) that a test creates, cuts with
 //! nft and deletes - with whatever still runs inside - when dropped (also
@@ -13,6 +14,7 @@
 
 pub mod nats;
 pub mod pg;
+pub mod proxy;
 mod tempdir;
 
 pub use tempdir::TempDir;

@@ -23,6 +23,9 @@
 //! departments, and users without a department (who get and cause no
 //! notifications), learn status by asking (0x020a). An index of online users
 //! by department keeps the work independent of the number of users online.
+//! With several msg_servers, each tells its own users of changes elsewhere
+//! as its presence map sees them ([`remote_changes`]; see
+//! [`cluster`](super::cluster)'s department status).
 //!
 //! Other buddy-list commands (recent sessions, avatars, signatures) are
 //! logged and ignored, as TeamTalk's msg_server does with what it does not
@@ -194,9 +197,7 @@ pub(super) fn on_request(cx: &mut ConnCtx<'_, MsgConn>, pdu: &PduRef<'_>) {
 /// other online users of its department.
 pub(super) fn presence_changed(cx: &mut ConnCtx<'_, MsgConn>, user: u32) {
     let state = &mut *cx.shared;
-    let Some(dept) = state.settings.users.by_id(user).map(|u| u.department) else {
-        return;
-    };
+    let dept = department(state, user);
     if dept == 0 {
         return;
     }
@@ -207,49 +208,67 @@ pub(super) fn presence_changed(cx: &mut ConnCtx<'_, MsgConn>, user: u32) {
     } else {
         members.remove(&user)
     };
-    let targets: Vec<_> = members
-        .iter()
-        .filter(|m| **m != user)
-        .take(state.settings.status_notify_max)
-        .flat_map(|m| state.online.get(*m).iter().copied())
-        .collect();
-    let local_members = !members.is_empty();
-    if !local_members {
+    if members.is_empty() {
         state.buddy.online_by_dept.remove(&dept);
     }
     if !changed {
         return;
     }
-    // Other msg_servers tell their members of the department.
-    super::cluster::presence(state, user, dept, online, local_members);
-    let notify = ImUserStatNotify {
-        user_stat: UserStat {
-            user_id: user,
-            status: status(state, user),
-        },
-    };
-    let header = Header::new(sid::BUDDY_LIST, cid::buddy::STATUS_NOTIFY);
+    // Other msg_servers hear it as presence (`cluster`) and tell their
+    // members of the department.
+    let targets = told(state, dept, user);
+    let notify = stat_notify(user, status(state, user));
     for h in targets {
-        let _ = cx.send_pdu_to(h, &header, &notify);
+        let _ = cx.send_pdu_to(h, &STAT_NOTIFY, &notify);
     }
 }
 
-/// Departments with members online on this server.
-pub(super) fn online_departments(state: &MsgState) -> impl Iterator<Item = u32> + '_ {
-    state.buddy.online_by_dept.keys().copied()
-}
-
-/// `user` of department `dept` went on or off line on another msg_server:
-/// tells up to `StatusNotifyMax` members of the department online here.
-pub(super) fn remote_presence(
+/// Users whose status as seen from here changed on other msg_servers
+/// (cluster presence: a login or logout there, a refresh after an outage, an
+/// entry expired): tells up to `StatusNotifyMax` members of each one's
+/// department online here.
+pub(super) fn remote_changes(
     s: &mut imconn::ImServer<MsgConn>,
     ctx: &mut netlib::Context,
-    user: u32,
-    dept: u32,
-    online: bool,
+    changes: Vec<super::cluster::Change>,
 ) {
-    let state = &s.shared;
-    let targets: Vec<_> = state
+    for (user, online) in changes {
+        let targets = told(&s.shared, department(&s.shared, user), user);
+        if targets.is_empty() {
+            continue;
+        }
+        let notify = stat_notify(
+            user,
+            if online {
+                UserStatType::UserStatusOnline as i32
+            } else {
+                UserStatType::UserStatusOffline as i32
+            },
+        );
+        super::route::with_any(s, ctx, targets.clone(), |cx| {
+            for h in targets {
+                let _ = cx.send_pdu_to(h, &STAT_NOTIFY, &notify);
+            }
+        });
+    }
+}
+
+/// The header of a status notification (0x0203).
+const STAT_NOTIFY: Header = Header::new(sid::BUDDY_LIST, cid::buddy::STATUS_NOTIFY);
+
+/// `user`'s department in the users file (0: none, or not a user).
+fn department(state: &MsgState, user: u32) -> u32 {
+    state.settings.users.by_id(user).map_or(0, |u| u.department)
+}
+
+/// The connections to tell of a change of `user`, of department `dept`
+/// (none for 0): those of up to `StatusNotifyMax` other members online here,
+/// the lowest ids.
+fn told(state: &MsgState, dept: u32, user: u32) -> Vec<netlib::Handle> {
+    if dept == 0 {
+        return Vec::new();
+    }
+    state
         .buddy
         .online_by_dept
         .get(&dept)
@@ -258,23 +277,15 @@ pub(super) fn remote_presence(
         .filter(|m| **m != user)
         .take(state.settings.status_notify_max)
         .flat_map(|m| state.online.get(*m).iter().copied())
-        .collect();
-    // Still on line here or on a third server wins over off line there.
-    let status = if online {
-        UserStatType::UserStatusOnline as i32
-    } else {
-        status(state, user)
-    };
-    let notify = ImUserStatNotify {
+        .collect()
+}
+
+/// A status notification: `user` is now `status` (a `UserStatType`).
+fn stat_notify(user: u32, status: i32) -> ImUserStatNotify {
+    ImUserStatNotify {
         user_stat: UserStat {
             user_id: user,
             status,
         },
-    };
-    let header = Header::new(sid::BUDDY_LIST, cid::buddy::STATUS_NOTIFY);
-    super::route::with_any(s, ctx, targets.clone(), |cx| {
-        for h in targets {
-            let _ = cx.send_pdu_to(h, &header, &notify);
-        }
-    });
+    }
 }

@@ -46,6 +46,18 @@
 //!   counts again at the next refresh. A query is then answered on the loop
 //!   from memory. The map is bounded: only ids of the users file, at most
 //!   [`PRESENCE_SERVERS_MAX`](presence::PRESENCE_SERVERS_MAX) servers per user.
+//! - **Department status (0x0203).** A server tells its users of a
+//!   department when a buddy's status changes as seen from it: by its own
+//!   logins and logouts, and by presence - a login or logout heard on
+//!   `im.presence`, a refresh naming a user it had stopped counting, an
+//!   entry expiring. One source for the query and the notifications, so
+//!   they agree, and outages are covered as presence is: a login published
+//!   while a link was down is told at the refresh the link-up asks for, and
+//!   the users of a server killed with `kill -9` are told off line when
+//!   their entries expire (within `PRESENCE_TTL` + `PRESENCE_REFRESH`).
+//!   (Changes used to travel on `im.dept.<id>`, to the servers with members
+//!   of the department online: lost with a link, never sent for a killed
+//!   server.)
 //! - **NATS unavailable.** Nothing waits for NATS: messages are committed
 //!   and acknowledged as before and stay in the receivers' mailboxes.
 //!   Publications while the link is down are dropped (the database has
@@ -71,7 +83,7 @@ use imconn::{
     Timeouts,
 };
 use netlib::{CloseReason, Context, Handle, HandlerRef, Poster};
-pub(super) use presence::online_elsewhere;
+pub(super) use presence::{online_elsewhere, Change};
 use presence::{
     publish_presence, refresh_presence, run_id, RemotePresence, ASK, OFF, ON, PRESENCE_REFRESH,
 };
@@ -81,13 +93,12 @@ use std::time::Duration;
 
 const DELIVER: u8 = 1;
 const KICK: u8 = 2;
-const STATUS: u8 = 3;
+// 3 was a department status change on `im.dept.<id>`, now told by presence.
 const COPY: u8 = 4;
 const GROUP: u8 = 5;
 const PRESENCE: u8 = 6;
 
-/// Subscription ids: a user's id, or one of these with a department's id.
-const DEPT_SID: u64 = 1 << 32;
+/// Subscription ids: a user's id, or one of these.
 /// `im.group`: every server's group changes.
 const GROUP_SID: u64 = 2 << 32;
 /// `im.presence`: every server's logins, logouts and refreshes.
@@ -102,7 +113,6 @@ mod presence;
 fn subject(sid: u64) -> String {
     match sid >> 32 {
         0 => format!("im.user.{sid}"),
-        1 => format!("im.dept.{}", sid as u32),
         2 => "im.group".into(),
         _ => "im.presence".into(),
     }
@@ -122,7 +132,7 @@ pub(super) struct Cluster {
     nats: HandlerRef,
     out: Vec<Out>,
     flush_posted: bool,
-    /// Subscription ids on the link (users and departments online here).
+    /// Subscription ids on the link (users online here, groups, presence).
     subscribed: HashSet<u64>,
     /// This run of this server, in presence messages.
     server_id: u64,
@@ -144,8 +154,9 @@ pub(super) fn start(
     };
     let nats = Server::<NatsLink>::register(ctx, shared, |_, _| None);
     ctx.add_repeating_timer(PRESENCE_REFRESH, move |ctx, _| {
-        ctx.with_handler(msg, |s: &mut ImServer<MsgConn>, _| {
-            refresh_presence(&mut s.shared)
+        ctx.with_handler(msg, |s: &mut ImServer<MsgConn>, ctx| {
+            let gone = refresh_presence(&mut s.shared);
+            super::buddy::remote_changes(s, ctx, gone);
         });
     });
     ctx.with_handler(nats, |s: &mut Server<NatsLink>, ctx| {
@@ -283,27 +294,6 @@ fn subscribe(state: &mut super::MsgState, sid: u64, on: bool) {
     }
 }
 
-/// `user` of department `dept` went on line (`online`) or off line here;
-/// `local_members`: whether the department still has members online here
-/// (then this server keeps listening to the department's changes).
-pub(super) fn presence(
-    state: &mut super::MsgState,
-    user: u32,
-    dept: u32,
-    online: bool,
-    local_members: bool,
-) {
-    if state.cluster.is_none() {
-        return;
-    }
-    let sid = DEPT_SID | u64::from(dept);
-    let mut p = vec![STATUS];
-    p.extend_from_slice(&user.to_le_bytes());
-    p.push(u8::from(online));
-    queue(state, Out::Pub(sid, p));
-    subscribe(state, sid, local_members);
-}
-
 /// The user's last connection here left.
 pub(super) fn offline(state: &mut super::MsgState, user: u32) {
     subscribe(state, user.into(), false);
@@ -361,10 +351,6 @@ enum Event {
     Kick {
         mobile: bool,
     },
-    Status {
-        user: u32,
-        online: bool,
-    },
     Copy {
         to: u32,
         message: StoredMessage,
@@ -400,10 +386,6 @@ fn decode(user: u32, p: &[u8]) -> Option<Event> {
     match *p.first()? {
         KICK => Some(Event::Kick {
             mobile: *p.get(1)? != 0,
-        }),
-        STATUS => Some(Event::Status {
-            user: u32_at(1)?,
-            online: *p.get(5)? != 0,
         }),
         GROUP => Some(Event::Group {
             group: u32_at(1)?,
@@ -463,12 +445,8 @@ fn on_event(s: &mut ImServer<MsgConn>, ctx: &mut Context, sid: u64, event: Event
             if kind == ASK {
                 catch_up(s, ctx);
             }
-            presence::heard(&mut s.shared, server, kind, users)
-        }
-        Event::Status { user, online } => {
-            if sid >> 32 == DEPT_SID >> 32 {
-                super::buddy::remote_presence(s, ctx, user, sid as u32, online);
-            }
+            let changes = presence::heard(&mut s.shared, server, kind, users);
+            super::buddy::remote_changes(s, ctx, changes);
         }
         Event::Kick { mobile } => {
             super::route::with_any(s, ctx, handles, |cx| {
@@ -559,7 +537,6 @@ impl Connection for NatsLink {
                     .values()
                     .map(|session| u64::from(session.user_id))
                     .collect();
-                sids.extend(super::buddy::online_departments(st).map(|d| DEPT_SID | u64::from(d)));
                 sids.extend([GROUP_SID, PRESENCE_SID]);
                 if let Some(c) = st.cluster.as_mut() {
                     c.subscribed.clear();
@@ -567,10 +544,11 @@ impl Connection for NatsLink {
                 for sid in sids {
                     subscribe(st, sid, true);
                 }
-                refresh_presence(st);
+                let gone = refresh_presence(st);
                 // The others catch up on what this server published while
                 // its link was down (their links may never have dropped).
                 publish_presence(st, ASK, &[]);
+                super::buddy::remote_changes(s, ctx, gone);
                 catch_up(s, ctx);
             });
         });
@@ -642,15 +620,12 @@ mod tests {
         assert!(matches!(decode(3, &copy), Some(Event::Copy { to: 9, .. })));
         assert_eq!(decode(9, &copy), None, "a copy goes to its sender");
         assert_eq!(
-            decode(4, &[STATUS, 9, 0, 0, 0, 1]),
-            Some(Event::Status {
-                user: 9,
-                online: true
-            })
+            decode(4, &[3, 9, 0, 0, 0, 1]),
+            None,
+            "department status (3) is told by presence now"
         );
         assert_eq!(decode(9, &[9]), None);
         assert_eq!(subject(7), "im.user.7");
-        assert_eq!(subject(DEPT_SID | 7), "im.dept.7");
         assert_eq!(subject(GROUP_SID), "im.group");
         assert_eq!(subject(PRESENCE_SID), "im.presence");
     }

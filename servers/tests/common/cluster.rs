@@ -13,6 +13,7 @@ use super::pg::TempPostgres;
 use super::{ask, eventually, msg_server, users_file, Proc, T};
 use pdu::proto::{ImUsersStatReq, ImUsersStatRsp, UserStatType};
 use servers::client::ImClient;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
 /// The PostgreSQL server of the tests running now (a new one if none is).
@@ -54,11 +55,27 @@ pub fn cluster(tag: &str, n: usize, users: u32) -> Cluster {
 
 /// `n` msg_servers for the users file at `users`.
 pub fn cluster_with(users: &std::path::Path, n: usize) -> Cluster {
+    cluster_via(users, n, Nats::start(), |_, addr| addr)
+}
+
+/// `n` msg_servers for the users file at `users`, server `i` reaching
+/// `nats` at `nats_for(i, its address)`: through a
+/// [`CutProxy`](testkit::proxy::CutProxy), for one server to lose NATS
+/// alone.
+pub fn cluster_via(
+    users: &std::path::Path,
+    n: usize,
+    nats: Nats,
+    nats_for: impl Fn(usize, SocketAddr) -> SocketAddr,
+) -> Cluster {
     let pg = shared_postgres();
-    let nats = Nats::start();
-    let (url, addr) = (fresh_database(&pg), nats.addr.to_string());
-    let args = cluster_args(&url, &addr);
-    let servers = (0..n).map(|_| msg_server(users, None, &args)).collect();
+    let url = fresh_database(&pg);
+    let servers = (0..n)
+        .map(|i| {
+            let addr = nats_for(i, nats.addr).to_string();
+            msg_server(users, None, &cluster_args(&url, &addr))
+        })
+        .collect();
     Cluster {
         _pg: pg,
         nats,
@@ -116,10 +133,10 @@ pub fn online(c: &mut ImClient, ids: &[u32]) -> Vec<bool> {
 
 /// Waits until both servers, of `x` and of `y`, hear each other over NATS
 /// (each tells the other's user online): what one announces from now on
-/// reaches the other. (What is announced while a server's link is still
-/// connecting is not replayed to it - department status - except what it
-/// reads back from the database when the link is up: group changes and
-/// its online users' mailboxes.)
+/// reaches the other at once. (What is announced while a server's link is
+/// still connecting reaches it when the link is up: presence and department
+/// status at the refresh it asks for, group changes and its online users'
+/// mailboxes read back from the database.)
 pub fn linked(x: &mut ImClient, y: &mut ImClient) {
     let (xi, yi) = (x.user_id, y.user_id);
     eventually("both servers linked over NATS", T, || {

@@ -1,5 +1,6 @@
-//! Who is online on the other msg_servers, for the status query (0x020a):
-//! logins and logouts on `im.presence`, a refresh of every server's users
+//! Who is online on the other msg_servers, for the status query (0x020a)
+//! and the departments' status notifications (0x0203, what changed is
+//! returned as [`Change`]s): logins and logouts on `im.presence`, a refresh of every server's users
 //! every [`PRESENCE_REFRESH`], entries that expire after [`PRESENCE_TTL`].
 //! Why this design: the parent module's docs.
 
@@ -54,12 +55,18 @@ impl RemotePresence {
         }
     }
 
-    /// Drops what was not heard within [`PRESENCE_TTL`].
-    fn expire(&mut self, now: Instant) {
-        self.users.retain(|_, v| {
+    /// Drops what was not heard within [`PRESENCE_TTL`]; returns the users
+    /// left with no server.
+    fn expire(&mut self, now: Instant) -> Vec<u32> {
+        let mut gone = Vec::new();
+        self.users.retain(|user, v| {
             v.retain(|(_, at)| now.duration_since(*at) < PRESENCE_TTL);
+            if v.is_empty() {
+                gone.push(*user);
+            }
             !v.is_empty()
         });
+        gone
     }
 }
 
@@ -92,19 +99,30 @@ pub(super) fn publish_presence(state: &mut MsgState, kind: u8, users: &[u32]) {
     queue(state, Out::Pub(PRESENCE_SID, p));
 }
 
+/// A user's status as seen from this server changed because of what the
+/// other servers told (or stopped telling): (user, on line now). Users on
+/// line here are left out: their own logins and logouts here tell.
+pub(crate) type Change = (u32, bool);
+
 /// Every [`PRESENCE_REFRESH`]: who is online here, to the others; forgets
-/// remote users not heard of for [`PRESENCE_TTL`].
-pub(super) fn refresh_presence(state: &mut MsgState) {
+/// remote users not heard of for [`PRESENCE_TTL`] and returns those of them
+/// now off line everywhere (a server killed, a logout lost while NATS was
+/// down).
+pub(super) fn refresh_presence(state: &mut MsgState) -> Vec<Change> {
     let Some(c) = state.cluster.as_mut() else {
-        return;
+        return Vec::new();
     };
-    c.remote.expire(Instant::now());
+    let gone = c.remote.expire(Instant::now());
     let mut users: Vec<u32> = state.sessions.values().map(|s| s.user_id).collect();
     users.sort_unstable();
     users.dedup();
     for chunk in users.chunks(REFRESH_CHUNK) {
         publish_presence(state, STILL_ON, chunk);
     }
+    gone.into_iter()
+        .filter(|u| !state.online.is_online(*u))
+        .map(|u| (u, false))
+        .collect()
 }
 
 /// Whether `user` is online on another msg_server, as last heard.
@@ -117,16 +135,26 @@ pub(crate) fn online_elsewhere(state: &MsgState, user: u32) -> bool {
 
 /// A presence message from server `server`: `users` went on or off line
 /// there, are still on line there, or (`ASK`) the server wants a refresh.
-pub(super) fn heard(state: &mut MsgState, server: u64, kind: u8, users: Vec<u32>) {
+/// Returns whose status, seen from here, changed: a login or logout there,
+/// or a refresh naming a user this server had stopped counting (after an
+/// outage of NATS, or a login published while a link was down).
+pub(super) fn heard(state: &mut MsgState, server: u64, kind: u8, users: Vec<u32>) -> Vec<Change> {
     if kind == ASK {
         return refresh_presence(state);
     }
     let now = Instant::now();
+    let mut changes = Vec::new();
     if let Some(c) = state.cluster.as_mut() {
         for u in users.into_iter().filter(|u| state.user_ids.contains(u)) {
+            let was = c.remote.online(u, now);
             c.remote.heard(server, u, kind != OFF, now);
+            let is = c.remote.online(u, now);
+            if was != is && !state.online.is_online(u) {
+                changes.push((u, is));
+            }
         }
     }
+    changes
 }
 
 #[cfg(test)]
@@ -154,7 +182,7 @@ mod tests {
         let kept: Vec<u64> = r.users[&8].iter().map(|(s, _)| *s).collect();
         assert_eq!(kept.len(), PRESENCE_SERVERS_MAX);
         assert!(kept.contains(&9), "the newest stays");
-        r.expire(t0 + PRESENCE_TTL + Duration::from_secs(1));
+        assert_eq!(r.expire(t0 + PRESENCE_TTL + Duration::from_secs(1)), [8]);
         assert!(r.users.is_empty());
     }
 }
