@@ -24,6 +24,13 @@ pub(crate) const TICK: Duration = Duration::from_millis(1);
 /// busy to keep up shows as an achieved rate below the target.
 pub(crate) const CATCH_UP: f64 = 0.020;
 pub(crate) const PAUSE: Duration = Duration::from_millis(300);
+/// Before the latency runs, msg_server counts as quiet (done with a late
+/// step's backlog, a durable store with its deferred writes) once it uses
+/// less than this many cores over [`QUIET_WINDOW`]...
+const QUIET_CPU: f64 = 0.10;
+const QUIET_WINDOW: Duration = Duration::from_millis(500);
+/// ...or after this long anyway.
+const QUIET_MAX: Duration = Duration::from_secs(60);
 
 /// What a step is for: a rung of the ladder, or a latency run at 50% / 90%
 /// of the best rate.
@@ -61,7 +68,17 @@ pub(crate) enum Phase {
     Pause(Instant),
     Send,
     Drain(Instant),
-    Late { progress: u64, at: Instant },
+    Late {
+        progress: u64,
+        at: Instant,
+    },
+    /// Waiting for msg_server to be quiet before the latency runs: since
+    /// `start`; `cpu`, the servers' CPU seconds at `at`.
+    Quiet {
+        start: Instant,
+        at: Instant,
+        cpu: f64,
+    },
     Done,
 }
 
@@ -432,7 +449,11 @@ impl Gen {
         match self.best {
             Some(b) if b >= 2 => {
                 self.pending_next = Some((Kind::Lat50, b / 2));
-                self.phase = Phase::Pause(now + PAUSE);
+                self.phase = Phase::Quiet {
+                    start: now,
+                    at: now,
+                    cpu: self.servers_cpu(),
+                };
             }
             _ => self.phase = Phase::Done,
         }
@@ -466,6 +487,26 @@ impl Gen {
                 let due = (target * elapsed) as u64;
                 let cap = (target * CATCH_UP).max(1.0) as u64;
                 return due.saturating_sub(s.sent).min(cap);
+            }
+            Phase::Quiet { start, at, cpu } => {
+                if now - at >= QUIET_WINDOW {
+                    let servers = self.servers_cpu();
+                    let used = (servers - cpu) / (now - at).as_secs_f64();
+                    if used < QUIET_CPU || now - start >= QUIET_MAX {
+                        out(&format!(
+                            "im_quiet users {} after_s {:.1} server_cpu {used:.2}",
+                            self.users,
+                            (now - start).as_secs_f64()
+                        ));
+                        self.phase = Phase::Pause(now + PAUSE);
+                    } else {
+                        self.phase = Phase::Quiet {
+                            start,
+                            at: now,
+                            cpu: servers,
+                        };
+                    }
+                }
             }
             Phase::Drain(since) => {
                 let done = self.complete();

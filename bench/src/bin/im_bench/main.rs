@@ -49,7 +49,10 @@
 //! The ladder stops at the first failing step; with `--refine N`, up to N
 //! steps (kind `refine`) then halve the gap between the highest passing
 //! and the lowest failing rate, while they are more than 5% apart, so the
-//! result is not only as fine as the ladder's rungs. Then it runs at 50% and 90%
+//! result is not only as fine as the ladder's rungs. Then, once msg_server
+//! is quiet (under 0.10 cores over half a second, or after 60 s: a late
+//! step's backlog and a durable store's deferred writes are done, so they
+//! do not count against the latency of a moderate load), it runs at 50% and 90%
 //! of the highest passing rate and reports latency percentiles. With
 //! `--fixed-rate R` one step at R runs before the ladder (whatever its
 //! outcome, the ladder follows): the same offered load for every run, to
@@ -76,6 +79,7 @@
 //! im_login users N secs S
 //! im_step users N kind idle|fixed|ladder|refine|lat50|lat90 target R sent M secs S rate A acked M received M dup 0 missing 0 p50_us . p99_us . p999_us . max_us . gen_cpu . server_cpu . servers K server_us_per_msg . gen_us_per_msg . [NAME_cpu . NAME_us_per_msg . ...] same_n . same_p50_us . same_p99_us . cross_n . cross_p50_us . cross_p99_us . result pass|late|gen_limit
 //! im_best users N rate R limit late|gen_limit|none
+//! im_quiet users N after_s S server_cpu C
 //! ```
 //!
 //! The parts, one job each: `main` (this file: the command line, the users

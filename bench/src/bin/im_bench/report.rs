@@ -19,11 +19,16 @@ pub(crate) struct Cpu {
 }
 
 impl Gen {
+    /// CPU seconds used so far by the msg_servers, summed.
+    pub(crate) fn servers_cpu(&self) -> f64 {
+        self.server_pids.iter().map(|p| proc_cpu(*p)).sum()
+    }
+
     /// CPU used so far by this process, the msg_servers and the watched trees.
     pub(crate) fn cpu_now(&self) -> Cpu {
         Cpu {
             gen: self_cpu(),
-            servers: self.server_pids.iter().map(|p| proc_cpu(*p)).sum(),
+            servers: self.servers_cpu(),
             watched: self.watch.iter().map(|(_, p)| tree_cpu(*p)).collect(),
         }
     }
