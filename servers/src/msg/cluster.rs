@@ -68,7 +68,10 @@
 //!   connection already has is skipped) and reads every group back from
 //!   the store, telling its members what changed meanwhile - so a link
 //!   that dropped on one side only loses nothing either. Meanwhile remote
-//!   users count as online until their entries expire.
+//!   users count as online until their entries expire; then their
+//!   departments here are told they went off line, and told again when
+//!   the link is back and a refresh names them (an outage longer than
+//!   `PRESENCE_TTL` shows as off line, then on line).
 //!
 //! The loop side ([`Cluster`], in [`MsgState`](super::MsgState)) queues what
 //! to publish and flushes it through a posted closure into the NATS link's
