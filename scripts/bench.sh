@@ -5,7 +5,8 @@
 #   scripts/bench.sh                    # 5 s per point, 3 repetitions
 #   SECONDS_PER_POINT=2 REPS=1 scripts/bench.sh   # a quick look
 #   scripts/bench.sh im                 # only scenario 5 (IM routing, REPS pairs of
-#                                       # ladders per user count, ~8 min a pair): rewrites
+#                                       # ladders per user count; with REPS=3 it took 1342 s
+#                                       # and 1317 s in the last runs): rewrites
 #                                       # that section of BENCH.md, keeps the rest
 #   BENCH_BASELINE=74ece0a scripts/bench.sh   # also section 7: this build's
 #                                       # servers against that revision's

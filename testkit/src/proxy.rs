@@ -10,7 +10,6 @@
 //! connection through the proxy, both sides. [`CutProxy::restore`] listens
 //! again on the same address. Dropping it cuts and stops its threads.
 
-use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -102,19 +101,7 @@ fn serve(listener: TcpListener, upstream: SocketAddr, shared: &(Mutex<State>, Co
                 return;
             }
         }
-        // Listening again right after closing: SO_REUSEADDR (std sets it)
-        // allows it; a moment's retry covers anything else.
-        let l = match listener.take() {
-            Some(l) => l,
-            None => match (0..100).find_map(|_| {
-                TcpListener::bind(addr)
-                    .map_err(|_| std::thread::sleep(Duration::from_millis(10)))
-                    .ok()
-            }) {
-                Some(l) => l,
-                None => panic!("cannot listen on {addr} again"),
-            },
-        };
+        let l = listener.take().unwrap_or_else(|| bind_again(addr));
         lock.lock().unwrap().listening = true;
         cv.notify_all();
         for conn in l.incoming() {
@@ -146,20 +133,22 @@ fn serve(listener: TcpListener, upstream: SocketAddr, shared: &(Mutex<State>, Co
     }
 }
 
+/// Listens on `addr` again right after closing it: SO_REUSEADDR (std sets
+/// it) allows that; a moment's retry covers anything else.
+fn bind_again(addr: SocketAddr) -> TcpListener {
+    for _ in 0..100 {
+        match TcpListener::bind(addr) {
+            Ok(l) => return l,
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    panic!("cannot listen on {addr} again")
+}
+
 /// Copies `from` to `to` until either side ends, then shuts both down so
 /// the other direction ends too.
 fn pump(mut from: TcpStream, mut to: TcpStream) {
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        }
-    }
+    let _ = std::io::copy(&mut from, &mut to);
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
 }
@@ -178,6 +167,7 @@ impl Drop for CutProxy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::time::Duration;
 
     /// An upstream that echoes each connection's bytes.
